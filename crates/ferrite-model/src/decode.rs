@@ -1,0 +1,59 @@
+//! Decoding request bodies: `{"app":{...}}` and `{"route":{...}}`.
+//!
+//! Errors name where in the document the problem is (`route.memory: ...`),
+//! so a client learns what to fix from one line.
+
+use serde::de::DeserializeOwned;
+
+use crate::ApiError;
+
+/// Decode a JSON body whose top level must carry the object under `key`
+/// (`{"app":{...}}`). A missing or `null` wrapper is a 400 naming the key.
+pub fn wrapped<T: DeserializeOwned>(body: &[u8], key: &str) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(format!(
+            "request body is empty; expected {{\"{key}\":{{...}}}}"
+        )));
+    }
+    let document: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))?;
+    let serde_json::Value::Object(mut top) = document else {
+        return Err(ApiError::bad_request(format!(
+            "request body must be a JSON object of the form {{\"{key}\":{{...}}}}"
+        )));
+    };
+    match top.remove(key) {
+        None | Some(serde_json::Value::Null) => Err(ApiError::bad_request(format!(
+            "request body is missing the \"{key}\" object: expected {{\"{key}\":{{...}}}}"
+        ))),
+        Some(inner) => serde_path_to_error::deserialize(inner).map_err(|e| {
+            let path = e.path().to_string();
+            let at = if path == "." { key.to_string() } else { format!("{key}.{path}") };
+            ApiError::bad_request(format!("{at}: {}", e.into_inner()))
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AppInput, RouteInput};
+
+    #[test]
+    fn names_the_problem() {
+        let err = wrapped::<AppInput>(b"", "app").unwrap_err();
+        assert!(err.message.contains("empty"), "{}", err.message);
+        let err = wrapped::<AppInput>(b"{", "app").unwrap_err();
+        assert!(err.message.contains("not valid JSON"), "{}", err.message);
+        let err = wrapped::<AppInput>(b"[1]", "app").unwrap_err();
+        assert!(err.message.contains("JSON object"), "{}", err.message);
+        let err = wrapped::<AppInput>(br#"{"name":"x"}"#, "app").unwrap_err();
+        assert!(err.message.contains("missing the \"app\""), "{}", err.message);
+        let err = wrapped::<RouteInput>(br#"{"route":{"memory":"big"}}"#, "route").unwrap_err();
+        assert!(err.message.starts_with("route.memory:"), "{}", err.message);
+        let err = wrapped::<AppInput>(br#"{"app":{"config":{"A":1}}}"#, "app").unwrap_err();
+        assert!(err.message.starts_with("app.config.A:"), "{}", err.message);
+        let err = wrapped::<AppInput>(br#"{"app":7}"#, "app").unwrap_err();
+        assert!(err.message.starts_with("app:"), "{}", err.message);
+    }
+}

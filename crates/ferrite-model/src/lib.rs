@@ -1,0 +1,21 @@
+//! Ferrite's domain: apps and routes as the v1 API shows them, the request
+//! bodies that create and update them, their validation, and the one API
+//! error type that every layer above maps to an HTTP answer.
+//!
+//! Nothing here does I/O, so every rule about what a valid app or route is
+//! lives in one place and is tested without a server or a database.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod decode;
+pub mod error;
+pub mod route;
+pub mod validate;
+
+pub use app::{App, AppInput};
+pub use error::{ApiError, ErrorKind};
+pub use route::{Format, Headers, Route, RouteInput, RouteType};
+
+/// String map of configuration, handed to functions as environment variables.
+/// A `BTreeMap` so that listings and JSON output are in a stable order.
+pub type Config = std::collections::BTreeMap<String, String>;

@@ -1,0 +1,325 @@
+//! A route: an image bound to a path of an app, with how to run it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{validate, ApiError, Config};
+
+/// Response headers a route adds to every answer (a header may repeat).
+pub type Headers = BTreeMap<String, Vec<String>>;
+
+pub const DEFAULT_MEMORY_MIB: u64 = 128;
+pub const DEFAULT_TIMEOUT_S: u64 = 30;
+pub const DEFAULT_IDLE_TIMEOUT_S: u64 = 30;
+pub const DEFAULT_MAX_CONCURRENCY: u64 = 1;
+/// Upper bounds: far above real use, low enough that arithmetic on them
+/// (budgets, deadlines) cannot overflow.
+pub const MAX_MEMORY_MIB: u64 = 1024 * 1024;
+pub const MAX_TIMEOUT_S: u64 = 24 * 3600;
+pub const MAX_CONCURRENCY: u64 = 10_000;
+
+/// Whether the caller waits for the answer (`sync`) or gets a call id back (`async`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteType {
+    Sync,
+    Async,
+}
+
+/// How the function talks: one container per call (`default`) or a hot
+/// container serving HTTP over stdio (`http`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Default,
+    Http,
+}
+
+impl RouteType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteType::Sync => "sync",
+            RouteType::Async => "async",
+        }
+    }
+
+    fn parse(value: &str) -> Result<Self, ApiError> {
+        match value {
+            "sync" => Ok(RouteType::Sync),
+            "async" => Ok(RouteType::Async),
+            other => Err(ApiError::bad_request(format!(
+                "route type must be \"sync\" or \"async\", got {other:?}"
+            ))),
+        }
+    }
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Default => "default",
+            Format::Http => "http",
+        }
+    }
+
+    fn parse(value: &str) -> Result<Self, ApiError> {
+        match value {
+            "default" => Ok(Format::Default),
+            "http" => Ok(Format::Http),
+            other => Err(ApiError::bad_request(format!(
+                "route format must be \"default\" or \"http\", got {other:?}"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for RouteType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A route as stored and as the API shows it (IronFunctions' field names).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    pub app_name: String,
+    pub path: String,
+    pub image: String,
+    /// Memory limit of the function's container, in MiB.
+    pub memory: u64,
+    #[serde(rename = "type")]
+    pub kind: RouteType,
+    pub format: Format,
+    /// Most hot containers of this route per node.
+    pub max_concurrency: u64,
+    /// Wall-clock limit of one call, in seconds.
+    pub timeout: u64,
+    /// Seconds a hot container may wait for work before it is stopped.
+    pub idle_timeout: u64,
+    pub headers: Option<Headers>,
+    pub config: Option<Config>,
+    /// When set, calls need an HS256 bearer token signed with this key.
+    /// Left out of the JSON when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt_key: Option<String>,
+}
+
+/// The body of route creation and PATCH (inside `"route"`). Numbers are
+/// read as signed so that a negative value gets a message about the rule,
+/// not about the type. Unknown fields are ignored, as IronFunctions did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct RouteInput {
+    pub app_name: Option<String>,
+    pub path: Option<String>,
+    pub image: Option<String>,
+    pub memory: Option<i64>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub format: Option<String>,
+    pub max_concurrency: Option<i64>,
+    pub timeout: Option<i64>,
+    pub idle_timeout: Option<i64>,
+    pub headers: Option<Headers>,
+    pub config: Option<Config>,
+    pub jwt_key: Option<String>,
+}
+
+fn memory(v: Option<i64>) -> Result<Option<u64>, ApiError> {
+    validate::bounded("route memory", v, MAX_MEMORY_MIB, "MiB")
+}
+
+fn timeout(field: &str, v: Option<i64>) -> Result<Option<u64>, ApiError> {
+    validate::bounded(field, v, MAX_TIMEOUT_S, "seconds")
+}
+
+fn max_concurrency(v: Option<i64>) -> Result<Option<u64>, ApiError> {
+    validate::bounded("route max_concurrency", v, MAX_CONCURRENCY, "containers")
+}
+
+/// Absent and empty strings mean "not given" (Go clients send zero values).
+fn given(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.is_empty())
+}
+
+impl Route {
+    /// Validate a creation request for a route of `app_name` (from the URL),
+    /// applying the defaults of DESIGN.md §3 to what is not given.
+    pub fn create(app_name: &str, input: RouteInput) -> Result<Route, ApiError> {
+        validate::app_name(app_name)?;
+        if let Some(other) = given(input.app_name).filter(|n| n != app_name) {
+            return Err(ApiError::bad_request(format!(
+                "route app_name {other:?} does not match the app {app_name:?} of the URL"
+            )));
+        }
+        let path = input.path.unwrap_or_default();
+        validate::route_path(&path)?;
+        let image = input.image.unwrap_or_default();
+        validate::image(&image)?;
+        let headers = input.headers.unwrap_or_default();
+        validate::headers(&headers)?;
+        let config = input.config.unwrap_or_default();
+        validate::config("route", &config)?;
+        Ok(Route {
+            app_name: app_name.to_string(),
+            path,
+            image,
+            memory: memory(input.memory)?.unwrap_or(DEFAULT_MEMORY_MIB),
+            kind: given(input.kind)
+                .map(|k| RouteType::parse(&k))
+                .transpose()?
+                .unwrap_or(RouteType::Sync),
+            format: given(input.format)
+                .map(|f| Format::parse(&f))
+                .transpose()?
+                .unwrap_or(Format::Default),
+            max_concurrency: max_concurrency(input.max_concurrency)?
+                .unwrap_or(DEFAULT_MAX_CONCURRENCY),
+            timeout: timeout("route timeout", input.timeout)?.unwrap_or(DEFAULT_TIMEOUT_S),
+            idle_timeout: timeout("route idle_timeout", input.idle_timeout)?
+                .unwrap_or(DEFAULT_IDLE_TIMEOUT_S),
+            headers: (!headers.is_empty()).then_some(headers),
+            config: validate::merge_config(None, config),
+            jwt_key: given(input.jwt_key),
+        })
+    }
+
+    /// Apply a PATCH. Fields not given (or zero, or `""`) keep their value;
+    /// `config` is merged (`""` removes a key); `headers` are merged (an empty
+    /// list removes a header); `"jwt_key":""` removes the key. The path and the
+    /// app cannot change. Nothing is changed when an error is returned.
+    pub fn apply(&mut self, patch: RouteInput) -> Result<(), ApiError> {
+        if let Some(other) = given(patch.path).filter(|p| *p != self.path) {
+            return Err(ApiError::bad_request(format!(
+                "route path cannot be changed (from {:?} to {other:?}); create a new route instead",
+                self.path
+            )));
+        }
+        if let Some(other) = given(patch.app_name).filter(|n| *n != self.app_name) {
+            return Err(ApiError::bad_request(format!(
+                "route app_name cannot be changed (from {:?} to {other:?})",
+                self.app_name
+            )));
+        }
+        let mut next = self.clone();
+        if let Some(image) = given(patch.image) {
+            validate::image(&image)?;
+            next.image = image;
+        }
+        if let Some(m) = memory(patch.memory)? {
+            next.memory = m;
+        }
+        if let Some(kind) = given(patch.kind) {
+            next.kind = RouteType::parse(&kind)?;
+        }
+        if let Some(format) = given(patch.format) {
+            next.format = Format::parse(&format)?;
+        }
+        if let Some(c) = max_concurrency(patch.max_concurrency)? {
+            next.max_concurrency = c;
+        }
+        if let Some(t) = timeout("route timeout", patch.timeout)? {
+            next.timeout = t;
+        }
+        if let Some(t) = timeout("route idle_timeout", patch.idle_timeout)? {
+            next.idle_timeout = t;
+        }
+        if let Some(headers) = patch.headers {
+            validate::headers(&headers)?;
+            let mut merged = next.headers.take().unwrap_or_default();
+            for (name, values) in headers {
+                if values.is_empty() {
+                    merged.remove(&name);
+                } else {
+                    merged.insert(name, values);
+                }
+            }
+            next.headers = (!merged.is_empty()).then_some(merged);
+        }
+        if let Some(config) = patch.config {
+            validate::config("route", &config)?;
+            next.config = validate::merge_config(next.config.take(), config);
+        }
+        if let Some(key) = patch.jwt_key {
+            next.jwt_key = (!key.is_empty()).then_some(key);
+        }
+        *self = next;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(json: &str) -> RouteInput {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn defaults() {
+        let route = Route::create("myapp", input(r#"{"path":"/hello-sync","image":"ferrite/hello"}"#)).unwrap();
+        assert_eq!(route.memory, 128);
+        assert_eq!(route.kind, RouteType::Sync);
+        assert_eq!(route.format, Format::Default);
+        assert_eq!(route.max_concurrency, 1);
+        assert_eq!(route.timeout, 30);
+        assert_eq!(route.idle_timeout, 30);
+        let json = serde_json::to_value(&route).unwrap();
+        assert_eq!(json["type"], "sync");
+        assert!(json.get("jwt_key").is_none());
+    }
+
+    #[test]
+    fn rejects_bad_fields() {
+        for (body, needle) in [
+            (r#"{"path":"/a"}"#, "image"),
+            (r#"{"image":"x"}"#, "path"),
+            (r#"{"path":"/a","image":"x","type":"later"}"#, "type"),
+            (r#"{"path":"/a","image":"x","format":"grpc"}"#, "format"),
+            (r#"{"path":"/a","image":"x","memory":-1}"#, "memory"),
+            (r#"{"path":"/a","image":"x","timeout":-5}"#, "timeout"),
+            (r#"{"path":"/a","image":"x","idle_timeout":99999999}"#, "idle_timeout"),
+            (r#"{"path":"/a","image":"x","max_concurrency":-2}"#, "max_concurrency"),
+            (r#"{"path":"/a","image":"x","app_name":"other"}"#, "app_name"),
+        ] {
+            let err = Route::create("myapp", input(body)).unwrap_err();
+            assert_eq!(err.status(), 400);
+            assert!(err.message.contains(needle), "{body}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn patch_merges_and_keeps() {
+        let mut route = Route::create(
+            "myapp",
+            input(r#"{"path":"/a","image":"x","config":{"A":"1","B":"2"},"headers":{"X-A":["1"]},"jwt_key":"k"}"#),
+        )
+        .unwrap();
+        route
+            .apply(input(r#"{"memory":256,"timeout":0,"config":{"A":"","C":"3"},"headers":{"X-A":[],"X-B":["2"]},"jwt_key":""}"#))
+            .unwrap();
+        assert_eq!(route.memory, 256);
+        assert_eq!(route.timeout, 30);
+        assert_eq!(route.config.as_ref().unwrap().keys().collect::<Vec<_>>(), ["B", "C"]);
+        assert_eq!(route.headers.as_ref().unwrap().keys().collect::<Vec<_>>(), ["X-B"]);
+        assert_eq!(route.jwt_key, None);
+    }
+
+    #[test]
+    fn patch_is_all_or_nothing() {
+        let mut route = Route::create("myapp", input(r#"{"path":"/a","image":"x"}"#)).unwrap();
+        let before = route.clone();
+        assert!(route.apply(input(r#"{"memory":512,"type":"bogus"}"#)).is_err());
+        assert_eq!(route, before);
+        assert!(route.apply(input(r#"{"path":"/b"}"#)).is_err());
+        assert!(route.apply(input(r#"{"path":"/a"}"#)).is_ok());
+    }
+}

@@ -1,0 +1,97 @@
+//! Rows as the tables hold them, and their conversion to and from the model.
+//! Shared by every SQL backend: the schema is portable on purpose.
+
+use ferrite_model::{App, Format, Route, RouteType};
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::StoreError;
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct AppRow {
+    pub name: String,
+    pub config: Option<String>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct RouteRow {
+    pub app_name: String,
+    pub path: String,
+    pub image: String,
+    pub memory: i64,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub format: String,
+    pub max_concurrency: i64,
+    pub timeout: i64,
+    pub idle_timeout: i64,
+    pub headers: Option<String>,
+    pub config: Option<String>,
+    pub jwt_key: Option<String>,
+}
+
+/// Column list of `routes`, in [`RouteRow`]'s order.
+pub(crate) const ROUTE_COLUMNS: &str = "app_name, path, image, memory, type, format, \
+     max_concurrency, timeout, idle_timeout, headers, config, jwt_key";
+
+pub(crate) fn to_json<T: Serialize>(value: &Option<T>) -> Result<Option<String>, StoreError> {
+    value
+        .as_ref()
+        .map(|v| serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .transpose()
+}
+
+fn from_json<T: DeserializeOwned>(what: &str, text: Option<String>) -> Result<Option<T>, StoreError> {
+    text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("{what}: {e}"))))
+        .transpose()
+}
+
+fn unsigned(what: &str, value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} is negative: {value}")))
+}
+
+/// Numbers in the model are bounded far below `i64::MAX`, so this never saturates in practice.
+pub(crate) fn signed(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl TryFrom<AppRow> for App {
+    type Error = StoreError;
+
+    fn try_from(row: AppRow) -> Result<App, StoreError> {
+        Ok(App {
+            config: from_json("app config", row.config)?,
+            name: row.name,
+        })
+    }
+}
+
+impl TryFrom<RouteRow> for Route {
+    type Error = StoreError;
+
+    fn try_from(row: RouteRow) -> Result<Route, StoreError> {
+        let kind = match row.kind.as_str() {
+            "sync" => RouteType::Sync,
+            "async" => RouteType::Async,
+            other => return Err(StoreError::Corrupt(format!("route type {other:?}"))),
+        };
+        let format = match row.format.as_str() {
+            "default" => Format::Default,
+            "http" => Format::Http,
+            other => return Err(StoreError::Corrupt(format!("route format {other:?}"))),
+        };
+        Ok(Route {
+            memory: unsigned("memory", row.memory)?,
+            kind,
+            format,
+            max_concurrency: unsigned("max_concurrency", row.max_concurrency)?,
+            timeout: unsigned("timeout", row.timeout)?,
+            idle_timeout: unsigned("idle_timeout", row.idle_timeout)?,
+            headers: from_json("route headers", row.headers)?,
+            config: from_json("route config", row.config)?,
+            jwt_key: row.jwt_key,
+            app_name: row.app_name,
+            path: row.path,
+            image: row.image,
+        })
+    }
+}

@@ -1,0 +1,275 @@
+//! The embedded store: one SQLite file (WAL mode) under the data directory.
+//!
+//! Writes take the database lock up front (`BEGIN IMMEDIATE`) so that a
+//! read-merge-write never fails half way on a lock upgrade; readers are not
+//! blocked by writers in WAL mode.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ferrite_model::{App, AppInput, Route, RouteInput};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::{Sqlite, Transaction};
+
+use crate::rows::{signed, to_json, AppRow, RouteRow, ROUTE_COLUMNS};
+use crate::{now_ms, Store, StoreError};
+
+/// How long a writer waits for another writer before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error().is_some_and(|e| e.is_unique_violation())
+}
+
+impl SqliteStore {
+    /// Open (creating when missing) the database of a `sqlite:` URL and
+    /// bring its schema up to date.
+    pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Config(format!("DB_URL {url:?} is not a valid SQLite URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        if let Some(dir) = Path::new(options.get_filename()).parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Config(format!("cannot create the data directory {}: {e}", dir.display()))
+            })?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Config(format!("cannot open the SQLite database {url:?}: {e}")))?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        tracing::info!(url, "sqlite store ready");
+        Ok(SqliteStore { pool })
+    }
+
+    async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    async fn app_in(tx: &mut Transaction<'static, Sqlite>, name: &str) -> Result<App, StoreError> {
+        let row: Option<AppRow> = sqlx::query_as("SELECT name, config FROM apps WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut **tx)
+            .await?;
+        row.ok_or_else(|| StoreError::AppNotFound(name.to_string()))?.try_into()
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_app(&self, app: &App) -> Result<(), StoreError> {
+        let now = now_ms();
+        sqlx::query("INSERT INTO apps (name, config, created_at, updated_at) VALUES ($1, $2, $3, $3)")
+            .bind(&app.name)
+            .bind(to_json(&app.config)?)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::AppExists(app.name.clone())
+                } else {
+                    e.into()
+                }
+            })?;
+        Ok(())
+    }
+
+    async fn get_app(&self, name: &str) -> Result<App, StoreError> {
+        let row: Option<AppRow> = sqlx::query_as("SELECT name, config FROM apps WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.ok_or_else(|| StoreError::AppNotFound(name.to_string()))?.try_into()
+    }
+
+    async fn list_apps(&self) -> Result<Vec<App>, StoreError> {
+        let rows: Vec<AppRow> = sqlx::query_as("SELECT name, config FROM apps ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(App::try_from).collect()
+    }
+
+    async fn update_app(&self, name: &str, patch: AppInput) -> Result<App, StoreError> {
+        let mut tx = self.write().await?;
+        let mut app = Self::app_in(&mut tx, name).await?;
+        app.apply(patch)?;
+        sqlx::query("UPDATE apps SET config = $1, updated_at = $2 WHERE name = $3")
+            .bind(to_json(&app.config)?)
+            .bind(now_ms())
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(app)
+    }
+
+    async fn delete_app(&self, name: &str, cascade: bool) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        Self::app_in(&mut tx, name).await?;
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM routes WHERE app_name = $1")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await?;
+        if count > 0 && !cascade {
+            return Err(StoreError::AppHasRoutes {
+                app: name.to_string(),
+                count,
+            });
+        }
+        sqlx::query("DELETE FROM routes WHERE app_name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM apps WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_route(&self, route: &Route) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO apps (name, config, created_at, updated_at) VALUES ($1, NULL, $2, $2) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&route.app_name)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let insert = format!(
+            "INSERT INTO routes ({ROUTE_COLUMNS}, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)"
+        );
+        sqlx::query(&insert)
+            .bind(&route.app_name)
+            .bind(&route.path)
+            .bind(&route.image)
+            .bind(signed(route.memory))
+            .bind(route.kind.as_str())
+            .bind(route.format.as_str())
+            .bind(signed(route.max_concurrency))
+            .bind(signed(route.timeout))
+            .bind(signed(route.idle_timeout))
+            .bind(to_json(&route.headers)?)
+            .bind(to_json(&route.config)?)
+            .bind(&route.jwt_key)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::RouteExists {
+                        app: route.app_name.clone(),
+                        path: route.path.clone(),
+                    }
+                } else {
+                    e.into()
+                }
+            })?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_route(&self, app: &str, path: &str) -> Result<Route, StoreError> {
+        let query = format!("SELECT {ROUTE_COLUMNS} FROM routes WHERE app_name = $1 AND path = $2");
+        let row: Option<RouteRow> = sqlx::query_as(&query)
+            .bind(app)
+            .bind(path)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.ok_or_else(|| StoreError::RouteNotFound {
+            app: app.to_string(),
+            path: path.to_string(),
+        })?
+        .try_into()
+    }
+
+    async fn list_routes(&self, app: &str) -> Result<Vec<Route>, StoreError> {
+        // One read transaction, so the app check and the listing agree.
+        let mut tx = self.pool.begin().await?;
+        let exists: Option<(String,)> = sqlx::query_as("SELECT name FROM apps WHERE name = $1")
+            .bind(app)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::AppNotFound(app.to_string()));
+        }
+        let query = format!("SELECT {ROUTE_COLUMNS} FROM routes WHERE app_name = $1 ORDER BY path");
+        let rows: Vec<RouteRow> = sqlx::query_as(&query).bind(app).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        rows.into_iter().map(Route::try_from).collect()
+    }
+
+    async fn update_route(&self, app: &str, path: &str, patch: RouteInput) -> Result<Route, StoreError> {
+        let mut tx = self.write().await?;
+        let query = format!("SELECT {ROUTE_COLUMNS} FROM routes WHERE app_name = $1 AND path = $2");
+        let row: Option<RouteRow> = sqlx::query_as(&query)
+            .bind(app)
+            .bind(path)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let mut route: Route = row
+            .ok_or_else(|| StoreError::RouteNotFound {
+                app: app.to_string(),
+                path: path.to_string(),
+            })?
+            .try_into()?;
+        route.apply(patch)?;
+        sqlx::query(
+            "UPDATE routes SET image = $1, memory = $2, type = $3, format = $4, max_concurrency = $5, \
+             timeout = $6, idle_timeout = $7, headers = $8, config = $9, jwt_key = $10, updated_at = $11 \
+             WHERE app_name = $12 AND path = $13",
+        )
+        .bind(&route.image)
+        .bind(signed(route.memory))
+        .bind(route.kind.as_str())
+        .bind(route.format.as_str())
+        .bind(signed(route.max_concurrency))
+        .bind(signed(route.timeout))
+        .bind(signed(route.idle_timeout))
+        .bind(to_json(&route.headers)?)
+        .bind(to_json(&route.config)?)
+        .bind(&route.jwt_key)
+        .bind(now_ms())
+        .bind(app)
+        .bind(path)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(route)
+    }
+
+    async fn delete_route(&self, app: &str, path: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM routes WHERE app_name = $1 AND path = $2")
+            .bind(app)
+            .bind(path)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::RouteNotFound {
+                app: app.to_string(),
+                path: path.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
