@@ -28,7 +28,11 @@ pub fn wrapped<T: DeserializeOwned>(body: &[u8], key: &str) -> Result<T, ApiErro
         ))),
         Some(inner) => serde_path_to_error::deserialize(inner).map_err(|e| {
             let path = e.path().to_string();
-            let at = if path == "." { key.to_string() } else { format!("{key}.{path}") };
+            let at = if path == "." {
+                key.to_string()
+            } else {
+                format!("{key}.{path}")
+            };
             ApiError::bad_request(format!("{at}: {}", e.into_inner()))
         }),
     }
@@ -48,7 +52,11 @@ mod tests {
         let err = wrapped::<AppInput>(b"[1]", "app").unwrap_err();
         assert!(err.message.contains("JSON object"), "{}", err.message);
         let err = wrapped::<AppInput>(br#"{"name":"x"}"#, "app").unwrap_err();
-        assert!(err.message.contains("missing the \"app\""), "{}", err.message);
+        assert!(
+            err.message.contains("missing the \"app\""),
+            "{}",
+            err.message
+        );
         let err = wrapped::<RouteInput>(br#"{"route":{"memory":"big"}}"#, "route").unwrap_err();
         assert!(err.message.starts_with("route.memory:"), "{}", err.message);
         let err = wrapped::<AppInput>(br#"{"app":{"config":{"A":1}}}"#, "app").unwrap_err();

@@ -265,7 +265,11 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let route = Route::create("myapp", input(r#"{"path":"/hello-sync","image":"ferrite/hello"}"#)).unwrap();
+        let route = Route::create(
+            "myapp",
+            input(r#"{"path":"/hello-sync","image":"ferrite/hello"}"#),
+        )
+        .unwrap();
         assert_eq!(route.memory, 128);
         assert_eq!(route.kind, RouteType::Sync);
         assert_eq!(route.format, Format::Default);
@@ -286,9 +290,18 @@ mod tests {
             (r#"{"path":"/a","image":"x","format":"grpc"}"#, "format"),
             (r#"{"path":"/a","image":"x","memory":-1}"#, "memory"),
             (r#"{"path":"/a","image":"x","timeout":-5}"#, "timeout"),
-            (r#"{"path":"/a","image":"x","idle_timeout":99999999}"#, "idle_timeout"),
-            (r#"{"path":"/a","image":"x","max_concurrency":-2}"#, "max_concurrency"),
-            (r#"{"path":"/a","image":"x","app_name":"other"}"#, "app_name"),
+            (
+                r#"{"path":"/a","image":"x","idle_timeout":99999999}"#,
+                "idle_timeout",
+            ),
+            (
+                r#"{"path":"/a","image":"x","max_concurrency":-2}"#,
+                "max_concurrency",
+            ),
+            (
+                r#"{"path":"/a","image":"x","app_name":"other"}"#,
+                "app_name",
+            ),
         ] {
             let err = Route::create("myapp", input(body)).unwrap_err();
             assert_eq!(err.status(), 400);
@@ -308,8 +321,14 @@ mod tests {
             .unwrap();
         assert_eq!(route.memory, 256);
         assert_eq!(route.timeout, 30);
-        assert_eq!(route.config.as_ref().unwrap().keys().collect::<Vec<_>>(), ["B", "C"]);
-        assert_eq!(route.headers.as_ref().unwrap().keys().collect::<Vec<_>>(), ["X-B"]);
+        assert_eq!(
+            route.config.as_ref().unwrap().keys().collect::<Vec<_>>(),
+            ["B", "C"]
+        );
+        assert_eq!(
+            route.headers.as_ref().unwrap().keys().collect::<Vec<_>>(),
+            ["X-B"]
+        );
         assert_eq!(route.jwt_key, None);
     }
 
@@ -317,7 +336,9 @@ mod tests {
     fn patch_is_all_or_nothing() {
         let mut route = Route::create("myapp", input(r#"{"path":"/a","image":"x"}"#)).unwrap();
         let before = route.clone();
-        assert!(route.apply(input(r#"{"memory":512,"type":"bogus"}"#)).is_err());
+        assert!(route
+            .apply(input(r#"{"memory":512,"type":"bogus"}"#))
+            .is_err());
         assert_eq!(route, before);
         assert!(route.apply(input(r#"{"path":"/b"}"#)).is_err());
         assert!(route.apply(input(r#"{"path":"/a"}"#)).is_ok());

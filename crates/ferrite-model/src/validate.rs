@@ -78,8 +78,12 @@ pub fn image(image: &str) -> Result<(), ApiError> {
             "route image is longer than {MAX_IMAGE_LEN} characters"
         )));
     }
-    let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '@');
-    let edges_ok = image.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+    let valid_char =
+        |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '@');
+    let edges_ok = image
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
         && !image.ends_with([':', '/', '@']);
     if !image.chars().all(valid_char) || !edges_ok {
         return Err(ApiError::bad_request(format!(
@@ -92,7 +96,12 @@ pub fn image(image: &str) -> Result<(), ApiError> {
 /// A whole number in `1..=max`; `field` and `unit` make the message.
 /// `None` and `0` mean "not given" (Go clients send zero values) and are
 /// answered with `None`, so the caller applies its default or keeps the old value.
-pub fn bounded(field: &str, value: Option<i64>, max: u64, unit: &str) -> Result<Option<u64>, ApiError> {
+pub fn bounded(
+    field: &str,
+    value: Option<i64>,
+    max: u64,
+    unit: &str,
+) -> Result<Option<u64>, ApiError> {
     match value {
         None | Some(0) => Ok(None),
         Some(v) if v < 0 => Err(ApiError::bad_request(format!(
@@ -133,7 +142,9 @@ pub fn headers(headers: &Headers) -> Result<(), ApiError> {
             )));
         }
         for value in values {
-            if value.len() > MAX_VALUE_LEN || value.chars().any(|c| c.is_ascii_control() && c != '\t') {
+            if value.len() > MAX_VALUE_LEN
+                || value.chars().any(|c| c.is_ascii_control() && c != '\t')
+            {
                 return Err(ApiError::bad_request(format!(
                     "route header {name:?} has a value with control characters or over {MAX_VALUE_LEN} bytes"
                 )));
@@ -178,14 +189,21 @@ mod tests {
         for ok in ["/hello", "/a/b/c", "/v1.2/x_y~z-w"] {
             assert!(route_path(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "/", "hello", "/a/", "//a", "/a//b", "/a/../b", "/a b", "/a?b", "/:id"] {
+        for bad in [
+            "", "/", "hello", "/a/", "//a", "/a//b", "/a/../b", "/a b", "/a?b", "/:id",
+        ] {
             assert!(route_path(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn images() {
-        for ok in ["ferrite/hello", "busybox", "localhost:5000/x/y:1.0", "img@sha256:abc"] {
+        for ok in [
+            "ferrite/hello",
+            "busybox",
+            "localhost:5000/x/y:1.0",
+            "img@sha256:abc",
+        ] {
             assert!(image(ok).is_ok(), "{ok}");
         }
         for bad in ["", "has space", "x:", "-x", "a\nb", "x/"] {
@@ -209,7 +227,10 @@ mod tests {
         let patch: Config = [("A".into(), "".into()), ("C".into(), "3".into())].into();
         let merged = merge_config(Some(base), patch).unwrap();
         assert_eq!(merged.keys().collect::<Vec<_>>(), ["B", "C"]);
-        let emptied = merge_config(Some([("A".into(), "1".into())].into()), [("A".into(), "".into())].into());
+        let emptied = merge_config(
+            Some([("A".into(), "1".into())].into()),
+            [("A".into(), "".into())].into(),
+        );
         assert_eq!(emptied, None);
     }
 

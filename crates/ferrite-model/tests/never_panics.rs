@@ -13,8 +13,14 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(|n| json!(n)),
         any::<f64>().prop_map(|n| json!(n)),
         ".{0,40}".prop_map(Value::String),
-        prop_oneof![Just("/a"), Just("sync"), Just("http"), Just("img"), Just("")]
-            .prop_map(|s| Value::String(s.into())),
+        prop_oneof![
+            Just("/a"),
+            Just("sync"),
+            Just("http"),
+            Just("img"),
+            Just("")
+        ]
+        .prop_map(|s| Value::String(s.into())),
     ];
     leaf.prop_recursive(3, 32, 8, |inner| {
         let keys = prop_oneof![

@@ -38,7 +38,12 @@ pub trait Store: Send + Sync + 'static {
     /// Routes of an existing app, by path; [`StoreError::AppNotFound`] otherwise.
     async fn list_routes(&self, app: &str) -> Result<Vec<Route>, StoreError>;
     /// Apply a PATCH with [`Route::apply`] and return the result.
-    async fn update_route(&self, app: &str, path: &str, patch: RouteInput) -> Result<Route, StoreError>;
+    async fn update_route(
+        &self,
+        app: &str,
+        path: &str,
+        patch: RouteInput,
+    ) -> Result<Route, StoreError>;
     async fn delete_route(&self, app: &str, path: &str) -> Result<(), StoreError>;
 
     /// Check that the backend answers (for `/health`).
@@ -52,7 +57,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     } else {
         let scheme = url.split(':').next().unwrap_or_default();
         Err(StoreError::Config(format!(
-            "unsupported database {scheme:?} in {url:?}; use sqlite://path/to/file.db"
+            "DB_URL {url:?}: unsupported database {scheme:?}; use sqlite://path/to/file.db"
         )))
     }
 }

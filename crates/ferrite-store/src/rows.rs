@@ -40,7 +40,10 @@ pub(crate) fn to_json<T: Serialize>(value: &Option<T>) -> Result<Option<String>,
         .transpose()
 }
 
-fn from_json<T: DeserializeOwned>(what: &str, text: Option<String>) -> Result<Option<T>, StoreError> {
+fn from_json<T: DeserializeOwned>(
+    what: &str,
+    text: Option<String>,
+) -> Result<Option<T>, StoreError> {
     text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("{what}: {e}"))))
         .transpose()
 }

@@ -24,7 +24,8 @@ pub struct SqliteStore {
 }
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {
-    err.as_database_error().is_some_and(|e| e.is_unique_violation())
+    err.as_database_error()
+        .is_some_and(|e| e.is_unique_violation())
 }
 
 impl SqliteStore {
@@ -32,21 +33,33 @@ impl SqliteStore {
     /// bring its schema up to date.
     pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Config(format!("DB_URL {url:?} is not a valid SQLite URL: {e}")))?
+            .map_err(|e| {
+                StoreError::Config(format!("DB_URL {url:?} is not a valid SQLite URL: {e}"))
+            })?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        if let Some(dir) = Path::new(options.get_filename()).parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = Path::new(options.get_filename())
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Config(format!("cannot create the data directory {}: {e}", dir.display()))
+                StoreError::Config(format!(
+                    "DB_URL: cannot create the data directory {}: {e}",
+                    dir.display()
+                ))
             })?;
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
             .await
-            .map_err(|e| StoreError::Config(format!("cannot open the SQLite database {url:?}: {e}")))?;
+            .map_err(|e| {
+                StoreError::Config(format!(
+                    "DB_URL {url:?}: cannot open the SQLite database: {e}"
+                ))
+            })?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         tracing::info!(url, "sqlite store ready");
         Ok(SqliteStore { pool })
@@ -61,7 +74,8 @@ impl SqliteStore {
             .bind(name)
             .fetch_optional(&mut **tx)
             .await?;
-        row.ok_or_else(|| StoreError::AppNotFound(name.to_string()))?.try_into()
+        row.ok_or_else(|| StoreError::AppNotFound(name.to_string()))?
+            .try_into()
     }
 }
 
@@ -69,19 +83,21 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn create_app(&self, app: &App) -> Result<(), StoreError> {
         let now = now_ms();
-        sqlx::query("INSERT INTO apps (name, config, created_at, updated_at) VALUES ($1, $2, $3, $3)")
-            .bind(&app.name)
-            .bind(to_json(&app.config)?)
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::AppExists(app.name.clone())
-                } else {
-                    e.into()
-                }
-            })?;
+        sqlx::query(
+            "INSERT INTO apps (name, config, created_at, updated_at) VALUES ($1, $2, $3, $3)",
+        )
+        .bind(&app.name)
+        .bind(to_json(&app.config)?)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::AppExists(app.name.clone())
+            } else {
+                e.into()
+            }
+        })?;
         Ok(())
     }
 
@@ -90,7 +106,8 @@ impl Store for SqliteStore {
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
-        row.ok_or_else(|| StoreError::AppNotFound(name.to_string()))?.try_into()
+        row.ok_or_else(|| StoreError::AppNotFound(name.to_string()))?
+            .try_into()
     }
 
     async fn list_apps(&self) -> Result<Vec<App>, StoreError> {
@@ -214,7 +231,12 @@ impl Store for SqliteStore {
         rows.into_iter().map(Route::try_from).collect()
     }
 
-    async fn update_route(&self, app: &str, path: &str, patch: RouteInput) -> Result<Route, StoreError> {
+    async fn update_route(
+        &self,
+        app: &str,
+        path: &str,
+        patch: RouteInput,
+    ) -> Result<Route, StoreError> {
         let mut tx = self.write().await?;
         let query = format!("SELECT {ROUTE_COLUMNS} FROM routes WHERE app_name = $1 AND path = $2");
         let row: Option<RouteRow> = sqlx::query_as(&query)

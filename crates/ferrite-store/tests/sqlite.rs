@@ -19,7 +19,10 @@ async fn reopening_keeps_data_and_migrations_are_idempotent() {
     let url = format!("sqlite://{}", dir.path().join("ferrite.db").display());
     {
         let store = SqliteStore::open(&url).await.expect("open");
-        let app = ferrite_model::App { name: "kept".into(), config: None };
+        let app = ferrite_model::App {
+            name: "kept".into(),
+            config: None,
+        };
         store.create_app(&app).await.expect("create");
     }
     let store = SqliteStore::open(&url).await.expect("reopen");
@@ -28,6 +31,9 @@ async fn reopening_keeps_data_and_migrations_are_idempotent() {
 
 #[tokio::test]
 async fn unsupported_url_is_a_config_error() {
-    let err = ferrite_store::open("mysql://x").await.err().expect("refused");
+    let err = ferrite_store::open("mysql://x")
+        .await
+        .err()
+        .expect("refused");
     assert!(err.to_string().contains("unsupported database"), "{err}");
 }

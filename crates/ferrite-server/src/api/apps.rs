@@ -1,0 +1,74 @@
+//! `/v1/apps`: create, list, load, update and delete apps.
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use ferrite_model::{App, AppInput};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::body::Body;
+use super::{AppState, Error};
+
+pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, Error> {
+    let apps = state.store.list_apps().await?;
+    Ok(Json(
+        json!({ "message": "Successfully listed applications", "apps": apps }),
+    ))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Body(input): Body<AppInput>,
+) -> Result<Json<Value>, Error> {
+    let app = App::create(input)?;
+    state.store.create_app(&app).await?;
+    tracing::info!(app = %app.name, "app created");
+    Ok(Json(
+        json!({ "message": "App successfully created", "app": app }),
+    ))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, Error> {
+    let app = state.store.get_app(&name).await?;
+    Ok(Json(
+        json!({ "message": "Successfully loaded app", "app": app }),
+    ))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Body(patch): Body<AppInput>,
+) -> Result<Json<Value>, Error> {
+    let app = state.store.update_app(&name, patch).await?;
+    tracing::info!(app = %name, "app updated");
+    Ok(Json(
+        json!({ "message": "App successfully updated", "app": app }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeleteQuery {
+    /// Delete the app's routes with it.
+    #[serde(default)]
+    cascade: bool,
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    query: Result<Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, Error> {
+    let Query(query) = query.map_err(|e| {
+        ferrite_model::ApiError::bad_request(format!(
+            "invalid query: {}; use ?cascade=true",
+            e.body_text()
+        ))
+    })?;
+    state.store.delete_app(&name, query.cascade).await?;
+    tracing::info!(app = %name, cascade = query.cascade, "app deleted");
+    Ok(Json(json!({ "message": "App deleted" })))
+}

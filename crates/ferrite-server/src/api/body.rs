@@ -1,0 +1,50 @@
+//! The request body extractor of the management API: the whole body, within
+//! the `/v1` size limit, decoded from `{"<key>":{...}}`.
+//!
+//! The `Content-Type` is not checked: IronFunctions accepted `curl -d`, which
+//! sends `application/x-www-form-urlencoded`, and its users' scripts do that.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use ferrite_model::{decode, ApiError, AppInput, ErrorKind, RouteInput};
+use serde::de::DeserializeOwned;
+
+use super::Error;
+
+/// An input type and the key that wraps it in a request body.
+pub trait Wrapped: DeserializeOwned {
+    const KEY: &'static str;
+}
+
+impl Wrapped for AppInput {
+    const KEY: &'static str = "app";
+}
+
+impl Wrapped for RouteInput {
+    const KEY: &'static str = "route";
+}
+
+/// A decoded `{"app":{...}}` or `{"route":{...}}` body.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: Wrapped> FromRequest<S> for Body<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            let status = rejection.status();
+            if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    ErrorKind::PayloadTooLarge,
+                    "request body is larger than the limit of the API",
+                )
+            } else {
+                ApiError::bad_request(format!(
+                    "cannot read the request body: {}",
+                    rejection.body_text()
+                ))
+            }
+        })?;
+        Ok(Body(decode::wrapped(&bytes, T::KEY)?))
+    }
+}

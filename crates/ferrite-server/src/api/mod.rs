@@ -1,0 +1,89 @@
+//! The HTTP API: the router, the state handlers share, and one module per
+//! resource.
+
+mod apps;
+mod auth;
+mod body;
+mod error;
+mod routes;
+mod system;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, OriginalUri};
+use axum::routing::get;
+use axum::{middleware, Router};
+use ferrite_model::ApiError;
+use ferrite_store::Store;
+use tower_http::trace::TraceLayer;
+
+use crate::ServerConfig;
+pub use error::Error;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    /// Verifies `/v1` bearer tokens when `JWT_AUTH_KEY` is set.
+    auth: Option<Arc<auth::Verifier>>,
+    /// Largest `/v1` request body, in bytes.
+    max_body_bytes: usize,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, config: &ServerConfig) -> AppState {
+        AppState {
+            store,
+            auth: config
+                .jwt_auth_key
+                .as_deref()
+                .map(|key| Arc::new(auth::Verifier::new(key))),
+            max_body_bytes: config.api_max_body_bytes,
+        }
+    }
+}
+
+/// The whole HTTP surface of a node.
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/apps", get(apps::list).post(apps::create))
+        .route(
+            "/apps/{app}",
+            get(apps::get).patch(apps::update).delete(apps::delete),
+        )
+        .route("/apps/{app}/routes", get(routes::list).post(routes::create))
+        .route(
+            "/apps/{app}/routes/{*path}",
+            get(routes::get)
+                .patch(routes::update)
+                .delete(routes::delete),
+        )
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+
+    Router::new()
+        .route("/", get(system::ping))
+        .route("/version", get(system::version))
+        .route("/health", get(system::health))
+        .nest("/v1", v1)
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn not_found(OriginalUri(uri): OriginalUri) -> Error {
+    ApiError::not_found(format!("no such endpoint: {}", uri.path())).into()
+}
+
+async fn method_not_allowed(method: axum::http::Method, OriginalUri(uri): OriginalUri) -> Error {
+    ApiError::new(
+        ferrite_model::ErrorKind::MethodNotAllowed,
+        format!("method {method} is not allowed on {}", uri.path()),
+    )
+    .into()
+}

@@ -1,0 +1,71 @@
+//! `/v1/apps/{app}/routes`: create, list, load, update and delete routes.
+//! A route's path may be nested (`/a/b`), so it is the rest of the URL.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use ferrite_model::{Route, RouteInput};
+use serde_json::{json, Value};
+
+use super::body::Body;
+use super::{AppState, Error};
+
+/// The route path of a `/routes/{*path}` URL, with its leading slash back.
+fn route_path(rest: &str) -> String {
+    format!("/{rest}")
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+) -> Result<Json<Value>, Error> {
+    let routes = state.store.list_routes(&app).await?;
+    Ok(Json(
+        json!({ "message": "Successfully listed routes", "routes": routes }),
+    ))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+    Body(input): Body<RouteInput>,
+) -> Result<Json<Value>, Error> {
+    let route = Route::create(&app, input)?;
+    state.store.create_route(&route).await?;
+    tracing::info!(app = %app, path = %route.path, image = %route.image, "route created");
+    Ok(Json(
+        json!({ "message": "Route successfully created", "route": route }),
+    ))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path((app, rest)): Path<(String, String)>,
+) -> Result<Json<Value>, Error> {
+    let route = state.store.get_route(&app, &route_path(&rest)).await?;
+    Ok(Json(
+        json!({ "message": "Successfully loaded route", "route": route }),
+    ))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Path((app, rest)): Path<(String, String)>,
+    Body(patch): Body<RouteInput>,
+) -> Result<Json<Value>, Error> {
+    let path = route_path(&rest);
+    let route = state.store.update_route(&app, &path, patch).await?;
+    tracing::info!(app = %app, path = %path, "route updated");
+    Ok(Json(
+        json!({ "message": "Route successfully updated", "route": route }),
+    ))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path((app, rest)): Path<(String, String)>,
+) -> Result<Json<Value>, Error> {
+    let path = route_path(&rest);
+    state.store.delete_route(&app, &path).await?;
+    tracing::info!(app = %app, path = %path, "route deleted");
+    Ok(Json(json!({ "message": "Route deleted" })))
+}

@@ -1,0 +1,365 @@
+//! The HTTP client of the v1 API that every client command talks through.
+//!
+//! It owns the three things a command should not care about: where the server
+//! is (`API_URL`), how to authenticate (`JWT_AUTH_KEY`), and how a failure
+//! becomes one readable line: "cannot reach the server at ..." when there is
+//! no answer, or the status and the server's own message when there is one.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use reqwest::{Method, StatusCode, Url};
+use serde::Serialize;
+use serde_json::Value;
+
+/// The server a client command talks to, and how to authenticate to it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiArgs {
+    /// URL of the Ferrite API (a bare `host:port` means http).
+    #[arg(long, env = "API_URL", default_value = "http://localhost:8080")]
+    pub api_url: String,
+    /// Key to sign an HS256 token with, for a server started with
+    /// `JWT_AUTH_KEY`.
+    #[arg(long, env = "JWT_AUTH_KEY", hide_env_values = true)]
+    pub jwt_auth_key: Option<String>,
+}
+
+/// How long to wait for a TCP connection before saying the server is unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a management call may take in all; they are small reads and writes.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Lifetime of the bearer token sent with each command.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+/// How much of a body that is not the API's JSON error is worth showing.
+const BODY_EXCERPT_CHARS: usize = 200;
+
+/// A failed call, worded so that `error: {e}` reads as one complete line.
+#[derive(Debug)]
+pub enum ClientError {
+    /// No HTTP answer: refused, unresolvable host, TLS failure, connect timeout.
+    Unreachable { url: String, reason: String },
+    /// The server accepted the connection but did not answer in time.
+    TimedOut { url: String },
+    /// A non-2xx answer; `message` is the server's, or an excerpt of the body.
+    Status { status: StatusCode, message: String },
+    /// A 2xx answer that is not the JSON the API promises.
+    BadAnswer { url: String, reason: String },
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Unreachable { url, reason } => {
+                write!(f, "cannot reach the server at {url}: {reason}")
+            }
+            ClientError::TimedOut { url } => write!(
+                f,
+                "the server at {url} did not answer within {}s",
+                REQUEST_TIMEOUT.as_secs()
+            ),
+            ClientError::Status { status, message } if message.is_empty() => {
+                write!(f, "{status}")
+            }
+            ClientError::Status { status, message } => write!(f, "{status}: {message}"),
+            ClientError::BadAnswer { url, reason } => {
+                write!(f, "unexpected answer from the server at {url}: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+/// A client of one Ferrite server.
+pub struct Client {
+    http: reqwest::Client,
+    /// The API root; request paths are appended to its segments.
+    base: Url,
+    /// `base` as the user would write it, for messages.
+    shown: String,
+    /// `Authorization` header value, when a JWT key is configured.
+    bearer: Option<String>,
+}
+
+/// The claims of the token the CLI signs; the server checks `exp`.
+#[derive(Serialize)]
+struct Claims {
+    exp: u64,
+    iat: u64,
+    sub: &'static str,
+}
+
+impl Client {
+    /// Build a client from the command's `--api-url` / `API_URL` and
+    /// `--jwt-auth-key` / `JWT_AUTH_KEY`.
+    pub fn new(args: &ApiArgs) -> anyhow::Result<Client> {
+        let base = parse_base_url(&args.api_url)?;
+        let shown = base.as_str().trim_end_matches('/').to_string();
+        let bearer = match args.jwt_auth_key.as_deref().filter(|k| !k.is_empty()) {
+            Some(key) => Some(format!("Bearer {}", sign_token(key)?)),
+            None => None,
+        };
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("ferrite-cli/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .context("cannot set up the HTTP client")?;
+        Ok(Client {
+            http,
+            base,
+            shown,
+            bearer,
+        })
+    }
+
+    /// `GET` the resource at `path` (segments, each encoded on its own).
+    pub async fn get(&self, path: &[&str]) -> anyhow::Result<Value> {
+        self.send(Method::GET, path, &[], None).await
+    }
+
+    /// `POST` `body` to the resource at `path`.
+    pub async fn post(&self, path: &[&str], body: &Value) -> anyhow::Result<Value> {
+        self.send(Method::POST, path, &[], Some(body)).await
+    }
+
+    /// `PATCH` the resource at `path` with `body`.
+    pub async fn patch(&self, path: &[&str], body: &Value) -> anyhow::Result<Value> {
+        self.send(Method::PATCH, path, &[], Some(body)).await
+    }
+
+    /// `DELETE` the resource at `path`, with optional query parameters.
+    pub async fn delete(&self, path: &[&str], query: &[(&str, &str)]) -> anyhow::Result<Value> {
+        self.send(Method::DELETE, path, query, None).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &[&str],
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
+        let url = self.url(path, query);
+        let mut request = self.http.request(method, url);
+        if let Some(bearer) = &self.bearer {
+            request = request.header(reqwest::header::AUTHORIZATION, bearer);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| self.transport_error(&e))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        if !status.is_success() {
+            return Err(ClientError::Status {
+                status,
+                message: error_message(&bytes),
+            }
+            .into());
+        }
+        serde_json::from_slice(&bytes).map_err(|e| {
+            ClientError::BadAnswer {
+                url: self.shown.clone(),
+                reason: format!("{status} with a body that is not JSON ({e})"),
+            }
+            .into()
+        })
+    }
+
+    fn url(&self, path: &[&str], query: &[(&str, &str)]) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().extend(path);
+        }
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        url
+    }
+
+    fn transport_error(&self, error: &reqwest::Error) -> ClientError {
+        if error.is_timeout() && !error.is_connect() {
+            return ClientError::TimedOut {
+                url: self.shown.clone(),
+            };
+        }
+        ClientError::Unreachable {
+            url: self.shown.clone(),
+            reason: root_cause(error),
+        }
+    }
+}
+
+/// The URL segments of an app.
+pub fn app_path(app: &str) -> [&str; 3] {
+    ["v1", "apps", app]
+}
+
+/// The URL segments of a route: `/a/b` becomes `a`, `b` after the app's routes.
+pub fn route_path<'a>(app: &'a str, path: &'a str) -> Vec<&'a str> {
+    let mut segments = vec!["v1", "apps", app, "routes"];
+    segments.extend(path.trim_start_matches('/').split('/'));
+    segments
+}
+
+/// Take the object under `key` out of an API answer (`{"message":..,"app":{..}}`).
+pub fn take(mut answer: Value, key: &str) -> anyhow::Result<Value> {
+    match answer.get_mut(key).map(Value::take) {
+        Some(value) if !value.is_null() => Ok(value),
+        _ => Err(anyhow::anyhow!(
+            "unexpected answer from the server: no \"{key}\" in {}",
+            excerpt(&answer.to_string())
+        )),
+    }
+}
+
+fn parse_base_url(raw: &str) -> anyhow::Result<Url> {
+    let raw = raw.trim();
+    let with_scheme = if raw.contains("://") {
+        raw.to_string()
+    } else {
+        format!("http://{raw}")
+    };
+    let url =
+        Url::parse(&with_scheme).with_context(|| format!("API_URL {raw:?} is not a valid URL"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+        anyhow::bail!("API_URL {raw:?} must be an http:// or https:// URL");
+    }
+    Ok(url)
+}
+
+fn sign_token(key: &str) -> anyhow::Result<String> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .context("the system clock is before 1970")?
+        .as_secs();
+    let claims = Claims {
+        exp: now + TOKEN_LIFETIME.as_secs(),
+        iat: now,
+        sub: "ferrite-cli",
+    };
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(key.as_bytes()),
+    )
+    .context("cannot sign a token with JWT_AUTH_KEY")
+}
+
+/// The server's `{"error":{"message":...}}`, or the start of whatever it sent.
+fn error_message(body: &[u8]) -> String {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    if let Some(message) = parsed
+        .as_ref()
+        .and_then(|v| v.pointer("/error/message"))
+        .and_then(Value::as_str)
+    {
+        return message.to_string();
+    }
+    excerpt(String::from_utf8_lossy(body).trim())
+}
+
+/// At most [`BODY_EXCERPT_CHARS`] characters, on one line.
+fn excerpt(text: &str) -> String {
+    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > BODY_EXCERPT_CHARS {
+        let cut: String = one_line.chars().take(BODY_EXCERPT_CHARS).collect();
+        format!("{cut}...")
+    } else {
+        one_line
+    }
+}
+
+/// The innermost cause of a transport error: "Connection refused (os error
+/// 111)" says more than reqwest's "error sending request for url (...)".
+fn root_cause(error: &reqwest::Error) -> String {
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(url: &str) -> Client {
+        Client::new(&ApiArgs {
+            api_url: url.to_string(),
+            jwt_auth_key: None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn base_url_forms() {
+        for raw in [
+            "http://localhost:8080",
+            "http://localhost:8080/",
+            "localhost:8080",
+        ] {
+            let c = client(raw);
+            assert_eq!(c.shown, "http://localhost:8080", "{raw}");
+            assert_eq!(
+                c.url(&app_path("myapp"), &[]).as_str(),
+                "http://localhost:8080/v1/apps/myapp"
+            );
+        }
+        let c = client("https://example.com/ferrite/");
+        assert_eq!(
+            c.url(&["version"], &[]).as_str(),
+            "https://example.com/ferrite/version"
+        );
+        assert!(Client::new(&ApiArgs {
+            api_url: "ftp://x".into(),
+            jwt_auth_key: None
+        })
+        .is_err());
+    }
+
+    #[test]
+    fn route_urls_encode_each_segment() {
+        let c = client("http://h:1");
+        assert_eq!(
+            c.url(&route_path("a", "/x/y z/%"), &[]).as_str(),
+            "http://h:1/v1/apps/a/routes/x/y%20z/%25"
+        );
+        assert_eq!(
+            c.url(&app_path("a"), &[("cascade", "true")]).as_str(),
+            "http://h:1/v1/apps/a?cascade=true"
+        );
+    }
+
+    #[test]
+    fn error_messages() {
+        assert_eq!(
+            error_message(br#"{"error":{"message":"app \"x\" not found"}}"#),
+            "app \"x\" not found"
+        );
+        assert_eq!(error_message(b"<html>\nbad</html>"), "<html> bad</html>");
+        assert_eq!(error_message(&[b'x'; 300]).len(), 203);
+        let e = ClientError::Status {
+            status: StatusCode::NOT_FOUND,
+            message: "app \"x\" not found".into(),
+        };
+        assert_eq!(e.to_string(), "404 Not Found: app \"x\" not found");
+    }
+
+    #[test]
+    fn signs_a_verifiable_token() {
+        let token = sign_token("secret").unwrap();
+        let data = jsonwebtoken::decode::<serde_json::Value>(
+            &token,
+            &jsonwebtoken::DecodingKey::from_secret(b"secret"),
+            &jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256),
+        )
+        .unwrap();
+        assert_eq!(data.claims["sub"], "ferrite-cli");
+    }
+}

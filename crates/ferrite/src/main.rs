@@ -1,0 +1,86 @@
+//! The one Ferrite binary: `ferrite server` runs a node; every other command
+//! is a client of the v1 API at `API_URL`.
+#![forbid(unsafe_code)]
+
+mod client;
+mod commands;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferrite",
+    version,
+    about = "Ferrite: serverless functions on Docker and Swarm"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a Ferrite node: the API and the function runner.
+    Server(Box<ferrite_server::ServerConfig>),
+    /// Manage apps.
+    #[command(subcommand)]
+    Apps(commands::apps::AppsCommand),
+    /// Manage the routes of an app.
+    #[command(subcommand)]
+    Routes(commands::routes::RoutesCommand),
+    /// Print the version of this client and of the server.
+    Version(commands::version::VersionArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            // One plain line (clap's first), not the usage block: scripts and
+            // people both read the cause at once.
+            let rendered = e.to_string();
+            eprintln!(
+                "{}",
+                rendered
+                    .lines()
+                    .next()
+                    .unwrap_or("error: invalid arguments")
+            );
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            // --help and --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Server(config) => commands::server::run(*config).await,
+            Command::Apps(command) => commands::apps::run(command).await,
+            Command::Routes(command) => commands::routes::run(command).await,
+            Command::Version(args) => commands::version::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One plain line: the error and its causes, joined.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

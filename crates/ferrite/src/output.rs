@@ -1,0 +1,199 @@
+//! How client commands print: plain tables for people, and with `--json` the
+//! server's objects as pretty JSON for scripts.
+//!
+//! Tables have no borders, only aligned columns, so they read the same in a
+//! terminal and through `grep`, `awk` or `cut`.
+
+use std::io::{ErrorKind, Write};
+
+use anyhow::Context;
+use comfy_table::{presets::NOTHING, Table};
+use ferrite_model::{App, Config, Headers, Route};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// The `--json` switch every client command takes.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct OutputArgs {
+    /// Print the server's JSON object(s) instead of a table or a message.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Shown for a field that is not set.
+const NONE: &str = "-";
+/// Longest `K=V, ...` summary of a config in a list before it becomes a count.
+const CONFIG_SUMMARY_CHARS: usize = 40;
+
+/// Print `text` and a newline. A closed pipe (`ferrite ... | head`) is not an error.
+pub fn print(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() != ErrorKind::BrokenPipe => Err(e).context("cannot write the output"),
+        _ => Ok(()),
+    }
+}
+
+/// Print a JSON value as the server sent it, indented.
+pub fn print_json(value: &Value) -> anyhow::Result<()> {
+    print(&serde_json::to_string_pretty(value).context("cannot format the JSON output")?)
+}
+
+/// Read a server object as a model type, for a table.
+pub fn parse<T: DeserializeOwned>(value: Value, what: &str) -> anyhow::Result<T> {
+    serde_json::from_value(value)
+        .with_context(|| format!("unexpected answer from the server: not {what}"))
+}
+
+/// One line per app: NAME and CONFIG.
+pub fn apps_table(apps: &[App]) -> String {
+    let mut table = table();
+    table.set_header(["NAME", "CONFIG"]);
+    for app in apps {
+        table.add_row([app.name.clone(), config_summary(app.config.as_ref())]);
+    }
+    render(table)
+}
+
+/// Every field of one app, one per line.
+pub fn app_details(app: &App) -> String {
+    let mut table = table();
+    table.add_row(["NAME", &app.name]);
+    table.add_row(["CONFIG", &config_lines(app.config.as_ref())]);
+    render(table)
+}
+
+/// One line per route.
+pub fn routes_table(routes: &[Route]) -> String {
+    let mut table = table();
+    table.set_header(["PATH", "IMAGE", "TYPE", "FORMAT", "MEMORY", "TIMEOUT"]);
+    for route in routes {
+        table.add_row([
+            route.path.clone(),
+            route.image.clone(),
+            route.kind.to_string(),
+            route.format.to_string(),
+            format!("{} MiB", route.memory),
+            format!("{}s", route.timeout),
+        ]);
+    }
+    render(table)
+}
+
+/// Every field of one route, one per line. A JWT key is shown as set, not
+/// printed; `--json` has the value.
+pub fn route_details(route: &Route) -> String {
+    let mut table = table();
+    for (field, value) in [
+        ("APP", route.app_name.clone()),
+        ("PATH", route.path.clone()),
+        ("IMAGE", route.image.clone()),
+        ("TYPE", route.kind.to_string()),
+        ("FORMAT", route.format.to_string()),
+        ("MEMORY", format!("{} MiB", route.memory)),
+        ("TIMEOUT", format!("{}s", route.timeout)),
+        ("IDLE TIMEOUT", format!("{}s", route.idle_timeout)),
+        ("MAX CONCURRENCY", route.max_concurrency.to_string()),
+        ("HEADERS", header_lines(route.headers.as_ref())),
+        ("CONFIG", config_lines(route.config.as_ref())),
+        (
+            "JWT KEY",
+            if route.jwt_key.is_some() { "set" } else { NONE }.to_string(),
+        ),
+    ] {
+        table.add_row([field.to_string(), value]);
+    }
+    render(table)
+}
+
+fn table() -> Table {
+    let mut table = Table::new();
+    table.load_preset(NOTHING);
+    table
+}
+
+/// Columns two spaces apart with no leading space, and no trailing spaces.
+fn render(mut table: Table) -> String {
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
+    table.trim_fmt()
+}
+
+fn config_summary(config: Option<&Config>) -> String {
+    let Some(config) = config.filter(|c| !c.is_empty()) else {
+        return NONE.to_string();
+    };
+    let joined = config
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if joined.chars().count() <= CONFIG_SUMMARY_CHARS && !joined.contains('\n') {
+        joined
+    } else if config.len() == 1 {
+        "1 key".to_string()
+    } else {
+        format!("{} keys", config.len())
+    }
+}
+
+fn config_lines(config: Option<&Config>) -> String {
+    match config.filter(|c| !c.is_empty()) {
+        None => NONE.to_string(),
+        Some(config) => config
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
+}
+
+fn header_lines(headers: Option<&Headers>) -> String {
+    let lines: Vec<String> = headers
+        .into_iter()
+        .flatten()
+        .flat_map(|(name, values)| values.iter().map(move |v| format!("{name}: {v}")))
+        .collect();
+    if lines.is_empty() {
+        NONE.to_string()
+    } else {
+        lines.join("\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apps_table_is_aligned_and_plain() {
+        let apps = [
+            App {
+                name: "myapp".into(),
+                config: None,
+            },
+            App {
+                name: "b".into(),
+                config: Some([("A".into(), "1".into()), ("B".into(), "2".into())].into()),
+            },
+            App {
+                name: "c".into(),
+                config: Some([("LONG".into(), "x".repeat(60))].into()),
+            },
+        ];
+        assert_eq!(
+            apps_table(&apps),
+            "NAME   CONFIG\nmyapp  -\nb      A=1, B=2\nc      1 key"
+        );
+    }
+
+    #[test]
+    fn app_details_lists_config_lines() {
+        let app = App {
+            name: "b".into(),
+            config: Some([("A".into(), "1".into()), ("B".into(), "2".into())].into()),
+        };
+        assert_eq!(app_details(&app), "NAME    b\nCONFIG  A=1\n        B=2");
+    }
+}

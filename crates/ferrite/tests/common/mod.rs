@@ -1,0 +1,142 @@
+//! Starting the real `ferrite` binary for integration tests: a free port, a
+//! temporary data directory, and a wait until `/health` answers.
+#![allow(dead_code)] // each test file uses a different part of this helper
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `ferrite server` process; killed when dropped.
+pub struct TestServer {
+    pub url: String,
+    pub data_dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        Self::start_with_env(&[])
+    }
+
+    /// Start with extra environment variables (`JWT_AUTH_KEY`, ...).
+    pub fn start_with_env(env: &[(&str, &str)]) -> TestServer {
+        let mut server = TestServer {
+            url: String::new(),
+            data_dir: tempfile::tempdir().expect("temp dir"),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            child: None,
+        };
+        server.spawn();
+        server
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.path().join("data/ferrite.db")
+    }
+
+    fn spawn(&mut self) {
+        let port = free_port();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.path().join("server.log"))
+            .expect("log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ferrite"));
+        command
+            .args(["server", "--host", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--db-url")
+            .arg(format!("sqlite://{}", self.db_path().display()))
+            .env("LOG_LEVEL", "info")
+            .env_remove("JWT_AUTH_KEY")
+            .env_remove("PORT")
+            .env_remove("DB_URL")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log);
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        self.child = Some(command.spawn().expect("spawn ferrite server"));
+        self.url = format!("http://127.0.0.1:{port}");
+        self.wait_healthy();
+    }
+
+    fn wait_healthy(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = reqwest::blocking::Client::new();
+        while Instant::now() < deadline {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("ferrite server exited with {status}:\n{}", self.log());
+            }
+            if client
+                .get(format!("{}/health", self.url))
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("ferrite server did not become healthy:\n{}", self.log());
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Kill the process (SIGKILL) and start it again on the same data.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Ask the process to stop (SIGTERM) and wait for it; returns its exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("server running");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        child.wait().expect("wait for server")
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The `ferrite` binary as a client of `server`.
+pub fn ferrite_cmd(server: &TestServer) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ferrite"));
+    command
+        .env("API_URL", &server.url)
+        .env_remove("JWT_AUTH_KEY");
+    command
+}
