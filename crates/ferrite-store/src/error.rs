@@ -12,7 +12,7 @@ pub enum StoreError {
     AppExists(String),
     #[error("route {path:?} of app {app:?} already exists")]
     RouteExists { app: String, path: String },
-    #[error("app {app:?} still has {count} route(s); delete them first or pass ?cascade=true")]
+    #[error("app {app:?} still has {count} route(s); delete them first or delete the app with cascade (?cascade=true)")]
     AppHasRoutes { app: String, count: i64 },
     /// An update that the model's rules refused.
     #[error(transparent)]

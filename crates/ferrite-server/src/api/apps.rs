@@ -1,12 +1,12 @@
 //! `/v1/apps`: create, list, load, update and delete apps.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::Json;
 use ferrite_model::{App, AppInput};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::body::Body;
+use super::extract::{Body, Param, Query};
 use super::{AppState, Error};
 
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, Error> {
@@ -30,7 +30,7 @@ pub async fn create(
 
 pub async fn get(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    Param(name): Param<String>,
 ) -> Result<Json<Value>, Error> {
     let app = state.store.get_app(&name).await?;
     Ok(Json(
@@ -40,7 +40,7 @@ pub async fn get(
 
 pub async fn update(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    Param(name): Param<String>,
     Body(patch): Body<AppInput>,
 ) -> Result<Json<Value>, Error> {
     let app = state.store.update_app(&name, patch).await?;
@@ -59,15 +59,9 @@ pub struct DeleteQuery {
 
 pub async fn delete(
     State(state): State<AppState>,
-    Path(name): Path<String>,
-    query: Result<Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
+    Param(name): Param<String>,
+    Query(query): Query<DeleteQuery>,
 ) -> Result<Json<Value>, Error> {
-    let Query(query) = query.map_err(|e| {
-        ferrite_model::ApiError::bad_request(format!(
-            "invalid query: {}; use ?cascade=true",
-            e.body_text()
-        ))
-    })?;
     state.store.delete_app(&name, query.cascade).await?;
     tracing::info!(app = %name, cascade = query.cascade, "app deleted");
     Ok(Json(json!({ "message": "App deleted" })))

@@ -3,8 +3,8 @@
 
 mod apps;
 mod auth;
-mod body;
 mod error;
+mod extract;
 mod routes;
 mod system;
 

@@ -1,12 +1,12 @@
 //! `/v1/apps/{app}/routes`: create, list, load, update and delete routes.
 //! A route's path may be nested (`/a/b`), so it is the rest of the URL.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use ferrite_model::{Route, RouteInput};
 use serde_json::{json, Value};
 
-use super::body::Body;
+use super::extract::{Body, Param};
 use super::{AppState, Error};
 
 /// The route path of a `/routes/{*path}` URL, with its leading slash back.
@@ -16,7 +16,7 @@ fn route_path(rest: &str) -> String {
 
 pub async fn list(
     State(state): State<AppState>,
-    Path(app): Path<String>,
+    Param(app): Param<String>,
 ) -> Result<Json<Value>, Error> {
     let routes = state.store.list_routes(&app).await?;
     Ok(Json(
@@ -26,7 +26,7 @@ pub async fn list(
 
 pub async fn create(
     State(state): State<AppState>,
-    Path(app): Path<String>,
+    Param(app): Param<String>,
     Body(input): Body<RouteInput>,
 ) -> Result<Json<Value>, Error> {
     let route = Route::create(&app, input)?;
@@ -39,7 +39,7 @@ pub async fn create(
 
 pub async fn get(
     State(state): State<AppState>,
-    Path((app, rest)): Path<(String, String)>,
+    Param((app, rest)): Param<(String, String)>,
 ) -> Result<Json<Value>, Error> {
     let route = state.store.get_route(&app, &route_path(&rest)).await?;
     Ok(Json(
@@ -49,7 +49,7 @@ pub async fn get(
 
 pub async fn update(
     State(state): State<AppState>,
-    Path((app, rest)): Path<(String, String)>,
+    Param((app, rest)): Param<(String, String)>,
     Body(patch): Body<RouteInput>,
 ) -> Result<Json<Value>, Error> {
     let path = route_path(&rest);
@@ -62,7 +62,7 @@ pub async fn update(
 
 pub async fn delete(
     State(state): State<AppState>,
-    Path((app, rest)): Path<(String, String)>,
+    Param((app, rest)): Param<(String, String)>,
 ) -> Result<Json<Value>, Error> {
     let path = route_path(&rest);
     state.store.delete_route(&app, &path).await?;

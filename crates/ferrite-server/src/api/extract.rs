@@ -1,0 +1,85 @@
+//! Extractors of the management API whose rejections are our error JSON
+//! (axum's own answer in plain text).
+//!
+//! Bodies: the whole body, within the `/v1` size limit, decoded from
+//! `{"<key>":{...}}`. The `Content-Type` is not checked: IronFunctions
+//! accepted `curl -d`, which sends `application/x-www-form-urlencoded`, and
+//! its users' scripts do that.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use ferrite_model::{decode, ApiError, AppInput, ErrorKind, RouteInput};
+use serde::de::DeserializeOwned;
+
+use super::Error;
+
+/// An input type and the key that wraps it in a request body.
+pub trait Wrapped: DeserializeOwned {
+    const KEY: &'static str;
+}
+
+impl Wrapped for AppInput {
+    const KEY: &'static str = "app";
+}
+
+impl Wrapped for RouteInput {
+    const KEY: &'static str = "route";
+}
+
+/// A decoded `{"app":{...}}` or `{"route":{...}}` body.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: Wrapped> FromRequest<S> for Body<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            let status = rejection.status();
+            if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    ErrorKind::PayloadTooLarge,
+                    "request body is larger than the limit of the API",
+                )
+            } else {
+                ApiError::bad_request(format!(
+                    "cannot read the request body: {}",
+                    rejection.body_text()
+                ))
+            }
+        })?;
+        Ok(Body(decode::wrapped(&bytes, T::KEY)?))
+    }
+}
+
+/// URL path parameters (`{app}`, `{*path}`).
+pub struct Param<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Param<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Param(value))
+            .map_err(|e| {
+                ApiError::bad_request(format!("invalid URL path: {}", e.body_text())).into()
+            })
+    }
+}
+
+/// The URL query string.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Query(value))
+            .map_err(|e| {
+                ApiError::bad_request(format!("invalid query string: {}", e.body_text())).into()
+            })
+    }
+}

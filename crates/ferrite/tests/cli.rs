@@ -1,0 +1,604 @@
+//! The client commands of the real `ferrite` binary against a real server:
+//! tables for people, `--json` for scripts, and one-line errors.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::{ferrite_cmd, TestServer};
+use serde_json::Value;
+
+fn run(mut cmd: Command, args: &[&str]) -> Output {
+    cmd.args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run ferrite {args:?}: {e}"))
+}
+
+/// Run a command that must succeed; its stdout.
+fn ok(server: &TestServer, args: &[&str]) -> String {
+    let out = run(ferrite_cmd(server), args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "ferrite {args:?} failed: {}\nstdout: {stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Run a command with `--json` that must succeed; its parsed stdout.
+fn ok_json(server: &TestServer, args: &[&str]) -> Value {
+    let args = [args, &["--json"]].concat();
+    let stdout = ok(server, &args);
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("ferrite {args:?} printed no JSON ({e}): {stdout}"))
+}
+
+/// Check that a command failed with exactly one line on stderr; that line.
+fn failed(out: Output, args: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "ferrite {args:?} succeeded");
+    assert_eq!(out.status.code(), Some(1), "ferrite {args:?}: {stderr}");
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "ferrite {args:?} wrote more than one line: {stderr}"
+    );
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    stderr.trim_end().to_string()
+}
+
+fn fails(server: &TestServer, args: &[&str]) -> String {
+    failed(run(ferrite_cmd(server), args), args)
+}
+
+/// The first column of each data row of a table.
+fn first_column(table: &str) -> Vec<String> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The value of `field` in an inspect table (`FIELD  value`).
+fn field<'a>(details: &'a str, field: &str) -> &'a str {
+    details
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(field)
+                .filter(|rest| rest.starts_with("  "))
+                .map(str::trim)
+        })
+        .unwrap_or_else(|| panic!("no {field} in:\n{details}"))
+}
+
+#[test]
+fn apps_in_tables() {
+    let server = TestServer::start();
+    assert_eq!(
+        first_column(&ok(&server, &["apps", "list"])),
+        Vec::<String>::new()
+    );
+
+    let out = ok(&server, &["apps", "create", "myapp", "--config", "A=1"]);
+    assert_eq!(out.trim(), "App myapp created");
+    ok(&server, &["apps", "create", "other"]);
+
+    let list = ok(&server, &["apps", "list"]);
+    let header = list.lines().next().unwrap_or_default();
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        ["NAME", "CONFIG"]
+    );
+    let mut names = first_column(&list);
+    names.sort();
+    assert_eq!(names, ["myapp", "other"]);
+    let row = list
+        .lines()
+        .find(|l| l.starts_with("myapp"))
+        .unwrap_or_default();
+    assert!(row.contains("A=1"), "{list}");
+
+    let details = ok(&server, &["apps", "inspect", "myapp"]);
+    assert_eq!(field(&details, "NAME"), "myapp");
+    assert_eq!(field(&details, "CONFIG"), "A=1");
+
+    let out = ok(&server, &["apps", "update", "myapp", "--config", "B=2"]);
+    assert_eq!(out.trim(), "App myapp updated");
+    let details = ok(&server, &["apps", "inspect", "myapp"]);
+    assert!(
+        details.contains("A=1") && details.contains("B=2"),
+        "{details}"
+    );
+
+    let out = ok(&server, &["apps", "delete", "other"]);
+    assert_eq!(out.trim(), "App other deleted");
+    assert_eq!(first_column(&ok(&server, &["apps", "list"])), ["myapp"]);
+}
+
+#[test]
+fn apps_in_json() {
+    let server = TestServer::start();
+    assert_eq!(ok_json(&server, &["apps", "list"]), serde_json::json!([]));
+
+    let app = ok_json(
+        &server,
+        &[
+            "apps", "create", "myapp", "--config", "A=1", "--config", "B=x=y",
+        ],
+    );
+    assert_eq!(app["name"], "myapp");
+    assert_eq!(app["config"], serde_json::json!({"A": "1", "B": "x=y"}));
+
+    let app = ok_json(&server, &["apps", "create", "bare"]);
+    assert_eq!(app["config"], Value::Null);
+
+    let apps = ok_json(&server, &["apps", "list"]);
+    let mut names: Vec<&str> = apps
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {apps}"))
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["bare", "myapp"]);
+
+    let app = ok_json(&server, &["apps", "inspect", "myapp"]);
+    assert_eq!(app["config"]["A"], "1");
+
+    let app = ok_json(
+        &server,
+        &[
+            "apps", "update", "myapp", "--config", "C=3", "--config", "A=",
+        ],
+    );
+    assert_eq!(app["config"], serde_json::json!({"B": "x=y", "C": "3"}));
+
+    let answer = ok_json(&server, &["apps", "delete", "bare"]);
+    assert!(answer["message"].is_string(), "{answer}");
+    let apps = ok_json(&server, &["apps", "list"]);
+    assert_eq!(apps.as_array().map(Vec::len), Some(1), "{apps}");
+}
+
+#[test]
+fn app_config_set_and_unset() {
+    let server = TestServer::start();
+    ok(&server, &["apps", "create", "myapp"]);
+
+    let out = ok(
+        &server,
+        &["apps", "config", "set", "myapp", "DB", "postgres://db/x"],
+    );
+    assert_eq!(out.trim(), "App myapp: config DB set");
+    let app = ok_json(
+        &server,
+        &["apps", "config", "set", "myapp", "LEVEL", "debug"],
+    );
+    assert_eq!(
+        app["config"],
+        serde_json::json!({"DB": "postgres://db/x", "LEVEL": "debug"})
+    );
+
+    let out = ok(&server, &["apps", "config", "unset", "myapp", "DB"]);
+    assert_eq!(out.trim(), "App myapp: config DB unset");
+    let app = ok_json(&server, &["apps", "config", "unset", "myapp", "LEVEL"]);
+    assert_eq!(app["config"], Value::Null);
+    assert_eq!(
+        ok_json(&server, &["apps", "inspect", "myapp"])["config"],
+        Value::Null
+    );
+
+    let err = fails(&server, &["apps", "config", "set", "myapp", "K", ""]);
+    assert!(err.contains("unset"), "{err}");
+}
+
+#[test]
+fn routes_in_tables() {
+    let server = TestServer::start();
+    ok(&server, &["apps", "create", "myapp"]);
+    assert_eq!(
+        first_column(&ok(&server, &["routes", "list", "myapp"])),
+        Vec::<String>::new()
+    );
+
+    let out = ok(
+        &server,
+        &["routes", "create", "myapp", "/hello", "ferrite/hello"],
+    );
+    assert_eq!(out.trim(), "Route /hello of app myapp created");
+    let out = ok(
+        &server,
+        &[
+            "routes",
+            "create",
+            "myapp",
+            "/a/b",
+            "ferrite/other:1.0",
+            "--memory",
+            "256",
+            "--type",
+            "async",
+            "--format",
+            "http",
+            "--timeout",
+            "60",
+        ],
+    );
+    assert_eq!(out.trim(), "Route /a/b of app myapp created");
+
+    let list = ok(&server, &["routes", "list", "myapp"]);
+    let header = list.lines().next().unwrap_or_default();
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        ["PATH", "IMAGE", "TYPE", "FORMAT", "MEMORY", "TIMEOUT"]
+    );
+    let row: Vec<&str> = list
+        .lines()
+        .find(|l| l.starts_with("/a/b"))
+        .unwrap_or_else(|| panic!("no /a/b in:\n{list}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row,
+        [
+            "/a/b",
+            "ferrite/other:1.0",
+            "async",
+            "http",
+            "256",
+            "MiB",
+            "60s"
+        ]
+    );
+    let mut paths = first_column(&list);
+    paths.sort();
+    assert_eq!(paths, ["/a/b", "/hello"]);
+
+    let details = ok(&server, &["routes", "inspect", "myapp", "/hello"]);
+    assert_eq!(field(&details, "APP"), "myapp");
+    assert_eq!(field(&details, "PATH"), "/hello");
+    assert_eq!(field(&details, "IMAGE"), "ferrite/hello");
+    assert_eq!(field(&details, "TYPE"), "sync");
+    assert_eq!(field(&details, "FORMAT"), "default");
+    assert_eq!(field(&details, "MEMORY"), "128 MiB");
+    assert_eq!(field(&details, "TIMEOUT"), "30s");
+    assert_eq!(field(&details, "IDLE TIMEOUT"), "30s");
+    assert_eq!(field(&details, "MAX CONCURRENCY"), "1");
+    assert_eq!(field(&details, "JWT KEY"), "-");
+
+    let out = ok(
+        &server,
+        &[
+            "routes",
+            "update",
+            "myapp",
+            "/hello",
+            "--image",
+            "ferrite/hello:2",
+            "--memory",
+            "64",
+        ],
+    );
+    assert_eq!(out.trim(), "Route /hello of app myapp updated");
+    let details = ok(&server, &["routes", "inspect", "myapp", "/hello"]);
+    assert_eq!(field(&details, "IMAGE"), "ferrite/hello:2");
+    assert_eq!(field(&details, "MEMORY"), "64 MiB");
+
+    let out = ok(&server, &["routes", "delete", "myapp", "/a/b"]);
+    assert_eq!(out.trim(), "Route /a/b of app myapp deleted");
+    assert_eq!(
+        first_column(&ok(&server, &["routes", "list", "myapp"])),
+        ["/hello"]
+    );
+}
+
+#[test]
+fn routes_in_json() {
+    let server = TestServer::start();
+    ok(&server, &["apps", "create", "myapp"]);
+
+    let route = ok_json(
+        &server,
+        &[
+            "routes",
+            "create",
+            "myapp",
+            "/a/b",
+            "ferrite/hello",
+            "--memory",
+            "256",
+            "--type",
+            "async",
+            "--format",
+            "http",
+            "--max-concurrency",
+            "3",
+            "--timeout",
+            "10",
+            "--idle-timeout",
+            "5",
+            "--header",
+            "X-A=1",
+            "--header",
+            "X-A=2",
+            "--header",
+            "X-B=b",
+            "--config",
+            "K=V",
+            "--jwt-key",
+            "route-secret",
+        ],
+    );
+    assert_eq!(route["app_name"], "myapp");
+    assert_eq!(route["path"], "/a/b");
+    assert_eq!(route["image"], "ferrite/hello");
+    assert_eq!(route["memory"], 256);
+    assert_eq!(route["type"], "async");
+    assert_eq!(route["format"], "http");
+    assert_eq!(route["max_concurrency"], 3);
+    assert_eq!(route["timeout"], 10);
+    assert_eq!(route["idle_timeout"], 5);
+    assert_eq!(
+        route["headers"],
+        serde_json::json!({"X-A": ["1", "2"], "X-B": ["b"]})
+    );
+    assert_eq!(route["config"], serde_json::json!({"K": "V"}));
+    assert_eq!(route["jwt_key"], "route-secret");
+
+    let route = ok_json(
+        &server,
+        &["routes", "create", "myapp", "plain", "ferrite/hello"],
+    );
+    assert_eq!(route["path"], "/plain");
+    assert_eq!(route["memory"], 128);
+    assert_eq!(route["type"], "sync");
+
+    let routes = ok_json(&server, &["routes", "list", "myapp"]);
+    let mut paths: Vec<&str> = routes
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {routes}"))
+        .iter()
+        .filter_map(|r| r["path"].as_str())
+        .collect();
+    paths.sort();
+    assert_eq!(paths, ["/a/b", "/plain"]);
+
+    let route = ok_json(&server, &["routes", "inspect", "myapp", "/a/b"]);
+    assert_eq!(route["image"], "ferrite/hello");
+    assert_eq!(route["jwt_key"], "route-secret");
+
+    let route = ok_json(
+        &server,
+        &[
+            "routes",
+            "update",
+            "myapp",
+            "/a/b",
+            "--timeout",
+            "20",
+            "--header",
+            "X-A=",
+            "--config",
+            "K=",
+            "--config",
+            "L=2",
+            "--jwt-key",
+            "",
+        ],
+    );
+    assert_eq!(route["timeout"], 20);
+    assert_eq!(route["memory"], 256);
+    assert_eq!(route["headers"], serde_json::json!({"X-B": ["b"]}));
+    assert_eq!(route["config"], serde_json::json!({"L": "2"}));
+    assert!(
+        matches!(route.get("jwt_key"), None | Some(Value::Null)),
+        "{route}"
+    );
+
+    let answer = ok_json(&server, &["routes", "delete", "myapp", "/plain"]);
+    assert!(answer["message"].is_string(), "{answer}");
+    let routes = ok_json(&server, &["routes", "list", "myapp"]);
+    assert_eq!(routes.as_array().map(Vec::len), Some(1), "{routes}");
+}
+
+#[test]
+fn route_config_set_and_unset() {
+    let server = TestServer::start();
+    ok(&server, &["apps", "create", "myapp"]);
+    ok(
+        &server,
+        &["routes", "create", "myapp", "/a/b", "ferrite/hello"],
+    );
+
+    let out = ok(
+        &server,
+        &["routes", "config", "set", "myapp", "/a/b", "K", "v 1"],
+    );
+    assert_eq!(out.trim(), "Route /a/b of app myapp: config K set");
+    let route = ok_json(
+        &server,
+        &["routes", "config", "set", "myapp", "/a/b", "L", "2"],
+    );
+    assert_eq!(route["config"], serde_json::json!({"K": "v 1", "L": "2"}));
+
+    let out = ok(
+        &server,
+        &["routes", "config", "unset", "myapp", "/a/b", "K"],
+    );
+    assert_eq!(out.trim(), "Route /a/b of app myapp: config K unset");
+    let route = ok_json(
+        &server,
+        &["routes", "config", "unset", "myapp", "/a/b", "L"],
+    );
+    assert_eq!(route["config"], Value::Null);
+}
+
+#[test]
+fn deleting_an_app_with_routes_needs_cascade() {
+    let server = TestServer::start();
+    ok(&server, &["apps", "create", "myapp"]);
+    ok(
+        &server,
+        &["routes", "create", "myapp", "/hello", "ferrite/hello"],
+    );
+
+    let err = fails(&server, &["apps", "delete", "myapp"]);
+    assert!(err.starts_with("error: 400 Bad Request: "), "{err}");
+
+    let out = ok(&server, &["apps", "delete", "myapp", "--cascade"]);
+    assert_eq!(out.trim(), "App myapp deleted");
+    assert_eq!(ok_json(&server, &["apps", "list"]), serde_json::json!([]));
+}
+
+#[test]
+fn server_errors_are_one_line_with_the_servers_message() {
+    let server = TestServer::start();
+    for args in [
+        &["apps", "inspect", "nope"][..],
+        &["apps", "delete", "nope"],
+        &["apps", "update", "nope", "--config", "A=1"],
+        &["routes", "list", "nope"],
+        &["apps", "inspect", "nope", "--json"],
+    ] {
+        let err = fails(&server, args);
+        assert!(err.starts_with("error: 404 Not Found: "), "{args:?}: {err}");
+        assert!(err.contains("nope"), "{args:?}: {err}");
+    }
+
+    ok(&server, &["apps", "create", "myapp"]);
+    let err = fails(&server, &["apps", "create", "myapp"]);
+    assert!(err.starts_with("error: 409 Conflict: "), "{err}");
+    let err = fails(&server, &["routes", "inspect", "myapp", "/missing"]);
+    assert!(err.starts_with("error: 404 Not Found: "), "{err}");
+    let err = fails(&server, &["apps", "create", "bad name"]);
+    assert!(err.starts_with("error: 400 Bad Request: "), "{err}");
+    assert!(err.contains("bad name"), "{err}");
+    let err = fails(
+        &server,
+        &[
+            "routes",
+            "create",
+            "myapp",
+            "/a",
+            "ferrite/x",
+            "--memory",
+            "999999999",
+        ],
+    );
+    assert!(err.starts_with("error: 400 Bad Request: "), "{err}");
+    assert!(err.contains("memory"), "{err}");
+}
+
+#[test]
+fn bad_arguments_are_one_line() {
+    let server = TestServer::start();
+    let err = fails(&server, &["apps", "create", "myapp", "--config", "nope"]);
+    assert_eq!(err, "error: invalid --config \"nope\": expected KEY=VALUE");
+    let err = fails(
+        &server,
+        &[
+            "routes", "create", "myapp", "/a", "img", "--header", "X-A: 1",
+        ],
+    );
+    assert_eq!(
+        err,
+        "error: invalid --header \"X-A: 1\": expected NAME=VALUE"
+    );
+    let err = fails(
+        &server,
+        &["routes", "update", "myapp", "/a", "--config", "=v"],
+    );
+    assert!(err.contains("--config"), "{err}");
+    let err = fails(&server, &["routes", "update", "myapp", "/a"]);
+    assert!(err.contains("nothing to update"), "{err}");
+    // Nothing reached the server.
+    assert_eq!(ok_json(&server, &["apps", "list"]), serde_json::json!([]));
+}
+
+/// A Command for the binary pointed at a port nothing listens on.
+fn unreachable_cmd() -> (Command, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("cannot find a free port: {e}"));
+    let url = format!("http://127.0.0.1:{port}");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrite"));
+    cmd.env("API_URL", &url).env_remove("JWT_AUTH_KEY");
+    (cmd, url)
+}
+
+#[test]
+fn unreachable_server_is_one_line() {
+    for args in [
+        &["apps", "list"][..],
+        &["routes", "list", "myapp", "--json"],
+    ] {
+        let (cmd, url) = unreachable_cmd();
+        let err = failed(run(cmd, args), args);
+        assert!(
+            err.starts_with(&format!("error: cannot reach the server at {url}: ")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn version_shows_client_and_server() {
+    let server = TestServer::start();
+    let out = ok(&server, &["version"]);
+    let client = env!("CARGO_PKG_VERSION");
+    assert!(out.contains(&format!("Client version: {client}")), "{out}");
+    assert!(out.contains("Server version: "), "{out}");
+    let versions = ok_json(&server, &["version"]);
+    assert_eq!(versions["client"], client);
+    assert!(versions["server"].is_string(), "{versions}");
+
+    let (cmd, url) = unreachable_cmd();
+    let out = run(cmd, &["version"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("Client version: {client}")
+    );
+    let err = failed(out, &["version"]);
+    assert!(
+        err.contains(&format!("cannot reach the server at {url}")),
+        "{err}"
+    );
+}
+
+#[test]
+fn jwt_auth() {
+    let server = TestServer::start_with_env(&[("JWT_AUTH_KEY", "secret")]);
+
+    let mut cmd = ferrite_cmd(&server);
+    cmd.env("JWT_AUTH_KEY", "secret");
+    let out = run(cmd, &["apps", "create", "myapp"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut cmd = ferrite_cmd(&server);
+    cmd.env("JWT_AUTH_KEY", "secret");
+    let out = run(cmd, &["apps", "list", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let apps: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(apps[0]["name"], "myapp", "{apps}");
+
+    let mut cmd = ferrite_cmd(&server);
+    cmd.env_remove("JWT_AUTH_KEY");
+    let err = failed(run(cmd, &["apps", "list"]), &["apps", "list"]);
+    assert!(err.starts_with("error: 401 Unauthorized: "), "{err}");
+
+    let mut cmd = ferrite_cmd(&server);
+    cmd.env("JWT_AUTH_KEY", "wrong");
+    let err = failed(run(cmd, &["apps", "list"]), &["apps", "list"]);
+    assert!(err.starts_with("error: 401 Unauthorized: "), "{err}");
+}
