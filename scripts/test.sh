@@ -20,4 +20,12 @@ step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test"
-cargo test --workspace --locked --no-fail-fast
+LOG=$(mktemp)
+trap 'rm -f "$LOG"' EXIT
+status=0
+cargo test --workspace --locked --no-fail-fast --lib --bins --tests 2>&1 | tee "$LOG" || status=$?
+
+# One closing line over every test binary, so the total is read at a glance.
+awk '/^test result:/ { p += $4; f += $6; i += $8 }
+     END { printf "\nTotal: %d passed, %d failed, %d skipped\n", p, f, i }' "$LOG"
+exit "$status"
