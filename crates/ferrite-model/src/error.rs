@@ -21,6 +21,12 @@ pub enum ErrorKind {
     Conflict,
     /// The request body is over the configured limit.
     PayloadTooLarge,
+    /// The function or a component behind us answered badly.
+    BadGateway,
+    /// The function did not answer in time.
+    GatewayTimeout,
+    /// The feature exists in the API but not in this version.
+    NotImplemented,
     /// The node cannot take the request now (overload, shutting down).
     Unavailable,
     /// A fault of ours or of a component we depend on.
@@ -37,6 +43,9 @@ impl ErrorKind {
             ErrorKind::MethodNotAllowed => 405,
             ErrorKind::Conflict => 409,
             ErrorKind::PayloadTooLarge => 413,
+            ErrorKind::BadGateway => 502,
+            ErrorKind::GatewayTimeout => 504,
+            ErrorKind::NotImplemented => 501,
             ErrorKind::Unavailable => 503,
             ErrorKind::Internal => 500,
         }

@@ -2,6 +2,8 @@
 //! environment in `main`, then passed down as a value.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
@@ -38,6 +40,90 @@ pub struct ServerConfig {
     /// Largest request body accepted on /v1, in bytes.
     #[arg(long, env = "API_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub api_max_body_bytes: usize,
+
+    /// The Docker engine: `unix:///var/run/docker.sock` or `tcp://host:port`.
+    #[arg(long, env = "DOCKER_HOST")]
+    pub docker_host: Option<String>,
+
+    /// Any non-empty value: talk TLS to the engine and verify it, as the docker CLI does.
+    #[arg(long, env = "DOCKER_TLS_VERIFY", value_parser = non_empty)]
+    pub docker_tls_verify: Option<bool>,
+
+    /// Directory with `ca.pem`, `cert.pem` and `key.pem` for DOCKER_TLS_VERIFY (default ~/.docker).
+    #[arg(long, env = "DOCKER_CERT_PATH")]
+    pub docker_cert_path: Option<PathBuf>,
+
+    /// Registry credentials as a docker config document (`{"auths":{...}}`);
+    /// otherwise ~/.docker/config.json is read.
+    #[arg(long, env = "DOCKER_AUTH", hide_env_values = true)]
+    pub docker_auth: Option<String>,
+
+    /// This node's name in container names and labels (default: the host name).
+    #[arg(long, env = "FERRITE_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// Memory for function containers on this node, in MiB (default: 90% of
+    /// the engine host's memory).
+    #[arg(long, env = "FERRITE_MEMORY_BUDGET_MIB")]
+    pub memory_budget_mib: Option<u64>,
+
+    /// How long a call waits for memory before a 503, in milliseconds.
+    #[arg(long, env = "FERRITE_ADMISSION_WAIT_MS", default_value_t = 10_000)]
+    pub admission_wait_ms: u64,
+
+    /// Most cold containers started ahead of their calls, per route (0: none).
+    #[arg(long, env = "FERRITE_PRESTART_MAX", default_value_t = 8)]
+    pub prestart_max_per_route: usize,
+
+    /// Most containers being started ahead at the same time.
+    #[arg(long, env = "FERRITE_MAX_CONCURRENT_STARTS", default_value_t = 4)]
+    pub max_concurrent_starts: usize,
+
+    /// Largest request body accepted for a function call, in bytes.
+    #[arg(long, env = "FN_MAX_REQUEST_BYTES", default_value_t = 6 * 1024 * 1024)]
+    pub max_request_bytes: usize,
+
+    /// Largest function response, in bytes (502 beyond).
+    #[arg(long, env = "FN_MAX_RESPONSE_BYTES", default_value_t = 6 * 1024 * 1024)]
+    pub max_response_bytes: usize,
+
+    /// Most bytes of a call's stderr kept as its log.
+    #[arg(long, env = "FN_MAX_LOG_BYTES", default_value_t = 1024 * 1024)]
+    pub max_log_bytes: usize,
+}
+
+/// The docker CLI turns TLS verification on for any non-empty value.
+fn non_empty(value: &str) -> Result<bool, String> {
+    Ok(!value.is_empty())
+}
+
+impl ServerConfig {
+    /// The engine's settings, from the flags above.
+    pub fn engine_settings(&self) -> ferrite_engine::EngineSettings {
+        ferrite_engine::EngineSettings {
+            connect: ferrite_engine::ConnectSettings {
+                host: self.docker_host.clone().filter(|h| !h.is_empty()),
+                tls_verify: self.docker_tls_verify.unwrap_or(false),
+                cert_path: self.docker_cert_path.clone(),
+            },
+            docker_auth: self.docker_auth.clone(),
+            node_id: self.node_id.clone().unwrap_or_else(host_name),
+            memory_budget_mib: self.memory_budget_mib,
+            admission_wait: Duration::from_millis(self.admission_wait_ms),
+            prestart_max_per_route: self.prestart_max_per_route,
+            max_concurrent_starts: self.max_concurrent_starts,
+            max_response_bytes: self.max_response_bytes,
+            max_log_bytes: self.max_log_bytes,
+        }
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "ferrite".to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

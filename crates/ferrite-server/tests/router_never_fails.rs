@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::Request;
 use clap::Parser;
+use ferrite_engine::Engine;
 use ferrite_server::{api, ServerConfig};
 use ferrite_store::sqlite::SqliteStore;
 use proptest::prelude::*;
@@ -76,7 +77,7 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(600))]
+    #![proptest_config(ProptestConfig::with_cases(300))]
 
     #[test]
     fn any_request_gets_a_well_formed_answer(requests in prop::collection::vec((method(), path(), body()), 1..6)) {
@@ -85,8 +86,9 @@ proptest! {
             let dir = tempfile::tempdir().unwrap();
             let url = format!("sqlite://{}", dir.path().join("f.db").display());
             let store = Arc::new(SqliteStore::open(&url).await.unwrap());
-            let config = Args::parse_from(["test", "--api-max-body-bytes", "4096"]).config;
-            let router = api::router(api::AppState::new(store, &config));
+            let config = Args::parse_from(["test", "--api-max-body-bytes", "4096", "--node-id", "proptest-router"]).config;
+            let engine = Engine::start(config.engine_settings()).await.unwrap();
+            let router = api::router(api::AppState::new(store, engine.clone(), &config));
             for (method, path, body) in requests {
                 let Ok(request) = Request::builder().method(method).uri(&path).body(Body::from(body)) else {
                     continue; // not a URI a client could send
@@ -101,6 +103,7 @@ proptest! {
                     prop_assert!(json["error"]["message"].is_string(), "{method} {path}: {json}");
                 }
             }
+            engine.shutdown(std::time::Duration::from_secs(10)).await;
             Ok(())
         })?;
     }

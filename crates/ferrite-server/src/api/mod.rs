@@ -5,14 +5,16 @@ mod apps;
 mod auth;
 mod error;
 mod extract;
+mod invoke;
 mod routes;
 mod system;
 
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, OriginalUri};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::{middleware, Router};
+use ferrite_engine::Engine;
 use ferrite_model::ApiError;
 use ferrite_store::Store;
 use tower_http::trace::TraceLayer;
@@ -24,21 +26,29 @@ pub use error::Error;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    pub engine: Arc<Engine>,
     /// Verifies `/v1` bearer tokens when `JWT_AUTH_KEY` is set.
     auth: Option<Arc<auth::Verifier>>,
     /// Largest `/v1` request body, in bytes.
     max_body_bytes: usize,
+    /// Largest function call body, in bytes.
+    max_request_bytes: usize,
+    /// Largest function response, for messages.
+    max_response_bytes: usize,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, config: &ServerConfig) -> AppState {
+    pub fn new(store: Arc<dyn Store>, engine: Arc<Engine>, config: &ServerConfig) -> AppState {
         AppState {
             store,
+            engine,
             auth: config
                 .jwt_auth_key
                 .as_deref()
                 .map(|key| Arc::new(auth::Verifier::new(key))),
             max_body_bytes: config.api_max_body_bytes,
+            max_request_bytes: config.max_request_bytes,
+            max_response_bytes: config.max_response_bytes,
         }
     }
 }
@@ -65,11 +75,16 @@ pub fn router(state: AppState) -> Router {
             auth::require_token,
         ));
 
+    let calls = Router::new()
+        .route("/{app}/{*path}", any(invoke::invoke))
+        .layer(DefaultBodyLimit::max(state.max_request_bytes));
+
     Router::new()
         .route("/", get(system::ping))
         .route("/version", get(system::version))
         .route("/health", get(system::health))
         .nest("/v1", v1)
+        .nest("/r", calls)
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(TraceLayer::new_for_http())

@@ -11,9 +11,13 @@ use std::time::{Duration, Instant};
 pub struct TestServer {
     pub url: String,
     pub data_dir: tempfile::TempDir,
+    /// Stable across restarts, so a restarted server removes its own leftovers.
+    pub node_id: String,
     env: Vec<(String, String)>,
     child: Option<Child>,
 }
+
+static SERVERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -32,6 +36,11 @@ impl TestServer {
         let mut server = TestServer {
             url: String::new(),
             data_dir: tempfile::tempdir().expect("temp dir"),
+            node_id: format!(
+                "test-{}-{}",
+                std::process::id(),
+                SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ),
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -59,6 +68,9 @@ impl TestServer {
             .arg("--db-url")
             .arg(format!("sqlite://{}", self.db_path().display()))
             .env("LOG_LEVEL", "info")
+            // Servers of concurrent tests share the engine: each removes only
+            // its own leftovers at start.
+            .env("FERRITE_NODE_ID", &self.node_id)
             .env_remove("JWT_AUTH_KEY")
             .env_remove("PORT")
             .env_remove("DB_URL")

@@ -1,0 +1,267 @@
+//! Cold containers: created with our init as entrypoint, started, attached,
+//! and waiting for their call; removed in every case, even when the call
+//! that holds one is dropped half way.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bollard::container::AttachContainerResults;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    AttachContainerOptions, CreateContainerOptions, ListContainersOptions, RemoveContainerOptions,
+    RenameContainerOptions, UploadToContainerOptions,
+};
+use bollard::Docker;
+use bytes::Bytes;
+use tokio_util::task::TaskTracker;
+
+use crate::image::Images;
+use crate::{init, labels, EngineError, MemoryPermit};
+
+/// What a cold container is made from: everything but the call itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSpec {
+    pub app: String,
+    pub path: String,
+    pub image: String,
+    pub memory_mib: u64,
+}
+
+/// A started container whose init waits for a call on stdin.
+pub struct Started {
+    pub id: String,
+    pub io: AttachContainerResults,
+    pub removal: Removal,
+}
+
+/// Removes its container when dropped (force: kills it if still running),
+/// in a task the engine tracks, then gives the container's memory back.
+pub struct Removal {
+    docker: Docker,
+    id: String,
+    tracker: TaskTracker,
+    permit: Option<MemoryPermit>,
+}
+
+impl Drop for Removal {
+    fn drop(&mut self) {
+        let docker = self.docker.clone();
+        let id = std::mem::take(&mut self.id);
+        let permit = self.permit.take();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(container = %id, "no runtime to remove the container; it is removed at next start");
+            return;
+        };
+        self.tracker.spawn_on(
+            async move {
+                if let Err(e) = docker.remove_container(&id, Some(force())).await {
+                    if !matches!(
+                        e,
+                        bollard::errors::Error::DockerResponseServerError {
+                            status_code: 404,
+                            ..
+                        }
+                    ) {
+                        tracing::warn!(container = %id, error = %e, "cannot remove container");
+                    }
+                }
+                drop(permit);
+            },
+            &runtime,
+        );
+    }
+}
+
+impl Removal {
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+}
+
+fn force() -> RemoveContainerOptions {
+    RemoveContainerOptions {
+        force: true,
+        v: true,
+        ..Default::default()
+    }
+}
+
+/// Makes and finds Ferrite's cold containers on one engine.
+pub struct Containers {
+    pub docker: Docker,
+    pub images: Images,
+    /// This node's id, in labels and names.
+    pub node: String,
+    /// Every background removal, so that shutdown waits for them.
+    pub tracker: TaskTracker,
+    init_archive: Bytes,
+    counter: AtomicU64,
+}
+
+impl Containers {
+    pub fn new(
+        docker: Docker,
+        images: Images,
+        node: String,
+        tracker: TaskTracker,
+    ) -> Result<Containers, EngineError> {
+        let init_archive = init::archive()
+            .map_err(|e| EngineError::Protocol(format!("cannot pack the init: {e}")))?;
+        Ok(Containers {
+            docker,
+            images,
+            node,
+            tracker,
+            init_archive,
+            counter: AtomicU64::new(0),
+        })
+    }
+
+    /// A container name that says whose and which call (or a sequence
+    /// number for one started ahead of its call).
+    fn name(&self, call_id: Option<&str>) -> String {
+        match call_id {
+            Some(id) => format!("ferrite-{}-{id}", self.node),
+            None => format!(
+                "ferrite-{}-ahead-{}-{}",
+                self.node,
+                std::process::id(),
+                self.counter.fetch_add(1, Ordering::Relaxed)
+            ),
+        }
+    }
+
+    /// Create, equip, attach and start a container for `spec`. `call_id` is
+    /// known for a container made for a waiting call, not for one started ahead.
+    pub async fn start(
+        &self,
+        spec: &ContainerSpec,
+        call_id: Option<&str>,
+        permit: MemoryPermit,
+    ) -> Result<Started, EngineError> {
+        let argv = self.images.command(&spec.image).await?;
+        let labels = HashMap::from([
+            (labels::MANAGED.to_string(), "true".to_string()),
+            (labels::NODE.to_string(), self.node.clone()),
+            (labels::APP.to_string(), spec.app.clone()),
+            (labels::ROUTE.to_string(), spec.path.clone()),
+            (
+                labels::CALL_ID.to_string(),
+                call_id.unwrap_or_default().to_string(),
+            ),
+            (labels::KIND.to_string(), "cold".to_string()),
+        ]);
+        let bytes = i64::try_from(spec.memory_mib.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX);
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            entrypoint: Some(vec![init::INIT_PATH.to_string()]),
+            cmd: Some(argv),
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            open_stdin: Some(true),
+            stdin_once: Some(true),
+            tty: Some(false),
+            labels: Some(labels),
+            host_config: Some(HostConfig {
+                memory: Some(bytes),
+                // Equal to the memory limit: no swap on top of it.
+                memory_swap: Some(bytes),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptions {
+            name: Some(self.name(call_id)),
+            ..Default::default()
+        };
+        let created = self.docker.create_container(Some(options), body).await?;
+        // From here on the container exists: the guard removes it on any error.
+        let removal = Removal {
+            docker: self.docker.clone(),
+            id: created.id.clone(),
+            tracker: self.tracker.clone(),
+            permit: Some(permit),
+        };
+        let upload = UploadToContainerOptions {
+            path: "/".to_string(),
+            ..Default::default()
+        };
+        self.docker
+            .upload_to_container(
+                &created.id,
+                Some(upload),
+                bollard::body_full(self.init_archive.clone()),
+            )
+            .await?;
+        // Attach before start, or the first output could be lost.
+        let attach = AttachContainerOptions {
+            stream: true,
+            stdin: true,
+            stdout: true,
+            stderr: true,
+            logs: false,
+            detach_keys: None,
+        };
+        let io = self
+            .docker
+            .attach_container(&created.id, Some(attach))
+            .await?;
+        self.docker
+            .start_container(
+                &created.id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await?;
+        Ok(Started {
+            id: created.id,
+            io,
+            removal,
+        })
+    }
+
+    /// Rename a container started ahead once its call is known (labels are
+    /// fixed at creation). Best effort, off the call's path.
+    pub fn name_after_call(self: &Arc<Self>, id: &str, call_id: &str) {
+        let docker = self.docker.clone();
+        let (id, name) = (id.to_string(), self.name(Some(call_id)));
+        self.tracker.spawn(async move {
+            if let Err(e) = docker
+                .rename_container(&id, RenameContainerOptions { name })
+                .await
+            {
+                tracing::debug!(container = %id, error = %e, "cannot rename container");
+            }
+        });
+    }
+
+    /// Ferrite's containers of this node on the engine (running or not).
+    pub async fn list_own(&self) -> Result<Vec<String>, EngineError> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![
+                format!("{}=true", labels::MANAGED),
+                format!("{}={}", labels::NODE, self.node),
+            ],
+        )]);
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let containers = self.docker.list_containers(Some(options)).await?;
+        Ok(containers.into_iter().filter_map(|c| c.id).collect())
+    }
+
+    /// Remove what an earlier run of this node left behind (a crash, a kill -9).
+    pub async fn remove_leftovers(&self) -> Result<usize, EngineError> {
+        let ids = self.list_own().await?;
+        for id in &ids {
+            if let Err(e) = self.docker.remove_container(id, Some(force())).await {
+                tracing::warn!(container = %id, error = %e, "cannot remove leftover container");
+            }
+        }
+        Ok(ids.len())
+    }
+}

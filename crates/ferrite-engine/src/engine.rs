@@ -1,0 +1,261 @@
+//! The engine as the server sees it: connect, run cold calls, shut down.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::admission::Admission;
+use crate::cold::{self, OutputLimits};
+use crate::container::{ContainerSpec, Containers};
+use crate::credentials::Credentials;
+use crate::image::Images;
+use crate::pool::Pools;
+use crate::{ColdCall, ConnectSettings, EngineError, Outcome};
+
+/// How often the refill loop looks at demand when nothing wakes it.
+const REFILL_TICK: Duration = Duration::from_millis(250);
+
+/// Everything the engine needs to know, decided once at start.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub connect: ConnectSettings,
+    /// `DOCKER_AUTH`: registry credentials as a docker config document.
+    pub docker_auth: Option<String>,
+    /// Names this node in container labels and names.
+    pub node_id: String,
+    /// Memory budget for function containers, in MiB; by default 90 % of the
+    /// engine host's memory.
+    pub memory_budget_mib: Option<u64>,
+    /// How long a call may wait for memory before a 503.
+    pub admission_wait: Duration,
+    /// Most containers started ahead per route.
+    pub prestart_max_per_route: usize,
+    /// Most containers being started ahead at once (the engine is slow to
+    /// create containers; flooding it slows calls that cannot wait).
+    pub max_concurrent_starts: usize,
+    pub max_response_bytes: usize,
+    pub max_log_bytes: usize,
+}
+
+pub struct Engine {
+    host: String,
+    containers: Arc<Containers>,
+    admission: Arc<Admission>,
+    pools: Arc<Pools>,
+    limits: OutputLimits,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+}
+
+/// Container names allow `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+fn sanitize_node(node: &str) -> String {
+    let cleaned: String = node
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if cleaned.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        cleaned
+    } else {
+        format!("n{cleaned}")
+    }
+}
+
+impl Engine {
+    /// Connect, size the memory budget, remove this node's leftovers from an
+    /// earlier run, and start refilling containers started ahead.
+    pub async fn start(settings: EngineSettings) -> Result<Arc<Engine>, EngineError> {
+        let docker = settings.connect.connect().await?;
+        let host = settings.connect.host().to_string();
+        let budget = match settings.memory_budget_mib {
+            Some(mib) => mib,
+            None => host_memory_mib(&docker, &host).await? * 9 / 10,
+        };
+        let credentials = Credentials::load(settings.docker_auth.as_deref())?;
+        let tracker = TaskTracker::new();
+        let node = sanitize_node(&settings.node_id);
+        let containers = Arc::new(Containers::new(
+            docker.clone(),
+            Images::new(docker, credentials),
+            node.clone(),
+            tracker.clone(),
+        )?);
+        let removed = containers.remove_leftovers().await?;
+        tracing::info!(
+            host,
+            node,
+            memory_budget_mib = budget,
+            leftovers_removed = removed,
+            "docker engine ready"
+        );
+        let engine = Arc::new(Engine {
+            host,
+            containers,
+            admission: Arc::new(Admission::new(budget, settings.admission_wait)),
+            pools: Arc::new(Pools::new(settings.prestart_max_per_route)),
+            limits: OutputLimits {
+                max_stdout: settings.max_response_bytes,
+                max_log: settings.max_log_bytes,
+            },
+            cancel: CancellationToken::new(),
+            tracker,
+        });
+        let refill = engine.clone().refill_loop(Arc::new(Semaphore::new(
+            settings.max_concurrent_starts.max(1),
+        )));
+        engine.tracker.spawn(refill);
+        Ok(engine)
+    }
+
+    /// The engine's address, for messages and `/health`.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn docker(&self) -> &Docker {
+        &self.containers.docker
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.containers.node
+    }
+
+    pub fn memory_budget_mib(&self) -> u64 {
+        self.admission.budget_mib()
+    }
+
+    pub fn memory_available_mib(&self) -> u64 {
+        self.admission.available_mib()
+    }
+
+    /// Containers started ahead and waiting for a call.
+    pub fn prestarted(&self) -> usize {
+        self.pools.idle_count()
+    }
+
+    /// Run a cold call in a fresh container: one started ahead when the
+    /// route has one ready, else one started now (after admission).
+    /// `keep_warm` is how long the route keeps containers started ahead
+    /// after its last call (its `idle_timeout`).
+    pub async fn run_cold(
+        &self,
+        call: &ColdCall,
+        keep_warm: Duration,
+    ) -> Result<Outcome, EngineError> {
+        if self.cancel.is_cancelled() {
+            return Err(EngineError::ShuttingDown);
+        }
+        let spec = ContainerSpec {
+            app: call.app.clone(),
+            path: call.path.clone(),
+            image: call.image.clone(),
+            memory_mib: call.memory_mib,
+        };
+        let (_in_flight, ready) = self.pools.enter(&spec, keep_warm);
+        let (started, prestarted) = match ready {
+            Some(started) => {
+                self.containers.name_after_call(&started.id, &call.call_id);
+                (started, true)
+            }
+            None => {
+                let permit = match self.admission.try_admit(spec.memory_mib)? {
+                    Some(permit) => permit,
+                    None => {
+                        self.pools.evict_idle(spec.memory_mib);
+                        self.admission.admit(spec.memory_mib).await?
+                    }
+                };
+                (
+                    self.containers
+                        .start(&spec, Some(&call.call_id), permit)
+                        .await?,
+                    false,
+                )
+            }
+        };
+        cold::run(started, call, self.limits, prestarted).await
+    }
+
+    /// Keep each active route's containers started ahead at its target.
+    async fn refill_loop(self: Arc<Self>, starts: Arc<Semaphore>) {
+        loop {
+            tokio::select! {
+                () = self.cancel.cancelled() => return,
+                () = self.pools.wake.notified() => {}
+                () = tokio::time::sleep(REFILL_TICK) => {}
+            }
+            for spec in self.pools.plan(Instant::now()) {
+                let Some(permit) = self.admission.try_admit_spare(spec.memory_mib) else {
+                    self.pools.start_failed(&spec);
+                    continue;
+                };
+                let (engine, starts) = (self.clone(), starts.clone());
+                self.tracker.spawn(async move {
+                    let Ok(_slot) = starts.acquire_owned().await else { return };
+                    let began = Instant::now();
+                    match engine.containers.start(&spec, None, permit).await {
+                        Ok(started) if !engine.cancel.is_cancelled() => engine.pools.add(&spec, started, began.elapsed()),
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(app = %spec.app, path = %spec.path, image = %spec.image, error = %e, "cannot start a container ahead");
+                            engine.pools.start_failed(&spec);
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    /// Stop starting containers, remove those started ahead, and wait (up to
+    /// `grace`) for every removal, so that nothing is left on the engine.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.cancel.cancel();
+        self.admission.close();
+        self.pools.drain();
+        self.tracker.close();
+        if tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "engine shutdown did not finish in time; leftovers are removed at next start"
+            );
+        }
+    }
+}
+
+/// The engine host's memory, from `GET /info`.
+async fn host_memory_mib(docker: &Docker, host: &str) -> Result<u64, EngineError> {
+    let info = docker
+        .info()
+        .await
+        .map_err(|source| EngineError::Unreachable {
+            host: host.to_string(),
+            source,
+        })?;
+    Ok(info
+        .mem_total
+        .and_then(|b| u64::try_from(b).ok())
+        .unwrap_or(0)
+        / (1024 * 1024))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sanitize_node;
+
+    #[test]
+    fn node_names_fit_container_names() {
+        assert_eq!(sanitize_node("host-1.local"), "host-1.local");
+        assert_eq!(sanitize_node("_x y"), "n_x-y");
+    }
+}

@@ -1,0 +1,60 @@
+//! Engine errors: why a call could not be run at all. A function that ran
+//! and failed (exit code, OOM, timeout) is an [`Outcome`](crate::Outcome), not
+//! an error.
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// `DOCKER_HOST` names a transport we do not speak.
+    #[error(
+        "DOCKER_HOST {0:?} is not supported: use unix:///path/to/docker.sock or tcp://host:port"
+    )]
+    BadHost(String),
+    /// `DOCKER_TLS_VERIFY` is set but the certificates cannot be used.
+    #[error("DOCKER_CERT_PATH {path}: {reason}")]
+    Tls { path: String, reason: String },
+    #[error("cannot reach the Docker engine at {host}: {source}")]
+    Unreachable {
+        host: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// `DOCKER_AUTH` or the docker config file does not parse.
+    #[error("registry credentials: {0}")]
+    Credentials(String),
+    #[error("cannot pull image {image}: {reason}")]
+    Pull { image: String, reason: String },
+    /// The call's memory did not fit in the node's budget in time.
+    #[error("node is at capacity: {needed} MiB did not become free within {waited_ms} ms (memory budget {budget} MiB)")]
+    Overloaded {
+        needed: u64,
+        budget: u64,
+        waited_ms: u64,
+    },
+    /// The route asks for more memory than the node has at all.
+    #[error("the route needs {needed} MiB, more than this node's memory budget of {budget} MiB")]
+    TooLarge { needed: u64, budget: u64 },
+    /// The engine is shutting down.
+    #[error("the node is shutting down")]
+    ShuttingDown,
+    #[error("Docker engine error: {0}")]
+    Docker(#[from] bollard::errors::Error),
+    /// The container's output broke the init's framing.
+    #[error("function container broke the init protocol: {0}")]
+    Protocol(String),
+}
+
+impl EngineError {
+    /// Whether the fault is the engine's availability (a retry elsewhere or
+    /// later may work) rather than the request's.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Unreachable { .. }
+                | EngineError::Overloaded { .. }
+                | EngineError::ShuttingDown
+                | EngineError::Docker(bollard::errors::Error::HyperResponseError { .. })
+                | EngineError::Docker(bollard::errors::Error::IOError { .. })
+                | EngineError::Docker(bollard::errors::Error::RequestTimeoutError)
+        )
+    }
+}

@@ -1,0 +1,15 @@
+//! Labels on every container Ferrite creates, so that its own containers
+//! can be found again (leftovers after a crash, hygiene checks).
+
+/// Present (`"true"`) on every container Ferrite creates.
+pub const MANAGED: &str = "org.ferrite.managed";
+/// The node (`FERRITE_NODE_ID`) that created the container.
+pub const NODE: &str = "org.ferrite.node";
+pub const APP: &str = "org.ferrite.app";
+pub const ROUTE: &str = "org.ferrite.route";
+/// The call the container was created for; empty for a container started
+/// ahead of its call (labels cannot change later, so such a container is
+/// renamed `ferrite-<node>-<call id>` when the call takes it).
+pub const CALL_ID: &str = "org.ferrite.call_id";
+/// `cold` for per-call containers.
+pub const KIND: &str = "org.ferrite.kind";

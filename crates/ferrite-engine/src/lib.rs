@@ -1,0 +1,26 @@
+//! Ferrite's side of the Docker Engine API: connecting as the docker CLI
+//! does, images (pulled only when missing, with registry credentials), and
+//! cold calls (`format: default`) through containers started ahead of the
+//! call, within a node-wide memory budget.
+//!
+//! Only the Engine API is used (bollard), never the `docker` CLI, so every
+//! feature works against a remote engine exactly as against the local one.
+#![forbid(unsafe_code)]
+
+mod admission;
+mod cold;
+mod connect;
+mod container;
+mod credentials;
+mod engine;
+mod error;
+mod image;
+mod init;
+pub mod labels;
+mod pool;
+
+pub use admission::MemoryPermit;
+pub use cold::{ColdCall, Outcome, Status};
+pub use connect::ConnectSettings;
+pub use engine::{Engine, EngineSettings};
+pub use error::EngineError;

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Builds every example function image (examples/functions/*) as
+# ferrite/<name>:latest, the ferrite/busybox base first. No registry is
+# reachable on Ferrite's machines, so nothing is pulled: the base is Debian's
+# static busybox on top of scratch. Docker's build cache makes a run with
+# nothing changed take a second or two, so the test suite calls this once
+# per run. Prints one line per image; exits non-zero if any build fails.
+#
+# Usage: scripts/images.sh [NAME...]   (default: all; the base is always built)
+set -euo pipefail
+cd "$(dirname "$0")/../examples/functions"
+
+BASE=busybox
+
+# Installs Debian packages that are missing (the package lists may be empty
+# on a fresh machine, hence the update only when the first try fails).
+apt_install() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq "${missing[@]}" >/dev/null \
+    || { apt-get update -qq >/dev/null && apt-get install -y -qq "${missing[@]}" >/dev/null; }
+}
+
+# The static busybox (the `busybox` package's /bin/busybox is dynamic and
+# would not run on scratch; busybox-static replaces it).
+apt_install busybox-static
+# Copied only when it differs, so the build cache keeps hitting.
+cmp -s /bin/busybox "$BASE/busybox" || cp /bin/busybox "$BASE/busybox"
+
+if [ $# -gt 0 ]; then
+  names=("$@")
+else
+  names=()
+  for d in */Dockerfile; do names+=("${d%/Dockerfile}"); done
+fi
+
+# The legacy builder: BuildKit needs the buildx plugin, which is not here.
+export DOCKER_BUILDKIT=0
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+
+# Builds one image; its report line goes to $logs/NAME.out, the build's
+# output to $logs/NAME.log (shown only on failure).
+build() {
+  local name=$1 tag="ferrite/$1:latest" before after start secs
+  before=$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)
+  start=$(date +%s.%N)
+  if ! docker build --force-rm -t "$tag" "$name" >"$logs/$name.log" 2>&1; then
+    echo "FAILED    $tag" >"$logs/$name.out"
+    return 1
+  fi
+  after=$(docker image inspect -f '{{.Id}}' "$tag")
+  secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
+  if [ "$before" = "$after" ]; then
+    echo "unchanged $tag ${after:7:12} (${secs}s)" >"$logs/$name.out"
+  else
+    echo "built     $tag ${after:7:12} (${secs}s)" >"$logs/$name.out"
+  fi
+}
+
+# Reports one build; returns its status.
+report() {
+  local name=$1 status=$2
+  cat "$logs/$name.out"
+  if [ "$status" -ne 0 ]; then cat "$logs/$name.log" >&2; fi
+  return "$status"
+}
+
+for name in "${names[@]}"; do
+  [ -f "$name/Dockerfile" ] || { echo "no such example: $name" >&2; exit 1; }
+done
+
+status=0
+build "$BASE" || status=$?
+report "$BASE" "$status" || exit 1
+
+# The functions only share the base, so they build side by side: each
+# legacy-builder step is a container commit of about a second, mostly
+# waiting, so this is several times quicker than one after the other.
+pids=()
+for name in "${names[@]}"; do
+  [ "$name" = "$BASE" ] && continue
+  build "$name" &
+  pids+=("$name:$!")
+done
+failed=0
+for entry in "${pids[@]}"; do
+  status=0
+  wait "${entry#*:}" || status=$?
+  report "${entry%%:*}" "$status" || failed=1
+done
+
+# Old versions of rebuilt examples are left untagged; drop them.
+docker image prune -f --filter label=org.ferrite.example=true >/dev/null
+exit "$failed"

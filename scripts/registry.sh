@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# A private registry for Ferrite's pull tests: no public registry is
+# reachable here, so tests push locally built images to this one and pull
+# them back with credentials.
+#
+#   scripts/registry.sh start DIR   prints REGISTRY=127.0.0.1:PORT
+#   scripts/registry.sh stop DIR
+#
+# Docker Distribution 2.8 from Debian's docker-registry package, bound to
+# 127.0.0.1 on a free port, plain HTTP (the engine treats 127.0.0.0/8 as an
+# insecure registry, so no TLS is needed), basic auth from a bcrypt htpasswd
+# (user ferrite, password ferrite-pass), storage under DIR/data, pid in
+# DIR/registry.pid, log in DIR/registry.log.
+set -euo pipefail
+
+USER_NAME=ferrite
+PASSWORD=ferrite-pass
+
+usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
+[ $# -eq 2 ] || usage
+cmd=$1
+mkdir -p "$2"
+DIR=$(cd "$2" && pwd)
+PIDFILE=$DIR/registry.pid
+ADDRFILE=$DIR/registry.addr
+
+# Installs Debian packages that are missing (the package lists may be empty
+# on a fresh machine, hence the update only when the first try fails).
+apt_install() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq "${missing[@]}" >/dev/null \
+    || { apt-get update -qq >/dev/null && apt-get install -y -qq "${missing[@]}" >/dev/null; }
+  # The package's own service (port 5000, /var/lib/docker-registry) is not
+  # wanted: stop and disable it where the install started it.
+  if [[ " ${missing[*]} " == *" docker-registry "* ]]; then
+    if [ -d /run/systemd/system ]; then
+      systemctl disable --now docker-registry >/dev/null 2>&1 || true
+    else
+      invoke-rc.d docker-registry stop >/dev/null 2>&1 || true
+      update-rc.d docker-registry disable >/dev/null 2>&1 || true
+    fi
+  fi
+}
+
+running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+
+# A port nobody listens on: random, checked against the kernel's table of
+# listening TCP sockets (state 0A), so no tool beyond bash is needed.
+free_port() {
+  local port hex
+  while :; do
+    port=$((20000 + RANDOM % 40000))
+    printf -v hex ':%04X ' "$port"
+    if ! awk '$4 == "0A" { print $2 " " }' /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -q "$hex"; then
+      echo "$port"; return
+    fi
+  done
+}
+
+start() {
+  if running; then
+    echo "REGISTRY=$(cat "$ADDRFILE")"
+    return
+  fi
+  apt_install docker-registry apache2-utils curl
+  mkdir -p "$DIR/data"
+  # bcrypt (-B) is the only hash Distribution's htpasswd auth accepts.
+  htpasswd -Bbc "$DIR/htpasswd" "$USER_NAME" "$PASSWORD" 2>/dev/null
+
+  local port pid
+  for _ in 1 2 3 4 5; do  # a few ports, in case one is taken meanwhile
+    port=$(free_port)
+    cat >"$DIR/config.yml" <<YAML
+version: 0.1
+log:
+  level: info
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $DIR/data
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$port
+  secret: $(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+auth:
+  htpasswd:
+    realm: ferrite-registry
+    path: $DIR/htpasswd
+YAML
+    # Its own session, so that it outlives this script and its terminal.
+    setsid docker-registry serve "$DIR/config.yml" >"$DIR/registry.log" 2>&1 </dev/null &
+    pid=$!
+    # Ready when /v2/ answers 401 (auth required); gone if the port was taken.
+    for _ in $(seq 50); do
+      kill -0 "$pid" 2>/dev/null || break
+      if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/")" = 401 ]; then
+        echo "$pid" >"$PIDFILE"
+        echo "127.0.0.1:$port" >"$ADDRFILE"
+        echo "REGISTRY=127.0.0.1:$port"
+        return
+      fi
+      sleep 0.1
+    done
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  echo "registry did not start; last log:" >&2
+  tail -n 20 "$DIR/registry.log" >&2
+  exit 1
+}
+
+stop() {
+  if running; then
+    local pid
+    pid=$(cat "$PIDFILE")
+    kill "$pid"
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  # Credentials a test stored with `docker login` to this registry.
+  if [ -f "$ADDRFILE" ]; then
+    docker logout "$(cat "$ADDRFILE")" >/dev/null 2>&1 || true
+  fi
+  rm -f "$PIDFILE" "$ADDRFILE"
+}
+
+case $cmd in
+  start) start ;;
+  stop) stop ;;
+  *) usage ;;
+esac
