@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The Docker engine behind TLS with client certificates, for testing
 # Ferrite's DOCKER_HOST=tcp://... + DOCKER_TLS_VERIFY path without
-# reconfiguring (and restarting) the machine's engine: socat terminates
-# mutual TLS on 127.0.0.1 and relays every connection to the engine's unix
-# socket.
+# reconfiguring (and restarting) the machine's engine: nginx (stream
+# module) terminates mutual TLS on 127.0.0.1 and relays every connection to
+# the engine's unix socket. Not socat: its OpenSSL server context has no
+# session id context, so with client verification on it aborts handshakes
+# from rustls, which offers a session id ("session id context
+# uninitialized").
 #
 #   scripts/tls-proxy.sh start DIR   prints DOCKER_HOST=tcp://127.0.0.1:PORT
 #                                    and DOCKER_CERT_PATH=DIR
@@ -39,6 +42,10 @@ apt_install() {
   export DEBIAN_FRONTEND=noninteractive
   apt-get install -y -qq "${missing[@]}" >/dev/null \
     || { apt-get update -qq >/dev/null && apt-get install -y -qq "${missing[@]}" >/dev/null; }
+  # The package may start the system's own nginx on port 80: not wanted.
+  if printf '%s\n' "${missing[@]}" | grep -qx nginx; then
+    nginx -s quit 2>/dev/null || true
+  fi
 }
 
 running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
@@ -132,34 +139,47 @@ print() {
 start() {
   if running; then print; return; fi
   [ -S "$SOCK" ] || { echo "no Docker socket at $SOCK" >&2; exit 1; }
-  apt_install socat openssl curl
+  apt_install nginx libnginx-mod-stream openssl curl
   certs
 
   local port pid
   for _ in 1 2 3 4 5; do  # a few ports, in case one is taken meanwhile
     port=$(free_port)
-    # verify=1 makes OpenSSL demand a client certificate signed by cafile and
-    # refuse the handshake without one. fork: one child per connection.
-    # -t: after one side's EOF (the client closing stdin of an attach), keep
-    # relaying the other way as long as the call runs, not socat's 0.5 s.
-    # Its own session, so that it outlives this script and stop can kill
-    # the whole process group, connection children included.
-    setsid socat -t 86400 \
-      "OPENSSL-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork,cert=$DIR/server/cert.pem,key=$DIR/server/key.pem,cafile=$DIR/ca.pem,verify=1" \
-      "UNIX-CONNECT:$SOCK" >"$DIR/proxy.log" 2>&1 </dev/null &
-    pid=$!
-    for _ in $(seq 50); do
-      kill -0 "$pid" 2>/dev/null || break
-      if [ "$(ping "$port")" = OK ]; then
-        echo "$pid" >"$PIDFILE"
-        echo "127.0.0.1:$port" >"$ADDRFILE"
-        print
-        return
-      fi
-      sleep 0.1
-    done
-    kill -- "-$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    # ssl_verify_client: demand a client certificate signed by the CA.
+    # user root: the workers connect to the engine's socket.
+    # proxy_timeout: an attach stays quiet while a function runs.
+    cat >"$DIR/nginx.conf" <<CONF
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+user root;
+daemon on;
+worker_processes 1;
+pid $DIR/proxy.pid;
+error_log $DIR/proxy.log info;
+events {}
+stream {
+  server {
+    listen 127.0.0.1:$port ssl;
+    ssl_certificate $DIR/server/cert.pem;
+    ssl_certificate_key $DIR/server/key.pem;
+    ssl_client_certificate $DIR/ca.pem;
+    ssl_verify_client on;
+    proxy_pass unix:$SOCK;
+    proxy_timeout 24h;
+  }
+}
+CONF
+    if nginx -c "$DIR/nginx.conf" -p "$DIR" -e "$DIR/proxy.log" 2>>"$DIR/proxy.log"; then
+      for _ in $(seq 50); do
+        if [ "$(ping "$port")" = OK ]; then
+          echo "127.0.0.1:$port" >"$ADDRFILE"
+          print
+          return
+        fi
+        sleep 0.1
+      done
+      pid=$(cat "$PIDFILE" 2>/dev/null || true)
+      [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+    fi
   done
   echo "TLS proxy did not start; last log:" >&2
   tail -n 20 "$DIR/proxy.log" >&2
@@ -170,10 +190,11 @@ stop() {
   if running; then
     local pid
     pid=$(cat "$PIDFILE")
-    # The listener and any connection children: one process group.
-    kill -- "-$pid" 2>/dev/null || kill "$pid"
+    # nginx's master stops its workers (and their connections) on TERM.
+    kill "$pid" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 -- "-$pid" 2>/dev/null || true
+    kill -9 "$pid" 2>/dev/null || true
+    pkill -9 -f "nginx -c $DIR/nginx.conf" 2>/dev/null || true
   fi
   rm -f "$PIDFILE" "$ADDRFILE"
 }

@@ -17,6 +17,8 @@ pub const DEFAULT_MAX_CONCURRENCY: u64 = 1;
 /// Upper bounds: far above real use, low enough that arithmetic on them
 /// (budgets, deadlines) cannot overflow.
 pub const MAX_MEMORY_MIB: u64 = 1024 * 1024;
+/// Docker refuses memory limits below 6 MiB.
+pub const MIN_MEMORY_MIB: u64 = 6;
 pub const MAX_TIMEOUT_S: u64 = 24 * 3600;
 pub const MAX_CONCURRENCY: u64 = 10_000;
 
@@ -133,7 +135,13 @@ pub struct RouteInput {
 }
 
 fn memory(v: Option<i64>) -> Result<Option<u64>, ApiError> {
-    validate::bounded("route memory", v, MAX_MEMORY_MIB, "MiB")
+    let mib = validate::bounded("route memory", v, MAX_MEMORY_MIB, "MiB")?;
+    if let Some(mib) = mib.filter(|m| *m < MIN_MEMORY_MIB) {
+        return Err(ApiError::bad_request(format!(
+            "route memory must be at least {MIN_MEMORY_MIB} MiB (the smallest limit Docker accepts), got {mib}"
+        )));
+    }
+    Ok(mib)
 }
 
 fn timeout(field: &str, v: Option<i64>) -> Result<Option<u64>, ApiError> {
@@ -289,6 +297,7 @@ mod tests {
             (r#"{"path":"/a","image":"x","type":"later"}"#, "type"),
             (r#"{"path":"/a","image":"x","format":"grpc"}"#, "format"),
             (r#"{"path":"/a","image":"x","memory":-1}"#, "memory"),
+            (r#"{"path":"/a","image":"x","memory":5}"#, "at least 6 MiB"),
             (r#"{"path":"/a","image":"x","timeout":-5}"#, "timeout"),
             (
                 r#"{"path":"/a","image":"x","idle_timeout":99999999}"#,

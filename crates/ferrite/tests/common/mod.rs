@@ -152,3 +152,58 @@ pub fn ferrite_cmd(server: &TestServer) -> Command {
         .env_remove("JWT_AUTH_KEY");
     command
 }
+
+/// Ferrite's containers of `node` on the engine: (id, state, call id label).
+/// The docker CLI is fine here: it only observes what Ferrite did.
+pub fn node_containers(node: &str) -> Vec<(String, String, String)> {
+    let output = Command::new("docker")
+        .args(["ps", "-a", "--filter"])
+        .arg(format!("label=org.ferrite.node={node}"))
+        .args([
+            "--format",
+            "{{.ID}} {{.State}} {{.Label \"org.ferrite.call_id\"}}",
+        ])
+        .output()
+        .expect("docker ps");
+    assert!(
+        output.status.success(),
+        "docker ps: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            let mut parts = line.splitn(3, ' ');
+            let mut next = || parts.next().unwrap_or_default().to_string();
+            (next(), next(), next())
+        })
+        .collect()
+}
+
+/// Fail loudly when the example images are missing (`scripts/images.sh`).
+pub fn require_images(images: &[&str]) {
+    for image in images {
+        let status = Command::new("docker")
+            .args(["image", "inspect", image])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("docker image inspect");
+        assert!(
+            status.success(),
+            "image {image} is missing: run scripts/images.sh"
+        );
+    }
+}
+
+/// Wait until `check` holds, for up to `timeout`.
+pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    check()
+}
