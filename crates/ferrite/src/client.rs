@@ -4,21 +4,32 @@
 //! is (`API_URL`), how to authenticate (`JWT_AUTH_KEY`), and how a failure
 //! becomes one readable line: "cannot reach the server at ..." when there is
 //! no answer, or the status and the server's own message when there is one.
+//! Function calls through `/r/` go through it too, with their own timeout and
+//! token (see [`Client::for_calls`]).
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use reqwest::{Method, StatusCode, Url};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+use reqwest::{Method, Response, StatusCode, Url};
 use serde::Serialize;
 use serde_json::Value;
+
+/// Where the server is: all that a function call needs, since the
+/// `JWT_AUTH_KEY` token guards only `/v1`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    /// URL of the Ferrite API (a bare `host:port` means http).
+    #[arg(long, env = "API_URL", default_value = "http://localhost:8080")]
+    pub api_url: String,
+}
 
 /// The server a client command talks to, and how to authenticate to it.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ApiArgs {
-    /// URL of the Ferrite API (a bare `host:port` means http).
-    #[arg(long, env = "API_URL", default_value = "http://localhost:8080")]
-    pub api_url: String,
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// Key to sign an HS256 token with, for a server started with
     /// `JWT_AUTH_KEY`.
     #[arg(long, env = "JWT_AUTH_KEY", hide_env_values = true)]
@@ -29,6 +40,9 @@ pub struct ApiArgs {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a management call may take in all; they are small reads and writes.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a function call may take in all: the longest `timeout` a route
+/// may have, plus room for waiting on a free slot and starting a container.
+const CALL_TIMEOUT: Duration = Duration::from_secs(ferrite_model::route::MAX_TIMEOUT_S + 10 * 60);
 /// Lifetime of the bearer token sent with each command.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 /// How much of a body that is not the API's JSON error is worth showing.
@@ -39,8 +53,8 @@ const BODY_EXCERPT_CHARS: usize = 200;
 pub enum ClientError {
     /// No HTTP answer: refused, unresolvable host, TLS failure, connect timeout.
     Unreachable { url: String, reason: String },
-    /// The server accepted the connection but did not answer in time.
-    TimedOut { url: String },
+    /// The server accepted the connection but did not answer within `after`.
+    TimedOut { url: String, after: Duration },
     /// A non-2xx answer; `message` is the server's, or an excerpt of the body.
     Status { status: StatusCode, message: String },
     /// A 2xx answer that is not the JSON the API promises.
@@ -53,10 +67,10 @@ impl fmt::Display for ClientError {
             ClientError::Unreachable { url, reason } => {
                 write!(f, "cannot reach the server at {url}: {reason}")
             }
-            ClientError::TimedOut { url } => write!(
+            ClientError::TimedOut { url, after } => write!(
                 f,
                 "the server at {url} did not answer within {}s",
-                REQUEST_TIMEOUT.as_secs()
+                after.as_secs()
             ),
             ClientError::Status { status, message } if message.is_empty() => {
                 write!(f, "{status}")
@@ -80,6 +94,22 @@ pub struct Client {
     shown: String,
     /// `Authorization` header value, when a JWT key is configured.
     bearer: Option<String>,
+    /// The total time a request may take, for the message when it runs out.
+    timeout: Duration,
+}
+
+/// One call of a function through `/r/{app}/{path}`.
+pub struct FunctionCall<'a> {
+    pub method: Method,
+    pub app: &'a str,
+    /// The route's path, as in `/hello` or `/a/b`.
+    pub path: &'a str,
+    /// Request headers, given to the function as `HEADER_<NAME>`.
+    pub headers: HeaderMap,
+    /// The function's stdin; for a GET, sent as the `payload` query parameter.
+    pub body: Vec<u8>,
+    /// Key of the route's `jwt_key`, to sign the call's bearer token with.
+    pub jwt_key: Option<&'a str>,
 }
 
 /// The claims of the token the CLI signs; the server checks `exp`.
@@ -94,16 +124,30 @@ impl Client {
     /// Build a client from the command's `--api-url` / `API_URL` and
     /// `--jwt-auth-key` / `JWT_AUTH_KEY`.
     pub fn new(args: &ApiArgs) -> anyhow::Result<Client> {
-        let base = parse_base_url(&args.api_url)?;
-        let shown = base.as_str().trim_end_matches('/').to_string();
         let bearer = match args.jwt_auth_key.as_deref().filter(|k| !k.is_empty()) {
-            Some(key) => Some(format!("Bearer {}", sign_token(key)?)),
+            Some(key) => Some(bearer(key, "JWT_AUTH_KEY")?),
             None => None,
         };
+        Client::build(&args.server, REQUEST_TIMEOUT, bearer)
+    }
+
+    /// Build a client for [`Client::call`]: it sends no `JWT_AUTH_KEY` token
+    /// (that key guards only `/v1`) and waits as long as a function may run.
+    pub fn for_calls(args: &ServerArgs) -> anyhow::Result<Client> {
+        Client::build(args, CALL_TIMEOUT, None)
+    }
+
+    fn build(
+        args: &ServerArgs,
+        timeout: Duration,
+        bearer: Option<String>,
+    ) -> anyhow::Result<Client> {
+        let base = parse_base_url(&args.api_url)?;
+        let shown = base.as_str().trim_end_matches('/').to_string();
         let http = reqwest::Client::builder()
             .user_agent(concat!("ferrite-cli/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(timeout)
             .build()
             .context("cannot set up the HTTP client")?;
         Ok(Client {
@@ -111,7 +155,71 @@ impl Client {
             base,
             shown,
             bearer,
+            timeout,
         })
+    }
+
+    /// Call a function. The answer comes back whatever its status, with its
+    /// body unread so that it can be streamed with [`Client::write_body`];
+    /// turn a non-2xx one into its error with [`Client::failure`].
+    pub async fn call(&self, call: FunctionCall<'_>) -> anyhow::Result<Response> {
+        let mut url = self.url(&invoke_path(call.app, call.path), &[]);
+        let mut body = call.body;
+        // As IronFunctions: a GET's payload is its `payload` query parameter.
+        if call.method == Method::GET && !body.is_empty() {
+            let payload = String::from_utf8(std::mem::take(&mut body)).map_err(|_| {
+                anyhow::anyhow!(
+                    "with GET the body is sent as the `payload` query parameter, \
+                     which must be UTF-8 text"
+                )
+            })?;
+            url.query_pairs_mut().append_pair("payload", &payload);
+        }
+        let mut headers = call.headers;
+        if let Some(key) = call.jwt_key.filter(|k| !k.is_empty()) {
+            let value = HeaderValue::from_str(&bearer(key, "--jwt-key")?)
+                .context("the signed token is not a valid header value")?;
+            headers.insert(AUTHORIZATION, value);
+        }
+        let get = call.method == Method::GET;
+        let mut request = self.http.request(call.method, url).headers(headers);
+        if !get {
+            request = request.body(body);
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&e).into())
+    }
+
+    /// Copy an answer's body to `out` as it arrives, byte for byte.
+    pub async fn write_body(
+        &self,
+        mut response: Response,
+        out: &mut impl std::io::Write,
+    ) -> anyhow::Result<()> {
+        let cannot_write = "cannot write the answer";
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(&e))?
+        {
+            out.write_all(&chunk).context(cannot_write)?;
+        }
+        out.flush().context(cannot_write)
+    }
+
+    /// The error of a non-2xx answer: its status and the server's message.
+    pub async fn failure(&self, response: Response) -> anyhow::Error {
+        let status = response.status();
+        match response.bytes().await {
+            Ok(bytes) => ClientError::Status {
+                status,
+                message: error_message(&bytes),
+            }
+            .into(),
+            Err(e) => self.transport_error(&e).into(),
+        }
     }
 
     /// `GET` the resource at `path` (segments, each encoded on its own).
@@ -186,6 +294,7 @@ impl Client {
         if error.is_timeout() && !error.is_connect() {
             return ClientError::TimedOut {
                 url: self.shown.clone(),
+                after: self.timeout,
             };
         }
         ClientError::Unreachable {
@@ -203,6 +312,13 @@ pub fn app_path(app: &str) -> [&str; 3] {
 /// The URL segments of a route: `/a/b` becomes `a`, `b` after the app's routes.
 pub fn route_path<'a>(app: &'a str, path: &'a str) -> Vec<&'a str> {
     let mut segments = vec!["v1", "apps", app, "routes"];
+    segments.extend(path.trim_start_matches('/').split('/'));
+    segments
+}
+
+/// The URL segments of a function call: `/r/{app}/{path...}`.
+pub fn invoke_path<'a>(app: &'a str, path: &'a str) -> Vec<&'a str> {
+    let mut segments = vec!["r", app];
     segments.extend(path.trim_start_matches('/').split('/'));
     segments
 }
@@ -233,6 +349,12 @@ fn parse_base_url(raw: &str) -> anyhow::Result<Url> {
     Ok(url)
 }
 
+/// An `Authorization` value with a token signed with `key`, named `what` in errors.
+fn bearer(key: &str, what: &str) -> anyhow::Result<String> {
+    let token = sign_token(key).with_context(|| format!("cannot sign a token with {what}"))?;
+    Ok(format!("Bearer {token}"))
+}
+
 fn sign_token(key: &str) -> anyhow::Result<String> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -248,7 +370,7 @@ fn sign_token(key: &str) -> anyhow::Result<String> {
         &claims,
         &jsonwebtoken::EncodingKey::from_secret(key.as_bytes()),
     )
-    .context("cannot sign a token with JWT_AUTH_KEY")
+    .map_err(anyhow::Error::from)
 }
 
 /// The server's `{"error":{"message":...}}`, or the start of whatever it sent.
@@ -291,7 +413,9 @@ mod tests {
 
     fn client(url: &str) -> Client {
         Client::new(&ApiArgs {
-            api_url: url.to_string(),
+            server: ServerArgs {
+                api_url: url.to_string(),
+            },
             jwt_auth_key: None,
         })
         .unwrap()
@@ -317,7 +441,9 @@ mod tests {
             "https://example.com/ferrite/version"
         );
         assert!(Client::new(&ApiArgs {
-            api_url: "ftp://x".into(),
+            server: ServerArgs {
+                api_url: "ftp://x".into()
+            },
             jwt_auth_key: None
         })
         .is_err());
@@ -329,6 +455,10 @@ mod tests {
         assert_eq!(
             c.url(&route_path("a", "/x/y z/%"), &[]).as_str(),
             "http://h:1/v1/apps/a/routes/x/y%20z/%25"
+        );
+        assert_eq!(
+            c.url(&invoke_path("a", "/x/y z"), &[]).as_str(),
+            "http://h:1/r/a/x/y%20z"
         );
         assert_eq!(
             c.url(&app_path("a"), &[("cascade", "true")]).as_str(),

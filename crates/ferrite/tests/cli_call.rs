@@ -64,6 +64,17 @@ fn failed(out: Output, args: &[&str]) -> String {
     stderr.trim_end().to_string()
 }
 
+/// Stop the server as an operator would (SIGTERM), so that it removes the
+/// containers it started ahead; dropping it would kill it and leave them.
+fn stop(mut server: TestServer) {
+    let status = server.terminate();
+    assert!(
+        status.success(),
+        "server exited with {status}:\n{}",
+        server.log()
+    );
+}
+
 /// Set up with the CLI itself: `ferrite ARGS` must succeed.
 fn ferrite(server: &TestServer, args: &[&str]) {
     let out = ferrite_cmd(server)
@@ -126,6 +137,7 @@ fn successful_calls_print_the_body_as_is() {
     assert!(env.lines().any(|l| l == "METHOD=PUT"), "{env}");
     assert!(env.lines().any(|l| l == "HEADER_X_TRACE=a b"), "{env}");
     assert!(!env.contains("HEADER_AUTHORIZATION"), "{env}");
+    stop(server);
 }
 
 #[test]
@@ -186,6 +198,7 @@ fn failed_calls_are_one_error_line() {
     let args = ["myapp", "/fail", "--header", "no colon"];
     let line = failed(call(&server, &args, b""), &args);
     assert!(line.contains("expected 'NAME: VALUE'"), "{line}");
+    stop(server);
 }
 
 #[test]
@@ -232,6 +245,7 @@ fn routes_with_a_jwt_key_need_its_token() {
     );
     let args = ["myapp", "/open"];
     assert_eq!(ok(call(&server, &args, name), &args), b"Hello Jwt!\n");
+    stop(server);
 }
 
 #[test]

@@ -145,7 +145,11 @@ fn log_outcome(call: &ColdCall, outcome: &Outcome, elapsed_ms: f64) {
 
 /// The HTTP answer for a call that ran.
 fn answer(outcome: Outcome, max_response_bytes: usize) -> Response {
-    let failure = |kind, message: String| Error(ApiError::new(kind, message)).into_response();
+    // Built here rather than through `Error`, which logs 5xx as our faults.
+    let failure = |kind: ErrorKind, message: String| {
+        let status = StatusCode::from_u16(kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(ApiError::new(kind, message).body())).into_response()
+    };
     match outcome.status {
         Status::Success => {
             let content_type = if std::str::from_utf8(&outcome.stdout).is_ok() {

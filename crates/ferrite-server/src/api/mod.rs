@@ -17,7 +17,8 @@ use axum::{middleware, Router};
 use ferrite_engine::Engine;
 use ferrite_model::ApiError;
 use ferrite_store::Store;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tracing::Level;
 
 use crate::ServerConfig;
 pub use error::Error;
@@ -87,7 +88,9 @@ pub fn router(state: AppState) -> Router {
         .nest("/r", calls)
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
-        .layer(TraceLayer::new_for_http())
+        // A 5xx of a function (exit code, timeout) is a result, not our
+        // failure: the invoke path logs calls itself.
+        .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))
         .with_state(state)
 }
 

@@ -139,8 +139,21 @@ impl TestServer {
 }
 
 impl Drop for TestServer {
+    /// A graceful stop, so that the server removes the containers it started
+    /// (a SIGKILL would leave them to its next start, which never comes).
     fn drop(&mut self) {
-        self.kill();
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(40);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# Cold call benchmark: POST /r/bench/hello (ferrite/hello, format default,
+# one fresh container per call) against `docker run --rm -i ferrite/hello`
+# measured in the same run, with and without containers started ahead, and
+# at concurrency 4. The client is bench/coldload.py (Python http.client on a
+# persistent connection, time.perf_counter). Prints a table and writes it to
+# its section of docs/benchmarks.md. Takes about 3 minutes.
+#
+#   bench/cold.sh    # N_DOCKER=30 N_PRESTART=200 N_COLD=30 PAUSE_MS=300
+#                    # CLIENTS=4 CONC_SECONDS=20 CONC_MAX=400 WARMUP=5
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N_DOCKER=${N_DOCKER:-30}
+N_PRESTART=${N_PRESTART:-200}
+N_COLD=${N_COLD:-30}
+PAUSE_MS=${PAUSE_MS:-300}
+CLIENTS=${CLIENTS:-4}
+CONC_SECONDS=${CONC_SECONDS:-20}
+CONC_MAX=${CONC_MAX:-400}
+WARMUP=${WARMUP:-5}
+NODE=bench-cold
+IMAGE=ferrite/hello
+BODY='{"name":"Johnny"}'
+BEGAN=$(date +%s)
+
+log() { echo "cold.sh: $*" >&2; }
+
+cargo build --release --locked -q -p ferrite
+scripts/images.sh hello >&2
+BIN=target/release/ferrite
+LOAD=(python3 bench/coldload.py)
+WORK=$(mktemp -d)
+PID=
+SAMPLER=
+
+# docker ps lines for this node's containers (all states).
+node_containers() { docker ps -aq --filter "label=org.ferrite.node=$NODE" | wc -l; }
+
+# SIGTERM the server and wait for it: it removes its containers on the way out.
+stop_server() {
+  [[ -n $PID ]] || return 0
+  kill -TERM "$PID" 2>/dev/null || true
+  wait "$PID" 2>/dev/null || true
+  PID=
+}
+
+cleanup() {
+  local status=$? left
+  [[ -n $SAMPLER ]] && kill "$SAMPLER" 2>/dev/null
+  stop_server
+  left=$(node_containers)
+  if [[ $left -ne 0 ]]; then
+    log "$left container(s) of node $NODE left after shutdown; removing them"
+    docker ps -aq --filter "label=org.ferrite.node=$NODE" | xargs -r docker rm -f >/dev/null
+    status=1
+  fi
+  rm -rf "$WORK"
+  exit "$status"
+}
+trap cleanup EXIT
+
+[[ $(node_containers) -eq 0 ]] || { log "containers of node $NODE exist before the run; remove them first"; exit 1; }
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# start_server NAME [VAR=VALUE...]: one server on a free port over the same
+# store, logging at info level (one `call finished ... prestarted=...` line
+# per call) to $WORK/NAME.log.
+start_server() {
+  local name=$1 port
+  shift
+  port=$(free_port)
+  env FERRITE_NODE_ID=$NODE LOG_LEVEL=info LOG_FORMAT=text "$@" \
+    "$BIN" server --host 127.0.0.1 --port "$port" --db-url "sqlite://$WORK/f.db" \
+    2>"$WORK/$name.log" >/dev/null &
+  PID=$!
+  URL="http://127.0.0.1:$port"
+  for _ in $(seq 100); do curl -sf "$URL/health" >/dev/null && return 0; sleep 0.1; done
+  log "server $name did not come up:"
+  cat "$WORK/$name.log" >&2
+  exit 1
+}
+
+# Lines in a server log so far, to count the next phase's calls only.
+log_lines() { wc -l <"$WORK/$1.log"; }
+
+# 1. Baseline: docker run, with no server running (one unmeasured run first).
+log "baseline: $N_DOCKER x docker run --rm -i $IMAGE"
+echo "$BODY" | docker run --rm -i "$IMAGE" >/dev/null
+"${LOAD[@]}" docker "$N_DOCKER" "$IMAGE" "$BODY" >"$WORK/docker.json"
+
+# 2. Ferrite with containers started ahead (default settings).
+start_server prestart
+curl -sf -o /dev/null -X POST "$URL/v1/apps" -d '{"app":{"name":"bench"}}'
+curl -sf -o /dev/null -X POST "$URL/v1/apps/bench/routes" \
+  -d "{\"route\":{\"path\":\"/hello\",\"image\":\"$IMAGE\"}}"
+CALL="$URL/r/bench/hello"
+log "starting ahead: $WARMUP warm-up calls 1 s apart, then $N_PRESTART calls ${PAUSE_MS} ms apart"
+"${LOAD[@]}" seq "$CALL" "$WARMUP" 1000 "$BODY" >/dev/null
+FROM=$(($(log_lines prestart) + 1))
+"${LOAD[@]}" seq "$CALL" "$N_PRESTART" "$PAUSE_MS" "$BODY" >"$WORK/prestart.json"
+"${LOAD[@]}" log "$WORK/prestart.log" "$FROM" >"$WORK/prestart-log.json"
+
+# 4. Concurrency with starting ahead, sampling the node's live containers.
+log "concurrency $CLIENTS: ${CONC_SECONDS} s or $CONC_MAX calls"
+(while :; do docker ps -q --filter "label=org.ferrite.node=$NODE" | wc -l; sleep 0.1; done) \
+  >"$WORK/alive.txt" 2>/dev/null &
+SAMPLER=$!
+FROM=$(($(log_lines prestart) + 1))
+"${LOAD[@]}" conc "$CALL" "$CLIENTS" "$CONC_SECONDS" "$CONC_MAX" "$BODY" >"$WORK/conc.json"
+kill "$SAMPLER" 2>/dev/null || true
+wait "$SAMPLER" 2>/dev/null || true
+SAMPLER=
+"${LOAD[@]}" log "$WORK/prestart.log" "$FROM" >"$WORK/conc-log.json"
+ALIVE_MAX=$(sort -n "$WORK/alive.txt" | tail -1)
+ALIVE_SAMPLES=$(wc -l <"$WORK/alive.txt")
+stop_server
+LEFT_PRESTART=$(node_containers)
+
+# 3. Ferrite without starting ahead: the same store, FERRITE_PRESTART_MAX=0.
+start_server cold FERRITE_PRESTART_MAX=0
+log "no starting ahead: 1 warm-up call, then $N_COLD calls ${PAUSE_MS} ms apart"
+"${LOAD[@]}" seq "$CALL" 1 0 "$BODY" >/dev/null
+FROM=$(($(log_lines cold) + 1))
+"${LOAD[@]}" seq "$CALL" "$N_COLD" "$PAUSE_MS" "$BODY" >"$WORK/cold.json"
+"${LOAD[@]}" log "$WORK/cold.log" "$FROM" >"$WORK/cold-log.json"
+stop_server
+LEFT=$(node_containers)
+
+ELAPSED=$(($(date +%s) - BEGAN))
+MEM_GIB=$(awk '/^MemTotal/ {printf "%.0f", $2 / 1048576}' /proc/meminfo)
+DOCKER_VERSION=$(docker version -f '{{.Server.Version}}' 2>/dev/null || echo unknown)
+
+TABLE=$(python3 - "$WORK" "$PAUSE_MS" "$CONC_SECONDS" "$CONC_MAX" "$ALIVE_MAX" "$ALIVE_SAMPLES" \
+  "$LEFT_PRESTART" "$LEFT" <<'PY'
+import json, sys
+work, pause, conc_s, conc_max, alive_max, alive_n, left_prestart, left = sys.argv[1:]
+get = lambda name: json.load(open(f"{work}/{name}.json"))
+d, p, pl, c, cl, k, kl = (get(n) for n in
+    ("docker", "prestart", "prestart-log", "conc", "conc-log", "cold", "cold-log"))
+ms = lambda v: f"{v:.1f} ms" if v >= 10 else f"{v:.2f} ms"
+p99 = lambda r: (f"p99 {ms(r['p99_ms'])} (= max of {r['ok']})" if r["p99_is_max"]
+                 else f"p99 {ms(r['p99_ms'])}, max {ms(r['max_ms'])}")
+errs = lambda r: "" if not r["errors"] and not r["bad_body"] else \
+    f", **{r['errors']} errors, {r['bad_body']} wrong bodies** {r.get('statuses', '')}"
+ratio_p, ratio_k = p["p50_ms"] / d["p50_ms"], k["p50_ms"] / d["p50_ms"]
+rows = [
+    ("client", "`bench/coldload.py`: Python `http.client`, one persistent connection per client, "
+               "`time.perf_counter()` around each request; nearest-rank percentiles"),
+    (f"baseline `echo '{{\"name\":\"Johnny\"}}' \\| docker run --rm -i ferrite/hello`, {d['n']} sequential",
+     f"p50 {ms(d['p50_ms'])}, {p99(d)}, {d['rate_per_s']:.2f} runs/s{errs(d)}"),
+    (f"Ferrite, starting ahead (defaults), {p['n']} sequential calls {pause} ms apart",
+     f"p50 {ms(p['p50_ms'])}, {p99(p)}; server-side p50 {ms(pl['server_p50_ms'])}{errs(p)}"),
+    ("ratio Ferrite p50 / docker run p50 (target ≤ 0.05)",
+     f"{ratio_p:.3f} ({'met' if ratio_p <= 0.05 else '**not met**'})"),
+    ("calls that found a container started ahead (server log `prestarted=true`)",
+     f"{pl['prestarted_true']} of {pl['calls']}"),
+    (f"Ferrite, no starting ahead (`FERRITE_PRESTART_MAX=0`), {k['n']} sequential calls {pause} ms apart",
+     f"p50 {ms(k['p50_ms'])}, {p99(k)}; {kl['prestarted_true']} of {kl['calls']} started ahead{errs(k)}"),
+    ("ratio no-starting-ahead p50 / docker run p50", f"{ratio_k:.2f}"),
+    (f"concurrency {c['clients']}, starting ahead, {conc_s} s or {conc_max} calls",
+     f"{c['rate_per_s']:.1f} calls/s ({c['n']} calls in {c['wall_s']:.1f} s), p50 {ms(c['p50_ms'])}, "
+     f"{p99(c)}, errors (non-200) {c['errors']}, wrong bodies {c['bad_body']}; "
+     f"{cl['prestarted_true']} of {cl['calls']} started ahead"),
+    ("most containers alive at once during the concurrency run",
+     f"{alive_max} (`docker ps` every ~100 ms, {alive_n} samples)"),
+    ("containers left after shutdown (SIGTERM)",
+     f"{left}" + ("" if left_prestart == "0" else f" (after the first server: {left_prestart})")),
+]
+print("| measure | value |\n| --- | --- |")
+for k_, v in rows:
+    print(f"| {k_} | {v} |")
+PY
+)
+echo "$TABLE"
+
+DOC=docs/benchmarks.md
+# shellcheck disable=SC2016 # the backquotes are markdown
+[[ -f $DOC ]] || printf '# Benchmarks\n\nFigures recorded by the scripts in `bench/`; each section says the command, the machine and the date.\n' >"$DOC"
+# Replace this script's section, keep the others.
+python3 - "$DOC" "$TABLE" "$(nproc)" "$MEM_GIB" "$(date -u +%Y-%m-%d)" "$DOCKER_VERSION" "$ELAPSED" <<'PY'
+import re, sys
+doc, table, cores, mem, day, docker, elapsed = sys.argv[1:]
+text = open(doc).read()
+heading = "## Cold calls (`bench/cold.sh`)"
+section = (f"{heading}\n\n{day}, {cores} cores, {mem} GiB memory, Docker {docker}, release build, "
+           f"embedded SQLite; client and server on the same machine; the whole run took {elapsed} s.\n\n"
+           f"{table}\n")
+pattern = re.compile(re.escape(heading) + r"\n.*?(?=\n## |\Z)", re.S)
+text = pattern.sub(lambda _: section.rstrip("\n"), text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
+open(doc, "w").write(text)
+PY
+log "written to $DOC (run took ${ELAPSED} s)"
+if [[ $LEFT -ne 0 ]]; then exit 1; fi
