@@ -24,7 +24,7 @@ IMAGE=ferrite/hello
 BODY='{"name":"Johnny"}'
 BEGAN=$(date +%s)
 
-log() { echo "cold.sh: $*" >&2; }
+log() { echo "cold.sh [$(($(date +%s) - BEGAN)) s]: $*" >&2; }
 
 cargo build --release --locked -q -p ferrite
 scripts/images.sh hello >&2
@@ -65,7 +65,7 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # start_server NAME [VAR=VALUE...]: one server on a free port over the same
-# store, logging at info level (one `call finished ... prestarted=...` line
+# store (URL and CALL name it), logging at info level (one `call finished ... prestarted=...` line
 # per call) to $WORK/NAME.log.
 start_server() {
   local name=$1 port
@@ -76,6 +76,7 @@ start_server() {
     2>"$WORK/$name.log" >/dev/null &
   PID=$!
   URL="http://127.0.0.1:$port"
+  CALL="$URL/r/bench/hello"
   for _ in $(seq 100); do curl -sf "$URL/health" >/dev/null && return 0; sleep 0.1; done
   log "server $name did not come up:"
   cat "$WORK/$name.log" >&2
@@ -95,7 +96,6 @@ start_server prestart
 curl -sf -o /dev/null -X POST "$URL/v1/apps" -d '{"app":{"name":"bench"}}'
 curl -sf -o /dev/null -X POST "$URL/v1/apps/bench/routes" \
   -d "{\"route\":{\"path\":\"/hello\",\"image\":\"$IMAGE\"}}"
-CALL="$URL/r/bench/hello"
 log "starting ahead: $WARMUP warm-up calls 1 s apart, then $N_PRESTART calls ${PAUSE_MS} ms apart"
 "${LOAD[@]}" seq "$CALL" "$WARMUP" 1000 "$BODY" >/dev/null
 FROM=$(($(log_lines prestart) + 1))

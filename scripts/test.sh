@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README gives it and CI runs it, on a fresh
 # machine: lint, then every test of the workspace against real components.
-# Later suites add the services they need (PostgreSQL, Redis, Swarm) here,
-# each started in a temporary directory and stopped on exit.
+# Services a test needs (a registry, a TLS proxy in front of the engine) are
+# started by that test through scripts/ and stopped when it ends; Debian
+# packages they need are installed on first use. Every container a test
+# creates carries Ferrite's labels and is removed by the test's server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +14,30 @@ step "toolchain"
 cargo --version
 rustup component list --installed 2>/dev/null | grep -E '^(rustfmt|clippy)' \
   || rustup component add rustfmt clippy
+
+step "docker engine"
+docker version --format 'engine {{.Server.Version}}, API {{.Server.APIVersion}}' \
+  || { echo "the tests need a running Docker engine" >&2; exit 1; }
+
+step "Debian packages the tests use"
+# Installed once here, not by tests running in parallel (dpkg has one lock).
+PACKAGES=(busybox-static docker-registry apache2-utils nginx libnginx-mod-stream openssl curl)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+  # Their system services are not wanted: tests start their own instances.
+  service docker-registry stop >/dev/null 2>&1 || true
+  nginx -s quit >/dev/null 2>&1 || true
+fi
+
+step "example function images (scripts/images.sh)"
+scripts/images.sh
 
 step "cargo fmt --check"
 cargo fmt --all --check

@@ -140,7 +140,9 @@ impl Containers {
         call_id: Option<&str>,
         permit: MemoryPermit,
     ) -> Result<Started, EngineError> {
+        let t0 = std::time::Instant::now();
         let argv = self.images.command(&spec.image).await?;
+        let t_image = t0.elapsed();
         let labels = HashMap::from([
             (labels::MANAGED.to_string(), "true".to_string()),
             (labels::NODE.to_string(), self.node.clone()),
@@ -177,6 +179,7 @@ impl Containers {
             ..Default::default()
         };
         let created = self.docker.create_container(Some(options), body).await?;
+        let t_create = t0.elapsed();
         // From here on the container exists: the guard removes it on any error.
         let removal = Removal {
             docker: self.docker.clone(),
@@ -195,6 +198,7 @@ impl Containers {
                 bollard::body_full(self.init_archive.clone()),
             )
             .await?;
+        let t_upload = t0.elapsed();
         // Attach before start, or the first output could be lost.
         let attach = AttachContainerOptions {
             stream: true,
@@ -208,12 +212,18 @@ impl Containers {
             .docker
             .attach_container(&created.id, Some(attach))
             .await?;
+        let t_attach = t0.elapsed();
         self.docker
             .start_container(
                 &created.id,
                 None::<bollard::query_parameters::StartContainerOptions>,
             )
             .await?;
+        tracing::debug!(
+            container = %created.id, image_ms = t_image.as_millis(), create_ms = t_create.as_millis(),
+            upload_ms = t_upload.as_millis(), attach_ms = t_attach.as_millis(), start_ms = t0.elapsed().as_millis(),
+            "container started"
+        );
         Ok(Started {
             id: created.id,
             io,

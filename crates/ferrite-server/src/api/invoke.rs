@@ -147,7 +147,8 @@ fn log_outcome(call: &ColdCall, outcome: &Outcome, elapsed_ms: f64) {
 fn answer(outcome: Outcome, max_response_bytes: usize) -> Response {
     // Built here rather than through `Error`, which logs 5xx as our faults.
     let failure = |kind: ErrorKind, message: String| {
-        let status = StatusCode::from_u16(kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (status, axum::Json(ApiError::new(kind, message).body())).into_response()
     };
     match outcome.status {

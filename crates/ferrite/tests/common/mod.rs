@@ -143,7 +143,9 @@ impl Drop for TestServer {
     /// (a SIGKILL would leave them to its next start, which never comes).
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
             let deadline = Instant::now() + Duration::from_secs(40);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
