@@ -436,7 +436,11 @@ fn system_endpoints() {
     let (status, body) = api.get("/version");
     assert_eq!(status, 200);
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(api.get("/health"), (200, json!({"status":"ok"})));
+    let (status, health) = api.get("/health");
+    assert_eq!(status, 200);
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["node"], server.node_id.as_str());
+    assert!(health["memory_budget_mib"].as_u64().unwrap() > 0);
 }
 
 fn token(secret: &str, expires_in: i64) -> String {

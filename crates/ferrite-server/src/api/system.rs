@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use axum::Json;
+use ferrite_model::{ApiError, ErrorKind};
 use serde_json::{json, Value};
 
 use super::{AppState, Error};
@@ -16,13 +17,26 @@ pub async fn version() -> Json<Value> {
     Json(json!({ "version": env!("CARGO_PKG_VERSION") }))
 }
 
-/// `GET /health`: 200 only when the store answers too.
+/// `GET /health`: 200 only when the store and the Docker engine answer too,
+/// so that a load balancer stops sending calls to a node that cannot run them.
 pub async fn health(State(state): State<AppState>) -> Result<Json<Value>, Error> {
-    state.store.ping().await.map_err(|e| {
-        ferrite_model::ApiError::new(
-            ferrite_model::ErrorKind::Unavailable,
-            format!("store unavailable: {e}"),
-        )
+    let unavailable = |what: String| ApiError::new(ErrorKind::Unavailable, what);
+    state
+        .store
+        .ping()
+        .await
+        .map_err(|e| unavailable(format!("store unavailable: {e}")))?;
+    state.engine.docker().ping().await.map_err(|e| {
+        unavailable(format!(
+            "Docker engine at {} unavailable: {e}",
+            state.engine.host()
+        ))
     })?;
-    Ok(Json(json!({ "status": "ok" })))
+    Ok(Json(json!({
+        "status": "ok",
+        "node": state.engine.node_id(),
+        "memory_budget_mib": state.engine.memory_budget_mib(),
+        "memory_available_mib": state.engine.memory_available_mib(),
+        "prestarted_containers": state.engine.prestarted(),
+    })))
 }
