@@ -60,6 +60,8 @@ pub struct Outcome {
     pub log_dropped: u64,
     /// Whether the container was started ahead of the call.
     pub prestarted: bool,
+    /// The container the call ran in.
+    pub container_id: String,
 }
 
 /// Caps on what a call may produce.
@@ -187,6 +189,7 @@ pub async fn run(
         log: log.freeze(),
         log_dropped,
         prestarted,
+        container_id: id,
     })
 }
 

@@ -4,13 +4,12 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use bollard::container::AttachContainerResults;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, ListContainersOptions, RemoveContainerOptions,
-    RenameContainerOptions, UploadToContainerOptions,
+    UploadToContainerOptions,
 };
 use bollard::Docker;
 use bytes::Bytes;
@@ -229,21 +228,6 @@ impl Containers {
             io,
             removal,
         })
-    }
-
-    /// Rename a container started ahead once its call is known (labels are
-    /// fixed at creation). Best effort, off the call's path.
-    pub fn name_after_call(self: &Arc<Self>, id: &str, call_id: &str) {
-        let docker = self.docker.clone();
-        let (id, name) = (id.to_string(), self.name(Some(call_id)));
-        self.tracker.spawn(async move {
-            if let Err(e) = docker
-                .rename_container(&id, RenameContainerOptions { name })
-                .await
-            {
-                tracing::debug!(container = %id, error = %e, "cannot rename container");
-            }
-        });
     }
 
     /// Ferrite's containers of this node on the engine (running or not).

@@ -162,10 +162,7 @@ impl Engine {
         };
         let (_in_flight, ready) = self.pools.enter(&spec, keep_warm);
         let (started, prestarted) = match ready {
-            Some(started) => {
-                self.containers.name_after_call(&started.id, &call.call_id);
-                (started, true)
-            }
+            Some(started) => (started, true),
             None => {
                 let permit = match self.admission.try_admit(spec.memory_mib)? {
                     Some(permit) => permit,

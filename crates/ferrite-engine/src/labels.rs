@@ -8,8 +8,8 @@ pub const NODE: &str = "org.ferrite.node";
 pub const APP: &str = "org.ferrite.app";
 pub const ROUTE: &str = "org.ferrite.route";
 /// The call the container was created for; empty for a container started
-/// ahead of its call (labels cannot change later, so such a container is
-/// renamed `ferrite-<node>-<call id>` when the call takes it).
+/// ahead of its call (labels are fixed at creation): the server's log line
+/// of each call names its container.
 pub const CALL_ID: &str = "org.ferrite.call_id";
 /// `cold` for per-call containers.
 pub const KIND: &str = "org.ferrite.kind";

@@ -80,11 +80,16 @@ pub struct InFlight {
 }
 
 impl Drop for InFlight {
+    /// The call is over: time to start its replacement. Not earlier: starting
+    /// a container is the engine's heaviest work, and doing it while the call
+    /// runs slows the call down.
     fn drop(&mut self) {
         let mut routes = self.pools.lock();
         if let Some(pool) = routes.get_mut(&self.key) {
             pool.in_flight = pool.in_flight.saturating_sub(1);
         }
+        drop(routes);
+        self.pools.wake.notify_one();
     }
 }
 
@@ -148,7 +153,6 @@ impl Pools {
             pool.idle.pop_front().map(|r| r.started)
         };
         drop(stale); // removals run in the background
-        self.wake.notify_one();
         (
             InFlight {
                 pools: self.clone(),

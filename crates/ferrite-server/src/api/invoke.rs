@@ -132,7 +132,8 @@ fn log_outcome(call: &ColdCall, outcome: &Outcome, elapsed_ms: f64) {
     let status = format!("{:?}", outcome.status);
     tracing::info!(
         call_id = %call.call_id, app = %call.app, path = %call.path, status, elapsed_ms,
-        prestarted = outcome.prestarted, "call finished"
+        prestarted = outcome.prestarted,
+        container = %outcome.container_id.get(..12).unwrap_or_default(), "call finished"
     );
     if !outcome.log.is_empty() {
         tracing::info!(
