@@ -8,23 +8,11 @@
 #
 # Usage: scripts/images.sh [NAME...]   (default: all; the base is always built)
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$(dirname "$0")/../examples/functions"
 
 BASE=busybox
-
-# Installs Debian packages that are missing (the package lists may be empty
-# on a fresh machine, hence the update only when the first try fails).
-apt_install() {
-  local missing=() p
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  echo "installing ${missing[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq "${missing[@]}" >/dev/null \
-    || { apt-get update -qq >/dev/null && apt-get install -y -qq "${missing[@]}" >/dev/null; }
-}
 
 # The static busybox (the `busybox` package's /bin/busybox is dynamic and
 # would not run on scratch; busybox-static replaces it).

@@ -12,6 +12,8 @@
 # (user ferrite, password ferrite-pass), storage under DIR/data, pid in
 # DIR/registry.pid, log in DIR/registry.log.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 USER_NAME=ferrite
 PASSWORD=ferrite-pass
@@ -24,44 +26,7 @@ DIR=$(cd "$2" && pwd)
 PIDFILE=$DIR/registry.pid
 ADDRFILE=$DIR/registry.addr
 
-# Installs Debian packages that are missing (the package lists may be empty
-# on a fresh machine, hence the update only when the first try fails).
-apt_install() {
-  local missing=() p
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  echo "installing ${missing[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq "${missing[@]}" >/dev/null \
-    || { apt-get update -qq >/dev/null && apt-get install -y -qq "${missing[@]}" >/dev/null; }
-  # The package's own service (port 5000, /var/lib/docker-registry) is not
-  # wanted: stop and disable it where the install started it.
-  if [[ " ${missing[*]} " == *" docker-registry "* ]]; then
-    if [ -d /run/systemd/system ]; then
-      systemctl disable --now docker-registry >/dev/null 2>&1 || true
-    else
-      invoke-rc.d docker-registry stop >/dev/null 2>&1 || true
-      update-rc.d docker-registry disable >/dev/null 2>&1 || true
-    fi
-  fi
-}
-
 running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
-
-# A port nobody listens on: random, checked against the kernel's table of
-# listening TCP sockets (state 0A), so no tool beyond bash is needed.
-free_port() {
-  local port hex
-  while :; do
-    port=$((20000 + RANDOM % 40000))
-    printf -v hex ':%04X ' "$port"
-    if ! awk '$4 == "0A" { print $2 " " }' /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -q "$hex"; then
-      echo "$port"; return
-    fi
-  done
-}
 
 start() {
   if running; then

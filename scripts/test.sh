@@ -8,6 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+
 step() { printf '\n==> %s\n' "$*"; }
 
 step "toolchain"
@@ -21,20 +24,7 @@ docker version --format 'engine {{.Server.Version}}, API {{.Server.APIVersion}}'
 
 step "Debian packages the tests use"
 # Installed once here, not by tests running in parallel (dpkg has one lock).
-PACKAGES=(busybox-static docker-registry apache2-utils nginx libnginx-mod-stream openssl curl)
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
-  apt-get install -y -qq "${missing[@]}" >/dev/null
-  # Their system services are not wanted: tests start their own instances.
-  service docker-registry stop >/dev/null 2>&1 || true
-  nginx -s quit >/dev/null 2>&1 || true
-fi
+apt_install busybox-static docker-registry apache2-utils nginx libnginx-mod-stream openssl curl
 
 step "example function images (scripts/images.sh)"
 scripts/images.sh

@@ -20,6 +20,8 @@
 # a CA with basicConstraints CA:true and keyCertSign). Pid in DIR/proxy.pid.
 # DOCKER_SOCK overrides the engine's socket (default /var/run/docker.sock).
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
 [ $# -eq 2 ] || usage
@@ -30,38 +32,7 @@ PIDFILE=$DIR/proxy.pid
 ADDRFILE=$DIR/proxy.addr
 SOCK=${DOCKER_SOCK:-/var/run/docker.sock}
 
-# Installs Debian packages that are missing (the package lists may be empty
-# on a fresh machine, hence the update only when the first try fails).
-apt_install() {
-  local missing=() p
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  echo "installing ${missing[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq "${missing[@]}" >/dev/null \
-    || { apt-get update -qq >/dev/null && apt-get install -y -qq "${missing[@]}" >/dev/null; }
-  # The package may start the system's own nginx on port 80: not wanted.
-  if printf '%s\n' "${missing[@]}" | grep -qx nginx; then
-    nginx -s quit 2>/dev/null || true
-  fi
-}
-
 running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
-
-# A port nobody listens on: random, checked against the kernel's table of
-# listening TCP sockets (state 0A), so no tool beyond bash is needed.
-free_port() {
-  local port hex
-  while :; do
-    port=$((20000 + RANDOM % 40000))
-    printf -v hex ':%04X ' "$port"
-    if ! awk '$4 == "0A" { print $2 " " }' /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -q "$hex"; then
-      echo "$port"; return
-    fi
-  done
-}
 
 newkey() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
 

@@ -234,6 +234,17 @@ fn failures_map_to_clear_answers() {
         "route headers on errors too"
     );
 
+    // A body over FN_MAX_REQUEST_BYTES (6 MiB) never reaches a container.
+    let reply = post(&server, "/r/bad/fail", vec![b'x'; 7 * 1024 * 1024]);
+    assert_eq!(reply.status, 413);
+    assert!(
+        reply
+            .error()
+            .contains("larger than the limit for function calls"),
+        "{}",
+        reply.error()
+    );
+
     let reply = post(&server, "/r/bad/missing", "");
     assert_eq!(reply.status, 404);
     // No container of any of these calls is left once they are answered

@@ -7,6 +7,7 @@
 //! its users' scripts do that.
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use ferrite_model::{decode, ApiError, AppInput, ErrorKind, RouteInput};
@@ -34,21 +35,26 @@ impl<S: Send + Sync, T: Wrapped> FromRequest<S> for Body<T> {
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            let status = rejection.status();
-            if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    ErrorKind::PayloadTooLarge,
-                    "request body is larger than the limit of the API",
-                )
-            } else {
-                ApiError::bad_request(format!(
-                    "cannot read the request body: {}",
-                    rejection.body_text()
-                ))
-            }
-        })?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| body_error(&rejection, "of the API"))?;
         Ok(Body(decode::wrapped(&bytes, T::KEY)?))
+    }
+}
+
+/// Why a body could not be read: over the limit (413, naming whose limit) or
+/// broken off.
+pub fn body_error(rejection: &BytesRejection, limit_of: &str) -> ApiError {
+    if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            ErrorKind::PayloadTooLarge,
+            format!("request body is larger than the limit {limit_of}"),
+        )
+    } else {
+        ApiError::bad_request(format!(
+            "cannot read the request body: {}",
+            rejection.body_text()
+        ))
     }
 }
 

@@ -10,7 +10,7 @@ use ferrite_engine::{ColdCall, EngineError, Outcome, Status};
 use ferrite_model::{ApiError, ErrorKind, Format, Route, RouteType};
 
 use super::auth::Verifier;
-use super::extract::Param;
+use super::extract::{body_error, Param};
 use super::{AppState, Error};
 use crate::contract::{self, CallContext};
 
@@ -66,19 +66,7 @@ async fn call(
         )
         .into());
     }
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                ErrorKind::PayloadTooLarge,
-                "request body is larger than the limit for function calls",
-            )
-        } else {
-            ApiError::bad_request(format!(
-                "cannot read the request body: {}",
-                rejection.body_text()
-            ))
-        }
-    })?;
+    let body = body.map_err(|rejection| body_error(&rejection, "for function calls"))?;
     // IronFunctions: a GET's payload is its `payload` query parameter.
     let payload = if method == Method::GET {
         Bytes::from(payload_parameter(uri.query().unwrap_or_default()))
