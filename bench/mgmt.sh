@@ -71,7 +71,7 @@ text = open(doc).read()
 section = (f"## Management API (`bench/mgmt.sh`)\n\n{day}, {cores} cores, release build, embedded SQLite; "
            f"wrk -t2 -c{conns} -d{duration}s on the same machine.\n\n{table}\n")
 pattern = re.compile(r"## Management API \(`bench/mgmt.sh`\)\n.*?(?=\n## |\Z)", re.S)
-text = pattern.sub(section.rstrip("\n"), text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
+text = pattern.sub(section.rstrip("\n") + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
 open(doc, "w").write(text)
 PY
 echo "written to $DOC" >&2
