@@ -41,6 +41,9 @@ pub struct Removal {
     id: String,
     tracker: TaskTracker,
     permit: Option<MemoryPermit>,
+    /// A host directory mounted into the container (a hot function's
+    /// socket), removed with it.
+    host_dir: Option<std::path::PathBuf>,
 }
 
 impl Drop for Removal {
@@ -48,6 +51,7 @@ impl Drop for Removal {
         let docker = self.docker.clone();
         let id = std::mem::take(&mut self.id);
         let permit = self.permit.take();
+        let host_dir = self.host_dir.take();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             tracing::warn!(container = %id, "no runtime to remove the container; it is removed at next start");
             return;
@@ -66,6 +70,9 @@ impl Drop for Removal {
                     }
                 }
                 drop(permit);
+                if let Some(dir) = host_dir {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
             },
             &runtime,
         );
@@ -73,6 +80,23 @@ impl Drop for Removal {
 }
 
 impl Removal {
+    /// Guard a container that exists on the engine.
+    pub fn new(
+        docker: Docker,
+        id: String,
+        tracker: TaskTracker,
+        permit: MemoryPermit,
+        host_dir: Option<std::path::PathBuf>,
+    ) -> Removal {
+        Removal {
+            docker,
+            id,
+            tracker,
+            permit: Some(permit),
+            host_dir,
+        }
+    }
+
     pub fn docker(&self) -> &Docker {
         &self.docker
     }
@@ -94,7 +118,7 @@ pub struct Containers {
     pub node: String,
     /// Every background removal, so that shutdown waits for them.
     pub tracker: TaskTracker,
-    init_archive: Bytes,
+    pub init_archive: Bytes,
     counter: AtomicU64,
 }
 
@@ -119,7 +143,7 @@ impl Containers {
 
     /// A container name that says whose and which call (or a sequence
     /// number for one started ahead of its call).
-    fn name(&self, call_id: Option<&str>) -> String {
+    pub fn name(&self, call_id: Option<&str>) -> String {
         match call_id {
             Some(id) => format!("ferrite-{}-{id}", self.node),
             None => format!(
@@ -180,12 +204,13 @@ impl Containers {
         let created = self.docker.create_container(Some(options), body).await?;
         let t_create = t0.elapsed();
         // From here on the container exists: the guard removes it on any error.
-        let removal = Removal {
-            docker: self.docker.clone(),
-            id: created.id.clone(),
-            tracker: self.tracker.clone(),
-            permit: Some(permit),
-        };
+        let removal = Removal::new(
+            self.docker.clone(),
+            created.id.clone(),
+            self.tracker.clone(),
+            permit,
+            None,
+        );
         let upload = UploadToContainerOptions {
             path: "/".to_string(),
             ..Default::default()

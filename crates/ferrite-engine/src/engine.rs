@@ -12,9 +12,11 @@ use crate::admission::Admission;
 use crate::cold::{self, OutputLimits};
 use crate::container::{ContainerSpec, Containers};
 use crate::credentials::Credentials;
+use crate::hot::{self, HotOutcome, HotPools, HotRoute};
 use crate::image::Images;
 use crate::pool::Pools;
-use crate::{ColdCall, ConnectSettings, EngineError, Outcome};
+use crate::{ColdCall, ConnectSettings, EngineError, MemoryPermit, Outcome};
+use bytes::Bytes;
 
 /// How often the refill loop looks at demand when nothing wakes it.
 const REFILL_TICK: Duration = Duration::from_millis(250);
@@ -39,6 +41,9 @@ pub struct EngineSettings {
     pub max_concurrent_starts: usize,
     pub max_response_bytes: usize,
     pub max_log_bytes: usize,
+    /// A directory on the engine's host (and this node's) for the sockets of
+    /// hot containers; `None` talks to them through the engine instead.
+    pub hot_socket_dir: Option<std::path::PathBuf>,
 }
 
 pub struct Engine {
@@ -46,6 +51,7 @@ pub struct Engine {
     containers: Arc<Containers>,
     admission: Arc<Admission>,
     pools: Arc<Pools>,
+    hot: HotPools,
     limits: OutputLimits,
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -102,6 +108,11 @@ impl Engine {
             containers,
             admission: Arc::new(Admission::new(budget, settings.admission_wait)),
             pools: Arc::new(Pools::new(settings.prestart_max_per_route)),
+            hot: HotPools::new(
+                settings.hot_socket_dir.clone(),
+                settings.admission_wait,
+                settings.max_response_bytes,
+            ),
             limits: OutputLimits {
                 max_stdout: settings.max_response_bytes,
                 max_log: settings.max_log_bytes,
@@ -164,13 +175,7 @@ impl Engine {
         let (started, prestarted) = match ready {
             Some(started) => (started, true),
             None => {
-                let permit = match self.admission.try_admit(spec.memory_mib)? {
-                    Some(permit) => permit,
-                    None => {
-                        self.pools.evict_idle(spec.memory_mib);
-                        self.admission.admit(spec.memory_mib).await?
-                    }
-                };
+                let permit = self.admit(spec.memory_mib).await?;
                 (
                     self.containers
                         .start(&spec, Some(&call.call_id), permit)
@@ -182,6 +187,50 @@ impl Engine {
         cold::run(started, call, self.limits, prestarted).await
     }
 
+    /// Memory for a new container: at once if it fits; else idle containers
+    /// started ahead make room, and the call waits its turn.
+    async fn admit(&self, mib: u64) -> Result<MemoryPermit, EngineError> {
+        if let Some(permit) = self.admission.try_admit(mib)? {
+            return Ok(permit);
+        }
+        self.pools.evict_idle(mib);
+        self.admission.admit(mib).await
+    }
+
+    /// Call a hot (`format: http`) route: `request` goes to one of the
+    /// route's containers as HTTP/1.1, its answer comes back whole.
+    pub async fn run_hot(
+        &self,
+        route: &HotRoute,
+        request: http::Request<Bytes>,
+        timeout: Duration,
+    ) -> Result<HotOutcome, EngineError> {
+        if self.cancel.is_cancelled() {
+            return Err(EngineError::ShuttingDown);
+        }
+        hot::call(
+            &self.hot,
+            &self.containers,
+            route,
+            request,
+            timeout,
+            |mib| self.admit(mib),
+        )
+        .await
+    }
+
+    /// A route was changed or deleted: its hot containers and containers
+    /// started ahead go, so no call is served with the old definition.
+    pub fn forget_route(&self, app: &str, path: &str) {
+        self.hot.forget(app, path);
+        self.pools.forget(app, path);
+    }
+
+    /// Hot containers waiting for a call.
+    pub fn hot_idle(&self) -> usize {
+        self.hot.idle_count()
+    }
+
     /// Keep each active route's containers started ahead at its target.
     async fn refill_loop(self: Arc<Self>, starts: Arc<Semaphore>) {
         loop {
@@ -190,6 +239,7 @@ impl Engine {
                 () = self.pools.wake.notified() => {}
                 () = tokio::time::sleep(REFILL_TICK) => {}
             }
+            self.hot.reap(Instant::now());
             for spec in self.pools.plan(Instant::now()) {
                 let Some(permit) = self.admission.try_admit_spare(spec.memory_mib) else {
                     self.pools.start_failed(&spec);
@@ -218,6 +268,7 @@ impl Engine {
         self.cancel.cancel();
         self.admission.close();
         self.pools.drain();
+        self.hot.drain();
         self.tracker.close();
         if tokio::time::timeout(grace, self.tracker.wait())
             .await

@@ -30,6 +30,11 @@ pub enum EngineError {
         budget: u64,
         waited_ms: u64,
     },
+    /// Every container of a hot route stayed busy for the whole wait.
+    #[error(
+        "all {containers} containers of the route stayed busy for {waited_ms} ms (max_concurrency)"
+    )]
+    Busy { containers: usize, waited_ms: u64 },
     /// The route asks for more memory than the node has at all.
     #[error("the route needs {needed} MiB, more than this node's memory budget of {budget} MiB")]
     TooLarge { needed: u64, budget: u64 },
@@ -51,6 +56,7 @@ impl EngineError {
             self,
             EngineError::Unreachable { .. }
                 | EngineError::Overloaded { .. }
+                | EngineError::Busy { .. }
                 | EngineError::ShuttingDown
                 | EngineError::Docker(bollard::errors::Error::HyperResponseError { .. })
                 | EngineError::Docker(bollard::errors::Error::IOError { .. })

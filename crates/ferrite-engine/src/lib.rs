@@ -8,12 +8,14 @@
 #![forbid(unsafe_code)]
 
 mod admission;
+mod attach_io;
 mod cold;
 mod connect;
 mod container;
 mod credentials;
 mod engine;
 mod error;
+mod hot;
 mod image;
 mod init;
 pub mod labels;
@@ -24,3 +26,4 @@ pub use cold::{ColdCall, Outcome, Status};
 pub use connect::ConnectSettings;
 pub use engine::{Engine, EngineSettings};
 pub use error::EngineError;
+pub use hot::{HotOutcome, HotRoute};

@@ -250,6 +250,12 @@ impl Pools {
         }
     }
 
+    /// Forget a route: its idle containers go now.
+    pub fn forget(&self, app: &str, path: &str) {
+        let removed = self.lock().remove(&(app.to_string(), path.to_string()));
+        drop(removed);
+    }
+
     /// Containers started ahead, per route (for metrics and tests).
     pub fn idle_count(&self) -> usize {
         self.lock().values().map(|p| p.idle.len()).sum()

@@ -14,6 +14,7 @@
 // The binary uses only the parts of the module that the init side needs.
 #[allow(dead_code)]
 mod frame;
+mod hot;
 
 use std::fmt::Display;
 use std::fs;
@@ -42,6 +43,14 @@ const OOM_COUNTERS: [&str; 2] = [
 const SIGKILL: i32 = 9;
 
 fn main() {
+    let mut argv = std::env::args_os().skip(1);
+    if argv.next().is_some_and(|first| first == hot::FLAG) {
+        let (Some(socket), Some(program)) = (argv.next(), argv.next()) else {
+            eprintln!("usage: ferrite-init {} SOCKET PROGRAM [ARGS...]", hot::FLAG);
+            process::exit(2)
+        };
+        hot::run(&socket, &program, argv.collect());
+    }
     // Read the function's files while no call is waiting yet (see `warm`).
     let _ = spawn(|| warm(std::env::args_os().skip(1).collect()));
     let oom_kills_before = oom_kills();

@@ -87,6 +87,12 @@ pub struct ServerConfig {
     #[arg(long, env = "FN_MAX_RESPONSE_BYTES", default_value_t = 6 * 1024 * 1024)]
     pub max_response_bytes: usize,
 
+    /// Directory for the sockets of hot containers, on the engine's host (it
+    /// is mounted into them). Default: under the system's temp directory when
+    /// the engine is local; an empty value talks through the engine instead.
+    #[arg(long, env = "FERRITE_HOT_SOCKET_DIR")]
+    pub hot_socket_dir: Option<PathBuf>,
+
     /// Most bytes of a call's stderr kept as its log.
     #[arg(long, env = "FN_MAX_LOG_BYTES", default_value_t = 1024 * 1024)]
     pub max_log_bytes: usize,
@@ -114,6 +120,24 @@ impl ServerConfig {
             max_concurrent_starts: self.max_concurrent_starts,
             max_response_bytes: self.max_response_bytes,
             max_log_bytes: self.max_log_bytes,
+            hot_socket_dir: self.hot_socket_dir(),
+        }
+    }
+
+    /// Sockets of hot containers are used where the engine shares this
+    /// node's filesystem: a local engine (`unix://`), unless told otherwise.
+    fn hot_socket_dir(&self) -> Option<PathBuf> {
+        match &self.hot_socket_dir {
+            Some(dir) if dir.as_os_str().is_empty() => None,
+            Some(dir) => Some(dir.clone()),
+            None => {
+                let local = self
+                    .docker_host
+                    .as_deref()
+                    .is_none_or(|h| h.is_empty() || h.starts_with("unix://"));
+                let node = self.node_id.clone().unwrap_or_else(host_name);
+                local.then(|| std::env::temp_dir().join(format!("ferrite-hot-{node}")))
+            }
         }
     }
 }

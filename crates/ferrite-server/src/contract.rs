@@ -54,7 +54,32 @@ pub fn environment(ctx: &CallContext<'_>) -> Vec<(String, String)> {
         ("FN_MEMORY".to_string(), route.memory.to_string()),
         ("FN_TIMEOUT".to_string(), route.timeout.to_string()),
     ]);
-    // Keep the last value of each name, in first-seen order.
+    last_wins(vars)
+}
+
+/// A hot container's environment, fixed when it starts: config, then the
+/// route's contract values (per-call values travel as request headers).
+pub fn hot_environment(app: &App, route: &Route) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = Vec::new();
+    for config in [&app.config, &route.config].into_iter().flatten() {
+        vars.extend(
+            config
+                .iter()
+                .map(|(k, v)| (k.to_ascii_uppercase(), v.clone())),
+        );
+    }
+    vars.extend([
+        ("APP_NAME".to_string(), route.app_name.clone()),
+        ("ROUTE".to_string(), route.path.clone()),
+        ("FN_FORMAT".to_string(), route.format.to_string()),
+        ("FN_MEMORY".to_string(), route.memory.to_string()),
+        ("FN_TIMEOUT".to_string(), route.timeout.to_string()),
+    ]);
+    last_wins(vars)
+}
+
+/// Keep the last value of each name, in first-seen order.
+fn last_wins(vars: Vec<(String, String)>) -> Vec<(String, String)> {
     let mut seen = std::collections::HashMap::new();
     for (i, (name, _)) in vars.iter().enumerate() {
         seen.insert(name.clone(), i);

@@ -44,6 +44,9 @@ pub async fn update(
     Body(patch): Body<AppInput>,
 ) -> Result<Json<Value>, Error> {
     let app = state.store.update_app(&name, patch).await?;
+    // App config is part of every route's environment: hot containers of
+    // the app's routes are replaced at their next call (their pool's
+    // definition no longer matches).
     tracing::info!(app = %name, "app updated");
     Ok(Json(
         json!({ "message": "App successfully updated", "app": app }),
@@ -62,7 +65,15 @@ pub async fn delete(
     Param(name): Param<String>,
     Query(query): Query<DeleteQuery>,
 ) -> Result<Json<Value>, Error> {
+    // The routes going with the app take their containers with them.
+    let routes = match query.cascade {
+        true => state.store.list_routes(&name).await.unwrap_or_default(),
+        false => Vec::new(),
+    };
     state.store.delete_app(&name, query.cascade).await?;
+    for route in routes {
+        state.engine.forget_route(&name, &route.path);
+    }
     tracing::info!(app = %name, cascade = query.cascade, "app deleted");
     Ok(Json(json!({ "message": "App deleted" })))
 }

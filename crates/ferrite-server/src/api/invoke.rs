@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{OriginalUri, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use ferrite_engine::{ColdCall, EngineError, Outcome, Status};
+use ferrite_engine::{ColdCall, EngineError, HotOutcome, HotRoute, Outcome, Status};
 use ferrite_model::{ApiError, ErrorKind, Format, Route, RouteType};
 
 use super::auth::Verifier;
@@ -59,60 +59,159 @@ async fn call(
         )
         .into());
     }
-    if route.format == Format::Http {
-        return Err(ApiError::new(
-            ErrorKind::NotImplemented,
-            "http-format (hot) routes are not supported by this version yet",
-        )
-        .into());
-    }
     let body = body.map_err(|rejection| body_error(&rejection, "for function calls"))?;
-    // IronFunctions: a GET's payload is its `payload` query parameter.
-    let payload = if method == Method::GET {
-        Bytes::from(payload_parameter(uri.query().unwrap_or_default()))
-    } else {
-        body
-    };
     let app = state.store.get_app(&route.app_name).await?;
     let call_id = uuid::Uuid::now_v7().to_string();
     let request_url = request_url(headers, uri);
-    let env = contract::environment(&CallContext {
+    let ctx = CallContext {
         app: &app,
         route,
         call_id: &call_id,
         method: method.as_str(),
         request_url: &request_url,
         headers,
+    };
+    let started = Instant::now();
+    let result = match route.format {
+        Format::Default => call_cold(state, &ctx, uri, body).await,
+        Format::Http => call_hot(state, &ctx, uri, body).await,
+    };
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let mut response = result.unwrap_or_else(|e| {
+        tracing::warn!(call_id = %call_id, app = %route.app_name, path = %route.path, error = %e, elapsed_ms, "call failed to run");
+        Error(engine_error(e)).into_response()
     });
+    if let Ok(value) = HeaderValue::from_str(&call_id) {
+        response.headers_mut().insert(CALL_ID_HEADER, value);
+    }
+    Ok(response)
+}
+
+/// A cold call: a fresh container, the body on its stdin.
+async fn call_cold(
+    state: &AppState,
+    ctx: &CallContext<'_>,
+    uri: &axum::http::Uri,
+    body: Bytes,
+) -> Result<Response, EngineError> {
+    let route = ctx.route;
+    // IronFunctions: a GET's payload is its `payload` query parameter.
+    let payload = if ctx.method == Method::GET.as_str() {
+        Bytes::from(payload_parameter(uri.query().unwrap_or_default()))
+    } else {
+        body
+    };
     let call = ColdCall {
-        call_id: call_id.clone(),
+        call_id: ctx.call_id.to_string(),
         app: route.app_name.clone(),
         path: route.path.clone(),
         image: route.image.clone(),
         memory_mib: route.memory,
         timeout: Duration::from_secs(route.timeout),
-        env,
+        env: contract::environment(ctx),
         body: payload,
     };
     let started = Instant::now();
-    let result = state
+    let outcome = state
         .engine
         .run_cold(&call, Duration::from_secs(route.idle_timeout))
-        .await;
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let mut response = match result {
-        Ok(outcome) => {
-            log_outcome(&call, &outcome, elapsed_ms);
-            answer(outcome, state.max_response_bytes)
-        }
-        Err(e) => {
-            tracing::warn!(call_id = %call_id, app = %call.app, path = %call.path, error = %e, elapsed_ms, "call failed to run");
-            Error(engine_error(e)).into_response()
-        }
+        .await?;
+    log_outcome(&call, &outcome, started.elapsed().as_secs_f64() * 1000.0);
+    Ok(answer(outcome, state.max_response_bytes))
+}
+
+/// Request headers that belong to one connection, not to the message.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// A hot call: the request, as HTTP/1.1, to one of the route's warm containers.
+async fn call_hot(
+    state: &AppState,
+    ctx: &CallContext<'_>,
+    uri: &axum::http::Uri,
+    body: Bytes,
+) -> Result<Response, EngineError> {
+    let route = ctx.route;
+    let hot = HotRoute {
+        app: route.app_name.clone(),
+        path: route.path.clone(),
+        image: route.image.clone(),
+        memory_mib: route.memory,
+        env: contract::hot_environment(ctx.app, route),
+        max_concurrency: usize::try_from(route.max_concurrency).unwrap_or(usize::MAX),
+        idle_timeout: Duration::from_secs(route.idle_timeout),
     };
-    if let Ok(value) = HeaderValue::from_str(&call_id) {
-        response.headers_mut().insert(CALL_ID_HEADER, value);
+    let target = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let mut request = axum::http::Request::builder()
+        .method(ctx.method)
+        .uri(target)
+        .body(body)
+        .map_err(|e| EngineError::Protocol(format!("cannot build the function's request: {e}")))?;
+    let headers = request.headers_mut();
+    for (name, value) in ctx.headers {
+        if !HOP_BY_HOP.contains(&name.as_str()) && name != header::CONTENT_LENGTH {
+            headers.append(name.clone(), value.clone());
+        }
     }
+    for (name, value) in [
+        ("fn-call-id", ctx.call_id),
+        ("fn-app-name", route.app_name.as_str()),
+        ("fn-route", route.path.as_str()),
+        ("fn-request-url", ctx.request_url),
+        ("fn-method", ctx.method),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    }
+    let started = Instant::now();
+    let outcome = state
+        .engine
+        .run_hot(&hot, request, Duration::from_secs(route.timeout))
+        .await?;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let failure = |kind: ErrorKind, message: String| {
+        let status =
+            StatusCode::from_u16(kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(ApiError::new(kind, message).body())).into_response()
+    };
+    let (status, response) = match outcome {
+        HotOutcome::Response(response) => {
+            let (mut parts, body) = response.into_parts();
+            for name in HOP_BY_HOP {
+                parts.headers.remove(name);
+            }
+            parts.headers.remove(header::CONTENT_LENGTH);
+            (
+                parts.status.as_u16().to_string(),
+                Response::from_parts(parts, axum::body::Body::from(body)),
+            )
+        }
+        HotOutcome::TimedOut => (
+            "timeout".into(),
+            failure(ErrorKind::GatewayTimeout, "Timed out".into()),
+        ),
+        HotOutcome::Broken(why) => ("broken".into(), failure(ErrorKind::BadGateway, why)),
+        HotOutcome::TooLarge => (
+            "too_large".into(),
+            failure(
+                ErrorKind::BadGateway,
+                format!(
+                    "function response is larger than the limit of {} bytes",
+                    state.max_response_bytes
+                ),
+            ),
+        ),
+    };
+    tracing::info!(call_id = %ctx.call_id, app = %route.app_name, path = %route.path, status, elapsed_ms, "hot call finished");
     Ok(response)
 }
 

@@ -54,6 +54,7 @@ pub async fn update(
 ) -> Result<Json<Value>, Error> {
     let path = route_path(&rest);
     let route = state.store.update_route(&app, &path, patch).await?;
+    state.engine.forget_route(&app, &path);
     tracing::info!(app = %app, path = %path, "route updated");
     Ok(Json(
         json!({ "message": "Route successfully updated", "route": route }),
@@ -66,6 +67,7 @@ pub async fn delete(
 ) -> Result<Json<Value>, Error> {
     let path = route_path(&rest);
     state.store.delete_route(&app, &path).await?;
+    state.engine.forget_route(&app, &path);
     tracing::info!(app = %app, path = %path, "route deleted");
     Ok(Json(json!({ "message": "Route deleted" })))
 }

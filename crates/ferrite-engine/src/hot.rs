@@ -1,0 +1,457 @@
+//! Hot functions (`format: http`): containers that stay up and serve one
+//! HTTP/1.1 request at a time over the function's stdin and stdout.
+//!
+//! Per route and node, a pool of up to `max_concurrency` containers: a call
+//! takes an idle one, or starts one when every container is busy and the
+//! route may have more, or waits in line. A container that dies, breaks the
+//! HTTP framing or passes the call's timeout is removed (the call gets
+//! 502/504) and the next call starts a fresh one. Idle containers stop after
+//! the route's `idle_timeout`. A route whose definition changes gets a new
+//! pool at once; the old pool's containers are removed when their calls end.
+//!
+//! Transport: where the engine is local, the init bridges the function's
+//! stdio to a unix socket in a host directory mounted into the container,
+//! and the node talks to it directly; otherwise (a remote engine), through
+//! the engine's attach stream.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    AttachContainerOptions, CreateContainerOptions, UploadToContainerOptions,
+};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::sync::Semaphore;
+
+use crate::attach_io::AttachIo;
+use crate::container::{Containers, Removal};
+use crate::{init, labels, EngineError, MemoryPermit};
+
+/// How long a started container may take to open its socket.
+const SOCKET_WAIT: Duration = Duration::from_secs(5);
+const SOCKET_NAME: &str = "fn.sock";
+const SOCKET_DIR_IN_CONTAINER: &str = "/.ferrite/sock";
+
+/// A hot route as the engine needs it; any change of these fields makes a
+/// new pool (image, memory and environment are fixed at container start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HotRoute {
+    pub app: String,
+    pub path: String,
+    pub image: String,
+    pub memory_mib: u64,
+    /// The container's environment: config and the route's contract values.
+    pub env: Vec<(String, String)>,
+    pub max_concurrency: usize,
+    pub idle_timeout: Duration,
+}
+
+/// How a hot call ended.
+#[derive(Debug)]
+pub enum HotOutcome {
+    /// The function's own answer (any status).
+    Response(http::Response<Bytes>),
+    /// Past the timeout: the container was removed.
+    TimedOut,
+    /// The container died or broke the HTTP framing: it was removed.
+    Broken(String),
+    /// The response body was over the cap: the container was removed.
+    TooLarge,
+}
+
+struct Hot {
+    id: String,
+    sender: SendRequest<Full<Bytes>>,
+    last_used: Instant,
+    _removal: Removal,
+}
+
+struct Pool {
+    route: HotRoute,
+    /// One permit per call in flight: at most `max_concurrency`, so a new
+    /// container is started only when every live one is busy.
+    calls: Arc<Semaphore>,
+    idle: Mutex<Vec<Hot>>,
+    /// Set when the route changed: containers are not given back to it.
+    retired: AtomicBool,
+}
+
+impl Pool {
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Hot>> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub struct HotPools {
+    pools: Mutex<HashMap<(String, String), Arc<Pool>>>,
+    /// Where sockets of hot containers live on the engine's host; `None`
+    /// (remote engine, or the directory turned out not to be shared) means
+    /// through the attach stream.
+    socket_dir: Option<PathBuf>,
+    socket_works: AtomicBool,
+    wait_limit: Duration,
+    max_response_bytes: usize,
+}
+
+impl HotPools {
+    pub fn new(
+        socket_dir: Option<PathBuf>,
+        wait_limit: Duration,
+        max_response_bytes: usize,
+    ) -> HotPools {
+        HotPools {
+            pools: Mutex::new(HashMap::new()),
+            socket_works: AtomicBool::new(socket_dir.is_some()),
+            socket_dir,
+            wait_limit,
+            max_response_bytes,
+        }
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Arc<Pool>>> {
+        self.pools.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The pool of `route`, new if the route changed.
+    fn pool(&self, route: &HotRoute) -> Arc<Pool> {
+        let mut pools = self.map();
+        let key = (route.app.clone(), route.path.clone());
+        if let Some(pool) = pools.get(&key).filter(|p| p.route == *route) {
+            return pool.clone();
+        }
+        let pool = Arc::new(Pool {
+            route: route.clone(),
+            calls: Arc::new(Semaphore::new(route.max_concurrency.max(1))),
+            idle: Mutex::new(Vec::new()),
+            retired: AtomicBool::new(false),
+        });
+        if let Some(old) = pools.insert(key, pool.clone()) {
+            retire(&old);
+        }
+        pool
+    }
+
+    /// Drop a route's containers (the route was changed or deleted).
+    pub fn forget(&self, app: &str, path: &str) {
+        if let Some(old) = self.map().remove(&(app.to_string(), path.to_string())) {
+            retire(&old);
+        }
+    }
+
+    /// Stop idle containers past their route's `idle_timeout`.
+    pub fn reap(&self, now: Instant) {
+        let mut expired = Vec::new();
+        let mut pools = self.map();
+        pools.retain(|_, pool| {
+            let mut idle = pool.idle();
+            let keep = pool.route.idle_timeout;
+            let (old, fresh): (Vec<Hot>, Vec<Hot>) = idle
+                .drain(..)
+                .partition(|h| now.duration_since(h.last_used) > keep);
+            expired.extend(old);
+            *idle = fresh;
+            // An empty pool with no call in flight can go.
+            !idle.is_empty() || pool.calls.available_permits() < pool.route.max_concurrency.max(1)
+        });
+        drop(pools);
+        if !expired.is_empty() {
+            tracing::debug!(count = expired.len(), "stopped idle hot containers");
+        }
+    }
+
+    /// Hot containers waiting for a call.
+    pub fn idle_count(&self) -> usize {
+        self.map().values().map(|p| p.idle().len()).sum()
+    }
+
+    pub fn drain(&self) {
+        let pools: Vec<_> = self.map().drain().map(|(_, p)| p).collect();
+        pools.iter().for_each(|p| retire(p));
+    }
+}
+
+fn retire(pool: &Pool) {
+    pool.retired.store(true, Ordering::SeqCst);
+    let idle: Vec<Hot> = pool.idle().drain(..).collect();
+    drop(idle);
+}
+
+/// Call a hot route. `memory` admits a new container when one is needed.
+pub async fn call<F, Fut>(
+    pools: &HotPools,
+    containers: &Containers,
+    route: &HotRoute,
+    request: http::Request<Bytes>,
+    timeout: Duration,
+    admit: F,
+) -> Result<HotOutcome, EngineError>
+where
+    F: FnOnce(u64) -> Fut,
+    Fut: std::future::Future<Output = Result<MemoryPermit, EngineError>>,
+{
+    let pool = pools.pool(route);
+    let permit = tokio::time::timeout(pools.wait_limit, pool.calls.clone().acquire_owned())
+        .await
+        .map_err(|_| EngineError::Busy {
+            containers: route.max_concurrency,
+            waited_ms: u64::try_from(pools.wait_limit.as_millis()).unwrap_or(u64::MAX),
+        })?
+        .map_err(|_| EngineError::ShuttingDown)?;
+    let taken = pool.idle().pop();
+    let mut hot = match taken {
+        Some(hot) => hot,
+        None => {
+            let memory = admit(route.memory_mib).await?;
+            start(pools, containers, route, memory).await?
+        }
+    };
+    let request = request.map(Full::new);
+    let outcome = tokio::time::timeout(
+        timeout,
+        exchange(&mut hot.sender, request, pools.max_response_bytes),
+    )
+    .await;
+    drop(permit);
+    let outcome = match outcome {
+        Err(_elapsed) => HotOutcome::TimedOut,
+        Ok(outcome) => outcome,
+    };
+    if matches!(outcome, HotOutcome::Response(_))
+        && !pool.retired.load(Ordering::SeqCst)
+        && !hot.sender.is_closed()
+    {
+        hot.last_used = Instant::now();
+        pool.idle().push(hot);
+    } else {
+        tracing::debug!(container = %hot.id, "hot container removed after its call");
+    }
+    Ok(outcome)
+}
+
+/// One request and its whole response, checked for framing.
+async fn exchange(
+    sender: &mut SendRequest<Full<Bytes>>,
+    request: http::Request<Full<Bytes>>,
+    cap: usize,
+) -> HotOutcome {
+    if let Err(e) = sender.ready().await {
+        return HotOutcome::Broken(format!("the function's container is gone: {e}"));
+    }
+    let response = match sender.send_request(request).await {
+        Ok(response) => response,
+        Err(e) => {
+            return HotOutcome::Broken(format!("the function did not answer with valid HTTP: {e}"))
+        }
+    };
+    let framed = response
+        .headers()
+        .contains_key(http::header::CONTENT_LENGTH)
+        || response
+            .headers()
+            .contains_key(http::header::TRANSFER_ENCODING)
+        || response.status().is_informational()
+        || response.status() == http::StatusCode::NO_CONTENT
+        || response.status() == http::StatusCode::NOT_MODIFIED;
+    if !framed {
+        return HotOutcome::Broken("the function's response has no Content-Length".to_string());
+    }
+    let (parts, body) = response.into_parts();
+    match Limited::new(body, cap).collect().await {
+        Ok(body) => HotOutcome::Response(http::Response::from_parts(parts, body.to_bytes())),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            HotOutcome::TooLarge
+        }
+        Err(e) => HotOutcome::Broken(format!("the function's response broke off: {e}")),
+    }
+}
+
+/// Start a hot container and open its HTTP connection.
+async fn start(
+    pools: &HotPools,
+    containers: &Containers,
+    route: &HotRoute,
+    memory: MemoryPermit,
+) -> Result<Hot, EngineError> {
+    let argv = containers.images.command(&route.image).await?;
+    let name = containers.name(None).replace("-ahead-", "-hot-");
+    let socket_dir = pools
+        .socket_dir
+        .as_ref()
+        .filter(|_| pools.socket_works.load(Ordering::SeqCst))
+        .map(|dir| dir.join(&name));
+    if let Some(dir) = &socket_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| EngineError::Protocol(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let labels = HashMap::from([
+        (labels::MANAGED.to_string(), "true".to_string()),
+        (labels::NODE.to_string(), containers.node.clone()),
+        (labels::APP.to_string(), route.app.clone()),
+        (labels::ROUTE.to_string(), route.path.clone()),
+        (labels::CALL_ID.to_string(), String::new()),
+        (labels::KIND.to_string(), "hot".to_string()),
+    ]);
+    let bytes = i64::try_from(route.memory_mib.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX);
+    let mut body = ContainerCreateBody {
+        image: Some(route.image.clone()),
+        env: Some(route.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        tty: Some(false),
+        labels: Some(labels),
+        host_config: Some(HostConfig {
+            memory: Some(bytes),
+            memory_swap: Some(bytes),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    match &socket_dir {
+        Some(dir) => {
+            let mut entrypoint = vec![
+                init::INIT_PATH.to_string(),
+                "--ferrite-hot".to_string(),
+                format!("{SOCKET_DIR_IN_CONTAINER}/{SOCKET_NAME}"),
+            ];
+            entrypoint.extend(argv);
+            body.entrypoint = Some(entrypoint);
+            body.cmd = Some(Vec::new());
+            if let Some(host) = body.host_config.as_mut() {
+                host.binds = Some(vec![format!("{}:{SOCKET_DIR_IN_CONTAINER}", dir.display())]);
+            }
+        }
+        None => {
+            body.attach_stdin = Some(true);
+            body.open_stdin = Some(true);
+            body.stdin_once = Some(false);
+        }
+    }
+    let options = CreateContainerOptions {
+        name: Some(name),
+        ..Default::default()
+    };
+    let docker = &containers.docker;
+    let created = docker.create_container(Some(options), body).await?;
+    let removal = Removal::new(
+        docker.clone(),
+        created.id.clone(),
+        containers.tracker.clone(),
+        memory,
+        socket_dir.clone(),
+    );
+    if socket_dir.is_some() {
+        let upload = UploadToContainerOptions {
+            path: "/".to_string(),
+            ..Default::default()
+        };
+        docker
+            .upload_to_container(
+                &created.id,
+                Some(upload),
+                bollard::body_full(containers.init_archive.clone()),
+            )
+            .await?;
+    }
+    let attach = AttachContainerOptions {
+        stream: true,
+        stdin: socket_dir.is_none(),
+        stdout: true,
+        stderr: true,
+        logs: false,
+        detach_keys: None,
+    };
+    let io = docker.attach_container(&created.id, Some(attach)).await?;
+    docker
+        .start_container(
+            &created.id,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
+        .await?;
+    let log = stderr_logger(route);
+    let sender = match &socket_dir {
+        Some(dir) => {
+            // stderr (and any stdout the init writes) comes on the attach stream.
+            let mut output = io.output;
+            containers.tracker.spawn(async move {
+                while let Some(Ok(item)) = output.next().await {
+                    log(&item.into_bytes());
+                }
+            });
+            let stream = match connect(&dir.join(SOCKET_NAME)).await {
+                Ok(stream) => stream,
+                Err(e) => {
+                    pools.socket_works.store(false, Ordering::SeqCst);
+                    tracing::warn!(dir = %dir.display(), error = %e, "hot function socket not reachable: using the engine's attach stream from now on");
+                    return Err(EngineError::Protocol(format!("hot function socket: {e}")));
+                }
+            };
+            handshake(containers, stream).await?
+        }
+        None => {
+            handshake(
+                containers,
+                AttachIo::new(io.output, io.input, Box::new(log)),
+            )
+            .await?
+        }
+    };
+    tracing::debug!(container = %created.id, app = %route.app, path = %route.path, "hot container started");
+    Ok(Hot {
+        id: created.id,
+        sender,
+        last_used: Instant::now(),
+        _removal: removal,
+    })
+}
+
+/// Log a hot function's stderr with its route.
+fn stderr_logger(route: &HotRoute) -> impl Fn(&[u8]) + Send + 'static {
+    let (app, path) = (route.app.clone(), route.path.clone());
+    move |bytes: &[u8]| {
+        let text = String::from_utf8_lossy(bytes);
+        let text = text.trim_end();
+        if !text.is_empty() {
+            tracing::info!(app = %app, path = %path, log = %text, "hot function log");
+        }
+    }
+}
+
+async fn connect(socket: &Path) -> std::io::Result<tokio::net::UnixStream> {
+    let deadline = Instant::now() + SOCKET_WAIT;
+    loop {
+        match tokio::net::UnixStream::connect(socket).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(2)).await,
+        }
+    }
+}
+
+async fn handshake<T>(
+    containers: &Containers,
+    io: T,
+) -> Result<SendRequest<Full<Bytes>>, EngineError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| EngineError::Protocol(format!("HTTP handshake with the function: {e}")))?;
+    containers.tracker.spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "hot function connection ended");
+        }
+    });
+    Ok(sender)
+}
