@@ -89,7 +89,7 @@ pub struct ServerConfig {
 
     /// Directory for the sockets of hot containers, on the engine's host (it
     /// is mounted into them). Default: under the system's temp directory when
-    /// the engine is local; an empty value talks through the engine instead.
+    /// the engine is local; `off` talks to them through the engine instead.
     #[arg(long, env = "FERRITE_HOT_SOCKET_DIR")]
     pub hot_socket_dir: Option<PathBuf>,
 
@@ -128,7 +128,7 @@ impl ServerConfig {
     /// node's filesystem: a local engine (`unix://`), unless told otherwise.
     fn hot_socket_dir(&self) -> Option<PathBuf> {
         match &self.hot_socket_dir {
-            Some(dir) if dir.as_os_str().is_empty() => None,
+            Some(dir) if dir.as_os_str() == "off" => None,
             Some(dir) => Some(dir.clone()),
             None => {
                 let local = self

@@ -145,6 +145,7 @@ impl Drop for TestServer {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
+                .stderr(Stdio::null())
                 .status();
             let deadline = Instant::now() + Duration::from_secs(40);
             while Instant::now() < deadline {
