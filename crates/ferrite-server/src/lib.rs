@@ -8,6 +8,7 @@
 pub mod api;
 mod config;
 mod contract;
+mod route_cache;
 
 use std::future::Future;
 use std::sync::Arc;

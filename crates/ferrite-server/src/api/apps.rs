@@ -44,6 +44,7 @@ pub async fn update(
     Body(patch): Body<AppInput>,
 ) -> Result<Json<Value>, Error> {
     let app = state.store.update_app(&name, patch).await?;
+    state.routes.forget_app(&name);
     // App config is part of every route's environment: hot containers of
     // the app's routes are replaced at their next call (their pool's
     // definition no longer matches).
@@ -74,6 +75,7 @@ pub async fn delete(
     for route in routes {
         state.engine.forget_route(&name, &route.path);
     }
+    state.routes.forget_app(&name);
     tracing::info!(app = %name, cascade = query.cascade, "app deleted");
     Ok(Json(json!({ "message": "App deleted" })))
 }

@@ -26,21 +26,23 @@ pub async fn invoke(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     let path = format!("/{rest}");
-    let route = match state.store.get_route(&app_name, &path).await {
-        Ok(route) => route,
+    let cached = match state.routes.get(&*state.store, &app_name, &path).await {
+        Ok(cached) => cached,
         Err(e) => return Error::from(e).into_response(),
     };
-    let mut response = match call(&state, &route, &method, &uri, &headers, body).await {
+    let (route, app) = (&cached.0, &cached.1);
+    let mut response = match call(&state, route, app, &method, &uri, &headers, body).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     };
-    add_route_headers(&mut response, &route);
+    add_route_headers(&mut response, route);
     response
 }
 
 async fn call(
     state: &AppState,
     route: &Route,
+    app: &ferrite_model::App,
     method: &Method,
     uri: &axum::http::Uri,
     headers: &HeaderMap,
@@ -60,11 +62,10 @@ async fn call(
         .into());
     }
     let body = body.map_err(|rejection| body_error(&rejection, "for function calls"))?;
-    let app = state.store.get_app(&route.app_name).await?;
     let call_id = uuid::Uuid::now_v7().to_string();
     let request_url = request_url(headers, uri);
     let ctx = CallContext {
-        app: &app,
+        app,
         route,
         call_id: &call_id,
         method: method.as_str(),

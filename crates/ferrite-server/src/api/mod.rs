@@ -28,6 +28,8 @@ pub use error::Error;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub engine: Arc<Engine>,
+    /// Routes for the invoke path, cached briefly.
+    routes: Arc<crate::route_cache::RouteCache>,
     /// Verifies `/v1` bearer tokens when `JWT_AUTH_KEY` is set.
     auth: Option<Arc<auth::Verifier>>,
     /// Largest `/v1` request body, in bytes.
@@ -43,6 +45,7 @@ impl AppState {
         AppState {
             store,
             engine,
+            routes: Arc::default(),
             auth: config
                 .jwt_auth_key
                 .as_deref()

@@ -55,6 +55,7 @@ pub async fn update(
     let path = route_path(&rest);
     let route = state.store.update_route(&app, &path, patch).await?;
     state.engine.forget_route(&app, &path);
+    state.routes.forget_route(&app, &path);
     tracing::info!(app = %app, path = %path, "route updated");
     Ok(Json(
         json!({ "message": "Route successfully updated", "route": route }),
@@ -68,6 +69,7 @@ pub async fn delete(
     let path = route_path(&rest);
     state.store.delete_route(&app, &path).await?;
     state.engine.forget_route(&app, &path);
+    state.routes.forget_route(&app, &path);
     tracing::info!(app = %app, path = %path, "route deleted");
     Ok(Json(json!({ "message": "Route deleted" })))
 }

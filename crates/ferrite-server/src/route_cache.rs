@@ -1,0 +1,61 @@
+//! Routes and their apps as the invoke path needs them, cached for a short
+//! time: a call should not cost two database reads. Changes made through
+//! this node drop their entries at once; changes made through another node
+//! sharing the store are seen within the TTL.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ferrite_model::{App, Route};
+use ferrite_store::{Store, StoreError};
+
+/// How stale an entry may be when another node changed the route.
+pub const TTL: Duration = Duration::from_secs(1);
+/// Entries kept at most; past it the cache starts over (simple and bounded).
+const CAPACITY: usize = 10_000;
+
+type Key = (String, String);
+/// A route with its app, shared by the calls that use it.
+pub type Entry = Arc<(Route, App)>;
+type Entries = HashMap<Key, (Instant, Entry)>;
+
+#[derive(Default)]
+pub struct RouteCache {
+    entries: Mutex<Entries>,
+}
+
+impl RouteCache {
+    fn entries(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The route and its app, from the cache or the store.
+    pub async fn get(&self, store: &dyn Store, app: &str, path: &str) -> Result<Entry, StoreError> {
+        let key = (app.to_string(), path.to_string());
+        if let Some((at, entry)) = self.entries().get(&key) {
+            if at.elapsed() < TTL {
+                return Ok(entry.clone());
+            }
+        }
+        let route = store.get_route(app, path).await?;
+        let app_record = store.get_app(app).await?;
+        let entry = Arc::new((route, app_record));
+        let mut entries = self.entries();
+        if entries.len() >= CAPACITY {
+            entries.clear();
+        }
+        entries.insert(key, (Instant::now(), entry.clone()));
+        Ok(entry)
+    }
+
+    /// Forget one route (changed or deleted through this node).
+    pub fn forget_route(&self, app: &str, path: &str) {
+        self.entries().remove(&(app.to_string(), path.to_string()));
+    }
+
+    /// Forget every route of an app (its config changed, or it was deleted).
+    pub fn forget_app(&self, app: &str) {
+        self.entries().retain(|(a, _), _| a != app);
+    }
+}
