@@ -11,5 +11,5 @@ pub const ROUTE: &str = "org.ferrite.route";
 /// ahead of its call (labels are fixed at creation): the server's log line
 /// of each call names its container.
 pub const CALL_ID: &str = "org.ferrite.call_id";
-/// `cold` for per-call containers.
+/// `cold` for per-call containers, `hot` for containers of `format: http` routes.
 pub const KIND: &str = "org.ferrite.kind";

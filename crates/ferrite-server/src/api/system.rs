@@ -38,5 +38,6 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<Value>, Error>
         "memory_budget_mib": state.engine.memory_budget_mib(),
         "memory_available_mib": state.engine.memory_available_mib(),
         "prestarted_containers": state.engine.prestarted(),
+        "hot_containers_idle": state.engine.hot_idle(),
     })))
 }
