@@ -533,8 +533,7 @@ fn run(mode: &str, plan: &Plan, detail: String, factory: Factory) -> io::Result<
         .map(|(s, n)| format!(r#""{s}":{n}"#))
         .collect::<Vec<_>>()
         .join(",");
-    let calls = ok.max(1) as f64;
-    let cpu = cpu0.delta(&cpu1, calls);
+    let cpu = cpu0.delta(&cpu1, ok);
     Ok(format!(
         concat!(
             r#"{{"mode":"{}",{},"clients":{},"warmup_per_client":{},"max_per_client":{},"seconds":{},"#,
@@ -651,7 +650,11 @@ impl Cpu {
 
     /// JSON fields: machine busy share, CPU µs per call, and per command
     /// name (processes alive at both samples) µs per call, largest first.
-    fn delta(&self, later: &Cpu, calls: f64) -> String {
+    fn delta(&self, later: &Cpu, calls: u64) -> String {
+        if calls == 0 {
+            return r#""machine_busy_pct":null,"cpu_us_per_call":null,"cpu_us_per_call_by_process":{}"#.into();
+        }
+        let calls = calls as f64;
         let tick_us = 1e6 / unsafe { sysconf(SC_CLK_TCK) }.max(1) as f64;
         let busy = later.busy.saturating_sub(self.busy) as f64;
         let total = later.total.saturating_sub(self.total).max(1) as f64;
