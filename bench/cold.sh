@@ -188,7 +188,7 @@ section = (f"{heading}\n\n{day}, {cores} cores, {mem} GiB memory, Docker {docker
            f"embedded SQLite; client and server on the same machine; the whole run took {elapsed} s.\n\n"
            f"{table}\n")
 pattern = re.compile(re.escape(heading) + r"\n.*?(?=\n## |\Z)", re.S)
-text = pattern.sub(lambda _: section.rstrip("\n"), text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
+text = pattern.sub(lambda _: section.rstrip("\n") + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
 open(doc, "w").write(text)
 PY
 log "written to $DOC (run took ${ELAPSED} s)"
