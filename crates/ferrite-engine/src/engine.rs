@@ -278,6 +278,7 @@ impl Engine {
                 "engine shutdown did not finish in time; leftovers are removed at next start"
             );
         }
+        self.hot.remove_socket_dir();
     }
 }
 

@@ -172,6 +172,13 @@ impl HotPools {
         self.map().values().map(|p| p.idle().len()).sum()
     }
 
+    /// Remove the (by then empty) socket directory of this node.
+    pub fn remove_socket_dir(&self) {
+        if let Some(dir) = &self.socket_dir {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+
     pub fn drain(&self) {
         let pools: Vec<_> = self.map().drain().map(|(_, p)| p).collect();
         pools.iter().for_each(|p| retire(p));
