@@ -102,6 +102,16 @@ impl Removal {
     }
 }
 
+/// A container's memory limit, with no swap on top of it.
+pub fn memory_limit(mib: u64) -> HostConfig {
+    let bytes = i64::try_from(mib.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX);
+    HostConfig {
+        memory: Some(bytes),
+        memory_swap: Some(bytes),
+        ..Default::default()
+    }
+}
+
 fn force() -> RemoveContainerOptions {
     RemoveContainerOptions {
         force: true,
@@ -155,6 +165,27 @@ impl Containers {
         }
     }
 
+    /// The ownership labels of a container of this node.
+    pub fn labels(
+        &self,
+        app: &str,
+        path: &str,
+        call_id: Option<&str>,
+        kind: &str,
+    ) -> HashMap<String, String> {
+        HashMap::from([
+            (labels::MANAGED.to_string(), "true".to_string()),
+            (labels::NODE.to_string(), self.node.clone()),
+            (labels::APP.to_string(), app.to_string()),
+            (labels::ROUTE.to_string(), path.to_string()),
+            (
+                labels::CALL_ID.to_string(),
+                call_id.unwrap_or_default().to_string(),
+            ),
+            (labels::KIND.to_string(), kind.to_string()),
+        ])
+    }
+
     /// Create, equip, attach and start a container for `spec`. `call_id` is
     /// known for a container made for a waiting call, not for one started ahead.
     pub async fn start(
@@ -166,18 +197,7 @@ impl Containers {
         let t0 = std::time::Instant::now();
         let argv = self.images.command(&spec.image).await?;
         let t_image = t0.elapsed();
-        let labels = HashMap::from([
-            (labels::MANAGED.to_string(), "true".to_string()),
-            (labels::NODE.to_string(), self.node.clone()),
-            (labels::APP.to_string(), spec.app.clone()),
-            (labels::ROUTE.to_string(), spec.path.clone()),
-            (
-                labels::CALL_ID.to_string(),
-                call_id.unwrap_or_default().to_string(),
-            ),
-            (labels::KIND.to_string(), "cold".to_string()),
-        ]);
-        let bytes = i64::try_from(spec.memory_mib.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX);
+        let labels = self.labels(&spec.app, &spec.path, call_id, "cold");
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             entrypoint: Some(vec![init::INIT_PATH.to_string()]),
@@ -189,12 +209,7 @@ impl Containers {
             stdin_once: Some(true),
             tty: Some(false),
             labels: Some(labels),
-            host_config: Some(HostConfig {
-                memory: Some(bytes),
-                // Equal to the memory limit: no swap on top of it.
-                memory_swap: Some(bytes),
-                ..Default::default()
-            }),
+            host_config: Some(memory_limit(spec.memory_mib)),
             ..Default::default()
         };
         let options = CreateContainerOptions {

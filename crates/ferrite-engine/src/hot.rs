@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, UploadToContainerOptions,
 };
@@ -32,8 +32,8 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::Semaphore;
 
 use crate::attach_io::AttachIo;
-use crate::container::{Containers, Removal};
-use crate::{init, labels, EngineError, MemoryPermit};
+use crate::container::{memory_limit, Containers, Removal};
+use crate::{init, EngineError, MemoryPermit};
 
 /// How long a started container may take to open its socket.
 const SOCKET_WAIT: Duration = Duration::from_secs(5);
@@ -301,15 +301,7 @@ async fn start(
         std::fs::create_dir_all(dir)
             .map_err(|e| EngineError::Protocol(format!("cannot create {}: {e}", dir.display())))?;
     }
-    let labels = HashMap::from([
-        (labels::MANAGED.to_string(), "true".to_string()),
-        (labels::NODE.to_string(), containers.node.clone()),
-        (labels::APP.to_string(), route.app.clone()),
-        (labels::ROUTE.to_string(), route.path.clone()),
-        (labels::CALL_ID.to_string(), String::new()),
-        (labels::KIND.to_string(), "hot".to_string()),
-    ]);
-    let bytes = i64::try_from(route.memory_mib.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX);
+    let labels = containers.labels(&route.app, &route.path, None, "hot");
     let mut body = ContainerCreateBody {
         image: Some(route.image.clone()),
         env: Some(route.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
@@ -317,11 +309,7 @@ async fn start(
         attach_stderr: Some(true),
         tty: Some(false),
         labels: Some(labels),
-        host_config: Some(HostConfig {
-            memory: Some(bytes),
-            memory_swap: Some(bytes),
-            ..Default::default()
-        }),
+        host_config: Some(memory_limit(route.memory_mib)),
         ..Default::default()
     };
     match &socket_dir {

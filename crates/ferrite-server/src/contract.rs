@@ -24,14 +24,7 @@ fn header_var(name: &str) -> String {
 /// config, then request headers, then the contract's own variables, so that
 /// neither a config key nor a header can fake `CALL_ID` or `ROUTE`.
 pub fn environment(ctx: &CallContext<'_>) -> Vec<(String, String)> {
-    let mut vars: Vec<(String, String)> = Vec::new();
-    for config in [&ctx.app.config, &ctx.route.config].into_iter().flatten() {
-        vars.extend(
-            config
-                .iter()
-                .map(|(k, v)| (k.to_ascii_uppercase(), v.clone())),
-        );
-    }
+    let mut vars = config_vars(ctx.app, ctx.route);
     for name in ctx.headers.keys() {
         let values: Vec<&str> = ctx
             .headers
@@ -60,14 +53,7 @@ pub fn environment(ctx: &CallContext<'_>) -> Vec<(String, String)> {
 /// A hot container's environment, fixed when it starts: config, then the
 /// route's contract values (per-call values travel as request headers).
 pub fn hot_environment(app: &App, route: &Route) -> Vec<(String, String)> {
-    let mut vars: Vec<(String, String)> = Vec::new();
-    for config in [&app.config, &route.config].into_iter().flatten() {
-        vars.extend(
-            config
-                .iter()
-                .map(|(k, v)| (k.to_ascii_uppercase(), v.clone())),
-        );
-    }
+    let mut vars = config_vars(app, route);
     vars.extend([
         ("APP_NAME".to_string(), route.app_name.clone()),
         ("ROUTE".to_string(), route.path.clone()),
@@ -76,6 +62,19 @@ pub fn hot_environment(app: &App, route: &Route) -> Vec<(String, String)> {
         ("FN_TIMEOUT".to_string(), route.timeout.to_string()),
     ]);
     last_wins(vars)
+}
+
+/// The app's then the route's config, keys upper-cased.
+fn config_vars(app: &App, route: &Route) -> Vec<(String, String)> {
+    [&app.config, &route.config]
+        .into_iter()
+        .flatten()
+        .flat_map(|config| {
+            config
+                .iter()
+                .map(|(k, v)| (k.to_ascii_uppercase(), v.clone()))
+        })
+        .collect()
 }
 
 /// Keep the last value of each name, in first-seen order.

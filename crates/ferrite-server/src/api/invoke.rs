@@ -179,11 +179,6 @@ async fn call_hot(
         .run_hot(&hot, request, Duration::from_secs(route.timeout))
         .await?;
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let failure = |kind: ErrorKind, message: String| {
-        let status =
-            StatusCode::from_u16(kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, axum::Json(ApiError::new(kind, message).body())).into_response()
-    };
     let (status, response) = match outcome {
         HotOutcome::Response(response) => {
             let (mut parts, body) = response.into_parts();
@@ -232,14 +227,15 @@ fn log_outcome(call: &ColdCall, outcome: &Outcome, elapsed_ms: f64) {
     }
 }
 
+/// A function's failure as the error JSON. Built here rather than through
+/// `Error`, which logs 5xx answers as faults of the node.
+fn failure(kind: ErrorKind, message: String) -> Response {
+    let status = StatusCode::from_u16(kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(ApiError::new(kind, message).body())).into_response()
+}
+
 /// The HTTP answer for a call that ran.
 fn answer(outcome: Outcome, max_response_bytes: usize) -> Response {
-    // Built here rather than through `Error`, which logs 5xx as our faults.
-    let failure = |kind: ErrorKind, message: String| {
-        let status =
-            StatusCode::from_u16(kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, axum::Json(ApiError::new(kind, message).body())).into_response()
-    };
     match outcome.status {
         Status::Success => {
             let content_type = if std::str::from_utf8(&outcome.stdout).is_ok() {
