@@ -1,0 +1,20 @@
+//! Queue errors.
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// A task with this id is already in the queue.
+    #[error("task {0:?} is already queued")]
+    Duplicate(String),
+    /// The lease expired and the task was reserved again (or acknowledged,
+    /// released or cancelled since): the holder of this lease must stop
+    /// acting on the task, someone else owns it now.
+    #[error("lease on task {0:?} was lost")]
+    LeaseLost(String),
+    /// A bad queue URL or an unusable data directory.
+    #[error("{0}")]
+    Config(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}

@@ -1,0 +1,101 @@
+//! The durable queue of async calls. One [`Queue`] trait, one implementation
+//! per backend (embedded SQLite now, Redis later), and one [`conformance`]
+//! suite that every implementation must pass.
+//!
+//! Delivery is at-least-once: [`Queue::reserve`] hands a task out under a
+//! time-limited [`Lease`]; only [`Queue::ack`] removes it. A worker that dies
+//! (or stalls past its lease) loses the task, which becomes visible again and
+//! is delivered to someone else with its `attempts` counted up.
+#![forbid(unsafe_code)]
+
+pub mod conformance;
+mod error;
+pub mod sqlite;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use error::QueueError;
+
+/// One unit of work: an async call waiting for a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    /// Unique while queued (the call id), so a retried push cannot enqueue
+    /// the same call twice.
+    pub id: String,
+    /// Opaque to the queue; the caller encodes the call.
+    pub payload: Vec<u8>,
+}
+
+/// A reserved task, held by one worker until the lease expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub task: Task,
+    /// Deliveries so far, this one included (1 on the first delivery), so a
+    /// worker can give up on a task that keeps failing.
+    pub attempts: u32,
+    /// Names this reservation: after the lease expires and the task is
+    /// reserved again, the old token no longer acknowledges or extends it.
+    pub token: String,
+}
+
+/// Durable, at-least-once queue of tasks. Every method is atomic.
+#[async_trait]
+pub trait Queue: Send + Sync + 'static {
+    /// Enqueue a task, visible at once; durable when this returns.
+    /// [`QueueError::Duplicate`] if a task with this id is still queued.
+    async fn push(&self, task: &Task) -> Result<(), QueueError>;
+
+    /// Take the oldest visible task (by visibility time, then push order),
+    /// hiding it from others for `lease` and counting one more attempt.
+    /// `None` when no task is visible. `worker` names the holder, for
+    /// diagnostics.
+    async fn reserve(&self, worker: &str, lease: Duration) -> Result<Option<Lease>, QueueError>;
+
+    /// Keep holding a long task: its lease now ends `by` from now.
+    /// [`QueueError::LeaseLost`] if the task is no longer held by this lease.
+    async fn extend(&self, lease: &Lease, by: Duration) -> Result<(), QueueError>;
+
+    /// The task is done: delete it. Only the current lease holder may;
+    /// [`QueueError::LeaseLost`] otherwise (the task stays queued).
+    async fn ack(&self, lease: &Lease) -> Result<(), QueueError>;
+
+    /// Give the task back, visible again after `delay` (retry with backoff).
+    /// [`QueueError::LeaseLost`] if the task is no longer held by this lease.
+    async fn release(&self, lease: &Lease, delay: Duration) -> Result<(), QueueError>;
+
+    /// Remove a task that is queued and not currently leased. `false` when
+    /// there is no such task or a worker holds it (a lease still running).
+    async fn cancel(&self, id: &str) -> Result<bool, QueueError>;
+
+    /// Tasks in the queue, leased or not.
+    async fn depth(&self) -> Result<u64, QueueError>;
+}
+
+/// Milliseconds since the Unix epoch, the time unit of the tables.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A duration in whole milliseconds, saturating.
+pub(crate) fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A fresh lease token: unique across processes and hosts in practice
+/// (process id, nanoseconds since the epoch, and a per-process counter),
+/// without a random-number dependency.
+pub(crate) fn new_token() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{:x}-{nanos:x}-{n:x}", std::process::id())
+}

@@ -1,0 +1,200 @@
+//! The embedded queue: one SQLite file (WAL mode), e.g. `data/queue.db`.
+//!
+//! Every write takes the database lock up front (`BEGIN IMMEDIATE`), so two
+//! workers reserving at once never pick the same task and never fail half way
+//! on a lock upgrade. A lease is the pair (`lease_token`, `visible_at`): the
+//! task is hidden until `visible_at`, and only the current token may ack,
+//! extend or release it.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::{Sqlite, Transaction};
+
+use crate::{millis, new_token, now_ms, Lease, Queue, QueueError, Task};
+
+/// How long a writer waits for another writer before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct SqliteQueue {
+    pool: SqlitePool,
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|e| e.is_unique_violation())
+}
+
+impl SqliteQueue {
+    /// Open (creating when missing) the database of a `sqlite:` URL, e.g.
+    /// `sqlite://./data/queue.db`, and bring its schema up to date.
+    pub async fn open(url: &str) -> Result<SqliteQueue, QueueError> {
+        // sqlx would take any other string for a file name.
+        if !url.starts_with("sqlite:") {
+            return Err(QueueError::Config(format!(
+                "queue URL {url:?} is not a SQLite URL; use sqlite://path/to/queue.db"
+            )));
+        }
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| {
+                QueueError::Config(format!("queue URL {url:?} is not a valid SQLite URL: {e}"))
+            })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(BUSY_TIMEOUT);
+        if let Some(dir) = Path::new(options.get_filename())
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                QueueError::Config(format!(
+                    "queue URL: cannot create the data directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                QueueError::Config(format!(
+                    "queue URL {url:?}: cannot open the SQLite database: {e}"
+                ))
+            })?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        tracing::info!(url, "sqlite queue ready");
+        Ok(SqliteQueue { pool })
+    }
+
+    async fn write(&self) -> Result<Transaction<'static, Sqlite>, QueueError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+#[async_trait]
+impl Queue for SqliteQueue {
+    async fn push(&self, task: &Task) -> Result<(), QueueError> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO tasks (id, payload, visible_at, attempts, created_at) \
+             VALUES ($1, $2, $3, 0, $3)",
+        )
+        .bind(&task.id)
+        .bind(&task.payload)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                QueueError::Duplicate(task.id.clone())
+            } else {
+                e.into()
+            }
+        })?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn reserve(&self, worker: &str, lease: Duration) -> Result<Option<Lease>, QueueError> {
+        let now = now_ms();
+        let token = new_token();
+        let mut tx = self.write().await?;
+        let row: Option<(String, Vec<u8>, i64)> = sqlx::query_as(
+            "UPDATE tasks SET visible_at = $1, attempts = attempts + 1, \
+                 lease_token = $2, leased_by = $3 \
+             WHERE seq = (SELECT seq FROM tasks WHERE visible_at <= $4 \
+                          ORDER BY visible_at, seq LIMIT 1) \
+             RETURNING id, payload, attempts",
+        )
+        .bind(now.saturating_add(millis(lease)))
+        .bind(&token)
+        .bind(worker)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row.map(|(id, payload, attempts)| Lease {
+            task: Task { id, payload },
+            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            token,
+        }))
+    }
+
+    async fn extend(&self, lease: &Lease, by: Duration) -> Result<(), QueueError> {
+        let until = now_ms().saturating_add(millis(by));
+        let mut tx = self.write().await?;
+        let done =
+            sqlx::query("UPDATE tasks SET visible_at = $1 WHERE id = $2 AND lease_token = $3")
+                .bind(until)
+                .bind(&lease.task.id)
+                .bind(&lease.token)
+                .execute(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        held(done.rows_affected(), lease)
+    }
+
+    async fn ack(&self, lease: &Lease) -> Result<(), QueueError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query("DELETE FROM tasks WHERE id = $1 AND lease_token = $2")
+            .bind(&lease.task.id)
+            .bind(&lease.token)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        held(done.rows_affected(), lease)
+    }
+
+    async fn release(&self, lease: &Lease, delay: Duration) -> Result<(), QueueError> {
+        let visible_at = now_ms().saturating_add(millis(delay));
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "UPDATE tasks SET visible_at = $1, lease_token = NULL, leased_by = NULL \
+             WHERE id = $2 AND lease_token = $3",
+        )
+        .bind(visible_at)
+        .bind(&lease.task.id)
+        .bind(&lease.token)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        held(done.rows_affected(), lease)
+    }
+
+    async fn cancel(&self, id: &str) -> Result<bool, QueueError> {
+        let mut tx = self.write().await?;
+        // Leased means a token whose lease has not run out yet; a released
+        // task waiting out its delay, or one whose worker died, may go.
+        let done = sqlx::query(
+            "DELETE FROM tasks WHERE id = $1 AND (lease_token IS NULL OR visible_at <= $2)",
+        )
+        .bind(id)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn depth(&self) -> Result<u64, QueueError> {
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM tasks")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+}
+
+/// `Ok` when the statement touched the leased task, [`QueueError::LeaseLost`]
+/// when the token no longer matches.
+fn held(rows: u64, lease: &Lease) -> Result<(), QueueError> {
+    if rows == 0 {
+        Err(QueueError::LeaseLost(lease.task.id.clone()))
+    } else {
+        Ok(())
+    }
+}
