@@ -1,4 +1,4 @@
-//! Ferrite's domain: apps and routes as the v1 API shows them, the request
+//! Ferrite's domain: apps, routes and call records as the v1 API shows them, the request
 //! bodies that create and update them, their validation, and the one API
 //! error type that every layer above maps to an HTTP answer.
 //!
@@ -7,12 +7,14 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod call;
 pub mod decode;
 pub mod error;
 pub mod route;
 pub mod validate;
 
 pub use app::{App, AppInput};
+pub use call::{Call, CallStatus, IllegalTransition, Millis};
 pub use error::{ApiError, ErrorKind};
 pub use route::{Format, Headers, Route, RouteInput, RouteType};
 

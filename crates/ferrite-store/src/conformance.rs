@@ -7,9 +7,9 @@
 
 use std::sync::Arc;
 
-use ferrite_model::{App, AppInput, Route, RouteInput};
+use ferrite_model::{App, AppInput, Call, CallStatus, Millis, Route, RouteInput, RouteType};
 
-use crate::{Store, StoreError};
+use crate::{CallFilter, Store, StoreError};
 
 fn app(name: &str, config: &[(&str, &str)]) -> App {
     App {
@@ -274,6 +274,393 @@ pub async fn concurrent_patches_all_land(store: Arc<dyn Store>) {
     assert_eq!(config.len(), 20, "{config:?}");
 }
 
+/// A UUIDv7-shaped id that sorts with `n`.
+fn call_id(n: u32) -> String {
+    format!("01900000-0000-7000-8000-{n:012}")
+}
+
+fn call(app: &str, path: &str, n: u32) -> Call {
+    Call::new(
+        call_id(n),
+        app,
+        path,
+        RouteType::Async,
+        Millis(1_000 + i64::from(n)),
+    )
+}
+
+fn ids(calls: &[Call]) -> Vec<String> {
+    calls.iter().map(|c| c.id.clone()).collect()
+}
+
+pub async fn call_round_trip(store: &dyn Store) {
+    store.create_app(&app("ca", &[])).await.unwrap();
+    let c = call("ca", "/p", 1);
+    store.insert_call(&c).await.unwrap();
+    assert_eq!(store.get_call("ca", &c.id).await.unwrap(), c);
+    let mut done = c.clone();
+    done.id = call_id(2);
+    done.kind = RouteType::Sync;
+    done.advance(CallStatus::Running, Millis(5), None).unwrap();
+    done.advance(CallStatus::Error, Millis(9), Some("exit 3"))
+        .unwrap();
+    store.insert_call(&done).await.unwrap();
+    assert_eq!(store.get_call("ca", &done.id).await.unwrap(), done);
+    let err = store
+        .insert_call(&call("ca", "/other", 1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::CallExists(_)), "{err:?}");
+    assert_eq!(store.get_call("ca", &c.id).await.unwrap(), c, "unchanged");
+    let err = store.insert_call(&call("nope", "/p", 3)).await.unwrap_err();
+    assert!(matches!(err, StoreError::AppNotFound(_)), "{err:?}");
+}
+
+pub async fn call_not_found(store: &dyn Store) {
+    store.create_app(&app("cn", &[])).await.unwrap();
+    store.create_app(&app("cn2", &[])).await.unwrap();
+    store.insert_call(&call("cn2", "/p", 1)).await.unwrap();
+    let id = call_id(1);
+    let missing = call_id(9);
+    for (app, id) in [
+        ("cn", id.as_str()),
+        ("cn2", missing.as_str()),
+        ("zz", id.as_str()),
+    ] {
+        assert!(matches!(
+            store.get_call(app, id).await,
+            Err(StoreError::CallNotFound(_))
+        ));
+        assert!(matches!(
+            store.call_output(app, id).await,
+            Err(StoreError::CallNotFound(_))
+        ));
+        assert!(matches!(
+            store.get_call_log(app, id).await,
+            Err(StoreError::CallNotFound(_))
+        ));
+    }
+    assert!(matches!(
+        store
+            .update_call_status(&missing, CallStatus::Running, 1, None, None)
+            .await,
+        Err(StoreError::CallNotFound(_))
+    ));
+    assert!(matches!(
+        store.put_call_log(&missing, b"x").await,
+        Err(StoreError::CallNotFound(_))
+    ));
+    let err = store
+        .list_calls("zz", CallFilter::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::AppNotFound(_)), "{err:?}");
+    assert!(store
+        .list_calls("cn", CallFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn call_transitions(store: &dyn Store) {
+    use CallStatus::*;
+    store.create_app(&app("ct", &[])).await.unwrap();
+    let id = call_id(1);
+    store.insert_call(&call("ct", "/p", 1)).await.unwrap();
+    let illegal = |from, to| move |r: Result<Call, StoreError>| matches!(r, Err(StoreError::IllegalTransition { from: f, to: t, .. }) if f == from && t == to);
+    assert!(illegal(Queued, Success)(
+        store.update_call_status(&id, Success, 5, None, None).await
+    ));
+    let c = store
+        .update_call_status(&id, Running, 10, None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (c.status, c.started_at, c.attempts, c.completed_at),
+        (Running, Some(Millis(10)), 1, None)
+    );
+    assert!(illegal(Running, Running)(
+        store.update_call_status(&id, Running, 11, None, None).await
+    ));
+    assert!(illegal(Running, Cancelled)(
+        store
+            .update_call_status(&id, Cancelled, 11, None, None)
+            .await
+    ));
+    // A retry puts it back in the queue, then it runs again.
+    let c = store
+        .update_call_status(&id, Queued, 20, Some("node lost"), None)
+        .await
+        .unwrap();
+    assert_eq!((c.status, c.error.as_deref()), (Queued, Some("node lost")));
+    let c = store
+        .update_call_status(&id, Running, 30, None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (c.started_at, c.attempts, c.error),
+        (Some(Millis(30)), 2, None)
+    );
+    let c = store
+        .update_call_status(&id, Timeout, 40, Some("timed out after 30s"), None)
+        .await
+        .unwrap();
+    assert_eq!(c.completed_at, Some(Millis(40)));
+    assert_eq!(store.get_call("ct", &id).await.unwrap(), c, "persisted");
+    for next in CallStatus::ALL {
+        assert!(illegal(Timeout, next)(
+            store.update_call_status(&id, next, 50, None, None).await
+        ));
+    }
+    assert_eq!(
+        store.get_call("ct", &id).await.unwrap(),
+        c,
+        "refused transitions write nothing"
+    );
+    let err = ferrite_model::ApiError::from(
+        store
+            .update_call_status(&id, Running, 60, None, None)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.status(), 409);
+
+    let other = call_id(2);
+    store.insert_call(&call("ct", "/p", 2)).await.unwrap();
+    let c = store
+        .update_call_status(&other, Cancelled, 70, None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (c.status, c.started_at, c.completed_at, c.attempts),
+        (Cancelled, None, Some(Millis(70)), 0)
+    );
+}
+
+pub async fn call_output_kept(store: &dyn Store) {
+    store.create_app(&app("co", &[])).await.unwrap();
+    let id = call_id(1);
+    store.insert_call(&call("co", "/p", 1)).await.unwrap();
+    assert_eq!(store.call_output("co", &id).await.unwrap(), None);
+    store
+        .update_call_status(&id, CallStatus::Running, 1, None, None)
+        .await
+        .unwrap();
+    let bytes = b"out\x00\xffput".as_slice();
+    store
+        .update_call_status(&id, CallStatus::Success, 2, None, Some(bytes))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.call_output("co", &id).await.unwrap().as_deref(),
+        Some(bytes)
+    );
+    assert!(matches!(
+        store
+            .update_call_status(&id, CallStatus::Error, 3, None, Some(b"other"))
+            .await,
+        Err(StoreError::IllegalTransition { .. })
+    ));
+    assert_eq!(
+        store.call_output("co", &id).await.unwrap().as_deref(),
+        Some(bytes),
+        "a refused transition keeps the output"
+    );
+}
+
+pub async fn call_logs(store: &dyn Store) {
+    store.create_app(&app("cl", &[])).await.unwrap();
+    let id = call_id(1);
+    store.insert_call(&call("cl", "/p", 1)).await.unwrap();
+    assert!(store.get_call_log("cl", &id).await.unwrap().is_empty());
+    store.put_call_log(&id, b"line 1\n").await.unwrap();
+    assert_eq!(store.get_call_log("cl", &id).await.unwrap(), b"line 1\n");
+    store.put_call_log(&id, b"line 1\nline 2\n").await.unwrap();
+    assert_eq!(
+        store.get_call_log("cl", &id).await.unwrap(),
+        b"line 1\nline 2\n"
+    );
+}
+
+pub async fn calls_list_and_page(store: &dyn Store) {
+    store.create_app(&app("lc", &[])).await.unwrap();
+    store.create_app(&app("lc2", &[])).await.unwrap();
+    // Inserted out of order: listing follows the ids, not insertion.
+    for n in (1..=25).rev() {
+        let path = if n % 2 == 0 { "/even" } else { "/odd" };
+        store.insert_call(&call("lc", path, n)).await.unwrap();
+    }
+    store.insert_call(&call("lc2", "/even", 100)).await.unwrap();
+    for n in [3, 4, 5] {
+        store
+            .update_call_status(&call_id(n), CallStatus::Running, 1, None, None)
+            .await
+            .unwrap();
+    }
+
+    let mut pages = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .list_calls(
+                "lc",
+                CallFilter {
+                    cursor: cursor.clone(),
+                    limit: 10,
+                    ..CallFilter::default()
+                },
+            )
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        cursor = page.last().map(|c| c.id.clone());
+        pages.push(ids(&page));
+    }
+    let sizes: Vec<_> = pages.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [10, 10, 5]);
+    let all: Vec<_> = pages.concat();
+    let expected: Vec<_> = (1..=25).rev().map(call_id).collect();
+    assert_eq!(all, expected, "newest first, no gaps or repeats");
+
+    let even = store
+        .list_calls(
+            "lc",
+            CallFilter {
+                path: Some("/even".into()),
+                limit: 1000,
+                ..CallFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&even),
+        (1..=12).rev().map(|n| call_id(n * 2)).collect::<Vec<_>>()
+    );
+    let running = store
+        .list_calls(
+            "lc",
+            CallFilter {
+                status: Some(CallStatus::Running),
+                ..CallFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&running), [call_id(5), call_id(4), call_id(3)]);
+    let both = store
+        .list_calls(
+            "lc",
+            CallFilter {
+                path: Some("/odd".into()),
+                status: Some(CallStatus::Running),
+                cursor: Some(call_id(5)),
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&both), [call_id(3)]);
+    for limit in [0, 1001] {
+        let err = store
+            .list_calls(
+                "lc",
+                CallFilter {
+                    limit,
+                    ..CallFilter::default()
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    }
+    let other = store
+        .list_calls("lc2", CallFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(ids(&other), [call_id(100)]);
+}
+
+pub async fn calls_purge(store: &dyn Store) {
+    use CallStatus::*;
+    store.create_app(&app("pg", &[])).await.unwrap();
+    // 1: success at 100; 2: cancelled at 200; 3: error at 300;
+    // 4: running since 50; 5: queued.
+    for n in 1..=5 {
+        store.insert_call(&call("pg", "/p", n)).await.unwrap();
+        store.put_call_log(&call_id(n), b"log").await.unwrap();
+    }
+    let set = |n: u32, next, at| async move {
+        store
+            .update_call_status(&call_id(n), next, at, None, None)
+            .await
+            .unwrap()
+    };
+    set(1, Running, 10).await;
+    set(1, Success, 100).await;
+    set(2, Cancelled, 200).await;
+    set(3, Running, 10).await;
+    set(3, Error, 300).await;
+    set(4, Running, 50).await;
+
+    assert_eq!(store.purge_calls(100).await.unwrap(), 0, "strictly before");
+    assert_eq!(store.purge_calls(250).await.unwrap(), 2);
+    let left = store.list_calls("pg", CallFilter::default()).await.unwrap();
+    assert_eq!(ids(&left), [call_id(5), call_id(4), call_id(3)]);
+    for n in [1, 2] {
+        assert!(matches!(
+            store.get_call_log("pg", &call_id(n)).await,
+            Err(StoreError::CallNotFound(_))
+        ));
+    }
+    assert_eq!(store.get_call_log("pg", &call_id(3)).await.unwrap(), b"log");
+    assert_eq!(store.purge_calls(i64::MAX).await.unwrap(), 1);
+    let left = store.list_calls("pg", CallFilter::default()).await.unwrap();
+    assert_eq!(
+        ids(&left),
+        [call_id(5), call_id(4)],
+        "unfinished calls stay"
+    );
+}
+
+pub async fn app_delete_removes_calls(store: &dyn Store) {
+    store
+        .create_route(&route("cd", r#"{"path":"/a","image":"img"}"#))
+        .await
+        .unwrap();
+    store.create_app(&app("keep", &[])).await.unwrap();
+    for (app, n) in [("cd", 1), ("cd", 2), ("keep", 3)] {
+        store.insert_call(&call(app, "/a", n)).await.unwrap();
+        store.put_call_log(&call_id(n), b"log").await.unwrap();
+    }
+    store.delete_app("cd", true).await.unwrap();
+    for n in [1, 2] {
+        assert!(matches!(
+            store.put_call_log(&call_id(n), b"x").await,
+            Err(StoreError::CallNotFound(_))
+        ));
+    }
+    // A new app of the same name starts with no history.
+    store.create_app(&app("cd", &[])).await.unwrap();
+    assert!(store
+        .list_calls("cd", CallFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(matches!(
+        store.get_call_log("cd", &call_id(1)).await,
+        Err(StoreError::CallNotFound(_))
+    ));
+    assert_eq!(
+        store.get_call_log("keep", &call_id(3)).await.unwrap(),
+        b"log"
+    );
+    // Purging after the delete finds no orphaned logs or calls.
+    assert_eq!(store.purge_calls(i64::MAX).await.unwrap(), 0);
+}
+
 pub async fn ping(store: &dyn Store) {
     store.ping().await.unwrap();
 }
@@ -287,7 +674,9 @@ macro_rules! store_conformance_tests {
         $crate::store_conformance_tests!(@by_ref $make;
             apps_round_trip, duplicate_app_conflicts, app_update_merges_config,
             app_delete_needs_cascade, route_creates_its_app, route_keeps_every_field,
-            route_update_applies_patch, routes_list_by_path, route_delete, ping);
+            route_update_applies_patch, routes_list_by_path, route_delete, ping,
+            call_round_trip, call_not_found, call_transitions, call_output_kept, call_logs,
+            calls_list_and_page, calls_purge, app_delete_removes_calls);
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn concurrent_patches_all_land() {
             let (store, _guard) = $make.await;

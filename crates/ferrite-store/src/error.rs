@@ -1,6 +1,6 @@
 //! Store errors, and how the API shows them.
 
-use ferrite_model::ApiError;
+use ferrite_model::{ApiError, CallStatus};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -12,6 +12,18 @@ pub enum StoreError {
     AppExists(String),
     #[error("route {path:?} of app {app:?} already exists")]
     RouteExists { app: String, path: String },
+    #[error("call {0:?} not found")]
+    CallNotFound(String),
+    #[error("call {0:?} already exists")]
+    CallExists(String),
+    /// A status change the call's lifecycle does not allow (it was, for
+    /// example, already final).
+    #[error("call {id:?} is {from} and cannot become {to}")]
+    IllegalTransition {
+        id: String,
+        from: CallStatus,
+        to: CallStatus,
+    },
     #[error("app {app:?} still has {count} route(s); delete them first or delete the app with cascade (?cascade=true)")]
     AppHasRoutes { app: String, count: i64 },
     /// An update that the model's rules refused.
@@ -33,12 +45,13 @@ pub enum StoreError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> ApiError {
         match err {
-            StoreError::AppNotFound(_) | StoreError::RouteNotFound { .. } => {
-                ApiError::not_found(err.to_string())
-            }
-            StoreError::AppExists(_) | StoreError::RouteExists { .. } => {
-                ApiError::conflict(err.to_string())
-            }
+            StoreError::AppNotFound(_)
+            | StoreError::RouteNotFound { .. }
+            | StoreError::CallNotFound(_) => ApiError::not_found(err.to_string()),
+            StoreError::AppExists(_)
+            | StoreError::RouteExists { .. }
+            | StoreError::CallExists(_)
+            | StoreError::IllegalTransition { .. } => ApiError::conflict(err.to_string()),
             StoreError::AppHasRoutes { .. } => ApiError::bad_request(err.to_string()),
             StoreError::Invalid(api) => api,
             StoreError::Config(_)

@@ -1,5 +1,5 @@
-//! Where Ferrite keeps its durable state: apps and routes (call records come
-//! later). One [`Store`] trait, one implementation per backend, and one
+//! Where Ferrite keeps its durable state: apps, routes, and call records with
+//! their logs. One [`Store`] trait, one implementation per backend, and one
 //! [`conformance`] suite that every implementation must pass.
 #![forbid(unsafe_code)]
 
@@ -11,7 +11,7 @@ pub mod sqlite;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ferrite_model::{App, AppInput, Route, RouteInput};
+use ferrite_model::{App, AppInput, Call, CallStatus, Route, RouteInput};
 
 pub use error::StoreError;
 
@@ -46,8 +46,69 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Route, StoreError>;
     async fn delete_route(&self, app: &str, path: &str) -> Result<(), StoreError>;
 
+    /// Record a new call; [`StoreError::CallExists`] if the id is taken,
+    /// [`StoreError::AppNotFound`] if its app does not exist.
+    async fn insert_call(&self, call: &Call) -> Result<(), StoreError>;
+    /// Move a call to `next` at `at_ms` with [`Call::advance`], atomically,
+    /// and return the result; [`StoreError::IllegalTransition`] (nothing
+    /// written) if its lifecycle forbids it. `error` replaces the call's
+    /// error; `output`, when given, replaces its stored output.
+    async fn update_call_status(
+        &self,
+        id: &str,
+        next: CallStatus,
+        at_ms: i64,
+        error: Option<&str>,
+        output: Option<&[u8]>,
+    ) -> Result<Call, StoreError>;
+    /// A call of `app`; [`StoreError::CallNotFound`] if none has this id there.
+    async fn get_call(&self, app: &str, id: &str) -> Result<Call, StoreError>;
+    /// The stored output of a call of `app` (`None` if none was kept).
+    async fn call_output(&self, app: &str, id: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Calls of an existing app, newest first, one page at a time;
+    /// [`StoreError::AppNotFound`] otherwise.
+    async fn list_calls(&self, app: &str, filter: CallFilter) -> Result<Vec<Call>, StoreError>;
+    /// Store (or replace) a call's log; [`StoreError::CallNotFound`] if the
+    /// call does not exist.
+    async fn put_call_log(&self, id: &str, log: &[u8]) -> Result<(), StoreError>;
+    /// A call's log, empty if none was written;
+    /// [`StoreError::CallNotFound`] if `app` has no such call.
+    async fn get_call_log(&self, app: &str, id: &str) -> Result<Vec<u8>, StoreError>;
+    /// Delete final calls completed before `older_than_ms`, with their logs;
+    /// returns how many calls went.
+    async fn purge_calls(&self, older_than_ms: i64) -> Result<u64, StoreError>;
+
     /// Check that the backend answers (for `/health`).
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// The largest page [`Store::list_calls`] returns.
+pub const MAX_CALLS_PAGE: u32 = 1000;
+
+/// Which calls [`Store::list_calls`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallFilter {
+    /// Only calls of this route.
+    pub path: Option<String>,
+    /// Only calls in this state.
+    pub status: Option<CallStatus>,
+    /// Only calls older than this id (exclusive): the last id of the
+    /// previous page.
+    pub cursor: Option<String>,
+    /// Page size, `1..=`[`MAX_CALLS_PAGE`]; anything else is
+    /// [`StoreError::Invalid`].
+    pub limit: u32,
+}
+
+impl Default for CallFilter {
+    fn default() -> Self {
+        CallFilter {
+            path: None,
+            status: None,
+            cursor: None,
+            limit: 100,
+        }
+    }
 }
 
 /// Open the store named by a `DB_URL`, running its migrations.

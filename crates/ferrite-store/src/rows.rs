@@ -1,7 +1,7 @@
 //! Rows as the tables hold them, and their conversion to and from the model.
 //! Shared by every SQL backend: the schema is portable on purpose.
 
-use ferrite_model::{App, Format, Route, RouteType};
+use ferrite_model::{App, Call, CallStatus, Format, Millis, Route, RouteType};
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::StoreError;
@@ -28,6 +28,25 @@ pub(crate) struct RouteRow {
     pub config: Option<String>,
     pub jwt_key: Option<String>,
 }
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct CallRow {
+    pub id: String,
+    pub app_name: String,
+    pub path: String,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub status: String,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub completed_at: Option<i64>,
+    pub error: Option<String>,
+    pub attempts: i64,
+}
+
+/// Column list of `calls` (without `output`), in [`CallRow`]'s order.
+pub(crate) const CALL_COLUMNS: &str = "id, app_name, path, type, status, created_at, \
+     started_at, completed_at, error, attempts";
 
 /// Column list of `routes`, in [`RouteRow`]'s order.
 pub(crate) const ROUTE_COLUMNS: &str = "app_name, path, image, memory, type, format, \
@@ -68,15 +87,42 @@ impl TryFrom<AppRow> for App {
     }
 }
 
+fn route_type(value: &str) -> Result<RouteType, StoreError> {
+    match value {
+        "sync" => Ok(RouteType::Sync),
+        "async" => Ok(RouteType::Async),
+        other => Err(StoreError::Corrupt(format!("route type {other:?}"))),
+    }
+}
+
+impl TryFrom<CallRow> for Call {
+    type Error = StoreError;
+
+    fn try_from(row: CallRow) -> Result<Call, StoreError> {
+        let status = CallStatus::parse(&row.status)
+            .ok_or_else(|| StoreError::Corrupt(format!("call status {:?}", row.status)))?;
+        let attempts = u32::try_from(row.attempts)
+            .map_err(|_| StoreError::Corrupt(format!("call attempts {}", row.attempts)))?;
+        Ok(Call {
+            kind: route_type(&row.kind)?,
+            status,
+            created_at: Millis(row.created_at),
+            started_at: row.started_at.map(Millis),
+            completed_at: row.completed_at.map(Millis),
+            attempts,
+            id: row.id,
+            app_name: row.app_name,
+            path: row.path,
+            error: row.error,
+        })
+    }
+}
+
 impl TryFrom<RouteRow> for Route {
     type Error = StoreError;
 
     fn try_from(row: RouteRow) -> Result<Route, StoreError> {
-        let kind = match row.kind.as_str() {
-            "sync" => RouteType::Sync,
-            "async" => RouteType::Async,
-            other => return Err(StoreError::Corrupt(format!("route type {other:?}"))),
-        };
+        let kind = route_type(&row.kind)?;
         let format = match row.format.as_str() {
             "default" => Format::Default,
             "http" => Format::Http,

@@ -9,12 +9,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ferrite_model::{App, AppInput, Route, RouteInput};
+use ferrite_model::{ApiError, App, AppInput, Call, CallStatus, Millis, Route, RouteInput};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{Sqlite, Transaction};
 
-use crate::rows::{signed, to_json, AppRow, RouteRow, ROUTE_COLUMNS};
-use crate::{now_ms, Store, StoreError};
+use crate::rows::{signed, to_json, AppRow, CallRow, RouteRow, CALL_COLUMNS, ROUTE_COLUMNS};
+use crate::{now_ms, CallFilter, Store, StoreError, MAX_CALLS_PAGE};
 
 /// How long a writer waits for another writer before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -77,6 +77,31 @@ impl SqliteStore {
         row.ok_or_else(|| StoreError::AppNotFound(name.to_string()))?
             .try_into()
     }
+
+    /// Whether call `id` exists, and (when `app` is given) belongs to it.
+    async fn call_exists(
+        conn: &mut sqlx::SqliteConnection,
+        app: Option<&str>,
+        id: &str,
+    ) -> Result<bool, StoreError> {
+        let found: Option<(String,)> =
+            sqlx::query_as("SELECT id FROM calls WHERE id = $1 AND ($2 IS NULL OR app_name = $2)")
+                .bind(id)
+                .bind(app)
+                .fetch_optional(&mut *conn)
+                .await?;
+        Ok(found.is_some())
+    }
+}
+
+/// The final statuses as an SQL list (`'success', ...`), for purging.
+fn final_statuses() -> String {
+    CallStatus::ALL
+        .into_iter()
+        .filter(|s| s.is_final())
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[async_trait]
@@ -145,6 +170,16 @@ impl Store for SqliteStore {
             });
         }
         sqlx::query("DELETE FROM routes WHERE app_name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "DELETE FROM call_logs WHERE call_id IN (SELECT id FROM calls WHERE app_name = $1)",
+        )
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM calls WHERE app_name = $1")
             .bind(name)
             .execute(&mut *tx)
             .await?;
@@ -288,6 +323,182 @@ impl Store for SqliteStore {
             });
         }
         Ok(())
+    }
+
+    async fn insert_call(&self, call: &Call) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        Self::app_in(&mut tx, &call.app_name).await?;
+        let insert = format!(
+            "INSERT INTO calls ({CALL_COLUMNS}, output) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)"
+        );
+        sqlx::query(&insert)
+            .bind(&call.id)
+            .bind(&call.app_name)
+            .bind(&call.path)
+            .bind(call.kind.as_str())
+            .bind(call.status.as_str())
+            .bind(call.created_at.0)
+            .bind(call.started_at.map(|t| t.0))
+            .bind(call.completed_at.map(|t| t.0))
+            .bind(&call.error)
+            .bind(i64::from(call.attempts))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::CallExists(call.id.clone())
+                } else {
+                    e.into()
+                }
+            })?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn update_call_status(
+        &self,
+        id: &str,
+        next: CallStatus,
+        at_ms: i64,
+        error: Option<&str>,
+        output: Option<&[u8]>,
+    ) -> Result<Call, StoreError> {
+        let mut tx = self.write().await?;
+        let query = format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = $1");
+        let row: Option<CallRow> = sqlx::query_as(&query)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let mut call: Call = row
+            .ok_or_else(|| StoreError::CallNotFound(id.to_string()))?
+            .try_into()?;
+        call.advance(next, Millis(at_ms), error)
+            .map_err(|e| StoreError::IllegalTransition {
+                id: id.to_string(),
+                from: e.from,
+                to: e.to,
+            })?;
+        sqlx::query(
+            "UPDATE calls SET status = $1, started_at = $2, completed_at = $3, error = $4, \
+             attempts = $5, output = COALESCE($6, output) WHERE id = $7",
+        )
+        .bind(call.status.as_str())
+        .bind(call.started_at.map(|t| t.0))
+        .bind(call.completed_at.map(|t| t.0))
+        .bind(&call.error)
+        .bind(i64::from(call.attempts))
+        .bind(output)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(call)
+    }
+
+    async fn get_call(&self, app: &str, id: &str) -> Result<Call, StoreError> {
+        let query = format!("SELECT {CALL_COLUMNS} FROM calls WHERE app_name = $1 AND id = $2");
+        let row: Option<CallRow> = sqlx::query_as(&query)
+            .bind(app)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.ok_or_else(|| StoreError::CallNotFound(id.to_string()))?
+            .try_into()
+    }
+
+    async fn call_output(&self, app: &str, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row: Option<(Option<Vec<u8>>,)> =
+            sqlx::query_as("SELECT output FROM calls WHERE app_name = $1 AND id = $2")
+                .bind(app)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row
+            .ok_or_else(|| StoreError::CallNotFound(id.to_string()))?
+            .0)
+    }
+
+    async fn list_calls(&self, app: &str, filter: CallFilter) -> Result<Vec<Call>, StoreError> {
+        if !(1..=MAX_CALLS_PAGE).contains(&filter.limit) {
+            return Err(ApiError::bad_request(format!(
+                "limit must be between 1 and {MAX_CALLS_PAGE}, not {}",
+                filter.limit
+            ))
+            .into());
+        }
+        // One read transaction, so the app check and the listing agree.
+        let mut tx = self.pool.begin().await?;
+        let exists: Option<(String,)> = sqlx::query_as("SELECT name FROM apps WHERE name = $1")
+            .bind(app)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::AppNotFound(app.to_string()));
+        }
+        let query = format!(
+            "SELECT {CALL_COLUMNS} FROM calls WHERE app_name = $1 \
+             AND ($2 IS NULL OR path = $2) AND ($3 IS NULL OR status = $3) \
+             AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5"
+        );
+        let rows: Vec<CallRow> = sqlx::query_as(&query)
+            .bind(app)
+            .bind(&filter.path)
+            .bind(filter.status.map(CallStatus::as_str))
+            .bind(&filter.cursor)
+            .bind(i64::from(filter.limit))
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        rows.into_iter().map(Call::try_from).collect()
+    }
+
+    async fn put_call_log(&self, id: &str, log: &[u8]) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        if !Self::call_exists(&mut tx, None, id).await? {
+            return Err(StoreError::CallNotFound(id.to_string()));
+        }
+        sqlx::query(
+            "INSERT INTO call_logs (call_id, log) VALUES ($1, $2) \
+             ON CONFLICT (call_id) DO UPDATE SET log = excluded.log",
+        )
+        .bind(id)
+        .bind(log)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_call_log(&self, app: &str, id: &str) -> Result<Vec<u8>, StoreError> {
+        let row: Option<(Option<Vec<u8>>,)> = sqlx::query_as(
+            "SELECT l.log FROM calls c LEFT JOIN call_logs l ON l.call_id = c.id \
+             WHERE c.app_name = $1 AND c.id = $2",
+        )
+        .bind(app)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let (log,) = row.ok_or_else(|| StoreError::CallNotFound(id.to_string()))?;
+        Ok(log.unwrap_or_default())
+    }
+
+    async fn purge_calls(&self, older_than_ms: i64) -> Result<u64, StoreError> {
+        let old = format!(
+            "SELECT id FROM calls WHERE completed_at < $1 AND status IN ({})",
+            final_statuses()
+        );
+        let mut tx = self.write().await?;
+        sqlx::query(&format!("DELETE FROM call_logs WHERE call_id IN ({old})"))
+            .bind(older_than_ms)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query(&format!("DELETE FROM calls WHERE id IN ({old})"))
+            .bind(older_than_ms)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
