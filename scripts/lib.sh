@@ -17,7 +17,8 @@ apt_install() {
 }
 
 # Some packages start a system service on install (the registry on port
-# 5000, nginx on port 80). Tests start instances of their own: stop those.
+# 5000, nginx on port 80, Redis on 6379). Tests start instances of their
+# own: stop those.
 stop_package_services() {
   local p
   for p in "$@"; do
@@ -31,6 +32,13 @@ stop_package_services() {
         fi
         ;;
       nginx) nginx -s quit >/dev/null 2>&1 || true ;;
+      redis-server)
+        if [ -d /run/systemd/system ]; then
+          systemctl disable --now redis-server >/dev/null 2>&1 || true
+        else
+          invoke-rc.d redis-server stop >/dev/null 2>&1 || true
+        fi
+        ;;
     esac
   done
 }

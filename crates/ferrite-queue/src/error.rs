@@ -17,4 +17,6 @@ pub enum QueueError {
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("redis error: {0}")]
+    Redis(#[from] ::redis::RedisError),
 }

@@ -1,5 +1,5 @@
 //! The durable queue of async calls. One [`Queue`] trait, one implementation
-//! per backend (embedded SQLite now, Redis later), and one [`conformance`]
+//! per backend (embedded SQLite, [`redis`] for production), and one [`conformance`]
 //! suite that every implementation must pass.
 //!
 //! Delivery is at-least-once: [`Queue::reserve`] hands a task out under a
@@ -10,6 +10,7 @@
 
 pub mod conformance;
 mod error;
+pub mod redis;
 pub mod sqlite;
 
 use std::sync::atomic::{AtomicU64, Ordering};

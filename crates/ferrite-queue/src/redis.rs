@@ -1,0 +1,356 @@
+//! The production queue: a Redis server shared by every node, reached with
+//! `MQ_URL=redis://[user:password@]host:port/prefix`. The path is a key
+//! prefix (default `ferrite`), not a database number, so several Ferrite
+//! installations can share one server.
+//!
+//! # Layout
+//!
+//! - `{prefix}:task:{id}`: a hash per task: `payload`, `attempts`, `member`
+//!   (its name in the sorted set) and, while leased, `token` and `leased_by`.
+//! - `{prefix}:visible`: a sorted set of every task, leased or not, scored by
+//!   the time (ms) it becomes visible. A member is `{seq:020}:{id}`, with
+//!   `seq` taken from the counter `{prefix}:seq` at push: equal scores sort by
+//!   member, so the zero-padded sequence keeps push order among tasks visible
+//!   at the same millisecond.
+//!
+//! A lease is (`token`, score in the future): reserving moves the score to
+//! the end of the lease, so a leased task simply waits in the same set and is
+//! delivered again once the lease runs out, with nothing to sweep. Every
+//! operation is one Lua script, hence atomic, and reads the clock of the
+//! Redis server (`TIME`), so nodes with skewed clocks agree on leases.
+//!
+//! # Durability
+//!
+//! The queue is as durable as the server is configured to be; that is the
+//! operator's choice. Run Redis with `appendonly yes` (AOF; `appendfsync
+//! always` for no loss at all, `everysec` to lose at most a second on a
+//! crash). A standalone server (or one behind Sentinel) is assumed: the
+//! scripts touch keys they compute, which Redis Cluster does not allow.
+
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{Client, Script};
+use async_trait::async_trait;
+
+use crate::{millis, new_token, Lease, Queue, QueueError, Task};
+
+/// The key prefix when the URL has no path.
+const DEFAULT_PREFIX: &str = "ferrite";
+/// Every script here is a handful of O(log n) commands; a server that does
+/// not answer within this is unreachable, not busy.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
+/// After a lost connection, the next call reconnects with a bounded backoff
+/// (at most about 3 s) and then fails, rather than hanging for minutes.
+const RECONNECT_RETRIES: usize = 4;
+const RECONNECT_MAX_DELAY_MS: u64 = 1000;
+
+/// Lua prelude: the server's clock in milliseconds.
+const NOW: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+";
+
+/// KEYS: task hash, visible set, sequence. ARGV: id, payload.
+/// 1 when queued, 0 when a task with this id is already there.
+const PUSH: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local member = string.format('%020d', redis.call('INCR', KEYS[3])) .. ':' .. ARGV[1]
+redis.call('HSET', KEYS[1], 'payload', ARGV[2], 'attempts', 0, 'member', member)
+redis.call('ZADD', KEYS[2], now, member)
+return 1
+";
+
+/// KEYS: visible set. ARGV: task key prefix (`{prefix}:task:`), lease ms,
+/// token, worker. `{id, payload, attempts}`, or nil when nothing is visible.
+const RESERVE: &str = r"
+local first = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 1)[1]
+if not first then return nil end
+local id = string.sub(first, 22)
+local key = ARGV[1] .. id
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), first)
+local attempts = redis.call('HINCRBY', key, 'attempts', 1)
+redis.call('HSET', key, 'token', ARGV[3], 'leased_by', ARGV[4])
+return {id, redis.call('HGET', key, 'payload'), attempts}
+";
+
+/// Shared head of the scripts that need the current lease: KEYS: task hash;
+/// ARGV[1]: token. Returns 0 (lease lost) unless the token still matches.
+const HELD: &str = r"
+local member = redis.call('HGET', KEYS[1], 'member')
+if not member or redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
+";
+
+/// KEYS: task hash, visible set. ARGV: token, ms from now.
+const EXTEND: &str = r"
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), member)
+return 1
+";
+
+/// KEYS: task hash, visible set. ARGV: token.
+const ACK: &str = r"
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], member)
+return 1
+";
+
+/// KEYS: task hash, visible set. ARGV: token, delay ms.
+const RELEASE: &str = r"
+redis.call('HDEL', KEYS[1], 'token', 'leased_by')
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), member)
+return 1
+";
+
+/// KEYS: task hash, visible set. 1 when removed; 0 when missing or leased
+/// (a token whose lease has not run out: a released task waiting out its
+/// delay, or one whose worker died, may go).
+const CANCEL: &str = r"
+local member = redis.call('HGET', KEYS[1], 'member')
+if not member then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'token') == 1 then
+  local score = redis.call('ZSCORE', KEYS[2], member)
+  if score and tonumber(score) > now then return 0 end
+end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], member)
+return 1
+";
+
+/// The compiled scripts; [`Script`] runs them by SHA and loads them again
+/// when the server has forgotten them (after a restart).
+struct Scripts {
+    push: Script,
+    reserve: Script,
+    extend: Script,
+    ack: Script,
+    release: Script,
+    cancel: Script,
+}
+
+impl Scripts {
+    fn new() -> Scripts {
+        let with_now = |body: &str| Script::new(&format!("{NOW}{body}"));
+        let held = |body: &str| Script::new(&format!("{NOW}{HELD}{body}"));
+        Scripts {
+            push: with_now(PUSH),
+            reserve: with_now(RESERVE),
+            extend: held(EXTEND),
+            ack: held(ACK),
+            release: held(RELEASE),
+            cancel: with_now(CANCEL),
+        }
+    }
+}
+
+pub struct RedisQueue {
+    /// Multiplexed and reconnecting: one per queue, cloned per call. No
+    /// command here blocks, so a response timeout is safe.
+    conn: ConnectionManager,
+    /// `{prefix}:visible`.
+    visible: String,
+    /// `{prefix}:seq`.
+    seq: String,
+    /// `{prefix}:task:`, followed by a task id.
+    task_prefix: String,
+    scripts: Scripts,
+}
+
+/// Split `redis://authority/prefix` into the server URL the client takes
+/// and the key prefix.
+fn parse_url(url: &str) -> Result<(String, String), QueueError> {
+    let rest = url.strip_prefix("redis://").ok_or_else(|| {
+        QueueError::Config(format!(
+            "queue URL {url:?} is not a Redis URL; use redis://host:port/prefix"
+        ))
+    })?;
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if authority.is_empty() || path.contains(['?', '#']) {
+        return Err(QueueError::Config(format!(
+            "queue URL {url:?}: expected redis://host:port/prefix"
+        )));
+    }
+    let prefix = path.trim_matches('/');
+    let prefix = if prefix.is_empty() {
+        DEFAULT_PREFIX
+    } else {
+        prefix
+    };
+    if prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(QueueError::Config(format!(
+            "queue URL {url:?}: the key prefix {prefix:?} has blanks or control characters"
+        )));
+    }
+    Ok((format!("redis://{authority}"), prefix.to_string()))
+}
+
+impl RedisQueue {
+    /// Connect to the server of a `redis://host:port/prefix` URL and check
+    /// that it answers. Nothing is created until the first push.
+    pub async fn open(url: &str) -> Result<RedisQueue, QueueError> {
+        let (server, prefix) = parse_url(url)?;
+        let client = Client::open(server.as_str()).map_err(|e| {
+            QueueError::Config(format!("queue URL {url:?} is not a valid Redis URL: {e}"))
+        })?;
+        // One plain attempt first: the manager retries its first connection
+        // with backoff, which would make a wrong URL hang instead of fail.
+        let probe = async {
+            let mut conn = client.get_multiplexed_async_connection().await?;
+            ::redis::cmd("PING").query_async::<String>(&mut conn).await
+        };
+        match tokio::time::timeout(CONNECTION_TIMEOUT, probe).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                return Err(QueueError::Config(format!(
+                    "queue URL {url:?}: cannot reach Redis: {e}"
+                )))
+            }
+            Err(_) => {
+                return Err(QueueError::Config(format!(
+                    "queue URL {url:?}: Redis did not answer within {CONNECTION_TIMEOUT:?}"
+                )))
+            }
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(RESPONSE_TIMEOUT)
+            .set_connection_timeout(CONNECTION_TIMEOUT)
+            .set_number_of_retries(RECONNECT_RETRIES)
+            .set_max_delay(RECONNECT_MAX_DELAY_MS);
+        let conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|e| {
+                QueueError::Config(format!("queue URL {url:?}: cannot reach Redis: {e}"))
+            })?;
+        tracing::info!(server, prefix, "redis queue ready");
+        Ok(RedisQueue {
+            conn,
+            visible: format!("{prefix}:visible"),
+            seq: format!("{prefix}:seq"),
+            task_prefix: format!("{prefix}:task:"),
+            scripts: Scripts::new(),
+        })
+    }
+
+    fn task_key(&self, id: &str) -> String {
+        format!("{}{id}", self.task_prefix)
+    }
+
+    /// Run one of the lease-checking scripts on `lease`'s task.
+    async fn held(&self, script: &Script, lease: &Lease, ms: i64) -> Result<(), QueueError> {
+        let done: i64 = script
+            .key(self.task_key(&lease.task.id))
+            .key(&self.visible)
+            .arg(&lease.token)
+            .arg(ms)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        if done == 0 {
+            Err(QueueError::LeaseLost(lease.task.id.clone()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl Queue for RedisQueue {
+    async fn push(&self, task: &Task) -> Result<(), QueueError> {
+        let done: i64 = self
+            .scripts
+            .push
+            .key(self.task_key(&task.id))
+            .key(&self.visible)
+            .key(&self.seq)
+            .arg(&task.id)
+            .arg(&task.payload[..])
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        if done == 0 {
+            return Err(QueueError::Duplicate(task.id.clone()));
+        }
+        Ok(())
+    }
+
+    async fn reserve(&self, worker: &str, lease: Duration) -> Result<Option<Lease>, QueueError> {
+        let token = new_token();
+        let row: Option<(String, Vec<u8>, i64)> = self
+            .scripts
+            .reserve
+            .key(&self.visible)
+            .arg(&self.task_prefix)
+            .arg(millis(lease))
+            .arg(&token)
+            .arg(worker)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(row.map(|(id, payload, attempts)| Lease {
+            task: Task { id, payload },
+            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            token,
+        }))
+    }
+
+    async fn extend(&self, lease: &Lease, by: Duration) -> Result<(), QueueError> {
+        self.held(&self.scripts.extend, lease, millis(by)).await
+    }
+
+    async fn ack(&self, lease: &Lease) -> Result<(), QueueError> {
+        self.held(&self.scripts.ack, lease, 0).await
+    }
+
+    async fn release(&self, lease: &Lease, delay: Duration) -> Result<(), QueueError> {
+        self.held(&self.scripts.release, lease, millis(delay)).await
+    }
+
+    async fn cancel(&self, id: &str) -> Result<bool, QueueError> {
+        let done: i64 = self
+            .scripts
+            .cancel
+            .key(self.task_key(id))
+            .key(&self.visible)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(done == 1)
+    }
+
+    async fn depth(&self) -> Result<u64, QueueError> {
+        let count: u64 = ::redis::cmd("ZCARD")
+            .arg(&self.visible)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_path_is_the_key_prefix() {
+        let parse = |u: &str| parse_url(u).unwrap();
+        assert_eq!(
+            parse("redis://h:6379/jobs"),
+            ("redis://h:6379".into(), "jobs".into())
+        );
+        assert_eq!(
+            parse("redis://u:p@h:6379"),
+            ("redis://u:p@h:6379".into(), "ferrite".into())
+        );
+        assert_eq!(
+            parse("redis://h:6379/"),
+            ("redis://h:6379".into(), "ferrite".into())
+        );
+        for bad in [
+            "rediss://h/x",
+            "sqlite://q.db",
+            "redis:///x",
+            "redis://h/x?db=1",
+        ] {
+            assert!(
+                matches!(parse_url(bad), Err(QueueError::Config(_))),
+                "{bad}"
+            );
+        }
+    }
+}
