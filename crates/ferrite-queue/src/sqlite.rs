@@ -1,8 +1,8 @@
 //! The embedded queue: one SQLite file (WAL mode), e.g. `data/queue.db`.
 //!
-//! Every write takes the database lock up front (`BEGIN IMMEDIATE`), so two
-//! workers reserving at once never pick the same task and never fail half way
-//! on a lock upgrade. A lease is the pair (`lease_token`, `visible_at`): the
+//! Every operation is one SQL statement, atomic by itself: SQLite takes the
+//! write lock at the start of a write statement, so two workers reserving at
+//! once never pick the same task (`reserve` is one `UPDATE ... RETURNING`). A lease is the pair (`lease_token`, `visible_at`): the
 //! task is hidden until `visible_at`, and only the current token may ack,
 //! extend or release it.
 
@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use sqlx::{Sqlite, Transaction};
 
 use crate::{millis, new_token, now_ms, Lease, Queue, QueueError, Task};
 
@@ -69,17 +68,12 @@ impl SqliteQueue {
         tracing::info!(url, "sqlite queue ready");
         Ok(SqliteQueue { pool })
     }
-
-    async fn write(&self) -> Result<Transaction<'static, Sqlite>, QueueError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
-    }
 }
 
 #[async_trait]
 impl Queue for SqliteQueue {
     async fn push(&self, task: &Task) -> Result<(), QueueError> {
         let now = now_ms();
-        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO tasks (id, payload, visible_at, attempts, created_at) \
              VALUES ($1, $2, $3, 0, $3)",
@@ -87,7 +81,7 @@ impl Queue for SqliteQueue {
         .bind(&task.id)
         .bind(&task.payload)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await
         .map_err(|e| {
             if is_unique_violation(&e) {
@@ -96,14 +90,12 @@ impl Queue for SqliteQueue {
                 e.into()
             }
         })?;
-        tx.commit().await?;
         Ok(())
     }
 
     async fn reserve(&self, worker: &str, lease: Duration) -> Result<Option<Lease>, QueueError> {
         let now = now_ms();
         let token = new_token();
-        let mut tx = self.write().await?;
         let row: Option<(String, Vec<u8>, i64)> = sqlx::query_as(
             "UPDATE tasks SET visible_at = $1, attempts = attempts + 1, \
                  lease_token = $2, leased_by = $3 \
@@ -115,9 +107,8 @@ impl Queue for SqliteQueue {
         .bind(&token)
         .bind(worker)
         .bind(now)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(row.map(|(id, payload, attempts)| Lease {
             task: Task { id, payload },
             attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
@@ -127,32 +118,27 @@ impl Queue for SqliteQueue {
 
     async fn extend(&self, lease: &Lease, by: Duration) -> Result<(), QueueError> {
         let until = now_ms().saturating_add(millis(by));
-        let mut tx = self.write().await?;
         let done =
             sqlx::query("UPDATE tasks SET visible_at = $1 WHERE id = $2 AND lease_token = $3")
                 .bind(until)
                 .bind(&lease.task.id)
                 .bind(&lease.token)
-                .execute(&mut *tx)
+                .execute(&self.pool)
                 .await?;
-        tx.commit().await?;
         held(done.rows_affected(), lease)
     }
 
     async fn ack(&self, lease: &Lease) -> Result<(), QueueError> {
-        let mut tx = self.write().await?;
         let done = sqlx::query("DELETE FROM tasks WHERE id = $1 AND lease_token = $2")
             .bind(&lease.task.id)
             .bind(&lease.token)
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await?;
-        tx.commit().await?;
         held(done.rows_affected(), lease)
     }
 
     async fn release(&self, lease: &Lease, delay: Duration) -> Result<(), QueueError> {
         let visible_at = now_ms().saturating_add(millis(delay));
-        let mut tx = self.write().await?;
         let done = sqlx::query(
             "UPDATE tasks SET visible_at = $1, lease_token = NULL, leased_by = NULL \
              WHERE id = $2 AND lease_token = $3",
@@ -160,14 +146,12 @@ impl Queue for SqliteQueue {
         .bind(visible_at)
         .bind(&lease.task.id)
         .bind(&lease.token)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await?;
-        tx.commit().await?;
         held(done.rows_affected(), lease)
     }
 
     async fn cancel(&self, id: &str) -> Result<bool, QueueError> {
-        let mut tx = self.write().await?;
         // Leased means a token whose lease has not run out yet; a released
         // task waiting out its delay, or one whose worker died, may go.
         let done = sqlx::query(
@@ -175,9 +159,8 @@ impl Queue for SqliteQueue {
         )
         .bind(id)
         .bind(now_ms())
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 
