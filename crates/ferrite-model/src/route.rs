@@ -21,6 +21,10 @@ pub const MAX_MEMORY_MIB: u64 = 1024 * 1024;
 pub const MIN_MEMORY_MIB: u64 = 6;
 pub const MAX_TIMEOUT_S: u64 = 24 * 3600;
 pub const MAX_CONCURRENCY: u64 = 10_000;
+/// Most times a failed async call is run again: a function that failed ten
+/// times in a row will not be saved by an eleventh, and every retry holds a
+/// worker for up to a whole timeout.
+pub const MAX_RETRIES: u32 = 10;
 
 /// Whether the caller waits for the answer (`sync`) or gets a call id back (`async`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,6 +116,11 @@ pub struct Route {
     /// Left out of the JSON when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwt_key: Option<String>,
+    /// How many times an async call whose function fails is run again
+    /// (`0..=`[`MAX_RETRIES`]). Not an IronFunctions field, so it defaults
+    /// to 0 when a stored or older document lacks it.
+    #[serde(default)]
+    pub max_retries: u32,
 }
 
 /// The body of route creation and PATCH (inside `"route"`). Numbers are
@@ -132,6 +141,9 @@ pub struct RouteInput {
     pub headers: Option<Headers>,
     pub config: Option<Config>,
     pub jwt_key: Option<String>,
+    /// Unlike the numbers above, an explicit 0 is a value here, not "not
+    /// given": no IronFunctions client sends this field, so a 0 was meant.
+    pub max_retries: Option<i64>,
 }
 
 fn memory(v: Option<i64>) -> Result<Option<u64>, ApiError> {
@@ -150,6 +162,28 @@ fn timeout(field: &str, v: Option<i64>) -> Result<Option<u64>, ApiError> {
 
 fn max_concurrency(v: Option<i64>) -> Result<Option<u64>, ApiError> {
     validate::bounded("route max_concurrency", v, MAX_CONCURRENCY, "containers")
+}
+
+/// `0..=`[`MAX_RETRIES`]; `None` is "not given". Zero is kept (see
+/// [`RouteInput::max_retries`]), so this does not go through [`validate::bounded`].
+fn max_retries(v: Option<i64>) -> Result<Option<u32>, ApiError> {
+    let Some(v) = v else {
+        return Ok(None);
+    };
+    if v < 0 {
+        return Err(ApiError::bad_request(format!(
+            "route max_retries must be 0 or a positive number of retries, got {v}"
+        )));
+    }
+    u32::try_from(v)
+        .ok()
+        .filter(|n| *n <= MAX_RETRIES)
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "route max_retries must be at most {MAX_RETRIES} retries, got {v}"
+            ))
+        })
 }
 
 /// Absent and empty strings mean "not given" (Go clients send zero values).
@@ -196,10 +230,12 @@ impl Route {
             headers: (!headers.is_empty()).then_some(headers),
             config: validate::merge_config(None, config),
             jwt_key: given(input.jwt_key),
+            max_retries: max_retries(input.max_retries)?.unwrap_or(0),
         })
     }
 
-    /// Apply a PATCH. Fields not given (or zero, or `""`) keep their value;
+    /// Apply a PATCH. Fields not given (or zero, or `""`) keep their value,
+    /// except `max_retries`, where 0 is a value and only absence keeps it;
     /// `config` is merged (`""` removes a key); `headers` are merged (an empty
     /// list removes a header); `"jwt_key":""` removes the key. The path and the
     /// app cannot change. Nothing is changed when an error is returned.
@@ -255,6 +291,9 @@ impl Route {
             validate::config("route", &config)?;
             next.config = validate::merge_config(next.config.take(), config);
         }
+        if let Some(n) = max_retries(patch.max_retries)? {
+            next.max_retries = n;
+        }
         if let Some(key) = patch.jwt_key {
             next.jwt_key = (!key.is_empty()).then_some(key);
         }
@@ -284,9 +323,81 @@ mod tests {
         assert_eq!(route.max_concurrency, 1);
         assert_eq!(route.timeout, 30);
         assert_eq!(route.idle_timeout, 30);
+        assert_eq!(route.max_retries, 0);
         let json = serde_json::to_value(&route).unwrap();
         assert_eq!(json["type"], "sync");
         assert!(json.get("jwt_key").is_none());
+        assert_eq!(json["max_retries"], 0);
+    }
+
+    #[test]
+    fn max_retries_create() {
+        for (body, expected) in [
+            (r#"{"path":"/a","image":"x"}"#, 0),
+            (r#"{"path":"/a","image":"x","max_retries":null}"#, 0),
+            (r#"{"path":"/a","image":"x","max_retries":0}"#, 0),
+            (r#"{"path":"/a","image":"x","max_retries":3}"#, 3),
+            (r#"{"path":"/a","image":"x","max_retries":10}"#, 10),
+        ] {
+            let route = Route::create("myapp", input(body)).unwrap();
+            assert_eq!(route.max_retries, expected, "{body}");
+        }
+    }
+
+    #[test]
+    fn max_retries_rejects_out_of_range() {
+        for (value, needle) in [
+            ("-1", "0 or a positive"),
+            ("11", "at most 10"),
+            ("4294967296", "at most 10"),
+        ] {
+            let body = format!(r#"{{"path":"/a","image":"x","max_retries":{value}}}"#);
+            let err = Route::create("myapp", input(&body)).unwrap_err();
+            assert_eq!(err.status(), 400);
+            assert!(err.message.contains("route max_retries"), "{}", err.message);
+            assert!(err.message.contains(needle), "{}", err.message);
+
+            let mut route = Route::create(
+                "myapp",
+                input(r#"{"path":"/a","image":"x","max_retries":2}"#),
+            )
+            .unwrap();
+            let before = route.clone();
+            let err = route
+                .apply(input(&format!(r#"{{"max_retries":{value}}}"#)))
+                .unwrap_err();
+            assert!(err.message.contains("route max_retries"), "{}", err.message);
+            assert_eq!(route, before);
+        }
+    }
+
+    #[test]
+    fn max_retries_patch_zero_is_a_value() {
+        let mut route = Route::create(
+            "myapp",
+            input(r#"{"path":"/a","image":"x","max_retries":4}"#),
+        )
+        .unwrap();
+        route.apply(input(r#"{"memory":256}"#)).unwrap();
+        assert_eq!(route.max_retries, 4, "absent keeps the value");
+        route.apply(input(r#"{"max_retries":null}"#)).unwrap();
+        assert_eq!(route.max_retries, 4, "null keeps the value");
+        route.apply(input(r#"{"max_retries":7}"#)).unwrap();
+        assert_eq!(route.max_retries, 7);
+        route
+            .apply(input(r#"{"max_retries":0,"timeout":0}"#))
+            .unwrap();
+        assert_eq!(route.max_retries, 0, "an explicit 0 sets 0");
+        assert_eq!(route.timeout, 30, "while 0 keeps the other numbers");
+    }
+
+    #[test]
+    fn max_retries_defaults_when_deserializing_old_documents() {
+        let old = r#"{"app_name":"myapp","path":"/a","image":"x","memory":128,"type":"async",
+            "format":"default","max_concurrency":1,"timeout":30,"idle_timeout":30,
+            "headers":null,"config":null}"#;
+        let route: Route = serde_json::from_str(old).unwrap();
+        assert_eq!(route.max_retries, 0);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Property tests: no request body, however malformed, panics decoding or
 //! validation, and whatever validation accepts obeys the documented rules.
 
+use ferrite_model::route::MAX_RETRIES;
 use ferrite_model::{decode, App, AppInput, Route, RouteInput};
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -11,6 +12,7 @@ fn json_value() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|n| json!(n)),
+        (-2_i64..14).prop_map(|n| json!(n)),
         any::<f64>().prop_map(|n| json!(n)),
         ".{0,40}".prop_map(Value::String),
         prop_oneof![
@@ -36,6 +38,7 @@ fn json_value() -> impl Strategy<Value = Value> {
             Just("config".to_string()),
             Just("headers".to_string()),
             Just("jwt_key".to_string()),
+            Just("max_retries".to_string()),
             ".{0,8}",
         ];
         prop_oneof![
@@ -61,6 +64,7 @@ proptest! {
         if let Ok(Ok(mut route)) = decode::wrapped::<RouteInput>(&body, "route").map(|r| Route::create("app", r)) {
             prop_assert!(route.path.starts_with('/'));
             prop_assert!(route.memory >= 1 && route.timeout >= 1 && route.max_concurrency >= 1);
+            prop_assert!(route.max_retries <= MAX_RETRIES);
             prop_assert!(route.config.as_ref().is_none_or(|c| !c.is_empty() && c.values().all(|v| !v.is_empty())));
             let before = route.clone();
             let body = serde_json::to_vec(&json!({ "route": patch })).unwrap();
@@ -69,6 +73,7 @@ proptest! {
                     prop_assert_eq!(route, before);
                 } else {
                     prop_assert_eq!(&route.path, &before.path);
+                    prop_assert!(route.max_retries <= MAX_RETRIES);
                 }
             }
         }

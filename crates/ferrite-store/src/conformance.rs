@@ -148,7 +148,7 @@ pub async fn route_keeps_every_field(store: &dyn Store) {
         "full",
         r#"{"path":"/a/b/c","image":"reg:5000/x/y:1","memory":256,"type":"async","format":"http",
             "max_concurrency":4,"timeout":60,"idle_timeout":120,
-            "headers":{"X-One":["1","2"]},"config":{"K":"v"},"jwt_key":"secret"}"#,
+            "headers":{"X-One":["1","2"]},"config":{"K":"v"},"jwt_key":"secret","max_retries":5}"#,
     );
     store.create_route(&r).await.unwrap();
     assert_eq!(store.get_route("full", "/a/b/c").await.unwrap(), r);
@@ -198,6 +198,54 @@ pub async fn route_update_applies_patch(store: &dyn Store) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::RouteNotFound { .. }), "{err:?}");
+}
+
+/// `max_retries` defaults to 0, survives a PATCH that does not name it, and
+/// (unlike the other numbers) an explicit 0 in a PATCH sets it to 0.
+pub async fn route_max_retries(store: &dyn Store) {
+    store
+        .create_route(&route("mr", r#"{"path":"/plain","image":"img"}"#))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_route("mr", "/plain").await.unwrap().max_retries,
+        0
+    );
+    store
+        .create_route(&route(
+            "mr",
+            r#"{"path":"/r","image":"img","type":"async","max_retries":3}"#,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(store.get_route("mr", "/r").await.unwrap().max_retries, 3);
+    let updated = store
+        .update_route("mr", "/r", patch(r#"{"memory":256}"#))
+        .await
+        .unwrap();
+    assert_eq!(updated.max_retries, 3, "not named, kept");
+    let updated = store
+        .update_route("mr", "/r", patch(r#"{"max_retries":10}"#))
+        .await
+        .unwrap();
+    assert_eq!(updated.max_retries, 10);
+    assert_eq!(store.get_route("mr", "/r").await.unwrap(), updated);
+    let err = store
+        .update_route("mr", "/r", patch(r#"{"max_retries":11}"#))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    assert_eq!(
+        store.get_route("mr", "/r").await.unwrap().max_retries,
+        10,
+        "a refused patch writes nothing"
+    );
+    let updated = store
+        .update_route("mr", "/r", patch(r#"{"max_retries":0}"#))
+        .await
+        .unwrap();
+    assert_eq!(updated.max_retries, 0, "an explicit 0 sets 0");
+    assert_eq!(store.get_route("mr", "/r").await.unwrap().max_retries, 0);
 }
 
 pub async fn routes_list_by_path(store: &dyn Store) {
@@ -674,7 +722,7 @@ macro_rules! store_conformance_tests {
         $crate::store_conformance_tests!(@by_ref $make;
             apps_round_trip, duplicate_app_conflicts, app_update_merges_config,
             app_delete_needs_cascade, route_creates_its_app, route_keeps_every_field,
-            route_update_applies_patch, routes_list_by_path, route_delete, ping,
+            route_update_applies_patch, route_max_retries, routes_list_by_path, route_delete, ping,
             call_round_trip, call_not_found, call_transitions, call_output_kept, call_logs,
             calls_list_and_page, calls_purge, app_delete_removes_calls);
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

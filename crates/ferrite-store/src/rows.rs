@@ -27,6 +27,7 @@ pub(crate) struct RouteRow {
     pub headers: Option<String>,
     pub config: Option<String>,
     pub jwt_key: Option<String>,
+    pub max_retries: i64,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -50,7 +51,7 @@ pub(crate) const CALL_COLUMNS: &str = "id, app_name, path, type, status, created
 
 /// Column list of `routes`, in [`RouteRow`]'s order.
 pub(crate) const ROUTE_COLUMNS: &str = "app_name, path, image, memory, type, format, \
-     max_concurrency, timeout, idle_timeout, headers, config, jwt_key";
+     max_concurrency, timeout, idle_timeout, headers, config, jwt_key, max_retries";
 
 pub(crate) fn to_json<T: Serialize>(value: &Option<T>) -> Result<Option<String>, StoreError> {
     value
@@ -138,6 +139,9 @@ impl TryFrom<RouteRow> for Route {
             headers: from_json("route headers", row.headers)?,
             config: from_json("route config", row.config)?,
             jwt_key: row.jwt_key,
+            max_retries: u32::try_from(row.max_retries).map_err(|_| {
+                StoreError::Corrupt(format!("route max_retries {}", row.max_retries))
+            })?,
             app_name: row.app_name,
             path: row.path,
             image: row.image,

@@ -204,7 +204,7 @@ impl Store for SqliteStore {
         .await?;
         let insert = format!(
             "INSERT INTO routes ({ROUTE_COLUMNS}, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)"
         );
         sqlx::query(&insert)
             .bind(&route.app_name)
@@ -219,6 +219,7 @@ impl Store for SqliteStore {
             .bind(to_json(&route.headers)?)
             .bind(to_json(&route.config)?)
             .bind(&route.jwt_key)
+            .bind(i64::from(route.max_retries))
             .bind(now)
             .execute(&mut *tx)
             .await
@@ -288,8 +289,8 @@ impl Store for SqliteStore {
         route.apply(patch)?;
         sqlx::query(
             "UPDATE routes SET image = $1, memory = $2, type = $3, format = $4, max_concurrency = $5, \
-             timeout = $6, idle_timeout = $7, headers = $8, config = $9, jwt_key = $10, updated_at = $11 \
-             WHERE app_name = $12 AND path = $13",
+             timeout = $6, idle_timeout = $7, headers = $8, config = $9, jwt_key = $10, \
+             max_retries = $11, updated_at = $12 WHERE app_name = $13 AND path = $14",
         )
         .bind(&route.image)
         .bind(signed(route.memory))
@@ -301,6 +302,7 @@ impl Store for SqliteStore {
         .bind(to_json(&route.headers)?)
         .bind(to_json(&route.config)?)
         .bind(&route.jwt_key)
+        .bind(i64::from(route.max_retries))
         .bind(now_ms())
         .bind(app)
         .bind(path)
