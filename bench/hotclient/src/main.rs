@@ -20,7 +20,9 @@
 //! counted. Percentiles are nearest-rank over the sorted latencies of the
 //! calls that answered 200. Throughput is those calls over the measured
 //! phase's wall time (all threads start at a barrier and the phase ends when
-//! the last thread is done). The CPU time every process on the machine used
+//! the last thread is done). With `HOTCLIENT_EXPECT=202` (bench/async.sh) an
+//! answer counts when it has that status, whatever its body (a call id).
+//! The CPU time every process on the machine used
 //! during the phase (from /proc, grouped by command name) is reported per
 //! call, to show where the time goes.
 
@@ -37,6 +39,15 @@ const BODY: &[u8] = br#"{"name":"Johnny"}"#;
 const EXPECTED: &[u8] = b"Hello Johnny!\n";
 /// The request the baseline writes to the function's stdin, as asked.
 const STDIO_PATH: &str = "/r/bench/hello";
+
+/// The status a call must answer to count: `HOTCLIENT_EXPECT`, else 200
+/// with the hello body.
+fn expected_status() -> u16 {
+    std::env::var("HOTCLIENT_EXPECT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200)
+}
 
 const USAGE: &str = "usage:
   hotclient stdio IMAGE NAME_PREFIX CLIENTS WARMUP MAX SECONDS
@@ -399,6 +410,7 @@ fn run(mode: &str, plan: &Plan, detail: String, factory: Factory) -> io::Result<
     let done = Arc::new(Barrier::new(plan.clients + 1));
     let (warmup, max, seconds) = (plan.warmup, plan.max, plan.seconds);
     let stdio = mode == "stdio";
+    let expect = expected_status();
     let mut handles = Vec::new();
     for i in 0..plan.clients {
         let (start, done, factory) = (start.clone(), done.clone(), factory.clone());
@@ -426,7 +438,7 @@ fn run(mode: &str, plan: &Plan, detail: String, factory: Factory) -> io::Result<
             if let Some(t) = transport.as_mut() {
                 for _ in 0..warmup {
                     match t.call(&mut resp) {
-                        Ok(200) => {}
+                        Ok(status) if status == expect => {}
                         Ok(_) => r.warmup_errors += 1,
                         Err(e) => {
                             r.warmup_errors += 1;
@@ -451,8 +463,8 @@ fn run(mode: &str, plan: &Plan, detail: String, factory: Factory) -> io::Result<
                     match result {
                         Ok(status) => {
                             *r.statuses.entry(status).or_insert(0) += 1;
-                            if status == 200 {
-                                if resp.body != EXPECTED {
+                            if status == expect {
+                                if expect == 200 && resp.body != EXPECTED {
                                     r.bad_body += 1;
                                 }
                                 r.lat_ns.push(elapsed.as_nanos() as u64);

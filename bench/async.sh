@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Async call benchmark, on the embedded queue (SQLite) and on Redis
+# (appendfsync always, started here on a free port):
+#  - enqueue: 202s per second for POST /r/bench/async (ferrite/hot-hello,
+#    format http, type async) with the workers off, so only accepting is
+#    measured (record + durable push per call);
+#  - drain: the node restarted with its workers on runs what was queued;
+#    async calls per second from the restart until none is queued or running;
+#  - baseline, same run and server: the same function called sync (hot,
+#    max_concurrency 8) at the same client concurrency.
+# The client is bench/hotclient (HOTCLIENT_EXPECT=202 counts 202s). Prints a
+# table and writes it to its section of docs/benchmarks.md. About 2 minutes.
+#
+#   bench/async.sh     # CLIENTS=8 N=1500 SECONDS_MAX=10
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CLIENTS=${CLIENTS:-8}
+N=${N:-1500}                   # enqueued calls per client (and queue)
+SECONDS_MAX=${SECONDS_MAX:-10} # each measured run stops after this many seconds anyway
+NODE=bench-async
+IMAGE=ferrite/hot-hello
+BEGAN=$(date +%s)
+
+log() { echo "async.sh [$(($(date +%s) - BEGAN)) s]: $*" >&2; }
+
+log "building ferrite, bench/hotclient and the image"
+cargo build --release --locked -q -p ferrite
+cargo build --release --locked -q --manifest-path bench/hotclient/Cargo.toml
+scripts/images.sh hot-hello >&2
+command -v redis-server >/dev/null || { log "redis-server is missing (apt-get install redis-server)"; exit 1; }
+BIN=target/release/ferrite
+CLIENT=bench/hotclient/target/release/hotclient
+WORK=$(mktemp -d)
+PID=
+REDIS_PID=
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+node_containers() { docker ps -aq --filter "label=org.ferrite.node=$NODE" | wc -l; }
+
+stop_server() {
+  [[ -n $PID ]] || return 0
+  kill -TERM "$PID" 2>/dev/null || true
+  wait "$PID" 2>/dev/null || true
+  PID=
+}
+
+cleanup() {
+  local status=$? left
+  stop_server
+  [[ -z $REDIS_PID ]] || { kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; }
+  left=$(node_containers)
+  if [[ $left -ne 0 ]]; then
+    log "$left container(s) of node $NODE left after shutdown; removing them"
+    docker ps -aq --filter "label=org.ferrite.node=$NODE" | xargs -r docker rm -f >/dev/null
+    status=1
+  fi
+  rm -rf "$WORK"
+  exit "$status"
+}
+trap cleanup EXIT
+
+[[ $(node_containers) -eq 0 ]] || { log "containers of node $NODE exist before the run; remove them first"; exit 1; }
+
+REDIS_PORT=$(free_port)
+mkdir -p "$WORK/redis"
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly yes --appendfsync always \
+  --dir "$WORK/redis" >"$WORK/redis.log" 2>&1 &
+REDIS_PID=$!
+for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+
+PORT=$(free_port)
+URL="http://127.0.0.1:$PORT"
+
+# start_server NAME MQ_URL CONCURRENCY: a node on $WORK/NAME's data.
+start_server() {
+  local name=$1 mq=$2 workers=$3 up=
+  FERRITE_NODE_ID=$NODE LOG_LEVEL=warn MQ_URL=$mq FERRITE_ASYNC_CONCURRENCY=$workers \
+    "$BIN" server --host 127.0.0.1 --port "$PORT" --db-url "sqlite://$WORK/$name/f.db" \
+    >/dev/null 2>>"$WORK/server.log" &
+  PID=$!
+  for _ in $(seq 100); do curl -sf "$URL/health" >/dev/null && { up=1; break; }; sleep 0.1; done
+  [[ -n $up ]] || { log "the server did not come up:"; cat "$WORK/server.log" >&2; exit 1; }
+}
+
+# count STATUS: calls of app bench in that state, up to 1000.
+count() { curl -sf "$URL/v1/apps/bench/calls?status=$1&per_page=1000" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["calls"]))'; }
+
+# measure NAME MQ_URL: enqueue with workers off, then drain with workers on.
+measure() {
+  local name=$1 mq=$2 began queued
+  mkdir -p "$WORK/$name"
+  start_server "$name" "$mq" 0
+  curl -sf -o /dev/null -X POST "$URL/v1/apps/bench/routes" \
+    -d "{\"route\":{\"path\":\"/async\",\"image\":\"$IMAGE\",\"format\":\"http\",\"type\":\"async\",\"max_concurrency\":8}}"
+  if [[ $name == embedded ]]; then
+    curl -sf -o /dev/null -X POST "$URL/v1/apps/bench/routes" \
+      -d "{\"route\":{\"path\":\"/sync\",\"image\":\"$IMAGE\",\"format\":\"http\",\"max_concurrency\":8}}"
+    log "baseline: sync hot calls, $CLIENTS clients x $N (or ${SECONDS_MAX} s)"
+    "$CLIENT" http "$URL/r/bench/sync" "$CLIENTS" 200 "$N" "$SECONDS_MAX" >"$WORK/sync.json"
+  fi
+  log "$name: enqueue $CLIENTS clients x $N (or ${SECONDS_MAX} s), workers off"
+  HOTCLIENT_EXPECT=202 "$CLIENT" http "$URL/r/bench/async" "$CLIENTS" 0 "$N" "$SECONDS_MAX" >"$WORK/enqueue-$name.json"
+  queued=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ok"])' "$WORK/enqueue-$name.json")
+  stop_server
+  log "$name: drain $queued queued calls with the workers on"
+  began=$(date +%s.%N)
+  start_server "$name" "$mq" 16
+  until [[ $(count queued) -eq 0 && $(count running) -eq 0 ]]; do sleep 0.2; done
+  python3 -c 'import sys, time; print(time.time() - float(sys.argv[1]))' "$began" >"$WORK/drain-$name.secs"
+  echo "$queued" >"$WORK/drain-$name.calls"
+  count success >"$WORK/drain-$name.success"
+  stop_server
+}
+
+measure embedded ""
+measure redis "redis://127.0.0.1:$REDIS_PORT/bench-$$"
+LEFT=$(node_containers)
+
+TABLE=$(python3 - "$WORK" "$LEFT" "$CLIENTS" <<'PY'
+import json, sys
+work, left, clients = sys.argv[1:]
+get = lambda name: json.load(open(f"{work}/{name}.json"))
+read = lambda name: open(f"{work}/{name}").read().strip()
+sync = get("sync")
+base = sync["rate_per_s"]
+rows = [("sync hot calls (baseline)", sync["rate_per_s"], sync["p50_ms"], sync["p99_ms"], sync["errors"], "1.00")]
+for q in ("embedded", "redis"):
+    e = get(f"enqueue-{q}")
+    rows.append((f"enqueue, {q} queue (202s)", e["rate_per_s"], e["p50_ms"], e["p99_ms"], e["errors"], f"{e['rate_per_s'] / base:.3f}"))
+for q in ("embedded", "redis"):
+    secs, calls, ok = float(read(f"drain-{q}.secs")), int(read(f"drain-{q}.calls")), int(read(f"drain-{q}.success"))
+    rate = calls / secs
+    rows.append((f"drain, {q} queue: {ok}/{calls} succeeded in {secs:.1f} s", rate, None, None, calls - ok, f"{rate / base:.3f}"))
+fmt = lambda v: "-" if v is None else f"{v:.3f}"
+print(f"| run ({clients} clients) | calls/s | p50 ms | p99 ms | errors | vs baseline |")
+print("| --- | ---: | ---: | ---: | ---: | ---: |")
+for name, rate, p50, p99, errors, ratio in rows:
+    print(f"| {name} | {rate:,.0f} | {fmt(p50)} | {fmt(p99)} | {errors} | {ratio} |")
+print(f"\nContainers of the node left after shutdown: {left}.")
+PY
+)
+echo "$TABLE"
+
+DOC=docs/benchmarks.md
+python3 - "$DOC" "$TABLE" "$(nproc)" "$(date -u +%Y-%m-%d)" <<'PY'
+import re, sys
+doc, table, cores, day = sys.argv[1:]
+text = open(doc).read()
+section = (f"## Async calls (`bench/async.sh`)\n\n{day}, {cores} cores, release build, SQLite store; "
+           "Redis 7 with appendfsync always on the same machine. Enqueue is measured with the "
+           "workers off (a record commit and a durable push per call); drain restarts the node "
+           "with 16 workers and times it until nothing is queued or running (hot-hello, "
+           "max_concurrency 8, hot containers started during the drain).\n\n"
+           f"{table}\n")
+pattern = re.compile(r"## Async calls \(`bench/async.sh`\)\n.*?(?=\n## |\Z)", re.S)
+text = pattern.sub(section.rstrip("\n") + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
+open(doc, "w").write(text)
+PY
+echo "written to $DOC" >&2
