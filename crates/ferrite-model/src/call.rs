@@ -41,13 +41,15 @@ impl CallStatus {
     ];
 
     /// Whether a call in this state may move to `next`. Queued calls start or
-    /// are cancelled; running calls end, or go back to the queue for a retry;
-    /// final states are final.
+    /// are cancelled; running calls end, go back to the queue for a retry, or
+    /// start again: a worker whose node died loses its lease without ever
+    /// writing a result, so the worker that takes the call over moves it from
+    /// running straight to running (a new attempt). Final states are final.
     pub fn can_become(self, next: CallStatus) -> bool {
         use CallStatus::*;
         matches!(
             (self, next),
-            (Queued, Running | Cancelled) | (Running, Success | Error | Timeout | Queued)
+            (Queued, Running | Cancelled) | (Running, Running | Success | Error | Timeout | Queued)
         )
     }
 
@@ -111,7 +113,8 @@ pub struct Call {
     /// Why the call failed (or why its last attempt was retried).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// How many times it has started running; above 1 after retries.
+    /// How many times it has started running; above 1 after retries or after
+    /// a worker took it over from one that lost its lease.
     pub attempts: u32,
 }
 
@@ -139,7 +142,8 @@ impl Call {
     }
 
     /// Move to `next` at time `at`, or refuse and change nothing. Becoming
-    /// running starts an attempt (`started_at`, `attempts + 1`); a final
+    /// running starts an attempt (`started_at`, `attempts + 1`), also when
+    /// the call was already running (taken over after a lost lease); a final
     /// state sets `completed_at`. `error` replaces the previous one, so a
     /// call that succeeds on retry carries no error.
     pub fn advance(
@@ -330,6 +334,7 @@ mod tests {
         let legal = [
             (Queued, Running),
             (Queued, Cancelled),
+            (Running, Running),
             (Running, Success),
             (Running, Error),
             (Running, Timeout),
@@ -374,6 +379,13 @@ mod tests {
         call.advance(Running, Millis(40), None).unwrap();
         assert_eq!((call.started_at, call.attempts), (Some(Millis(40)), 2));
         assert_eq!(call.error, None);
+        // Taken over by another worker after a lost lease: a new attempt.
+        call.advance(Running, Millis(45), None).unwrap();
+        assert_eq!(
+            (call.status, call.started_at, call.attempts),
+            (Running, Some(Millis(45)), 3)
+        );
+        assert_eq!(call.completed_at, None);
         call.advance(Timeout, Millis(50), Some("timed out"))
             .unwrap();
         assert_eq!(call.completed_at, Some(Millis(50)));

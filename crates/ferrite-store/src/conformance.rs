@@ -427,14 +427,20 @@ pub async fn call_transitions(store: &dyn Store) {
         (c.status, c.started_at, c.attempts, c.completed_at),
         (Running, Some(Millis(10)), 1, None)
     );
-    assert!(illegal(Running, Running)(
-        store.update_call_status(&id, Running, 11, None, None).await
-    ));
     assert!(illegal(Running, Cancelled)(
         store
             .update_call_status(&id, Cancelled, 11, None, None)
             .await
     ));
+    // Its worker lost the lease; another one takes it over: a new attempt.
+    let c = store
+        .update_call_status(&id, Running, 15, None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (c.status, c.started_at, c.attempts, c.completed_at),
+        (Running, Some(Millis(15)), 2, None)
+    );
     // A retry puts it back in the queue, then it runs again.
     let c = store
         .update_call_status(&id, Queued, 20, Some("node lost"), None)
@@ -447,7 +453,7 @@ pub async fn call_transitions(store: &dyn Store) {
         .unwrap();
     assert_eq!(
         (c.started_at, c.attempts, c.error),
-        (Some(Millis(30)), 2, None)
+        (Some(Millis(30)), 3, None)
     );
     let c = store
         .update_call_status(&id, Timeout, 40, Some("timed out after 30s"), None)
