@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use ferrite_model::{App, AppInput, Call, CallStatus, Millis, Route, RouteInput, RouteType};
 
-use crate::{CallFilter, Store, StoreError};
+use crate::{CallFilter, CallUpdate, Store, StoreError};
 
 fn app(name: &str, config: &[(&str, &str)]) -> App {
     App {
@@ -390,7 +390,7 @@ pub async fn call_not_found(store: &dyn Store) {
     }
     assert!(matches!(
         store
-            .update_call_status(&missing, CallStatus::Running, 1, None, None)
+            .update_call(&missing, &CallUpdate::new(CallStatus::Running, 1))
             .await,
         Err(StoreError::CallNotFound(_))
     ));
@@ -417,10 +417,10 @@ pub async fn call_transitions(store: &dyn Store) {
     store.insert_call(&call("ct", "/p", 1)).await.unwrap();
     let illegal = |from, to| move |r: Result<Call, StoreError>| matches!(r, Err(StoreError::IllegalTransition { from: f, to: t, .. }) if f == from && t == to);
     assert!(illegal(Queued, Success)(
-        store.update_call_status(&id, Success, 5, None, None).await
+        store.update_call(&id, &CallUpdate::new(Success, 5)).await
     ));
     let c = store
-        .update_call_status(&id, Running, 10, None, None)
+        .update_call(&id, &CallUpdate::new(Running, 10))
         .await
         .unwrap();
     assert_eq!(
@@ -429,12 +429,12 @@ pub async fn call_transitions(store: &dyn Store) {
     );
     assert!(illegal(Running, Cancelled)(
         store
-            .update_call_status(&id, Cancelled, 11, None, None)
+            .update_call(&id, &CallUpdate::new(Cancelled, 11))
             .await
     ));
     // Its worker lost the lease; another one takes it over: a new attempt.
     let c = store
-        .update_call_status(&id, Running, 15, None, None)
+        .update_call(&id, &CallUpdate::new(Running, 15))
         .await
         .unwrap();
     assert_eq!(
@@ -443,12 +443,18 @@ pub async fn call_transitions(store: &dyn Store) {
     );
     // A retry puts it back in the queue, then it runs again.
     let c = store
-        .update_call_status(&id, Queued, 20, Some("node lost"), None)
+        .update_call(
+            &id,
+            &CallUpdate {
+                error: Some("node lost"),
+                ..CallUpdate::new(Queued, 20)
+            },
+        )
         .await
         .unwrap();
     assert_eq!((c.status, c.error.as_deref()), (Queued, Some("node lost")));
     let c = store
-        .update_call_status(&id, Running, 30, None, None)
+        .update_call(&id, &CallUpdate::new(Running, 30))
         .await
         .unwrap();
     assert_eq!(
@@ -456,14 +462,20 @@ pub async fn call_transitions(store: &dyn Store) {
         (Some(Millis(30)), 3, None)
     );
     let c = store
-        .update_call_status(&id, Timeout, 40, Some("timed out after 30s"), None)
+        .update_call(
+            &id,
+            &CallUpdate {
+                error: Some("timed out after 30s"),
+                ..CallUpdate::new(Timeout, 40)
+            },
+        )
         .await
         .unwrap();
     assert_eq!(c.completed_at, Some(Millis(40)));
     assert_eq!(store.get_call("ct", &id).await.unwrap(), c, "persisted");
     for next in CallStatus::ALL {
         assert!(illegal(Timeout, next)(
-            store.update_call_status(&id, next, 50, None, None).await
+            store.update_call(&id, &CallUpdate::new(next, 50)).await
         ));
     }
     assert_eq!(
@@ -473,7 +485,7 @@ pub async fn call_transitions(store: &dyn Store) {
     );
     let err = ferrite_model::ApiError::from(
         store
-            .update_call_status(&id, Running, 60, None, None)
+            .update_call(&id, &CallUpdate::new(Running, 60))
             .await
             .unwrap_err(),
     );
@@ -482,7 +494,7 @@ pub async fn call_transitions(store: &dyn Store) {
     let other = call_id(2);
     store.insert_call(&call("ct", "/p", 2)).await.unwrap();
     let c = store
-        .update_call_status(&other, Cancelled, 70, None, None)
+        .update_call(&other, &CallUpdate::new(Cancelled, 70))
         .await
         .unwrap();
     assert_eq!(
@@ -497,12 +509,18 @@ pub async fn call_output_kept(store: &dyn Store) {
     store.insert_call(&call("co", "/p", 1)).await.unwrap();
     assert_eq!(store.call_output("co", &id).await.unwrap(), None);
     store
-        .update_call_status(&id, CallStatus::Running, 1, None, None)
+        .update_call(&id, &CallUpdate::new(CallStatus::Running, 1))
         .await
         .unwrap();
     let bytes = b"out\x00\xffput".as_slice();
     store
-        .update_call_status(&id, CallStatus::Success, 2, None, Some(bytes))
+        .update_call(
+            &id,
+            &CallUpdate {
+                output: Some(bytes),
+                ..CallUpdate::new(CallStatus::Success, 2)
+            },
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -511,7 +529,13 @@ pub async fn call_output_kept(store: &dyn Store) {
     );
     assert!(matches!(
         store
-            .update_call_status(&id, CallStatus::Error, 3, None, Some(b"other"))
+            .update_call(
+                &id,
+                &CallUpdate {
+                    output: Some(b"other"),
+                    ..CallUpdate::new(CallStatus::Error, 3)
+                }
+            )
             .await,
         Err(StoreError::IllegalTransition { .. })
     ));
@@ -536,6 +560,95 @@ pub async fn call_logs(store: &dyn Store) {
     );
 }
 
+/// The log travels with the status: written by the same update, replacing a
+/// log put earlier, and not written at all when the move is refused.
+pub async fn call_update_writes_log(store: &dyn Store) {
+    use CallStatus::*;
+    store.create_app(&app("cu", &[])).await.unwrap();
+    let id = call_id(1);
+    store.insert_call(&call("cu", "/p", 1)).await.unwrap();
+    let c = store
+        .update_call(
+            &id,
+            &CallUpdate {
+                log: Some(b"starting\n"),
+                ..CallUpdate::new(Running, 10)
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.status, Running);
+    assert_eq!(store.get_call_log("cu", &id).await.unwrap(), b"starting\n");
+    let c = store
+        .update_call(
+            &id,
+            &CallUpdate {
+                error: Some("exit 2"),
+                output: Some(b"partial"),
+                log: Some(b"starting\nboom\n"),
+                ..CallUpdate::new(Error, 20)
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (c.status, c.completed_at, c.error.as_deref()),
+        (Error, Some(Millis(20)), Some("exit 2"))
+    );
+    assert_eq!(store.get_call("cu", &id).await.unwrap(), c);
+    assert_eq!(
+        store.get_call_log("cu", &id).await.unwrap(),
+        b"starting\nboom\n",
+        "replaced"
+    );
+    assert_eq!(
+        store.call_output("cu", &id).await.unwrap().as_deref(),
+        Some(b"partial".as_slice())
+    );
+    let err = store
+        .update_call(
+            &id,
+            &CallUpdate {
+                log: Some(b"other"),
+                ..CallUpdate::new(Success, 30)
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::IllegalTransition { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        store.get_call_log("cu", &id).await.unwrap(),
+        b"starting\nboom\n",
+        "a refused transition keeps the log"
+    );
+    // Without a log, the one stored is kept.
+    let other = call_id(2);
+    store.insert_call(&call("cu", "/p", 2)).await.unwrap();
+    store.put_call_log(&other, b"queued log").await.unwrap();
+    store
+        .update_call(&other, &CallUpdate::new(Cancelled, 40))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_call_log("cu", &other).await.unwrap(),
+        b"queued log"
+    );
+    let err = store
+        .update_call(
+            &call_id(9),
+            &CallUpdate {
+                log: Some(b"x"),
+                ..CallUpdate::new(Running, 50)
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::CallNotFound(_)), "{err:?}");
+}
+
 pub async fn calls_list_and_page(store: &dyn Store) {
     store.create_app(&app("lc", &[])).await.unwrap();
     store.create_app(&app("lc2", &[])).await.unwrap();
@@ -547,7 +660,7 @@ pub async fn calls_list_and_page(store: &dyn Store) {
     store.insert_call(&call("lc2", "/even", 100)).await.unwrap();
     for n in [3, 4, 5] {
         store
-            .update_call_status(&call_id(n), CallStatus::Running, 1, None, None)
+            .update_call(&call_id(n), &CallUpdate::new(CallStatus::Running, 1))
             .await
             .unwrap();
     }
@@ -648,7 +761,7 @@ pub async fn calls_purge(store: &dyn Store) {
     }
     let set = |n: u32, next, at| async move {
         store
-            .update_call_status(&call_id(n), next, at, None, None)
+            .update_call(&call_id(n), &CallUpdate::new(next, at))
             .await
             .unwrap()
     };
@@ -730,6 +843,7 @@ macro_rules! store_conformance_tests {
             app_delete_needs_cascade, route_creates_its_app, route_keeps_every_field,
             route_update_applies_patch, route_max_retries, routes_list_by_path, route_delete, ping,
             call_round_trip, call_not_found, call_transitions, call_output_kept, call_logs,
+            call_update_writes_log,
             calls_list_and_page, calls_purge, app_delete_removes_calls);
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn concurrent_patches_all_land() {

@@ -49,18 +49,12 @@ pub trait Store: Send + Sync + 'static {
     /// Record a new call; [`StoreError::CallExists`] if the id is taken,
     /// [`StoreError::AppNotFound`] if its app does not exist.
     async fn insert_call(&self, call: &Call) -> Result<(), StoreError>;
-    /// Move a call to `next` at `at_ms` with [`Call::advance`], atomically,
-    /// and return the result; [`StoreError::IllegalTransition`] (nothing
-    /// written) if its lifecycle forbids it. `error` replaces the call's
-    /// error; `output`, when given, replaces its stored output.
-    async fn update_call_status(
-        &self,
-        id: &str,
-        next: CallStatus,
-        at_ms: i64,
-        error: Option<&str>,
-        output: Option<&[u8]>,
-    ) -> Result<Call, StoreError>;
+    /// Move a call along its lifecycle as [`CallUpdate`] says, with
+    /// [`Call::advance`], in one transaction, and return the result;
+    /// [`StoreError::CallNotFound`] if there is no such call,
+    /// [`StoreError::IllegalTransition`] (nothing written, not even the log
+    /// or the output) if its lifecycle forbids the move.
+    async fn update_call(&self, id: &str, update: &CallUpdate<'_>) -> Result<Call, StoreError>;
     /// A call of `app`; [`StoreError::CallNotFound`] if none has this id there.
     async fn get_call(&self, app: &str, id: &str) -> Result<Call, StoreError>;
     /// The stored output of a call of `app` (`None` if none was kept).
@@ -80,6 +74,41 @@ pub trait Store: Send + Sync + 'static {
 
     /// Check that the backend answers (for `/health`).
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// One step of a call's life, as [`Store::update_call`] writes it.
+///
+/// The result of an attempt (status, error, output, log) travels together so
+/// that finishing an async call is one commit: a reader never sees a final
+/// call whose log or output is still missing, and a crash between two writes
+/// cannot leave one without the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallUpdate<'a> {
+    /// The state to move to.
+    pub next: CallStatus,
+    /// When it happened, in milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    /// Replaces the call's error (`None` clears it, so a call that succeeds
+    /// on retry carries no stale error).
+    pub error: Option<&'a str>,
+    /// When given, replaces the call's stored output; `None` keeps it.
+    pub output: Option<&'a [u8]>,
+    /// When given, stores or replaces the call's log; `None` keeps it.
+    pub log: Option<&'a [u8]>,
+}
+
+impl CallUpdate<'_> {
+    /// A move to `next` at `at_ms` that clears the error and keeps the
+    /// output and the log; set the other fields for more.
+    pub fn new(next: CallStatus, at_ms: i64) -> Self {
+        CallUpdate {
+            next,
+            at_ms,
+            error: None,
+            output: None,
+            log: None,
+        }
+    }
 }
 
 /// The largest page [`Store::list_calls`] returns.

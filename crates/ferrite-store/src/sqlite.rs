@@ -14,7 +14,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Sqlite, Transaction};
 
 use crate::rows::{signed, to_json, AppRow, CallRow, RouteRow, CALL_COLUMNS, ROUTE_COLUMNS};
-use crate::{now_ms, CallFilter, Store, StoreError, MAX_CALLS_PAGE};
+use crate::{now_ms, CallFilter, CallUpdate, Store, StoreError, MAX_CALLS_PAGE};
+
+/// Store or replace the log (`$2`) of call `$1`.
+const PUT_LOG: &str = "INSERT INTO call_logs (call_id, log) VALUES ($1, $2) \
+     ON CONFLICT (call_id) DO UPDATE SET log = excluded.log";
 
 /// How long a writer waits for another writer before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -358,14 +362,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn update_call_status(
-        &self,
-        id: &str,
-        next: CallStatus,
-        at_ms: i64,
-        error: Option<&str>,
-        output: Option<&[u8]>,
-    ) -> Result<Call, StoreError> {
+    async fn update_call(&self, id: &str, update: &CallUpdate<'_>) -> Result<Call, StoreError> {
         let mut tx = self.write().await?;
         let query = format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = $1");
         let row: Option<CallRow> = sqlx::query_as(&query)
@@ -375,7 +372,7 @@ impl Store for SqliteStore {
         let mut call: Call = row
             .ok_or_else(|| StoreError::CallNotFound(id.to_string()))?
             .try_into()?;
-        call.advance(next, Millis(at_ms), error)
+        call.advance(update.next, Millis(update.at_ms), update.error)
             .map_err(|e| StoreError::IllegalTransition {
                 id: id.to_string(),
                 from: e.from,
@@ -390,10 +387,17 @@ impl Store for SqliteStore {
         .bind(call.completed_at.map(|t| t.0))
         .bind(&call.error)
         .bind(i64::from(call.attempts))
-        .bind(output)
+        .bind(update.output)
         .bind(id)
         .execute(&mut *tx)
         .await?;
+        if let Some(log) = update.log {
+            sqlx::query(PUT_LOG)
+                .bind(id)
+                .bind(log)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(call)
     }
@@ -460,14 +464,11 @@ impl Store for SqliteStore {
         if !Self::call_exists(&mut tx, None, id).await? {
             return Err(StoreError::CallNotFound(id.to_string()));
         }
-        sqlx::query(
-            "INSERT INTO call_logs (call_id, log) VALUES ($1, $2) \
-             ON CONFLICT (call_id) DO UPDATE SET log = excluded.log",
-        )
-        .bind(id)
-        .bind(log)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(PUT_LOG)
+            .bind(id)
+            .bind(log)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
