@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use ferrite_model::{App, AppInput, Call, CallStatus, Millis, Route, RouteInput, RouteType};
 
-use crate::{CallFilter, CallUpdate, Store, StoreError};
+use crate::{CallFilter, CallUpdate, RecordedCall, Store, StoreError};
 
 fn app(name: &str, config: &[(&str, &str)]) -> App {
     App {
@@ -649,6 +649,122 @@ pub async fn call_update_writes_log(store: &dyn Store) {
     assert!(matches!(err, StoreError::CallNotFound(_)), "{err:?}");
 }
 
+/// A finished sync call `n` of `app`, as the history records it.
+fn finished(app: &str, n: u32) -> Call {
+    let mut c = call(app, "/sync", n);
+    c.kind = RouteType::Sync;
+    let at = c.created_at;
+    c.advance(CallStatus::Running, at, None).unwrap();
+    // Every third call fails (`n % 3`, not `is_multiple_of`: MSRV 1.80).
+    let status = match n % 3 {
+        0 => CallStatus::Error,
+        _ => CallStatus::Success,
+    };
+    let error = (status == CallStatus::Error).then_some("exit 1");
+    c.advance(status, Millis(at.0 + 7), error).unwrap();
+    c
+}
+
+fn recorded(call: Call, log: Option<&[u8]>) -> RecordedCall {
+    RecordedCall {
+        call,
+        log: log.map(<[u8]>::to_vec),
+    }
+}
+
+pub async fn record_calls_batch_lands(store: &dyn Store) {
+    store.create_app(&app("rb", &[])).await.unwrap();
+    let batch: Vec<_> = (1..=500)
+        .map(|n| recorded(finished("rb", n), None))
+        .collect();
+    assert_eq!(store.record_calls(&batch).await.unwrap(), 500);
+    let listed = store
+        .list_calls(
+            "rb",
+            CallFilter {
+                limit: 1000,
+                ..CallFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    let expected: Vec<_> = batch.iter().rev().map(|r| r.call.clone()).collect();
+    assert_eq!(listed, expected, "every call, every field, newest first");
+    assert_eq!(store.record_calls(&[]).await.unwrap(), 0);
+}
+
+pub async fn record_calls_skips_unknown_apps_and_duplicates(store: &dyn Store) {
+    store.create_app(&app("rs", &[])).await.unwrap();
+    store.create_app(&app("gone", &[])).await.unwrap();
+    let existing = call("rs", "/queued", 1);
+    store.insert_call(&existing).await.unwrap();
+    store.put_call_log(&existing.id, b"kept").await.unwrap();
+    // Deleted after its calls ran, before the history was written.
+    store.delete_app("gone", true).await.unwrap();
+    let batch = [
+        recorded(finished("rs", 1), Some(b"not kept")),
+        recorded(finished("rs", 2), None),
+        recorded(finished("gone", 3), Some(b"log")),
+        recorded(finished("rs", 4), Some(b"first")),
+        recorded(finished("rs", 4), Some(b"second")),
+        recorded(finished("nope", 5), None),
+        recorded(finished("rs", 6), None),
+    ];
+    assert_eq!(store.record_calls(&batch).await.unwrap(), 3);
+    let listed = store.list_calls("rs", CallFilter::default()).await.unwrap();
+    assert_eq!(
+        ids(&listed),
+        [call_id(6), call_id(4), call_id(2), call_id(1)]
+    );
+    assert_eq!(
+        store.get_call("rs", &existing.id).await.unwrap(),
+        existing,
+        "a duplicate id leaves the recorded call alone"
+    );
+    assert_eq!(
+        store.get_call_log("rs", &existing.id).await.unwrap(),
+        b"kept"
+    );
+    assert_eq!(
+        store.get_call_log("rs", &call_id(4)).await.unwrap(),
+        b"first"
+    );
+    for (app, n) in [("gone", 3), ("rs", 3), ("nope", 5)] {
+        assert!(matches!(
+            store.get_call(app, &call_id(n)).await,
+            Err(StoreError::CallNotFound(_))
+        ));
+    }
+    store.create_app(&app("gone", &[])).await.unwrap();
+    assert!(
+        store
+            .list_calls("gone", CallFilter::default())
+            .await
+            .unwrap()
+            .is_empty(),
+        "a new app of the same name has no history"
+    );
+}
+
+pub async fn record_calls_keeps_logs(store: &dyn Store) {
+    store.create_app(&app("rl", &[])).await.unwrap();
+    let batch: Vec<_> = (1..=50)
+        .map(|n| {
+            let log = format!("call {n}\nstderr \x00\u{fffd}\n").into_bytes();
+            RecordedCall {
+                call: finished("rl", n),
+                log: (n % 5 > 0).then_some(log),
+            }
+        })
+        .chain([recorded(finished("rl", 51), Some(b""))])
+        .collect();
+    assert_eq!(store.record_calls(&batch).await.unwrap(), 51);
+    for r in &batch {
+        let log = store.get_call_log("rl", &r.call.id).await.unwrap();
+        assert_eq!(log, r.log.clone().unwrap_or_default(), "{}", r.call.id);
+    }
+}
+
 pub async fn calls_list_and_page(store: &dyn Store) {
     store.create_app(&app("lc", &[])).await.unwrap();
     store.create_app(&app("lc2", &[])).await.unwrap();
@@ -843,7 +959,8 @@ macro_rules! store_conformance_tests {
             app_delete_needs_cascade, route_creates_its_app, route_keeps_every_field,
             route_update_applies_patch, route_max_retries, routes_list_by_path, route_delete, ping,
             call_round_trip, call_not_found, call_transitions, call_output_kept, call_logs,
-            call_update_writes_log,
+            call_update_writes_log, record_calls_batch_lands,
+            record_calls_skips_unknown_apps_and_duplicates, record_calls_keeps_logs,
             calls_list_and_page, calls_purge, app_delete_removes_calls);
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn concurrent_patches_all_land() {

@@ -49,6 +49,14 @@ pub trait Store: Send + Sync + 'static {
     /// Record a new call; [`StoreError::CallExists`] if the id is taken,
     /// [`StoreError::AppNotFound`] if its app does not exist.
     async fn insert_call(&self, call: &Call) -> Result<(), StoreError>;
+    /// Record calls that already happened (the history of sync calls, written
+    /// after they end), each with its log when it has a non-empty one, in
+    /// one write transaction: at many calls per second, one commit per call
+    /// would queue writers behind each other's disk flushes. A call whose app
+    /// no longer exists (deleted meanwhile) or whose id is already recorded
+    /// is skipped, not an error, so one such call cannot lose the rest of the
+    /// batch. Returns how many calls were inserted.
+    async fn record_calls(&self, calls: &[RecordedCall]) -> Result<u64, StoreError>;
     /// Move a call along its lifecycle as [`CallUpdate`] says, with
     /// [`Call::advance`], in one transaction, and return the result;
     /// [`StoreError::CallNotFound`] if there is no such call,
@@ -74,6 +82,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Check that the backend answers (for `/health`).
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// A call that already happened, with its log, for [`Store::record_calls`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedCall {
+    /// The record as it ends up (any status, typically final).
+    pub call: Call,
+    /// What the function wrote to stderr; `None` or empty stores no log.
+    pub log: Option<Vec<u8>>,
 }
 
 /// One step of a call's life, as [`Store::update_call`] writes it.

@@ -10,11 +10,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ferrite_model::{ApiError, App, AppInput, Call, CallStatus, Millis, Route, RouteInput};
+use sqlx::query::Query;
+use sqlx::sqlite::SqliteArguments;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{Sqlite, Transaction};
 
 use crate::rows::{signed, to_json, AppRow, CallRow, RouteRow, CALL_COLUMNS, ROUTE_COLUMNS};
-use crate::{now_ms, CallFilter, CallUpdate, Store, StoreError, MAX_CALLS_PAGE};
+use crate::{now_ms, CallFilter, CallUpdate, RecordedCall, Store, StoreError, MAX_CALLS_PAGE};
 
 /// Store or replace the log (`$2`) of call `$1`.
 const PUT_LOG: &str = "INSERT INTO call_logs (call_id, log) VALUES ($1, $2) \
@@ -96,6 +98,24 @@ impl SqliteStore {
                 .await?;
         Ok(found.is_some())
     }
+}
+
+/// Bind `call` to the ten parameters of an insert of [`CALL_COLUMNS`].
+fn bind_call<'q>(
+    query: Query<'q, Sqlite, SqliteArguments<'q>>,
+    call: &'q Call,
+) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+    query
+        .bind(&call.id)
+        .bind(&call.app_name)
+        .bind(&call.path)
+        .bind(call.kind.as_str())
+        .bind(call.status.as_str())
+        .bind(call.created_at.0)
+        .bind(call.started_at.map(|t| t.0))
+        .bind(call.completed_at.map(|t| t.0))
+        .bind(&call.error)
+        .bind(i64::from(call.attempts))
 }
 
 /// The final statuses as an SQL list (`'success', ...`), for purging.
@@ -338,17 +358,7 @@ impl Store for SqliteStore {
             "INSERT INTO calls ({CALL_COLUMNS}, output) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)"
         );
-        sqlx::query(&insert)
-            .bind(&call.id)
-            .bind(&call.app_name)
-            .bind(&call.path)
-            .bind(call.kind.as_str())
-            .bind(call.status.as_str())
-            .bind(call.created_at.0)
-            .bind(call.started_at.map(|t| t.0))
-            .bind(call.completed_at.map(|t| t.0))
-            .bind(&call.error)
-            .bind(i64::from(call.attempts))
+        bind_call(sqlx::query(&insert), call)
             .execute(&mut *tx)
             .await
             .map_err(|e| {
@@ -360,6 +370,42 @@ impl Store for SqliteStore {
             })?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn record_calls(&self, calls: &[RecordedCall]) -> Result<u64, StoreError> {
+        if calls.is_empty() {
+            return Ok(0);
+        }
+        // The app check is part of the insert, so a call of a deleted app is
+        // skipped like a duplicate instead of failing the batch on the
+        // foreign key. The same query text every time: sqlx prepares it once
+        // per connection and reuses it for the rest of the batch.
+        let insert = format!(
+            "INSERT INTO calls ({CALL_COLUMNS}, output) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL \
+             WHERE EXISTS (SELECT 1 FROM apps WHERE name = $2) \
+             ON CONFLICT (id) DO NOTHING"
+        );
+        let mut tx = self.write().await?;
+        let mut inserted = 0;
+        for RecordedCall { call, log } in calls {
+            let done = bind_call(sqlx::query(&insert), call)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                continue;
+            }
+            inserted += 1;
+            if let Some(log) = log.as_deref().filter(|l| !l.is_empty()) {
+                sqlx::query(PUT_LOG)
+                    .bind(&call.id)
+                    .bind(log)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(inserted)
     }
 
     async fn update_call(&self, id: &str, update: &CallUpdate<'_>) -> Result<Call, StoreError> {
