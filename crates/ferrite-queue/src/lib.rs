@@ -14,6 +14,7 @@ pub mod redis;
 pub mod sqlite;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -73,6 +74,21 @@ pub trait Queue: Send + Sync + 'static {
 
     /// Tasks in the queue, leased or not.
     async fn depth(&self) -> Result<u64, QueueError>;
+}
+
+/// Open the queue named by an `MQ_URL`: `sqlite://path/to/queue.db` (the
+/// embedded default) or `redis://host:port/prefix`.
+pub async fn open(url: &str) -> Result<Arc<dyn Queue>, QueueError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteQueue::open(url).await?))
+    } else if url.starts_with("redis://") {
+        Ok(Arc::new(redis::RedisQueue::open(url).await?))
+    } else {
+        let scheme = url.split(':').next().unwrap_or_default();
+        Err(QueueError::Config(format!(
+            "MQ_URL {url:?}: unsupported queue {scheme:?}; use sqlite://path/to/queue.db or redis://host:port/prefix"
+        )))
+    }
 }
 
 /// Milliseconds since the Unix epoch, the time unit of the tables.

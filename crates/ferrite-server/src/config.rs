@@ -93,6 +93,33 @@ pub struct ServerConfig {
     #[arg(long, env = "FERRITE_HOT_SOCKET_DIR")]
     pub hot_socket_dir: Option<PathBuf>,
 
+    /// Where async calls wait: `sqlite://path/to/queue.db` (default: `queue.db`
+    /// next to a SQLite DB_URL, else `./data/queue.db`) or
+    /// `redis://host:port/prefix`.
+    #[arg(long, env = "MQ_URL")]
+    pub mq_url: Option<String>,
+
+    /// Async calls running at once on this node, at most (0: this node runs none).
+    #[arg(long, env = "FERRITE_ASYNC_CONCURRENCY", default_value_t = 16)]
+    pub async_concurrency: usize,
+
+    /// Share of the node's memory budget async calls may hold, in percent;
+    /// the rest is kept for sync calls.
+    #[arg(long, env = "FERRITE_ASYNC_MEMORY_PERCENT", default_value_t = 50,
+          value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub async_memory_percent: u8,
+
+    /// How long an async call's task stays reserved without news from its
+    /// worker (a node that dies loses its tasks after this), in seconds.
+    #[arg(long, env = "FERRITE_ASYNC_LEASE_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(3..=3600))]
+    pub async_lease_secs: u64,
+
+    /// How long finished calls stay in the history, in hours.
+    #[arg(long, env = "FERRITE_CALL_RETENTION_HOURS", default_value_t = 7 * 24,
+          value_parser = clap::value_parser!(u64).range(1..=100 * 365 * 24))]
+    pub call_retention_hours: u64,
+
     /// Most bytes of a call's stderr kept as its log.
     #[arg(long, env = "FN_MAX_LOG_BYTES", default_value_t = 1024 * 1024)]
     pub max_log_bytes: usize,
@@ -124,6 +151,47 @@ impl ServerConfig {
         }
     }
 
+    /// The queue's URL: `MQ_URL`, or the embedded queue in the data directory.
+    pub fn mq_url(&self) -> String {
+        if let Some(url) = self.mq_url.as_ref().filter(|u| !u.is_empty()) {
+            return url.clone();
+        }
+        let dir = match self
+            .db_url
+            .strip_prefix("sqlite://")
+            .or_else(|| self.db_url.strip_prefix("sqlite:"))
+        {
+            Some(file) => {
+                let file = file.split('?').next().unwrap_or(file);
+                match std::path::Path::new(file).parent() {
+                    Some(dir) if !dir.as_os_str().is_empty() => dir.display().to_string(),
+                    _ => ".".to_string(),
+                }
+            }
+            None => "./data".to_string(),
+        };
+        format!("sqlite://{dir}/queue.db")
+    }
+
+    /// The async workers' settings on a node whose engine has `budget_mib`.
+    pub fn worker_settings(
+        &self,
+        node: &str,
+        budget_mib: u64,
+    ) -> crate::asynchronous::WorkerSettings {
+        crate::asynchronous::WorkerSettings {
+            node: node.to_string(),
+            concurrency: self.async_concurrency,
+            memory_share_mib: budget_mib * u64::from(self.async_memory_percent) / 100,
+            lease: Duration::from_secs(self.async_lease_secs),
+            max_response_bytes: self.max_response_bytes,
+        }
+    }
+
+    pub fn call_retention(&self) -> Duration {
+        Duration::from_secs(self.call_retention_hours.saturating_mul(3600))
+    }
+
     /// Sockets of hot containers are used where the engine shares this
     /// node's filesystem: a local engine (`unix://`), unless told otherwise.
     fn hot_socket_dir(&self) -> Option<PathBuf> {
@@ -148,6 +216,43 @@ fn host_name() -> String {
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "ferrite".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: ServerConfig,
+    }
+
+    fn config(args: &[&str]) -> ServerConfig {
+        Cli::parse_from(std::iter::once("ferrite").chain(args.iter().copied())).config
+    }
+
+    #[test]
+    fn the_queue_lives_next_to_the_database() {
+        assert_eq!(config(&[]).mq_url(), "sqlite://./data/queue.db");
+        assert_eq!(
+            config(&["--db-url", "sqlite:///var/lib/f/f.db?mode=rwc"]).mq_url(),
+            "sqlite:///var/lib/f/queue.db"
+        );
+        assert_eq!(
+            config(&["--db-url", "sqlite://f.db"]).mq_url(),
+            "sqlite://./queue.db"
+        );
+        assert_eq!(
+            config(&["--db-url", "postgres://u@h/db"]).mq_url(),
+            "sqlite://./data/queue.db"
+        );
+        assert_eq!(
+            config(&["--mq-url", "redis://r:6379/x"]).mq_url(),
+            "redis://r:6379/x"
+        );
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -6,8 +6,11 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+mod asynchronous;
 mod config;
 mod contract;
+mod execute;
+mod history;
 mod route_cache;
 
 use std::future::Future;
@@ -15,8 +18,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrite_engine::{Engine, EngineError};
+use ferrite_queue::{Queue, QueueError};
 use ferrite_store::{Store, StoreError};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use config::{LogFormat, ServerConfig};
 
@@ -25,6 +31,8 @@ pub enum ServerError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
     Engine(#[from] EngineError),
     #[error("the HTTP server failed: {0}")]
     Io(#[from] std::io::Error),
@@ -32,35 +40,96 @@ pub enum ServerError {
 
 /// How long shutdown waits for the engine to remove its containers.
 const ENGINE_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// How long shutdown lets running async calls finish before the engine
+/// stops (those still running then go back to the queue).
+const WORKER_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How often old call records are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
-/// Open the store and the engine named by the configuration, then serve the
-/// API on `listener` until `shutdown` completes; in-flight requests are
-/// drained and every container this node made is removed.
+/// What a node is built on: where state lives, where async calls wait, and
+/// the engine that runs functions.
+pub struct Node {
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
+    pub engine: Arc<Engine>,
+}
+
+impl Node {
+    /// Open the store, the queue and the engine named by the configuration.
+    pub async fn open(config: &ServerConfig) -> Result<Node, ServerError> {
+        let store = ferrite_store::open(&config.db_url).await?;
+        let queue = ferrite_queue::open(&config.mq_url()).await?;
+        let engine = Engine::start(config.engine_settings()).await?;
+        Ok(Node {
+            store,
+            queue,
+            engine,
+        })
+    }
+}
+
+/// Open the node named by the configuration, then serve the API on
+/// `listener` and run async calls until `shutdown` completes; in-flight
+/// requests are drained and every container this node made is removed.
 pub async fn run(
     config: ServerConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let store = ferrite_store::open(&config.db_url).await?;
-    let engine = Engine::start(config.engine_settings()).await?;
-    let served = serve(&config, store, engine.clone(), listener, shutdown).await;
-    engine.shutdown(ENGINE_SHUTDOWN_GRACE).await;
-    tracing::info!("ferrite stopped");
-    served
+    let node = Node::open(&config).await?;
+    serve(&config, node, listener, shutdown).await
 }
 
-/// Serve the API over an opened store and a started engine.
+/// Serve the API and run this node's async workers over an opened node,
+/// then shut it down.
 pub async fn serve(
     config: &ServerConfig,
-    store: Arc<dyn Store>,
-    engine: Arc<Engine>,
+    node: Node,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let router = api::router(api::AppState::new(store, engine, config));
+    let engine = node.engine.clone();
+    let tasks = TaskTracker::new();
+    let calls = TaskTracker::new();
+    let cancel = CancellationToken::new();
+    let state = api::AppState::new(node, config, &tasks);
+    let workers = asynchronous::Workers::new(
+        state.store.clone(),
+        state.queue.clone(),
+        state.engine.clone(),
+        state.routes.clone(),
+        state.wake_workers.clone(),
+        config.worker_settings(engine.node_id(), engine.memory_budget_mib()),
+    );
+    tasks.spawn(workers.dispatch(calls.clone(), cancel.clone()));
+    tasks.spawn(history::purge_loop(
+        state.store.clone(),
+        config.call_retention(),
+        PURGE_EVERY,
+        cancel.clone(),
+    ));
+    let router = api::router(state);
     tracing::info!(addr = %listener.local_addr()?, "ferrite listening");
-    axum::serve(listener, router)
+    let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await;
+    // Stop taking tasks, let running ones finish for a while, then stop the
+    // engine: calls still running fail with "shutting down" and go back to
+    // the queue for another node (or this one's next start).
+    cancel.cancel();
+    calls.close();
+    if tokio::time::timeout(WORKER_SHUTDOWN_GRACE, calls.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("async calls still running at shutdown go back to the queue");
+    }
+    engine.shutdown(ENGINE_SHUTDOWN_GRACE).await;
+    let _ = tokio::time::timeout(WORKER_SHUTDOWN_GRACE, calls.wait()).await;
+    // The history writer ends once the router (and its state) is gone.
+    tasks.close();
+    tasks.wait().await;
+    tracing::info!("ferrite stopped");
+    served?;
     Ok(())
 }

@@ -8,9 +8,10 @@ use axum::body::Body;
 use axum::http::Request;
 use clap::Parser;
 use ferrite_engine::Engine;
-use ferrite_server::{api, ServerConfig};
+use ferrite_server::{api, Node, ServerConfig};
 use ferrite_store::sqlite::SqliteStore;
 use proptest::prelude::*;
+use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 #[derive(Parser)]
@@ -35,6 +36,8 @@ fn path() -> impl Strategy<Value = String> {
         Just("v1".to_string()),
         Just("apps".to_string()),
         Just("routes".to_string()),
+        Just("calls".to_string()),
+        Just("log".to_string()),
         Just("app1".to_string()),
         Just("%2F".to_string()),
         Just("%ZZ".to_string()),
@@ -47,7 +50,10 @@ fn path() -> impl Strategy<Value = String> {
         Just(""),
         Just("?cascade=true"),
         Just("?cascade=x"),
-        Just("?a=%")
+        Just("?a=%"),
+        Just("?status=queued&per_page=2"),
+        Just("?per_page=0"),
+        Just("?status=bogus&cursor=zz")
     ];
     (prop::collection::vec(segment, 0..7), query).prop_map(|(s, q)| format!("/{}{q}", s.join("/")))
 }
@@ -86,9 +92,13 @@ proptest! {
             let dir = tempfile::tempdir().unwrap();
             let url = format!("sqlite://{}", dir.path().join("f.db").display());
             let store = Arc::new(SqliteStore::open(&url).await.unwrap());
+            let queue_url = format!("sqlite://{}", dir.path().join("q.db").display());
+            let queue = ferrite_queue::open(&queue_url).await.unwrap();
             let config = Args::parse_from(["test", "--api-max-body-bytes", "4096", "--node-id", "proptest-router"]).config;
             let engine = Engine::start(config.engine_settings()).await.unwrap();
-            let router = api::router(api::AppState::new(store, engine.clone(), &config));
+            let tasks = TaskTracker::new();
+            let node = Node { store, queue, engine: engine.clone() };
+            let router = api::router(api::AppState::new(node, &config, &tasks));
             for (method, path, body) in requests {
                 let Ok(request) = Request::builder().method(method).uri(&path).body(Body::from(body)) else {
                     continue; // not a URI a client could send

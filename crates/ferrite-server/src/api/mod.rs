@@ -3,6 +3,7 @@
 
 mod apps;
 mod auth;
+mod calls;
 mod error;
 mod extract;
 mod invoke;
@@ -16,20 +17,31 @@ use axum::routing::{any, get};
 use axum::{middleware, Router};
 use ferrite_engine::Engine;
 use ferrite_model::ApiError;
+use ferrite_queue::Queue;
 use ferrite_store::Store;
+use tokio::sync::Notify;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
-use crate::ServerConfig;
+use crate::history::Recorder;
+use crate::route_cache::RouteCache;
+use crate::{Node, ServerConfig};
 pub use error::Error;
+use tokio_util::task::TaskTracker;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub engine: Arc<Engine>,
-    /// Routes for the invoke path, cached briefly.
-    routes: Arc<crate::route_cache::RouteCache>,
+    /// Where async calls wait for a worker.
+    pub queue: Arc<dyn Queue>,
+    /// Wakes this node's workers when a call is queued here.
+    pub(crate) wake_workers: Arc<Notify>,
+    /// Writes the history of sync calls.
+    history: Recorder,
+    /// Routes for the invoke path (and the workers), cached briefly.
+    pub(crate) routes: Arc<RouteCache>,
     /// Verifies `/v1` bearer tokens when `JWT_AUTH_KEY` is set.
     auth: Option<Arc<auth::Verifier>>,
     /// Largest `/v1` request body, in bytes.
@@ -41,10 +53,15 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, engine: Arc<Engine>, config: &ServerConfig) -> AppState {
+    /// The state of a node's API; the writer of the call history runs on
+    /// `tasks` until the last clone of the state is dropped.
+    pub fn new(node: Node, config: &ServerConfig, tasks: &TaskTracker) -> AppState {
         AppState {
-            store,
-            engine,
+            history: Recorder::start(node.store.clone(), tasks),
+            store: node.store,
+            engine: node.engine,
+            queue: node.queue,
+            wake_workers: Arc::default(),
             routes: Arc::default(),
             auth: config
                 .jwt_auth_key
@@ -72,6 +89,13 @@ pub fn router(state: AppState) -> Router {
                 .patch(routes::update)
                 .delete(routes::delete),
         )
+        .route("/apps/{app}/calls", get(calls::list))
+        .route(
+            "/apps/{app}/calls/{id}",
+            get(calls::get).delete(calls::cancel),
+        )
+        .route("/apps/{app}/calls/{id}/log", get(calls::log))
+        .route("/apps/{app}/calls/{id}/output", get(calls::output))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .route_layer(middleware::from_fn_with_state(

@@ -1,0 +1,143 @@
+//! `/v1/apps/{app}/calls`: the call history, logs and output of calls, and
+//! cancelling queued async calls.
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use ferrite_model::{ApiError, CallStatus, Millis};
+use ferrite_store::{CallFilter, CallUpdate, StoreError, MAX_CALLS_PAGE};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::extract::{Param, Query};
+use super::{AppState, Error};
+
+/// `?path=/hello&status=success&cursor=<id>&per_page=50`
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    path: Option<String>,
+    status: Option<String>,
+    cursor: Option<String>,
+    per_page: Option<u32>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Param(app): Param<String>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, Error> {
+    let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(text) => Some(CallStatus::parse(text).ok_or_else(|| {
+            let known: Vec<&str> = CallStatus::ALL.iter().map(|s| s.as_str()).collect();
+            ApiError::bad_request(format!(
+                "status must be one of {}, got {text:?}",
+                known.join(", ")
+            ))
+        })?),
+    };
+    let limit = query.per_page.unwrap_or(100);
+    if !(1..=MAX_CALLS_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "per_page must be between 1 and {MAX_CALLS_PAGE}, got {limit}"
+        ))
+        .into());
+    }
+    let filter = CallFilter {
+        path: query.path.filter(|p| !p.is_empty()),
+        status,
+        cursor: query.cursor.filter(|c| !c.is_empty()),
+        limit,
+    };
+    let calls = state.store.list_calls(&app, filter).await?;
+    // A full page may have a next one; its cursor is the last id shown.
+    let next_cursor = (calls.len() == limit as usize)
+        .then(|| calls.last().map(|c| c.id.clone()))
+        .flatten();
+    Ok(Json(json!({
+        "message": "Successfully listed calls",
+        "calls": calls,
+        "next_cursor": next_cursor,
+    })))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Param((app, id)): Param<(String, String)>,
+) -> Result<Json<Value>, Error> {
+    let call = state.store.get_call(&app, &id).await?;
+    Ok(Json(
+        json!({ "message": "Successfully loaded call", "call": call }),
+    ))
+}
+
+/// The call's stderr, as the function wrote it (capped).
+pub async fn log(
+    State(state): State<AppState>,
+    Param((app, id)): Param<(String, String)>,
+) -> Result<Response, Error> {
+    let log = state.store.get_call_log(&app, &id).await?;
+    Ok(raw(log))
+}
+
+/// The output an async call's function produced (its stdout, or its HTTP
+/// response body); empty while the call has not finished, and for sync calls.
+pub async fn output(
+    State(state): State<AppState>,
+    Param((app, id)): Param<(String, String)>,
+) -> Result<Response, Error> {
+    let output = state.store.call_output(&app, &id).await?;
+    Ok(raw(output.unwrap_or_default()))
+}
+
+fn raw(bytes: Vec<u8>) -> Response {
+    let content_type = if std::str::from_utf8(&bytes).is_ok() {
+        "text/plain; charset=utf-8"
+    } else {
+        "application/octet-stream"
+    };
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        bytes,
+    )
+        .into_response()
+}
+
+/// Cancel a queued call: it will not run. A call that is running or has
+/// ended cannot be cancelled (409).
+pub async fn cancel(
+    State(state): State<AppState>,
+    Param((app, id)): Param<(String, String)>,
+) -> Result<Json<Value>, Error> {
+    // 404 for a call of another app, before anything changes.
+    state.store.get_call(&app, &id).await?;
+    let update = CallUpdate {
+        next: CallStatus::Cancelled,
+        at_ms: Millis::now().0,
+        error: Some("cancelled by request"),
+        output: None,
+        log: None,
+    };
+    // The record first: a worker that reserved the task meanwhile finds it
+    // cancelled and drops it without running it.
+    let call = match state.store.update_call(&id, &update).await {
+        Ok(call) => call,
+        Err(StoreError::IllegalTransition { from, .. }) => {
+            return Err(ApiError::conflict(format!(
+                "call {id:?} is {from}; only a queued call can be cancelled"
+            ))
+            .into())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match state.queue.cancel(&id).await {
+        Ok(_) => {}
+        // The task stays queued; the worker that gets it drops it.
+        Err(e) => {
+            tracing::warn!(call_id = %id, error = %e, "cannot remove a cancelled call from the queue")
+        }
+    }
+    tracing::info!(call_id = %id, app = %app, "call cancelled");
+    Ok(Json(json!({ "message": "Call cancelled", "call": call })))
+}

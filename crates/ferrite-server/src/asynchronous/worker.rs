@@ -1,0 +1,357 @@
+//! Workers: take queued async calls, run them, record how they ended.
+//!
+//! One dispatcher per node reserves tasks while it has a free slot; each
+//! task then runs on its own, holding memory from the share of the node's
+//! budget that async calls may use, so sync calls always keep the rest.
+//!
+//! Delivery is at-least-once. A task is acknowledged only once its call
+//! record is final; while it runs its lease is extended, so a task outlives
+//! its lease only when its node died (or stalled), and then it is delivered
+//! again. A redelivered call that is already final is acknowledged without
+//! running again: only a node that dies mid-call causes a second run.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferrite_engine::{Engine, EngineError};
+use ferrite_model::{CallStatus, Millis};
+use ferrite_queue::{Lease, Queue, QueueError};
+use ferrite_store::{CallUpdate, Store, StoreError};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::task::QueuedCall;
+use crate::execute::{self, Ran};
+use crate::route_cache::RouteCache;
+
+/// First wait before a failed call runs again; it doubles per attempt.
+const RETRY_BASE: Duration = Duration::from_secs(1);
+/// Longest wait between attempts.
+const RETRY_MAX: Duration = Duration::from_secs(60);
+/// How long a task goes back to the queue when its record cannot be written.
+const STORE_TROUBLE_DELAY: Duration = Duration::from_secs(5);
+/// Polling of an empty queue starts at this interval and slows down to
+/// `IDLE_POLL_MAX` (a push on this node wakes the dispatcher at once).
+const IDLE_POLL_MIN: Duration = Duration::from_millis(20);
+const IDLE_POLL_MAX: Duration = Duration::from_secs(1);
+/// Longest wait after the queue itself fails.
+const QUEUE_TROUBLE_MAX: Duration = Duration::from_secs(5);
+
+/// How this node's workers behave.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Names this node's leases, for diagnostics.
+    pub node: String,
+    /// Async calls running at once on this node, at most.
+    pub concurrency: usize,
+    /// Memory async calls may hold at once, in MiB.
+    pub memory_share_mib: u64,
+    /// How long a reserved task stays hidden without news from its worker.
+    pub lease: Duration,
+    /// Largest output kept per call (the function's response body).
+    pub max_response_bytes: usize,
+}
+
+/// What the workers share.
+pub struct Workers {
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
+    pub engine: Arc<Engine>,
+    pub routes: Arc<RouteCache>,
+    pub settings: WorkerSettings,
+    /// Woken when this node enqueues a call.
+    pub wake: Arc<Notify>,
+    slots: Arc<Semaphore>,
+    memory: Arc<Semaphore>,
+}
+
+/// What to do with a task once its call has been handled.
+enum Settle {
+    /// The call record is final (or gone): delete the task.
+    Ack,
+    /// Run it again after this delay.
+    Release(Duration),
+}
+
+impl Workers {
+    pub fn new(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn Queue>,
+        engine: Arc<Engine>,
+        routes: Arc<RouteCache>,
+        wake: Arc<Notify>,
+        settings: WorkerSettings,
+    ) -> Arc<Workers> {
+        let memory = usize::try_from(settings.memory_share_mib)
+            .unwrap_or(usize::MAX)
+            .min(Semaphore::MAX_PERMITS);
+        Arc::new(Workers {
+            store,
+            queue,
+            engine,
+            routes,
+            wake,
+            slots: Arc::new(Semaphore::new(settings.concurrency)),
+            memory: Arc::new(Semaphore::new(memory)),
+            settings,
+        })
+    }
+
+    /// Reserve and run tasks until `cancel`; each task runs on `tracker`.
+    pub async fn dispatch(self: Arc<Self>, tracker: TaskTracker, cancel: CancellationToken) {
+        if self.settings.concurrency == 0 {
+            tracing::info!("async workers are off on this node (concurrency 0)");
+            return;
+        }
+        let mut idle = IDLE_POLL_MIN;
+        loop {
+            let slot = tokio::select! {
+                () = cancel.cancelled() => return,
+                slot = self.slots.clone().acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => return,
+                },
+            };
+            let wait = match self
+                .queue
+                .reserve(&self.settings.node, self.settings.lease)
+                .await
+            {
+                Ok(Some(lease)) => {
+                    idle = IDLE_POLL_MIN;
+                    tracker.spawn(self.clone().handle(lease, slot));
+                    continue;
+                }
+                Ok(None) => {
+                    let wait = idle;
+                    idle = (idle * 2).min(IDLE_POLL_MAX);
+                    wait
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot reserve from the queue; trying again");
+                    idle = (idle * 2).clamp(IDLE_POLL_MAX, QUEUE_TROUBLE_MAX);
+                    idle
+                }
+            };
+            drop(slot);
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = self.wake.notified() => idle = IDLE_POLL_MIN,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Run one task while keeping its lease, then settle it with the queue.
+    async fn handle(self: Arc<Self>, lease: Lease, _slot: OwnedSemaphorePermit) {
+        let id = lease.task.id.clone();
+        let settle = tokio::select! {
+            settle = self.process(&lease) => settle,
+            lost = self.keep(&lease) => {
+                tracing::warn!(call_id = %id, error = %lost, "lease lost while the call ran; another worker has it now");
+                return;
+            }
+        };
+        let settled = match settle {
+            Ok(Settle::Ack) => self.queue.ack(&lease).await,
+            Ok(Settle::Release(delay)) => self.queue.release(&lease, delay).await,
+            Err(e) => {
+                tracing::warn!(call_id = %id, error = %e, "cannot record the call; it goes back to the queue");
+                self.queue.release(&lease, STORE_TROUBLE_DELAY).await
+            }
+        };
+        if let Err(e) = settled {
+            // The lease ran out: the task is delivered again, and the next
+            // worker finds its record final (or runs it again).
+            tracing::warn!(call_id = %id, error = %e, "cannot settle the task with the queue");
+        }
+    }
+
+    /// Extend the lease every third of its length; returns only when it is lost.
+    async fn keep(&self, lease: &Lease) -> QueueError {
+        let every = self.settings.lease / 3;
+        let mut failures = 0;
+        loop {
+            tokio::time::sleep(every).await;
+            match self.queue.extend(lease, self.settings.lease).await {
+                Ok(()) => failures = 0,
+                Err(e @ QueueError::LeaseLost(_)) => return e,
+                // The queue may be back before the lease ends.
+                Err(e) if failures < 2 => {
+                    failures += 1;
+                    tracing::warn!(call_id = %lease.task.id, error = %e, "cannot extend a lease");
+                }
+                Err(e) => return e,
+            }
+        }
+    }
+
+    /// Run the call of `lease` unless it is already settled, and record how
+    /// it ended.
+    async fn process(&self, lease: &Lease) -> Result<Settle, StoreError> {
+        let id = &lease.task.id;
+        let queued = match QueuedCall::decode(&lease.task.payload) {
+            Ok(queued) => queued,
+            Err(e) => {
+                tracing::error!(call_id = %id, error = %e, "dropping a task that cannot be read");
+                self.fail_unrun(id, &e.to_string()).await?;
+                return Ok(Settle::Ack);
+            }
+        };
+        let call = match self.store.get_call(&queued.app, id).await {
+            Ok(call) => call,
+            // Its app was deleted, and its calls with it.
+            Err(StoreError::CallNotFound(_)) => return Ok(Settle::Ack),
+            Err(e) => return Err(e),
+        };
+        if call.status.is_final() {
+            return Ok(Settle::Ack);
+        }
+        let entry = match self
+            .routes
+            .get(&*self.store, &queued.app, &queued.path)
+            .await
+        {
+            Ok(entry) => entry,
+            Err(e @ (StoreError::RouteNotFound { .. } | StoreError::AppNotFound(_))) => {
+                self.fail_unrun(id, &e.to_string()).await?;
+                return Ok(Settle::Ack);
+            }
+            Err(e) => return Err(e),
+        };
+        let (route, app) = (&entry.0, &entry.1);
+        let started = match self.update(id, CallStatus::Running, None, None, None).await {
+            Ok(call) => call,
+            // Cancelled since it was read.
+            Err(StoreError::IllegalTransition { .. }) => return Ok(Settle::Ack),
+            Err(e) => return Err(e),
+        };
+        let Some(_memory) = self.memory_for(route.memory).await else {
+            let message = format!(
+                "route memory {} MiB is more than async calls may use on this node ({} MiB)",
+                route.memory, self.settings.memory_share_mib
+            );
+            self.update(id, CallStatus::Error, Some(&message), None, None)
+                .await?;
+            return Ok(Settle::Ack);
+        };
+        let ran = execute::run(
+            &self.engine,
+            self.settings.max_response_bytes,
+            app,
+            route,
+            &queued.request,
+        )
+        .await;
+        match ran {
+            Ok(Ran {
+                status,
+                error,
+                response,
+                log,
+            }) => {
+                let output = response.into_body();
+                if status != CallStatus::Success && started.attempts <= route.max_retries {
+                    let delay = backoff(started.attempts);
+                    tracing::info!(call_id = %id, attempts = started.attempts, error = ?error, delay_ms = delay.as_millis(), "async call failed; it will run again");
+                    self.update(id, CallStatus::Queued, error.as_deref(), None, Some(&log))
+                        .await?;
+                    return Ok(Settle::Release(delay));
+                }
+                self.update(id, status, error.as_deref(), Some(&output), Some(&log))
+                    .await?;
+                Ok(Settle::Ack)
+            }
+            Err(e) if is_infrastructure(&e) => {
+                let delay = backoff(lease.attempts);
+                tracing::warn!(call_id = %id, error = %e, delay_ms = delay.as_millis(), "async call could not run; it will run again");
+                self.update(
+                    id,
+                    CallStatus::Queued,
+                    Some(&format!("could not run, will try again: {e}")),
+                    None,
+                    None,
+                )
+                .await?;
+                Ok(Settle::Release(delay))
+            }
+            Err(e) => {
+                let message = execute::engine_error(&e).message;
+                self.update(id, CallStatus::Error, Some(&message), None, None)
+                    .await?;
+                Ok(Settle::Ack)
+            }
+        }
+    }
+
+    /// Memory from the async share; `None` if the share can never hold it.
+    async fn memory_for(&self, mib: u64) -> Option<OwnedSemaphorePermit> {
+        let permits = u32::try_from(mib).ok()?;
+        if mib > self.settings.memory_share_mib {
+            return None;
+        }
+        self.memory.clone().acquire_many_owned(permits).await.ok()
+    }
+
+    /// End a call that cannot run (its task is unreadable or its route is gone).
+    async fn fail_unrun(&self, id: &str, message: &str) -> Result<(), StoreError> {
+        let result = match self.update(id, CallStatus::Running, None, None, None).await {
+            Ok(_) => {
+                self.update(id, CallStatus::Error, Some(message), None, None)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(_) | Err(StoreError::CallNotFound(_) | StoreError::IllegalTransition { .. }) => {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn update(
+        &self,
+        id: &str,
+        next: CallStatus,
+        error: Option<&str>,
+        output: Option<&Bytes>,
+        log: Option<&Bytes>,
+    ) -> Result<ferrite_model::Call, StoreError> {
+        let update = CallUpdate {
+            next,
+            at_ms: Millis::now().0,
+            error,
+            output: output.map(|b| &b[..]),
+            log: log.filter(|l| !l.is_empty()).map(|b| &b[..]),
+        };
+        self.store.update_call(id, &update).await
+    }
+}
+
+/// Failures of the platform rather than of the function: always retried.
+fn is_infrastructure(err: &EngineError) -> bool {
+    err.is_unavailable()
+}
+
+/// The wait before attempt `attempts + 1`: doubling from [`RETRY_BASE`].
+fn backoff(attempts: u32) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(16);
+    (RETRY_BASE * 2u32.pow(doublings)).min(RETRY_MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_a_minute() {
+        assert_eq!(backoff(0), Duration::from_secs(1));
+        assert_eq!(backoff(1), Duration::from_secs(1));
+        assert_eq!(backoff(2), Duration::from_secs(2));
+        assert_eq!(backoff(4), Duration::from_secs(8));
+        assert_eq!(backoff(30), RETRY_MAX);
+    }
+}
