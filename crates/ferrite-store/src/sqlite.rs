@@ -1,5 +1,12 @@
 //! The embedded store: one SQLite file (WAL mode) under the data directory.
 //!
+//! Durability: `synchronous = FULL`, so a commit is on disk before it
+//! returns (an async call acknowledged as recorded survives a power cut).
+//! It is SQLite's own default, which sqlx leaves alone; it is set here
+//! explicitly so that a different SQLite build cannot weaken it silently.
+//! Its cost (one WAL fsync per commit) is why the call history is written
+//! in batches ([`Store::record_calls`]).
+//!
 //! Writes take the database lock up front (`BEGIN IMMEDIATE`) so that a
 //! read-merge-write never fails half way on a lock upgrade; readers are not
 //! blocked by writers in WAL mode.
@@ -12,7 +19,9 @@ use async_trait::async_trait;
 use ferrite_model::{ApiError, App, AppInput, Call, CallStatus, Millis, Route, RouteInput};
 use sqlx::query::Query;
 use sqlx::sqlite::SqliteArguments;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{Sqlite, Transaction};
 
 use crate::rows::{signed, to_json, AppRow, CallRow, RouteRow, CALL_COLUMNS, ROUTE_COLUMNS};
@@ -44,6 +53,7 @@ impl SqliteStore {
             })?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
         if let Some(dir) = Path::new(options.get_filename())
@@ -553,5 +563,35 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pragmas every pooled connection runs with: WAL, and
+    /// `synchronous = FULL` (2) so that a committed call survives a power cut.
+    #[tokio::test]
+    async fn connections_are_durable() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("ferrite.db").display());
+        let store = SqliteStore::open(&url).await.expect("open");
+        let mut conns = Vec::new();
+        for _ in 0..3 {
+            conns.push(store.pool.acquire().await.expect("connection"));
+        }
+        for conn in &mut conns {
+            let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+                .fetch_one(&mut **conn)
+                .await
+                .expect("journal_mode");
+            assert_eq!(mode, "wal");
+            let (sync,): (i64,) = sqlx::query_as("PRAGMA synchronous")
+                .fetch_one(&mut **conn)
+                .await
+                .expect("synchronous");
+            assert_eq!(sync, 2, "FULL");
+        }
     }
 }
