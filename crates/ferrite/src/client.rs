@@ -227,6 +227,25 @@ impl Client {
         self.send(Method::GET, path, &[], None).await
     }
 
+    /// `GET` the resource at `path` with query parameters.
+    pub async fn get_query(&self, path: &[&str], query: &[(&str, &str)]) -> anyhow::Result<Value> {
+        self.send(Method::GET, path, query, None).await
+    }
+
+    /// `GET` a resource that is not JSON (a call's log or output), with its
+    /// body unread for [`Client::write_body`]; a non-2xx answer is its error.
+    pub async fn get_raw(&self, path: &[&str]) -> anyhow::Result<Response> {
+        let response = self
+            .request(Method::GET, path, &[])
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        if !response.status().is_success() {
+            return Err(self.failure(response).await);
+        }
+        Ok(response)
+    }
+
     /// `POST` `body` to the resource at `path`.
     pub async fn post(&self, path: &[&str], body: &Value) -> anyhow::Result<Value> {
         self.send(Method::POST, path, &[], Some(body)).await
@@ -249,11 +268,7 @@ impl Client {
         query: &[(&str, &str)],
         body: Option<&Value>,
     ) -> anyhow::Result<Value> {
-        let url = self.url(path, query);
-        let mut request = self.http.request(method, url);
-        if let Some(bearer) = &self.bearer {
-            request = request.header(reqwest::header::AUTHORIZATION, bearer);
-        }
+        let mut request = self.request(method, path, query);
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -277,6 +292,20 @@ impl Client {
             }
             .into()
         })
+    }
+
+    /// A `/v1` request, with the bearer token when there is one.
+    fn request(
+        &self,
+        method: Method,
+        path: &[&str],
+        query: &[(&str, &str)],
+    ) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, self.url(path, query));
+        match &self.bearer {
+            Some(bearer) => request.header(AUTHORIZATION, bearer),
+            None => request,
+        }
     }
 
     fn url(&self, path: &[&str], query: &[(&str, &str)]) -> Url {
@@ -313,6 +342,18 @@ pub fn app_path(app: &str) -> [&str; 3] {
 pub fn route_path<'a>(app: &'a str, path: &'a str) -> Vec<&'a str> {
     let mut segments = vec!["v1", "apps", app, "routes"];
     segments.extend(path.trim_start_matches('/').split('/'));
+    segments
+}
+
+/// The URL segments of an app's call history.
+pub fn calls_path(app: &str) -> [&str; 4] {
+    ["v1", "apps", app, "calls"]
+}
+
+/// The URL segments of one call, or of its `log` or `output` with `part`.
+pub fn call_path<'a>(app: &'a str, id: &'a str, part: Option<&'a str>) -> Vec<&'a str> {
+    let mut segments = vec!["v1", "apps", app, "calls", id];
+    segments.extend(part);
     segments
 }
 
@@ -388,13 +429,7 @@ fn error_message(body: &[u8]) -> String {
 
 /// At most [`BODY_EXCERPT_CHARS`] characters, on one line.
 fn excerpt(text: &str) -> String {
-    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() > BODY_EXCERPT_CHARS {
-        let cut: String = one_line.chars().take(BODY_EXCERPT_CHARS).collect();
-        format!("{cut}...")
-    } else {
-        one_line
-    }
+    crate::output::one_line(text, BODY_EXCERPT_CHARS)
 }
 
 /// The innermost cause of a transport error: "Connection refused (os error
@@ -459,6 +494,10 @@ mod tests {
         assert_eq!(
             c.url(&invoke_path("a", "/x/y z"), &[]).as_str(),
             "http://h:1/r/a/x/y%20z"
+        );
+        assert_eq!(
+            c.url(&call_path("a", "x/y", Some("log")), &[]).as_str(),
+            "http://h:1/v1/apps/a/calls/x%2Fy/log"
         );
         assert_eq!(
             c.url(&app_path("a"), &[("cascade", "true")]).as_str(),

@@ -31,6 +31,9 @@ enum Command {
     /// Manage the routes of an app.
     #[command(subcommand)]
     Routes(commands::routes::RoutesCommand),
+    /// See the calls of an app: history, logs, output; cancel queued ones.
+    #[command(subcommand)]
+    Calls(commands::calls::CallsCommand),
     /// Print the version of this client and of the server.
     Version(commands::version::VersionArgs),
 }
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
             Command::Server(config) => commands::server::run(*config).await,
             Command::Apps(command) => commands::apps::run(command).await,
             Command::Routes(command) => commands::routes::run(command).await,
+            Command::Calls(command) => commands::calls::run(command).await,
             Command::Version(args) => commands::version::run(args).await,
         }
     });

@@ -1,6 +1,7 @@
 //! One module per top-level command.
 
 pub mod apps;
+pub mod calls;
 pub mod routes;
 pub mod server;
 pub mod version;

@@ -431,7 +431,7 @@ fn print_route(answer: Value, output: OutputArgs, message: &str) -> anyhow::Resu
 }
 
 /// Route paths are absolute; `hello` is taken to mean `/hello`.
-fn absolute(path: &str) -> String {
+pub(super) fn absolute(path: &str) -> String {
     if path.starts_with('/') {
         path.to_string()
     } else {
