@@ -12,7 +12,7 @@ use crate::admission::Admission;
 use crate::cold::{self, OutputLimits};
 use crate::container::{ContainerSpec, Containers};
 use crate::credentials::Credentials;
-use crate::hot::{self, HotOutcome, HotPools, HotRoute};
+use crate::hot::{self, HotCall, HotPools, HotRoute};
 use crate::image::Images;
 use crate::pool::Pools;
 use crate::{ColdCall, ConnectSettings, EngineError, MemoryPermit, Outcome};
@@ -112,6 +112,7 @@ impl Engine {
                 settings.hot_socket_dir.clone(),
                 settings.admission_wait,
                 settings.max_response_bytes,
+                settings.max_log_bytes,
             ),
             limits: OutputLimits {
                 max_stdout: settings.max_response_bytes,
@@ -204,7 +205,7 @@ impl Engine {
         route: &HotRoute,
         request: http::Request<Bytes>,
         timeout: Duration,
-    ) -> Result<HotOutcome, EngineError> {
+    ) -> Result<HotCall, EngineError> {
         if self.cancel.is_cancelled() {
             return Err(EngineError::ShuttingDown);
         }

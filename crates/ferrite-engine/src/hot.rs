@@ -32,6 +32,7 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::Semaphore;
 
 use crate::attach_io::AttachIo;
+use crate::call_log::{LogCapture, PendingLog};
 use crate::container::{memory_limit, Containers, Removal};
 use crate::{init, EngineError, MemoryPermit};
 
@@ -67,11 +68,25 @@ pub enum HotOutcome {
     TooLarge,
 }
 
+/// A hot call's result, with its stderr to come.
+#[derive(Debug)]
+pub struct HotCall {
+    pub outcome: HotOutcome,
+    pub log: PendingLog,
+}
+
 struct Hot {
     id: String,
     sender: SendRequest<Full<Bytes>>,
     last_used: Instant,
+    log: LogCapture,
     _removal: Removal,
+}
+
+impl Drop for Hot {
+    fn drop(&mut self) {
+        self.log.close();
+    }
 }
 
 struct Pool {
@@ -99,6 +114,7 @@ pub struct HotPools {
     socket_works: AtomicBool,
     wait_limit: Duration,
     max_response_bytes: usize,
+    max_log_bytes: usize,
 }
 
 impl HotPools {
@@ -106,6 +122,7 @@ impl HotPools {
         socket_dir: Option<PathBuf>,
         wait_limit: Duration,
         max_response_bytes: usize,
+        max_log_bytes: usize,
     ) -> HotPools {
         HotPools {
             pools: Mutex::new(HashMap::new()),
@@ -113,6 +130,7 @@ impl HotPools {
             socket_dir,
             wait_limit,
             max_response_bytes,
+            max_log_bytes,
         }
     }
 
@@ -199,7 +217,7 @@ pub async fn call<F, Fut>(
     request: http::Request<Bytes>,
     timeout: Duration,
     admit: F,
-) -> Result<HotOutcome, EngineError>
+) -> Result<HotCall, EngineError>
 where
     F: FnOnce(u64) -> Fut,
     Fut: std::future::Future<Output = Result<MemoryPermit, EngineError>>,
@@ -221,11 +239,13 @@ where
         }
     };
     let request = request.map(Full::new);
+    let (log_id, log) = hot.log.begin();
     let outcome = tokio::time::timeout(
         timeout,
         exchange(&mut hot.sender, request, pools.max_response_bytes),
     )
     .await;
+    hot.log.settle(log_id);
     drop(permit);
     let outcome = match outcome {
         Err(_elapsed) => HotOutcome::TimedOut,
@@ -240,7 +260,7 @@ where
     } else {
         tracing::debug!(container = %hot.id, "hot container removed after its call");
     }
-    Ok(outcome)
+    Ok(HotCall { outcome, log })
 }
 
 /// One request and its whole response, checked for framing.
@@ -373,14 +393,16 @@ async fn start(
             None::<bollard::query_parameters::StartContainerOptions>,
         )
         .await?;
-    let log = stderr_logger(route);
+    let log = LogCapture::new(pools.max_log_bytes, &route.app, &route.path);
+    let stderr = log.clone();
+    let write = move |bytes: &[u8]| stderr.write(bytes);
     let sender = match &socket_dir {
         Some(dir) => {
             // stderr (and any stdout the init writes) comes on the attach stream.
             let mut output = io.output;
             containers.tracker.spawn(async move {
                 while let Some(Ok(item)) = output.next().await {
-                    log(&item.into_bytes());
+                    write(&item.into_bytes());
                 }
             });
             let stream = match connect(&dir.join(SOCKET_NAME)).await {
@@ -396,7 +418,7 @@ async fn start(
         None => {
             handshake(
                 containers,
-                AttachIo::new(io.output, io.input, Box::new(log)),
+                AttachIo::new(io.output, io.input, Box::new(write)),
             )
             .await?
         }
@@ -406,20 +428,9 @@ async fn start(
         id: created.id,
         sender,
         last_used: Instant::now(),
+        log,
         _removal: removal,
     })
-}
-
-/// Log a hot function's stderr with its route.
-fn stderr_logger(route: &HotRoute) -> impl Fn(&[u8]) + Send + 'static {
-    let (app, path) = (route.app.clone(), route.path.clone());
-    move |bytes: &[u8]| {
-        let text = String::from_utf8_lossy(bytes);
-        let text = text.trim_end();
-        if !text.is_empty() {
-            tracing::info!(app = %app, path = %path, log = %text, "hot function log");
-        }
-    }
 }
 
 async fn connect(socket: &Path) -> std::io::Result<tokio::net::UnixStream> {

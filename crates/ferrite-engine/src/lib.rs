@@ -9,6 +9,7 @@
 
 mod admission;
 mod attach_io;
+mod call_log;
 mod cold;
 mod connect;
 mod container;
@@ -22,8 +23,9 @@ pub mod labels;
 mod pool;
 
 pub use admission::MemoryPermit;
+pub use call_log::{CapturedLog, PendingLog};
 pub use cold::{ColdCall, Outcome, Status};
 pub use connect::ConnectSettings;
 pub use engine::{Engine, EngineSettings};
 pub use error::EngineError;
-pub use hot::{HotOutcome, HotRoute};
+pub use hot::{HotCall, HotOutcome, HotRoute};

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use bytes::Bytes;
-use ferrite_engine::{ColdCall, Engine, EngineError, HotOutcome, HotRoute, Outcome, Status};
+use ferrite_engine::{
+    ColdCall, Engine, EngineError, HotOutcome, HotRoute, Outcome, PendingLog, Status,
+};
 use ferrite_model::{ApiError, App, CallStatus, ErrorKind, Format, Route};
 
 use crate::contract::{self, CallContext};
@@ -34,8 +36,26 @@ pub struct Ran {
     pub error: Option<String>,
     /// What a sync client gets: the function's answer, or the error JSON.
     pub response: Response<Bytes>,
-    /// The function's stderr (cold calls), capped by the engine.
-    pub log: Bytes,
+    /// The function's stderr, capped by the engine.
+    pub log: CallLog,
+}
+
+/// A call's stderr: at hand for cold calls; for hot calls, complete a
+/// moment after the response (the engine's stream is slower than the call's
+/// socket), so waiting for it never delays an answer.
+#[derive(Debug)]
+pub enum CallLog {
+    Ready(Bytes),
+    Pending(PendingLog),
+}
+
+impl CallLog {
+    pub async fn bytes(self) -> Bytes {
+        match self {
+            CallLog::Ready(bytes) => bytes,
+            CallLog::Pending(pending) => pending.wait().await.bytes,
+        }
+    }
 }
 
 /// Request headers that belong to one connection, not to the message.
@@ -147,11 +167,11 @@ async fn run_hot(
         }
     }
     let started = Instant::now();
-    let outcome = engine
+    let call = engine
         .run_hot(&hot, request, Duration::from_secs(route.timeout))
         .await?;
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let ran = match outcome {
+    let mut ran = match call.outcome {
         HotOutcome::Response(response) => {
             let (mut parts, body) = response.into_parts();
             for name in HOP_BY_HOP {
@@ -171,7 +191,7 @@ async fn run_hot(
                 status,
                 error,
                 response: Response::from_parts(parts, body),
-                log: Bytes::new(),
+                log: CallLog::Ready(Bytes::new()),
             }
         }
         HotOutcome::TimedOut => failed(CallStatus::Timeout, ErrorKind::GatewayTimeout, "Timed out"),
@@ -182,6 +202,7 @@ async fn run_hot(
             &too_large(max_response_bytes),
         ),
     };
+    ran.log = CallLog::Pending(call.log);
     tracing::info!(call_id = %ctx.call_id, app = %route.app_name, path = %route.path, status = %ran.status, http_status = ran.response.status().as_u16(), elapsed_ms, "hot call finished");
     Ok(ran)
 }
@@ -225,7 +246,7 @@ fn failed(status: CallStatus, kind: ErrorKind, message: &str) -> Ran {
         status,
         error: Some(message.to_string()),
         response: error_response(kind, message),
-        log: Bytes::new(),
+        log: CallLog::Ready(Bytes::new()),
     }
 }
 
@@ -246,7 +267,7 @@ fn cold_answer(outcome: Outcome, max_response_bytes: usize) -> Ran {
                 status: CallStatus::Success,
                 error: None,
                 response,
-                log: Bytes::new(),
+                log: CallLog::Ready(Bytes::new()),
             }
         }
         Status::Exited(code) => failed(
@@ -272,7 +293,7 @@ fn cold_answer(outcome: Outcome, max_response_bytes: usize) -> Ran {
             &format!("cannot start the function: {message}"),
         ),
     };
-    ran.log = outcome.log;
+    ran.log = CallLog::Ready(outcome.log);
     ran
 }
 

@@ -9,11 +9,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrite_model::Millis;
+use ferrite_model::{Call, Millis};
 use ferrite_store::{RecordedCall, Store};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+use crate::execute::CallLog;
 
 /// Records waiting for the writer, at most.
 const BACKLOG: usize = 16_384;
@@ -28,6 +30,8 @@ const WRITE_ATTEMPTS: u32 = 5;
 #[derive(Clone)]
 pub struct Recorder {
     sender: mpsc::Sender<RecordedCall>,
+    /// Where records wait for their hot call's log.
+    tracker: TaskTracker,
 }
 
 impl Recorder {
@@ -36,14 +40,29 @@ impl Recorder {
     pub fn start(store: Arc<dyn Store>, tracker: &TaskTracker) -> Recorder {
         let (sender, receiver) = mpsc::channel(BACKLOG);
         tracker.spawn(write_batches(store, receiver));
-        Recorder { sender }
+        Recorder {
+            sender,
+            tracker: tracker.clone(),
+        }
     }
 
-    /// Queue a finished call for the history.
-    pub async fn record(&self, call: RecordedCall) {
-        if self.sender.send(call).await.is_err() {
-            tracing::warn!("call history writer has stopped; a call record was dropped");
+    /// Queue a finished call for the history, once its log is complete.
+    pub async fn record(&self, call: Call, log: CallLog) {
+        match log {
+            CallLog::Ready(bytes) => send(&self.sender, call, bytes).await,
+            CallLog::Pending(_) => {
+                let sender = self.sender.clone();
+                self.tracker
+                    .spawn(async move { send(&sender, call, log.bytes().await).await });
+            }
         }
+    }
+}
+
+async fn send(sender: &mpsc::Sender<RecordedCall>, call: Call, log: bytes::Bytes) {
+    let log = (!log.is_empty()).then(|| log.to_vec());
+    if sender.send(RecordedCall { call, log }).await.is_err() {
+        tracing::warn!("call history writer has stopped; a call record was dropped");
     }
 }
 

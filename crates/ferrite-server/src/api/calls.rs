@@ -124,10 +124,15 @@ pub async fn cancel(
     let call = match state.store.update_call(&id, &update).await {
         Ok(call) => call,
         Err(StoreError::IllegalTransition { from, .. }) => {
+            let state = if from.is_final() {
+                format!("has ended ({from})")
+            } else {
+                format!("is {from}")
+            };
             return Err(ApiError::conflict(format!(
-                "call {id:?} is {from}; only a queued call can be cancelled"
+                "call {id:?} {state}; only a queued call can be cancelled"
             ))
-            .into())
+            .into());
         }
         Err(e) => return Err(e.into()),
     };

@@ -5,13 +5,12 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use ferrite_model::{App, Call, CallStatus, Millis, Route, RouteType};
-use ferrite_store::RecordedCall;
 
 use super::auth::Verifier;
 use super::extract::{body_error, Param};
 use super::{AppState, Error};
 use crate::asynchronous::{self, QueuedCall};
-use crate::execute::{self, CallRequest};
+use crate::execute::{self, CallLog, CallRequest};
 
 /// The response header carrying the call's id.
 pub const CALL_ID_HEADER: &str = "fn-call-id";
@@ -122,7 +121,7 @@ async fn call_sync(state: &AppState, route: &Route, app: &App, request: CallRequ
             (
                 CallStatus::Error,
                 Some(message),
-                Bytes::new(),
+                CallLog::Ready(Bytes::new()),
                 Error(error).into_response(),
             )
         }
@@ -140,8 +139,7 @@ async fn call_sync(state: &AppState, route: &Route, app: &App, request: CallRequ
         error,
         attempts: 1,
     };
-    let log = (!log.is_empty()).then(|| log.to_vec());
-    state.history.record(RecordedCall { call, log }).await;
+    state.history.record(call, log).await;
     response
 }
 

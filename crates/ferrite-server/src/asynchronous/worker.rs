@@ -253,6 +253,7 @@ impl Workers {
                 log,
             }) => {
                 let output = response.into_body();
+                let log = log.bytes().await;
                 if status != CallStatus::Success && started.attempts <= route.max_retries {
                     let delay = backoff(started.attempts);
                     tracing::info!(call_id = %id, attempts = started.attempts, error = ?error, delay_ms = delay.as_millis(), "async call failed; it will run again");
