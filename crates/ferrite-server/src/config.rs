@@ -115,14 +115,25 @@ pub struct ServerConfig {
           value_parser = clap::value_parser!(u64).range(3..=3600))]
     pub async_lease_secs: u64,
 
-    /// How long finished calls stay in the history, in hours.
-    #[arg(long, env = "FERRITE_CALL_RETENTION_HOURS", default_value_t = 7 * 24,
-          value_parser = clap::value_parser!(u64).range(1..=100 * 365 * 24))]
-    pub call_retention_hours: u64,
+    /// How long finished calls stay in the history: a duration such as
+    /// `7d`, `12h` or `90s`.
+    #[arg(long, env = "FERRITE_CALL_RETENTION", default_value = "7d",
+          value_parser = retention)]
+    pub call_retention: Duration,
 
     /// Most bytes of a call's stderr kept as its log.
     #[arg(long, env = "FN_MAX_LOG_BYTES", default_value_t = 1024 * 1024)]
     pub max_log_bytes: usize,
+}
+
+/// A history retention: a positive duration (`7d`, `1h 30m`, `5s`).
+fn retention(value: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(value)
+        .map_err(|e| format!("{e} (use a duration such as 7d, 12h or 90s)"))?;
+    if duration < Duration::from_secs(1) {
+        return Err("must be at least 1s".to_string());
+    }
+    Ok(duration)
 }
 
 /// The docker CLI turns TLS verification on for any non-empty value.
@@ -188,10 +199,6 @@ impl ServerConfig {
         }
     }
 
-    pub fn call_retention(&self) -> Duration {
-        Duration::from_secs(self.call_retention_hours.saturating_mul(3600))
-    }
-
     /// Sockets of hot containers are used where the engine shares this
     /// node's filesystem: a local engine (`unix://`), unless told otherwise.
     fn hot_socket_dir(&self) -> Option<PathBuf> {
@@ -252,6 +259,15 @@ mod tests {
             config(&["--mq-url", "redis://r:6379/x"]).mq_url(),
             "redis://r:6379/x"
         );
+    }
+
+    #[test]
+    fn retention_is_a_duration() {
+        assert_eq!(config(&[]).call_retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(retention("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(retention("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert!(retention("0s").is_err());
+        assert!(retention("soon").is_err());
     }
 }
 

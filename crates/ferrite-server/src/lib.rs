@@ -43,7 +43,8 @@ const ENGINE_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// How long shutdown lets running async calls finish before the engine
 /// stops (those still running then go back to the queue).
 const WORKER_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// How often old call records are purged.
+/// How often old call records are purged, at most (a short retention is
+/// kept more closely).
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 /// What a node is built on: where state lives, where async calls wait, and
@@ -104,8 +105,8 @@ pub async fn serve(
     tasks.spawn(workers.dispatch(calls.clone(), cancel.clone()));
     tasks.spawn(history::purge_loop(
         state.store.clone(),
-        config.call_retention(),
-        PURGE_EVERY,
+        config.call_retention,
+        (config.call_retention / 2).clamp(Duration::from_secs(1), PURGE_EVERY),
         cancel.clone(),
     ));
     let router = api::router(state);
