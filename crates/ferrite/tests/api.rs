@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::TestServer;
+use common::{token, TestServer};
 use reqwest::blocking::{Client, Response};
 use serde_json::{json, Value};
 
@@ -441,19 +441,6 @@ fn system_endpoints() {
     assert_eq!(health["status"], "ok");
     assert_eq!(health["node"], server.node_id.as_str());
     assert!(health["memory_budget_mib"].as_u64().unwrap() > 0);
-}
-
-fn token(secret: &str, expires_in: i64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &json!({"exp": now + expires_in, "sub": "test"}),
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
 }
 
 #[test]

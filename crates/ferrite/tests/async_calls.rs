@@ -7,25 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, node_containers, require_images, TestServer};
-use reqwest::blocking::Client;
+use common::{client, create_route, eventually, node_containers, require_images, TestServer};
 use serde_json::{json, Value};
-
-fn client() -> Client {
-    Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
-}
-
-fn create(server: &TestServer, app: &str, route: Value) {
-    let reply = client()
-        .post(format!("{}/v1/apps/{app}/routes", server.url))
-        .body(json!({ "route": route }).to_string())
-        .send()
-        .unwrap();
-    assert_eq!(reply.status(), 200, "{}", reply.text().unwrap());
-}
 
 /// Call an async route; the call id of its 202.
 fn enqueue(server: &TestServer, path: &str, body: &str) -> String {
@@ -85,7 +68,7 @@ fn finished(server: &TestServer, app: &str, id: &str, within: Duration) -> Value
 fn async_calls_run_and_keep_their_output() {
     require_images(&["ferrite/hello", "ferrite/hot-hello"]);
     let server = TestServer::start();
-    create(
+    create_route(
         &server,
         "asyncapp",
         json!({"path": "/hello", "image": "ferrite/hello", "type": "async"}),
@@ -100,7 +83,7 @@ fn async_calls_run_and_keep_their_output() {
     assert_eq!(output.trim(), "Hello Queue!");
 
     // A hot function behind an async route: its HTTP body is the output.
-    create(
+    create_route(
         &server,
         "asyncapp",
         json!({"path": "/hot", "image": "ferrite/hot-hello", "type": "async", "format": "http"}),
@@ -120,12 +103,12 @@ fn async_calls_run_and_keep_their_output() {
 fn failures_are_retried_as_the_route_allows() {
     require_images(&["ferrite/fail"]);
     let server = TestServer::start();
-    create(
+    create_route(
         &server,
         "retryapp",
         json!({"path": "/fail", "image": "ferrite/fail", "type": "async", "max_retries": 2}),
     );
-    create(
+    create_route(
         &server,
         "retryapp",
         json!({"path": "/once", "image": "ferrite/fail", "type": "async"}),
@@ -154,7 +137,7 @@ fn queued_calls_can_be_cancelled() {
     require_images(&["ferrite/hello"]);
     // No workers on this node: calls stay queued.
     let server = TestServer::start_with_env(&[("FERRITE_ASYNC_CONCURRENCY", "0")]);
-    create(
+    create_route(
         &server,
         "cancelapp",
         json!({"path": "/hello", "image": "ferrite/hello", "type": "async"}),
@@ -190,12 +173,12 @@ fn queued_calls_can_be_cancelled() {
 fn a_call_whose_route_went_away_fails() {
     require_images(&["ferrite/hello"]);
     let mut server = TestServer::start_with_env(&[("FERRITE_ASYNC_CONCURRENCY", "0")]);
-    create(
+    create_route(
         &server,
         "goneapp",
         json!({"path": "/hello", "image": "ferrite/hello", "type": "async"}),
     );
-    create(
+    create_route(
         &server,
         "goneapp",
         json!({"path": "/keep", "image": "ferrite/hello"}),
@@ -221,12 +204,12 @@ fn a_call_whose_route_went_away_fails() {
 fn sync_calls_are_in_the_history() {
     require_images(&["ferrite/hello", "ferrite/fail"]);
     let server = TestServer::start();
-    create(
+    create_route(
         &server,
         "histapp",
         json!({"path": "/hello", "image": "ferrite/hello"}),
     );
-    create(
+    create_route(
         &server,
         "histapp",
         json!({"path": "/fail", "image": "ferrite/fail"}),

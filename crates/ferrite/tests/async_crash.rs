@@ -11,31 +11,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::redis::RedisServer;
-use common::{eventually, node_containers, require_images, TestServer};
-use reqwest::blocking::Client;
+use common::{client, create_route, eventually, node_containers, require_images, TestServer};
 use serde_json::{json, Value};
 
 const CALLS: usize = 2_000;
 const CLIENTS: usize = 8;
 
-fn client() -> Client {
-    Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
-}
-
-fn create_route(server: &TestServer, app: &str) {
-    let route = json!({
+/// The async route every call goes to: a fast hot function.
+fn hot_route() -> Value {
+    json!({
         "path": "/hot", "image": "ferrite/hot-hello", "type": "async",
         "format": "http", "max_concurrency": 4,
-    });
-    let reply = client()
-        .post(format!("{}/v1/apps/{app}/routes", server.url))
-        .body(json!({ "route": route }).to_string())
-        .send()
-        .unwrap();
-    assert_eq!(reply.status(), 200, "{}", reply.text().unwrap());
+    })
 }
 
 /// What the enqueueing clients saw.
@@ -150,22 +137,22 @@ fn wait_final(
     by_id
 }
 
-/// Every accepted call succeeded; runs beyond the first, summed.
-fn check_outcomes(by_id: &HashMap<String, Value>, accepted: &[String]) -> u64 {
+/// Every accepted call succeeded; prints the runs beyond the first, summed.
+fn check_outcomes(by_id: &HashMap<String, Value>, accepted: &[String]) {
     let mut reruns = 0;
     for id in accepted {
         let call = &by_id[id];
         assert_eq!(call["status"], "success", "{call}");
         reruns += call["attempts"].as_u64().unwrap().saturating_sub(1);
     }
-    reruns
+    println!("duplicate executions (runs beyond the first, at most): {reruns}");
 }
 
 #[test]
 fn killed_server_loses_no_call() {
     require_images(&["ferrite/hot-hello"]);
     let mut server = TestServer::start_with_env(&[("FERRITE_ASYNC_LEASE_SECS", "5")]);
-    create_route(&server, "crashapp");
+    create_route(&server, "crashapp", hot_route());
     let progress = Arc::new(AtomicUsize::new(0));
     let began = Instant::now();
     let enqueued = enqueue_all(&server.url, "crashapp", &progress);
@@ -191,8 +178,7 @@ fn killed_server_loses_no_call() {
         &enqueued.accepted,
         Duration::from_secs(300),
     );
-    let reruns = check_outcomes(&by_id, &enqueued.accepted);
-    println!("duplicate executions (runs beyond the first, at most): {reruns}");
+    check_outcomes(&by_id, &enqueued.accepted);
     assert_eq!(
         by_id.len(),
         CALLS,
@@ -213,7 +199,7 @@ fn redis_restart_loses_no_accepted_call() {
         ("MQ_URL", &redis.url(&prefix)),
         ("FERRITE_ASYNC_LEASE_SECS", "5"),
     ]);
-    create_route(&server, "redisapp");
+    create_route(&server, "redisapp", hot_route());
     let progress = Arc::new(AtomicUsize::new(0));
     let enqueuer = {
         let (url, progress) = (server.url.clone(), progress.clone());
@@ -237,8 +223,7 @@ fn redis_restart_loses_no_accepted_call() {
         &enqueued.accepted,
         Duration::from_secs(300),
     );
-    let reruns = check_outcomes(&by_id, &enqueued.accepted);
-    println!("duplicate executions (runs beyond the first, at most): {reruns}");
+    check_outcomes(&by_id, &enqueued.accepted);
     // Refused calls are recorded as cancelled, never run.
     let refused_records = by_id
         .values()

@@ -3,76 +3,11 @@
 
 mod common;
 
-use std::process::{Command, Output};
-
+use common::cli::{
+    error_line, fails, field, first_column, ok, ok_cmd, ok_json, run_cmd, unreachable_cmd, values,
+};
 use common::{ferrite_cmd, TestServer};
 use serde_json::Value;
-
-fn run(mut cmd: Command, args: &[&str]) -> Output {
-    cmd.args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run ferrite {args:?}: {e}"))
-}
-
-/// Run a command that must succeed; its stdout.
-fn ok(server: &TestServer, args: &[&str]) -> String {
-    let out = run(ferrite_cmd(server), args);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "ferrite {args:?} failed: {}\nstdout: {stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-/// Run a command with `--json` that must succeed; its parsed stdout.
-fn ok_json(server: &TestServer, args: &[&str]) -> Value {
-    let args = [args, &["--json"]].concat();
-    let stdout = ok(server, &args);
-    serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("ferrite {args:?} printed no JSON ({e}): {stdout}"))
-}
-
-/// Check that a command failed with exactly one line on stderr; that line.
-fn failed(out: Output, args: &[&str]) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "ferrite {args:?} succeeded");
-    assert_eq!(out.status.code(), Some(1), "ferrite {args:?}: {stderr}");
-    assert_eq!(
-        stderr.lines().count(),
-        1,
-        "ferrite {args:?} wrote more than one line: {stderr}"
-    );
-    assert!(stderr.starts_with("error: "), "{stderr}");
-    stderr.trim_end().to_string()
-}
-
-fn fails(server: &TestServer, args: &[&str]) -> String {
-    failed(run(ferrite_cmd(server), args), args)
-}
-
-/// The first column of each data row of a table.
-fn first_column(table: &str) -> Vec<String> {
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| line.split_whitespace().next())
-        .map(str::to_string)
-        .collect()
-}
-
-/// The value of `field` in an inspect table (`FIELD  value`).
-fn field<'a>(details: &'a str, field: &str) -> &'a str {
-    details
-        .lines()
-        .find_map(|line| {
-            line.strip_prefix(field)
-                .filter(|rest| rest.starts_with("  "))
-                .map(str::trim)
-        })
-        .unwrap_or_else(|| panic!("no {field} in:\n{details}"))
-}
 
 #[test]
 fn apps_in_tables() {
@@ -136,12 +71,7 @@ fn apps_in_json() {
     assert_eq!(app["config"], Value::Null);
 
     let apps = ok_json(&server, &["apps", "list"]);
-    let mut names: Vec<&str> = apps
-        .as_array()
-        .unwrap_or_else(|| panic!("not a list: {apps}"))
-        .iter()
-        .filter_map(|a| a["name"].as_str())
-        .collect();
+    let mut names = values(&apps, "name");
     names.sort();
     assert_eq!(names, ["bare", "myapp"]);
 
@@ -356,12 +286,7 @@ fn routes_in_json() {
     assert_eq!(route["type"], "sync");
 
     let routes = ok_json(&server, &["routes", "list", "myapp"]);
-    let mut paths: Vec<&str> = routes
-        .as_array()
-        .unwrap_or_else(|| panic!("not a list: {routes}"))
-        .iter()
-        .filter_map(|r| r["path"].as_str())
-        .collect();
+    let mut paths = values(&routes, "path");
     paths.sort();
     assert_eq!(paths, ["/a/b", "/plain"]);
 
@@ -517,18 +442,6 @@ fn bad_arguments_are_one_line() {
     assert_eq!(ok_json(&server, &["apps", "list"]), serde_json::json!([]));
 }
 
-/// A Command for the binary pointed at a port nothing listens on.
-fn unreachable_cmd() -> (Command, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("cannot find a free port: {e}"));
-    let url = format!("http://127.0.0.1:{port}");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrite"));
-    cmd.env("API_URL", &url).env_remove("JWT_AUTH_KEY");
-    (cmd, url)
-}
-
 #[test]
 fn unreachable_server_is_one_line() {
     for args in [
@@ -536,7 +449,7 @@ fn unreachable_server_is_one_line() {
         &["routes", "list", "myapp", "--json"],
     ] {
         let (cmd, url) = unreachable_cmd();
-        let err = failed(run(cmd, args), args);
+        let err = error_line(&run_cmd(cmd, args), 1, args);
         assert!(
             err.starts_with(&format!("error: cannot reach the server at {url}: ")),
             "{err}"
@@ -556,12 +469,12 @@ fn version_shows_client_and_server() {
     assert!(versions["server"].is_string(), "{versions}");
 
     let (cmd, url) = unreachable_cmd();
-    let out = run(cmd, &["version"]);
+    let out = run_cmd(cmd, &["version"]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         format!("Client version: {client}")
     );
-    let err = failed(out, &["version"]);
+    let err = error_line(&out, 1, &["version"]);
     assert!(
         err.contains(&format!("cannot reach the server at {url}")),
         "{err}"
@@ -574,31 +487,21 @@ fn jwt_auth() {
 
     let mut cmd = ferrite_cmd(&server);
     cmd.env("JWT_AUTH_KEY", "secret");
-    let out = run(cmd, &["apps", "create", "myapp"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok_cmd(cmd, &["apps", "create", "myapp"]);
 
     let mut cmd = ferrite_cmd(&server);
     cmd.env("JWT_AUTH_KEY", "secret");
-    let out = run(cmd, &["apps", "list", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let apps: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let stdout = ok_cmd(cmd, &["apps", "list", "--json"]);
+    let apps: Value = serde_json::from_str(&stdout).unwrap_or_default();
     assert_eq!(apps[0]["name"], "myapp", "{apps}");
 
     let mut cmd = ferrite_cmd(&server);
     cmd.env_remove("JWT_AUTH_KEY");
-    let err = failed(run(cmd, &["apps", "list"]), &["apps", "list"]);
+    let err = error_line(&run_cmd(cmd, &["apps", "list"]), 1, &["apps", "list"]);
     assert!(err.starts_with("error: 401 Unauthorized: "), "{err}");
 
     let mut cmd = ferrite_cmd(&server);
     cmd.env("JWT_AUTH_KEY", "wrong");
-    let err = failed(run(cmd, &["apps", "list"]), &["apps", "list"]);
+    let err = error_line(&run_cmd(cmd, &["apps", "list"]), 1, &["apps", "list"]);
     assert!(err.starts_with("error: 401 Unauthorized: "), "{err}");
 }

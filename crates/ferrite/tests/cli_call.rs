@@ -7,6 +7,7 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
+use common::cli::{self, only_error_line, unreachable_cmd};
 use common::{ferrite_cmd, TestServer};
 
 /// Run `ferrite routes call ARGS` with `stdin` piped in and closed.
@@ -47,21 +48,9 @@ fn ok(out: Output, args: &[&str]) -> Vec<u8> {
 
 /// A call that must fail with exit code 1, nothing on stdout and one
 /// `error:` line on stderr; that line.
+#[track_caller]
 fn failed(out: Output, args: &[&str]) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "ferrite routes call {args:?}: {stderr}"
-    );
-    assert!(
-        out.stdout.is_empty(),
-        "{:?}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert_eq!(stderr.lines().count(), 1, "more than one line: {stderr}");
-    assert!(stderr.starts_with("error: "), "{stderr}");
-    stderr.trim_end().to_string()
+    only_error_line(&out, 1, args)
 }
 
 /// Stop the server as an operator would (SIGTERM), so that it removes the
@@ -75,29 +64,15 @@ fn stop(mut server: TestServer) {
     );
 }
 
-/// Set up with the CLI itself: `ferrite ARGS` must succeed.
-fn ferrite(server: &TestServer, args: &[&str]) {
-    let out = ferrite_cmd(server)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ferrite");
-    assert!(
-        out.status.success(),
-        "ferrite {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn successful_calls_print_the_body_as_is() {
     let server = TestServer::start();
-    ferrite(&server, &["apps", "create", "myapp"]);
-    ferrite(
+    cli::ok(&server, &["apps", "create", "myapp"]);
+    cli::ok(
         &server,
         &["routes", "create", "myapp", "/hello-sync", "ferrite/hello"],
     );
-    ferrite(
+    cli::ok(
         &server,
         &["routes", "create", "myapp", "/a/echo", "ferrite/echo"],
     );
@@ -143,8 +118,8 @@ fn successful_calls_print_the_body_as_is() {
 #[test]
 fn failed_calls_are_one_error_line() {
     let server = TestServer::start();
-    ferrite(&server, &["apps", "create", "myapp"]);
-    ferrite(
+    cli::ok(&server, &["apps", "create", "myapp"]);
+    cli::ok(
         &server,
         &[
             "routes",
@@ -156,7 +131,7 @@ fn failed_calls_are_one_error_line() {
             "EXIT_CODE=3",
         ],
     );
-    ferrite(
+    cli::ok(
         &server,
         &[
             "routes",
@@ -207,16 +182,9 @@ fn routes_with_a_jwt_key_need_its_token() {
     let server = TestServer::start_with_env(&[("JWT_AUTH_KEY", "admin")]);
     let admin = [("JWT_AUTH_KEY", "admin")];
     let create = |args: &[&str]| {
-        let out = ferrite_cmd(&server)
-            .args(args)
-            .envs(admin)
-            .output()
-            .expect("run ferrite");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut cmd = ferrite_cmd(&server);
+        cmd.envs(admin);
+        cli::ok_cmd(cmd, args);
     };
     create(&["apps", "create", "myapp"]);
     create(&[
@@ -250,13 +218,7 @@ fn routes_with_a_jwt_key_need_its_token() {
 
 #[test]
 fn an_unreachable_server_is_one_line() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrite"));
-    cmd.env("API_URL", &url);
+    let (cmd, url) = unreachable_cmd();
     let args = ["myapp", "/hello"];
     let line = failed(run_call(cmd, &args, b""), &args);
     assert!(

@@ -5,10 +5,10 @@
 
 mod common;
 
-use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use common::{eventually, ferrite_cmd, require_images, TestServer};
+use common::cli::{field, first_column, ok, ok_json, ok_out, only_error_line, run, values};
+use common::{client, eventually, require_images, TestServer};
 use serde_json::Value;
 
 /// How long a sync call may take to show in the history (written in batches).
@@ -16,103 +16,19 @@ const HISTORY_WAIT: Duration = Duration::from_secs(15);
 /// How long an async call may take to run to its end.
 const ASYNC_WAIT: Duration = Duration::from_secs(60);
 
-fn run(server: &TestServer, args: &[&str]) -> Output {
-    ferrite_cmd(server)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run ferrite {args:?}: {e}"))
-}
-
-/// Run a command that must succeed; its stdout and stderr.
-fn ok_out(server: &TestServer, args: &[&str]) -> (String, String) {
-    let out = run(server, args);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "ferrite {args:?} failed: {stderr}\nstdout: {stdout}"
-    );
-    (stdout, stderr)
-}
-
-/// Run a command that must succeed; its stdout.
-fn ok(server: &TestServer, args: &[&str]) -> String {
-    ok_out(server, args).0
-}
-
-/// Run a command with `--json` that must succeed; its parsed stdout.
-fn ok_json(server: &TestServer, args: &[&str]) -> Value {
-    let args = [args, &["--json"]].concat();
-    let stdout = ok(server, &args);
-    serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("ferrite {args:?} printed no JSON ({e}): {stdout}"))
-}
-
-/// Run a command that must fail with exit code `code`, nothing on stdout and
-/// one `error:` line on stderr; that line.
+/// Run a command that must fail with exit code `code` (1 for what the server
+/// or the command reported, 2 for bad arguments), nothing on stdout and one
+/// `error:` line on stderr; that line.
 fn fails_with(server: &TestServer, code: i32, args: &[&str]) -> String {
-    let out = run(server, args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(code), "ferrite {args:?}: {stderr}");
-    assert!(
-        out.stdout.is_empty(),
-        "ferrite {args:?} printed {:?}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert_eq!(
-        stderr.lines().count(),
-        1,
-        "ferrite {args:?} wrote more than one line: {stderr}"
-    );
-    assert!(stderr.starts_with("error: "), "{stderr}");
-    stderr.trim_end().to_string()
-}
-
-/// A failure the server or the command reported: exit code 1.
-fn fails(server: &TestServer, args: &[&str]) -> String {
-    fails_with(server, 1, args)
-}
-
-/// The first column of each data row of a table: call ids, for a list.
-fn first_column(table: &str) -> Vec<String> {
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| line.split_whitespace().next())
-        .map(str::to_string)
-        .collect()
-}
-
-/// The value of `field` in an inspect table (`FIELD  value`).
-fn field<'a>(details: &'a str, field: &str) -> &'a str {
-    details
-        .lines()
-        .find_map(|line| {
-            line.strip_prefix(field)
-                .filter(|rest| rest.starts_with("  "))
-                .map(str::trim)
-        })
-        .unwrap_or_else(|| panic!("no {field} in:\n{details}"))
-}
-
-/// The `id`s of a JSON list of calls, in order.
-fn ids(calls: &Value) -> Vec<String> {
-    calls
-        .as_array()
-        .unwrap_or_else(|| panic!("not a list: {calls}"))
-        .iter()
-        .map(|c| c["id"].as_str().unwrap_or_default().to_string())
-        .collect()
+    only_error_line(&run(server, args), code, args)
 }
 
 /// Call `/r/{app}{path}` with `body`; the answer's status and the call's id
 /// (`fn-call-id` of a sync call, `call_id` of an async one's 202).
 fn invoke(server: &TestServer, app: &str, path: &str, body: &[u8]) -> (u16, String) {
-    let response = reqwest::blocking::Client::new()
+    let response = client()
         .post(format!("{}/r/{app}{path}", server.url))
         .body(body.to_vec())
-        .timeout(Duration::from_secs(60))
         .send()
         .unwrap_or_else(|e| panic!("cannot call {path}: {e}"));
     let status = response.status().as_u16();
@@ -169,7 +85,7 @@ fn list_filters_and_pages() {
     let newest_first = [last.as_str(), failed.as_str(), first.as_str()];
 
     let calls = wait_for_calls(&server, "myapp", 3);
-    assert_eq!(ids(&calls), newest_first);
+    assert_eq!(values(&calls, "id"), newest_first);
     assert_eq!(calls[1]["status"], "error", "{calls}");
     assert_eq!(calls[1]["path"], "/fail", "{calls}");
     assert_eq!(calls[0]["status"], "success", "{calls}");
@@ -197,7 +113,7 @@ fn list_filters_and_pages() {
     let only_errors = ok(&server, &["calls", "list", "myapp", "--status", "error"]);
     assert_eq!(first_column(&only_errors), [failed.as_str()]);
     let successes = ok_json(&server, &["calls", "list", "myapp", "--status", "success"]);
-    assert_eq!(ids(&successes), [last.as_str(), first.as_str()]);
+    assert_eq!(values(&successes, "id"), [last.as_str(), first.as_str()]);
     let hello = ok(&server, &["calls", "list", "myapp", "--path", "/hello"]);
     assert_eq!(first_column(&hello), [last.as_str(), first.as_str()]);
     let fail = ok(&server, &["calls", "list", "myapp", "--path", "fail"]);
@@ -234,13 +150,13 @@ fn list_filters_and_pages() {
     );
     assert_eq!(more, "");
     let json: Value = serde_json::from_str(&json).unwrap_or_default();
-    assert_eq!(ids(&json), newest_first);
+    assert_eq!(values(&json, "id"), newest_first);
     let (json, more) = ok_out(
         &server,
         &["calls", "list", "myapp", "--limit", "1", "--json"],
     );
     let json: Value = serde_json::from_str(&json).unwrap_or_default();
-    assert_eq!(ids(&json), [last.as_str()]);
+    assert_eq!(values(&json, "id"), [last.as_str()]);
     assert_eq!(more, format!("more: --cursor {last}\n"));
     let after = ok(
         &server,
@@ -369,7 +285,7 @@ fn cancel_a_queued_call() {
     assert_ne!(field(&details, "COMPLETED"), "-");
 
     // Only a queued call can be cancelled: the error names the state.
-    let err = fails(&server, &["calls", "cancel", "myapp", &id]);
+    let err = fails_with(&server, 1, &["calls", "cancel", "myapp", &id]);
     assert!(err.starts_with("error: 409 Conflict: "), "{err}");
     assert!(err.contains("cancelled"), "{err}");
 
@@ -380,7 +296,7 @@ fn cancel_a_queued_call() {
         &server,
         &["calls", "list", "myapp", "--status", "cancelled"],
     );
-    assert_eq!(ids(&cancelled), [other, id]);
+    assert_eq!(values(&cancelled, "id"), [other, id]);
     let queued = ok(&server, &["calls", "list", "myapp", "--status", "queued"]);
     assert_eq!(first_column(&queued), Vec::<String>::new());
 }
@@ -396,11 +312,11 @@ fn unknown_calls_and_bad_arguments_are_one_line() {
         &["calls", "output", "myapp", "nope"],
         &["calls", "cancel", "myapp", "nope"],
     ] {
-        let err = fails(&server, args);
+        let err = fails_with(&server, 1, args);
         assert!(err.starts_with("error: 404 Not Found: "), "{args:?}: {err}");
         assert!(err.contains("nope"), "{args:?}: {err}");
     }
-    let err = fails(&server, &["calls", "list", "nope"]);
+    let err = fails_with(&server, 1, &["calls", "list", "nope"]);
     assert!(err.starts_with("error: 404 Not Found: "), "{err}");
     assert!(err.contains("nope"), "{err}");
 

@@ -8,7 +8,10 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{eventually, node_containers, require_images, TestServer};
+use common::{
+    assert_only_waiting_containers, client_with_timeout, create_route, eventually, node_containers,
+    require_images, token, TestServer,
+};
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
 
@@ -33,11 +36,9 @@ impl Reply {
     }
 }
 
+/// A client with twice the usual patience: every cold call starts a container.
 fn client() -> Client {
-    Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .unwrap()
+    client_with_timeout(Duration::from_secs(120))
 }
 
 fn post(server: &TestServer, path: &str, body: impl Into<reqwest::blocking::Body>) -> Reply {
@@ -51,15 +52,6 @@ fn post(server: &TestServer, path: &str, body: impl Into<reqwest::blocking::Body
         headers: response.headers().clone(),
         body: response.bytes().expect("body").to_vec(),
     }
-}
-
-fn create_route(server: &TestServer, app: &str, route: Value) {
-    let reply = post(
-        server,
-        &format!("/v1/apps/{app}/routes"),
-        json!({ "route": route }).to_string(),
-    );
-    assert_eq!(reply.status, 200, "{}", reply.text());
 }
 
 #[test]
@@ -249,13 +241,7 @@ fn failures_map_to_clear_answers() {
     assert_eq!(reply.status, 404);
     // No container of any of these calls is left once they are answered
     // (only containers started ahead, waiting for a call, may be up).
-    assert!(
-        eventually(Duration::from_secs(10), || node_containers(&server.node_id)
-            .iter()
-            .all(|(_, state, call)| state == "running" && call.is_empty())),
-        "{:?}",
-        node_containers(&server.node_id)
-    );
+    assert_only_waiting_containers(&server.node_id, Duration::from_secs(10));
 }
 
 #[test]
@@ -284,20 +270,6 @@ fn memory_is_the_containers_limit_without_swap() {
     }
 }
 
-fn token(secret: &str) -> String {
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &json!({ "exp": exp }),
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
-}
-
 #[test]
 fn route_jwt_key_guards_calls() {
     require_images(&["ferrite/hello"]);
@@ -312,13 +284,13 @@ fn route_jwt_key_guards_calls() {
     assert_eq!(reply.status(), 401);
     let reply = client()
         .post(&url)
-        .bearer_auth(token("wrong"))
+        .bearer_auth(token("wrong", 600))
         .send()
         .unwrap();
     assert_eq!(reply.status(), 401);
     let reply = client()
         .post(&url)
-        .bearer_auth(token("route-secret"))
+        .bearer_auth(token("route-secret", 600))
         .body(r#"{"name":"Key"}"#)
         .send()
         .unwrap();
@@ -615,10 +587,7 @@ fn a_dropped_client_does_not_leave_its_container() {
         "drop",
         json!({"path":"/slow","image":"ferrite/sleep","timeout":60}),
     );
-    let quick = Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .unwrap();
+    let quick = client_with_timeout(Duration::from_secs(2));
     assert!(quick
         .post(format!("{}/r/drop/slow", server.url))
         .body("30")

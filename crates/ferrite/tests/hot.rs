@@ -6,25 +6,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{eventually, node_containers, require_images, TestServer};
-use reqwest::blocking::Client;
+use common::{client, create_route, eventually, node_containers, require_images, TestServer};
 use serde_json::{json, Value};
-
-fn client() -> Client {
-    Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
-}
-
-fn create(server: &TestServer, app: &str, route: Value) {
-    let reply = client()
-        .post(format!("{}/v1/apps/{app}/routes", server.url))
-        .body(json!({ "route": route }).to_string())
-        .send()
-        .unwrap();
-    assert_eq!(reply.status(), 200, "{}", reply.text().unwrap());
-}
 
 /// Call the chaos function with `behaviour`; (status, headers, body).
 fn chaos(
@@ -56,7 +39,7 @@ fn containers(server: &TestServer) -> usize {
 }
 
 fn reuse_and_contract(server: &TestServer) {
-    create(
+    create_route(
         server,
         "hot",
         json!({"path":"/chaos","image":"ferrite/chaos","format":"http","config":{"greeting":"hi"}}),
@@ -127,7 +110,7 @@ fn through_the_engine_attach_stream_too() {
 fn the_pool_grows_to_max_concurrency_and_no_further() {
     require_images(&["ferrite/chaos"]);
     let server = TestServer::start();
-    create(
+    create_route(
         &server,
         "grow",
         json!({"path":"/c","image":"ferrite/chaos","format":"http","max_concurrency":2}),
@@ -163,7 +146,7 @@ fn the_pool_grows_to_max_concurrency_and_no_further() {
 fn broken_containers_are_replaced_and_the_call_gets_502_or_504() {
     require_images(&["ferrite/chaos"]);
     let server = TestServer::start();
-    create(
+    create_route(
         &server,
         "bad",
         json!({"path":"/c","image":"ferrite/chaos","format":"http","timeout":1,"memory":32}),
@@ -204,7 +187,7 @@ fn broken_containers_are_replaced_and_the_call_gets_502_or_504() {
 fn idle_containers_stop_after_idle_timeout() {
     require_images(&["ferrite/chaos"]);
     let server = TestServer::start();
-    create(
+    create_route(
         &server,
         "idle",
         json!({"path":"/c","image":"ferrite/chaos","format":"http","idle_timeout":1}),
@@ -223,7 +206,7 @@ fn idle_containers_stop_after_idle_timeout() {
 fn a_route_update_replaces_its_containers() {
     require_images(&["ferrite/chaos"]);
     let server = TestServer::start();
-    create(
+    create_route(
         &server,
         "upd",
         json!({"path":"/c","image":"ferrite/chaos","format":"http","config":{"VERSION":"1"}}),

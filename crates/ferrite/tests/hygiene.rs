@@ -7,7 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{eventually, node_containers, require_images, TestServer};
+use common::{
+    assert_only_waiting_containers, client, create_route, node_containers, require_images,
+    TestServer,
+};
 use serde_json::json;
 
 const CALLS: usize = 1000;
@@ -22,22 +25,14 @@ fn a_thousand_mixed_calls_leave_no_container() {
         "ferrite/oom",
     ]);
     let mut server = TestServer::start();
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap();
+    let client = client();
     for route in [
         json!({"path":"/ok","image":"ferrite/hello"}),
         json!({"path":"/fail","image":"ferrite/fail"}),
         json!({"path":"/slow","image":"ferrite/sleep","timeout":1}),
         json!({"path":"/oom","image":"ferrite/oom","memory":16}),
     ] {
-        let reply = client
-            .post(format!("{}/v1/apps/mix/routes", server.url))
-            .body(json!({ "route": route }).to_string())
-            .send()
-            .unwrap();
-        assert_eq!(reply.status(), 200);
+        create_route(&server, "mix", route);
     }
     // Of every 40 calls: 34 succeed, 4 fail, 1 times out, 1 runs out of memory.
     let plan = |i: usize| match i % 40 {
@@ -92,13 +87,7 @@ fn a_thousand_mixed_calls_leave_no_container() {
     );
     // Every container of a call is gone; only containers started ahead and
     // still waiting for a call may remain while the node runs.
-    assert!(
-        eventually(Duration::from_secs(30), || node_containers(&server.node_id)
-            .iter()
-            .all(|(_, state, call)| state == "running" && call.is_empty())),
-        "{:?}",
-        node_containers(&server.node_id)
-    );
+    assert_only_waiting_containers(&server.node_id, Duration::from_secs(30));
     assert!(server.terminate().success());
     assert_eq!(
         node_containers(&server.node_id),

@@ -2,12 +2,16 @@
 //! temporary data directory, and a wait until `/health` answers.
 #![allow(dead_code)] // each test file uses a different part of this helper
 
+pub mod cli;
 pub mod redis;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use reqwest::blocking::Client;
+use serde_json::{json, Value};
 
 /// A `ferrite server` process; killed when dropped.
 pub struct TestServer {
@@ -170,11 +174,49 @@ impl Drop for TestServer {
 
 /// The `ferrite` binary as a client of `server`.
 pub fn ferrite_cmd(server: &TestServer) -> Command {
+    ferrite_cmd_at(&server.url)
+}
+
+/// The `ferrite` binary as a client of the server at `url`.
+pub fn ferrite_cmd_at(url: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ferrite"));
+    command.env("API_URL", url).env_remove("JWT_AUTH_KEY");
     command
-        .env("API_URL", &server.url)
-        .env_remove("JWT_AUTH_KEY");
-    command
+}
+
+/// An HTTP client for the API and for function calls: a 60 s timeout, far
+/// above any call a test makes, so a hung server fails the test.
+pub fn client() -> Client {
+    client_with_timeout(Duration::from_secs(60))
+}
+
+pub fn client_with_timeout(timeout: Duration) -> Client {
+    Client::builder().timeout(timeout).build().unwrap()
+}
+
+/// Create `route` in `app` through the API (the app too, if it is new).
+pub fn create_route(server: &TestServer, app: &str, route: Value) {
+    let reply = client()
+        .post(format!("{}/v1/apps/{app}/routes", server.url))
+        .body(json!({ "route": route }).to_string())
+        .send()
+        .unwrap();
+    assert_eq!(reply.status(), 200, "{}", reply.text().unwrap());
+}
+
+/// An HS256 token signed with `secret` that expires `expires_in` seconds from
+/// now (in the past, when negative).
+pub fn token(secret: &str, expires_in: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"exp": now + expires_in, "sub": "test"}),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
 }
 
 /// Ferrite's containers of `node` on the engine: (id, state, call id label).
@@ -202,6 +244,19 @@ pub fn node_containers(node: &str) -> Vec<(String, String, String)> {
             (next(), next(), next())
         })
         .collect()
+}
+
+/// Wait up to `within` until every container of `node` is one started ahead
+/// and still waiting for a call (running, no call id): no call left one.
+#[track_caller]
+pub fn assert_only_waiting_containers(node: &str, within: Duration) {
+    assert!(
+        eventually(within, || node_containers(node)
+            .iter()
+            .all(|(_, state, call)| state == "running" && call.is_empty())),
+        "{:?}",
+        node_containers(node)
+    );
 }
 
 /// Fail loudly when the example images are missing (`scripts/images.sh`).
