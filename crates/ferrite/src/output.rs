@@ -96,6 +96,7 @@ pub fn route_details(route: &Route) -> String {
         ("TIMEOUT", format!("{}s", route.timeout)),
         ("IDLE TIMEOUT", format!("{}s", route.idle_timeout)),
         ("MAX CONCURRENCY", route.max_concurrency.to_string()),
+        ("MAX RETRIES", route.max_retries.to_string()),
         ("HEADERS", header_lines(route.headers.as_ref())),
         ("CONFIG", config_lines(route.config.as_ref())),
         (

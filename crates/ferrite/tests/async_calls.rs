@@ -275,3 +275,81 @@ fn sync_calls_are_in_the_history() {
     let (status, _) = get(&server, "/apps/nosuchapp/calls");
     assert_eq!(status, 404);
 }
+
+#[test]
+fn hot_calls_keep_their_own_stderr() {
+    require_images(&["ferrite/chaos"]);
+    let server = TestServer::start();
+    create_route(
+        &server,
+        "hotlog",
+        json!({"path": "/chaos", "image": "ferrite/chaos", "format": "http"}),
+    );
+    create_route(
+        &server,
+        "hotlog",
+        json!({"path": "/later", "image": "ferrite/chaos", "format": "http", "type": "async"}),
+    );
+    // One container serves these one after the other: each call's log is
+    // its own line only. (The pause lets stderr, which comes through the
+    // engine, arrive before the next call starts even on a loaded machine.)
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        std::thread::sleep(Duration::from_millis(300));
+        let reply = client()
+            .post(format!("{}/r/hotlog/chaos", server.url))
+            .body(json!({ "log": format!("line {n} of a sync call") }).to_string())
+            .send()
+            .unwrap();
+        assert_eq!(reply.status(), 200);
+        ids.push(reply.headers()["fn-call-id"].to_str().unwrap().to_string());
+    }
+    for (n, id) in ids.iter().enumerate() {
+        let mut log = String::new();
+        assert!(eventually(Duration::from_secs(10), || {
+            let reply = client()
+                .get(format!("{}/v1/apps/hotlog/calls/{id}/log", server.url))
+                .send()
+                .unwrap();
+            log = if reply.status() == 200 {
+                reply.text().unwrap()
+            } else {
+                String::new()
+            };
+            !log.is_empty()
+        }));
+        assert_eq!(log, format!("line {n} of a sync call\n"));
+    }
+    let id = enqueue(
+        &server,
+        "/r/hotlog/later",
+        &json!({"log": "from an async call"}).to_string(),
+    );
+    let record = finished(&server, "hotlog", &id, Duration::from_secs(60));
+    assert_eq!(record["status"], "success", "{record}");
+    let log = text(&server, &format!("/apps/hotlog/calls/{id}/log"));
+    assert_eq!(log, "from an async call\n");
+}
+
+#[test]
+fn old_records_are_purged() {
+    require_images(&["ferrite/hello"]);
+    let server = TestServer::start_with_env(&[("FERRITE_CALL_RETENTION", "2s")]);
+    create_route(
+        &server,
+        "purgeapp",
+        json!({"path": "/hello", "image": "ferrite/hello"}),
+    );
+    let reply = client()
+        .post(format!("{}/r/purgeapp/hello", server.url))
+        .send()
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let id = reply.headers()["fn-call-id"].to_str().unwrap().to_string();
+    let path = format!("/apps/purgeapp/calls/{id}");
+    assert!(eventually(Duration::from_secs(10), || get(&server, &path).0 == 200));
+    assert!(
+        eventually(Duration::from_secs(15), || get(&server, &path).0 == 404),
+        "the record outlived its retention"
+    );
+}

@@ -196,6 +196,7 @@ fn routes_in_tables() {
     assert_eq!(field(&details, "TIMEOUT"), "30s");
     assert_eq!(field(&details, "IDLE TIMEOUT"), "30s");
     assert_eq!(field(&details, "MAX CONCURRENCY"), "1");
+    assert_eq!(field(&details, "MAX RETRIES"), "0");
     assert_eq!(field(&details, "JWT KEY"), "-");
 
     let out = ok(
@@ -249,6 +250,8 @@ fn routes_in_json() {
             "10",
             "--idle-timeout",
             "5",
+            "--max-retries",
+            "2",
             "--header",
             "X-A=1",
             "--header",
@@ -270,6 +273,7 @@ fn routes_in_json() {
     assert_eq!(route["max_concurrency"], 3);
     assert_eq!(route["timeout"], 10);
     assert_eq!(route["idle_timeout"], 5);
+    assert_eq!(route["max_retries"], 2);
     assert_eq!(
         route["headers"],
         serde_json::json!({"X-A": ["1", "2"], "X-B": ["b"]})

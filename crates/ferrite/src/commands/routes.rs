@@ -172,6 +172,9 @@ pub struct RouteFields {
     /// Seconds a hot container waits for work before it stops [server default: 30].
     #[arg(long, value_name = "SECONDS")]
     idle_timeout: Option<u64>,
+    /// Times an async call whose function fails is run again (0 to 10) [server default: 0].
+    #[arg(long, value_name = "N")]
+    max_retries: Option<u64>,
     /// Header added to every answer (repeatable; in an update, `NAME=` removes it).
     #[arg(long = "header", value_name = "NAME=VALUE")]
     headers: Vec<String>,
@@ -201,6 +204,7 @@ impl RouteFields {
         put("max_concurrency", self.max_concurrency.map(Value::from));
         put("timeout", self.timeout.map(Value::from));
         put("idle_timeout", self.idle_timeout.map(Value::from));
+        put("max_retries", self.max_retries.map(Value::from));
         if !self.headers.is_empty() {
             put("headers", Some(json!(parse_headers(&self.headers)?)));
         }
