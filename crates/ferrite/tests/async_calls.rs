@@ -347,7 +347,9 @@ fn old_records_are_purged() {
     assert_eq!(reply.status(), 200);
     let id = reply.headers()["fn-call-id"].to_str().unwrap().to_string();
     let path = format!("/apps/purgeapp/calls/{id}");
-    assert!(eventually(Duration::from_secs(10), || get(&server, &path).0 == 200));
+    assert!(eventually(Duration::from_secs(10), || get(&server, &path)
+        .0
+        == 200));
     assert!(
         eventually(Duration::from_secs(15), || get(&server, &path).0 == 404),
         "the record outlived its retention"
