@@ -83,14 +83,14 @@ start_server() {
   [[ -n $up ]] || { log "the server did not come up:"; cat "$WORK/server.log" >&2; exit 1; }
 }
 
-# count STATUS: calls of app bench in that state (following the pages).
+# count STATUS: async calls of app bench in that state (following the pages).
 count() {
   python3 - "$URL" "$1" <<'PY'
 import json, sys, urllib.request
 url, status = sys.argv[1:]
 total, cursor = 0, ""
 while True:
-    page = json.load(urllib.request.urlopen(f"{url}/v1/apps/bench/calls?status={status}&per_page=1000&cursor={cursor}"))
+    page = json.load(urllib.request.urlopen(f"{url}/v1/apps/bench/calls?path=/async&status={status}&per_page=1000&cursor={cursor}"))
     total += len(page["calls"])
     if status != "success" and total:
         break  # "any left?" is all the drain loop asks

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use tokio::sync::Mutex;
 
 use crate::{millis, new_token, now_ms, Lease, Queue, QueueError, Task};
 
@@ -20,6 +21,11 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct SqliteQueue {
     pool: SqlitePool,
+    /// One writing statement at a time in this process: SQLite has one
+    /// writer, and statements that collide would each retry through its busy
+    /// handler, whose growing sleeps (1, 2, 5, 10 ... ms) add tens of
+    /// milliseconds to the unlucky ones. Waiting in line here is immediate.
+    writes: Mutex<()>,
 }
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {
@@ -66,13 +72,17 @@ impl SqliteQueue {
             })?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         tracing::info!(url, "sqlite queue ready");
-        Ok(SqliteQueue { pool })
+        Ok(SqliteQueue {
+            pool,
+            writes: Mutex::new(()),
+        })
     }
 }
 
 #[async_trait]
 impl Queue for SqliteQueue {
     async fn push(&self, task: &Task) -> Result<(), QueueError> {
+        let _turn = self.writes.lock().await;
         let now = now_ms();
         sqlx::query(
             "INSERT INTO tasks (id, payload, visible_at, attempts, created_at) \
@@ -94,6 +104,7 @@ impl Queue for SqliteQueue {
     }
 
     async fn reserve(&self, worker: &str, lease: Duration) -> Result<Option<Lease>, QueueError> {
+        let _turn = self.writes.lock().await;
         let now = now_ms();
         let token = new_token();
         let row: Option<(String, Vec<u8>, i64)> = sqlx::query_as(
@@ -117,6 +128,7 @@ impl Queue for SqliteQueue {
     }
 
     async fn extend(&self, lease: &Lease, by: Duration) -> Result<(), QueueError> {
+        let _turn = self.writes.lock().await;
         let until = now_ms().saturating_add(millis(by));
         let done =
             sqlx::query("UPDATE tasks SET visible_at = $1 WHERE id = $2 AND lease_token = $3")
@@ -129,6 +141,7 @@ impl Queue for SqliteQueue {
     }
 
     async fn ack(&self, lease: &Lease) -> Result<(), QueueError> {
+        let _turn = self.writes.lock().await;
         let done = sqlx::query("DELETE FROM tasks WHERE id = $1 AND lease_token = $2")
             .bind(&lease.task.id)
             .bind(&lease.token)
@@ -138,6 +151,7 @@ impl Queue for SqliteQueue {
     }
 
     async fn release(&self, lease: &Lease, delay: Duration) -> Result<(), QueueError> {
+        let _turn = self.writes.lock().await;
         let visible_at = now_ms().saturating_add(millis(delay));
         let done = sqlx::query(
             "UPDATE tasks SET visible_at = $1, lease_token = NULL, leased_by = NULL \
@@ -152,6 +166,7 @@ impl Queue for SqliteQueue {
     }
 
     async fn cancel(&self, id: &str) -> Result<bool, QueueError> {
+        let _turn = self.writes.lock().await;
         // Leased means a token whose lease has not run out yet; a released
         // task waiting out its delay, or one whose worker died, may go.
         let done = sqlx::query(

@@ -13,6 +13,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,7 +23,8 @@ use sqlx::sqlite::SqliteArguments;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Sqlite, SqliteConnection, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::rows::{signed, to_json, AppRow, CallRow, RouteRow, CALL_COLUMNS, ROUTE_COLUMNS};
 use crate::{now_ms, CallFilter, CallUpdate, RecordedCall, Store, StoreError, MAX_CALLS_PAGE};
@@ -36,6 +38,33 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// One writer at a time in this process (see [`SqliteStore::write`]).
+    writes: Arc<Mutex<()>>,
+}
+
+/// A write transaction and this process's write turn, released together.
+struct WriteTx {
+    tx: Transaction<'static, Sqlite>,
+    _turn: OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
 }
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {
@@ -78,17 +107,27 @@ impl SqliteStore {
             })?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         tracing::info!(url, "sqlite store ready");
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            writes: Arc::default(),
+        })
     }
 
-    async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    /// A write transaction, begun once this process's previous writer is
+    /// done. SQLite allows one writer at a time; writers of one process that
+    /// collide would each retry through SQLite's busy handler, whose growing
+    /// sleeps (1, 2, 5, 10 ... ms) add tens of milliseconds to the unlucky
+    /// ones. Waiting in line here hands the lock over at once.
+    async fn write(&self) -> Result<WriteTx, StoreError> {
+        let turn = self.writes.clone().lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTx { tx, _turn: turn })
     }
 
-    async fn app_in(tx: &mut Transaction<'static, Sqlite>, name: &str) -> Result<App, StoreError> {
+    async fn app_in(conn: &mut SqliteConnection, name: &str) -> Result<App, StoreError> {
         let row: Option<AppRow> = sqlx::query_as("SELECT name, config FROM apps WHERE name = $1")
             .bind(name)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *conn)
             .await?;
         row.ok_or_else(|| StoreError::AppNotFound(name.to_string()))?
             .try_into()
