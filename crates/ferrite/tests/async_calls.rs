@@ -101,13 +101,19 @@ fn async_calls_run_and_keep_their_output() {
 
 #[test]
 fn failures_are_retried_as_the_route_allows() {
-    require_images(&["ferrite/fail"]);
+    require_images(&["ferrite/fail", "ferrite/sleep"]);
     let server = TestServer::start();
     create_route(
         &server,
         "retryapp",
         json!({"path": "/fail", "image": "ferrite/fail", "type": "async", "max_retries": 2}),
     );
+    create_route(
+        &server,
+        "retryapp",
+        json!({"path": "/slow", "image": "ferrite/sleep", "type": "async", "timeout": 1, "max_retries": 1}),
+    );
+    let slow = enqueue(&server, "/r/retryapp/slow", "30");
     create_route(
         &server,
         "retryapp",
@@ -130,6 +136,12 @@ fn failures_are_retried_as_the_route_allows() {
     assert!(node_containers(&server.node_id)
         .iter()
         .all(|(_, _, call)| call != &retried));
+
+    // Past its timeout twice: a timeout is a failure that is retried too.
+    let record = finished(&server, "retryapp", &slow, Duration::from_secs(60));
+    assert_eq!(record["status"], "timeout", "{record}");
+    assert_eq!(record["attempts"], 2, "{record}");
+    assert_eq!(record["error"], "Timed out");
 }
 
 #[test]
