@@ -227,6 +227,12 @@ impl Engine {
         self.pools.forget(app, path);
     }
 
+    /// An app was deleted or changed: the containers of all its routes go.
+    pub fn forget_app(&self, app: &str) {
+        self.hot.forget_app(app);
+        self.pools.forget_app(app);
+    }
+
     /// Hot containers waiting for a call.
     pub fn hot_idle(&self) -> usize {
         self.hot.idle_count()

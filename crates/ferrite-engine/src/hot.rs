@@ -164,6 +164,16 @@ impl HotPools {
         }
     }
 
+    /// Drop the containers of every route of an app (deleted, or changed on
+    /// another node).
+    pub fn forget_app(&self, app: &str) {
+        let mut pools = self.map();
+        let gone: Vec<(String, String)> = pools.keys().filter(|(a, _)| a == app).cloned().collect();
+        let retired: Vec<Arc<Pool>> = gone.iter().filter_map(|key| pools.remove(key)).collect();
+        drop(pools);
+        retired.iter().for_each(|p| retire(p));
+    }
+
     /// Stop idle containers past their route's `idle_timeout`.
     pub fn reap(&self, now: Instant) {
         let mut expired = Vec::new();

@@ -256,6 +256,15 @@ impl Pools {
         drop(removed);
     }
 
+    /// Forget every route of an app.
+    pub fn forget_app(&self, app: &str) {
+        let mut routes = self.lock();
+        let gone: Vec<RouteKey> = routes.keys().filter(|(a, _)| a == app).cloned().collect();
+        let removed: Vec<_> = gone.iter().filter_map(|key| routes.remove(key)).collect();
+        drop(routes);
+        drop(removed);
+    }
+
     /// Containers started ahead, per route (for metrics and tests).
     pub fn idle_count(&self) -> usize {
         self.lock().values().map(|p| p.idle.len()).sum()

@@ -1,6 +1,7 @@
 //! The durable queue of async calls. One [`Queue`] trait, one implementation
 //! per backend (embedded SQLite, [`redis`] for production), and one [`conformance`]
-//! suite that every implementation must pass.
+//! suite that every implementation must pass. Nodes sharing a Redis queue
+//! also share a [`bus`] to tell each other about changes.
 //!
 //! Delivery is at-least-once: [`Queue::reserve`] hands a task out under a
 //! time-limited [`Lease`]; only [`Queue::ack`] removes it. A worker that dies
@@ -8,6 +9,7 @@
 //! is delivered to someone else with its `attempts` counted up.
 #![forbid(unsafe_code)]
 
+pub mod bus;
 pub mod conformance;
 mod error;
 pub mod redis;

@@ -158,7 +158,7 @@ pub struct RedisQueue {
 
 /// Split `redis://authority/prefix` into the server URL the client takes
 /// and the key prefix.
-fn parse_url(url: &str) -> Result<(String, String), QueueError> {
+pub(crate) fn parse_url(url: &str) -> Result<(String, String), QueueError> {
     let rest = url.strip_prefix("redis://").ok_or_else(|| {
         QueueError::Config(format!(
             "queue URL {url:?} is not a Redis URL; use redis://host:port/prefix"

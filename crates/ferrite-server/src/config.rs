@@ -121,6 +121,12 @@ pub struct ServerConfig {
           value_parser = retention)]
     pub call_retention: Duration,
 
+    /// How long a node serves a route from its cache before reading it again,
+    /// in milliseconds: the bound on staleness when a change message from
+    /// another node is lost (or there is no bus: the embedded queue).
+    #[arg(long, env = "FERRITE_ROUTE_CACHE_TTL_MS", default_value_t = 1000)]
+    pub route_cache_ttl_ms: u64,
+
     /// Most bytes of a call's stderr kept as its log.
     #[arg(long, env = "FN_MAX_LOG_BYTES", default_value_t = 1024 * 1024)]
     pub max_log_bytes: usize,

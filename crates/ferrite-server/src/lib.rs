@@ -7,6 +7,7 @@
 
 pub mod api;
 mod asynchronous;
+mod changes;
 mod config;
 mod contract;
 mod execute;
@@ -53,18 +54,27 @@ pub struct Node {
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn Queue>,
     pub engine: Arc<Engine>,
+    /// How nodes tell each other about changes: there is one when the
+    /// queue is Redis (nodes sharing it share the bus).
+    pub bus: Option<ferrite_queue::bus::ChangeBus>,
 }
 
 impl Node {
     /// Open the store, the queue and the engine named by the configuration.
     pub async fn open(config: &ServerConfig) -> Result<Node, ServerError> {
         let store = ferrite_store::open(&config.db_url).await?;
-        let queue = ferrite_queue::open(&config.mq_url()).await?;
+        let mq_url = config.mq_url();
+        let queue = ferrite_queue::open(&mq_url).await?;
+        let bus = match mq_url.starts_with("redis://") {
+            true => Some(ferrite_queue::bus::ChangeBus::open(&mq_url).await?),
+            false => None,
+        };
         let engine = Engine::start(config.engine_settings()).await?;
         Ok(Node {
             store,
             queue,
             engine,
+            bus,
         })
     }
 }
@@ -103,6 +113,7 @@ pub async fn serve(
         config.worker_settings(engine.node_id(), engine.memory_budget_mib()),
     );
     tasks.spawn(workers.dispatch(calls.clone(), cancel.clone()));
+    tasks.spawn(state.changes.clone().listen(cancel.clone()));
     tasks.spawn(history::purge_loop(
         state.store.clone(),
         config.call_retention,

@@ -1,7 +1,7 @@
 //! Routes and their apps as the invoke path needs them, cached for a short
-//! time: a call should not cost two database reads. Changes made through
-//! this node drop their entries at once; changes made through another node
-//! sharing the store are seen within the TTL.
+//! time: a call should not cost two database reads. Changes drop their
+//! entries at once (see `changes`); the TTL bounds staleness when a change
+//! message is lost or there is no change bus.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,8 +10,6 @@ use std::time::{Duration, Instant};
 use ferrite_model::{App, Route};
 use ferrite_store::{Store, StoreError};
 
-/// How stale an entry may be when another node changed the route.
-pub const TTL: Duration = Duration::from_secs(1);
 /// Entries kept at most; past it the cache starts over (simple and bounded).
 const CAPACITY: usize = 10_000;
 
@@ -20,12 +18,20 @@ type Key = (String, String);
 pub type Entry = Arc<(Route, App)>;
 type Entries = HashMap<Key, (Instant, Entry)>;
 
-#[derive(Default)]
 pub struct RouteCache {
     entries: Mutex<Entries>,
+    /// How long an entry is used without asking the store again.
+    ttl: Duration,
 }
 
 impl RouteCache {
+    pub fn new(ttl: Duration) -> RouteCache {
+        RouteCache {
+            entries: Mutex::default(),
+            ttl,
+        }
+    }
+
     fn entries(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -34,7 +40,7 @@ impl RouteCache {
     pub async fn get(&self, store: &dyn Store, app: &str, path: &str) -> Result<Entry, StoreError> {
         let key = (app.to_string(), path.to_string());
         if let Some((at, entry)) = self.entries().get(&key) {
-            if at.elapsed() < TTL {
+            if at.elapsed() < self.ttl {
                 return Ok(entry.clone());
             }
         }
@@ -57,5 +63,10 @@ impl RouteCache {
     /// Forget every route of an app (its config changed, or it was deleted).
     pub fn forget_app(&self, app: &str) {
         self.entries().retain(|(a, _), _| a != app);
+    }
+
+    /// Forget everything (changes may have been missed).
+    pub fn forget_all(&self) {
+        self.entries().clear();
     }
 }

@@ -97,7 +97,7 @@ proptest! {
             let config = Args::parse_from(["test", "--api-max-body-bytes", "4096", "--node-id", "proptest-router"]).config;
             let engine = Engine::start(config.engine_settings()).await.unwrap();
             let tasks = TaskTracker::new();
-            let node = Node { store, queue, engine: engine.clone() };
+            let node = Node { store, queue, engine: engine.clone(), bus: None };
             let router = api::router(api::AppState::new(node, &config, &tasks));
             for (method, path, body) in requests {
                 let Ok(request) = Request::builder().method(method).uri(&path).body(Body::from(body)) else {

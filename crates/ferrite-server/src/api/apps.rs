@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::extract::{Body, Param, Query};
 use super::{AppState, Error};
+use crate::changes::Change;
 
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, Error> {
     let apps = state.store.list_apps().await?;
@@ -44,10 +45,9 @@ pub async fn update(
     Body(patch): Body<AppInput>,
 ) -> Result<Json<Value>, Error> {
     let app = state.store.update_app(&name, patch).await?;
-    state.routes.forget_app(&name);
-    // App config is part of every route's environment: hot containers of
-    // the app's routes are replaced at their next call (their pool's
-    // definition no longer matches).
+    // App config is part of every route's environment: the containers of
+    // the app's routes go, on every node.
+    state.changes.made(Change::App { app: name.clone() }).await;
     tracing::info!(app = %name, "app updated");
     Ok(Json(
         json!({ "message": "App successfully updated", "app": app }),
@@ -66,16 +66,9 @@ pub async fn delete(
     Param(name): Param<String>,
     Query(query): Query<DeleteQuery>,
 ) -> Result<Json<Value>, Error> {
-    // The routes going with the app take their containers with them.
-    let routes = match query.cascade {
-        true => state.store.list_routes(&name).await.unwrap_or_default(),
-        false => Vec::new(),
-    };
     state.store.delete_app(&name, query.cascade).await?;
-    for route in routes {
-        state.engine.forget_route(&name, &route.path);
-    }
-    state.routes.forget_app(&name);
+    // The routes going with the app take their containers with them.
+    state.changes.made(Change::App { app: name.clone() }).await;
     tracing::info!(app = %name, cascade = query.cascade, "app deleted");
     Ok(Json(json!({ "message": "App deleted" })))
 }

@@ -11,6 +11,7 @@ mod routes;
 mod system;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, OriginalUri};
 use axum::routing::{any, get};
@@ -23,6 +24,7 @@ use tokio::sync::Notify;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
+use crate::changes::Changes;
 use crate::history::Recorder;
 use crate::route_cache::RouteCache;
 use crate::{Node, ServerConfig};
@@ -42,6 +44,8 @@ pub struct AppState {
     history: Recorder,
     /// Routes for the invoke path (and the workers), cached briefly.
     pub(crate) routes: Arc<RouteCache>,
+    /// Drops what this node and the others cached of a changed route or app.
+    pub(crate) changes: Arc<Changes>,
     /// Verifies `/v1` bearer tokens when `JWT_AUTH_KEY` is set.
     auth: Option<Arc<auth::Verifier>>,
     /// Largest `/v1` request body, in bytes.
@@ -56,13 +60,23 @@ impl AppState {
     /// The state of a node's API; the writer of the call history runs on
     /// `tasks` until the last clone of the state is dropped.
     pub fn new(node: Node, config: &ServerConfig, tasks: &TaskTracker) -> AppState {
+        let routes = Arc::new(RouteCache::new(Duration::from_millis(
+            config.route_cache_ttl_ms,
+        )));
+        let changes = Arc::new(Changes::new(
+            node.engine.node_id(),
+            routes.clone(),
+            node.engine.clone(),
+            node.bus,
+        ));
         AppState {
             history: Recorder::start(node.store.clone(), tasks),
             store: node.store,
             engine: node.engine,
             queue: node.queue,
             wake_workers: Arc::default(),
-            routes: Arc::default(),
+            routes,
+            changes,
             auth: config
                 .jwt_auth_key
                 .as_deref()

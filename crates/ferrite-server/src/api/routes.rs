@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::extract::{Body, Param};
 use super::{AppState, Error};
+use crate::changes::Change;
 
 /// The route path of a `/routes/{*path}` URL, with its leading slash back.
 fn route_path(rest: &str) -> String {
@@ -54,8 +55,13 @@ pub async fn update(
 ) -> Result<Json<Value>, Error> {
     let path = route_path(&rest);
     let route = state.store.update_route(&app, &path, patch).await?;
-    state.engine.forget_route(&app, &path);
-    state.routes.forget_route(&app, &path);
+    state
+        .changes
+        .made(Change::Route {
+            app: app.clone(),
+            path: path.clone(),
+        })
+        .await;
     tracing::info!(app = %app, path = %path, "route updated");
     Ok(Json(
         json!({ "message": "Route successfully updated", "route": route }),
@@ -68,8 +74,13 @@ pub async fn delete(
 ) -> Result<Json<Value>, Error> {
     let path = route_path(&rest);
     state.store.delete_route(&app, &path).await?;
-    state.engine.forget_route(&app, &path);
-    state.routes.forget_route(&app, &path);
+    state
+        .changes
+        .made(Change::Route {
+            app: app.clone(),
+            path: path.clone(),
+        })
+        .await;
     tracing::info!(app = %app, path = %path, "route deleted");
     Ok(Json(json!({ "message": "Route deleted" })))
 }

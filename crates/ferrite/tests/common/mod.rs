@@ -20,6 +20,8 @@ pub struct TestServer {
     /// Stable across restarts, so a restarted server removes its own leftovers.
     pub node_id: String,
     env: Vec<(String, String)>,
+    /// Another node's database, when this node shares it.
+    shared_db: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -39,6 +41,16 @@ impl TestServer {
 
     /// Start with extra environment variables (`JWT_AUTH_KEY`, ...).
     pub fn start_with_env(env: &[(&str, &str)]) -> TestServer {
+        Self::start_node(None, env)
+    }
+
+    /// Start a second node on `other`'s database (SQLite shared by
+    /// processes of one host, as PostgreSQL would be by hosts).
+    pub fn start_sharing(other: &TestServer, env: &[(&str, &str)]) -> TestServer {
+        Self::start_node(Some(other.db_path()), env)
+    }
+
+    fn start_node(shared_db: Option<PathBuf>, env: &[(&str, &str)]) -> TestServer {
         let mut server = TestServer {
             url: String::new(),
             data_dir: tempfile::tempdir().expect("temp dir"),
@@ -51,6 +63,7 @@ impl TestServer {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            shared_db,
             child: None,
         };
         server.spawn();
@@ -58,7 +71,10 @@ impl TestServer {
     }
 
     pub fn db_path(&self) -> PathBuf {
-        self.data_dir.path().join("data/ferrite.db")
+        match &self.shared_db {
+            Some(db) => db.clone(),
+            None => self.data_dir.path().join("data/ferrite.db"),
+        }
     }
 
     fn spawn(&mut self) {
