@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test file uses a different part of this helper
 
 pub mod cli;
+pub mod haproxy;
 pub mod redis;
 
 use std::net::TcpListener;
@@ -158,7 +159,8 @@ impl TestServer {
         child.wait().expect("wait for server")
     }
 
-    fn kill(&mut self) {
+    /// SIGKILL the process (no cleanup: `restart` later removes its leftovers).
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

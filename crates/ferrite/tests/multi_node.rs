@@ -1,0 +1,211 @@
+//! Three Ferrite nodes behind a real HAProxy, sharing a store and a Redis
+//! queue: the walk-through through the load balancer, then a burst of sync
+//! and async calls during which the node serving the hot route is killed.
+//! Sync calls fail only if they were in flight on that node; every accepted
+//! async call completes.
+
+mod common;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::haproxy::HaProxy;
+use common::redis::RedisServer;
+use common::{client, eventually, require_images, TestServer};
+use serde_json::{json, Value};
+
+const SYNC_CLIENTS: usize = 4;
+const HOT_MAX_CONCURRENCY: usize = 2;
+
+/// Hot containers of `node` on the engine.
+fn hot_containers(node: &str) -> usize {
+    let output = Command::new("docker")
+        .args(["ps", "--filter"])
+        .arg(format!("label=org.ferrite.node={node}"))
+        .args(["--format", "{{.Names}}"])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|name| name.contains("-hot-"))
+        .count()
+}
+
+fn post(url: &str, body: Value) -> reqwest::blocking::Response {
+    client().post(url).body(body.to_string()).send().unwrap()
+}
+
+#[test]
+fn a_node_dies_under_load_behind_haproxy() {
+    require_images(&["ferrite/hello", "ferrite/hot-hello"]);
+    let redis = RedisServer::start();
+    let mq = redis.url(&format!("multinode-{}", std::process::id()));
+    let env = [("MQ_URL", mq.as_str()), ("FERRITE_ASYNC_LEASE_SECS", "5")];
+    let first = TestServer::start_with_env(&env);
+    let mut nodes = vec![
+        TestServer::start_sharing(&first, &env),
+        TestServer::start_sharing(&first, &env),
+    ];
+    nodes.insert(0, first);
+    let urls: Vec<&str> = nodes.iter().map(|n| n.url.as_str()).collect();
+    let lb = HaProxy::start(&urls);
+
+    // The walk-through, through the load balancer.
+    let reply = post(
+        &format!("{}/v1/apps", lb.url),
+        json!({"app": {"name": "myapp"}}),
+    );
+    assert_eq!(reply.status(), 200);
+    let reply = post(
+        &format!("{}/v1/apps/myapp/routes", lb.url),
+        json!({"route": {"path": "/hello", "image": "ferrite/hello"}}),
+    );
+    assert_eq!(reply.status(), 200);
+    let reply = post(
+        &format!("{}/r/myapp/hello", lb.url),
+        json!({"name": "Johnny"}),
+    );
+    assert_eq!(reply.status(), 200);
+    assert_eq!(reply.text().unwrap().trim(), "Hello Johnny!");
+
+    for route in [
+        json!({"path": "/hot", "image": "ferrite/hot-hello", "format": "http",
+               "max_concurrency": HOT_MAX_CONCURRENCY}),
+        json!({"path": "/later", "image": "ferrite/hot-hello", "format": "http",
+               "type": "async", "max_concurrency": 2}),
+    ] {
+        let reply = post(
+            &format!("{}/v1/apps/myapp/routes", lb.url),
+            json!({ "route": route }),
+        );
+        assert_eq!(reply.status(), 200);
+    }
+    let reply = post(&format!("{}/r/myapp/hot", lb.url), json!({}));
+    assert_eq!(reply.status(), 200);
+    // The URI hash sends every call of /r/myapp/hot to one node: that one dies.
+    let victim = nodes
+        .iter()
+        .position(|n| hot_containers(&n.node_id) > 0)
+        .expect("a node runs the hot route");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sync_ok = Arc::new(AtomicUsize::new(0));
+    let sync_failed = Arc::new(Mutex::new(Vec::new()));
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let mut threads = Vec::new();
+    for _ in 0..SYNC_CLIENTS {
+        let (url, stop, ok, failed) = (
+            format!("{}/r/myapp/hot", lb.url),
+            stop.clone(),
+            sync_ok.clone(),
+            sync_failed.clone(),
+        );
+        threads.push(std::thread::spawn(move || {
+            // A connection per call: a pooled connection that the proxy
+            // closes while a request is being written would count a failure
+            // of the client, not of the nodes.
+            let client = reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap();
+            while !stop.load(Ordering::SeqCst) {
+                match client.post(&url).body("{}").send() {
+                    Ok(r) if r.status() == 200 => {
+                        ok.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(r) => failed.lock().unwrap().push(r.status().to_string()),
+                    Err(e) => failed.lock().unwrap().push(format!("{e:?}")),
+                }
+            }
+        }));
+    }
+    {
+        let (url, stop, accepted) = (
+            format!("{}/r/myapp/later", lb.url),
+            stop.clone(),
+            accepted.clone(),
+        );
+        threads.push(std::thread::spawn(move || {
+            let client = client();
+            while !stop.load(Ordering::SeqCst) {
+                if let Ok(r) = client.post(&url).body("{}").send() {
+                    if r.status() == 202 {
+                        let json: Value = r.json().unwrap();
+                        let id = json["call_id"].as_str().unwrap().to_string();
+                        accepted.lock().unwrap().push(id);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let ok_before_kill = sync_ok.load(Ordering::SeqCst);
+    nodes[victim].kill();
+    std::thread::sleep(Duration::from_secs(4));
+    stop.store(true, Ordering::SeqCst);
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    // The dead node comes back to remove what it left on the engine (before
+    // any assertion, so a failure leaves nothing either).
+    nodes[victim].restart();
+    let failed = sync_failed.lock().unwrap().clone();
+    let accepted = accepted.lock().unwrap().clone();
+    println!(
+        "sync: {} ok ({ok_before_kill} before the kill), {} failed {failed:?}; async: {} accepted",
+        sync_ok.load(Ordering::SeqCst),
+        failed.len(),
+        accepted.len()
+    );
+    assert!(
+        sync_ok.load(Ordering::SeqCst) > ok_before_kill,
+        "no sync call succeeded after the kill"
+    );
+    // At most the calls in flight on the dead node: one per client.
+    assert!(
+        failed.len() <= SYNC_CLIENTS,
+        "{} sync calls failed: {failed:?}",
+        failed.len()
+    );
+
+    let survivor = nodes
+        .iter()
+        .enumerate()
+        .find(|(i, _)| *i != victim)
+        .map(|(_, n)| n)
+        .unwrap();
+    let began = Instant::now();
+    let mut pending = accepted.len();
+    let done = eventually(Duration::from_secs(120), || {
+        let page: Value = client()
+            .get(format!(
+                "{}/v1/apps/myapp/calls?path=/later&status=success&per_page=1000",
+                survivor.url
+            ))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let succeeded: Vec<&str> = page["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap())
+            .collect();
+        pending = accepted
+            .iter()
+            .filter(|id| !succeeded.contains(&id.as_str()))
+            .count();
+        pending == 0
+    });
+    assert!(done, "{pending} accepted async calls did not succeed");
+    println!(
+        "all {} async calls succeeded {:.1} s after the load stopped",
+        accepted.len(),
+        began.elapsed().as_secs_f64()
+    );
+}
