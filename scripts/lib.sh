@@ -17,8 +17,8 @@ apt_install() {
 }
 
 # Some packages start a system service on install (the registry on port
-# 5000, nginx on port 80, Redis on 6379). Tests start instances of their
-# own: stop those.
+# 5000, nginx on port 80, Redis on 6379, PostgreSQL's default cluster on
+# 5432). Tests start instances of their own: stop those.
 stop_package_services() {
   local p
   for p in "$@"; do
@@ -37,6 +37,13 @@ stop_package_services() {
           systemctl disable --now redis-server >/dev/null 2>&1 || true
         else
           invoke-rc.d redis-server stop >/dev/null 2>&1 || true
+        fi
+        ;;
+      postgresql)
+        if [ -d /run/systemd/system ]; then
+          systemctl disable --now postgresql >/dev/null 2>&1 || true
+        else
+          invoke-rc.d postgresql stop >/dev/null 2>&1 || true
         fi
         ;;
     esac
