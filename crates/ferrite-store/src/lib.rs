@@ -5,6 +5,7 @@
 
 pub mod conformance;
 mod error;
+pub mod postgres;
 mod rows;
 pub mod sqlite;
 
@@ -157,15 +158,17 @@ impl Default for CallFilter {
     }
 }
 
-/// Open the store named by a `DB_URL`, running its migrations.
+/// Open the store named by a `DB_URL` (`sqlite:`, `postgres://` or
+/// `postgresql://`), running its migrations.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
-    if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
-    } else {
-        let scheme = url.split(':').next().unwrap_or_default();
-        Err(StoreError::Config(format!(
-            "DB_URL {url:?}: unsupported database {scheme:?}; use sqlite://path/to/file.db"
-        )))
+    let scheme = url.split(':').next().unwrap_or_default();
+    match scheme {
+        "sqlite" => Ok(Arc::new(sqlite::SqliteStore::open(url).await?)),
+        "postgres" | "postgresql" => Ok(Arc::new(postgres::PostgresStore::open(url).await?)),
+        _ => Err(StoreError::Config(format!(
+            "DB_URL: unsupported database {scheme:?}; use sqlite://path/to/file.db \
+             or postgres://user:password@host/database"
+        ))),
     }
 }
 
