@@ -1,5 +1,5 @@
-//! Three Ferrite nodes behind a real HAProxy, sharing a store and a Redis
-//! queue: the walk-through through the load balancer, then a burst of sync
+//! Three Ferrite nodes behind a real HAProxy, sharing PostgreSQL and
+//! Redis: the walk-through through the load balancer, then a burst of sync
 //! and async calls during which the node serving the hot route is killed.
 //! Sync calls fail only if they were in flight on that node; every accepted
 //! async call completes.
@@ -42,13 +42,13 @@ fn a_node_dies_under_load_behind_haproxy() {
     require_images(&["ferrite/hello", "ferrite/hot-hello"]);
     let redis = RedisServer::start();
     let mq = redis.url(&format!("multinode-{}", std::process::id()));
-    let env = [("MQ_URL", mq.as_str()), ("FERRITE_ASYNC_LEASE_SECS", "5")];
-    let first = TestServer::start_with_env(&env);
-    let mut nodes = vec![
-        TestServer::start_sharing(&first, &env),
-        TestServer::start_sharing(&first, &env),
+    let db = common::postgres::fresh_database();
+    let env = [
+        ("DB_URL", db.as_str()),
+        ("MQ_URL", mq.as_str()),
+        ("FERRITE_ASYNC_LEASE_SECS", "5"),
     ];
-    nodes.insert(0, first);
+    let mut nodes: Vec<TestServer> = (0..3).map(|_| TestServer::start_with_env(&env)).collect();
     let urls: Vec<&str> = nodes.iter().map(|n| n.url.as_str()).collect();
     let lb = HaProxy::start(&urls);
 

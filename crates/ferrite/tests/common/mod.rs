@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod haproxy;
+pub mod postgres;
 pub mod redis;
 
 use std::net::TcpListener;
@@ -71,6 +72,14 @@ impl TestServer {
         server
     }
 
+    /// `DB_URL` when the test gave one (PostgreSQL), else the SQLite file.
+    pub fn db_url(&self) -> String {
+        match self.env.iter().find(|(k, _)| k == "DB_URL") {
+            Some((_, url)) => url.clone(),
+            None => format!("sqlite://{}", self.db_path().display()),
+        }
+    }
+
     pub fn db_path(&self) -> PathBuf {
         match &self.shared_db {
             Some(db) => db.clone(),
@@ -89,7 +98,7 @@ impl TestServer {
         command
             .args(["server", "--host", "127.0.0.1", "--port", &port.to_string()])
             .arg("--db-url")
-            .arg(format!("sqlite://{}", self.db_path().display()))
+            .arg(self.db_url())
             .env("LOG_LEVEL", "info")
             // Servers of concurrent tests share the engine: each removes only
             // its own leftovers at start.

@@ -1,0 +1,64 @@
+//! A real PostgreSQL for tests: one throwaway cluster per test process
+//! (`scripts/postgres.sh run`, tied to a pipe this process holds, so it goes
+//! when the process ends however it ends), one fresh database per test.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+struct Cluster {
+    /// `postgres://ferrite@127.0.0.1:PORT`, without a database.
+    base_url: String,
+    _script: Child,
+}
+
+fn cluster() -> &'static Cluster {
+    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/postgres.sh");
+        let mut child = Command::new("bash")
+            .arg(&script)
+            .arg("run")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("script stdout"))
+            .read_line(&mut line)
+            .expect("read the script's output");
+        let base_url = line
+            .trim()
+            .strip_prefix("POSTGRES_URL=")
+            .and_then(|url| url.strip_suffix("/postgres"))
+            .unwrap_or_else(|| {
+                panic!("scripts/postgres.sh did not start PostgreSQL (its errors are above)")
+            })
+            .to_string();
+        Cluster {
+            base_url,
+            _script: child,
+        }
+    })
+}
+
+/// The `DB_URL` of a new, empty database (`?sslmode=disable`, as nodes use).
+pub fn fresh_database() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "ferrite_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let base = &cluster().base_url;
+    let status = Command::new("psql")
+        .arg(format!("{base}/postgres"))
+        .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
+        .status()
+        .expect("run psql");
+    assert!(status.success(), "cannot create database {name}");
+    format!("{base}/{name}?sslmode=disable")
+}
