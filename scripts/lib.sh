@@ -39,11 +39,11 @@ stop_package_services() {
           invoke-rc.d redis-server stop >/dev/null 2>&1 || true
         fi
         ;;
-      postgresql)
+      postgresql | haproxy)
         if [ -d /run/systemd/system ]; then
-          systemctl disable --now postgresql >/dev/null 2>&1 || true
+          systemctl disable --now "$p" >/dev/null 2>&1 || true
         else
-          invoke-rc.d postgresql stop >/dev/null 2>&1 || true
+          invoke-rc.d "$p" stop >/dev/null 2>&1 || true
         fi
         ;;
     esac
