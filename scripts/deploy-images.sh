@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# Builds the images of Ferrite's production layout (deploy/), locally: no
+# registry is reachable on Ferrite's machines, so nothing is pulled.
+#
+#   ferrite/ferrite   the static (musl) `ferrite` binary on scratch
+#   ferrite/postgres  PostgreSQL, Redis and HAProxy from Debian bookworm's
+#   ferrite/redis     packages: one root filesystem made with debootstrap on
+#   ferrite/haproxy   this machine, imported as ferrite/deploy-base, with a
+#                     small Dockerfile each on top (deploy/NAME/Dockerfile)
+#
+# The debootstrap root filesystem is cached as a tarball (under
+# FERRITE_DEPLOY_CACHE, default ~/.cache/ferrite-deploy), named by a hash of
+# what goes into it; cargo's and Docker's caches do the rest, so a run with
+# nothing changed takes seconds. Prints one line per image; exits non-zero
+# if any build fails, with that build's output.
+#
+# Usage: scripts/deploy-images.sh [--fresh] [NAME...]
+#   NAME     ferrite, postgres, redis, haproxy (default: all four)
+#   --fresh  debootstrap again instead of using the cached root filesystem
+#
+# Environment: FERRITE_DEBIAN_MIRROR (default http://deb.debian.org/debian),
+# FERRITE_DEPLOY_CACHE, CARGO_TARGET_DIR. debootstrap and chroot need root.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+ALL=(ferrite postgres redis haproxy)
+SUITE=bookworm
+MIRROR=${FERRITE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+PACKAGES=(postgresql redis-server haproxy)
+BASE=ferrite/deploy-base:latest
+CACHE=${FERRITE_DEPLOY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ferrite-deploy}
+TARGET=x86_64-unknown-linux-musl
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+
+fresh=0
+names=()
+for arg in "$@"; do
+  case $arg in
+    --fresh) fresh=1 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    ferrite | postgres | redis | haproxy) names+=("$arg") ;;
+    *) echo "no such image: $arg (one of: ${ALL[*]})" >&2; exit 2 ;;
+  esac
+done
+[ ${#names[@]} -gt 0 ] || names=("${ALL[@]}")
+
+# The legacy builder: BuildKit needs the buildx plugin, which is not here.
+export DOCKER_BUILDKIT=0
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+
+# --- the Debian root filesystem --------------------------------------------
+
+# Makes a debootstrapped tree an image's root filesystem: no default
+# PostgreSQL cluster (the entry point makes one in the volume), no LLVM
+# (PostgreSQL's JIT alone needs it: 130 MB; the entry point sets jit = off),
+# no documentation, translations, package lists or downloaded packages, and
+# none of the host's files debootstrap copied (Docker provides them).
+trim_rootfs() {
+  local r=$1 v pkgs
+  for v in "$r"/etc/postgresql/*/main; do
+    [ -d "$v" ] || continue
+    v=${v%/main}; v=${v##*/}
+    chroot "$r" pg_dropcluster "$v" main
+  done
+  # shellcheck disable=SC2016
+  pkgs=$(chroot "$r" dpkg-query -W -f='${Package}\n' 'libllvm*' 'libz3-*' 2>/dev/null || true)
+  if [ -n "$pkgs" ]; then
+    # shellcheck disable=SC2086
+    chroot "$r" dpkg --purge --force-depends $pkgs
+  fi
+  rm -rf "$r"/usr/lib/postgresql/*/lib/llvmjit* "$r"/usr/lib/postgresql/*/lib/bitcode
+  rm -rf "$r"/usr/share/doc/* "$r"/usr/share/man/* "$r"/usr/share/info/* \
+    "$r"/usr/share/locale/* "$r"/usr/share/i18n "$r"/usr/share/lintian \
+    "$r"/var/cache/apt/archives/*.deb "$r"/var/cache/apt/*.bin \
+    "$r"/var/lib/apt/lists/* "$r"/var/log/*.log "$r"/var/log/apt/* \
+    "$r"/etc/resolv.conf "$r"/etc/hostname "$r"/run/adduser
+  # The data directories, owned by the users that run the servers: a
+  # named volume mounted there starts with this owner and mode.
+  chroot "$r" install -d -o postgres -g postgres -m 700 /var/lib/postgresql/data
+  chroot "$r" install -d -o postgres -g postgres -m 2775 /run/postgresql
+  chroot "$r" install -d -o redis -g redis -m 750 /var/lib/redis
+  chroot "$r" install -d -o haproxy -g haproxy -m 750 /var/lib/haproxy
+  mkdir -p "$r"/usr/local/etc/haproxy
+}
+
+# The cache key: everything that decides the root filesystem's content.
+rootfs_key() {
+  { echo "$SUITE $MIRROR ${PACKAGES[*]}"; declare -f trim_rootfs; } | sha256sum | cut -c1-12
+}
+
+# Prints the path of the cached root filesystem tarball, making it first if
+# it is missing: debootstrap into a temporary directory of the cache, trim,
+# tar (numeric owners, no /dev: Docker makes its own), then rename, so an
+# interrupted run never leaves a tarball that looks whole.
+rootfs_tarball() {
+  local key tarball work
+  key=$(rootfs_key)
+  tarball="$CACHE/rootfs-$SUITE-$key.tar.gz"
+  if [ "$fresh" = 1 ]; then rm -f "$tarball"; fi
+  if [ -f "$tarball" ]; then echo "$tarball"; return; fi
+  [ "$(id -u)" = 0 ] || { echo "debootstrap needs root" >&2; return 1; }
+  apt_install debootstrap
+  mkdir -p "$CACHE"
+  work=$(mktemp -d "$CACHE/work.XXXXXX")
+  echo "debootstrap $SUITE ${PACKAGES[*]} from $MIRROR" >&2
+  if debootstrap --variant=minbase --include="$(IFS=,; echo "${PACKAGES[*]}")" \
+       "$SUITE" "$work/root" "$MIRROR" >&2 \
+     && trim_rootfs "$work/root" >&2 \
+     && tar -C "$work/root" --numeric-owner --exclude='./dev/*' --exclude='./proc/*' \
+       --exclude='./sys/*' -czf "$work/rootfs.tar.gz" . \
+     && mv "$work/rootfs.tar.gz" "$tarball"; then
+    rm -rf "$work"
+    # Tarballs of older keys are of no more use.
+    find "$CACHE" -maxdepth 1 -name "rootfs-$SUITE-*.tar.gz" ! -name "${tarball##*/}" -delete
+    echo "$tarball"
+  else
+    rm -rf "$work"
+    return 1
+  fi
+}
+
+# Imports the root filesystem as $BASE unless the image there was imported
+# from the same key (its org.ferrite.rootfs label).
+import_base() {
+  local tarball key current
+  tarball=$(rootfs_tarball)
+  key=$(rootfs_key)
+  current=$(docker image inspect -f '{{index .Config.Labels "org.ferrite.rootfs"}}' "$BASE" 2>/dev/null || true)
+  if [ "$current" = "$key" ]; then echo unchanged >"$logs/base.state"; return 0; fi
+  echo imported >"$logs/base.state"
+  docker import \
+    --change "LABEL org.ferrite.deploy=base org.ferrite.rootfs=$key" \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'CMD ["bash"]' \
+    "$tarball" "$BASE"
+}
+
+# --- ferrite/ferrite ---------------------------------------------------------
+
+# Compiles the static binary and lays out the image's build context: the
+# binary (stripped of its debug line tables: 3/4 of its size) only when it
+# changed, so Docker's build cache keeps hitting.
+ferrite_context() {
+  local ctx="$TARGET_DIR/deploy-image" bin="$TARGET_DIR/$TARGET/release/ferrite"
+  apt_install musl-tools
+  rustup target list --installed | grep -qx "$TARGET" || rustup target add "$TARGET"
+  cargo build --release -p ferrite --target "$TARGET"
+  mkdir -p "$ctx/rootfs/usr/local/bin" "$ctx/rootfs/tmp" "$ctx/rootfs/var/lib/ferrite"
+  chmod 1777 "$ctx/rootfs/tmp"
+  strip --strip-debug -o "$ctx/ferrite.tmp" "$bin"
+  if cmp -s "$ctx/ferrite.tmp" "$ctx/rootfs/usr/local/bin/ferrite"; then
+    rm -f "$ctx/ferrite.tmp"
+  else
+    mv -f "$ctx/ferrite.tmp" "$ctx/rootfs/usr/local/bin/ferrite"
+  fi
+  echo "$ctx"
+}
+
+# --- building and reporting ------------------------------------------------
+
+# Builds ferrite/NAME; its report line goes to $logs/NAME.out, the output to
+# $logs/NAME.log (shown only on failure).
+build() {
+  local name=$1 tag="ferrite/$1:latest" before after start secs size ctx
+  before=$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)
+  start=$(date +%s.%N)
+  {
+    if [ "$name" = ferrite ]; then
+      ctx=$(ferrite_context) \
+        && docker build --force-rm -t "$tag" -f deploy/ferrite/Dockerfile "$ctx"
+    else
+      docker build --force-rm -t "$tag" "deploy/$name"
+    fi
+  } >"$logs/$name.log" 2>&1 || { echo "FAILED    $tag" >"$logs/$name.out"; return 1; }
+  after=$(docker image inspect -f '{{.Id}}' "$tag")
+  size=$(docker image inspect -f '{{.Size}}' "$tag" | awk '{ printf "%.1fMB", $1 / 1e6 }')
+  secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
+  if [ "$before" = "$after" ]; then
+    echo "unchanged $tag ${after:7:12} $size (${secs}s)" >"$logs/$name.out"
+  else
+    echo "built     $tag ${after:7:12} $size (${secs}s)" >"$logs/$name.out"
+  fi
+}
+
+# The Debian images, on the base made first (a failed base fails them all).
+build_debian() {
+  local name start secs status=0
+  start=$(date +%s.%N)
+  if ! import_base >"$logs/base.log" 2>&1; then
+    for name in "$@"; do
+      echo "FAILED    ferrite/$name:latest (the base: $BASE)" >"$logs/$name.out"
+      cp "$logs/base.log" "$logs/$name.log"
+    done
+    return 1
+  fi
+  secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
+  printf '%-9s ' "$(cat "$logs/base.state")" >"$logs/base.out"
+  echo "$BASE $(docker image inspect -f '{{.Id}}' "$BASE" | cut -c8-19)" \
+    "$(docker image inspect -f '{{.Size}}' "$BASE" | awk '{ printf "%.1fMB", $1 / 1e6 }') (${secs}s)" \
+    >>"$logs/base.out"
+  # Each legacy-builder step is a container commit, mostly waiting: side by side.
+  local pids=()
+  for name in "$@"; do build "$name" & pids+=("$!"); done
+  for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+  return "$status"
+}
+
+# Reports one build; returns its status.
+report() {
+  local name=$1 status=$2
+  cat "$logs/$name.out" 2>/dev/null || echo "FAILED    ferrite/$name:latest"
+  if [ "$status" -ne 0 ] && [ -f "$logs/$name.log" ]; then cat "$logs/$name.log" >&2; fi
+  return "$status"
+}
+
+# Ferrite's compile and the Debian images share nothing, so they run side by
+# side: the one is CPU, the other mostly download and disk.
+debian=()
+for name in "${names[@]}"; do [ "$name" = ferrite ] || debian+=("$name"); done
+pids=()
+if printf '%s\n' "${names[@]}" | grep -qx ferrite; then
+  build ferrite &
+  pids+=("ferrite:$!")
+fi
+if [ ${#debian[@]} -gt 0 ]; then
+  build_debian "${debian[@]}" &
+  pids+=("debian:$!")
+fi
+failed=0
+for entry in "${pids[@]}"; do wait "${entry#*:}" || failed=1; done
+if [ -f "$logs/base.out" ]; then cat "$logs/base.out"; fi
+for name in "${names[@]}"; do
+  status=0
+  grep -qv '^FAILED' "$logs/$name.out" 2>/dev/null || status=1
+  report "$name" "$status" || failed=1
+done
+
+# Old versions of rebuilt images are left untagged; drop them.
+docker image prune -f --filter label=org.ferrite.deploy >/dev/null
+exit "$failed"
