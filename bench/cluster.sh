@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# Hot calls through HAProxy with 1, 2 and 3 Ferrite nodes (sharing PostgreSQL
+# and Redis, as in production; a throwaway cluster from scripts/postgres.sh), against the same routes called on one
+# node directly. HAProxy hashes /r/ by URI, so each route lands on one node:
+# ROUTES hot routes (ferrite/hot-hello, max_concurrency 2) spread the load,
+# each driven by its own bench/hotclient with CLIENTS connections; calls/s is
+# the sum over the routes. Prints a table and writes it to its section of
+# docs/benchmarks.md. About 2 minutes.
+#
+#   bench/cluster.sh     # ROUTES=6 CLIENTS=2 SECONDS_MAX=8
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUTES=${ROUTES:-6}
+CLIENTS=${CLIENTS:-2}
+SECONDS_MAX=${SECONDS_MAX:-8}
+IMAGE=ferrite/hot-hello
+NODE_PREFIX=bench-cluster
+BEGAN=$(date +%s)
+
+log() { echo "cluster.sh [$(($(date +%s) - BEGAN)) s]: $*" >&2; }
+
+log "building ferrite, bench/hotclient and the image"
+cargo build --release --locked -q -p ferrite
+cargo build --release --locked -q --manifest-path bench/hotclient/Cargo.toml
+scripts/images.sh hot-hello >&2
+for tool in redis-server haproxy; do
+  command -v "$tool" >/dev/null || { log "$tool is missing: install Debian's $tool package"; exit 1; }
+done
+BIN=target/release/ferrite
+CLIENT=bench/hotclient/target/release/hotclient
+WORK=$(mktemp -d)
+PIDS=()
+HAPROXY_PID=
+REDIS_PID=
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+leftovers() { docker ps -a --filter "label=org.ferrite.node" --format '{{.Label "org.ferrite.node"}}' | grep -c "^$NODE_PREFIX" || true; }
+
+stop_nodes() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  PIDS=()
+}
+
+cleanup() {
+  local status=$? left
+  [[ -z $HAPROXY_PID ]] || { kill "$HAPROXY_PID" 2>/dev/null || true; wait "$HAPROXY_PID" 2>/dev/null || true; }
+  stop_nodes
+  [[ -z $REDIS_PID ]] || { kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; }
+  exec 3>&- # PostgreSQL stops
+  left=$(leftovers)
+  if [[ $left -ne 0 ]]; then
+    log "$left container(s) of $NODE_PREFIX-* left; removing them"
+    docker ps -a --filter label=org.ferrite.node --format '{{.ID}} {{.Label "org.ferrite.node"}}' \
+      | awk -v p="$NODE_PREFIX" 'index($2, p) == 1 {print $1}' | xargs -r docker rm -f >/dev/null
+    status=1
+  fi
+  rm -rf "$WORK"
+  exit "$status"
+}
+trap cleanup EXIT
+
+# PostgreSQL lives as long as fd 3 stays open (see scripts/postgres.sh).
+exec 3> >(scripts/postgres.sh run >"$WORK/pg.out")
+for _ in $(seq 300); do grep -q '^POSTGRES_URL=' "$WORK/pg.out" 2>/dev/null && break; sleep 0.1; done
+PG_BASE=$(sed -n 's|^POSTGRES_URL=\(.*\)/postgres$|\1|p' "$WORK/pg.out")
+[[ -n $PG_BASE ]] || { log "PostgreSQL did not start"; exit 1; }
+psql "$PG_BASE/postgres" -q -c "CREATE DATABASE bench"
+DB_URL="$PG_BASE/bench?sslmode=disable"
+
+REDIS_PORT=$(free_port)
+mkdir -p "$WORK/redis"
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly yes --appendfsync always \
+  --dir "$WORK/redis" >"$WORK/redis.log" 2>&1 &
+REDIS_PID=$!
+for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+
+# start_nodes N: N nodes on one store and one Redis; their URLs in NODE_URLS.
+start_nodes() {
+  local n=$1 i port up
+  NODE_URLS=()
+  for i in $(seq "$n"); do
+    port=$(free_port)
+    FERRITE_NODE_ID=$NODE_PREFIX-$i LOG_LEVEL=warn MQ_URL="redis://127.0.0.1:$REDIS_PORT/bench" \
+      "$BIN" server --host 127.0.0.1 --port "$port" --db-url "$DB_URL" \
+      >/dev/null 2>>"$WORK/server.log" &
+    PIDS+=($!)
+    up=
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && { up=1; break; }; sleep 0.1; done
+    [[ -n $up ]] || { log "node $i did not come up:"; cat "$WORK/server.log" >&2; exit 1; }
+    NODE_URLS+=("http://127.0.0.1:$port")
+  done
+}
+
+# start_haproxy: in front of NODE_URLS; its URL in LB.
+start_haproxy() {
+  local port i servers=
+  port=$(free_port)
+  for i in "${!NODE_URLS[@]}"; do
+    servers+="    server n$i ${NODE_URLS[$i]#http://} check inter 300ms fall 1 rise 2"$'\n'
+  done
+  cat >"$WORK/haproxy.cfg" <<EOF
+global
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+    retries 3
+    option redispatch 1
+    option httpchk GET /health
+    http-reuse never
+frontend ferrite
+    bind 127.0.0.1:$port
+    default_backend calls
+backend calls
+    balance uri
+    hash-type consistent
+$servers
+EOF
+  haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>&1 &
+  HAPROXY_PID=$!
+  LB=http://127.0.0.1:$port
+  for _ in $(seq 100); do curl -sf "$LB/version" >/dev/null && return 0; sleep 0.1; done
+  log "haproxy did not come up"; exit 1
+}
+
+stop_haproxy() { kill "$HAPROXY_PID" 2>/dev/null || true; wait "$HAPROXY_PID" 2>/dev/null || true; HAPROXY_PID=; }
+
+# drive NAME BASE_URL: every route at once, one hotclient each.
+drive() {
+  local name=$1 base=$2 r pids=()
+  for r in $(seq "$ROUTES"); do
+    "$CLIENT" http "$base/r/bench/hot$r" "$CLIENTS" 100 1000000 "$SECONDS_MAX" >"$WORK/$name-$r.json" &
+    pids+=($!)
+  done
+  for r in "${pids[@]}"; do wait "$r"; done
+}
+
+# Routes are created once; the store keeps them for every run.
+start_nodes 1
+for r in $(seq "$ROUTES"); do
+  curl -sf -o /dev/null -X POST "${NODE_URLS[0]}/v1/apps/bench/routes" \
+    -d "{\"route\":{\"path\":\"/hot$r\",\"image\":\"$IMAGE\",\"format\":\"http\",\"max_concurrency\":2}}"
+done
+log "direct: $ROUTES routes x $CLIENTS clients on one node, ${SECONDS_MAX} s"
+drive direct "${NODE_URLS[0]}"
+for n in 1 2 3; do
+  if [[ $n -gt 1 ]]; then stop_nodes; start_nodes "$n"; fi
+  start_haproxy
+  log "haproxy over $n node(s): $ROUTES routes x $CLIENTS clients, ${SECONDS_MAX} s"
+  drive "lb$n" "$LB"
+  stop_haproxy
+done
+stop_nodes
+LEFT=$(leftovers)
+
+TABLE=$(python3 - "$WORK" "$ROUTES" "$CLIENTS" "$LEFT" <<'PY'
+import json, sys
+work, routes, clients, left = sys.argv[1:]
+def run(name):
+    parts = [json.load(open(f"{work}/{name}-{r}.json")) for r in range(1, int(routes) + 1)]
+    rate = sum(p["rate_per_s"] for p in parts)
+    errors = sum(p["errors"] for p in parts)
+    p50 = sorted(p["p50_ms"] for p in parts if p["p50_ms"] is not None)
+    return rate, errors, p50[len(p50) // 2] if p50 else None
+base, _, _ = run("direct")
+print(f"| run ({routes} routes x {clients} clients) | calls/s | median p50 ms | errors | vs direct |")
+print("| --- | ---: | ---: | ---: | ---: |")
+for name, label in [("direct", "one node, no proxy (baseline)"), ("lb1", "HAProxy, 1 node"),
+                    ("lb2", "HAProxy, 2 nodes"), ("lb3", "HAProxy, 3 nodes")]:
+    rate, errors, p50 = run(name)
+    print(f"| {label} | {rate:,.0f} | {p50:.3f} | {errors} | {rate / base:.2f} |")
+print(f"\nContainers left after the nodes stopped: {left}.")
+PY
+)
+echo "$TABLE"
+
+DOC=docs/benchmarks.md
+python3 - "$DOC" "$TABLE" "$(nproc)" "$(date -u +%Y-%m-%d)" <<'PY'
+import re, sys
+doc, table, cores, day = sys.argv[1:]
+text = open(doc).read()
+section = (f"## Nodes behind HAProxy (`bench/cluster.sh`)\n\n{day}, {cores} cores, release build; nodes share "
+           "one PostgreSQL and one Redis, all on this machine with HAProxy and the clients. HAProxy hashes "
+           "`/r/` by URI, so each route stays on one node.\n\n"
+           f"{table}\n")
+pattern = re.compile(r"## Nodes behind HAProxy \(`bench/cluster.sh`\)\n.*?(?=\n## |\Z)", re.S)
+text = pattern.sub(section.rstrip("\n") + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
+open(doc, "w").write(text)
+PY
+echo "written to $DOC" >&2
