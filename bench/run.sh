@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every benchmark in turn: the management API (bench/mgmt.sh), cold calls
-# (bench/cold.sh), hot calls (bench/hot.sh) and async calls (bench/async.sh). Each prints its table and
+# (bench/cold.sh), hot calls (bench/hot.sh), async calls (bench/async.sh) and
+# nodes behind HAProxy (bench/cluster.sh). Each prints its table and
 # writes its own section of docs/benchmarks.md; a failing one does not stop
-# the others, but makes this exit non-zero. About 6.5 minutes on 2 cores.
+# the others, but makes this exit non-zero. About 9 minutes on 2 cores.
 #
 #   bench/run.sh
 set -uo pipefail
@@ -10,7 +11,7 @@ cd "$(dirname "$0")/.." || exit 1
 
 BEGAN=$(date +%s)
 failed=()
-for bench in mgmt cold hot async; do
+for bench in mgmt cold hot async cluster; do
   echo "== bench/$bench.sh" >&2
   start=$(date +%s)
   if "bench/$bench.sh"; then
