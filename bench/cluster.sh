@@ -187,7 +187,12 @@ text = open(doc).read()
 section = (f"## Nodes behind HAProxy (`bench/cluster.sh`)\n\n{day}, {cores} cores, release build; nodes share "
            "one PostgreSQL and one Redis, all on this machine with HAProxy and the clients. HAProxy hashes "
            "`/r/` by URI, so each route stays on one node.\n\n"
-           f"{table}\n")
+           f"{table}\n\n"
+           "On one machine more nodes bring no CPU: the nodes, their hot containers, HAProxy, PostgreSQL, "
+           "Redis and the clients share the same cores, so extra nodes only add processes to schedule. "
+           "HAProxy is a second HTTP hop, and with `http-reuse never` (so that a request is never written "
+           "to an idle connection of a node that just died, which could not be retried safely) every call "
+           "opens a new loopback connection to a node. On separate machines each node brings its own cores.\n")
 pattern = re.compile(r"## Nodes behind HAProxy \(`bench/cluster.sh`\)\n.*?(?=\n## |\Z)", re.S)
 text = pattern.sub(section.rstrip("\n") + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
 open(doc, "w").write(text)
