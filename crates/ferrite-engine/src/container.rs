@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bollard::container::AttachContainerResults;
 use bollard::models::{ContainerCreateBody, HostConfig};
@@ -58,17 +59,7 @@ impl Drop for Removal {
         };
         self.tracker.spawn_on(
             async move {
-                if let Err(e) = docker.remove_container(&id, Some(force())).await {
-                    if !matches!(
-                        e,
-                        bollard::errors::Error::DockerResponseServerError {
-                            status_code: 404,
-                            ..
-                        }
-                    ) {
-                        tracing::warn!(container = %id, error = %e, "cannot remove container");
-                    }
-                }
+                remove_with_retries(&docker, &id).await;
                 drop(permit);
                 if let Some(dir) = host_dir {
                     let _ = std::fs::remove_dir_all(dir);
@@ -76,6 +67,40 @@ impl Drop for Removal {
             },
             &runtime,
         );
+    }
+}
+
+/// Waits between attempts at removing a container.
+const REMOVAL_RETRIES: [Duration; 4] = [
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+];
+
+/// Remove a container, trying again when the engine fails: a busy engine
+/// sometimes fails a removal (a mount still busy while the container exits,
+/// or a removal already in progress) and would leave the container
+/// "Removal In Progress" until someone asks again.
+async fn remove_with_retries(docker: &Docker, id: &str) {
+    let mut waits = REMOVAL_RETRIES.iter();
+    loop {
+        match docker.remove_container(id, Some(force())).await {
+            Ok(()) => return,
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => return,
+            Err(e) => match waits.next() {
+                Some(wait) => {
+                    tracing::debug!(container = %id, error = %e, "container removal failed; trying again");
+                    tokio::time::sleep(*wait).await;
+                }
+                None => {
+                    tracing::warn!(container = %id, error = %e, "cannot remove container; it is removed at next start");
+                    return;
+                }
+            },
+        }
     }
 }
 
