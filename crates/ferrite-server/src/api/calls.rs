@@ -113,11 +113,8 @@ pub async fn cancel(
     // 404 for a call of another app, before anything changes.
     state.store.get_call(&app, &id).await?;
     let update = CallUpdate {
-        next: CallStatus::Cancelled,
-        at_ms: Millis::now().0,
         error: Some("cancelled by request"),
-        output: None,
-        log: None,
+        ..CallUpdate::new(CallStatus::Cancelled, Millis::now().0)
     };
     // The record first: a worker that reserved the task meanwhile finds it
     // cancelled and drops it without running it.

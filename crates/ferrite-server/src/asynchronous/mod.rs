@@ -32,11 +32,8 @@ pub async fn enqueue(
     if let Err(e) = queue.push(&task).await {
         let message = format!("the call could not be queued: {e}");
         let update = CallUpdate {
-            next: CallStatus::Cancelled,
-            at_ms: Millis::now().0,
             error: Some(&message),
-            output: None,
-            log: None,
+            ..CallUpdate::new(CallStatus::Cancelled, Millis::now().0)
         };
         if let Err(e) = store.update_call(id, &update).await {
             tracing::warn!(call_id = %id, error = %e, "cannot mark an unqueued call as cancelled");
