@@ -11,12 +11,14 @@ pub mod call;
 pub mod decode;
 pub mod error;
 pub mod route;
+pub mod service;
 pub mod validate;
 
 pub use app::{App, AppInput};
 pub use call::{Call, CallStatus, IllegalTransition, Millis};
 pub use error::{ApiError, ErrorKind};
 pub use route::{Format, Headers, Route, RouteInput, RouteType};
+pub use service::{ServiceInput, ServiceSpec};
 
 /// String map of configuration, handed to functions as environment variables.
 /// A `BTreeMap` so that listings and JSON output are in a stable order.

@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::service::{absent_or_null, ServiceInput, ServiceSpec};
 use crate::{validate, ApiError, Config};
 
 /// Response headers a route adds to every answer (a header may repeat).
@@ -121,6 +122,11 @@ pub struct Route {
     /// to 0 when a stored or older document lacks it.
     #[serde(default)]
     pub max_retries: u32,
+    /// When set, the route runs as a Docker Swarm service (see
+    /// [`ServiceSpec`]) instead of in containers. Left out of the JSON when
+    /// unset, so IronFunctions clients see the documents they know.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceSpec>,
 }
 
 /// The body of route creation and PATCH (inside `"route"`). Numbers are
@@ -144,6 +150,11 @@ pub struct RouteInput {
     /// Unlike the numbers above, an explicit 0 is a value here, not "not
     /// given": no IronFunctions client sends this field, so a 0 was meant.
     pub max_retries: Option<i64>,
+    /// Absent: keep (on creation: no service). `null`: remove the section
+    /// (the route runs in containers again). An object: merged field by
+    /// field into the current section, or a new one with defaults.
+    #[serde(default, deserialize_with = "absent_or_null")]
+    pub service: Option<Option<ServiceInput>>,
 }
 
 fn memory(v: Option<i64>) -> Result<Option<u64>, ApiError> {
@@ -186,6 +197,20 @@ fn max_retries(v: Option<i64>) -> Result<Option<u32>, ApiError> {
         })
 }
 
+/// A service route answers its callers over HTTP from long-running tasks;
+/// queueing async calls for it is not built yet, so the combination is
+/// refused rather than accepted and run some other way.
+fn service_needs_sync(route: &Route) -> Result<(), ApiError> {
+    if route.service.is_some() && route.kind != RouteType::Sync {
+        return Err(ApiError::bad_request(format!(
+            "route type {} cannot have a service section: async calls to services are not \
+             supported yet; use type sync, or remove the section with \"service\": null",
+            route.kind
+        )));
+    }
+    Ok(())
+}
+
 /// Absent and empty strings mean "not given" (Go clients send zero values).
 fn given(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.is_empty())
@@ -209,7 +234,12 @@ impl Route {
         validate::headers(&headers)?;
         let config = input.config.unwrap_or_default();
         validate::config("route", &config)?;
-        Ok(Route {
+        let service = input
+            .service
+            .flatten()
+            .map(ServiceSpec::create)
+            .transpose()?;
+        let route = Route {
             app_name: app_name.to_string(),
             path,
             image,
@@ -231,14 +261,19 @@ impl Route {
             config: validate::merge_config(None, config),
             jwt_key: given(input.jwt_key),
             max_retries: max_retries(input.max_retries)?.unwrap_or(0),
-        })
+            service,
+        };
+        service_needs_sync(&route)?;
+        Ok(route)
     }
 
     /// Apply a PATCH. Fields not given (or zero, or `""`) keep their value,
     /// except `max_retries`, where 0 is a value and only absence keeps it;
     /// `config` is merged (`""` removes a key); `headers` are merged (an empty
     /// list removes a header); `"jwt_key":""` removes the key. The path and the
-    /// app cannot change. Nothing is changed when an error is returned.
+    /// app cannot change. `"service": null` removes the service section and
+    /// `"service": {...}` merges into it (see [`ServiceSpec::apply`]) or
+    /// creates it with defaults. Nothing is changed when an error is returned.
     pub fn apply(&mut self, patch: RouteInput) -> Result<(), ApiError> {
         if let Some(other) = given(patch.path).filter(|p| *p != self.path) {
             return Err(ApiError::bad_request(format!(
@@ -297,6 +332,20 @@ impl Route {
         if let Some(key) = patch.jwt_key {
             next.jwt_key = (!key.is_empty()).then_some(key);
         }
+        match patch.service {
+            None => {}
+            Some(None) => next.service = None,
+            Some(Some(section)) => {
+                next.service = Some(match next.service.take() {
+                    Some(mut current) => {
+                        current.apply(section)?;
+                        current
+                    }
+                    None => ServiceSpec::create(section)?,
+                });
+            }
+        }
+        service_needs_sync(&next)?;
         *self = next;
         Ok(())
     }
@@ -450,6 +499,191 @@ mod tests {
             ["X-B"]
         );
         assert_eq!(route.jwt_key, None);
+    }
+
+    #[test]
+    fn service_section_on_create() {
+        let plain = Route::create("myapp", input(r#"{"path":"/a","image":"x"}"#)).unwrap();
+        assert_eq!(plain.service, None);
+        let json = serde_json::to_value(&plain).unwrap();
+        assert!(json.get("service").is_none(), "left out when unset: {json}");
+        let null = Route::create(
+            "myapp",
+            input(r#"{"path":"/a","image":"x","service":null}"#),
+        )
+        .unwrap();
+        assert_eq!(null.service, None, "null on creation is no service");
+
+        let route = Route::create(
+            "myapp",
+            input(r#"{"path":"/a","image":"x","format":"http","service":{}}"#),
+        )
+        .unwrap();
+        assert_eq!(route.service, Some(ServiceSpec::default()));
+        assert_eq!(route.format, Format::Http, "format is kept");
+        let json = serde_json::to_value(&route).unwrap();
+        assert_eq!(json["service"]["port"], 8080);
+        assert_eq!(json["service"]["max_replicas"], 10);
+        let back: Route = serde_json::from_value(json).unwrap();
+        assert_eq!(back, route);
+
+        let route = Route::create(
+            "myapp",
+            input(r#"{"path":"/a","image":"x","service":{"port":9000,"min_replicas":1}}"#),
+        )
+        .unwrap();
+        let service = route.service.unwrap();
+        assert_eq!((service.port, service.min_replicas), (9000, 1));
+    }
+
+    #[test]
+    fn service_rules_on_create() {
+        for (body, needle) in [
+            (
+                r#"{"path":"/a","image":"x","type":"async","service":{}}"#,
+                "async calls to services are not supported yet",
+            ),
+            (
+                r#"{"path":"/a","image":"x","service":{"min_replicas":3,"max_replicas":2}}"#,
+                "route service.max_replicas must be at least min_replicas (3), got 2",
+            ),
+            (
+                r#"{"path":"/a","image":"x","service":{"port":-1}}"#,
+                "route service.port must be between 1 and 65535",
+            ),
+            (
+                r#"{"path":"/a","image":"x","service":{"labels":{"org.ferrite.app":"y"}}}"#,
+                "reserved",
+            ),
+            (
+                r#"{"path":"/a","image":"x","service":{"constraints":["node.role=worker"]}}"#,
+                "no operator",
+            ),
+        ] {
+            let err = Route::create("myapp", input(body)).unwrap_err();
+            assert_eq!(err.status(), 400);
+            assert!(err.message.contains(needle), "{body}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn service_decode_errors_name_the_field() {
+        for (body, start) in [
+            (
+                r#"{"route":{"service":{"max_replica":3}}}"#,
+                "route.service.max_replica: unknown field `max_replica`",
+            ),
+            (
+                r#"{"route":{"service":{"port":"80"}}}"#,
+                "route.service.port:",
+            ),
+            (r#"{"route":{"service":7}}"#, "route.service:"),
+            (
+                r#"{"route":{"service":{"port":1.5}}}"#,
+                "route.service.port:",
+            ),
+        ] {
+            let err = crate::decode::wrapped::<RouteInput>(body.as_bytes(), "route").unwrap_err();
+            assert!(err.message.starts_with(start), "{body}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn service_patch_absent_null_and_object() {
+        assert_eq!(input(r#"{}"#).service, None);
+        assert_eq!(input(r#"{"service":null}"#).service, Some(None));
+        assert_eq!(
+            input(r#"{"service":{}}"#).service,
+            Some(Some(ServiceInput::default()))
+        );
+
+        let mut route = Route::create("myapp", input(r#"{"path":"/a","image":"x"}"#)).unwrap();
+        route
+            .apply(input(r#"{"service":{"max_replicas":3}}"#))
+            .unwrap();
+        let service = route.service.clone().unwrap();
+        assert_eq!(
+            service,
+            ServiceSpec {
+                max_replicas: 3,
+                ..ServiceSpec::default()
+            },
+            "created with defaults"
+        );
+        route.apply(input(r#"{"memory":256}"#)).unwrap();
+        assert_eq!(route.service.as_ref(), Some(&service), "absent keeps it");
+        route
+            .apply(input(r#"{"service":{"port":9000,"labels":{"a":"1"}}}"#))
+            .unwrap();
+        let merged = route.service.clone().unwrap();
+        assert_eq!(
+            (merged.port, merged.max_replicas, merged.labels.len()),
+            (9000, 3, 1),
+            "merged field by field"
+        );
+        route.apply(input(r#"{"service":null}"#)).unwrap();
+        assert_eq!(route.service, None, "null removes it");
+        route.apply(input(r#"{"service":null}"#)).unwrap();
+        assert_eq!(route.service, None, "removing what is not there is fine");
+        route.apply(input(r#"{"service":{}}"#)).unwrap();
+        assert_eq!(
+            route.service,
+            Some(ServiceSpec::default()),
+            "back with defaults, not with the removed values"
+        );
+    }
+
+    #[test]
+    fn service_patch_keeps_type_sync() {
+        let mut route = Route::create(
+            "myapp",
+            input(r#"{"path":"/a","image":"x","type":"async"}"#),
+        )
+        .unwrap();
+        let before = route.clone();
+        let err = route.apply(input(r#"{"service":{}}"#)).unwrap_err();
+        assert!(err.message.contains("not supported yet"), "{}", err.message);
+        assert_eq!(route, before);
+        route
+            .apply(input(r#"{"type":"sync","service":{}}"#))
+            .unwrap();
+        assert!(route.service.is_some());
+        let before = route.clone();
+        let err = route.apply(input(r#"{"type":"async"}"#)).unwrap_err();
+        assert!(
+            err.message
+                .contains("route type async cannot have a service section"),
+            "{}",
+            err.message
+        );
+        assert_eq!(route, before);
+        route
+            .apply(input(r#"{"type":"async","service":null}"#))
+            .unwrap();
+        assert_eq!(
+            (route.kind, route.service.is_none()),
+            (RouteType::Async, true)
+        );
+    }
+
+    #[test]
+    fn service_patch_is_all_or_nothing() {
+        let mut route = Route::create(
+            "myapp",
+            input(r#"{"path":"/a","image":"x","service":{"max_replicas":5}}"#),
+        )
+        .unwrap();
+        let before = route.clone();
+        let err = route
+            .apply(input(r#"{"memory":512,"service":{"min_replicas":6}}"#))
+            .unwrap_err();
+        assert!(
+            err.message
+                .contains("route service.min_replicas must be at most max_replicas (5), got 6"),
+            "{}",
+            err.message
+        );
+        assert_eq!(route, before);
     }
 
     #[test]

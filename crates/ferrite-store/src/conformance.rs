@@ -248,6 +248,113 @@ pub async fn route_max_retries(store: &dyn Store) {
     assert_eq!(store.get_route("mr", "/r").await.unwrap().max_retries, 0);
 }
 
+/// The service section comes back as it went in, with every field; a route
+/// without one has none.
+pub async fn route_service_round_trip(store: &dyn Store) {
+    let plain = route("svc", r#"{"path":"/plain","image":"img"}"#);
+    store.create_route(&plain).await.unwrap();
+    assert_eq!(
+        store.get_route("svc", "/plain").await.unwrap().service,
+        None
+    );
+
+    let full = route(
+        "svc",
+        r#"{"path":"/full","image":"img","format":"http","service":{"port":9000,"min_replicas":2,
+            "max_replicas":7,"target_concurrency":25,"scale_to_zero_after":45,
+            "constraints":["node.role==worker","node.labels.zone != b"],
+            "labels":{"team":"a","example.com/tier":"web"}}}"#,
+    );
+    assert!(full.service.is_some());
+    store.create_route(&full).await.unwrap();
+    assert_eq!(store.get_route("svc", "/full").await.unwrap(), full);
+
+    let defaults = route("svc", r#"{"path":"/defaults","image":"img","service":{}}"#);
+    store.create_route(&defaults).await.unwrap();
+    assert_eq!(
+        store.get_route("svc", "/defaults").await.unwrap().service,
+        Some(ferrite_model::ServiceSpec::default())
+    );
+}
+
+/// PATCH adds the section (with defaults), merges into it field by field,
+/// and `null` removes it; a refused patch writes nothing.
+pub async fn route_service_update(store: &dyn Store) {
+    store
+        .create_route(&route("svcu", r#"{"path":"/r","image":"img"}"#))
+        .await
+        .unwrap();
+    let added = store
+        .update_route("svcu", "/r", patch(r#"{"service":{"max_replicas":4}}"#))
+        .await
+        .unwrap();
+    let service = added.service.clone().expect("added");
+    assert_eq!((service.port, service.max_replicas), (8080, 4));
+    assert_eq!(store.get_route("svcu", "/r").await.unwrap(), added);
+
+    let changed = store
+        .update_route(
+            "svcu",
+            "/r",
+            patch(r#"{"service":{"port":9090,"constraints":["node.role==worker"],"labels":{"a":"1"}}}"#),
+        )
+        .await
+        .unwrap();
+    let service = changed.service.clone().expect("kept");
+    assert_eq!(
+        (
+            service.port,
+            service.max_replicas,
+            service.constraints.len(),
+            service.labels.len()
+        ),
+        (9090, 4, 1, 1)
+    );
+    assert_eq!(store.get_route("svcu", "/r").await.unwrap(), changed);
+
+    let kept = store
+        .update_route("svcu", "/r", patch(r#"{"memory":256}"#))
+        .await
+        .unwrap();
+    assert_eq!(kept.service, changed.service, "not named, kept");
+
+    let err = store
+        .update_route("svcu", "/r", patch(r#"{"service":{"min_replicas":9}}"#))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    let err = store
+        .update_route("svcu", "/r", patch(r#"{"type":"async"}"#))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    assert_eq!(
+        store.get_route("svcu", "/r").await.unwrap(),
+        kept,
+        "a refused patch writes nothing"
+    );
+
+    let removed = store
+        .update_route("svcu", "/r", patch(r#"{"service":null}"#))
+        .await
+        .unwrap();
+    assert_eq!(removed.service, None);
+    assert_eq!(store.get_route("svcu", "/r").await.unwrap().service, None);
+    assert_eq!(store.get_route("svcu", "/r").await.unwrap(), removed);
+}
+
+/// A listing carries each route's section (or none).
+pub async fn routes_list_with_service(store: &dyn Store) {
+    let with = route(
+        "svcl",
+        r#"{"path":"/a","image":"img","service":{"min_replicas":1,"labels":{"x":"y"}}}"#,
+    );
+    let without = route("svcl", r#"{"path":"/b","image":"img"}"#);
+    store.create_route(&with).await.unwrap();
+    store.create_route(&without).await.unwrap();
+    assert_eq!(store.list_routes("svcl").await.unwrap(), [with, without]);
+}
+
 pub async fn routes_list_by_path(store: &dyn Store) {
     for path in ["/c", "/a/b", "/a"] {
         store
@@ -957,7 +1064,8 @@ macro_rules! store_conformance_tests {
         $crate::store_conformance_tests!(@by_ref $make;
             apps_round_trip, duplicate_app_conflicts, app_update_merges_config,
             app_delete_needs_cascade, route_creates_its_app, route_keeps_every_field,
-            route_update_applies_patch, route_max_retries, routes_list_by_path, route_delete, ping,
+            route_update_applies_patch, route_max_retries, route_service_round_trip,
+            route_service_update, routes_list_with_service, routes_list_by_path, route_delete, ping,
             call_round_trip, call_not_found, call_transitions, call_output_kept, call_logs,
             call_update_writes_log, record_calls_batch_lands,
             record_calls_skips_unknown_apps_and_duplicates, record_calls_keeps_logs,

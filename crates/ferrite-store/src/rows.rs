@@ -28,6 +28,8 @@ pub(crate) struct RouteRow {
     pub config: Option<String>,
     pub jwt_key: Option<String>,
     pub max_retries: i64,
+    /// The service section as JSON; `NULL` when the route has none.
+    pub service: Option<String>,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -51,7 +53,7 @@ pub(crate) const CALL_COLUMNS: &str = "id, app_name, path, type, status, created
 
 /// Column list of `routes`, in [`RouteRow`]'s order.
 pub(crate) const ROUTE_COLUMNS: &str = "app_name, path, image, memory, type, format, \
-     max_concurrency, timeout, idle_timeout, headers, config, jwt_key, max_retries";
+     max_concurrency, timeout, idle_timeout, headers, config, jwt_key, max_retries, service";
 
 pub(crate) fn to_json<T: Serialize>(value: &Option<T>) -> Result<Option<String>, StoreError> {
     value
@@ -142,6 +144,7 @@ impl TryFrom<RouteRow> for Route {
             max_retries: u32::try_from(row.max_retries).map_err(|_| {
                 StoreError::Corrupt(format!("route max_retries {}", row.max_retries))
             })?,
+            service: from_json("route service", row.service)?,
             app_name: row.app_name,
             path: row.path,
             image: row.image,

@@ -217,6 +217,10 @@ async fn nodes_starting_at_once_upgrade_an_older_schema_once() {
     let store = PostgresStore::open(&url).await.expect("reopen");
     let kept = store.get_route("old", "/r").await.expect("the old route");
     assert_eq!((kept.image.as_str(), kept.max_retries), ("img", 0));
+    assert_eq!(
+        kept.service, None,
+        "routes of an older schema run in containers"
+    );
     store
         .create_route(&route("old", "/new"))
         .await
