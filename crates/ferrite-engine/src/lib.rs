@@ -21,6 +21,7 @@ mod image;
 mod init;
 pub mod labels;
 mod pool;
+pub mod swarm;
 
 pub use admission::MemoryPermit;
 pub use call_log::{CapturedLog, PendingLog};

@@ -1,0 +1,121 @@
+//! Routes as Docker Swarm services: Ferrite creates a service per route
+//! (its tasks serve HTTP on a port), keeps it matching its route, finds the
+//! running tasks' addresses on an overlay network, and spreads requests
+//! over them.
+//!
+//! - [`Swarm`]: the services and networks themselves (create, update,
+//!   scale, remove, adopt after a restart) through the Engine API.
+//! - [`TaskWatcher`]: each watched service's task addresses, kept fresh from
+//!   the engine's events and by polling.
+//! - [`Balancer`] and [`Forwarder`]: the task with the fewest outstanding
+//!   requests, and a request forwarded to it, retried on another task only
+//!   when the connection could not be made.
+//!
+//! Swarm's virtual IPs and ingress mesh are never used (they need IPVS,
+//! missing on some kernels): services use DNS round robin and Ferrite
+//! routes to task addresses it reads from the Swarm API.
+
+mod balance;
+mod definition;
+mod engine_get;
+mod error;
+mod forward;
+mod network;
+mod services;
+mod spec;
+mod tasks;
+mod watch;
+
+use std::sync::Arc;
+
+use bollard::models::LocalNodeState;
+use bollard::Docker;
+
+pub use balance::{Balancer, Lease};
+pub use definition::{labels, service_name, ServiceDefinition};
+pub use error::SwarmError;
+pub use forward::{ForwardError, ForwardSettings, Forwarded, Forwarder, LeasedBody};
+pub use services::{EnsureAction, Ensured, OwnedService};
+pub use tasks::RunningTask;
+pub use watch::{Addresses, TaskWatcher, WatchSettings};
+
+use crate::ConnectSettings;
+use engine_get::EngineGet;
+
+/// A connection to a Swarm manager's Engine API; cheap to clone.
+#[derive(Clone)]
+pub struct Swarm {
+    docker: Docker,
+    /// For the requests bollard cannot make (task addresses).
+    get: Arc<EngineGet>,
+    /// The engine's address, for messages.
+    host: String,
+}
+
+impl Swarm {
+    /// Connect as the docker CLI would (`DOCKER_HOST`, TLS variables). This
+    /// does not check that the engine is a Swarm manager: see
+    /// [`check_manager`](Swarm::check_manager).
+    pub async fn connect(settings: &ConnectSettings) -> Result<Swarm, SwarmError> {
+        let docker = settings.connect().await?;
+        let get = EngineGet::new(settings, &docker.client_version())?;
+        Ok(Swarm {
+            docker,
+            get: Arc::new(get),
+            host: settings.host().to_string(),
+        })
+    }
+
+    /// Fail with a message that says what to do unless the engine is an
+    /// active Swarm manager (only managers can run services). Returns the
+    /// node's id.
+    pub async fn check_manager(&self) -> Result<String, SwarmError> {
+        let info = self.docker.info().await?;
+        let swarm = info.swarm.unwrap_or_default();
+        let state = swarm.local_node_state.unwrap_or(LocalNodeState::EMPTY);
+        if state != LocalNodeState::ACTIVE {
+            let state = match state {
+                LocalNodeState::EMPTY => "unknown".to_string(),
+                other => other.to_string(),
+            };
+            return Err(SwarmError::NotActive {
+                host: self.host.clone(),
+                state,
+            });
+        }
+        if swarm.control_available != Some(true) {
+            return Err(SwarmError::NotManager {
+                host: self.host.clone(),
+            });
+        }
+        Ok(swarm.node_id.unwrap_or_default())
+    }
+
+    /// The bollard client, for what this module does not wrap.
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// The tasks of `service` (name or id) that run and are meant to, with
+    /// their address on `network` (name or id); tasks without an address
+    /// there are left out.
+    pub async fn running_tasks(
+        &self,
+        service: &str,
+        network: &str,
+    ) -> Result<Vec<RunningTask>, SwarmError> {
+        let by_service = tasks::desired_running(&self.get, &[service.to_string()])
+            .await
+            .map_err(|e| match e {
+                SwarmError::Api { status: 404, .. } => SwarmError::NotFound(service.to_string()),
+                other => other,
+            })?;
+        let mut running: Vec<RunningTask> = by_service
+            .values()
+            .flatten()
+            .filter_map(|t| t.running_on(network))
+            .collect();
+        running.sort_by_key(|t| t.slot);
+        Ok(running)
+    }
+}
