@@ -2,7 +2,7 @@
 # Builds the images of Ferrite's production layout (deploy/), locally: no
 # registry is reachable on Ferrite's machines, so nothing is pulled.
 #
-#   ferrite/ferrite   the static (musl) `ferrite` binary on scratch
+#   ferrite/ferrite   the statically linked `ferrite` binary on scratch
 #   ferrite/postgres  PostgreSQL, Redis and HAProxy from Debian bookworm's
 #   ferrite/redis     packages: one root filesystem made with debootstrap on
 #   ferrite/haproxy   this machine, imported as ferrite/deploy-base, with a
@@ -19,7 +19,9 @@
 #   --fresh  debootstrap again instead of using the cached root filesystem
 #
 # Environment: FERRITE_DEBIAN_MIRROR (default http://deb.debian.org/debian),
-# FERRITE_DEPLOY_CACHE, CARGO_TARGET_DIR. debootstrap and chroot need root.
+# FERRITE_DEPLOY_CACHE, CARGO_TARGET_DIR, FERRITE_IMAGE_PROFILE (cargo
+# profile of the binary in ferrite/ferrite: release by default; the test
+# suite uses dev, which it compiles anyway). debootstrap and chroot need root.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -32,8 +34,16 @@ MIRROR=${FERRITE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 PACKAGES=(postgresql redis-server haproxy)
 BASE=ferrite/deploy-base:latest
 CACHE=${FERRITE_DEPLOY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ferrite-deploy}
-TARGET=x86_64-unknown-linux-musl
+# glibc, linked statically (crt-static): the same binary runs FROM scratch
+# and, as `ferrite watchdog`, inside any function image whatever its libc.
+# Not musl: its target would have to come from rustup's servers, which CI
+# machines do not reach; the glibc target is the toolchain's own. Naming
+# the target keeps crt-static off build scripts and proc macros, and puts
+# the build in its own directory, beside the dynamic one the tests use.
+TARGET=x86_64-unknown-linux-gnu
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+PROFILE=${FERRITE_IMAGE_PROFILE:-release}
+case $PROFILE in dev) PROFILE_DIR=debug ;; *) PROFILE_DIR=$PROFILE ;; esac
 
 fresh=0
 names=()
@@ -145,10 +155,14 @@ import_base() {
 # binary (stripped of its debug line tables: 3/4 of its size) only when it
 # changed, so Docker's build cache keeps hitting.
 ferrite_context() {
-  local ctx="$TARGET_DIR/deploy-image" bin="$TARGET_DIR/$TARGET/release/ferrite"
-  apt_install musl-tools
-  rustup target list --installed | grep -qx "$TARGET" || rustup target add "$TARGET"
-  cargo build --release -p ferrite --target "$TARGET"
+  local ctx="$TARGET_DIR/deploy-image" bin="$TARGET_DIR/$TARGET/$PROFILE_DIR/ferrite"
+  RUSTFLAGS="-C target-feature=+crt-static" \
+    cargo build --locked --profile "$PROFILE" -p ferrite --target "$TARGET"
+  # A binary that still wants a dynamic loader would not start FROM scratch.
+  if readelf -l "$bin" | grep -q 'Requesting program interpreter'; then
+    echo "$bin is dynamically linked" >&2
+    return 1
+  fi
   mkdir -p "$ctx/rootfs/usr/local/bin" "$ctx/rootfs/tmp" "$ctx/rootfs/var/lib/ferrite"
   chmod 1777 "$ctx/rootfs/tmp"
   strip --strip-debug -o "$ctx/ferrite.tmp" "$bin"

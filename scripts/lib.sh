@@ -62,3 +62,15 @@ free_port() {
     fi
   done
 }
+
+# Makes this machine's engine a Swarm manager when it is not in a Swarm:
+# a single node, advertised on the address of the default route (or the
+# engine's choice). Prints "initialised" when it did, so the caller leaves
+# the Swarm again at the end; an active Swarm is used as it is and kept.
+swarm_ensure() {
+  local addr
+  [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" = active ] && return 0
+  addr=$(ip -4 route get 1.1.1.1 2>/dev/null | awk '{for (i = 1; i < NF; i++) if ($i == "src") print $(i + 1)}')
+  docker swarm init ${addr:+--advertise-addr "$addr"} >/dev/null
+  echo initialised
+}

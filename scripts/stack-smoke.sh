@@ -42,10 +42,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [[ $(docker info --format '{{.Swarm.LocalNodeState}}') != active ]]; then
-  addr=$(ip -4 route get 1.1.1.1 2>/dev/null | awk '{for (i = 1; i < NF; i++) if ($i == "src") print $(i + 1)}')
-  log "initialising a single-node Swarm on ${addr:-the default address}"
-  docker swarm init ${addr:+--advertise-addr "$addr"} >/dev/null
+if [[ $(swarm_ensure) == initialised ]]; then
+  log "initialised a single-node Swarm (left again at the end)"
   LEFT_SWARM=1
 fi
 

@@ -26,8 +26,23 @@ step "Debian packages the tests use"
 # Installed once here, not by tests running in parallel (dpkg has one lock).
 apt_install busybox-static docker-registry apache2-utils nginx libnginx-mod-stream openssl curl redis-server postgresql haproxy
 
+LOG=$(mktemp)
+SWARM=
+cleanup() {
+  rm -f "$LOG"
+  if [ "$SWARM" = initialised ]; then docker swarm leave --force >/dev/null 2>&1 || true; fi
+}
+trap cleanup EXIT
+
+step "single-node Swarm (the stack and service tests)"
+SWARM=$(swarm_ensure)
+echo "swarm: ${SWARM:-already active, kept}"
+
 step "example function images (scripts/images.sh)"
 scripts/images.sh
+
+step "deployment images (scripts/deploy-images.sh, Ferrite's binary in the dev profile)"
+FERRITE_IMAGE_PROFILE=dev scripts/deploy-images.sh
 
 step "cargo fmt --check"
 cargo fmt --all --check
@@ -36,8 +51,6 @@ step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test"
-LOG=$(mktemp)
-trap 'rm -f "$LOG"' EXIT
 status=0
 cargo test --workspace --locked --no-fail-fast --lib --bins --tests 2>&1 | tee "$LOG" || status=$?
 
