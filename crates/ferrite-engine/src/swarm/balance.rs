@@ -68,12 +68,19 @@ impl Balancer {
         addrs: &[SocketAddr],
         exclude: &[SocketAddr],
     ) -> Option<Lease> {
+        self.connect_failed(failed);
+        self.choose(addrs, exclude)
+    }
+
+    /// The connection to `failed`'s task could not be made and the request
+    /// gives up: note it (other requests avoid the task for a moment) and
+    /// end the lease.
+    pub fn connect_failed(&self, failed: Lease) {
         self.connect_failures.fetch_add(1, Ordering::Relaxed);
         self.lock()
             .suspects
             .insert(failed.addr, Instant::now() + SUSPECT_FOR);
         drop(failed);
-        self.choose(addrs, exclude)
     }
 
     /// The same request again after a pause, once every task was excluded:

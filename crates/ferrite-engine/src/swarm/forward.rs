@@ -161,6 +161,7 @@ impl Forwarder {
                     let reason = chain(&e);
                     tracing::debug!(task = %addr, attempt = attempts, error = %reason, "cannot connect to task");
                     if attempts >= max_attempts {
+                        balancer.connect_failed(lease);
                         return Err(ForwardError::Connect {
                             attempts,
                             addr,
@@ -269,4 +270,234 @@ fn chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+
+    /// How a test task behaves once a request has arrived.
+    #[derive(Clone, Copy)]
+    enum Task {
+        /// Answers `METHOD PATH x-test=... body` (keep-alive).
+        Echo,
+        /// Reads the request, then closes without answering.
+        Hangs,
+    }
+
+    /// A task on 127.0.0.1, and how many connections it accepted.
+    async fn task(kind: Task) -> (SocketAddr, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(connection(stream, kind));
+            }
+        });
+        (addr, accepted)
+    }
+
+    async fn connection(mut stream: TcpStream, kind: Task) {
+        let mut buffer = Vec::new();
+        loop {
+            let Some((head, body)) = read_request(&mut stream, &mut buffer).await else {
+                return;
+            };
+            if let Task::Hangs = kind {
+                return;
+            }
+            let line = head.lines().next().unwrap_or_default();
+            let mut words = line.split(' ');
+            let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            let header = head
+                .lines()
+                .find_map(|l| l.strip_prefix("x-test: "))
+                .unwrap_or("-");
+            let answer = format!("{method} {path} x-test={header} {body}");
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nx-task: yes\r\n\r\n{answer}",
+                answer.len()
+            );
+            if stream.write_all(response.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// One request's head and body (by its content-length), or `None` at EOF.
+    async fn read_request(
+        stream: &mut TcpStream,
+        buffer: &mut Vec<u8>,
+    ) -> Option<(String, String)> {
+        loop {
+            if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buffer[..end]).to_string();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length: ")
+                            .map(str::to_string)
+                    })
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                while buffer.len() < end + 4 + length {
+                    let mut chunk = [0; 4096];
+                    let n = stream.read(&mut chunk).await.ok().filter(|n| *n > 0)?;
+                    buffer.extend_from_slice(&chunk[..n]);
+                }
+                let body = String::from_utf8_lossy(&buffer[end + 4..end + 4 + length]).to_string();
+                buffer.drain(..end + 4 + length);
+                return Some((head, body));
+            }
+            let mut chunk = [0; 4096];
+            let n = stream.read(&mut chunk).await.ok().filter(|n| *n > 0)?;
+            buffer.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// An address nobody listens on (a listener bound, then closed).
+    async fn dead() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap()
+    }
+
+    fn request() -> http::Request<Bytes> {
+        http::Request::post("http://ferrite/r/app/fn?x=1")
+            .header("x-test", "42")
+            .header("connection", "keep-alive")
+            .body(Bytes::from_static(b"payload"))
+            .unwrap()
+    }
+
+    fn fixed(addrs: Vec<SocketAddr>) -> impl Fn() -> Addresses {
+        let addrs: Addresses = Arc::from(addrs);
+        move || addrs.clone()
+    }
+
+    fn forwarder() -> Forwarder {
+        Forwarder::new(ForwardSettings {
+            retry_pause: Duration::from_millis(20),
+            ..Default::default()
+        })
+    }
+
+    #[tokio::test]
+    async fn a_connect_failure_is_retried_on_another_task() {
+        let dead = dead().await;
+        let (live, accepted) = task(Task::Echo).await;
+        let balancer = Balancer::new();
+        // Equal load: the first address of the list is tried first.
+        let forwarded = forwarder()
+            .forward(&balancer, fixed(vec![dead, live]), request())
+            .await
+            .unwrap();
+        assert_eq!(forwarded.addr, live);
+        assert_eq!(forwarded.attempts, 2);
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        assert_eq!(balancer.connect_failures_total(), 1);
+        assert_eq!(balancer.requests_total(), 1);
+        assert_eq!(
+            balancer.in_flight(),
+            1,
+            "outstanding until the body is read"
+        );
+        let response = forwarded.response;
+        assert_eq!(response.headers()["x-task"], "yes");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"POST /r/app/fn?x=1 x-test=42 payload");
+        assert_eq!(balancer.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_request_that_reached_a_task_is_never_sent_again() {
+        let (first, accepted_first) = task(Task::Hangs).await;
+        let (second, accepted_second) = task(Task::Hangs).await;
+        let balancer = Balancer::new();
+        let err = forwarder()
+            .forward(&balancer, fixed(vec![first, second]), request())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ForwardError::Request { addr, .. } if addr == first),
+            "{err}"
+        );
+        let total = accepted_first.load(Ordering::SeqCst) + accepted_second.load(Ordering::SeqCst);
+        assert_eq!(total, 1, "one task saw the request, no other");
+        assert_eq!(balancer.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn unreachable_tasks_fail_after_the_last_attempt() {
+        let addrs = vec![dead().await, dead().await];
+        let balancer = Balancer::new();
+        let err = forwarder()
+            .forward(&balancer, fixed(addrs), request())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ForwardError::Connect { attempts: 3, .. }),
+            "{err}"
+        );
+        assert_eq!(balancer.connect_failures_total(), 3);
+        assert_eq!(balancer.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_task_that_starts_listening_late_is_tried_again() {
+        // Swarm reports a task running before its server listens: the only
+        // task refuses the first connection, then accepts.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let balancer = Balancer::new();
+        let forwarder = Forwarder::new(ForwardSettings {
+            retry_pause: Duration::from_millis(300),
+            ..Default::default()
+        });
+        let late = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let listener = TcpListener::bind(addr).await.unwrap();
+            let (stream, _) = listener.accept().await.unwrap();
+            connection(stream, Task::Echo).await;
+        });
+        let forwarded = forwarder
+            .forward(&balancer, fixed(vec![addr]), request())
+            .await
+            .unwrap();
+        assert_eq!(forwarded.attempts, 2);
+        drop(forwarded);
+        late.abort();
+    }
+
+    #[tokio::test]
+    async fn no_task_is_its_own_error() {
+        let err = forwarder()
+            .forward(&Balancer::new(), fixed(vec![]), request())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ForwardError::NoTasks));
+    }
+
+    #[test]
+    fn hop_by_hop_headers_stay_behind() {
+        let mut headers = HeaderMap::new();
+        headers.insert("connection", "close, x-private".parse().unwrap());
+        headers.insert("x-private", "1".parse().unwrap());
+        headers.insert("keep-alive", "timeout=5".parse().unwrap());
+        headers.insert("transfer-encoding", "chunked".parse().unwrap());
+        headers.insert("x-kept", "1".parse().unwrap());
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key("x-kept"));
+    }
 }

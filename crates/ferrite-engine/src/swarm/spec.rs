@@ -46,6 +46,11 @@ pub(crate) fn build(def: &ServiceDefinition, replicas: u64) -> ServiceSpec {
         labels: Some(container_labels),
         env: Some(def.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
         stop_grace_period: Some(nanos(STOP_GRACE)),
+        // Docker's tiny init as PID 1: a function's server that does not
+        // handle SIGTERM itself (PID 1 gets no default handlers) still stops
+        // at once on a scale down or an update instead of after the grace
+        // period, and its zombies are reaped.
+        init: Some(true),
         ..Default::default()
     };
     let task = TaskSpec {
