@@ -345,6 +345,34 @@ async fn a_service_follows_its_route_definition() {
         Err(SwarmError::NotFound(_))
     ));
 
+    // A service of that name that the owner did not make is never touched.
+    let foreign = env.definition("/foreign");
+    let foreign_name = foreign.service_name();
+    let run_label = format!("{RUN_LABEL}={}", env.run);
+    docker(&[
+        "service",
+        "create",
+        "-q",
+        "--detach",
+        "--name",
+        &foreign_name,
+        "--label",
+        "org.ferrite.test=1",
+        "--label",
+        &run_label,
+        "--replicas",
+        "0",
+        &env.image,
+    ]);
+    assert!(
+        matches!(
+            swarm.ensure(&foreign).await,
+            Err(SwarmError::NotOwned { found: None, .. })
+        ),
+        "a service without the owner label must be refused"
+    );
+    assert!(swarm.list_owned(&env.run).await.expect("list").is_empty());
+
     // A network that cannot carry services is refused, not reused.
     assert!(matches!(
         swarm.ensure_network("bridge", &BTreeMap::new()).await,
@@ -445,6 +473,33 @@ async fn task_addresses_follow_the_replicas() {
     let left = watcher.addresses(&name);
     assert!(two.contains(&left[0]));
 
+    // A changed definition replaces the task start-first: the new task runs
+    // before the old one stops, so the route never has no address.
+    let mut changed = def.clone();
+    changed.env.insert("GREETING".into(), "hello".into());
+    let mut seen = watcher.subscribe(&name).expect("watched");
+    let rolling = Instant::now();
+    swarm.ensure(&changed).await.expect("update");
+    watcher.changed(&name);
+    let old = left[0];
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let now = seen.borrow_and_update().clone();
+        assert!(!now.is_empty(), "no address during a start-first update");
+        if now.len() == 1 && now[0] != old {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the update did not finish: {now:?}"
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(5), seen.changed()).await;
+    }
+    eprintln!(
+        "rolling update: new task's address replaced the old one after {} ms",
+        rolling.elapsed().as_millis()
+    );
+
     assert!(swarm.remove(&name).await.expect("remove"));
     wait_for(&mut rx, "no address after removal", |a| a.is_empty()).await;
     assert!(matches!(
@@ -485,4 +540,49 @@ fn assert_reachable(env: &Env, addr: std::net::SocketAddr) {
         "no HTTP answer from {addr}: {answer:?} {}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// With polling slowed to an hour, the engine's events alone must make the
+/// watcher look (fast) again: a scale nobody told the watcher about still
+/// shows up.
+#[tokio::test]
+async fn engine_events_wake_the_watcher() {
+    let env = Env::new("ev").await;
+    let swarm = &env.swarm;
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let _stop = cancel.clone().drop_guard();
+    let watcher = TaskWatcher::start(
+        swarm.clone(),
+        env.network.clone(),
+        WatchSettings {
+            poll: Duration::from_secs(3600),
+            ..WatchSettings::default()
+        },
+        cancel.clone(),
+        &tracker,
+    );
+    let def = env.definition("/events");
+    let name = def.service_name();
+    swarm.ensure(&def).await.expect("create");
+    let mut rx = watcher.watch(&name, PORT);
+    wait_for(&mut rx, "a first task address", |a| a.len() == 1).await;
+    // Settled: back to hourly polling.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !watcher.is_settled(&name) {
+        assert!(Instant::now() < deadline, "the service did not settle");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(WatchSettings::default().fast_at_least).await;
+
+    // Scaled behind the watcher's back (another node's autoscaler, say).
+    swarm.scale(&name, 2).await.expect("scale to 2");
+    let waited = wait_for(&mut rx, "the second address, from events", |a| a.len() == 2).await;
+    eprintln!(
+        "scale seen through events alone after {} ms",
+        waited.as_millis()
+    );
+    cancel.cancel();
+    tracker.close();
+    tracker.wait().await;
 }

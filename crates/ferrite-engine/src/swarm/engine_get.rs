@@ -267,6 +267,174 @@ mod tests {
         );
     }
 
+    /// Run openssl (test set-up only), failing loudly.
+    fn openssl(dir: &std::path::Path, args: &[&str]) {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl must be installed for this test");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A CA, a server certificate for 127.0.0.1 and a client certificate,
+    /// as `DOCKER_CERT_PATH` holds them (ca.pem, cert.pem, key.pem).
+    fn certificates(dir: &std::path::Path) {
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+        let mut ca = vec![
+            "req",
+            "-x509",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=ferrite-test-ca",
+        ];
+        ca.extend(ec);
+        ca.extend(["-keyout", "ca-key.pem", "-out", "ca.pem"]);
+        openssl(dir, &ca);
+        for (name, usage, san) in [
+            ("server", "serverAuth", "subjectAltName=IP:127.0.0.1\n"),
+            ("client", "clientAuth", ""),
+        ] {
+            let key = format!("{name}-key.pem");
+            let csr = format!("{name}.csr");
+            let mut req = vec!["req", "-nodes", "-subj", "/CN=ferrite-test"];
+            req.extend(ec);
+            req.extend(["-keyout", key.as_str(), "-out", csr.as_str()]);
+            openssl(dir, &req);
+            let ext = format!("{name}.ext");
+            std::fs::write(dir.join(&ext), format!("{san}extendedKeyUsage={usage}\n")).unwrap();
+            let cert = format!("{name}.pem");
+            openssl(
+                dir,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &csr,
+                    "-CA",
+                    "ca.pem",
+                    "-CAkey",
+                    "ca-key.pem",
+                    "-CAcreateserial",
+                    "-days",
+                    "1",
+                    "-extfile",
+                    &ext,
+                    "-out",
+                    &cert,
+                ],
+            );
+        }
+        std::fs::copy(dir.join("client.pem"), dir.join("cert.pem")).unwrap();
+        std::fs::copy(dir.join("client-key.pem"), dir.join("key.pem")).unwrap();
+    }
+
+    /// An engine over TLS that verifies its clients: the request line it got
+    /// comes back as the JSON answer.
+    async fn tls_engine(dir: &std::path::Path) -> std::net::SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(dir.join("ca.pem")).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .unwrap();
+        let certs = CertificateDer::pem_file_iter(dir.join("server.pem"))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(dir.join("server-key.pem")).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(certs, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    continue;
+                };
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if tls.read(&mut byte).await.unwrap_or(0) == 0 {
+                        break;
+                    }
+                    head.push(byte[0]);
+                }
+                let line = String::from_utf8_lossy(&head)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+                let body = serde_json::to_string(&[line]).unwrap();
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(answer.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn tls_engines_are_reached_with_the_client_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        certificates(dir.path());
+        let addr = tls_engine(dir.path()).await;
+        let version = bollard::ClientVersion {
+            major_version: 1,
+            minor_version: 41,
+        };
+        let settings = ConnectSettings {
+            host: Some(format!("tcp://{addr}")),
+            tls_verify: true,
+            cert_path: Some(dir.path().to_path_buf()),
+        };
+        let get = EngineGet::new(&settings, &version).unwrap();
+        let answer: Vec<String> = get
+            .get_json("/tasks", &[("filters", r#"{"service":["s"]}"#)])
+            .await
+            .unwrap();
+        assert_eq!(
+            answer,
+            vec![
+                "GET /v1.41/tasks?filters=%7B%22service%22%3A%5B%22s%22%5D%7D HTTP/1.1".to_string()
+            ]
+        );
+
+        // Without a client certificate the engine refuses the connection.
+        std::fs::copy(dir.path().join("server.pem"), dir.path().join("cert.pem")).unwrap();
+        std::fs::copy(
+            dir.path().join("server-key.pem"),
+            dir.path().join("key.pem"),
+        )
+        .unwrap();
+        let wrong = EngineGet::new(&settings, &version).unwrap();
+        let err = wrong
+            .get_json::<Vec<String>>("/tasks", &[])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SwarmError::Transport { .. }), "{err}");
+    }
+
     #[test]
     fn tcp_hosts_get_the_default_port() {
         let v = bollard::ClientVersion {
