@@ -137,7 +137,8 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-/// A whole number in `min..=max`, named `route service.<field>` in the message.
+/// A whole number in `min..=max`, named `route service.<field>` in the
+/// message; `unit` (may be empty) follows the bounds.
 fn number<T: TryFrom<i64>>(
     field: &str,
     value: i64,
@@ -150,8 +151,13 @@ fn number<T: TryFrom<i64>>(
         .then(|| T::try_from(value).ok())
         .flatten()
         .ok_or_else(|| {
+            let unit = if unit.is_empty() {
+                String::new()
+            } else {
+                format!(" {unit}")
+            };
             ApiError::bad_request(format!(
-                "route service.{field} must be between {min} and {max} {unit}, got {value}"
+                "route service.{field} must be between {min} and {max}{unit}, got {value}"
             ))
         })
 }
@@ -185,7 +191,7 @@ impl ServiceSpec {
     pub fn apply(&mut self, patch: ServiceInput) -> Result<(), ApiError> {
         let mut next = self.clone();
         if let Some(v) = patch.port {
-            next.port = number("port", v, 1, i64::from(u16::MAX), "(a TCP port)")?;
+            next.port = number("port", v, 1, i64::from(u16::MAX), "")?;
         }
         if let Some(v) = patch.min_replicas {
             next.min_replicas = replicas("min_replicas", v, 0)?;
@@ -452,7 +458,10 @@ mod tests {
                 r#"{"port":65536}"#,
                 "service.port must be between 1 and 65535",
             ),
-            (r#"{"port":-80}"#, "got -80"),
+            (
+                r#"{"port":-80}"#,
+                "route service.port must be between 1 and 65535, got -80",
+            ),
             (
                 r#"{"min_replicas":-1}"#,
                 "service.min_replicas must be between 0 and 100 replicas, got -1",

@@ -8,7 +8,7 @@ use std::io::{ErrorKind, Write};
 
 use anyhow::Context;
 use comfy_table::{presets::NOTHING, Table};
-use ferrite_model::{App, Call, Config, Headers, Millis, Route};
+use ferrite_model::{App, Call, Config, Headers, Millis, Route, ServiceSpec};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -106,7 +106,54 @@ pub fn route_details(route: &Route) -> String {
     ] {
         table.add_row([field.to_string(), value]);
     }
+    service_rows(&mut table, route.service.as_ref());
     render(table)
+}
+
+/// The service section of a route: one `SERVICE  -` row when it has none,
+/// else one row per setting.
+fn service_rows(table: &mut Table, service: Option<&ServiceSpec>) {
+    let Some(service) = service else {
+        table.add_row(["SERVICE", NONE]);
+        return;
+    };
+    let lines = |items: Vec<String>| {
+        if items.is_empty() {
+            NONE.to_string()
+        } else {
+            items.join("\n")
+        }
+    };
+    let scale_to_zero = if service.min_replicas == 0 {
+        format!("after {}s idle", service.scale_to_zero_after)
+    } else {
+        format!("no (min replicas {})", service.min_replicas)
+    };
+    for (field, value) in [
+        ("SERVICE", format!("swarm, port {}", service.port)),
+        (
+            "REPLICAS",
+            format!("{} to {}", service.min_replicas, service.max_replicas),
+        ),
+        (
+            "TARGET CONCURRENCY",
+            format!("{} per replica", service.target_concurrency),
+        ),
+        ("SCALE TO ZERO", scale_to_zero),
+        ("CONSTRAINTS", lines(service.constraints.clone())),
+        (
+            "SERVICE LABELS",
+            lines(
+                service
+                    .labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect(),
+            ),
+        ),
+    ] {
+        table.add_row([field.to_string(), value]);
+    }
 }
 
 /// One line per call, in the order given (the server's: newest first).
