@@ -285,6 +285,18 @@ async fn a_service_follows_its_route_definition() {
         spec.endpoint_spec.and_then(|e| e.mode),
         Some(EndpointSpecModeEnum::DNSRR)
     );
+    // Swarm's allocator fills in the service's endpoint just after the
+    // create, which bumps the version once: compare versions after it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut service = service;
+    while service.endpoint.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the endpoint was never allocated"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        service = inspect(swarm, &name).await;
+    }
     let v1 = version(&service);
 
     // The same definition again: nothing to do, nothing sent.
@@ -328,6 +340,15 @@ async fn a_service_follows_its_route_definition() {
     assert_eq!(found.spec_hash, def.spec_hash());
     assert_eq!(found.port, Some(PORT));
     assert_eq!(found.replicas, 2);
+    assert_eq!(found.image, env.image);
+    // The updater sets the state shortly after the update was accepted.
+    assert!(
+        matches!(
+            found.update_state.as_deref(),
+            None | Some("updating" | "completed")
+        ),
+        "{found:?}"
+    );
     assert!(swarm
         .list_owned("somebody-else")
         .await

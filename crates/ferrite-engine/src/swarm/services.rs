@@ -50,6 +50,15 @@ pub struct OwnedService {
     pub running: u64,
     /// The service's version index (changes with every update).
     pub version: u64,
+    /// The image its tasks run.
+    pub image: String,
+    /// The state of its last rolling update (`updating`, `completed`,
+    /// `rollback_completed`, ...), `None` when it was never updated. After a
+    /// failed update Swarm rolls the whole spec back, labels included, so
+    /// the service shows the old definition's hash again: a server that
+    /// sees `rollback_completed` knows that ensuring the new definition again
+    /// would only repeat the failure.
+    pub update_state: Option<String>,
 }
 
 /// One retry after a race with another writer (a node creating the same
@@ -220,6 +229,17 @@ impl Swarm {
                         .and_then(|st| st.running_tasks)
                         .unwrap_or(0),
                     version: s.version.and_then(|v| v.index).unwrap_or(0),
+                    image: spec
+                        .task_template
+                        .as_ref()
+                        .and_then(|t| t.container_spec.as_ref())
+                        .and_then(|c| c.image.clone())
+                        .unwrap_or_default(),
+                    update_state: s
+                        .update_status
+                        .and_then(|u| u.state)
+                        .map(|state| state.to_string())
+                        .filter(|state| !state.is_empty()),
                 })
             })
             .collect();

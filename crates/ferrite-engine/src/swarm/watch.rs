@@ -119,7 +119,9 @@ impl TaskWatcher {
     }
 
     /// Keep `service`'s addresses fresh (its tasks serve on `port`), looking
-    /// fast until it settles. Watching again only updates the port.
+    /// fast until it settles. Watching again updates the port and looks
+    /// fast again. Call it once the service exists: a watched service that
+    /// does not exist has no address and nothing to wait for.
     pub fn watch(&self, service: &str, port: u16) -> watch::Receiver<Addresses> {
         let now = Instant::now();
         let receiver = {
