@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod call;
+pub mod contract;
 pub mod decode;
 pub mod error;
 pub mod route;

@@ -1,7 +1,9 @@
-//! The function contract's environment (DESIGN.md §4): what a function is
-//! told about its call, built in one place so every format gets the same.
+//! The function contract's environment (DESIGN.md §4) from a call as the
+//! server holds it: the rules live in [`ferrite_model::contract`], shared
+//! with the watchdog that runs functions inside Swarm services.
 
 use axum::http::HeaderMap;
+use ferrite_model::contract::{self, CallFacts, RouteFacts};
 use ferrite_model::{App, Route};
 
 /// What the environment is built from.
@@ -15,79 +17,29 @@ pub struct CallContext<'a> {
     pub headers: &'a HeaderMap,
 }
 
-/// `HEADER_<NAME>` spelling: upper case, `-` to `_`.
-fn header_var(name: &str) -> String {
-    format!("HEADER_{}", name.to_ascii_uppercase().replace('-', "_"))
-}
-
-/// The function's environment. Later entries win: app config, then route
-/// config, then request headers, then the contract's own variables, so that
-/// neither a config key nor a header can fake `CALL_ID` or `ROUTE`.
+/// The function's environment for a cold call (the contract itself, and
+/// which value wins, is in [`ferrite_model::contract`]).
 pub fn environment(ctx: &CallContext<'_>) -> Vec<(String, String)> {
-    let mut vars = config_vars(ctx.app, ctx.route);
-    for name in ctx.headers.keys() {
-        let values: Vec<&str> = ctx
-            .headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        if !values.is_empty() {
-            vars.push((header_var(name.as_str()), values.join(", ")));
-        }
-    }
-    let route = ctx.route;
-    vars.extend([
-        ("METHOD".to_string(), ctx.method.to_string()),
-        ("ROUTE".to_string(), route.path.clone()),
-        ("REQUEST_URL".to_string(), ctx.request_url.to_string()),
-        ("APP_NAME".to_string(), route.app_name.clone()),
-        ("CALL_ID".to_string(), ctx.call_id.to_string()),
-        ("FN_FORMAT".to_string(), route.format.to_string()),
-        ("FN_MEMORY".to_string(), route.memory.to_string()),
-        ("FN_TIMEOUT".to_string(), route.timeout.to_string()),
-    ]);
-    last_wins(vars)
+    let headers = ctx.headers.iter().filter_map(|(name, value)| {
+        // A value that is not text cannot be an environment variable.
+        value.to_str().ok().map(|value| (name.as_str(), value))
+    });
+    contract::call_environment(
+        contract::config_vars(ctx.app, ctx.route),
+        headers,
+        &RouteFacts::of(ctx.route),
+        &CallFacts {
+            call_id: ctx.call_id,
+            method: ctx.method,
+            request_url: ctx.request_url,
+        },
+    )
 }
 
 /// A hot container's environment, fixed when it starts: config, then the
 /// route's contract values (per-call values travel as request headers).
 pub fn hot_environment(app: &App, route: &Route) -> Vec<(String, String)> {
-    let mut vars = config_vars(app, route);
-    vars.extend([
-        ("APP_NAME".to_string(), route.app_name.clone()),
-        ("ROUTE".to_string(), route.path.clone()),
-        ("FN_FORMAT".to_string(), route.format.to_string()),
-        ("FN_MEMORY".to_string(), route.memory.to_string()),
-        ("FN_TIMEOUT".to_string(), route.timeout.to_string()),
-    ]);
-    last_wins(vars)
-}
-
-/// The app's then the route's config, keys upper-cased.
-fn config_vars(app: &App, route: &Route) -> Vec<(String, String)> {
-    [&app.config, &route.config]
-        .into_iter()
-        .flatten()
-        .flat_map(|config| {
-            config
-                .iter()
-                .map(|(k, v)| (k.to_ascii_uppercase(), v.clone()))
-        })
-        .collect()
-}
-
-/// Keep the last value of each name, in first-seen order.
-fn last_wins(vars: Vec<(String, String)>) -> Vec<(String, String)> {
-    let mut seen = std::collections::HashMap::new();
-    for (i, (name, _)) in vars.iter().enumerate() {
-        seen.insert(name.clone(), i);
-    }
-    vars.into_iter()
-        .enumerate()
-        .filter(|(i, (name, _))| seen.get(name) == Some(i))
-        .map(|(_, var)| var)
-        .collect()
+    contract::hot_environment(contract::config_vars(app, route), &RouteFacts::of(route))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use ferrite_engine::{
     ColdCall, Engine, EngineError, HotOutcome, HotRoute, Outcome, PendingLog, Status,
 };
+use ferrite_model::contract::{output_content_type, payload_parameter};
 use ferrite_model::{ApiError, App, CallStatus, ErrorKind, Format, Route};
 
 use crate::contract::{self, CallContext};
@@ -254,11 +255,7 @@ fn failed(status: CallStatus, kind: ErrorKind, message: &str) -> Ran {
 fn cold_answer(outcome: Outcome, max_response_bytes: usize) -> Ran {
     let mut ran = match outcome.status {
         Status::Success => {
-            let content_type = if std::str::from_utf8(&outcome.stdout).is_ok() {
-                "text/plain; charset=utf-8"
-            } else {
-                "application/octet-stream"
-            };
+            let content_type = output_content_type(&outcome.stdout);
             let mut response = Response::new(outcome.stdout);
             response
                 .headers_mut()
@@ -318,18 +315,6 @@ pub fn request_url(headers: &HeaderMap, uri: &Uri) -> String {
     let host = text("host").unwrap_or("localhost");
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     format!("{scheme}://{host}{path}")
-}
-
-/// The decoded `payload` query parameter, or empty.
-fn payload_parameter(query: &str) -> Vec<u8> {
-    let uri: Uri = format!("/?{query}").parse().unwrap_or_default();
-    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&uri)
-        .map(|q| q.0)
-        .unwrap_or_default()
-        .into_iter()
-        .find(|(k, _)| k == "payload")
-        .map(|(_, v)| v.into_bytes())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

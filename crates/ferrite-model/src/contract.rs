@@ -1,0 +1,276 @@
+//! The function contract's environment (DESIGN.md §4): what a function is
+//! told about its call. Built here, with no I/O and no HTTP types, so that
+//! every runner gets exactly the same variables: the server for cold and hot
+//! containers, and the watchdog inside a service's task.
+
+use crate::{App, Format, Route};
+
+/// What a function is told about its route; fixed for a hot function's life.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteFacts<'a> {
+    pub app_name: &'a str,
+    /// The route's path (`/hello`), the function's `ROUTE`.
+    pub route: &'a str,
+    pub format: Format,
+    /// `FN_MEMORY` in MiB; `None` leaves the variable out (a watchdog that
+    /// was not told its limit), rather than stating a wrong one.
+    pub memory_mib: Option<u64>,
+    pub timeout_secs: u64,
+}
+
+impl<'a> RouteFacts<'a> {
+    /// The facts of a stored route.
+    pub fn of(route: &'a Route) -> RouteFacts<'a> {
+        RouteFacts {
+            app_name: &route.app_name,
+            route: &route.path,
+            format: route.format,
+            memory_mib: Some(route.memory),
+            timeout_secs: route.timeout,
+        }
+    }
+}
+
+/// What a function is told about one call, besides its headers.
+#[derive(Debug, Clone, Copy)]
+pub struct CallFacts<'a> {
+    pub call_id: &'a str,
+    pub method: &'a str,
+    /// `scheme://host/r/app/path?query`
+    pub request_url: &'a str,
+}
+
+/// `HEADER_<NAME>` spelling: upper case, `-` to `_`.
+pub fn header_var(name: &str) -> String {
+    format!("HEADER_{}", name.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// A cold call's environment. Later entries win: `config`, then request
+/// headers, then the contract's own variables, so that neither a config key
+/// nor a header can fake `CALL_ID` or `ROUTE`. A header that appears several
+/// times gives one variable with its values joined by `, ` (as HTTP folds
+/// them).
+pub fn call_environment<'h>(
+    config: Vec<(String, String)>,
+    headers: impl IntoIterator<Item = (&'h str, &'h str)>,
+    route: &RouteFacts<'_>,
+    call: &CallFacts<'_>,
+) -> Vec<(String, String)> {
+    let mut vars = config;
+    let mut from_headers: Vec<(String, String)> = Vec::new();
+    for (name, value) in headers {
+        let var = header_var(name);
+        match from_headers.iter_mut().find(|(n, _)| *n == var) {
+            Some((_, joined)) => {
+                joined.push_str(", ");
+                joined.push_str(value);
+            }
+            None => from_headers.push((var, value.to_string())),
+        }
+    }
+    vars.extend(from_headers);
+    vars.extend([
+        ("METHOD".to_string(), call.method.to_string()),
+        ("REQUEST_URL".to_string(), call.request_url.to_string()),
+        ("CALL_ID".to_string(), call.call_id.to_string()),
+    ]);
+    vars.extend(route_vars(route));
+    last_wins(vars)
+}
+
+/// A hot function's environment, fixed when it starts: `config`, then the
+/// route's contract values (per-call values travel as request headers).
+pub fn hot_environment(
+    config: Vec<(String, String)>,
+    route: &RouteFacts<'_>,
+) -> Vec<(String, String)> {
+    let mut vars = config;
+    vars.extend(route_vars(route));
+    last_wins(vars)
+}
+
+/// `APP_NAME`, `ROUTE`, then the `FN_*` values, in that order.
+fn route_vars(route: &RouteFacts<'_>) -> Vec<(String, String)> {
+    let mut vars = vec![
+        ("APP_NAME".to_string(), route.app_name.to_string()),
+        ("ROUTE".to_string(), route.route.to_string()),
+        ("FN_FORMAT".to_string(), route.format.to_string()),
+    ];
+    if let Some(memory) = route.memory_mib {
+        vars.push(("FN_MEMORY".to_string(), memory.to_string()));
+    }
+    vars.push(("FN_TIMEOUT".to_string(), route.timeout_secs.to_string()));
+    vars
+}
+
+/// The app's then the route's config, keys upper-cased.
+pub fn config_vars(app: &App, route: &Route) -> Vec<(String, String)> {
+    [&app.config, &route.config]
+        .into_iter()
+        .flatten()
+        .flat_map(|config| {
+            config
+                .iter()
+                .map(|(k, v)| (k.to_ascii_uppercase(), v.clone()))
+        })
+        .collect()
+}
+
+/// Keep the last value of each name, in first-seen order.
+fn last_wins(vars: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut seen = std::collections::HashMap::new();
+    for (i, (name, _)) in vars.iter().enumerate() {
+        seen.insert(name.clone(), i);
+    }
+    vars.into_iter()
+        .enumerate()
+        .filter(|(i, (name, _))| seen.get(name) == Some(i))
+        .map(|(_, var)| var)
+        .collect()
+}
+
+/// A cold call's stdin for a GET (IronFunctions): the decoded `payload`
+/// query parameter, or empty. `query` is the URL's query without its `?`.
+pub fn payload_parameter(query: &str) -> Vec<u8> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .find(|(key, _)| form_decode(key) == b"payload")
+        .map(|(_, value)| form_decode(value))
+        .unwrap_or_default()
+}
+
+/// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a
+/// byte; a `%` not followed by two hex digits stays as it is.
+fn form_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3).and_then(|h| {
+                    let h = std::str::from_utf8(h).ok()?;
+                    u8::from_str_radix(h, 16).ok()
+                });
+                match hex {
+                    Some(byte) if bytes[i + 1].is_ascii_hexdigit() => {
+                        out.push(byte);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The `Content-Type` of a cold function's output: text when it is UTF-8.
+pub fn output_content_type(output: &[u8]) -> &'static str {
+    if std::str::from_utf8(output).is_ok() {
+        "text/plain; charset=utf-8"
+    } else {
+        "application/octet-stream"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RouteInput;
+
+    fn route() -> (App, Route) {
+        let app = App {
+            name: "myapp".into(),
+            config: Some(
+                [
+                    ("shared".into(), "app".into()),
+                    ("app_only".into(), "1".into()),
+                ]
+                .into(),
+            ),
+        };
+        let input: RouteInput = serde_json::from_str(
+            r#"{"path":"/hello","image":"img","config":{"SHARED":"route","CALL_ID":"fake"}}"#,
+        )
+        .unwrap();
+        (app, Route::create("myapp", input).unwrap())
+    }
+
+    fn get<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
+        env.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn contract_variables_win_and_headers_fold() {
+        let (app, route) = route();
+        let headers = [("x-trace-id", "abc"), ("accept", "a"), ("Accept", "b")];
+        let env = call_environment(
+            config_vars(&app, &route),
+            headers,
+            &RouteFacts::of(&route),
+            &CallFacts {
+                call_id: "call-1",
+                method: "POST",
+                request_url: "http://h/r/myapp/hello?x=1",
+            },
+        );
+        assert_eq!(get(&env, "SHARED"), Some("route"));
+        assert_eq!(get(&env, "APP_ONLY"), Some("1"));
+        assert_eq!(get(&env, "CALL_ID"), Some("call-1"));
+        assert_eq!(get(&env, "HEADER_X_TRACE_ID"), Some("abc"));
+        assert_eq!(get(&env, "HEADER_ACCEPT"), Some("a, b"));
+        assert_eq!(get(&env, "METHOD"), Some("POST"));
+        assert_eq!(get(&env, "REQUEST_URL"), Some("http://h/r/myapp/hello?x=1"));
+        assert_eq!(get(&env, "FN_MEMORY"), Some("128"));
+        assert_eq!(get(&env, "FN_TIMEOUT"), Some("30"));
+        assert_eq!(get(&env, "FN_FORMAT"), Some("default"));
+        assert_eq!(get(&env, "ROUTE"), Some("/hello"));
+        assert_eq!(get(&env, "APP_NAME"), Some("myapp"));
+        assert_eq!(env.iter().filter(|(n, _)| n == "CALL_ID").count(), 1);
+    }
+
+    #[test]
+    fn unknown_memory_is_left_out() {
+        let facts = RouteFacts {
+            app_name: "a",
+            route: "/r",
+            format: Format::Http,
+            memory_mib: None,
+            timeout_secs: 5,
+        };
+        let env = hot_environment(vec![("FN_MEMORY".into(), "64".into())], &facts);
+        assert_eq!(get(&env, "FN_MEMORY"), Some("64"));
+        assert_eq!(get(&env, "FN_FORMAT"), Some("http"));
+        assert_eq!(get(&env, "FN_TIMEOUT"), Some("5"));
+        assert_eq!(get(&env, "CALL_ID"), None);
+    }
+
+    #[test]
+    fn payload_from_query() {
+        assert_eq!(
+            payload_parameter("payload=%7B%22name%22%3A%22x%22%7D"),
+            br#"{"name":"x"}"#
+        );
+        assert_eq!(payload_parameter("a=1&payload=hi+there"), b"hi there");
+        assert_eq!(payload_parameter("payload=100%"), b"100%");
+        assert_eq!(payload_parameter("payload=%e2%82%ac"), "€".as_bytes());
+        assert_eq!(payload_parameter("pay%6Coad=x"), b"x");
+        assert!(payload_parameter("payload").is_empty());
+        assert!(payload_parameter("").is_empty());
+        assert!(payload_parameter("payloads=1").is_empty());
+    }
+
+    #[test]
+    fn text_or_bytes() {
+        assert_eq!(output_content_type(b"hi"), "text/plain; charset=utf-8");
+        assert_eq!(
+            output_content_type(&[0xff, 0xfe]),
+            "application/octet-stream"
+        );
+    }
+}
