@@ -26,15 +26,12 @@ use bollard::query_parameters::{
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use tokio::sync::Semaphore;
 
 use crate::attach_io::AttachIo;
 use crate::call_log::{LogCapture, PendingLog};
 use crate::container::{memory_limit, Containers, Removal};
-use crate::{init, EngineError, MemoryPermit};
+use crate::{init, stdio_http, EngineError, MemoryPermit};
 
 /// How long a started container may take to open its socket.
 const SOCKET_WAIT: Duration = Duration::from_secs(5);
@@ -77,7 +74,7 @@ pub struct HotCall {
 
 struct Hot {
     id: String,
-    sender: SendRequest<Full<Bytes>>,
+    sender: stdio_http::Sender,
     last_used: Instant,
     log: LogCapture,
     _removal: Removal,
@@ -248,11 +245,10 @@ where
             start(pools, containers, route, memory).await?
         }
     };
-    let request = request.map(Full::new);
     let (log_id, log) = hot.log.begin();
     let outcome = tokio::time::timeout(
         timeout,
-        exchange(&mut hot.sender, request, pools.max_response_bytes),
+        stdio_http::exchange(&mut hot.sender, request, pools.max_response_bytes),
     )
     .await;
     hot.log.settle(log_id);
@@ -271,46 +267,6 @@ where
         tracing::debug!(container = %hot.id, "hot container removed after its call");
     }
     Ok(HotCall { outcome, log })
-}
-
-/// One request and its whole response, checked for framing.
-async fn exchange(
-    sender: &mut SendRequest<Full<Bytes>>,
-    request: http::Request<Full<Bytes>>,
-    cap: usize,
-) -> HotOutcome {
-    if let Err(e) = sender.ready().await {
-        return HotOutcome::Broken(format!("the function's container is gone: {e}"));
-    }
-    let response = match sender.send_request(request).await {
-        Ok(response) => response,
-        Err(e) => {
-            return HotOutcome::Broken(format!("the function did not answer with valid HTTP: {e}"))
-        }
-    };
-    let framed = response
-        .headers()
-        .contains_key(http::header::CONTENT_LENGTH)
-        || response
-            .headers()
-            .contains_key(http::header::TRANSFER_ENCODING)
-        || response.status().is_informational()
-        || response.status() == http::StatusCode::NO_CONTENT
-        || response.status() == http::StatusCode::NOT_MODIFIED;
-    if !framed {
-        return HotOutcome::Broken("the function's response has no Content-Length".to_string());
-    }
-    let (parts, body) = response.into_parts();
-    match Limited::new(body, cap).collect().await {
-        Ok(body) => HotOutcome::Response(http::Response::from_parts(parts, body.to_bytes())),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            HotOutcome::TooLarge
-        }
-        Err(e) => HotOutcome::Broken(format!("the function's response broke off: {e}")),
-    }
 }
 
 /// Start a hot container and open its HTTP connection.
@@ -423,12 +379,12 @@ async fn start(
                     return Err(EngineError::Protocol(format!("hot function socket: {e}")));
                 }
             };
-            handshake(containers, stream).await?
+            stdio_http::handshake(stream, &containers.tracker).await?
         }
         None => {
-            handshake(
-                containers,
+            stdio_http::handshake(
                 AttachIo::new(io.output, io.input, Box::new(write)),
+                &containers.tracker,
             )
             .await?
         }
@@ -452,22 +408,4 @@ async fn connect(socket: &Path) -> std::io::Result<tokio::net::UnixStream> {
             Err(_) => tokio::time::sleep(Duration::from_millis(2)).await,
         }
     }
-}
-
-async fn handshake<T>(
-    containers: &Containers,
-    io: T,
-) -> Result<SendRequest<Full<Bytes>>, EngineError>
-where
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| EngineError::Protocol(format!("HTTP handshake with the function: {e}")))?;
-    containers.tracker.spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "hot function connection ended");
-        }
-    });
-    Ok(sender)
 }

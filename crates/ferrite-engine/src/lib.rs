@@ -21,6 +21,8 @@ mod image;
 mod init;
 pub mod labels;
 mod pool;
+pub mod service_image;
+pub mod stdio_http;
 pub mod swarm;
 
 pub use admission::MemoryPermit;
