@@ -36,6 +36,12 @@ enum Command {
     Calls(commands::calls::CallsCommand),
     /// Print the version of this client and of the server.
     Version(commands::version::VersionArgs),
+    /// Functions as Swarm services: build service images.
+    #[command(subcommand)]
+    Services(commands::services::ServicesCommand),
+    /// Serve a function image's command over HTTP: the entry point of a
+    /// service image (docs/watchdog.md).
+    Watchdog(Box<ferrite_watchdog::WatchdogConfig>),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +83,8 @@ fn main() -> ExitCode {
             Command::Routes(command) => commands::routes::run(command).await,
             Command::Calls(command) => commands::calls::run(command).await,
             Command::Version(args) => commands::version::run(args).await,
+            Command::Services(command) => commands::services::run(command).await,
+            Command::Watchdog(config) => commands::watchdog::run(*config).await,
         }
     });
     match result {

@@ -4,4 +4,6 @@ pub mod apps;
 pub mod calls;
 pub mod routes;
 pub mod server;
+pub mod services;
 pub mod version;
+pub mod watchdog;

@@ -34,7 +34,7 @@ fn init_logging(config: &ServerConfig) -> anyhow::Result<()> {
 }
 
 /// Completes on the first SIGINT (Ctrl-C) or SIGTERM (`docker stop`).
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::warn!(error = %e, "cannot listen for Ctrl-C");

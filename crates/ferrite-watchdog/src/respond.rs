@@ -1,0 +1,57 @@
+//! The watchdog's own answers: the function's output, and errors as
+//! `{"error":{"message":...}}` with the status Ferrite gives the same
+//! failure, so a caller cannot tell a service from a cold or hot route.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use ferrite_model::contract::output_content_type;
+use ferrite_model::{ApiError, ErrorKind};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The error JSON with the status of `kind`.
+pub fn error(kind: ErrorKind, message: &str) -> Response {
+    let status = StatusCode::from_u16(kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::to_vec(&ApiError::new(kind, message).body()).unwrap_or_default();
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// A cold function's output: 200, text when it is UTF-8.
+pub fn output(stdout: Vec<u8>) -> Response {
+    let content_type = HeaderValue::from_static(output_content_type(&stdout));
+    let mut response = Response::new(Body::from(stdout));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, content_type);
+    response
+}
+
+/// Wait up to `wait` for one of the slots.
+pub async fn take_slot(slots: &Arc<Semaphore>, wait: Duration) -> Option<OwnedSemaphorePermit> {
+    tokio::time::timeout(wait, slots.clone().acquire_owned())
+        .await
+        .ok()?
+        .ok()
+}
+
+/// Every slot stayed busy for the whole wait.
+pub fn busy(slots: usize, waited: Duration) -> Response {
+    error(
+        ErrorKind::Unavailable,
+        &format!(
+            "all {slots} function processes stayed busy for {} s (--concurrency)",
+            waited.as_secs()
+        ),
+    )
+}

@@ -1,0 +1,120 @@
+//! `ferrite services`: functions as Swarm services. `image` makes a
+//! function image into a service image (its command run by `ferrite
+//! watchdog` behind an HTTP port) on the local Docker engine.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use ferrite_engine::service_image::{self, ServiceImageSpec, DEFAULT_WATCHDOG_IMAGE};
+use ferrite_engine::ConnectSettings;
+use serde_json::json;
+
+use crate::output::{self, OutputArgs};
+
+#[derive(Debug, Subcommand)]
+pub enum ServicesCommand {
+    /// Build a service image from a function image: the image's own command
+    /// behind `ferrite watchdog`, serving HTTP on port 8080.
+    Image(ImageArgs),
+}
+
+/// Arguments of `ferrite services image`.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// The function image (on the Docker engine already).
+    pub source: String,
+    /// Name of the image to build (default: the source's repository with
+    /// `-service` appended, same tag: `ferrite/hello-service:latest`).
+    #[arg(short = 't', long)]
+    pub tag: Option<String>,
+    /// The function contract the image follows.
+    #[arg(long, default_value = "default", value_parser = ["default", "http"])]
+    pub format: String,
+    /// The image holding the static `ferrite` binary at /usr/local/bin/ferrite.
+    #[arg(long, env = "FERRITE_WATCHDOG_IMAGE", default_value = DEFAULT_WATCHDOG_IMAGE)]
+    pub watchdog_image: String,
+    /// A label for the built image, `KEY=VALUE`; may be repeated.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = label)]
+    pub labels: Vec<(String, String)>,
+    #[command(flatten)]
+    pub docker: DockerArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// The Docker engine, named as the docker CLI names it.
+#[derive(Debug, Args)]
+pub struct DockerArgs {
+    /// The Docker engine: `unix:///var/run/docker.sock` or `tcp://host:port`.
+    #[arg(long, env = "DOCKER_HOST")]
+    pub docker_host: Option<String>,
+    /// Any non-empty value: talk TLS to the engine and verify it.
+    #[arg(long, env = "DOCKER_TLS_VERIFY")]
+    pub docker_tls_verify: Option<String>,
+    /// Directory with `ca.pem`, `cert.pem` and `key.pem` (default ~/.docker).
+    #[arg(long, env = "DOCKER_CERT_PATH")]
+    pub docker_cert_path: Option<PathBuf>,
+}
+
+impl DockerArgs {
+    fn settings(&self) -> ConnectSettings {
+        ConnectSettings {
+            host: self.docker_host.clone().filter(|h| !h.is_empty()),
+            tls_verify: self
+                .docker_tls_verify
+                .as_deref()
+                .is_some_and(|v| !v.is_empty()),
+            cert_path: self.docker_cert_path.clone(),
+        }
+    }
+}
+
+fn label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
+}
+
+pub async fn run(command: ServicesCommand) -> anyhow::Result<()> {
+    match command {
+        ServicesCommand::Image(args) => image(args).await,
+    }
+}
+
+async fn image(args: ImageArgs) -> anyhow::Result<()> {
+    let docker = args.docker.settings().connect().await?;
+    let spec = ServiceImageSpec {
+        tag: args
+            .tag
+            .clone()
+            .unwrap_or_else(|| service_image::default_tag(&args.source)),
+        source: args.source,
+        format: args.format,
+        watchdog_image: args.watchdog_image,
+        labels: args.labels.into_iter().collect::<HashMap<_, _>>(),
+    };
+    let built = service_image::build(&docker, &spec)
+        .await
+        .context("cannot build the service image")?;
+    if args.output.json {
+        output::print_json(&json!({
+            "image": built.tag,
+            "id": built.id,
+            "source": spec.source,
+            "format": spec.format,
+            "command": built.command,
+        }))
+    } else {
+        output::print(&format!(
+            "Built {} from {} ({} format): runs {:?} behind port {}",
+            built.tag,
+            spec.source,
+            spec.format,
+            built.command.join(" "),
+            service_image::WATCHDOG_PORT
+        ))
+    }
+}
