@@ -1,8 +1,9 @@
 //! The watchdog's settings: flags, each also read from the environment. The
 //! watchdog's own knobs are `FERRITE_WATCHDOG_*`, so they cannot collide
 //! with a function's config keys (which reach it as environment variables
-//! too); the contract's values (`APP_NAME`, `ROUTE`, `FN_MEMORY`) keep their
-//! contract names, since Ferrite sets them on the service for the function.
+//! too); the contract's values (`APP_NAME`, `ROUTE`, `FN_MEMORY`,
+//! `FN_TIMEOUT`) keep their contract names: Ferrite sets them on a route's
+//! service for the function, and the watchdog follows the same values.
 
 use std::time::Duration;
 
@@ -23,7 +24,8 @@ pub struct WatchdogConfig {
     pub format: WatchdogFormat,
 
     /// A call's time limit, in seconds (504 beyond; the function is killed).
-    #[arg(long, env = "FERRITE_WATCHDOG_TIMEOUT", default_value_t = 30,
+    /// The contract's FN_TIMEOUT, which Ferrite sets on a route's service.
+    #[arg(long, env = "FN_TIMEOUT", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub timeout: u64,
 

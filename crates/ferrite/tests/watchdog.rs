@@ -306,6 +306,35 @@ fn default_format_failures_exit_codes_and_timeouts() {
     assert_eq!((status, vars(&body)["body"].as_str()), (200, "again"));
 }
 
+#[test]
+fn a_caller_that_hangs_up_stops_its_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = function(dir.path());
+    let pidfile = dir.path().join("pids");
+    let watchdog = Watchdog::start(
+        &["--timeout", "60"],
+        &["/bin/sh", script.to_str().unwrap()],
+        &[("PIDFILE", pidfile.to_str().unwrap())],
+    );
+    let gave_up = common::client_with_timeout(Duration::from_millis(500))
+        .post(format!("{}/hang", watchdog.url))
+        .send();
+    assert!(gave_up.is_err());
+    let pids: Vec<u32> = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    assert!(
+        eventually(Duration::from_secs(2), || !pids.iter().any(|p| alive(*p))),
+        "left running: {pids:?}"
+    );
+    assert!(eventually(Duration::from_secs(2), || descendants(
+        watchdog.pid()
+    )
+    .is_empty()));
+}
+
 /// `n` calls at once; how long until the last answer, and the statuses.
 fn at_once(url: &str, n: usize, body: &str) -> (Duration, Vec<(u16, String)>) {
     let started = Instant::now();
@@ -910,6 +939,15 @@ fn overhead_per_call() {
         through.push(started.elapsed());
         assert_eq!(text, "Hello Johnny!\n");
     }
+    // The HTTP round trip alone (same client, same server, no function).
+    let mut bare = Vec::new();
+    for _ in 0..CALLS {
+        let started = Instant::now();
+        let health = format!("{}/_ferrite/health", watchdog.url);
+        assert_eq!(http.get(health).send().unwrap().status(), 200);
+        bare.push(started.elapsed());
+    }
     println!("http, direct over stdio: {}", summary(&mut direct));
     println!("http, via watchdog:      {}", summary(&mut through));
+    println!("HTTP round trip alone:   {}", summary(&mut bare));
 }
