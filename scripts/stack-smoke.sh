@@ -31,7 +31,7 @@ cleanup() {
     sleep 1
   done
   for _ in $(seq 30); do
-    docker network rm "${STACK}_ferrite" >/dev/null 2>&1 || true
+    docker network rm "$STACK" >/dev/null 2>&1 || true
     docker volume rm "${STACK}_postgres-data" "${STACK}_redis-data" >/dev/null 2>&1 && break
     sleep 1
   done
@@ -48,7 +48,7 @@ if [[ $(swarm_ensure) == initialised ]]; then
 fi
 
 log "deploying deploy/stack.yml as $STACK, published on port $PORT"
-POSTGRES_PASSWORD=$PASSWORD FERRITE_PORT=$PORT docker stack deploy -c deploy/stack.yml "$STACK" >/dev/null
+POSTGRES_PASSWORD=$PASSWORD FERRITE_PORT=$PORT FERRITE_NETWORK=$STACK docker stack deploy -c deploy/stack.yml "$STACK" >/dev/null
 
 URL=http://127.0.0.1:$PORT
 up=

@@ -30,6 +30,8 @@ LOG=$(mktemp)
 SWARM=
 cleanup() {
   rm -f "$LOG"
+  # The network the test servers' services share (crates/ferrite/tests/common).
+  docker network rm ferrite-test-services >/dev/null 2>&1 || true
   if [ "$SWARM" = initialised ]; then docker swarm leave --force >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT

@@ -130,9 +130,38 @@ pub struct ServerConfig {
     /// Most bytes of a call's stderr kept as its log.
     #[arg(long, env = "FN_MAX_LOG_BYTES", default_value_t = 1024 * 1024)]
     pub max_log_bytes: usize,
+
+    /// The attachable overlay network of the routes that run as Swarm
+    /// services (made when missing). This node must be attached to it: the
+    /// tasks' addresses are reachable only from inside it.
+    #[arg(
+        long,
+        env = "FERRITE_SERVICE_NETWORK",
+        default_value = "ferrite-services"
+    )]
+    pub service_network: String,
+
+    /// The installation that owns this node's Swarm services (their
+    /// `org.ferrite.owner` label): nodes sharing a store share it;
+    /// installations sharing a Swarm must differ.
+    #[arg(long, env = "FERRITE_SERVICE_OWNER", default_value = "ferrite")]
+    pub service_owner: String,
+
+    /// The autoscaler's stable window (its panic window is a tenth of it,
+    /// at least 1s): a duration such as `60s`.
+    #[arg(long, env = "FERRITE_AUTOSCALE_WINDOW", default_value = "60s",
+          value_parser = retention)]
+    pub autoscale_window: Duration,
+
+    /// How long a call to a service with no ready task waits for one (a
+    /// scale from zero) before a 503: a duration such as `30s`.
+    #[arg(long, env = "FERRITE_SERVICE_START_WAIT", default_value = "30s",
+          value_parser = retention)]
+    pub service_start_wait: Duration,
 }
 
-/// A history retention: a positive duration (`7d`, `1h 30m`, `5s`).
+/// A positive duration (`7d`, `1h 30m`, `5s`): a history retention, a
+/// window, a wait.
 fn retention(value: &str) -> Result<Duration, String> {
     let duration = humantime::parse_duration(value)
         .map_err(|e| format!("{e} (use a duration such as 7d, 12h or 90s)"))?;

@@ -13,6 +13,7 @@ mod contract;
 mod execute;
 mod history;
 mod route_cache;
+pub mod services;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -103,7 +104,9 @@ pub async fn serve(
     let tasks = TaskTracker::new();
     let calls = TaskTracker::new();
     let cancel = CancellationToken::new();
-    let state = api::AppState::new(node, config, &tasks);
+    let services =
+        services::Services::start(config, node.store.clone(), cancel.clone(), &tasks).await;
+    let state = api::AppState::new(node, config, &tasks).with_services(services);
     let workers = asynchronous::Workers::new(
         state.store.clone(),
         state.queue.clone(),

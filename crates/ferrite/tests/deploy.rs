@@ -117,6 +117,10 @@ fn the_quick_install_is_one_container_driving_a_tls_engine() {
             &format!("PORT={port}"),
             "-e",
             &format!("FERRITE_NODE_ID={node}"),
+            "-e",
+            &format!("FERRITE_SERVICE_OWNER={node}"),
+            "-e",
+            &format!("FERRITE_SERVICE_NETWORK={}", common::TEST_SERVICE_NETWORK),
             "ferrite/ferrite",
         ],
     );
@@ -149,10 +153,7 @@ fn the_quick_install_is_one_container_driving_a_tls_engine() {
         assert_eq!(status, 200, "{body}");
     }
     assert_eq!(
-        post(
-            &format!("{url}/r/quick/hello"),
-            json!({"name":"Johnny"})
-        ),
+        post(&format!("{url}/r/quick/hello"), json!({"name":"Johnny"})),
         (200, "Hello Johnny!\n".to_string())
     );
     for name in ["One", "Two"] {

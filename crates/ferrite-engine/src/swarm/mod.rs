@@ -96,6 +96,24 @@ impl Swarm {
         &self.docker
     }
 
+    /// The addresses on `network` of `service`'s tasks that are meant to
+    /// run, whatever their state: Swarm gives a task its address when it
+    /// schedules it, before its container starts, so a caller waiting for a
+    /// first task can probe these and be served the moment the function
+    /// listens, without waiting for Swarm to report the task running.
+    pub async fn scheduled_addresses(
+        &self,
+        service: &str,
+        network: &str,
+    ) -> Result<Vec<std::net::IpAddr>, SwarmError> {
+        let by_service = tasks::desired_running(&self.get, &[service.to_string()]).await?;
+        Ok(by_service
+            .values()
+            .flatten()
+            .filter_map(|t| t.address_on(network))
+            .collect())
+    }
+
     /// The tasks of `service` (name or id) that run and are meant to, with
     /// their address on `network` (name or id); tasks without an address
     /// there are left out.

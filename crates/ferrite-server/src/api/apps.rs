@@ -49,6 +49,11 @@ pub async fn update(
     // the app's routes go, on every node.
     state.changes.made(Change::App { app: name.clone() }).await;
     tracing::info!(app = %name, "app updated");
+    if let Ok(services) = &state.services {
+        if let Err(e) = services.refresh_app(&app).await {
+            tracing::warn!(app = %name, error = %e, "the app's services do not match it yet");
+        }
+    }
     Ok(Json(
         json!({ "message": "App successfully updated", "app": app }),
     ))
@@ -70,5 +75,10 @@ pub async fn delete(
     // The routes going with the app take their containers with them.
     state.changes.made(Change::App { app: name.clone() }).await;
     tracing::info!(app = %name, cascade = query.cascade, "app deleted");
+    if let Ok(services) = &state.services {
+        if let Err(e) = services.remove_app(&name).await {
+            tracing::warn!(app = %name, error = %e, "the app's services are not all removed");
+        }
+    }
     Ok(Json(json!({ "message": "App deleted" })))
 }

@@ -4,13 +4,14 @@ use axum::body::{Body, Bytes};
 use axum::extract::{OriginalUri, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use ferrite_model::{App, Call, CallStatus, Millis, Route, RouteType};
+use ferrite_model::{ApiError, App, Call, CallStatus, ErrorKind, Millis, Route, RouteType};
 
 use super::auth::Verifier;
 use super::extract::{body_error, Param};
 use super::{AppState, Error};
 use crate::asynchronous::{self, QueuedCall};
 use crate::execute::{self, CallLog, CallRequest};
+use crate::services::ServiceCall;
 
 /// The response header carrying the call's id.
 pub const CALL_ID_HEADER: &str = "fn-call-id";
@@ -63,6 +64,7 @@ async fn call(
     };
     let call_id = HeaderValue::from_str(&request.call_id).ok();
     let mut response = match route.kind {
+        _ if route.service.is_some() => call_service(state, route, app, request).await,
         RouteType::Async => call_async(state, route, request).await?,
         RouteType::Sync => call_sync(state, route, app, request).await,
     };
@@ -140,6 +142,76 @@ async fn call_sync(state: &AppState, route: &Route, app: &App, request: CallRequ
         attempts: 1,
     };
     state.history.record(call, log).await;
+    response
+}
+
+/// Forward the call to a task of the route's Swarm service; the call goes
+/// to the history (its status from the task's answer) once it is answered.
+async fn call_service(
+    state: &AppState,
+    route: &Route,
+    app: &App,
+    request: CallRequest,
+) -> Response {
+    let created = Millis::now();
+    let answer = match &state.services {
+        Ok(services) => {
+            // The task sees the route's path and the query, not `/r/{app}`.
+            let target = match request.uri.query() {
+                Some(query) => format!("{}?{query}", route.path),
+                None => route.path.clone(),
+            };
+            let mut forwarded = axum::http::Request::new(request.body);
+            *forwarded.method_mut() = request.method;
+            *forwarded.headers_mut() = request.headers;
+            match target.parse() {
+                Ok(uri) => {
+                    *forwarded.uri_mut() = uri;
+                    let call = ServiceCall {
+                        call_id: request.call_id.clone(),
+                        request_url: request.request_url,
+                        request: forwarded,
+                    };
+                    services.call(app, route, call).await
+                }
+                Err(e) => Err(ApiError::bad_request(format!(
+                    "request target {target:?}: {e}"
+                ))),
+            }
+        }
+        Err(reason) => Err(ApiError::new(ErrorKind::Unavailable, reason.to_string())),
+    };
+    let (status, error, response) = match answer {
+        Ok(response) if response.status().is_success() => (CallStatus::Success, None, response),
+        Ok(response) => {
+            let error = format!("the service answered {}", response.status());
+            (CallStatus::Error, Some(error), response)
+        }
+        Err(e) => {
+            let status = match e.kind {
+                ErrorKind::GatewayTimeout => CallStatus::Timeout,
+                _ => CallStatus::Error,
+            };
+            (status, Some(e.message.clone()), Error(e).into_response())
+        }
+    };
+    let call = Call {
+        id: request.call_id,
+        app_name: route.app_name.clone(),
+        path: route.path.clone(),
+        kind: route.kind,
+        status,
+        created_at: created,
+        started_at: Some(created),
+        completed_at: Some(Millis::now()),
+        error,
+        attempts: 1,
+    };
+    // The task's stderr is the service's log (`docker service logs`).
+    state
+        .history
+        .record(call, CallLog::Ready(Bytes::new()))
+        .await;
     response
 }
 

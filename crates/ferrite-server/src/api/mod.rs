@@ -8,6 +8,7 @@ mod error;
 mod extract;
 mod invoke;
 mod routes;
+mod services;
 mod system;
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use tracing::Level;
 use crate::changes::Changes;
 use crate::history::Recorder;
 use crate::route_cache::RouteCache;
+use crate::services::ServiceState;
 use crate::{Node, ServerConfig};
 pub use error::Error;
 use tokio_util::task::TaskTracker;
@@ -46,6 +48,8 @@ pub struct AppState {
     pub(crate) routes: Arc<RouteCache>,
     /// Drops what this node and the others cached of a changed route or app.
     pub(crate) changes: Arc<Changes>,
+    /// Routes with a service section run here, or why not.
+    pub(crate) services: ServiceState,
     /// Verifies `/v1` bearer tokens when `JWT_AUTH_KEY` is set.
     auth: Option<Arc<auth::Verifier>>,
     /// Largest `/v1` request body, in bytes.
@@ -77,6 +81,7 @@ impl AppState {
             wake_workers: Arc::default(),
             routes,
             changes,
+            services: Err(Arc::from("Swarm services are not started on this node")),
             auth: config
                 .jwt_auth_key
                 .as_deref()
@@ -89,6 +94,14 @@ impl AppState {
 }
 
 /// The whole HTTP surface of a node.
+impl AppState {
+    /// The same state, with this node's Swarm services.
+    pub fn with_services(mut self, services: ServiceState) -> AppState {
+        self.services = services;
+        self
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/apps", get(apps::list).post(apps::create))
@@ -110,6 +123,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/apps/{app}/calls/{id}/log", get(calls::log))
         .route("/apps/{app}/calls/{id}/output", get(calls::output))
+        .route("/services", get(services::list))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .route_layer(middleware::from_fn_with_state(

@@ -33,6 +33,9 @@ pub async fn create(
     let route = Route::create(&app, input)?;
     state.store.create_route(&route).await?;
     tracing::info!(app = %app, path = %route.path, image = %route.image, "route created");
+    if route.service.is_some() {
+        sync_service(&state, &app, &route.path, Some(&route)).await;
+    }
     Ok(Json(
         json!({ "message": "Route successfully created", "route": route }),
     ))
@@ -63,6 +66,7 @@ pub async fn update(
         })
         .await;
     tracing::info!(app = %app, path = %path, "route updated");
+    sync_service(&state, &app, &path, Some(&route)).await;
     Ok(Json(
         json!({ "message": "Route successfully updated", "route": route }),
     ))
@@ -82,5 +86,28 @@ pub async fn delete(
         })
         .await;
     tracing::info!(app = %app, path = %path, "route deleted");
+    sync_service(&state, &app, &path, None).await;
     Ok(Json(json!({ "message": "Route deleted" })))
+}
+
+/// Make the route's Swarm service follow the route (`None`: deleted). A
+/// failure is logged, not answered: the route is stored either way, and its
+/// service is made again on its first call.
+async fn sync_service(state: &AppState, app: &str, path: &str, route: Option<&Route>) {
+    let Ok(services) = &state.services else {
+        return;
+    };
+    let result = match route {
+        Some(route) => match state.store.get_app(app).await {
+            Ok(app) => services.route_changed(&app, route).await,
+            Err(e) => {
+                tracing::warn!(app, path, error = %e, "cannot load the app of a service route");
+                return;
+            }
+        },
+        None => services.remove(app, path).await,
+    };
+    if let Err(e) = result {
+        tracing::warn!(app, path, error = %e, "the route's service does not match it yet");
+    }
 }

@@ -27,6 +27,9 @@ pub struct TestServer {
     child: Option<Child>,
 }
 
+/// The overlay network of the services of test servers.
+pub const TEST_SERVICE_NETWORK: &str = "ferrite-test-services";
+
 static SERVERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 pub fn free_port() -> u16 {
@@ -103,6 +106,11 @@ impl TestServer {
             // Servers of concurrent tests share the engine: each removes only
             // its own leftovers at start.
             .env("FERRITE_NODE_ID", &self.node_id)
+            // The suite's engine is a Swarm manager: each server owns its
+            // own services (adoption removes a store's orphans), on one
+            // network that scripts/test.sh removes at the end.
+            .env("FERRITE_SERVICE_OWNER", &self.node_id)
+            .env("FERRITE_SERVICE_NETWORK", TEST_SERVICE_NETWORK)
             .env_remove("JWT_AUTH_KEY")
             .env_remove("PORT")
             .env_remove("DB_URL")

@@ -1,0 +1,157 @@
+//! A call to a route that runs as a service: counted for the autoscaler,
+//! held while the service scales up from zero (bounded, then 503), and
+//! forwarded to the task with the fewest outstanding requests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderName, HeaderValue, Request, Response};
+use ferrite_engine::swarm::{Addresses, ForwardError};
+use ferrite_model::{ApiError, App, ErrorKind, Route};
+use tokio::net::TcpStream;
+
+use super::{Managed, Services};
+
+/// The call's facts that the function's environment needs and the request
+/// itself does not carry: the watchdog in the task reads them.
+const FACT_HEADERS: [&str; 3] = ["fn-call-id", "fn-app-name", "fn-route"];
+const REQUEST_URL_HEADER: &str = "fn-request-url";
+/// How long one readiness probe of a new task may take.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(250);
+/// Pause between rounds of probes while a first task starts (each round
+/// asks the engine for the tasks' addresses while the watcher has none).
+const PROBE_PAUSE: Duration = Duration::from_millis(50);
+
+/// What the service call needs of the request.
+pub struct ServiceCall {
+    pub call_id: String,
+    pub request_url: String,
+    pub request: Request<Bytes>,
+}
+
+impl Services {
+    /// Run `call` on `route`'s service and answer with its task's response.
+    pub(crate) async fn call(
+        &self,
+        app: &App,
+        route: &Route,
+        call: ServiceCall,
+    ) -> Result<Response<Body>, ApiError> {
+        let managed = self
+            .for_route(app, route)
+            .await
+            .map_err(|e| ApiError::new(ErrorKind::Unavailable, format!("{e}")))?;
+        let _in_flight = managed.meter.enter();
+        let deadline = Instant::now() + Duration::from_secs(route.timeout);
+        // Addresses found ready while the watcher knows none yet.
+        let mut ready: Option<Addresses> = None;
+        if managed.addresses.borrow().is_empty() {
+            self.activate(&managed).await;
+            let wait_until = (Instant::now() + self.settings.start_wait).min(deadline);
+            ready = Some(
+                wait_ready(self, &managed, wait_until)
+                    .await
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            ErrorKind::Unavailable,
+                            format!(
+                                "service {} has no ready task after {}s",
+                                managed.name,
+                                self.settings.start_wait.as_secs()
+                            ),
+                        )
+                    })?,
+            );
+        }
+        let mut request = call.request;
+        let facts = [call.call_id.as_str(), &route.app_name, &route.path];
+        for (name, value) in FACT_HEADERS.iter().zip(facts) {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                request
+                    .headers_mut()
+                    .insert(HeaderName::from_static(name), value);
+            }
+        }
+        if let Ok(value) = HeaderValue::from_str(&call.request_url) {
+            request
+                .headers_mut()
+                .insert(HeaderName::from_static(REQUEST_URL_HEADER), value);
+        }
+        let addresses = || {
+            let known = managed.addresses.borrow().clone();
+            match &ready {
+                Some(ready) if known.is_empty() => ready.clone(),
+                _ => known,
+            }
+        };
+        let forward = self
+            .forwarder
+            .forward(&managed.balancer, addresses, request);
+        let forwarded = tokio::time::timeout_at(deadline.into(), forward)
+            .await
+            .map_err(|_| ApiError::new(ErrorKind::GatewayTimeout, "Timed out"))?
+            .map_err(|e| forward_error(&managed, e))?;
+        Ok(forwarded.response.map(Body::new))
+    }
+}
+
+/// Wait until a task of `managed` accepts connections, or `until`; returns
+/// the addresses that do. Tasks are probed as soon as Swarm has scheduled
+/// them (their address is known before their container starts), so the
+/// call goes the moment the function listens, not when Swarm next reports
+/// the task running and the watcher next looks.
+async fn wait_ready(services: &Services, managed: &Managed, until: Instant) -> Option<Addresses> {
+    let network = &services.settings.network;
+    let port = managed.spec.port;
+    loop {
+        let mut candidates: Vec<SocketAddr> = managed.addresses.borrow().to_vec();
+        if candidates.is_empty() {
+            match services
+                .swarm
+                .scheduled_addresses(&managed.name, network)
+                .await
+            {
+                Ok(ips) => candidates.extend(ips.into_iter().map(|ip| SocketAddr::new(ip, port))),
+                Err(e) => {
+                    tracing::debug!(service = %managed.name, error = %e, "cannot list the service's tasks")
+                }
+            }
+        }
+        let probes = candidates.iter().map(|addr| async move {
+            match tokio::time::timeout(PROBE_TIMEOUT, TcpStream::connect(addr)).await {
+                Ok(Ok(_)) => Some(*addr),
+                _ => None,
+            }
+        });
+        let ready: Vec<SocketAddr> = futures_util::future::join_all(probes)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        if !ready.is_empty() {
+            return Some(Arc::from(ready));
+        }
+        if Instant::now() + PROBE_PAUSE >= until {
+            return None;
+        }
+        tokio::time::sleep(PROBE_PAUSE).await;
+    }
+}
+
+fn forward_error(managed: &Managed, e: ForwardError) -> ApiError {
+    tracing::warn!(service = %managed.name, error = %e, "service call failed");
+    match e {
+        // Nothing reached a task: the service is not there for now.
+        ForwardError::NoTasks | ForwardError::Connect { .. } => ApiError::new(
+            ErrorKind::Unavailable,
+            format!("service {}: {e}", managed.name),
+        ),
+        ForwardError::Request { .. } => ApiError::new(
+            ErrorKind::BadGateway,
+            format!("service {}: {e}", managed.name),
+        ),
+        ForwardError::BadRequest(message) => ApiError::bad_request(message),
+    }
+}

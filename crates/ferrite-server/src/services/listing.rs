@@ -1,0 +1,95 @@
+//! `GET /v1/services`: what each service of this node is, runs, and why it
+//! has the replicas it has.
+
+use ferrite_model::Millis;
+use serde::Serialize;
+
+use super::Services;
+
+/// One service as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct ServiceView {
+    pub app: String,
+    pub path: String,
+    /// The Swarm service's name.
+    pub service: String,
+    pub image: String,
+    /// Replicas asked of Swarm.
+    pub replicas: u32,
+    /// Tasks running with an address on the network.
+    pub running: usize,
+    /// Those tasks' `IP:port`, where calls go.
+    pub addresses: Vec<String>,
+    pub min_replicas: u32,
+    pub max_replicas: u32,
+    pub target_concurrency: u32,
+    /// Calls in flight now, waiting ones included.
+    pub in_flight: u64,
+    /// Calls given to a task since this node started managing the service.
+    pub requests: u64,
+    /// The autoscaler's latest look.
+    pub autoscaler: Option<AutoscalerView>,
+    /// The last decision that changed the replicas.
+    pub last_scaling: Option<ScalingView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AutoscalerView {
+    pub wanted: u32,
+    pub reason: String,
+    pub stable_concurrency: f64,
+    pub panic_concurrency: f64,
+    pub panicking: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ScalingView {
+    pub replicas: u32,
+    pub reason: String,
+    pub at: Millis,
+}
+
+impl Services {
+    /// Every service of this node, by app and path.
+    pub fn list(&self) -> Vec<ServiceView> {
+        let mut all: Vec<_> = self.managed().values().cloned().collect();
+        all.sort_by(|a, b| (&a.app, &a.path).cmp(&(&b.app, &b.path)));
+        all.iter()
+            .map(|m| {
+                let addresses = m.addresses.borrow().clone();
+                let control = m.control();
+                ServiceView {
+                    app: m.app.clone(),
+                    path: m.path.clone(),
+                    service: m.name.clone(),
+                    image: m.image.clone(),
+                    replicas: control.replicas,
+                    running: addresses.len(),
+                    addresses: addresses.iter().map(|a| a.to_string()).collect(),
+                    min_replicas: m.spec.min_replicas,
+                    max_replicas: m.spec.max_replicas,
+                    target_concurrency: m.spec.target_concurrency,
+                    in_flight: m.meter.in_flight(),
+                    requests: m.balancer.requests_total(),
+                    autoscaler: control.latest.as_ref().map(|d| AutoscalerView {
+                        wanted: d.replicas,
+                        reason: d.reason.clone(),
+                        stable_concurrency: round(d.stable_concurrency),
+                        panic_concurrency: round(d.panic_concurrency),
+                        panicking: d.panicking,
+                    }),
+                    last_scaling: control.last_change.as_ref().map(|(d, at)| ScalingView {
+                        replicas: d.replicas,
+                        reason: d.reason.clone(),
+                        at: *at,
+                    }),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Two decimals are plenty for a concurrency shown to people.
+fn round(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}

@@ -1,0 +1,437 @@
+//! Routes that run as Swarm services (a route with a `service` section):
+//! their services made to match the routes, adopted after a restart, scaled
+//! by the autoscaler, and called through their tasks' addresses.
+//!
+//! Only a node whose engine is a Swarm manager runs them; on any other
+//! node [`ServiceState`] holds the reason, and calls to such routes get a
+//! 503 that says it.
+
+pub mod autoscale;
+mod call;
+pub(crate) use call::ServiceCall;
+mod listing;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use ferrite_engine::swarm::{
+    self, Addresses, Balancer, ForwardSettings, Forwarder, ServiceDefinition, Swarm, SwarmError,
+    TaskWatcher, WatchSettings,
+};
+use ferrite_model::{App, Millis, Route, ServiceSpec};
+use ferrite_store::Store;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::ServerConfig;
+use autoscale::{AutoscaleSettings, Autoscaler, Bounds, ConcurrencyMeter, Decision};
+pub use listing::ServiceView;
+
+/// How often each service's concurrency is sampled and its replicas decided.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Services on this node: running, or why not.
+pub type ServiceState = Result<Arc<Services>, Arc<str>>;
+
+/// What the services of this node are made with.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// The installation that owns the services (their `org.ferrite.owner`).
+    pub owner: String,
+    /// The overlay network the tasks join and this node reaches them on.
+    pub network: String,
+    pub autoscale: AutoscaleSettings,
+    /// How long a call waits for a first ready task.
+    pub start_wait: Duration,
+}
+
+impl ServiceSettings {
+    pub fn from_config(config: &ServerConfig) -> ServiceSettings {
+        ServiceSettings {
+            owner: config.service_owner.clone(),
+            network: config.service_network.clone(),
+            autoscale: AutoscaleSettings::with_stable_window(config.autoscale_window),
+            start_wait: config.service_start_wait,
+        }
+    }
+}
+
+/// The routes of this node that run as services.
+pub struct Services {
+    swarm: Swarm,
+    watcher: TaskWatcher,
+    forwarder: Forwarder,
+    store: Arc<dyn Store>,
+    settings: ServiceSettings,
+    managed: Mutex<HashMap<(String, String), Arc<Managed>>>,
+    /// One change of services at a time (an API change, the adoption at
+    /// start, a call finding its service missing), so two never race to
+    /// create or remove the same service.
+    changing: tokio::sync::Mutex<()>,
+}
+
+/// One route's service as this node runs it.
+pub(crate) struct Managed {
+    pub name: String,
+    pub app: String,
+    pub path: String,
+    pub image: String,
+    pub spec: ServiceSpec,
+    /// Hash of the definition the service was made to match.
+    hash: String,
+    pub balancer: Arc<Balancer>,
+    /// In-flight calls, waiting ones included: what the autoscaler samples.
+    pub meter: ConcurrencyMeter,
+    pub addresses: watch::Receiver<Addresses>,
+    control: Mutex<Control>,
+}
+
+/// The autoscaler's side of a service.
+struct Control {
+    autoscaler: Autoscaler,
+    /// Replicas asked of Swarm last.
+    replicas: u32,
+    /// The last decision that changed the replicas, and when.
+    last_change: Option<(Decision, Millis)>,
+    /// The latest decision, whatever it was.
+    latest: Option<Decision>,
+}
+
+impl Managed {
+    fn control(&self) -> MutexGuard<'_, Control> {
+        self.control.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn bounds(&self) -> Bounds {
+        Bounds {
+            min: self.spec.min_replicas,
+            max: self.spec.max_replicas,
+            target: f64::from(self.spec.target_concurrency.max(1)),
+            scale_to_zero_after: Duration::from_secs(self.spec.scale_to_zero_after),
+        }
+    }
+}
+
+impl Services {
+    /// Connect to the engine as a Swarm manager, make the network, adopt
+    /// the services of the stored routes (and remove those whose route is
+    /// gone), and start watching tasks and scaling, until `cancel`.
+    /// Err holds why this node runs no services.
+    pub async fn start(
+        config: &ServerConfig,
+        store: Arc<dyn Store>,
+        cancel: CancellationToken,
+        tasks: &TaskTracker,
+    ) -> ServiceState {
+        let settings = ServiceSettings::from_config(config);
+        let connect = config.engine_settings().connect;
+        let swarm = match Swarm::connect(&connect).await {
+            Ok(swarm) => swarm,
+            Err(e) => return Err(unavailable(&e)),
+        };
+        if let Err(e) = swarm.check_manager().await {
+            return Err(unavailable(&e));
+        }
+        let labels = BTreeMap::from([(swarm::labels::OWNER.to_string(), settings.owner.clone())]);
+        if let Err(e) = swarm.ensure_network(&settings.network, &labels).await {
+            return Err(unavailable(&e));
+        }
+        let watcher = TaskWatcher::start(
+            swarm.clone(),
+            settings.network.clone(),
+            WatchSettings::default(),
+            cancel.clone(),
+            tasks,
+        );
+        let services = Arc::new(Services {
+            swarm,
+            watcher,
+            forwarder: Forwarder::new(ForwardSettings::default()),
+            store,
+            settings,
+            managed: Mutex::default(),
+            changing: tokio::sync::Mutex::new(()),
+        });
+        services.adopt().await;
+        tasks.spawn(services.clone().autoscale(cancel));
+        tracing::info!(network = %services.settings.network, owner = %services.settings.owner, "routes with a service section run as Swarm services");
+        Ok(services)
+    }
+
+    fn managed(&self) -> MutexGuard<'_, HashMap<(String, String), Arc<Managed>>> {
+        self.managed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Make the Swarm match the store: every route with a service section
+    /// gets its service (adopted when it exists), and owned services whose
+    /// route is gone are removed. Failures are logged: a route whose
+    /// service could not be made is made on its first call.
+    async fn adopt(&self) {
+        let owned = match self.swarm.list_owned(&self.settings.owner).await {
+            Ok(owned) => owned,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list this installation's services");
+                Vec::new()
+            }
+        };
+        let mut wanted = std::collections::HashSet::new();
+        match self.store.list_apps().await {
+            Ok(apps) => {
+                for app in apps {
+                    let routes = match self.store.list_routes(&app.name).await {
+                        Ok(routes) => routes,
+                        Err(e) => {
+                            tracing::warn!(app = %app.name, error = %e, "cannot list routes");
+                            continue;
+                        }
+                    };
+                    for route in routes.into_iter().filter(|r| r.service.is_some()) {
+                        wanted.insert(self.definition(&app, &route).service_name());
+                        if let Err(e) = self.ensure(&app, &route).await {
+                            tracing::warn!(app = %app.name, path = %route.path, error = %e, "cannot make the route's service");
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                // Without the routes, nothing can be told orphaned.
+                tracing::warn!(error = %e, "cannot list apps: services not adopted");
+                return;
+            }
+        }
+        for service in owned.iter().filter(|s| !wanted.contains(&s.name)) {
+            tracing::info!(service = %service.name, app = %service.app, path = %service.path, "removing a service whose route is gone");
+            if let Err(e) = self.swarm.remove(&service.name).await {
+                tracing::warn!(service = %service.name, error = %e, "cannot remove service");
+            }
+        }
+    }
+
+    /// The service of `route` in plain terms.
+    fn definition(&self, app: &App, route: &Route) -> ServiceDefinition {
+        let spec = route.service.clone().unwrap_or_default();
+        ServiceDefinition {
+            owner: self.settings.owner.clone(),
+            app: route.app_name.clone(),
+            path: route.path.clone(),
+            image: route.image.clone(),
+            port: spec.port,
+            memory_mib: route.memory,
+            replicas: u64::from(spec.min_replicas),
+            env: crate::contract::hot_environment(app, route)
+                .into_iter()
+                .collect(),
+            labels: spec.labels.clone(),
+            constraints: spec.constraints.clone(),
+            network: self.settings.network.clone(),
+        }
+    }
+
+    /// After `route` was created or changed: make its service match it, or
+    /// remove its service when it no longer has a service section.
+    pub async fn route_changed(&self, app: &App, route: &Route) -> Result<(), SwarmError> {
+        match route.service {
+            Some(_) => self.ensure(app, route).await.map(drop),
+            None => self.remove(&route.app_name, &route.path).await,
+        }
+    }
+
+    /// Make `route`'s service match it (create, or a rolling update when it
+    /// changed) and manage it; the autoscaler's state survives an update.
+    async fn ensure(&self, app: &App, route: &Route) -> Result<Arc<Managed>, SwarmError> {
+        let spec = route.service.clone().unwrap_or_default();
+        let _changing = self.changing.lock().await;
+        let def = self.definition(app, route);
+        def.validate()?;
+        let hash = def.spec_hash();
+        let key = (route.app_name.clone(), route.path.clone());
+        let previous = self.managed().get(&key).cloned();
+        if let Some(m) = previous.as_ref().filter(|m| m.hash == hash) {
+            return Ok(m.clone());
+        }
+        let ensured = self.swarm.ensure(&def).await?;
+        tracing::info!(service = %ensured.name, app = %def.app, path = %def.path, action = ?ensured.action, replicas = ensured.replicas, "service matches its route");
+        let addresses = self.watcher.watch(&ensured.name, def.port);
+        self.watcher.changed(&ensured.name);
+        let replicas = u32::try_from(ensured.replicas).unwrap_or(u32::MAX);
+        let control = match previous {
+            // An update keeps what the autoscaler learned and its counts.
+            Some(old) => {
+                let mut old = old.control();
+                let fresh = Autoscaler::new(self.settings.autoscale, Instant::now());
+                Control {
+                    autoscaler: std::mem::replace(&mut old.autoscaler, fresh),
+                    replicas,
+                    last_change: old.last_change.clone(),
+                    latest: old.latest.clone(),
+                }
+            }
+            None => Control {
+                autoscaler: Autoscaler::new(self.settings.autoscale, Instant::now()),
+                replicas,
+                last_change: None,
+                latest: None,
+            },
+        };
+        let managed = Arc::new(Managed {
+            name: ensured.name,
+            app: def.app,
+            path: def.path,
+            image: def.image,
+            spec,
+            hash,
+            balancer: Balancer::new(),
+            meter: ConcurrencyMeter::new(Instant::now()),
+            addresses,
+            control: Mutex::new(control),
+        });
+        self.managed().insert(key, managed.clone());
+        Ok(managed)
+    }
+
+    /// Remove the service of a route that is gone or no longer has one.
+    pub async fn remove(&self, app: &str, path: &str) -> Result<(), SwarmError> {
+        let _changing = self.changing.lock().await;
+        let name = swarm::service_name(&self.settings.owner, app, path);
+        self.managed().remove(&(app.to_string(), path.to_string()));
+        self.watcher.unwatch(&name);
+        if self.swarm.remove(&name).await? {
+            tracing::info!(service = %name, app, path, "service removed with its route");
+        }
+        Ok(())
+    }
+
+    /// Remove the services of every route of `app` (the app is gone).
+    pub async fn remove_app(&self, app: &str) -> Result<(), SwarmError> {
+        let paths: Vec<String> = self
+            .managed()
+            .keys()
+            .filter(|(a, _)| a == app)
+            .map(|(_, p)| p.clone())
+            .collect();
+        for path in paths {
+            self.remove(app, &path).await?;
+        }
+        // Services of the app this node did not manage yet.
+        for owned in self.swarm.list_owned(&self.settings.owner).await? {
+            if owned.app == app {
+                self.swarm.remove(&owned.name).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Make the services of `app`'s routes match them again (the app's
+    /// config, which is in their environment, changed).
+    pub async fn refresh_app(&self, app: &App) -> Result<(), SwarmError> {
+        let routes = match self.store.list_routes(&app.name).await {
+            Ok(routes) => routes,
+            Err(e) => {
+                tracing::warn!(app = %app.name, error = %e, "cannot list routes");
+                return Ok(());
+            }
+        };
+        for route in routes.iter().filter(|r| r.service.is_some()) {
+            self.ensure(app, route).await?;
+        }
+        Ok(())
+    }
+
+    /// Set the replicas of `managed` to `replicas` because of `decision`.
+    async fn scale(&self, managed: &Managed, decision: Decision) {
+        let replicas = decision.replicas;
+        match self.swarm.scale(&managed.name, u64::from(replicas)).await {
+            Ok(()) => {
+                tracing::info!(service = %managed.name, replicas, reason = %decision.reason, "scaled");
+                self.watcher.changed(&managed.name);
+                let mut control = managed.control();
+                control.replicas = replicas;
+                control.last_change = Some((decision, Millis::now()));
+            }
+            Err(e) => {
+                tracing::warn!(service = %managed.name, replicas, error = %e, "cannot scale");
+            }
+        }
+    }
+
+    /// Every tick: sample each service's concurrency, decide its replicas,
+    /// and scale those whose decision changed them.
+    async fn autoscale(self: Arc<Self>, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let all: Vec<Arc<Managed>> = self.managed().values().cloned().collect();
+            let now = Instant::now();
+            for managed in all {
+                let average = managed.meter.take_average(now);
+                let (decision, current) = {
+                    let mut control = managed.control();
+                    control.autoscaler.record(now, average);
+                    let current = control.replicas;
+                    let bounds = managed.bounds();
+                    let decision = control.autoscaler.decide(now, current, &bounds);
+                    control.latest = Some(decision.clone());
+                    (decision, current)
+                };
+                if decision.replicas != current {
+                    self.scale(&managed, decision).await;
+                }
+            }
+        }
+    }
+
+    /// A call arrived for a service with no task: scale it up now rather
+    /// than at the next tick. Only the first such call asks Swarm.
+    async fn activate(&self, managed: &Managed) {
+        let decision = {
+            let mut control = managed.control();
+            control.autoscaler.note_demand(Instant::now());
+            if control.replicas > 0 {
+                None
+            } else {
+                let replicas = managed.spec.min_replicas.max(1);
+                // Claimed before Swarm answers, so concurrent calls wait
+                // for this scale instead of asking again.
+                control.replicas = replicas;
+                Some(Decision {
+                    replicas,
+                    reason: "a call arrived with no replica running".to_string(),
+                    stable_concurrency: 0.0,
+                    panic_concurrency: 0.0,
+                    panicking: false,
+                })
+            }
+        };
+        match decision {
+            Some(decision) => self.scale(managed, decision).await,
+            // Scaled already (or being scaled): make sure we look often.
+            None => self.watcher.changed(&managed.name),
+        }
+    }
+
+    /// The managed service of `route`, made on the spot when this node does
+    /// not run it yet (a route created through another node).
+    pub(crate) async fn for_route(
+        &self,
+        app: &App,
+        route: &Route,
+    ) -> Result<Arc<Managed>, SwarmError> {
+        let key = (route.app_name.clone(), route.path.clone());
+        let found = self.managed().get(&key).cloned();
+        match found {
+            Some(managed) => Ok(managed),
+            None => self.ensure(app, route).await,
+        }
+    }
+}
+
+fn unavailable(e: &SwarmError) -> Arc<str> {
+    tracing::info!(reason = %e, "routes with a service section cannot run on this node");
+    Arc::from(format!("this node cannot run Swarm services: {e}"))
+}
