@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every benchmark in turn: the management API (bench/mgmt.sh), cold calls
-# (bench/cold.sh), hot calls (bench/hot.sh), async calls (bench/async.sh) and
-# nodes behind HAProxy (bench/cluster.sh). Each prints its table and
+# (bench/cold.sh), hot calls (bench/hot.sh), async calls (bench/async.sh),
+# nodes behind HAProxy (bench/cluster.sh) and routes as Swarm services
+# (bench/services.sh). Each prints its table and
 # writes its own section of docs/benchmarks.md; a failing one does not stop
 # the others, but makes this exit non-zero. About 9 minutes on 2 cores.
 #
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.." || exit 1
 
 BEGAN=$(date +%s)
 failed=()
-for bench in mgmt cold hot async cluster; do
+for bench in mgmt cold hot async cluster services; do
   echo "== bench/$bench.sh" >&2
   start=$(date +%s)
   if "bench/$bench.sh"; then

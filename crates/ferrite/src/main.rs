@@ -36,9 +36,8 @@ enum Command {
     Calls(commands::calls::CallsCommand),
     /// Print the version of this client and of the server.
     Version(commands::version::VersionArgs),
-    /// Functions as Swarm services: build service images.
-    #[command(subcommand)]
-    Services(commands::services::ServicesCommand),
+    /// Functions as Swarm services: list them (the default), build service images.
+    Services(commands::services::ServicesArgs),
     /// Serve a function image's command over HTTP: the entry point of a
     /// service image (docs/watchdog.md).
     Watchdog(Box<ferrite_watchdog::WatchdogConfig>),

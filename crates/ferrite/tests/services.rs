@@ -309,6 +309,17 @@ fn a_route_runs_as_a_swarm_service_that_scales_with_its_load() {
         view["last_scaling"]
     );
     assert!(view["requests"].as_u64().unwrap_or(0) > 4, "{view}");
+    // The CLI's list shows the same.
+    let listed = common::ferrite_cmd_at(&url)
+        .arg("services")
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        listed.contains(view["service"].as_str().unwrap()),
+        "{listed}"
+    );
+    assert!(listed.contains("REPLICAS"), "{listed}");
 
     // Idle: /hello goes to zero after its 4 s, /sleep back down to its min.
     assert!(

@@ -11,10 +11,33 @@ use ferrite_engine::service_image::{self, ServiceImageSpec, DEFAULT_WATCHDOG_IMA
 use ferrite_engine::ConnectSettings;
 use serde_json::json;
 
+use crate::client::{ApiArgs, Client};
 use crate::output::{self, OutputArgs};
+
+/// `ferrite services`: the list, or one of the subcommands.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ServicesArgs {
+    #[command(subcommand)]
+    pub command: Option<ServicesCommand>,
+    #[command(flatten)]
+    pub list: ListArgs,
+}
+
+/// Arguments of `ferrite services [list]`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
 
 #[derive(Debug, Subcommand)]
 pub enum ServicesCommand {
+    /// List the routes that run as Swarm services on the server's node:
+    /// replicas running/asked, calls in flight, the last scaling and why.
+    List(ListArgs),
     /// Build a service image from a function image: the image's own command
     /// behind `ferrite watchdog`, serving HTTP on port 8080.
     Image(ImageArgs),
@@ -78,10 +101,26 @@ fn label(text: &str) -> Result<(String, String), String> {
     }
 }
 
-pub async fn run(command: ServicesCommand) -> anyhow::Result<()> {
-    match command {
-        ServicesCommand::Image(args) => image(args).await,
+pub async fn run(args: ServicesArgs) -> anyhow::Result<()> {
+    match args.command {
+        None => list(args.list).await,
+        Some(ServicesCommand::List(list_args)) => list(list_args).await,
+        Some(ServicesCommand::Image(image_args)) => image(image_args).await,
     }
+}
+
+async fn list(args: ListArgs) -> anyhow::Result<()> {
+    let answer = Client::new(&args.api)?.get(&["v1", "services"]).await?;
+    if args.output.json {
+        return output::print_json(&answer);
+    }
+    let services = answer["services"].as_array().cloned().unwrap_or_default();
+    if services.is_empty() {
+        if let Some(reason) = answer["reason"].as_str() {
+            return output::print(&format!("No services: {reason}"));
+        }
+    }
+    output::print(&output::services_table(&services))
 }
 
 async fn image(args: ImageArgs) -> anyhow::Result<()> {

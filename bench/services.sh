@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Routes as Swarm services (bench/services.sh): what Ferrite adds to a call
+# against calling the service's task directly from the same overlay network,
+# and how long a call to a service at zero replicas takes to answer.
+#
+# Ferrite runs as its image (ferrite/ferrite, release profile) on an
+# attachable overlay network, the Swarm being this machine's (made active
+# for the run if it is not, and left again). The function is
+# ferrite/hot-hello made into a service image (`ferrite services image
+# --format http`: the watchdog keeping 8 hot processes), one replica. The
+# client is bench/hotclient run in a container on the same network (HTTP/1.1
+# keep-alive, one connection per client thread): first at the task's
+# address (the baseline), then at Ferrite's `/r/bench/hello`. Scale from
+# zero: a route of ferrite/hello's service image (`format: default`),
+# scale_to_zero_after 1 s, called from the host through Ferrite's published
+# port once it is at zero, SCALE_TRIALS times (time to first byte).
+# Prints a table and writes it to its section of docs/benchmarks.md.
+#
+#   bench/services.sh    # N=5000 SECONDS_MAX=10 WARMUP=200 SCALE_TRIALS=5
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+N=${N:-5000}
+SECONDS_MAX=${SECONDS_MAX:-10}
+WARMUP=${WARMUP:-200}
+SCALE_TRIALS=${SCALE_TRIALS:-5}
+ID=bench-svc-$$
+BEGAN=$(date +%s)
+log() { echo "services.sh [$(($(date +%s) - BEGAN)) s]: $*" >&2; }
+
+log "building the release image, bench/hotclient and the function images"
+FERRITE_IMAGE_PROFILE=release scripts/deploy-images.sh ferrite >&2
+cargo build --release --locked -q -p ferrite
+cargo build --release --locked -q --manifest-path bench/hotclient/Cargo.toml
+scripts/images.sh hot-hello hello >&2
+# The client's container: any image with a glibc as new as the host's.
+FERRITE_IMAGE_PROFILE=release scripts/deploy-images.sh postgres >/dev/null
+CLIENT=$PWD/bench/hotclient/target/release/hotclient
+HOT_IMAGE=ferrite/hot-hello-service:$ID
+COLD_IMAGE=ferrite/hello-service:$ID
+WORK=$(mktemp -d)
+SWARM=
+
+cleanup() {
+  local status=$?
+  docker rm -f "$ID" >/dev/null 2>&1 || true
+  docker service ls -q --filter "label=org.ferrite.owner=$ID" | xargs -r docker service rm >/dev/null 2>&1 || true
+  for _ in $(seq 30); do docker network rm "$ID" >/dev/null 2>&1 && break; sleep 1; done
+  docker volume rm -f "$ID" >/dev/null 2>&1 || true
+  docker rmi -f "$HOT_IMAGE" "$COLD_IMAGE" >/dev/null 2>&1 || true
+  if [[ $SWARM == initialised ]]; then docker swarm leave --force >/dev/null 2>&1 || true; fi
+  rm -rf "$WORK"
+  exit "$status"
+}
+trap cleanup EXIT
+SWARM=$(swarm_ensure)
+
+target/release/ferrite services image ferrite/hot-hello --format http -t "$HOT_IMAGE" >&2
+target/release/ferrite services image ferrite/hello -t "$COLD_IMAGE" >&2
+docker network create --driver overlay --attachable "$ID" >/dev/null
+PORT=$(free_port)
+docker run -d --name "$ID" --network "$ID" -p "127.0.0.1:$PORT:8080" \
+  -v /var/run/docker.sock:/var/run/docker.sock -v "$ID:/var/lib/ferrite" \
+  -e FERRITE_NODE_ID="$ID" -e FERRITE_SERVICE_OWNER="$ID" -e FERRITE_SERVICE_NETWORK="$ID" \
+  -e LOG_LEVEL=warn ferrite/ferrite >/dev/null
+URL=http://127.0.0.1:$PORT
+for _ in $(seq 100); do curl -sf "$URL/health" >/dev/null && break; sleep 0.2; done
+
+curl -sf -o /dev/null -X POST "$URL/v1/apps/bench/routes" -d "{\"route\":{\"path\":\"/hello\",
+  \"image\":\"$HOT_IMAGE\",\"config\":{\"ferrite_watchdog_concurrency\":\"8\"},
+  \"service\":{\"min_replicas\":1,\"max_replicas\":1,\"target_concurrency\":100}}}"
+curl -sf -o /dev/null -X POST "$URL/v1/apps/bench/routes" -d "{\"route\":{\"path\":\"/zero\",
+  \"image\":\"$COLD_IMAGE\",\"service\":{\"min_replicas\":0,\"scale_to_zero_after\":1}}}"
+
+service() { # field of a route's service in GET /v1/services
+  curl -sf "$URL/v1/services" | python3 -c "import json, sys
+s = [s for s in json.load(sys.stdin)['services'] if s['path'] == '$1']
+print(json.dumps(s[0]['$2']) if s else 'null')"
+}
+for _ in $(seq 120); do [[ $(service /hello running) == 1 ]] && break; sleep 0.5; done
+TASK=$(service /hello addresses | python3 -c 'import json, sys; print(json.load(sys.stdin)[0])')
+log "one task at $TASK"
+
+client() { # clients, url
+  docker run --rm --network "$ID" --pid host -v "$CLIENT:/hotclient:ro" ferrite/deploy-base \
+    /hotclient http "$2" "$1" "$WARMUP" "$N" "$SECONDS_MAX"
+}
+for c in 1 8; do
+  log "c=$c: the task directly"
+  client "$c" "http://$TASK/hello" >"$WORK/direct$c.json"
+  log "c=$c: through Ferrite"
+  client "$c" "http://$ID:8080/r/bench/hello" >"$WORK/ferrite$c.json"
+done
+
+: >"$WORK/zero.txt"
+for i in $(seq "$SCALE_TRIALS"); do
+  for _ in $(seq 120); do [[ $(service /zero running) == 0 && $(service /zero replicas) == 0 ]] && break; sleep 0.5; done
+  sleep 1
+  curl -s -o /dev/null -w '%{time_starttransfer} %{http_code}\n' -X POST -d '{"name":"Zero"}' \
+    "$URL/r/bench/zero" >>"$WORK/zero.txt"
+  log "from zero, trial $i: $(tail -1 "$WORK/zero.txt")"
+done
+
+TABLE=$(python3 - "$WORK" <<'PY'
+import json, statistics, sys
+work = sys.argv[1]
+get = lambda n: json.load(open(f"{work}/{n}.json"))
+print("| run | calls/s | p50 ms | p99 ms | errors |")
+print("| --- | ---: | ---: | ---: | ---: |")
+rows = []
+for c in (1, 8):
+    d, f = get(f"direct{c}"), get(f"ferrite{c}")
+    for name, r in ((f"c={c}, the task directly (baseline)", d), (f"c={c}, through Ferrite", f)):
+        print(f"| {name} | {r['rate_per_s']:,.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['errors'] + r['bad_body']} |")
+    rows.append((c, f["p50_ms"] - d["p50_ms"], f["p99_ms"] - d["p99_ms"], f["rate_per_s"] / d["rate_per_s"]))
+print()
+for c, d50, d99, ratio in rows:
+    print(f"- c={c}: Ferrite adds {d50:+.3f} ms at p50 and {d99:+.3f} ms at p99; throughput {ratio:.2f} of the direct calls")
+trials = [l.split() for l in open(f"{work}/zero.txt") if l.strip()]
+secs = sorted(float(t) for t, code in trials if code == "200")
+bad = sum(1 for _, code in trials if code != "200")
+if secs:
+    print(f"- scale from zero, first byte of the first call ({len(trials)} trials): median {statistics.median(secs):.2f} s, "
+          f"min {secs[0]:.2f} s, max {secs[-1]:.2f} s" + (f"; {bad} not 200" if bad else ""))
+PY
+)
+echo "$TABLE"
+
+python3 - docs/benchmarks.md "$TABLE" "$(nproc)" "$(date -u +%Y-%m-%d)" <<'PY'
+import re, sys
+doc, table, cores, day = sys.argv[1:]
+text = open(doc).read()
+section = (f"## Routes as Swarm services (`bench/services.sh`)\n\n{day}, {cores} cores, release image; Ferrite "
+           "as a container on an overlay network of this machine's single-node Swarm; the client "
+           "(bench/hotclient) in a container on the same network; `ferrite/hot-hello` as a service image "
+           "(the watchdog keeping 8 hot processes), one replica.\n\n"
+           f"{table}\n\n"
+           "Through Ferrite a call makes one more HTTP hop (client to Ferrite, Ferrite to the task over a "
+           "pooled keep-alive connection) and is recorded in the history. Scale from zero is Swarm "
+           "scheduling and starting the task (most of it) plus the watchdog binding its port; Ferrite "
+           "probes the task's address from the moment Swarm has scheduled it.\n")
+pattern = re.compile(r"## Routes as Swarm services \(`bench/services.sh`\)\n.*?(?=\n## |\Z)", re.S)
+text = pattern.sub(section.rstrip("\n") + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
+open(doc, "w").write(text)
+PY
+log "written to docs/benchmarks.md"
