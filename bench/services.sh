@@ -31,7 +31,8 @@ log() { echo "services.sh [$(($(date +%s) - BEGAN)) s]: $*" >&2; }
 
 log "building the release image, bench/hotclient and the function images"
 FERRITE_IMAGE_PROFILE=release scripts/deploy-images.sh ferrite >&2
-cargo build --release --locked -q -p ferrite
+# The image's static binary serves as the CLI too (no second release build).
+FERRITE=$PWD/target/x86_64-unknown-linux-gnu/release/ferrite
 cargo build --release --locked -q --manifest-path bench/hotclient/Cargo.toml
 scripts/images.sh hot-hello hello >&2
 # The client's container: any image with a glibc as new as the host's.
@@ -56,8 +57,8 @@ cleanup() {
 trap cleanup EXIT
 SWARM=$(swarm_ensure)
 
-target/release/ferrite services image ferrite/hot-hello --format http -t "$HOT_IMAGE" >&2
-target/release/ferrite services image ferrite/hello -t "$COLD_IMAGE" >&2
+"$FERRITE" services image ferrite/hot-hello --format http -t "$HOT_IMAGE" >&2
+"$FERRITE" services image ferrite/hello -t "$COLD_IMAGE" >&2
 docker network create --driver overlay --attachable "$ID" >/dev/null
 PORT=$(free_port)
 docker run -d --name "$ID" --network "$ID" -p "127.0.0.1:$PORT:8080" \

@@ -7,31 +7,13 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{client, eventually, free_port, node_containers, require_images};
+use common::{client, eventually, free_port, node_containers, require_images, run, succeed};
 use serde_json::{json, Value};
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-
-fn run(program: &str, args: &[&str]) -> Output {
-    Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"))
-}
-
-#[track_caller]
-fn succeed(program: &str, args: &[&str]) -> String {
-    let output = run(program, args);
-    assert!(
-        output.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 #[test]
 fn the_stack_deploys_on_swarm_and_serves_the_walkthrough_through_haproxy() {

@@ -10,31 +10,13 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{client, eventually, free_port, require_images};
+use common::{client, eventually, free_port, require_images, run, succeed};
 use serde_json::{json, Value};
-
-fn run(program: &str, args: &[&str]) -> Output {
-    Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"))
-}
-
-#[track_caller]
-fn succeed(program: &str, args: &[&str]) -> String {
-    let output = run(program, args);
-    assert!(
-        output.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
 
 /// Everything the scenario makes, removed whatever happens.
 struct Fixture {

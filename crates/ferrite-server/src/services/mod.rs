@@ -350,6 +350,13 @@ impl Services {
                 control.replicas = replicas;
                 control.last_change = Some((decision, Millis::now()));
             }
+            Err(SwarmError::NotFound(_)) => {
+                // Removed with its route through another node: stop managing it.
+                tracing::info!(service = %managed.name, "service gone; no longer managed here");
+                self.managed()
+                    .remove(&(managed.app.clone(), managed.path.clone()));
+                self.watcher.unwatch(&managed.name);
+            }
             Err(e) => {
                 tracing::warn!(service = %managed.name, replicas, error = %e, "cannot scale");
             }

@@ -310,6 +310,27 @@ pub fn require_images(images: &[&str]) {
     }
 }
 
+/// Run `program` (the docker CLI, a script) and take its output.
+pub fn run(program: &str, args: &[&str]) -> std::process::Output {
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"))
+}
+
+/// Run `program`, fail the test unless it succeeds, and return its stdout
+/// without the surrounding white space.
+#[track_caller]
+pub fn succeed(program: &str, args: &[&str]) -> String {
+    let output = run(program, args);
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
 /// Wait until `check` holds, for up to `timeout`.
 pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
