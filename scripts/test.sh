@@ -30,8 +30,19 @@ LOG=$(mktemp)
 SWARM=
 cleanup() {
   rm -f "$LOG"
-  # The network the test servers' services share (crates/ferrite/tests/common).
-  docker network rm ferrite-test-services >/dev/null 2>&1 || true
+  # Services of test servers that a failed test left (owner test-*), then
+  # the network they shared (crates/ferrite/tests/common).
+  docker service ls --filter label=org.ferrite.owner --format '{{.ID}} {{.Name}}' 2>/dev/null \
+    | while read -r id _; do
+        case $(docker service inspect -f '{{index .Spec.Labels "org.ferrite.owner"}}' "$id" 2>/dev/null) in
+          test-*) docker service rm "$id" >/dev/null 2>&1 || true ;;
+        esac
+      done
+  for _ in $(seq 30); do
+    docker network inspect ferrite-test-services >/dev/null 2>&1 || break
+    docker network rm ferrite-test-services >/dev/null 2>&1 && break
+    sleep 1
+  done
   if [ "$SWARM" = initialised ]; then docker swarm leave --force >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT

@@ -187,7 +187,9 @@ impl TestServer {
 
 impl Drop for TestServer {
     /// A graceful stop, so that the server removes the containers it started
-    /// (a SIGKILL would leave them to its next start, which never comes).
+    /// (a SIGKILL would leave them to its next start, which never comes),
+    /// then the Swarm services its routes made: they outlive a server by
+    /// design (a restarted node adopts them), so the test removes them.
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill")
@@ -195,15 +197,32 @@ impl Drop for TestServer {
                 .stderr(Stdio::null())
                 .status();
             let deadline = Instant::now() + Duration::from_secs(40);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
+            while Instant::now() < deadline && !matches!(child.try_wait(), Ok(Some(_))) {
                 std::thread::sleep(Duration::from_millis(50));
             }
-            let _ = child.kill();
-            let _ = child.wait();
+            if !matches!(child.try_wait(), Ok(Some(_))) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
+        remove_services_of(&self.node_id);
+    }
+}
+
+/// Remove the Swarm services owned by `owner` (a test server's node id).
+pub fn remove_services_of(owner: &str) {
+    let listed = run(
+        "docker",
+        &[
+            "service",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label=org.ferrite.owner={owner}"),
+        ],
+    );
+    for id in String::from_utf8_lossy(&listed.stdout).split_whitespace() {
+        let _ = run("docker", &["service", "rm", id]);
     }
 }
 
