@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README gives it and CI runs it, on a fresh
 # machine: lint, then every test of the workspace against real components.
-# Services a test needs (a registry, a TLS proxy in front of the engine) are
-# started by that test through scripts/ and stopped when it ends; Debian
-# packages they need are installed on first use. Every container a test
-# creates carries Ferrite's labels and is removed by the test's server.
+# Services a test needs (a registry, a TLS proxy in front of the engine,
+# PostgreSQL, Redis, HAProxy) are started by that test through scripts/ and
+# stopped when it ends; the Debian packages are installed here first. The
+# engine is made a single-node Swarm manager when it is in no Swarm (and
+# left again at the end), and the images are built locally: the example
+# functions and the deployment images (Ferrite's own among them). Every
+# container, service and network a test creates carries Ferrite's labels
+# and is removed when the test ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
