@@ -128,19 +128,7 @@ async fn call_sync(state: &AppState, route: &Route, app: &App, request: CallRequ
             )
         }
     };
-    let completed = Millis::now();
-    let call = Call {
-        id: request.call_id,
-        app_name: route.app_name.clone(),
-        path: route.path.clone(),
-        kind: route.kind,
-        status,
-        created_at: created,
-        started_at: Some(created),
-        completed_at: Some(completed),
-        error,
-        attempts: 1,
-    };
+    let call = ended_sync_call(request.call_id, route, status, created, error);
     state.history.record(call, log).await;
     response
 }
@@ -195,8 +183,26 @@ async fn call_service(
             (status, Some(e.message.clone()), Error(e).into_response())
         }
     };
-    let call = Call {
-        id: request.call_id,
+    let call = ended_sync_call(request.call_id, route, status, created, error);
+    // The task's stderr is the service's log (`docker service logs`).
+    state
+        .history
+        .record(call, CallLog::Ready(Bytes::new()))
+        .await;
+    response
+}
+
+/// The history record of a sync call that ended now: it started when it
+/// was created (a sync call never waits in a queue) and ran once.
+fn ended_sync_call(
+    id: String,
+    route: &Route,
+    status: CallStatus,
+    created: Millis,
+    error: Option<String>,
+) -> Call {
+    Call {
+        id,
         app_name: route.app_name.clone(),
         path: route.path.clone(),
         kind: route.kind,
@@ -206,13 +212,7 @@ async fn call_service(
         completed_at: Some(Millis::now()),
         error,
         attempts: 1,
-    };
-    // The task's stderr is the service's log (`docker service logs`).
-    state
-        .history
-        .record(call, CallLog::Ready(Bytes::new()))
-        .await;
-    response
+    }
 }
 
 /// Route `headers` go on every answer of the route, each value.
