@@ -16,6 +16,7 @@ mod container;
 mod credentials;
 mod engine;
 mod error;
+pub mod hop_by_hop;
 mod hot;
 mod image;
 mod init;

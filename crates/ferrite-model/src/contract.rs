@@ -40,6 +40,35 @@ pub struct CallFacts<'a> {
     pub request_url: &'a str,
 }
 
+/// Ferrite's `Fn-*` request headers: the facts of a call that the request
+/// itself cannot say, sent to hot functions and to service tasks (whose
+/// watchdog reads them). They are facts, not client headers, so they never
+/// become `HEADER_*` variables.
+pub const FN_CALL_ID: &str = "fn-call-id";
+pub const FN_APP_NAME: &str = "fn-app-name";
+/// The route's path.
+pub const FN_ROUTE: &str = "fn-route";
+/// The URL as the client used it.
+pub const FN_REQUEST_URL: &str = "fn-request-url";
+/// The client's method.
+pub const FN_METHOD: &str = "fn-method";
+pub const FACT_HEADERS: [&str; 5] = [FN_CALL_ID, FN_APP_NAME, FN_ROUTE, FN_REQUEST_URL, FN_METHOD];
+
+/// A call's facts as `Fn-*` headers: (name, value) pairs.
+pub fn fact_headers<'a>(
+    app_name: &'a str,
+    route: &'a str,
+    call: &CallFacts<'a>,
+) -> [(&'static str, &'a str); 5] {
+    [
+        (FN_CALL_ID, call.call_id),
+        (FN_APP_NAME, app_name),
+        (FN_ROUTE, route),
+        (FN_REQUEST_URL, call.request_url),
+        (FN_METHOD, call.method),
+    ]
+}
+
 /// `HEADER_<NAME>` spelling: upper case, `-` to `_`.
 pub fn header_var(name: &str) -> String {
     format!("HEADER_{}", name.to_ascii_uppercase().replace('-', "_"))

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use bytes::Bytes;
 use ferrite_engine::{
-    ColdCall, Engine, EngineError, HotOutcome, HotRoute, Outcome, PendingLog, Status,
+    hop_by_hop, ColdCall, Engine, EngineError, HotOutcome, HotRoute, Outcome, PendingLog, Status,
 };
-use ferrite_model::contract::{output_content_type, payload_parameter};
+use ferrite_model::contract::{fact_headers, output_content_type, payload_parameter, CallFacts};
 use ferrite_model::{ApiError, App, CallStatus, ErrorKind, Format, Route};
 
 use crate::contract::{self, CallContext};
@@ -58,18 +58,6 @@ impl CallLog {
         }
     }
 }
-
-/// Request headers that belong to one connection, not to the message.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
 
 /// Run `call` of `route` on the engine. An [`EngineError`] means the
 /// function did not run to an end through no fault of its own (engine
@@ -151,18 +139,15 @@ async fn run_hot(
         .body(call.body.clone())
         .map_err(|e| EngineError::Protocol(format!("cannot build the function's request: {e}")))?;
     let headers = request.headers_mut();
-    for (name, value) in &call.headers {
-        if !HOP_BY_HOP.contains(&name.as_str()) && name != header::CONTENT_LENGTH {
-            headers.append(name.clone(), value.clone());
-        }
-    }
-    for (name, value) in [
-        ("fn-call-id", ctx.call_id),
-        ("fn-app-name", route.app_name.as_str()),
-        ("fn-route", route.path.as_str()),
-        ("fn-request-url", ctx.request_url),
-        ("fn-method", ctx.method),
-    ] {
+    *headers = call.headers.clone();
+    hop_by_hop::strip(headers);
+    headers.remove(header::CONTENT_LENGTH);
+    let facts = CallFacts {
+        call_id: ctx.call_id,
+        method: ctx.method,
+        request_url: ctx.request_url,
+    };
+    for (name, value) in fact_headers(&route.app_name, &route.path, &facts) {
         if let Ok(value) = HeaderValue::from_str(value) {
             headers.insert(name, value);
         }
@@ -175,9 +160,7 @@ async fn run_hot(
     let mut ran = match call.outcome {
         HotOutcome::Response(response) => {
             let (mut parts, body) = response.into_parts();
-            for name in HOP_BY_HOP {
-                parts.headers.remove(name);
-            }
+            hop_by_hop::strip(&mut parts.headers);
             parts.headers.remove(header::CONTENT_LENGTH);
             // The function chose its status; a 5xx is its own failure.
             let (status, error) = if parts.status.is_server_error() {

@@ -10,21 +10,14 @@ use axum::http::HeaderMap;
 use ferrite_model::contract::{self, CallFacts, RouteFacts};
 use ferrite_model::Format;
 
-/// The call's id (default: a new UUIDv7).
-pub const FN_CALL_ID: &str = "fn-call-id";
-/// The app (default: `--app-name` / `APP_NAME`).
-pub const FN_APP_NAME: &str = "fn-app-name";
-/// The route's path (default: `--route` / `ROUTE`, else the request's path).
-pub const FN_ROUTE: &str = "fn-route";
-/// The URL as the client used it (default: `http://` + `Host` + the
-/// request's path and query, `https://` behind `X-Forwarded-Proto: https`).
-pub const FN_REQUEST_URL: &str = "fn-request-url";
-/// The client's method (default: the request's).
-pub const FN_METHOD: &str = "fn-method";
-
-/// Ferrite's headers: facts of the call, not headers of the client, so
-/// they do not become `HEADER_*` variables.
-pub const FACT_HEADERS: [&str; 5] = [FN_CALL_ID, FN_APP_NAME, FN_ROUTE, FN_REQUEST_URL, FN_METHOD];
+// The headers and what the watchdog falls back to without them: the call's
+// id (a new UUIDv7), the app (`--app-name` / `APP_NAME`), the route
+// (`--route` / `ROUTE`, else the request's path), the URL (`http://` +
+// `Host` + path and query, `https://` behind `X-Forwarded-Proto: https`),
+// the method (the request's).
+pub use ferrite_model::contract::{
+    FACT_HEADERS, FN_APP_NAME, FN_CALL_ID, FN_METHOD, FN_REQUEST_URL, FN_ROUTE,
+};
 
 /// What does not change from call to call.
 #[derive(Debug, Clone)]

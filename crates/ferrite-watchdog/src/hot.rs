@@ -24,21 +24,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use crate::children::{Child, Children};
-use crate::facts::{Facts, FN_APP_NAME, FN_CALL_ID, FN_METHOD, FN_REQUEST_URL, FN_ROUTE};
+use crate::facts::Facts;
 use crate::respond;
 use crate::WatchdogError;
-
-/// Headers of one connection, not of the message: never passed on.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+use ferrite_engine::hop_by_hop;
+use ferrite_model::contract::{fact_headers, CallFacts};
 
 /// How long an idle process may take to exit after its input closes, at
 /// shutdown, before it is killed.
@@ -239,18 +229,15 @@ impl Hot {
 /// headers (less those of the connection), plus Ferrite's `Fn-*` facts.
 fn to_function(facts: &Facts, request: Request<Bytes>) -> Request<Bytes> {
     let (mut parts, body) = request.into_parts();
-    for name in HOP_BY_HOP {
-        parts.headers.remove(name);
-    }
+    hop_by_hop::strip(&mut parts.headers);
     // The codec sets the length of the body it sends.
     parts.headers.remove(header::CONTENT_LENGTH);
-    for (name, value) in [
-        (FN_CALL_ID, &facts.call_id),
-        (FN_APP_NAME, &facts.app_name),
-        (FN_ROUTE, &facts.route),
-        (FN_REQUEST_URL, &facts.request_url),
-        (FN_METHOD, &facts.method),
-    ] {
+    let call = CallFacts {
+        call_id: &facts.call_id,
+        method: &facts.method,
+        request_url: &facts.request_url,
+    };
+    for (name, value) in fact_headers(&facts.app_name, &facts.route, &call) {
         if let Ok(value) = HeaderValue::from_str(value) {
             parts.headers.insert(HeaderName::from_static(name), value);
         }
@@ -266,9 +253,7 @@ fn to_function(facts: &Facts, request: Request<Bytes>) -> Request<Bytes> {
 /// those of the connection) and body.
 fn from_function(response: http::Response<Bytes>) -> Response {
     let (mut parts, body) = response.into_parts();
-    for name in HOP_BY_HOP {
-        parts.headers.remove(name);
-    }
+    hop_by_hop::strip(&mut parts.headers);
     // The server sets the length of the body it sends.
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body))
@@ -277,6 +262,7 @@ fn from_function(response: http::Response<Bytes>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::facts::{FN_CALL_ID, FN_REQUEST_URL};
 
     #[test]
     fn requests_carry_the_facts_and_no_connection_headers() {

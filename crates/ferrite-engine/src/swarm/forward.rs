@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName};
+use http::header;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -123,7 +123,7 @@ impl Forwarder {
             .unwrap_or("/")
             .to_string();
         let mut headers = parts.headers;
-        strip_hop_by_hop(&mut headers);
+        crate::hop_by_hop::strip(&mut headers);
         // The body is whole here: its length is set again when sent.
         headers.remove(header::CONTENT_LENGTH);
         let max_attempts = self.settings.max_attempts.max(1);
@@ -146,7 +146,7 @@ impl Forwarder {
             match self.client.request(outgoing).await {
                 Ok(response) => {
                     let (mut head, incoming) = response.into_parts();
-                    strip_hop_by_hop(&mut head.headers);
+                    crate::hop_by_hop::strip(&mut head.headers);
                     let body = LeasedBody {
                         inner: incoming,
                         lease: Some(lease),
@@ -229,34 +229,6 @@ impl Body for LeasedBody {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
-}
-
-/// Headers about one connection (RFC 9110 §7.6.1), not the message: they
-/// must not cross a proxy. Those named in `Connection` go too.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in [
-        header::CONNECTION,
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
-        headers.remove(name);
-    }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
 }
 
 /// An error with its causes, `a: b: c` (hyper-util's own message is only
@@ -486,18 +458,5 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, ForwardError::NoTasks));
-    }
-
-    #[test]
-    fn hop_by_hop_headers_stay_behind() {
-        let mut headers = HeaderMap::new();
-        headers.insert("connection", "close, x-private".parse().unwrap());
-        headers.insert("x-private", "1".parse().unwrap());
-        headers.insert("keep-alive", "timeout=5".parse().unwrap());
-        headers.insert("transfer-encoding", "chunked".parse().unwrap());
-        headers.insert("x-kept", "1".parse().unwrap());
-        strip_hop_by_hop(&mut headers);
-        assert_eq!(headers.len(), 1);
-        assert!(headers.contains_key("x-kept"));
     }
 }

@@ -9,15 +9,12 @@ use std::time::{Duration, Instant};
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderName, HeaderValue, Request, Response};
 use ferrite_engine::swarm::{Addresses, ForwardError};
+use ferrite_model::contract::{fact_headers, CallFacts};
 use ferrite_model::{ApiError, App, ErrorKind, Route};
 use tokio::net::TcpStream;
 
 use super::{Managed, Services};
 
-/// The call's facts that the function's environment needs and the request
-/// itself does not carry: the watchdog in the task reads them.
-const FACT_HEADERS: [&str; 3] = ["fn-call-id", "fn-app-name", "fn-route"];
-const REQUEST_URL_HEADER: &str = "fn-request-url";
 /// How long one readiness probe of a new task may take.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(250);
 /// Pause between rounds of probes while a first task starts (each round
@@ -66,18 +63,18 @@ impl Services {
             );
         }
         let mut request = call.request;
-        let facts = [call.call_id.as_str(), &route.app_name, &route.path];
-        for (name, value) in FACT_HEADERS.iter().zip(facts) {
+        let method = request.method().clone();
+        let facts = CallFacts {
+            call_id: &call.call_id,
+            method: method.as_str(),
+            request_url: &call.request_url,
+        };
+        for (name, value) in fact_headers(&route.app_name, &route.path, &facts) {
             if let Ok(value) = HeaderValue::from_str(value) {
                 request
                     .headers_mut()
                     .insert(HeaderName::from_static(name), value);
             }
-        }
-        if let Ok(value) = HeaderValue::from_str(&call.request_url) {
-            request
-                .headers_mut()
-                .insert(HeaderName::from_static(REQUEST_URL_HEADER), value);
         }
         let addresses = || {
             let known = managed.addresses.borrow().clone();

@@ -188,7 +188,11 @@ impl Services {
                         }
                     };
                     for route in routes.into_iter().filter(|r| r.service.is_some()) {
-                        wanted.insert(self.definition(&app, &route).service_name());
+                        wanted.insert(swarm::service_name(
+                            &self.settings.owner,
+                            &app.name,
+                            &route.path,
+                        ));
                         if let Err(e) = self.ensure(&app, &route).await {
                             tracing::warn!(app = %app.name, path = %route.path, error = %e, "cannot make the route's service");
                         }
@@ -256,20 +260,20 @@ impl Services {
         let addresses = self.watcher.watch(&ensured.name, def.port);
         self.watcher.changed(&ensured.name);
         let replicas = u32::try_from(ensured.replicas).unwrap_or(u32::MAX);
+        let fresh = Autoscaler::new(self.settings.autoscale, Instant::now());
         let control = match previous {
             // An update keeps what the autoscaler learned and its counts.
             Some(old) => {
                 let mut old = old.control();
-                let fresh = Autoscaler::new(self.settings.autoscale, Instant::now());
                 Control {
                     autoscaler: std::mem::replace(&mut old.autoscaler, fresh),
                     replicas,
-                    last_change: old.last_change.clone(),
-                    latest: old.latest.clone(),
+                    last_change: old.last_change.take(),
+                    latest: old.latest.take(),
                 }
             }
             None => Control {
-                autoscaler: Autoscaler::new(self.settings.autoscale, Instant::now()),
+                autoscaler: fresh,
                 replicas,
                 last_change: None,
                 latest: None,
@@ -303,22 +307,19 @@ impl Services {
         Ok(())
     }
 
-    /// Remove the services of every route of `app` (the app is gone).
+    /// Remove the services of every route of `app` (the app is gone): those
+    /// this node manages and those it has not taken up yet.
     pub async fn remove_app(&self, app: &str) -> Result<(), SwarmError> {
-        let paths: Vec<String> = self
+        let mut paths: std::collections::BTreeSet<String> = self
             .managed()
             .keys()
             .filter(|(a, _)| a == app)
             .map(|(_, p)| p.clone())
             .collect();
+        let owned = self.swarm.list_owned(&self.settings.owner).await?;
+        paths.extend(owned.into_iter().filter(|o| o.app == app).map(|o| o.path));
         for path in paths {
             self.remove(app, &path).await?;
-        }
-        // Services of the app this node did not manage yet.
-        for owned in self.swarm.list_owned(&self.settings.owner).await? {
-            if owned.app == app {
-                self.swarm.remove(&owned.name).await?;
-            }
         }
         Ok(())
     }
