@@ -47,7 +47,11 @@ cleanup() {
     docker network rm ferrite-test-services >/dev/null 2>&1 && break
     sleep 1
   done
-  if [ "$SWARM" = initialised ]; then docker swarm leave --force >/dev/null 2>&1 || true; fi
+  if [ "$SWARM" = initialised ]; then
+    docker swarm leave --force >/dev/null 2>&1 || true
+    # Docker makes this bridge for the Swarm and keeps it after leaving.
+    docker network rm docker_gwbridge >/dev/null 2>&1 || true
+  fi
 }
 trap cleanup EXIT
 
