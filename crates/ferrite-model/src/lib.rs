@@ -11,6 +11,7 @@ pub mod call;
 pub mod contract;
 pub mod decode;
 pub mod error;
+pub mod redact;
 pub mod route;
 pub mod service;
 pub mod validate;
