@@ -13,6 +13,7 @@ pub mod decode;
 pub mod error;
 pub mod redact;
 pub mod route;
+pub mod route_view;
 pub mod service;
 pub mod validate;
 
@@ -20,6 +21,7 @@ pub use app::{App, AppInput};
 pub use call::{Call, CallStatus, IllegalTransition, Millis};
 pub use error::{ApiError, ErrorKind};
 pub use route::{Format, Headers, Route, RouteInput, RouteType};
+pub use route_view::RouteView;
 pub use service::{ServiceInput, ServiceSpec};
 
 /// String map of configuration, handed to functions as environment variables.

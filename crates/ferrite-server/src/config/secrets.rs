@@ -101,6 +101,13 @@ impl ServerConfig {
         Ok(self)
     }
 
+    /// The content of a secret file, less one trailing newline: the rule of
+    /// every `*_FILE` setting, the server's and the CLI's (`setting` names it
+    /// in errors).
+    pub fn read_secret_file(setting: &'static str, path: &Path) -> Result<String, SecretError> {
+        read_secret(setting, path)
+    }
+
     /// Whether the management key is shorter than [`RECOMMENDED_KEY_BYTES`].
     pub fn jwt_auth_key_is_short(&self) -> bool {
         self.jwt_auth_key
