@@ -28,7 +28,7 @@ const LEEWAY_SECS: u64 = 60;
 
 /// Headers a proxy adds to say whom it forwards for: a loopback request
 /// with one of them came from elsewhere.
-const PROXY_HEADERS: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
+const PROXY_HEADERS: [&str; 3] = ["Forwarded", "X-Forwarded-For", "X-Real-IP"];
 
 /// Who may use `/v1` on this node.
 pub enum Management {
@@ -166,7 +166,7 @@ pub async fn guard_management(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
+    use axum::http::{HeaderName, HeaderValue};
     use jsonwebtoken::{encode, EncodingKey, Header};
     use serde_json::json;
 
@@ -244,7 +244,8 @@ mod tests {
         );
         for header in PROXY_HEADERS {
             let mut headers = HeaderMap::new();
-            headers.insert(header, HeaderValue::from_static("for=192.0.2.9"));
+            let name = HeaderName::from_bytes(header.as_bytes()).unwrap();
+            headers.insert(name, HeaderValue::from_static("for=192.0.2.9"));
             let err = local_client(Some("127.0.0.1".parse().unwrap()), &headers).unwrap_err();
             assert!(err.message.contains(header), "{header}");
         }
