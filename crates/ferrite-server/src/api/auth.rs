@@ -35,13 +35,14 @@ pub enum Management {
     /// No key is set: clients on the loopback interface, not through a proxy.
     LoopbackOnly,
     /// `JWT_AUTH_KEY` is set: any client with a token signed with it.
-    Token(Verifier),
+    /// Boxed: a verifier is large, and the state holds one of these.
+    Token(Box<Verifier>),
 }
 
 impl Management {
     pub fn new(key: Option<&str>) -> Management {
         match key {
-            Some(key) => Management::Token(Verifier::new(key)),
+            Some(key) => Management::Token(Box::new(Verifier::new(key))),
             None => Management::LoopbackOnly,
         }
     }

@@ -40,7 +40,7 @@ fn log_management_mode(config: &ServerConfig) {
     if config.jwt_auth_key_is_short() {
         tracing::warn!(
             "JWT_AUTH_KEY is shorter than {} bytes: a short key can be guessed offline \
-             from one token; use a longer random one (openssl rand -hex 32)",
+             from one token; use a random key of at least that length",
             ServerConfig::RECOMMENDED_KEY_BYTES
         );
     }
