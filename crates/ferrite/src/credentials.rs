@@ -77,13 +77,10 @@ pub fn load(
         true => env_credential(&var)?,
         false => None,
     };
-    let file = match (&api_url, &from_env) {
-        (Some(_), Some(_)) => ConfigFile::default(),
-        (Some(_), None) if !credential => ConfigFile::default(),
-        _ => match config_path(&var) {
-            Some(path) => read_config(&path)?,
-            None => ConfigFile::default(),
-        },
+    let needs_file = api_url.is_none() || (credential && from_env.is_none());
+    let file = match config_path(&var).filter(|_| needs_file) {
+        Some(path) => read_config(&path)?,
+        None => ConfigFile::default(),
     };
     let credential = match (from_env, credential) {
         (Some(credential), _) => Some(credential),
@@ -106,29 +103,33 @@ pub fn route_key(var: &dyn Fn(&str) -> Option<String>) -> Option<String> {
 /// `JWT_AUTH_KEY`, `JWT_AUTH_KEY_FILE` or `FERRITE_TOKEN`, at most one.
 fn env_credential(var: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Option<Credential>> {
     let names = ["JWT_AUTH_KEY", "JWT_AUTH_KEY_FILE", "FERRITE_TOKEN"];
-    let set: Vec<&str> = names.into_iter().filter(|n| var(n).is_some()).collect();
-    if set.len() > 1 {
-        bail!(
-            "{} are set: set only one of JWT_AUTH_KEY, JWT_AUTH_KEY_FILE and FERRITE_TOKEN",
-            set.join(" and ")
-        );
-    }
-    Ok(match set.first().copied() {
-        Some("JWT_AUTH_KEY") => var("JWT_AUTH_KEY").map(|key| Credential::Key {
+    match names.map(var) {
+        [None, None, None] => Ok(None),
+        [Some(key), None, None] => Ok(Some(Credential::Key {
             key,
             from: "JWT_AUTH_KEY".into(),
-        }),
-        Some("JWT_AUTH_KEY_FILE") => {
-            let path = PathBuf::from(var("JWT_AUTH_KEY_FILE").unwrap_or_default());
+        })),
+        [None, Some(path), None] => {
+            let path = PathBuf::from(path);
             let key = ferrite_server::ServerConfig::read_secret_file("JWT_AUTH_KEY_FILE", &path)?;
-            Some(Credential::Key {
+            Ok(Some(Credential::Key {
                 key,
                 from: "JWT_AUTH_KEY_FILE".into(),
-            })
+            }))
         }
-        Some(_) => var("FERRITE_TOKEN").map(|token| Credential::Token(token.trim().to_string())),
-        None => None,
-    })
+        [None, None, Some(token)] => Ok(Some(Credential::Token(token.trim().to_string()))),
+        values => {
+            let set: Vec<&str> = names
+                .iter()
+                .zip(values)
+                .filter_map(|(name, value)| value.map(|_| *name))
+                .collect();
+            bail!(
+                "{} are set: set only one of JWT_AUTH_KEY, JWT_AUTH_KEY_FILE and FERRITE_TOKEN",
+                set.join(" and ")
+            )
+        }
+    }
 }
 
 /// The config file's `jwt_auth_key` or `token`, at most one.
@@ -184,7 +185,14 @@ fn read_config(path: &Path) -> anyhow::Result<ConfigFile> {
         let line = e
             .span()
             .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
-        let what = e.message().lines().collect::<Vec<_>>().join("; ");
+        let mut what = e.message().lines().collect::<Vec<_>>().join("; ");
+        // "invalid type: integer `5`, expected a string": the value may be
+        // the key, so only the expectation stays.
+        if let Some((kind, expected)) = what.split_once(", expected") {
+            if let Some((kind, _value)) = kind.split_once(": ") {
+                what = format!("{kind}: expected{expected}");
+            }
+        }
         match line {
             Some(line) => anyhow::anyhow!("{shown}: line {line}: {what}"),
             None => anyhow::anyhow!("{shown}: {what}"),
@@ -346,6 +354,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!err.contains('\n') && !err.contains("hunter2"), "{err}");
+        let dir = config_dir("jwt_auth_key = 20240601\n", 0o600);
+        let xdg = dir.path().to_str().unwrap();
+        let err = load(None, true, &env(&[("XDG_CONFIG_HOME", xdg)]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with("line 1: invalid type: expected a string"),
+            "{err}"
+        );
         let dir = config_dir("jwt_key = \"k\"\n", 0o600);
         let xdg = dir.path().to_str().unwrap();
         let err = load(None, true, &env(&[("XDG_CONFIG_HOME", xdg)]))
