@@ -145,6 +145,7 @@ impl TryFrom<RouteRow> for Route {
                 StoreError::Corrupt(format!("route max_retries {}", row.max_retries))
             })?,
             service: from_json("route service", row.service)?,
+            confinement: None,
             app_name: row.app_name,
             path: row.path,
             image: row.image,
