@@ -114,11 +114,18 @@ impl Engine {
             confine,
         ));
         let removed = containers.remove_leftovers().await?;
+        let hot_sockets = socket_dir
+            .as_ref()
+            .map_or("off (through the engine)".to_string(), |d| {
+                d.path.display().to_string()
+            });
         tracing::info!(
             host,
             node,
             memory_budget_mib = budget,
             leftovers_removed = removed,
+            init_volume = %containers.host.init_volume,
+            hot_sockets,
             "docker engine ready"
         );
         let engine = Arc::new(Engine {

@@ -196,7 +196,10 @@ fn docker_inspect_shows_the_limits_and_no_host_paths() {
             seen.1 += 1;
         }
     }
-    assert!(seen.0 >= 1 && seen.1 >= 1, "hot and cold inspected: {seen:?}");
+    assert!(
+        seen.0 >= 1 && seen.1 >= 1,
+        "hot and cold inspected: {seen:?}"
+    );
     let slept = slow.join().expect("thread").expect("slow call");
     assert_eq!(slept, "slept\n");
     assert_no_containers_after(server);
@@ -257,12 +260,9 @@ fn a_read_only_root_leaves_tmp_writable() {
         json!({"path":"/hot","image":"ferrite/chaos","format":"http",
                "confinement":{"read_only":true}}),
     );
-    create_route(
-        &server,
-        "ro",
-        json!({"path":"/rw","image":"ferrite/probe"}),
-    );
-    let script = "echo x >/tmp/f && echo tmp-written; echo x >/f 2>/dev/null || echo root-refused; \
+    create_route(&server, "ro", json!({"path":"/rw","image":"ferrite/probe"}));
+    let script =
+        "echo x >/tmp/f && echo tmp-written; echo x >/f 2>/dev/null || echo root-refused; \
                   grep ' /tmp ' /proc/mounts || true";
     let out = call_ok(&server, "/ro/cold", script);
     assert!(out.contains("tmp-written"), "{out}");
@@ -306,7 +306,10 @@ fn network_none_leaves_only_loopback() {
     );
     assert_eq!(call_ok(&server, "/net/none", "ls /sys/class/net"), "lo\n");
     let default = call_ok(&server, "/net/default", "ls /sys/class/net");
-    assert!(default.lines().count() >= 2, "a network by default: {default}");
+    assert!(
+        default.lines().count() >= 2,
+        "a network by default: {default}"
+    );
     // A hot function without a network is still reached (over its socket).
     let dev = call_ok(&server, "/net/hot", r#"{"read":"/proc/net/dev"}"#);
     let interfaces: Vec<&str> = dev
@@ -347,10 +350,15 @@ fn capabilities_come_back_only_from_the_allowlist() {
         let body: Value = reply.json().unwrap();
         let message = body["error"]["message"].as_str().unwrap_or_default();
         assert!(
-            message.starts_with(&format!("route confinement.cap_add entry \"{cap}\" is refused")),
+            message.starts_with(&format!(
+                "route confinement.cap_add entry \"{cap}\" is refused"
+            )),
             "{message}"
         );
-        assert!(message.contains("NET_BIND_SERVICE"), "names the allowlist: {message}");
+        assert!(
+            message.contains("NET_BIND_SERVICE"),
+            "names the allowlist: {message}"
+        );
     }
     assert_no_containers_after(server);
 }
@@ -398,7 +406,10 @@ fn a_function_cannot_forge_its_exit_status() {
     // The hot init is sealed too.
     for (body, needle) in [
         (r#"{"write":"/proc/1/fd/1"}"#, "cannot write /proc/1/fd/1"),
-        (r#"{"read":"/proc/1/environ"}"#, "cannot read /proc/1/environ"),
+        (
+            r#"{"read":"/proc/1/environ"}"#,
+            "cannot read /proc/1/environ",
+        ),
     ] {
         let (status, text) = call(&server, "/forge/hot", body);
         assert_eq!(status, 500, "{text}");
@@ -588,7 +599,10 @@ fn the_cli_sets_and_shows_the_confinement_section() {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    assert_eq!(row("ROOT FILESYSTEM"), "ROOT FILESYSTEM read-only, /tmp writable (128 MiB)");
+    assert_eq!(
+        row("ROOT FILESYSTEM"),
+        "ROOT FILESYSTEM read-only, /tmp writable (128 MiB)"
+    );
     assert_eq!(row("NETWORK"), "NETWORK none");
     assert_eq!(row("CAPABILITIES"), "CAPABILITIES CHOWN, NET_BIND_SERVICE");
     assert_eq!(row("PIDS LIMIT"), "PIDS LIMIT 512");
@@ -629,7 +643,15 @@ fn the_cli_sets_and_shows_the_confinement_section() {
         "{section}"
     );
 
-    let (ok, _, err) = run(&["routes", "create", "cli", "/d", "ferrite/probe", "--cap-add", "SYS_ADMIN"]);
+    let (ok, _, err) = run(&[
+        "routes",
+        "create",
+        "cli",
+        "/d",
+        "ferrite/probe",
+        "--cap-add",
+        "SYS_ADMIN",
+    ]);
     assert!(!ok);
     assert!(
         err.contains("confinement.cap_add entry \"SYS_ADMIN\" is refused"),

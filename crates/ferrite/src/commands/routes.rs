@@ -204,7 +204,14 @@ pub struct RouteFields {
 }
 
 /// The ids of the confinement flags, which `--no-confinement` excludes.
-const CONFINEMENT_FLAGS: [&str; 6] = ["read_only", "network", "cap_add", "pids_limit", "nofile", "cpus"];
+const CONFINEMENT_FLAGS: [&str; 6] = [
+    "read_only",
+    "network",
+    "cap_add",
+    "pids_limit",
+    "nofile",
+    "cpus",
+];
 
 /// The route's `confinement` section (docs/security.md): what its
 /// containers may do beyond Ferrite's confined default. In an update, the
@@ -770,8 +777,10 @@ mod tests {
                 "--cpus",
                 "0.5",
             ]),
-            Some(json!({"read_only": false, "network": "none", "cap_add": ["CHOWN", "KILL"],
-                        "pids_limit": 512, "nofile": 4096, "cpus": 0.5}))
+            Some(
+                json!({"read_only": false, "network": "none", "cap_add": ["CHOWN", "KILL"],
+                        "pids_limit": 512, "nofile": 4096, "cpus": 0.5})
+            )
         );
         assert_eq!(
             confinement_json(&["--cpus", "none", "--cap-add", ""]),
