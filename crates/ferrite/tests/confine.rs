@@ -202,6 +202,40 @@ fn docker_inspect_shows_the_limits_and_no_host_paths() {
     );
     let slept = slow.join().expect("thread").expect("slow call");
     assert_eq!(slept, "slept\n");
+
+    // Docker's log is off, and Ferrite still has the output: the answer from
+    // stdout, and stderr as the call's log, cold and hot.
+    for (path, body, answer, logged) in [
+        (
+            "/lim/slow",
+            "echo to-stdout; echo to-stderr >&2",
+            "to-stdout\n",
+            "to-stderr",
+        ),
+        (
+            "/lim/hot",
+            r#"{"log":"hot-stderr","body":"hot-body"}"#,
+            "hot-body",
+            "hot-stderr",
+        ),
+    ] {
+        let reply = common::client()
+            .post(format!("{}/r{path}", server.url))
+            .body(body)
+            .send()
+            .unwrap();
+        let call_id = reply.headers()["fn-call-id"].to_str().unwrap().to_string();
+        assert_eq!(reply.text().unwrap(), answer);
+        let log_url = format!("{}/v1/apps/lim/calls/{call_id}/log", server.url);
+        assert!(
+            eventually(Duration::from_secs(10), || common::client()
+                .get(&log_url)
+                .send()
+                .and_then(|r| r.text())
+                .is_ok_and(|log| log.contains(logged))),
+            "{path}: the call's log has its stderr"
+        );
+    }
     assert_no_containers_after(server);
 }
 
