@@ -1,6 +1,7 @@
-//! Cold containers: created with our init as entrypoint, started, attached,
-//! and waiting for their call; removed in every case, even when the call
-//! that holds one is dropped half way.
+//! Cold containers: created with our init as entrypoint and the route's
+//! confinement (`confine.rs`), started, attached, and waiting for their
+//! call; removed in every case, even when the call that holds one is dropped
+//! half way.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

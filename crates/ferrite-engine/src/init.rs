@@ -106,8 +106,12 @@ pub async fn ensure_volume(docker: &Docker, node: &str) -> Result<String, Engine
     let name = volume_name();
     let (repo, tag) = image_name();
     let image = format!("{repo}:{tag}");
-    if docker.inspect_image(&image).await.is_err() {
-        import(docker, &repo, &tag).await?;
+    match docker.inspect_image(&image).await {
+        Ok(_) => {}
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => import(docker, &repo, &tag).await?,
+        Err(e) => return Err(e.into()),
     }
     let managed = HashMap::from([
         (labels::MANAGED.to_string(), "true".to_string()),

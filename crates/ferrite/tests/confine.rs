@@ -177,10 +177,14 @@ fn docker_inspect_shows_the_limits_and_no_host_paths() {
             (&init["Type"], &init["RW"]),
             (&json!("volume"), &json!(false))
         );
-        assert!(init["Name"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("ferrite-init-"));
+        let volume = init["Name"].as_str().unwrap_or_default();
+        assert!(volume.starts_with("ferrite-init-"), "{init}");
+        // As docs/security.md finds it.
+        let listed = succeed(
+            "docker",
+            &["volume", "ls", "--filter", "label=org.ferrite.init"],
+        );
+        assert!(listed.contains(volume), "{listed}");
         for mount in mounts {
             let source = mount["Source"].as_str().unwrap_or_default();
             assert!(!source.contains("docker.sock"), "{mount}");
@@ -676,6 +680,45 @@ fn the_cli_sets_and_shows_the_confinement_section() {
         (&json!(false), &Value::Null, &json!(300), &json!("none")),
         "{section}"
     );
+
+    // The example of docs/security.md, then back to the defaults.
+    let (ok, _, err) = run(&[
+        "routes",
+        "update",
+        "cli",
+        "/c",
+        "--cap-add",
+        "NET_BIND_SERVICE",
+        "--pids-limit",
+        "1024",
+        "--nofile",
+        "65536",
+    ]);
+    assert!(ok, "{err}");
+    let section = common::client()
+        .get(format!("{}/v1/apps/cli/routes/c", server.url))
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap()["route"]["confinement"]
+        .clone();
+    assert_eq!(
+        (
+            &section["cap_add"],
+            &section["pids_limit"],
+            &section["nofile"]
+        ),
+        (&json!(["NET_BIND_SERVICE"]), &json!(1024), &json!(65536))
+    );
+    let (ok, _, err) = run(&["routes", "update", "cli", "/c", "--no-confinement"]);
+    assert!(ok, "{err}");
+    let route: Value = common::client()
+        .get(format!("{}/v1/apps/cli/routes/c", server.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(route["route"].get("confinement").is_none(), "{route}");
 
     let (ok, _, err) = run(&[
         "routes",
