@@ -82,7 +82,8 @@ impl Engine {
     /// earlier run, and start refilling containers started ahead.
     pub async fn start(settings: EngineSettings) -> Result<Arc<Engine>, EngineError> {
         // First: a socket directory that cannot be used stops the start.
-        let socket_dir = settings.hot_socket_dir.prepare()?;
+        let node = sanitize_node(&settings.node_id);
+        let socket_dir = settings.hot_socket_dir.prepare(&node)?;
         let docker = settings.connect.connect().await?;
         let host = settings.connect.host().to_string();
         let info = docker
@@ -98,7 +99,6 @@ impl Engine {
         };
         let credentials = Credentials::load(settings.docker_auth.as_deref())?;
         let tracker = TaskTracker::new();
-        let node = sanitize_node(&settings.node_id);
         let confine = confine::Host {
             init_volume: init::ensure_volume(&docker, &node).await?,
             nano_cpus: info

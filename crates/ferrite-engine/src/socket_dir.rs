@@ -19,7 +19,8 @@ pub enum SocketDir {
     /// stream (a remote engine, whose host does not share this filesystem).
     Off,
     /// A fresh directory with an unpredictable name and mode 0700 in the
-    /// system's temp directory, removed at shutdown.
+    /// system's temp directory, removed at shutdown (or, after a crash, at
+    /// the node's next start).
     Private,
     /// This directory, which must be owned by Ferrite's user and not
     /// writable by group or others; created (0700) when missing. It is kept
@@ -29,6 +30,11 @@ pub enum SocketDir {
 
 /// Mode of a container's socket directory (see [`subdir`]).
 pub const SUBDIR_MODE: u32 = 0o733;
+/// Prefix of private directories' names.
+const PREFIX: &str = "ferrite-hot-";
+/// File in a private directory naming the node that made it, so that the
+/// node's next start can remove it after a crash.
+const NODE_FILE: &str = ".node";
 
 /// A socket directory ready for use.
 #[derive(Debug)]
@@ -46,21 +52,25 @@ fn refused(path: &Path, reason: impl std::fmt::Display) -> EngineError {
 }
 
 impl SocketDir {
-    /// Create or check the directory; `None` for [`SocketDir::Off`].
-    pub fn prepare(&self) -> Result<Option<Prepared>, EngineError> {
+    /// Create or check the directory of `node`; `None` for [`SocketDir::Off`].
+    pub fn prepare(&self, node: &str) -> Result<Option<Prepared>, EngineError> {
         match self {
             SocketDir::Off => Ok(None),
             SocketDir::Private => {
+                let temp = std::env::temp_dir();
+                remove_stale(&temp, node);
+                let cannot = |e: std::io::Error| {
+                    refused(
+                        &temp,
+                        format!("cannot create a private directory here: {e}"),
+                    )
+                };
                 let dir = tempfile::Builder::new()
-                    .prefix("ferrite-hot-")
+                    .prefix(PREFIX)
                     .permissions(std::fs::Permissions::from_mode(0o700))
-                    .tempdir()
-                    .map_err(|e| {
-                        refused(
-                            &std::env::temp_dir(),
-                            format!("cannot create a private directory here: {e}"),
-                        )
-                    })?;
+                    .tempdir_in(&temp)
+                    .map_err(cannot)?;
+                std::fs::write(dir.path().join(NODE_FILE), node).map_err(cannot)?;
                 Ok(Some(Prepared {
                     path: dir.path().to_path_buf(),
                     _private: Some(dir),
@@ -72,6 +82,44 @@ impl SocketDir {
                     path: path.clone(),
                     _private: None,
                 }))
+            }
+        }
+    }
+}
+
+/// Remove the private directories an earlier run of `node` left in `temp`
+/// (it was killed before it could): only real directories of this user,
+/// mode 0700, whose node file (a regular file) names `node`. Nobody else
+/// can write in such a directory, and removal does not follow links.
+fn remove_stale(temp: &Path, node: &str) {
+    let me = rustix::process::geteuid().as_raw();
+    let ours = |path: &Path, dir: bool| {
+        std::fs::symlink_metadata(path).is_ok_and(|m| {
+            m.uid() == me
+                && if dir {
+                    m.file_type().is_dir() && m.mode() & 0o7777 == 0o700
+                } else {
+                    m.file_type().is_file()
+                }
+        })
+    };
+    let Ok(entries) = std::fs::read_dir(temp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !entry.file_name().to_string_lossy().starts_with(PREFIX) || !ours(&path, true) {
+            continue;
+        }
+        let node_file = path.join(NODE_FILE);
+        if ours(&node_file, false) && std::fs::read_to_string(&node_file).is_ok_and(|n| n == node) {
+            match std::fs::remove_dir_all(&path) {
+                Ok(()) => {
+                    tracing::info!(dir = %path.display(), "removed the hot socket directory of an earlier run")
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %path.display(), error = %e, "cannot remove the hot socket directory of an earlier run")
+                }
             }
         }
     }
@@ -138,8 +186,8 @@ mod tests {
 
     #[test]
     fn private_is_fresh_0700_and_removed() {
-        let a = SocketDir::Private.prepare().unwrap().unwrap();
-        let b = SocketDir::Private.prepare().unwrap().unwrap();
+        let a = SocketDir::Private.prepare("unit-a").unwrap().unwrap();
+        let b = SocketDir::Private.prepare("unit-b").unwrap().unwrap();
         assert_ne!(a.path, b.path, "unpredictable, fresh");
         assert!(a
             .path
@@ -156,18 +204,38 @@ mod tests {
     }
 
     #[test]
+    fn a_crashed_runs_directories_go_at_the_next_start() {
+        let temp = tempfile::tempdir().unwrap();
+        let make = |name: &str, node: &str, mode: u32| {
+            let dir = temp.path().join(name);
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::write(dir.join(NODE_FILE), node).unwrap();
+            std::fs::create_dir(dir.join("c1")).unwrap();
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+            dir
+        };
+        let stale = make("ferrite-hot-aaaaaa", "n1", 0o700);
+        let other_node = make("ferrite-hot-bbbbbb", "n2", 0o700);
+        let not_private = make("ferrite-hot-cccccc", "n1", 0o755);
+        let not_ours = make("something-else", "n1", 0o700);
+        remove_stale(temp.path(), "n1");
+        assert!(!stale.exists());
+        assert!(other_node.exists() && not_private.exists() && not_ours.exists());
+    }
+
+    #[test]
     fn configured_is_created_0700_or_checked() {
         let tmp = tempfile::tempdir().unwrap();
         let made = tmp.path().join("a/b");
-        SocketDir::At(made.clone()).prepare().unwrap();
+        SocketDir::At(made.clone()).prepare("n").unwrap();
         assert_eq!(mode(&made), 0o700);
-        SocketDir::At(made.clone()).prepare().unwrap();
+        SocketDir::At(made.clone()).prepare("n").unwrap();
 
         let open = tmp.path().join("open");
         std::fs::create_dir(&open).unwrap();
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
         let err = SocketDir::At(open.clone())
-            .prepare()
+            .prepare("n")
             .unwrap_err()
             .to_string();
         assert!(
@@ -176,28 +244,28 @@ mod tests {
         );
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1770)).unwrap();
         assert!(
-            SocketDir::At(open.clone()).prepare().is_err(),
+            SocketDir::At(open.clone()).prepare("n").is_err(),
             "group-writable"
         );
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
-        SocketDir::At(open.clone()).prepare().unwrap();
+        SocketDir::At(open.clone()).prepare("n").unwrap();
 
         let link = tmp.path().join("link");
         std::os::unix::fs::symlink(&made, &link).unwrap();
-        let err = SocketDir::At(link).prepare().unwrap_err().to_string();
+        let err = SocketDir::At(link).prepare("n").unwrap_err().to_string();
         assert!(err.contains("not a directory"), "{err}");
 
         if rustix::process::geteuid().is_root() {
             let theirs = tmp.path().join("theirs");
             std::fs::create_dir(&theirs).unwrap();
             std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
-            let err = SocketDir::At(theirs).prepare().unwrap_err().to_string();
+            let err = SocketDir::At(theirs).prepare("n").unwrap_err().to_string();
             assert!(err.contains("is owned by user 65534"), "{err}");
         }
 
         let file = tmp.path().join("file");
         std::fs::write(&file, b"").unwrap();
-        assert!(SocketDir::At(file).prepare().is_err());
-        assert_eq!(SocketDir::Off.prepare().unwrap().map(|p| p.path), None);
+        assert!(SocketDir::At(file).prepare("n").is_err());
+        assert_eq!(SocketDir::Off.prepare("n").unwrap().map(|p| p.path), None);
     }
 }

@@ -482,7 +482,7 @@ fn mode(path: &Path) -> u32 {
 #[test]
 fn hot_sockets_live_in_a_private_directory() {
     require_images(&["ferrite/chaos"]);
-    let server = TestServer::start();
+    let mut server = TestServer::start();
     create_route(
         &server,
         "sock",
@@ -502,6 +502,19 @@ fn hot_sockets_live_in_a_private_directory() {
     let meta = std::fs::metadata(&dir).unwrap();
     assert_eq!(meta.uid(), rustix_uid());
     assert_eq!(mode(&container_dir), 0o733);
+
+    // Killed, the node cannot remove it; its next start does.
+    server.restart();
+    assert!(
+        !dir.exists(),
+        "removed at the next start: {}",
+        dir.display()
+    );
+    call_ok(&server, "/sock/hot", "{}");
+    let dir = socket_dir_of(&server.node_id)
+        .parent()
+        .unwrap()
+        .to_path_buf();
     assert_no_containers_after(server);
     assert!(!dir.exists(), "removed at shutdown: {}", dir.display());
 
