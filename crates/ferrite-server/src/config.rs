@@ -92,7 +92,8 @@ pub struct ServerConfig {
     /// is mounted into them). It must be owned by Ferrite's user and not
     /// writable by group or others (created 0700 when missing). Default, when
     /// the engine is local: a fresh private directory (0700, unpredictable
-    /// name) in the system's temp directory, removed at shutdown; `off` talks
+    /// name) in the system's temp directory, removed at shutdown (after a
+    /// crash, at the node's next start); `off` talks
     /// to them through the engine instead (the default for a remote engine).
     #[arg(long, env = "FERRITE_HOT_SOCKET_DIR")]
     pub hot_socket_dir: Option<PathBuf>,
