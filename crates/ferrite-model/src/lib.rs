@@ -11,6 +11,7 @@ pub mod call;
 pub mod contract;
 pub mod decode;
 pub mod error;
+pub mod limits;
 pub mod route;
 pub mod service;
 pub mod validate;
@@ -18,6 +19,7 @@ pub mod validate;
 pub use app::{App, AppInput};
 pub use call::{Call, CallStatus, IllegalTransition, Millis};
 pub use error::{ApiError, ErrorKind};
+pub use limits::{AppLimits, Limits, LimitsInput};
 pub use route::{Format, Headers, Route, RouteInput, RouteType};
 pub use service::{ServiceInput, ServiceSpec};
 

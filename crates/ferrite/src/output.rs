@@ -336,14 +336,17 @@ mod tests {
             App {
                 name: "myapp".into(),
                 config: None,
+                limits: None,
             },
             App {
                 name: "b".into(),
                 config: Some([("A".into(), "1".into()), ("B".into(), "2".into())].into()),
+                limits: None,
             },
             App {
                 name: "c".into(),
                 config: Some([("LONG".into(), "x".repeat(60))].into()),
+                limits: None,
             },
         ];
         assert_eq!(
@@ -425,6 +428,7 @@ mod tests {
         let app = App {
             name: "b".into(),
             config: Some([("A".into(), "1".into()), ("B".into(), "2".into())].into()),
+            limits: None,
         };
         assert_eq!(app_details(&app), "NAME    b\nCONFIG  A=1\n        B=2");
     }
