@@ -11,7 +11,9 @@ mod changes;
 mod config;
 mod contract;
 mod execute;
+pub mod front;
 mod history;
+mod limits;
 mod route_cache;
 pub mod services;
 
@@ -125,9 +127,7 @@ pub async fn serve(
     ));
     let router = api::router(state);
     tracing::info!(addr = %listener.local_addr()?, "ferrite listening");
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = front::serve(listener, router, config.front_settings(), shutdown).await;
     // Stop taking tasks, let running ones finish for a while, then stop the
     // engine: calls still running fail with "shutting down" and go back to
     // the queue for another node (or this one's next start).

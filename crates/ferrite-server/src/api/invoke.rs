@@ -7,10 +7,11 @@ use axum::response::{IntoResponse, Response};
 use ferrite_model::{ApiError, App, Call, CallStatus, ErrorKind, Millis, Route, RouteType};
 
 use super::auth::Verifier;
-use super::extract::{body_error, Param};
+use super::extract::Param;
 use super::{AppState, Error};
 use crate::asynchronous::{self, QueuedCall};
 use crate::execute::{self, CallLog, CallRequest};
+use crate::route_cache::Cached;
 use crate::services::ServiceCall;
 
 /// The response header carrying the call's id.
@@ -29,31 +30,35 @@ pub async fn invoke(
         Ok(cached) => cached,
         Err(e) => return Error::from(e).into_response(),
     };
-    let (route, app) = (&cached.0, &cached.1);
-    let mut response = match call(&state, route, app, method, uri, headers, body).await {
+    let mut response = match call(&state, &cached, method, uri, headers, body).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     };
-    add_route_headers(&mut response, route);
+    add_route_headers(&mut response, &cached.route);
     response
 }
 
 async fn call(
     state: &AppState,
-    route: &Route,
-    app: &App,
+    cached: &Cached,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, Error> {
+    let (route, app, gate) = (&cached.route, &cached.app, &cached.gate);
     if let Some(key) = &route.jwt_key {
         let auth = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
         Verifier::new(key).check(auth)?;
     }
-    let body = body.map_err(|rejection| body_error(&rejection, "for function calls"))?;
+    // Counted in flight until the answer is ready.
+    let _in_flight = gate.admit()?;
+    if route.kind == RouteType::Async {
+        gate.admit_queued(&*state.store).await?;
+    }
+    let body = body.map_err(|rejection| state.call_body.body_error(&rejection))?;
     let request = CallRequest {
         call_id: uuid::Uuid::now_v7().to_string(),
         request_url: execute::request_url(&headers, &uri),
