@@ -64,7 +64,25 @@ pub struct Limits {
     pub max_queued: Option<u64>,
 }
 
-/// `0..=max` for `app limits.<field>`; the burst alone must be at least 1.
+/// Apply one field of a PATCH: absent keeps, `null` removes, a number in
+/// `min..=max` is set.
+fn set(
+    field: &str,
+    given: Option<Option<i64>>,
+    slot: &mut Option<u64>,
+    min: u64,
+    max: u64,
+    unit: &str,
+) -> Result<(), ApiError> {
+    match given {
+        None => {}
+        Some(None) => *slot = None,
+        Some(Some(value)) => *slot = Some(number(field, value, min, max, unit)?),
+    }
+    Ok(())
+}
+
+/// `min..=max` for `app limits.<field>` (the burst alone must be at least 1).
 fn number(field: &str, value: i64, min: u64, max: u64, unit: &str) -> Result<u64, ApiError> {
     u64::try_from(value)
         .ok()
@@ -88,47 +106,38 @@ impl AppLimits {
         input: LimitsInput,
     ) -> Result<Option<AppLimits>, ApiError> {
         let mut limits = current.unwrap_or_default();
-        let fields: [(&str, Option<Option<i64>>, &mut Option<u64>, u64, u64, &str); 4] = [
-            (
-                "max_in_flight",
-                input.max_in_flight,
-                &mut limits.max_in_flight,
-                0,
-                MAX_IN_FLIGHT,
-                "calls",
-            ),
-            (
-                "rate",
-                input.rate,
-                &mut limits.rate,
-                0,
-                MAX_RATE,
-                "calls per second",
-            ),
-            (
-                "burst",
-                input.burst,
-                &mut limits.burst,
-                1,
-                MAX_BURST,
-                "calls",
-            ),
-            (
-                "max_queued",
-                input.max_queued,
-                &mut limits.max_queued,
-                0,
-                MAX_QUEUED,
-                "calls",
-            ),
-        ];
-        for (field, given, slot, min, max, unit) in fields {
-            match given {
-                None => {}
-                Some(None) => *slot = None,
-                Some(Some(value)) => *slot = Some(number(field, value, min, max, unit)?),
-            }
-        }
+        set(
+            "max_in_flight",
+            input.max_in_flight,
+            &mut limits.max_in_flight,
+            0,
+            MAX_IN_FLIGHT,
+            "calls",
+        )?;
+        set(
+            "rate",
+            input.rate,
+            &mut limits.rate,
+            0,
+            MAX_RATE,
+            "calls per second",
+        )?;
+        set(
+            "burst",
+            input.burst,
+            &mut limits.burst,
+            1,
+            MAX_BURST,
+            "calls",
+        )?;
+        set(
+            "max_queued",
+            input.max_queued,
+            &mut limits.max_queued,
+            0,
+            MAX_QUEUED,
+            "calls",
+        )?;
         Ok((limits != AppLimits::default()).then_some(limits))
     }
 

@@ -152,7 +152,7 @@ fn fit_to_open_files(wanted: usize) -> usize {
         let raised = hard.unwrap_or(u64::MAX).min(1 << 20);
         if raised > soft {
             limit.current = Some(raised);
-            if setrlimit(Resource::Nofile, limit.clone()).is_err() {
+            if setrlimit(Resource::Nofile, limit).is_err() {
                 limit.current = Some(soft);
             }
         }
