@@ -2,23 +2,24 @@
 //! (`FN_MAX_REQUEST_BYTES`, for every kind of route: containers, hot, async,
 //! services).
 //!
-//! The cap is put on the body itself, before any handler sees it: a body
-//! whose `Content-Length` is over it is refused at once (413, unread), and
-//! any other body (chunked, or lying about its length) is wrapped so that
-//! reading it fails at the first byte over the cap, however and wherever
-//! it is read. axum's own `DefaultBodyLimit` is switched off under these
-//! routes so that there is one cap, and one message.
+//! The cap is put on the body itself, before any handler sees it: reading
+//! the body fails at the first byte over the cap, however and wherever it is
+//! read, with or without `Content-Length`. A body declared larger than the
+//! cap is still read up to it, not refused unread: a client still sending
+//! when the server answers and closes gets a reset instead of the 413 (most
+//! HTTP clients then report a broken pipe), and up to the cap the server
+//! reads anyway for a chunked body. axum's own `DefaultBodyLimit` is
+//! switched off under these routes so that there is one cap, and one
+//! message.
 
 use axum::body::Body;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use ferrite_model::{ApiError, ErrorKind};
 use http_body_util::Limited;
-
-use super::Error;
 
 /// One cap: its size, and what the client is told about it.
 #[derive(Debug, Clone, Copy)]
@@ -36,8 +37,8 @@ impl BodyCap {
         ApiError::new(
             ErrorKind::PayloadTooLarge,
             format!(
-                "request body is larger than {} bytes, the limit for {} ({})",
-                self.max_bytes, self.of, self.setting
+                "request body is larger than the limit for {}: {} bytes ({})",
+                self.of, self.max_bytes, self.setting
             ),
         )
     }
@@ -55,18 +56,9 @@ impl BodyCap {
     }
 }
 
-/// Middleware: refuse a declared length over the cap, cap the rest. The cap
-/// goes with the request (an extension), for the message of whoever reads
-/// the body.
+/// Middleware: cap the body. The cap goes with the request (an extension),
+/// for the message of whoever reads the body.
 pub async fn enforce(State(cap): State<BodyCap>, mut request: Request, next: Next) -> Response {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > cap.max_bytes as u64) {
-        return Error(cap.too_large()).into_response();
-    }
     request.extensions_mut().insert(cap);
     next.run(request.map(|body| Body::new(Limited::new(body, cap.max_bytes))))
         .await
