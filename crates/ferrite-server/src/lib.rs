@@ -127,6 +127,8 @@ pub async fn serve(
     ));
     let router = api::router(state);
     tracing::info!(addr = %listener.local_addr()?, "ferrite listening");
+    // The peer address goes into every request (`ConnectInfo`, by the
+    // front): without a key, `/v1` answers loopback peers only.
     let served = front::serve(listener, router, config.front_settings(), shutdown).await;
     // Stop taking tasks, let running ones finish for a while, then stop the
     // engine: calls still running fail with "shutting down" and go back to

@@ -1,8 +1,8 @@
 //! `/r/{app}/{path}`: call a function.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{OriginalUri, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::extract::{FromRequest, OriginalUri, Request, State};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use ferrite_model::{ApiError, App, Call, CallStatus, ErrorKind, Millis, Route, RouteType};
 
@@ -17,20 +17,21 @@ use crate::services::ServiceCall;
 /// The response header carrying the call's id.
 pub const CALL_ID_HEADER: &str = "fn-call-id";
 
+/// The request is taken whole and its body read only once the route is
+/// known and its `jwt_key` checked: a caller without the token must not make
+/// the node read (and hold) a body of up to the call limit.
 pub async fn invoke(
     State(state): State<AppState>,
     Param((app_name, rest)): Param<(String, String)>,
-    method: Method,
     OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    request: Request,
 ) -> Response {
     let path = format!("/{rest}");
     let cached = match state.routes.get(&*state.store, &app_name, &path).await {
         Ok(cached) => cached,
         Err(e) => return Error::from(e).into_response(),
     };
-    let mut response = match call(&state, &cached, method, uri, headers, body).await {
+    let mut response = match call(&state, &cached, uri, request).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     };
@@ -41,24 +42,30 @@ pub async fn invoke(
 async fn call(
     state: &AppState,
     cached: &Cached,
-    method: Method,
     uri: Uri,
-    headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    mut request: Request,
 ) -> Result<Response, Error> {
     let (route, app, gate) = (&cached.route, &cached.app, &cached.gate);
     if let Some(key) = &route.jwt_key {
-        let auth = headers
+        let auth = request
+            .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
         Verifier::new(key).check(auth)?;
     }
-    // Counted in flight until the answer is ready.
+    // The app's limits, before its body is read; counted in flight until
+    // the answer is ready.
     let _in_flight = gate.admit()?;
     if route.kind == RouteType::Async {
         gate.admit_queued(&*state.store).await?;
     }
-    let body = body.map_err(|rejection| state.call_body.body_error(&rejection))?;
+    let method = request.method().clone();
+    // The body extractor needs no headers: take them rather than copy them.
+    let headers = std::mem::take(request.headers_mut());
+    // Within the `/r` body cap (`body_cap`, on the body itself): 413 beyond it.
+    let body = Bytes::from_request(request, &())
+        .await
+        .map_err(|rejection| state.call_body.body_error(&rejection))?;
     let request = CallRequest {
         call_id: uuid::Uuid::now_v7().to_string(),
         request_url: execute::request_url(&headers, &uri),

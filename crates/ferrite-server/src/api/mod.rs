@@ -53,8 +53,9 @@ pub struct AppState {
     pub(crate) changes: Arc<Changes>,
     /// Routes with a service section run here, or why not.
     pub(crate) services: ServiceState,
-    /// Verifies `/v1` bearer tokens when `JWT_AUTH_KEY` is set.
-    auth: Option<Arc<auth::Verifier>>,
+    /// Who may use `/v1`: loopback clients, or holders of a token signed
+    /// with `JWT_AUTH_KEY` when it is set.
+    management: Arc<auth::Management>,
     /// The cap on `/v1` request bodies.
     api_body: BodyCap,
     /// The cap on function call bodies.
@@ -86,10 +87,7 @@ impl AppState {
             routes,
             changes,
             services: Err(Arc::from("Swarm services are not started on this node")),
-            auth: config
-                .jwt_auth_key
-                .as_deref()
-                .map(|key| Arc::new(auth::Verifier::new(key))),
+            management: Arc::new(auth::Management::new(config.jwt_auth_key.as_deref())),
             api_body: BodyCap {
                 max_bytes: config.api_max_body_bytes,
                 setting: "API_MAX_BODY_BYTES",
@@ -144,7 +142,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
-            auth::require_token,
+            auth::guard_management,
         ));
 
     let calls = Router::new()
