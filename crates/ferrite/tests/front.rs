@@ -229,6 +229,111 @@ fn connections_beyond_the_cap_wait_for_a_free_slot() {
     );
 }
 
+/// A server started under `prlimit --nofile=LIMIT`, stopped (SIGTERM) when
+/// dropped. TestServer cannot lower a server's limits; this is its spawn
+/// with that one difference.
+struct LimitedServer {
+    url: String,
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl LimitedServer {
+    fn start(open_files: u32, env: &[(&str, &str)]) -> LimitedServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = common::free_port();
+        let node = format!("test-{}-nofile", std::process::id());
+        let log = std::fs::File::create(dir.path().join("server.log")).expect("log");
+        let mut command = std::process::Command::new("prlimit");
+        command
+            .arg(format!("--nofile={open_files}:{open_files}"))
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_ferrite"))
+            .args(["server", "--host", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--db-url")
+            .arg(format!("sqlite://{}/f.db", dir.path().display()))
+            .env("FERRITE_NODE_ID", &node)
+            .env("FERRITE_SERVICE_OWNER", &node)
+            .env("FERRITE_SERVICE_NETWORK", common::TEST_SERVICE_NETWORK)
+            .env_remove("JWT_AUTH_KEY")
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let child = command.spawn().expect("prlimit ferrite server");
+        let server = LimitedServer {
+            url: format!("http://127.0.0.1:{port}"),
+            dir,
+            child,
+        };
+        let healthy = eventually(Duration::from_secs(30), || {
+            client_with_timeout(Duration::from_secs(2))
+                .get(format!("{}/health", server.url))
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+        });
+        assert!(healthy, "not healthy:\n{}", server.log());
+        server
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for LimitedServer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_connection_cap_fits_the_open_files_limit_and_a_flood_passes() {
+    let mut server = LimitedServer::start(256, &[("FERRITE_HEADER_READ_TIMEOUT", "2s")]);
+    // Three quarters of 256.
+    assert!(
+        server.log().contains("max_connections=192"),
+        "{}",
+        server.log()
+    );
+    let addr: SocketAddr = server.url.trim_start_matches("http://").parse().unwrap();
+    // More idle connections than the process has descriptors.
+    let flood: Vec<TcpStream> = (0..400)
+        .map(|_| TcpStream::connect(addr).expect("connect (the backlog takes the rest)"))
+        .collect();
+    // Slots free up as the timeout closes idle connections: a real client
+    // gets its turn, and the server lives on.
+    let reply = client_with_timeout(Duration::from_secs(60))
+        .get(format!("{}/version", server.url))
+        .send()
+        .expect("answered once slots free up");
+    assert_eq!(reply.status(), 200);
+    drop(flood);
+    assert_eq!(
+        client()
+            .get(format!("{}/v1/apps", server.url))
+            .send()
+            .expect("answered")
+            .status(),
+        200
+    );
+    assert!(
+        server.child.try_wait().expect("status").is_none(),
+        "the server died:\n{}",
+        server.log()
+    );
+    assert!(
+        !server.log().contains("Too many open files"),
+        "{}",
+        server.log()
+    );
+}
+
 #[test]
 fn bodies_over_the_cap_get_413_on_v1_and_every_call_path() {
     require_images(&["ferrite/hello", "ferrite/hot-hello"]);
