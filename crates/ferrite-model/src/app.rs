@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::limits::{AppLimits, LimitsInput};
+use crate::service::absent_or_null;
 use crate::{validate, ApiError, Config};
 
 /// An app as stored and as the API shows it. `config` is `null` when unset,
@@ -10,6 +12,11 @@ use crate::{validate, ApiError, Config};
 pub struct App {
     pub name: String,
     pub config: Option<Config>,
+    /// This app's own call limits over the server's defaults. Left out of
+    /// the JSON when unset, so IronFunctions clients see the documents they
+    /// know.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<AppLimits>,
 }
 
 /// The body of `POST /v1/apps` and `PATCH /v1/apps/{app}` (inside `"app"`).
@@ -19,6 +26,10 @@ pub struct App {
 pub struct AppInput {
     pub name: Option<String>,
     pub config: Option<Config>,
+    /// Absent: keep (on creation: none). `null`: remove the section (the
+    /// server's defaults apply). An object: merged field by field.
+    #[serde(default, deserialize_with = "absent_or_null")]
+    pub limits: Option<Option<LimitsInput>>,
 }
 
 impl App {
@@ -29,14 +40,20 @@ impl App {
         validate::app_name(&name)?;
         let config = input.config.unwrap_or_default();
         validate::config("app", &config)?;
+        let limits = match input.limits.flatten() {
+            Some(limits) => AppLimits::merge(None, limits)?,
+            None => None,
+        };
         Ok(App {
             name,
             config: validate::merge_config(None, config),
+            limits,
         })
     }
 
-    /// Apply a PATCH: config keys are merged (`""` removes one); the name
-    /// cannot change.
+    /// Apply a PATCH: config keys are merged (`""` removes one), so are
+    /// limits (`null` removes one, or the whole section); the name cannot
+    /// change.
     pub fn apply(&mut self, patch: AppInput) -> Result<(), ApiError> {
         if let Some(name) = patch.name.filter(|n| !n.is_empty() && *n != self.name) {
             return Err(ApiError::bad_request(format!(
@@ -44,10 +61,17 @@ impl App {
                 self.name
             )));
         }
+        // Everything is checked before anything changes.
+        let limits = match patch.limits {
+            None => self.limits.clone(),
+            Some(None) => None,
+            Some(Some(limits)) => AppLimits::merge(self.limits.clone(), limits)?,
+        };
         if let Some(config) = patch.config {
             validate::config("app", &config)?;
             self.config = validate::merge_config(self.config.take(), config);
         }
+        self.limits = limits;
         Ok(())
     }
 }
@@ -61,12 +85,14 @@ mod tests {
         let mut app = App::create(AppInput {
             name: Some("myapp".into()),
             config: Some([("A".into(), "1".into()), ("E".into(), "".into())].into()),
+            limits: None,
         })
         .unwrap();
         assert_eq!(app.config, Some([("A".into(), "1".into())].into()));
         app.apply(AppInput {
             name: Some("myapp".into()),
             config: Some([("A".into(), "".into())].into()),
+            limits: None,
         })
         .unwrap();
         assert_eq!(app.config, None);
@@ -74,6 +100,7 @@ mod tests {
             .apply(AppInput {
                 name: Some("other".into()),
                 config: None,
+                limits: None,
             })
             .unwrap_err();
         assert_eq!(err.status(), 400);
@@ -81,10 +108,37 @@ mod tests {
     }
 
     #[test]
+    fn limits_are_validated_merged_and_removed() {
+        let decode = |json: &str| crate::decode::wrapped::<AppInput>(json.as_bytes(), "app");
+        let mut app =
+            App::create(decode(r#"{"app":{"name":"a","limits":{"rate":5}}}"#).unwrap()).unwrap();
+        assert_eq!(app.limits.as_ref().and_then(|l| l.rate), Some(5));
+        app.apply(decode(r#"{"app":{"limits":{"max_in_flight":2}}}"#).unwrap())
+            .unwrap();
+        let limits = app.limits.clone().unwrap();
+        assert_eq!((limits.rate, limits.max_in_flight), (Some(5), Some(2)));
+        let err = app
+            .apply(decode(r#"{"app":{"limits":{"rate":-2}}}"#).unwrap())
+            .unwrap_err();
+        assert!(err.message.contains("limits.rate"), "{}", err.message);
+        assert_eq!(app.limits, Some(limits), "nothing changed");
+        let err = decode(r#"{"app":{"name":"a","limits":{"rat":1}}}"#).unwrap_err();
+        assert!(err.message.contains("app.limits"), "{}", err.message);
+        app.apply(decode(r#"{"app":{"limits":null}}"#).unwrap())
+            .unwrap();
+        assert_eq!(app.limits, None);
+        assert_eq!(
+            serde_json::to_string(&app).unwrap(),
+            r#"{"name":"a","config":null}"#
+        );
+    }
+
+    #[test]
     fn serializes_null_config() {
         let app = App::create(AppInput {
             name: Some("myapp".into()),
             config: None,
+            limits: None,
         })
         .unwrap();
         assert_eq!(

@@ -222,6 +222,7 @@ mod tests {
                 ]
                 .into(),
             ),
+            limits: None,
         };
         let input: RouteInput = serde_json::from_str(
             r#"{"path":"/hello","image":"img","config":{"SHARED":"route","CALL_ID":"fake"}}"#,

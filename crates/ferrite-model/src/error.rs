@@ -21,6 +21,10 @@ pub enum ErrorKind {
     Conflict,
     /// The request body is over the configured limit.
     PayloadTooLarge,
+    /// A limit on the app's calls (in flight, per second, queued) is
+    /// reached; the client may try again after `retry_after_s` seconds
+    /// (answered as `Retry-After`).
+    TooManyRequests { retry_after_s: u64 },
     /// The function or a component behind us answered badly.
     BadGateway,
     /// The function did not answer in time.
@@ -43,6 +47,7 @@ impl ErrorKind {
             ErrorKind::MethodNotAllowed => 405,
             ErrorKind::Conflict => 409,
             ErrorKind::PayloadTooLarge => 413,
+            ErrorKind::TooManyRequests { .. } => 429,
             ErrorKind::BadGateway => 502,
             ErrorKind::GatewayTimeout => 504,
             ErrorKind::NotImplemented => 501,

@@ -63,6 +63,56 @@ pub struct ServerConfig {
     #[arg(long, env = "API_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub api_max_body_bytes: usize,
 
+    /// How long a client has to send a request's headers, and how long a
+    /// kept-alive connection may sit idle between requests, before the
+    /// server closes it: a duration such as `10s`.
+    #[arg(long, env = "FERRITE_HEADER_READ_TIMEOUT", default_value = "10s",
+          value_parser = retention)]
+    pub header_read_timeout: Duration,
+
+    /// Largest request head (request line and headers), in bytes; beyond it
+    /// the answer is 431 and the connection is closed.
+    #[arg(long, env = "FERRITE_MAX_HEADER_BYTES", default_value_t = 64 * 1024,
+          value_parser = clap::value_parser!(u64).range(1024..=256 * 1024))]
+    pub max_header_bytes: u64,
+
+    /// Most headers in one request; beyond it the answer is 431 and the
+    /// connection is closed.
+    #[arg(long, env = "FERRITE_MAX_HEADERS", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub max_headers: u64,
+
+    /// Most client connections open at once; more wait in the listen backlog
+    /// until one closes. Lowered at start to fit the process's open-files
+    /// limit (three quarters of it).
+    #[arg(long, env = "FERRITE_MAX_CONNECTIONS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+
+    /// Calls of one app being answered at once on this node, unless the app
+    /// sets its own `limits.max_in_flight` (0: no limit).
+    #[arg(long, env = "FERRITE_APP_MAX_IN_FLIGHT", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=ferrite_model::limits::MAX_IN_FLIGHT))]
+    pub app_max_in_flight: u64,
+
+    /// Calls of one app per second on this node, unless the app sets its own
+    /// `limits.rate` (0: no limit).
+    #[arg(long, env = "FERRITE_APP_RATE", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=ferrite_model::limits::MAX_RATE))]
+    pub app_rate: u64,
+
+    /// Calls of one app accepted at once above its rate (0: one second's
+    /// worth of the rate), unless the app sets its own `limits.burst`.
+    #[arg(long, env = "FERRITE_APP_BURST", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=ferrite_model::limits::MAX_BURST))]
+    pub app_burst: u64,
+
+    /// Async calls of one app waiting in the queue, at most, unless the app
+    /// sets its own `limits.max_queued` (0: no limit).
+    #[arg(long, env = "FERRITE_APP_MAX_QUEUED", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(0..=ferrite_model::limits::MAX_QUEUED))]
+    pub app_max_queued: u64,
+
     /// The Docker engine: `unix:///var/run/docker.sock` or `tcp://host:port`.
     #[arg(long, env = "DOCKER_HOST")]
     pub docker_host: Option<String>,
@@ -225,6 +275,27 @@ impl ServerConfig {
             max_response_bytes: self.max_response_bytes,
             max_log_bytes: self.max_log_bytes,
             hot_socket_dir: self.hot_socket_dir(),
+        }
+    }
+
+    /// The HTTP front's settings, from the flags above.
+    pub fn front_settings(&self) -> crate::front::FrontSettings {
+        crate::front::FrontSettings {
+            header_read_timeout: self.header_read_timeout,
+            max_header_bytes: usize::try_from(self.max_header_bytes).unwrap_or(usize::MAX),
+            max_headers: usize::try_from(self.max_headers).unwrap_or(usize::MAX),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// The server's default call limits of every app (`0`: no limit; a
+    /// burst of 0: one second's worth of the rate).
+    pub fn app_limit_defaults(&self) -> ferrite_model::AppLimits {
+        ferrite_model::AppLimits {
+            max_in_flight: Some(self.app_max_in_flight),
+            rate: Some(self.app_rate),
+            burst: Some(self.app_burst).filter(|b| *b > 0),
+            max_queued: Some(self.app_max_queued),
         }
     }
 

@@ -11,7 +11,9 @@ mod changes;
 mod config;
 mod contract;
 mod execute;
+pub mod front;
 mod history;
+mod limits;
 mod route_cache;
 pub mod services;
 
@@ -125,14 +127,9 @@ pub async fn serve(
     ));
     let router = api::router(state);
     tracing::info!(addr = %listener.local_addr()?, "ferrite listening");
-    // The peer address goes into every request (`ConnectInfo`): without a
-    // key, `/v1` answers loopback peers only.
-    let served = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    // The peer address goes into every request (`ConnectInfo`, by the
+    // front): without a key, `/v1` answers loopback peers only.
+    let served = front::serve(listener, router, config.front_settings(), shutdown).await;
     // Stop taking tasks, let running ones finish for a while, then stop the
     // engine: calls still running fail with "shutting down" and go back to
     // the queue for another node (or this one's next start).

@@ -2,6 +2,9 @@
 //! time: a call should not cost two database reads. Changes drop their
 //! entries at once (see `changes`); the TTL bounds staleness when a change
 //! message is lost or there is no change bus.
+//!
+//! Each entry carries its app's limits [`Gate`], so a call is admitted
+//! without another lookup.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,25 +13,38 @@ use std::time::{Duration, Instant};
 use ferrite_model::{App, Route};
 use ferrite_store::{Store, StoreError};
 
+use crate::limits::{Gate, Limiter};
+
 /// Entries kept at most; past it the cache starts over (simple and bounded).
 const CAPACITY: usize = 10_000;
 
 type Key = (String, String);
 /// A route with its app, shared by the calls that use it.
-pub type Entry = Arc<(Route, App)>;
+pub type Entry = Arc<Cached>;
 type Entries = HashMap<Key, (Instant, Entry)>;
+
+/// What a call needs of its route.
+pub struct Cached {
+    pub route: Route,
+    pub app: App,
+    /// The app's limits and counts on this node.
+    pub gate: Arc<Gate>,
+}
 
 pub struct RouteCache {
     entries: Mutex<Entries>,
     /// How long an entry is used without asking the store again.
     ttl: Duration,
+    /// Where the gates of apps come from.
+    limiter: Limiter,
 }
 
 impl RouteCache {
-    pub fn new(ttl: Duration) -> RouteCache {
+    pub fn new(ttl: Duration, limiter: Limiter) -> RouteCache {
         RouteCache {
             entries: Mutex::default(),
             ttl,
+            limiter,
         }
     }
 
@@ -46,7 +62,12 @@ impl RouteCache {
         }
         let route = store.get_route(app, path).await?;
         let app_record = store.get_app(app).await?;
-        let entry = Arc::new((route, app_record));
+        let gate = self.limiter.gate(&app_record);
+        let entry = Arc::new(Cached {
+            route,
+            app: app_record,
+            gate,
+        });
         let mut entries = self.entries();
         if entries.len() >= CAPACITY {
             entries.clear();

@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 
-use ferrite_model::{App, AppInput, Call, CallStatus, Millis, Route, RouteInput, RouteType};
+use ferrite_model::{
+    App, AppInput, AppLimits, Call, CallStatus, Millis, Route, RouteInput, RouteType,
+};
 
 use crate::{CallFilter, CallUpdate, RecordedCall, Store, StoreError};
 
@@ -20,6 +22,7 @@ fn app(name: &str, config: &[(&str, &str)]) -> App {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect()
         }),
+        limits: None,
     }
 }
 
@@ -93,6 +96,62 @@ pub async fn app_update_merges_config(store: &dyn Store) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::AppNotFound(_)), "{err:?}");
+}
+
+pub async fn app_limits_round_trip(store: &dyn Store) {
+    let limits = AppLimits {
+        max_in_flight: Some(10),
+        rate: Some(50),
+        burst: Some(100),
+        max_queued: Some(0),
+    };
+    let limited = App {
+        limits: Some(limits.clone()),
+        ..app("lim", &[("A", "1")])
+    };
+    store.create_app(&limited).await.unwrap();
+    store.create_app(&app("plain", &[])).await.unwrap();
+    assert_eq!(store.get_app("lim").await.unwrap(), limited);
+    assert_eq!(store.get_app("plain").await.unwrap().limits, None);
+    let listed = store.list_apps().await.unwrap();
+    assert_eq!(listed[0], limited);
+
+    // Merged field by field, the config kept; null removes one field.
+    let updated = store
+        .update_app(
+            "lim",
+            patch(r#"{"limits":{"rate":5,"burst":null,"max_queued":1000}}"#),
+        )
+        .await
+        .unwrap();
+    let expected = AppLimits {
+        max_in_flight: Some(10),
+        rate: Some(5),
+        burst: None,
+        max_queued: Some(1000),
+    };
+    assert_eq!(updated.limits.as_ref(), Some(&expected));
+    assert_eq!(updated.config, limited.config);
+    assert_eq!(store.get_app("lim").await.unwrap(), updated);
+
+    // A bad value writes nothing, not even the valid fields beside it.
+    let err = store
+        .update_app(
+            "lim",
+            patch(r#"{"config":{"B":"2"},"limits":{"rate":3,"burst":0}}"#),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    assert_eq!(store.get_app("lim").await.unwrap(), updated);
+
+    // null removes the whole section: the server's defaults apply again.
+    let cleared = store
+        .update_app("lim", patch(r#"{"limits":null}"#))
+        .await
+        .unwrap();
+    assert_eq!(cleared.limits, None);
+    assert_eq!(store.get_app("lim").await.unwrap().limits, None);
 }
 
 pub async fn app_delete_needs_cascade(store: &dyn Store) {
@@ -1133,6 +1192,39 @@ pub async fn app_delete_removes_calls(store: &dyn Store) {
     assert_eq!(store.purge_calls(i64::MAX).await.unwrap(), 0);
 }
 
+pub async fn queued_calls_counted_per_app(store: &dyn Store) {
+    store.create_app(&app("qa", &[])).await.unwrap();
+    store.create_app(&app("qb", &[])).await.unwrap();
+    for n in 1..=4 {
+        store.insert_call(&call("qa", "/p", n)).await.unwrap();
+    }
+    store.insert_call(&call("qb", "/p", 10)).await.unwrap();
+    let mut ended = call("qa", "/p", 20);
+    ended.kind = RouteType::Sync;
+    ended.advance(CallStatus::Running, Millis(5), None).unwrap();
+    ended.advance(CallStatus::Success, Millis(6), None).unwrap();
+    store.insert_call(&ended).await.unwrap();
+    assert_eq!(store.count_queued_calls("qa").await.unwrap(), 4);
+    assert_eq!(store.count_queued_calls("qb").await.unwrap(), 1);
+    assert_eq!(store.count_queued_calls("none").await.unwrap(), 0);
+
+    // Running is not queued; back in the queue for a retry, it is again.
+    store
+        .update_call(&call_id(1), &CallUpdate::new(CallStatus::Running, 10))
+        .await
+        .unwrap();
+    store
+        .update_call(&call_id(2), &CallUpdate::new(CallStatus::Cancelled, 10))
+        .await
+        .unwrap();
+    assert_eq!(store.count_queued_calls("qa").await.unwrap(), 2);
+    store
+        .update_call(&call_id(1), &CallUpdate::new(CallStatus::Queued, 11))
+        .await
+        .unwrap();
+    assert_eq!(store.count_queued_calls("qa").await.unwrap(), 3);
+}
+
 pub async fn ping(store: &dyn Store) {
     store.ping().await.unwrap();
 }
@@ -1145,6 +1237,7 @@ macro_rules! store_conformance_tests {
     ($make:expr) => {
         $crate::store_conformance_tests!(@by_ref $make;
             apps_round_trip, duplicate_app_conflicts, app_update_merges_config,
+            app_limits_round_trip, queued_calls_counted_per_app,
             app_delete_needs_cascade, route_creates_its_app, route_keeps_every_field,
             route_update_applies_patch, route_max_retries, route_service_round_trip,
             route_service_update, routes_list_with_service, route_confinement_round_trip_and_update,

@@ -77,6 +77,9 @@ pub trait Store: Send + Sync + 'static {
     /// A call's log, empty if none was written;
     /// [`StoreError::CallNotFound`] if `app` has no such call.
     async fn get_call_log(&self, app: &str, id: &str) -> Result<Vec<u8>, StoreError>;
+    /// How many calls of `app` are queued (waiting for a worker, first or
+    /// again), for the cap on queued async calls; 0 for an unknown app.
+    async fn count_queued_calls(&self, app: &str) -> Result<u64, StoreError>;
     /// Delete final calls completed before `older_than_ms`, with their logs;
     /// returns how many calls went.
     async fn purge_calls(&self, older_than_ms: i64) -> Result<u64, StoreError>;

@@ -125,7 +125,7 @@ impl PostgresStore {
 
     /// App `name`, its row locked with `lock` until the transaction ends.
     async fn app_in(conn: &mut PgConnection, name: &str, lock: &str) -> Result<App, StoreError> {
-        let query = format!("SELECT name, config FROM apps WHERE name = $1 {lock}");
+        let query = format!("SELECT name, config, limits FROM apps WHERE name = $1 {lock}");
         let row: Option<AppRow> = sqlx::query_as(&query)
             .bind(name)
             .fetch_optional(&mut *conn)
@@ -208,10 +208,12 @@ impl Store for PostgresStore {
     async fn create_app(&self, app: &App) -> Result<(), StoreError> {
         let now = now_ms();
         sqlx::query(
-            "INSERT INTO apps (name, config, created_at, updated_at) VALUES ($1, $2, $3, $3)",
+            "INSERT INTO apps (name, config, limits, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $4)",
         )
         .bind(&app.name)
         .bind(to_json(&app.config)?)
+        .bind(to_json(&app.limits)?)
         .bind(now)
         .execute(&self.pool)
         .await
@@ -226,18 +228,20 @@ impl Store for PostgresStore {
     }
 
     async fn get_app(&self, name: &str) -> Result<App, StoreError> {
-        let row: Option<AppRow> = sqlx::query_as("SELECT name, config FROM apps WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<AppRow> =
+            sqlx::query_as("SELECT name, config, limits FROM apps WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
         row.ok_or_else(|| StoreError::AppNotFound(name.to_string()))?
             .try_into()
     }
 
     async fn list_apps(&self) -> Result<Vec<App>, StoreError> {
-        let rows: Vec<AppRow> = sqlx::query_as("SELECT name, config FROM apps ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<AppRow> =
+            sqlx::query_as("SELECT name, config, limits FROM apps ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
         rows.into_iter().map(App::try_from).collect()
     }
 
@@ -245,8 +249,9 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await?;
         let mut app = Self::app_in(&mut tx, name, FOR_UPDATE).await?;
         app.apply(patch)?;
-        sqlx::query("UPDATE apps SET config = $1, updated_at = $2 WHERE name = $3")
+        sqlx::query("UPDATE apps SET config = $1, limits = $2, updated_at = $3 WHERE name = $4")
             .bind(to_json(&app.config)?)
+            .bind(to_json(&app.limits)?)
             .bind(now_ms())
             .bind(name)
             .execute(&mut *tx)
@@ -656,6 +661,17 @@ impl Store for PostgresStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
+    }
+
+    async fn count_queued_calls(&self, app: &str) -> Result<u64, StoreError> {
+        // The status is a literal, so the planner can use the partial index
+        // `calls_queued` (a bound parameter could not be matched to it).
+        let (count,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM calls WHERE app_name = $1 AND status = 'queued'")
+                .bind(app)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

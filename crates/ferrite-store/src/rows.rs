@@ -10,6 +10,7 @@ use crate::StoreError;
 pub(crate) struct AppRow {
     pub name: String,
     pub config: Option<String>,
+    pub limits: Option<String>,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -88,6 +89,7 @@ impl TryFrom<AppRow> for App {
     fn try_from(row: AppRow) -> Result<App, StoreError> {
         Ok(App {
             config: from_json("app config", row.config)?,
+            limits: from_json("app limits", row.limits)?,
             name: row.name,
         })
     }

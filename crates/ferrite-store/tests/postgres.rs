@@ -99,6 +99,7 @@ fn app(name: &str) -> App {
     App {
         name: name.into(),
         config: None,
+        limits: None,
     }
 }
 

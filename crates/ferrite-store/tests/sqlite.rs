@@ -22,6 +22,7 @@ async fn reopening_keeps_data_and_migrations_are_idempotent() {
         let app = ferrite_model::App {
             name: "kept".into(),
             config: None,
+            limits: None,
         };
         store.create_app(&app).await.expect("create");
     }
@@ -52,6 +53,7 @@ async fn a_batch_of_1000_calls_is_quick() {
         .create_app(&ferrite_model::App {
             name: "fast".into(),
             config: None,
+            limits: None,
         })
         .await
         .expect("create app");

@@ -8,7 +8,7 @@ use std::io::{ErrorKind, Write};
 
 use anyhow::Context;
 use comfy_table::{presets::NOTHING, Table};
-use ferrite_model::{App, Call, Config, Headers, Millis, Route, RouteView, ServiceSpec};
+use ferrite_model::{App, AppLimits, Call, Config, Headers, Millis, Route, RouteView, ServiceSpec};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -62,7 +62,26 @@ pub fn app_details(app: &App) -> String {
     let mut table = table();
     table.add_row(["NAME", &app.name]);
     table.add_row(["CONFIG", &config_lines(app.config.as_ref())]);
+    table.add_row(["LIMITS", &limit_lines(app.limits.as_ref())]);
     render(table)
+}
+
+/// The app's own limits, one per line (`0`: no limit); the server's
+/// defaults apply to those not shown.
+fn limit_lines(limits: Option<&AppLimits>) -> String {
+    let Some(limits) = limits else {
+        return "server defaults".to_string();
+    };
+    let lines: Vec<String> = [
+        ("max_in_flight", limits.max_in_flight),
+        ("rate", limits.rate),
+        ("burst", limits.burst),
+        ("max_queued", limits.max_queued),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.map(|v| format!("{name}={v}")))
+    .collect();
+    lines.join("\n")
 }
 
 /// One line per route.
@@ -373,14 +392,17 @@ mod tests {
             App {
                 name: "myapp".into(),
                 config: None,
+                limits: None,
             },
             App {
                 name: "b".into(),
                 config: Some([("A".into(), "1".into()), ("B".into(), "2".into())].into()),
+                limits: None,
             },
             App {
                 name: "c".into(),
                 config: Some([("LONG".into(), "x".repeat(60))].into()),
+                limits: None,
             },
         ];
         assert_eq!(
@@ -462,7 +484,24 @@ mod tests {
         let app = App {
             name: "b".into(),
             config: Some([("A".into(), "1".into()), ("B".into(), "2".into())].into()),
+            limits: None,
         };
-        assert_eq!(app_details(&app), "NAME    b\nCONFIG  A=1\n        B=2");
+        assert_eq!(
+            app_details(&app),
+            "NAME    b\nCONFIG  A=1\n        B=2\nLIMITS  server defaults"
+        );
+        let limited = App {
+            limits: Some(AppLimits {
+                rate: Some(5),
+                max_queued: Some(0),
+                ..AppLimits::default()
+            }),
+            ..app
+        };
+        assert!(
+            app_details(&limited).ends_with("LIMITS  rate=5\n        max_queued=0"),
+            "{}",
+            app_details(&limited)
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! How an [`ApiError`] becomes an HTTP answer: its status and
-//! `{"error":{"message":...}}` with `Content-Type: application/json`.
+//! `{"error":{"message":...}}` with `Content-Type: application/json`, and
+//! the headers some statuses call for (`WWW-Authenticate`, `Retry-After`).
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -32,10 +33,18 @@ impl IntoResponse for Error {
             tracing::error!(status = status.as_u16(), error = %self.0.message, "request failed");
         }
         let mut response = (status, Json(self.0.body())).into_response();
-        if self.0.kind == ErrorKind::Unauthorized {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        match self.0.kind {
+            ErrorKind::Unauthorized => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ErrorKind::TooManyRequests { retry_after_s } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+            }
+            _ => {}
         }
         response
     }

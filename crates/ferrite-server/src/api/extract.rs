@@ -1,18 +1,18 @@
 //! Extractors of the management API whose rejections are our error JSON
 //! (axum's own answer in plain text).
 //!
-//! Bodies: the whole body, within the `/v1` size limit, decoded from
+//! Bodies: the whole body, within the `/v1` size limit (`body_cap`), decoded from
 //! `{"<key>":{...}}`. The `Content-Type` is not checked: IronFunctions
 //! accepted `curl -d`, which sends `application/x-www-form-urlencoded`, and
 //! its users' scripts do that.
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use ferrite_model::{decode, ApiError, AppInput, ErrorKind, RouteInput};
+use ferrite_model::{decode, ApiError, AppInput, RouteInput};
 use serde::de::DeserializeOwned;
 
+use super::body_cap::BodyCap;
 use super::Error;
 
 /// An input type and the key that wraps it in a request body.
@@ -35,26 +35,14 @@ impl<S: Send + Sync, T: Wrapped> FromRequest<S> for Body<T> {
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let cap = req.extensions().get::<BodyCap>().copied();
         let bytes = Bytes::from_request(req, state)
             .await
-            .map_err(|rejection| body_error(&rejection, "of the API"))?;
+            .map_err(|rejection| match cap {
+                Some(cap) => cap.body_error(&rejection),
+                None => ApiError::bad_request(rejection.body_text()),
+            })?;
         Ok(Body(decode::wrapped(&bytes, T::KEY)?))
-    }
-}
-
-/// Why a body could not be read: over the limit (413, naming whose limit) or
-/// broken off.
-pub fn body_error(rejection: &BytesRejection, limit_of: &str) -> ApiError {
-    if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            ErrorKind::PayloadTooLarge,
-            format!("request body is larger than the limit {limit_of}"),
-        )
-    } else {
-        ApiError::bad_request(format!(
-            "cannot read the request body: {}",
-            rejection.body_text()
-        ))
     }
 }
 

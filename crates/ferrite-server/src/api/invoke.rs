@@ -7,10 +7,11 @@ use axum::response::{IntoResponse, Response};
 use ferrite_model::{ApiError, App, Call, CallStatus, ErrorKind, Millis, Route, RouteType};
 
 use super::auth::Verifier;
-use super::extract::{body_error, Param};
+use super::extract::Param;
 use super::{AppState, Error};
 use crate::asynchronous::{self, QueuedCall};
 use crate::execute::{self, CallLog, CallRequest};
+use crate::route_cache::Cached;
 use crate::services::ServiceCall;
 
 /// The response header carrying the call's id.
@@ -30,22 +31,21 @@ pub async fn invoke(
         Ok(cached) => cached,
         Err(e) => return Error::from(e).into_response(),
     };
-    let (route, app) = (&cached.0, &cached.1);
-    let mut response = match call(&state, route, app, uri, request).await {
+    let mut response = match call(&state, &cached, uri, request).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     };
-    add_route_headers(&mut response, route);
+    add_route_headers(&mut response, &cached.route);
     response
 }
 
 async fn call(
     state: &AppState,
-    route: &Route,
-    app: &App,
+    cached: &Cached,
     uri: Uri,
     mut request: Request,
 ) -> Result<Response, Error> {
+    let (route, app, gate) = (&cached.route, &cached.app, &cached.gate);
     if let Some(key) = &route.jwt_key {
         let auth = request
             .headers()
@@ -53,14 +53,19 @@ async fn call(
             .and_then(|v| v.to_str().ok());
         Verifier::new(key).check(auth)?;
     }
+    // The app's limits, before its body is read; counted in flight until
+    // the answer is ready.
+    let _in_flight = gate.admit()?;
+    if route.kind == RouteType::Async {
+        gate.admit_queued(&*state.store).await?;
+    }
     let method = request.method().clone();
     // The body extractor needs no headers: take them rather than copy them.
     let headers = std::mem::take(request.headers_mut());
-    // Within the `/r` body limit (`DefaultBodyLimit`, in the request's
-    // extensions): 413 beyond it.
+    // Within the `/r` body cap (`body_cap`, on the body itself): 413 beyond it.
     let body = Bytes::from_request(request, &())
         .await
-        .map_err(|rejection| body_error(&rejection, "for function calls"))?;
+        .map_err(|rejection| state.call_body.body_error(&rejection))?;
     let request = CallRequest {
         call_id: uuid::Uuid::now_v7().to_string(),
         request_url: execute::request_url(&headers, &uri),

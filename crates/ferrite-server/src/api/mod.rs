@@ -3,6 +3,7 @@
 
 mod apps;
 mod auth;
+mod body_cap;
 mod calls;
 mod error;
 mod extract;
@@ -27,9 +28,11 @@ use tracing::Level;
 
 use crate::changes::Changes;
 use crate::history::Recorder;
+use crate::limits::Limiter;
 use crate::route_cache::RouteCache;
 use crate::services::ServiceState;
 use crate::{Node, ServerConfig};
+use body_cap::BodyCap;
 pub use error::Error;
 use tokio_util::task::TaskTracker;
 
@@ -53,10 +56,10 @@ pub struct AppState {
     /// Who may use `/v1`: loopback clients, or holders of a token signed
     /// with `JWT_AUTH_KEY` when it is set.
     management: Arc<auth::Management>,
-    /// Largest `/v1` request body, in bytes.
-    max_body_bytes: usize,
-    /// Largest function call body, in bytes.
-    max_request_bytes: usize,
+    /// The cap on `/v1` request bodies.
+    api_body: BodyCap,
+    /// The cap on function call bodies.
+    pub(crate) call_body: BodyCap,
     /// Largest function response, for messages.
     max_response_bytes: usize,
 }
@@ -65,9 +68,10 @@ impl AppState {
     /// The state of a node's API; the writer of the call history runs on
     /// `tasks` until the last clone of the state is dropped.
     pub fn new(node: Node, config: &ServerConfig, tasks: &TaskTracker) -> AppState {
-        let routes = Arc::new(RouteCache::new(Duration::from_millis(
-            config.route_cache_ttl_ms,
-        )));
+        let routes = Arc::new(RouteCache::new(
+            Duration::from_millis(config.route_cache_ttl_ms),
+            Limiter::new(config.app_limit_defaults()),
+        ));
         let changes = Arc::new(Changes::new(
             node.engine.node_id(),
             routes.clone(),
@@ -84,8 +88,16 @@ impl AppState {
             changes,
             services: Err(Arc::from("Swarm services are not started on this node")),
             management: Arc::new(auth::Management::new(config.jwt_auth_key.as_deref())),
-            max_body_bytes: config.api_max_body_bytes,
-            max_request_bytes: config.max_request_bytes,
+            api_body: BodyCap {
+                max_bytes: config.api_max_body_bytes,
+                setting: "API_MAX_BODY_BYTES",
+                of: "the API",
+            },
+            call_body: BodyCap {
+                max_bytes: config.max_request_bytes,
+                setting: "FN_MAX_REQUEST_BYTES",
+                of: "function calls",
+            },
             max_response_bytes: config.max_response_bytes,
         }
     }
@@ -123,7 +135,11 @@ pub fn router(state: AppState) -> Router {
         .route("/apps/{app}/calls/{id}/output", get(calls::output))
         .route("/services", get(services::list))
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(
+            state.api_body,
+            body_cap::enforce,
+        ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::guard_management,
@@ -131,7 +147,11 @@ pub fn router(state: AppState) -> Router {
 
     let calls = Router::new()
         .route("/{app}/{*path}", any(invoke::invoke))
-        .layer(DefaultBodyLimit::max(state.max_request_bytes));
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(
+            state.call_body,
+            body_cap::enforce,
+        ));
 
     Router::new()
         .route("/", get(system::ping))

@@ -221,7 +221,7 @@ impl Workers {
             }
             Err(e) => return Err(e),
         };
-        let (route, app) = (&entry.0, &entry.1);
+        let (route, app) = (&entry.route, &entry.app);
         let started = match self.update(id, CallStatus::Running, None, None, None).await {
             Ok(call) => call,
             // Cancelled since it was read.

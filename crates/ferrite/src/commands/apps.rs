@@ -1,10 +1,10 @@
-//! `ferrite apps`: list, create, inspect, update and delete apps, and set or
-//! unset one key of an app's config.
+//! `ferrite apps`: list, create, inspect, update and delete apps, set or
+//! unset one key of an app's config, and set an app's call limits.
 
 use anyhow::bail;
 use clap::Subcommand;
 use ferrite_model::{App, Config};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::client::{self, ApiArgs, Client};
 use crate::output::{self, OutputArgs};
@@ -27,6 +27,8 @@ pub enum AppsCommand {
         #[arg(long = "config", value_name = "KEY=VALUE")]
         config: Vec<String>,
         #[command(flatten)]
+        limits: LimitFlags,
+        #[command(flatten)]
         output: OutputArgs,
         #[command(flatten)]
         api: ApiArgs,
@@ -39,12 +41,15 @@ pub enum AppsCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
-    /// Change an app's config: keys are merged, `KEY=` removes one.
+    /// Change an app's config (keys are merged, `KEY=` removes one) or its
+    /// limits (each one given is set; `default` goes back to the server's).
     Update {
         name: String,
         /// Config key to set, or to remove with an empty value (repeatable).
         #[arg(long = "config", value_name = "KEY=VALUE")]
         config: Vec<String>,
+        #[command(flatten)]
+        limits: LimitFlags,
         #[command(flatten)]
         output: OutputArgs,
         #[command(flatten)]
@@ -64,6 +69,54 @@ pub enum AppsCommand {
     /// Set or unset one config key of an app.
     #[command(subcommand)]
     Config(AppConfigCommand),
+}
+
+/// The app's `limits` section (docs/api.md). Each flag takes a number (0:
+/// no limit for this app) or `default` (the server's setting applies).
+#[derive(Debug, clap::Args)]
+pub struct LimitFlags {
+    /// Calls of the app answered at once on one node [server default: FERRITE_APP_MAX_IN_FLIGHT].
+    #[arg(long, value_name = "N|default", value_parser = limit_value)]
+    max_in_flight: Option<Value>,
+    /// Calls of the app per second on one node [server default: FERRITE_APP_RATE].
+    #[arg(long, value_name = "N|default", value_parser = limit_value)]
+    rate: Option<Value>,
+    /// Calls accepted at once above the rate [server default: FERRITE_APP_BURST, else the rate].
+    #[arg(long, value_name = "N|default", value_parser = limit_value)]
+    burst: Option<Value>,
+    /// Async calls of the app waiting in the queue [server default: FERRITE_APP_MAX_QUEUED].
+    #[arg(long, value_name = "N|default", value_parser = limit_value)]
+    max_queued: Option<Value>,
+}
+
+impl LimitFlags {
+    /// The `limits` object the flags ask for; `None` when none is given.
+    fn into_json(self) -> Option<Value> {
+        let mut limits = Map::new();
+        for (key, value) in [
+            ("max_in_flight", self.max_in_flight),
+            ("rate", self.rate),
+            ("burst", self.burst),
+            ("max_queued", self.max_queued),
+        ] {
+            if let Some(value) = value {
+                limits.insert(key.to_string(), value);
+            }
+        }
+        (!limits.is_empty()).then_some(Value::Object(limits))
+    }
+}
+
+/// A limit flag's value: a whole number, or `default` (JSON `null`: the
+/// server's setting). The server checks the bounds and says which.
+fn limit_value(value: &str) -> Result<Value, String> {
+    if value == "default" {
+        return Ok(Value::Null);
+    }
+    value
+        .parse::<u64>()
+        .map(Value::from)
+        .map_err(|_| "expected a whole number, or `default`".to_string())
 }
 
 /// The `ferrite apps config` subcommands.
@@ -106,12 +159,16 @@ pub async fn run(cmd: AppsCommand) -> anyhow::Result<()> {
         AppsCommand::Create {
             name,
             config,
+            limits,
             output,
             api,
         } => {
             let mut app = json!({ "name": name });
             if !config.is_empty() {
                 app["config"] = json!(parse_pairs("--config", &config)?);
+            }
+            if let Some(limits) = limits.into_json() {
+                app["limits"] = limits;
             }
             let answer = Client::new(&api)?
                 .post(&["v1", "apps"], &json!({ "app": app }))
@@ -131,15 +188,24 @@ pub async fn run(cmd: AppsCommand) -> anyhow::Result<()> {
         AppsCommand::Update {
             name,
             config,
+            limits,
             output,
             api,
         } => {
-            if config.is_empty() {
-                bail!("nothing to update: give at least one --config KEY=VALUE");
+            let mut app = Map::new();
+            if !config.is_empty() {
+                app.insert("config".into(), json!(parse_pairs("--config", &config)?));
             }
-            let config = parse_pairs("--config", &config)?;
-            let message = format!("App {name} updated");
-            patch_config(&api, &name, config, output, &message).await
+            if let Some(limits) = limits.into_json() {
+                app.insert("limits".into(), limits);
+            }
+            if app.is_empty() {
+                bail!("nothing to update: give at least one --config KEY=VALUE or a limit flag");
+            }
+            let answer = Client::new(&api)?
+                .patch(&client::app_path(&name), &json!({ "app": app }))
+                .await?;
+            print_app(answer, output, &format!("App {name} updated"))
         }
         AppsCommand::Delete {
             name,
@@ -244,6 +310,15 @@ pub(super) fn split_pair(flag: &str, form: &str, arg: &str) -> anyhow::Result<(S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limit_values() {
+        assert_eq!(limit_value("10"), Ok(json!(10)));
+        assert_eq!(limit_value("0"), Ok(json!(0)));
+        assert_eq!(limit_value("default"), Ok(Value::Null));
+        assert!(limit_value("-1").is_err());
+        assert!(limit_value("ten").is_err());
+    }
 
     #[test]
     fn pairs() {
