@@ -14,6 +14,7 @@ use bollard::models::{
 };
 
 use super::definition::{labels, ServiceDefinition};
+use super::key::{WatchdogKey, WATCHDOG_KEY_ENV};
 
 /// A crashed task is replaced after this long, not at once: an image that
 /// dies at start would otherwise loop as fast as Swarm can schedule it.
@@ -30,8 +31,9 @@ const UPDATE_MONITOR: Duration = Duration::from_secs(5);
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// The Swarm spec of `def` with `replicas` tasks (the definition's own count
-/// for a new service, the current count for an update).
-pub(crate) fn build(def: &ServiceDefinition, replicas: u64) -> ServiceSpec {
+/// for a new service, the current count for an update) and the service's
+/// watchdog key.
+pub(crate) fn build(def: &ServiceDefinition, replicas: u64, key: &WatchdogKey) -> ServiceSpec {
     let mut service_labels: HashMap<String, String> = def.labels.clone().into_iter().collect();
     service_labels.extend(ownership(def));
     service_labels.insert(labels::SPEC.into(), def.spec_hash());
@@ -44,7 +46,7 @@ pub(crate) fn build(def: &ServiceDefinition, replicas: u64) -> ServiceSpec {
     let container = TaskSpecContainerSpec {
         image: Some(def.image.clone()),
         labels: Some(container_labels),
-        env: Some(def.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        env: Some(environment(def, key)),
         stop_grace_period: Some(nanos(STOP_GRACE)),
         // Docker's tiny init as PID 1: a function's server that does not
         // handle SIGTERM itself (PID 1 gets no default handlers) still stops
@@ -123,6 +125,20 @@ pub(crate) fn build(def: &ServiceDefinition, replicas: u64) -> ServiceSpec {
     }
 }
 
+/// The function's environment and the watchdog's key; the key wins over a
+/// config variable of the same name, so a route cannot choose it.
+fn environment(def: &ServiceDefinition, key: &WatchdogKey) -> Vec<String> {
+    def.env
+        .iter()
+        .filter(|(k, _)| k.as_str() != WATCHDOG_KEY_ENV)
+        .map(|(k, v)| format!("{k}={v}"))
+        .chain(std::iter::once(format!(
+            "{WATCHDOG_KEY_ENV}={}",
+            key.expose()
+        )))
+        .collect()
+}
+
 /// The labels that say whose a service (or task container) is.
 fn ownership(def: &ServiceDefinition) -> [(String, String); 4] {
     [
@@ -176,7 +192,10 @@ mod tests {
             port: 8080,
             memory_mib: 64,
             replicas: 2,
-            env: BTreeMap::from([("K".into(), "v=w".into())]),
+            env: BTreeMap::from([
+                ("K".into(), "v=w".into()),
+                (WATCHDOG_KEY_ENV.into(), "forged".into()),
+            ]),
             labels: BTreeMap::from([
                 (labels::OWNER.into(), "forged".into()),
                 ("team".into(), "x".into()),
@@ -184,7 +203,8 @@ mod tests {
             constraints: vec!["node.role==worker".into()],
             network: "net".into(),
         };
-        let spec = build(&def, 3);
+        let key = WatchdogKey::generate().unwrap();
+        let spec = build(&def, 3, &key);
         let l = spec.labels.as_ref().unwrap();
         assert_eq!(l[labels::OWNER], "me");
         assert_eq!(l["team"], "x");
@@ -192,7 +212,9 @@ mod tests {
         assert_eq!(replicas(&spec), 3);
         let task = spec.task_template.unwrap();
         let c = task.container_spec.unwrap();
-        assert_eq!(c.env.unwrap(), vec!["K=v=w".to_string()]);
+        let env = c.env.unwrap();
+        assert_eq!(env[0], "K=v=w");
+        assert_eq!(WatchdogKey::from_env(&env), Some(key.clone()));
         assert_eq!(c.labels.unwrap()[labels::OWNER], "me");
         let r = task.resources.unwrap();
         assert_eq!(r.limits.unwrap().memory_bytes, Some(64 << 20));
