@@ -35,7 +35,8 @@ logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 
 # An example with a main.rs is one static binary: std only, no crates,
-# compiled with a bare rustc the way ferrite-init is, into its build context
+# compiled with a bare rustc (main.rs may be a link to another example's, as
+# chaos-nobody's is: the same program as another user), into its build context
 # as NAME/NAME (git-ignored) for the Dockerfile to COPY onto scratch. Only
 # when main.rs is newer than the binary, so a run with nothing changed
 # costs nothing here and the COPY stays cached. Written under a temporary

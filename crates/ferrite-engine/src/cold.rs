@@ -23,6 +23,8 @@ pub struct ColdCall {
     pub path: String,
     pub image: String,
     pub memory_mib: u64,
+    /// What the container may do (from the route).
+    pub confinement: ferrite_model::Confinement,
     /// Wall-clock limit from the moment the payload is handed over.
     pub timeout: Duration,
     /// The function's environment (contract variables, config, headers).

@@ -1,31 +1,32 @@
-//! Cold containers: created with our init as entrypoint, started, attached,
-//! and waiting for their call; removed in every case, even when the call
-//! that holds one is dropped half way.
+//! Cold containers: created with our init as entrypoint and the route's
+//! confinement (`confine.rs`), started, attached, and waiting for their
+//! call; removed in every case, even when the call that holds one is dropped
+//! half way.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bollard::container::AttachContainerResults;
-use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, ListContainersOptions, RemoveContainerOptions,
-    UploadToContainerOptions,
 };
 use bollard::Docker;
-use bytes::Bytes;
+use ferrite_model::Confinement;
 use tokio_util::task::TaskTracker;
 
 use crate::image::Images;
-use crate::{init, labels, EngineError, MemoryPermit};
+use crate::{confine, init, labels, EngineError, MemoryPermit};
 
 /// What a cold container is made from: everything but the call itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ContainerSpec {
     pub app: String,
     pub path: String,
     pub image: String,
     pub memory_mib: u64,
+    pub confinement: Confinement,
 }
 
 /// A started container whose init waits for a call on stdin.
@@ -127,16 +128,6 @@ impl Removal {
     }
 }
 
-/// A container's memory limit, with no swap on top of it.
-pub fn memory_limit(mib: u64) -> HostConfig {
-    let bytes = i64::try_from(mib.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX);
-    HostConfig {
-        memory: Some(bytes),
-        memory_swap: Some(bytes),
-        ..Default::default()
-    }
-}
-
 fn force() -> RemoveContainerOptions {
     RemoveContainerOptions {
         force: true,
@@ -153,7 +144,8 @@ pub struct Containers {
     pub node: String,
     /// Every background removal, so that shutdown waits for them.
     pub tracker: TaskTracker,
-    pub init_archive: Bytes,
+    /// What every container's `HostConfig` is made with.
+    pub host: confine::Host,
     counter: AtomicU64,
 }
 
@@ -163,17 +155,16 @@ impl Containers {
         images: Images,
         node: String,
         tracker: TaskTracker,
-    ) -> Result<Containers, EngineError> {
-        let init_archive = init::archive()
-            .map_err(|e| EngineError::Protocol(format!("cannot pack the init: {e}")))?;
-        Ok(Containers {
+        host: confine::Host,
+    ) -> Containers {
+        Containers {
             docker,
             images,
             node,
             tracker,
-            init_archive,
+            host,
             counter: AtomicU64::new(0),
-        })
+        }
     }
 
     /// A container name that says whose and which call (or a sequence
@@ -234,7 +225,7 @@ impl Containers {
             stdin_once: Some(true),
             tty: Some(false),
             labels: Some(labels),
-            host_config: Some(memory_limit(spec.memory_mib)),
+            host_config: Some(self.host.config(spec.memory_mib, &spec.confinement, None)),
             ..Default::default()
         };
         let options = CreateContainerOptions {
@@ -251,18 +242,6 @@ impl Containers {
             permit,
             None,
         );
-        let upload = UploadToContainerOptions {
-            path: "/".to_string(),
-            ..Default::default()
-        };
-        self.docker
-            .upload_to_container(
-                &created.id,
-                Some(upload),
-                bollard::body_full(self.init_archive.clone()),
-            )
-            .await?;
-        let t_upload = t0.elapsed();
         // Attach before start, or the first output could be lost.
         let attach = AttachContainerOptions {
             stream: true,
@@ -284,10 +263,10 @@ impl Containers {
             )
             .await?;
         tracing::debug!(
-            container = %created.id, image_ms = t_image.as_millis(), create_ms = t_create.as_millis(),
-            upload_ms = t_upload.as_millis(), attach_ms = t_attach.as_millis(), start_ms = t0.elapsed().as_millis(),
-            "container started"
-        );
+                    container = %created.id, image_ms = t_image.as_millis(), create_ms = t_create.as_millis(),
+        attach_ms = t_attach.as_millis(), start_ms = t0.elapsed().as_millis(),
+                    "container started"
+                );
         Ok(Started {
             id: created.id,
             io,

@@ -15,7 +15,8 @@ use crate::credentials::Credentials;
 use crate::hot::{self, HotCall, HotPools, HotRoute};
 use crate::image::Images;
 use crate::pool::Pools;
-use crate::{ColdCall, ConnectSettings, EngineError, MemoryPermit, Outcome};
+use crate::socket_dir::SocketDir;
+use crate::{confine, init, ColdCall, ConnectSettings, EngineError, MemoryPermit, Outcome};
 use bytes::Bytes;
 
 /// How often the refill loop looks at demand when nothing wakes it.
@@ -41,9 +42,9 @@ pub struct EngineSettings {
     pub max_concurrent_starts: usize,
     pub max_response_bytes: usize,
     pub max_log_bytes: usize,
-    /// A directory on the engine's host (and this node's) for the sockets of
-    /// hot containers; `None` talks to them through the engine instead.
-    pub hot_socket_dir: Option<std::path::PathBuf>,
+    /// Where the sockets of hot containers live, on the engine's host (and
+    /// this node's); [`SocketDir::Off`] talks to them through the engine instead.
+    pub hot_socket_dir: SocketDir,
 }
 
 pub struct Engine {
@@ -80,27 +81,51 @@ impl Engine {
     /// Connect, size the memory budget, remove this node's leftovers from an
     /// earlier run, and start refilling containers started ahead.
     pub async fn start(settings: EngineSettings) -> Result<Arc<Engine>, EngineError> {
+        // First: a socket directory that cannot be used stops the start.
+        let node = sanitize_node(&settings.node_id);
+        let socket_dir = settings.hot_socket_dir.prepare(&node)?;
         let docker = settings.connect.connect().await?;
         let host = settings.connect.host().to_string();
+        let info = docker
+            .info()
+            .await
+            .map_err(|source| EngineError::Unreachable {
+                host: host.clone(),
+                source,
+            })?;
         let budget = match settings.memory_budget_mib {
             Some(mib) => mib,
-            None => host_memory_mib(&docker, &host).await? * 9 / 10,
+            None => host_memory_mib(&info) * 9 / 10,
         };
         let credentials = Credentials::load(settings.docker_auth.as_deref())?;
         let tracker = TaskTracker::new();
-        let node = sanitize_node(&settings.node_id);
+        let confine = confine::Host {
+            init_volume: init::ensure_volume(&docker, &node).await?,
+            nano_cpus: info
+                .ncpu
+                .filter(|n| *n > 0)
+                .map_or(i64::MAX, |n| n.saturating_mul(1_000_000_000)),
+        };
         let containers = Arc::new(Containers::new(
             docker.clone(),
             Images::new(docker, credentials),
             node.clone(),
             tracker.clone(),
-        )?);
+            confine,
+        ));
         let removed = containers.remove_leftovers().await?;
+        let hot_sockets = socket_dir
+            .as_ref()
+            .map_or("off (through the engine)".to_string(), |d| {
+                d.path.display().to_string()
+            });
         tracing::info!(
             host,
             node,
             memory_budget_mib = budget,
             leftovers_removed = removed,
+            init_volume = %containers.host.init_volume,
+            hot_sockets,
             "docker engine ready"
         );
         let engine = Arc::new(Engine {
@@ -109,7 +134,7 @@ impl Engine {
             admission: Arc::new(Admission::new(budget, settings.admission_wait)),
             pools: Arc::new(Pools::new(settings.prestart_max_per_route)),
             hot: HotPools::new(
-                settings.hot_socket_dir.clone(),
+                socket_dir,
                 settings.admission_wait,
                 settings.max_response_bytes,
                 settings.max_log_bytes,
@@ -171,6 +196,7 @@ impl Engine {
             path: call.path.clone(),
             image: call.image.clone(),
             memory_mib: call.memory_mib,
+            confinement: call.confinement.clone(),
         };
         let (_in_flight, ready) = self.pools.enter(&spec, keep_warm);
         let (started, prestarted) = match ready {
@@ -290,19 +316,11 @@ impl Engine {
 }
 
 /// The engine host's memory, from `GET /info`.
-async fn host_memory_mib(docker: &Docker, host: &str) -> Result<u64, EngineError> {
-    let info = docker
-        .info()
-        .await
-        .map_err(|source| EngineError::Unreachable {
-            host: host.to_string(),
-            source,
-        })?;
-    Ok(info
-        .mem_total
+fn host_memory_mib(info: &bollard::models::SystemInfo) -> u64 {
+    info.mem_total
         .and_then(|b| u64::try_from(b).ok())
         .unwrap_or(0)
-        / (1024 * 1024))
+        / (1024 * 1024)
 }
 
 #[cfg(test)]

@@ -43,6 +43,12 @@ pub enum EngineError {
     ShuttingDown,
     #[error("Docker engine error: {0}")]
     Docker(#[from] bollard::errors::Error),
+    /// The hot socket directory cannot be made or is not Ferrite's alone.
+    #[error("{0}")]
+    SocketDir(String),
+    /// The init could not be placed on the engine (its volume).
+    #[error("cannot prepare the init for function containers: {0}")]
+    Init(String),
     /// The container's output broke the init's framing.
     #[error("function container broke the init protocol: {0}")]
     Protocol(String),

@@ -21,31 +21,32 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bollard::models::ContainerCreateBody;
-use bollard::query_parameters::{
-    AttachContainerOptions, CreateContainerOptions, UploadToContainerOptions,
-};
+use bollard::query_parameters::{AttachContainerOptions, CreateContainerOptions};
 use bytes::Bytes;
+use ferrite_model::Confinement;
 use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 
 use crate::attach_io::AttachIo;
 use crate::call_log::{LogCapture, PendingLog};
-use crate::container::{memory_limit, Containers, Removal};
+use crate::container::{Containers, Removal};
+use crate::socket_dir::{self, Prepared};
 use crate::{init, stdio_http, EngineError, MemoryPermit};
 
 /// How long a started container may take to open its socket.
 const SOCKET_WAIT: Duration = Duration::from_secs(5);
 const SOCKET_NAME: &str = "fn.sock";
-const SOCKET_DIR_IN_CONTAINER: &str = "/.ferrite/sock";
 
 /// A hot route as the engine needs it; any change of these fields makes a
-/// new pool (image, memory and environment are fixed at container start).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// new pool (image, memory, confinement and environment are fixed at
+/// container start).
+#[derive(Debug, Clone, PartialEq)]
 pub struct HotRoute {
     pub app: String,
     pub path: String,
     pub image: String,
     pub memory_mib: u64,
+    pub confinement: Confinement,
     /// The container's environment: config and the route's contract values.
     pub env: Vec<(String, String)>,
     pub max_concurrency: usize,
@@ -108,6 +109,8 @@ pub struct HotPools {
     /// (remote engine, or the directory turned out not to be shared) means
     /// through the attach stream.
     socket_dir: Option<PathBuf>,
+    /// Keeps a private socket directory until shutdown removes it.
+    prepared: Mutex<Option<Prepared>>,
     socket_works: AtomicBool,
     wait_limit: Duration,
     max_response_bytes: usize,
@@ -116,7 +119,7 @@ pub struct HotPools {
 
 impl HotPools {
     pub fn new(
-        socket_dir: Option<PathBuf>,
+        socket_dir: Option<Prepared>,
         wait_limit: Duration,
         max_response_bytes: usize,
         max_log_bytes: usize,
@@ -124,7 +127,8 @@ impl HotPools {
         HotPools {
             pools: Mutex::new(HashMap::new()),
             socket_works: AtomicBool::new(socket_dir.is_some()),
-            socket_dir,
+            socket_dir: socket_dir.as_ref().map(|p| p.path.clone()),
+            prepared: Mutex::new(socket_dir),
             wait_limit,
             max_response_bytes,
             max_log_bytes,
@@ -197,11 +201,14 @@ impl HotPools {
         self.map().values().map(|p| p.idle().len()).sum()
     }
 
-    /// Remove the (by then empty) socket directory of this node.
+    /// Remove this node's private socket directory (a configured one stays).
     pub fn remove_socket_dir(&self) {
-        if let Some(dir) = &self.socket_dir {
-            let _ = std::fs::remove_dir(dir);
-        }
+        drop(
+            self.prepared
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
     }
 
     pub fn drain(&self) {
@@ -284,7 +291,7 @@ async fn start(
         .filter(|_| pools.socket_works.load(Ordering::SeqCst))
         .map(|dir| dir.join(&name));
     if let Some(dir) = &socket_dir {
-        std::fs::create_dir_all(dir)
+        socket_dir::subdir(dir)
             .map_err(|e| EngineError::Protocol(format!("cannot create {}: {e}", dir.display())))?;
     }
     let labels = containers.labels(&route.app, &route.path, None, "hot");
@@ -295,22 +302,23 @@ async fn start(
         attach_stderr: Some(true),
         tty: Some(false),
         labels: Some(labels),
-        host_config: Some(memory_limit(route.memory_mib)),
+        host_config: Some(containers.host.config(
+            route.memory_mib,
+            &route.confinement,
+            socket_dir.as_deref(),
+        )),
         ..Default::default()
     };
     match &socket_dir {
-        Some(dir) => {
+        Some(_) => {
             let mut entrypoint = vec![
                 init::INIT_PATH.to_string(),
                 "--ferrite-hot".to_string(),
-                format!("{SOCKET_DIR_IN_CONTAINER}/{SOCKET_NAME}"),
+                format!("{}/{SOCKET_NAME}", init::SOCKET_DIR),
             ];
             entrypoint.extend(argv);
             body.entrypoint = Some(entrypoint);
             body.cmd = Some(Vec::new());
-            if let Some(host) = body.host_config.as_mut() {
-                host.binds = Some(vec![format!("{}:{SOCKET_DIR_IN_CONTAINER}", dir.display())]);
-            }
         }
         None => {
             body.attach_stdin = Some(true);
@@ -323,7 +331,15 @@ async fn start(
         ..Default::default()
     };
     let docker = &containers.docker;
-    let created = docker.create_container(Some(options), body).await?;
+    let created = match docker.create_container(Some(options), body).await {
+        Ok(created) => created,
+        Err(e) => {
+            if let Some(dir) = &socket_dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            return Err(e.into());
+        }
+    };
     let removal = Removal::new(
         docker.clone(),
         created.id.clone(),
@@ -331,19 +347,6 @@ async fn start(
         memory,
         socket_dir.clone(),
     );
-    if socket_dir.is_some() {
-        let upload = UploadToContainerOptions {
-            path: "/".to_string(),
-            ..Default::default()
-        };
-        docker
-            .upload_to_container(
-                &created.id,
-                Some(upload),
-                bollard::body_full(containers.init_archive.clone()),
-            )
-            .await?;
-    }
     let attach = AttachContainerOptions {
         stream: true,
         stdin: socket_dir.is_none(),

@@ -6,14 +6,11 @@
 //! back as `O` and `L` frames, and ends with an `X` frame saying how the
 //! function ended. See `docs/init-protocol.md`.
 //!
-//! Built by ferrite-engine's build script with a bare `rustc` as a static
-//! binary, so std is the only dependency and the frame module is included
-//! directly rather than through the library crate.
+//! Built by ferrite-engine's build script as a static binary (see its
+//! `build.rs`), so that it runs in any image.
 #![forbid(unsafe_code)]
 
-// The binary uses only the parts of the module that the init side needs.
-#[allow(dead_code)]
-mod frame;
+mod guard;
 mod hot;
 
 use std::fmt::Display;
@@ -25,7 +22,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use frame::{Exit, KindName};
+use ferrite_init::frame::{self, Exit, KindName};
 
 /// Largest chunk of the function's output sent in one frame.
 const CHUNK: usize = 64 * 1024;
@@ -43,6 +40,12 @@ const OOM_COUNTERS: [&str; 2] = [
 const SIGKILL: i32 = 9;
 
 fn main() {
+    if let Err(e) = guard::seal() {
+        // Without the seal the function could forge this init's frames:
+        // refuse to run it rather than run it unguarded.
+        eprintln!("ferrite-init: {e}");
+        process::exit(126);
+    }
     let mut argv = std::env::args_os().skip(1);
     if argv.next().is_some_and(|first| first == hot::FLAG) {
         let (Some(socket), Some(program)) = (argv.next(), argv.next()) else {

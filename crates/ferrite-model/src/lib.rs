@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod call;
+pub mod confinement;
 pub mod contract;
 pub mod decode;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod validate;
 
 pub use app::{App, AppInput};
 pub use call::{Call, CallStatus, IllegalTransition, Millis};
+pub use confinement::{Confinement, ConfinementInput, ConfinementSpec};
 pub use error::{ApiError, ErrorKind};
 pub use route::{Format, Headers, Route, RouteInput, RouteType};
 pub use service::{ServiceInput, ServiceSpec};

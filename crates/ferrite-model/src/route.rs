@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::confinement::{Confinement, ConfinementInput, ConfinementSpec, Network};
 use crate::service::{absent_or_null, ServiceInput, ServiceSpec};
 use crate::{validate, ApiError, Config};
 
@@ -127,12 +128,17 @@ pub struct Route {
     /// unset, so IronFunctions clients see the documents they know.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceSpec>,
+    /// What the function's containers may do beyond Ferrite's confined
+    /// default (see [`ConfinementSpec`]); `None` is the default, which
+    /// [`Route::confinement`] resolves. Left out of the JSON when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confinement: Option<ConfinementSpec>,
 }
 
 /// The body of route creation and PATCH (inside `"route"`). Numbers are
 /// read as signed so that a negative value gets a message about the rule,
 /// not about the type. Unknown fields are ignored, as IronFunctions did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct RouteInput {
     pub app_name: Option<String>,
     pub path: Option<String>,
@@ -155,6 +161,11 @@ pub struct RouteInput {
     /// field into the current section, or a new one with defaults.
     #[serde(default, deserialize_with = "absent_or_null")]
     pub service: Option<Option<ServiceInput>>,
+    /// Absent: keep (on creation: the defaults). `null`: remove the section
+    /// (back to the defaults). An object: merged field by field into the
+    /// current section, or a new one with defaults.
+    #[serde(default, deserialize_with = "absent_or_null")]
+    pub confinement: Option<Option<ConfinementInput>>,
 }
 
 fn memory(v: Option<i64>) -> Result<Option<u64>, ApiError> {
@@ -211,12 +222,33 @@ fn service_needs_sync(route: &Route) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A service is reached over its overlay network, so it cannot run without one.
+fn service_needs_network(route: &Route) -> Result<(), ApiError> {
+    let network_none = route
+        .confinement
+        .as_ref()
+        .is_some_and(|c| c.network == Network::None);
+    if route.service.is_some() && network_none {
+        return Err(ApiError::bad_request(
+            "route confinement.network \"none\" cannot go with a service section: Ferrite \
+             reaches a service over its network; use \"default\", or remove the service section",
+        ));
+    }
+    Ok(())
+}
+
 /// Absent and empty strings mean "not given" (Go clients send zero values).
 fn given(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.is_empty())
 }
 
 impl Route {
+    /// The confinement of this route's containers and services: its section
+    /// (or the defaults) resolved against its memory.
+    pub fn confinement(&self) -> Confinement {
+        Confinement::resolve(self.confinement.as_ref(), self.memory)
+    }
+
     /// Validate a creation request for a route of `app_name` (from the URL),
     /// applying the defaults of DESIGN.md §3 to what is not given.
     pub fn create(app_name: &str, input: RouteInput) -> Result<Route, ApiError> {
@@ -238,6 +270,11 @@ impl Route {
             .service
             .flatten()
             .map(ServiceSpec::create)
+            .transpose()?;
+        let confinement = input
+            .confinement
+            .flatten()
+            .map(ConfinementSpec::create)
             .transpose()?;
         let route = Route {
             app_name: app_name.to_string(),
@@ -262,8 +299,10 @@ impl Route {
             jwt_key: given(input.jwt_key),
             max_retries: max_retries(input.max_retries)?.unwrap_or(0),
             service,
+            confinement,
         };
         service_needs_sync(&route)?;
+        service_needs_network(&route)?;
         Ok(route)
     }
 
@@ -273,7 +312,8 @@ impl Route {
     /// list removes a header); `"jwt_key":""` removes the key. The path and the
     /// app cannot change. `"service": null` removes the service section and
     /// `"service": {...}` merges into it (see [`ServiceSpec::apply`]) or
-    /// creates it with defaults. Nothing is changed when an error is returned.
+    /// creates it with defaults; `"confinement"` likewise (see
+    /// [`ConfinementSpec::apply`]). Nothing is changed when an error is returned.
     pub fn apply(&mut self, patch: RouteInput) -> Result<(), ApiError> {
         if let Some(other) = given(patch.path).filter(|p| *p != self.path) {
             return Err(ApiError::bad_request(format!(
@@ -345,7 +385,21 @@ impl Route {
                 });
             }
         }
+        match patch.confinement {
+            None => {}
+            Some(None) => next.confinement = None,
+            Some(Some(section)) => {
+                next.confinement = Some(match next.confinement.take() {
+                    Some(mut current) => {
+                        current.apply(section)?;
+                        current
+                    }
+                    None => ConfinementSpec::create(section)?,
+                });
+            }
+        }
         service_needs_sync(&next)?;
+        service_needs_network(&next)?;
         *self = next;
         Ok(())
     }
@@ -684,6 +738,115 @@ mod tests {
             err.message
         );
         assert_eq!(route, before);
+    }
+
+    #[test]
+    fn confinement_section_create_patch_and_resolve() {
+        let plain = Route::create("myapp", input(r#"{"path":"/a","image":"x"}"#)).unwrap();
+        assert_eq!(plain.confinement, None);
+        let json = serde_json::to_value(&plain).unwrap();
+        assert!(
+            json.get("confinement").is_none(),
+            "left out when unset: {json}"
+        );
+        let resolved = plain.confinement();
+        assert_eq!(
+            (resolved.pids_limit, resolved.nofile, resolved.cpu_weight),
+            (256, 1024, 1024)
+        );
+
+        let mut route = Route::create(
+            "myapp",
+            input(r#"{"path":"/a","image":"x","memory":256,"confinement":{"read_only":true,"cap_add":["NET_BIND_SERVICE"]}}"#),
+        )
+        .unwrap();
+        let json = serde_json::to_value(&route).unwrap();
+        assert_eq!(json["confinement"]["read_only"], true);
+        assert_eq!(json["confinement"]["pids_limit"], 256);
+        let back: Route = serde_json::from_value(json).unwrap();
+        assert_eq!(back, route);
+        assert_eq!(route.confinement().cpu_weight, 2048, "tied to memory");
+
+        route.apply(input(r#"{"memory":512}"#)).unwrap();
+        assert!(
+            route.confinement.as_ref().unwrap().read_only,
+            "absent keeps"
+        );
+        route
+            .apply(input(r#"{"confinement":{"pids_limit":512,"cpus":0.5}}"#))
+            .unwrap();
+        let resolved = route.confinement();
+        assert!(resolved.read_only, "merged field by field");
+        assert_eq!(resolved.cap_add, ["NET_BIND_SERVICE"]);
+        assert_eq!((resolved.pids_limit, resolved.cpus), (512, Some(0.5)));
+        route.apply(input(r#"{"confinement":null}"#)).unwrap();
+        assert_eq!(route.confinement, None, "null removes it");
+        assert!(!route.confinement().read_only);
+
+        let before = route.clone();
+        let err = route
+            .apply(input(
+                r#"{"memory":64,"confinement":{"cap_add":["SYS_ADMIN"]}}"#,
+            ))
+            .unwrap_err();
+        assert_eq!(err.status(), 400);
+        assert!(
+            err.message.contains("confinement.cap_add"),
+            "{}",
+            err.message
+        );
+        assert_eq!(route, before, "all or nothing");
+    }
+
+    #[test]
+    fn confinement_decode_errors_name_the_field() {
+        for (body, start) in [
+            (
+                r#"{"route":{"confinement":{"read_onyl":true}}}"#,
+                "route.confinement.read_onyl: unknown field `read_onyl`",
+            ),
+            (
+                r#"{"route":{"confinement":{"read_only":"yes"}}}"#,
+                "route.confinement.read_only:",
+            ),
+            (
+                r#"{"route":{"confinement":{"cpus":"1"}}}"#,
+                "route.confinement.cpus:",
+            ),
+            (r#"{"route":{"confinement":[]}}"#, "route.confinement:"),
+        ] {
+            let err = crate::decode::wrapped::<RouteInput>(body.as_bytes(), "route").unwrap_err();
+            assert!(err.message.starts_with(start), "{body}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn service_route_needs_a_network() {
+        let err = Route::create(
+            "myapp",
+            input(r#"{"path":"/a","image":"x","service":{},"confinement":{"network":"none"}}"#),
+        )
+        .unwrap_err();
+        assert_eq!(err.status(), 400);
+        assert!(
+            err.message.contains("confinement.network"),
+            "{}",
+            err.message
+        );
+        let mut route = Route::create(
+            "myapp",
+            input(r#"{"path":"/a","image":"x","confinement":{"network":"none"}}"#),
+        )
+        .unwrap();
+        let before = route.clone();
+        assert!(route.apply(input(r#"{"service":{}}"#)).is_err());
+        assert_eq!(route, before);
+        route
+            .apply(input(
+                r#"{"service":{},"confinement":{"network":"default"}}"#,
+            ))
+            .unwrap();
+        assert!(route.service.is_some());
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! Property tests: no request body, however malformed, panics decoding or
 //! validation, and whatever validation accepts obeys the documented rules.
 
+use ferrite_model::confinement::{
+    Network, CAP_ALLOWLIST, MAX_NOFILE, MAX_PIDS_LIMIT, MIN_NOFILE, MIN_PIDS_LIMIT,
+};
 use ferrite_model::route::MAX_RETRIES;
 use ferrite_model::service::MAX_REPLICAS;
 use ferrite_model::{decode, App, AppInput, Route, RouteInput, RouteType};
@@ -22,6 +25,9 @@ fn json_value() -> impl Strategy<Value = Value> {
             Just("http"),
             Just("img"),
             Just("node.role==worker"),
+            Just("none"),
+            Just("CHOWN"),
+            Just("SYS_ADMIN"),
             Just("")
         ]
         .prop_map(|s| Value::String(s.into())),
@@ -49,6 +55,13 @@ fn json_value() -> impl Strategy<Value = Value> {
             Just("scale_to_zero_after".to_string()),
             Just("constraints".to_string()),
             Just("labels".to_string()),
+            Just("confinement".to_string()),
+            Just("read_only".to_string()),
+            Just("network".to_string()),
+            Just("cap_add".to_string()),
+            Just("pids_limit".to_string()),
+            Just("nofile".to_string()),
+            Just("cpus".to_string()),
             ".{0,8}",
         ];
         prop_oneof![
@@ -72,6 +85,25 @@ fn service_ok(route: &Route) -> bool {
     })
 }
 
+/// A confinement section's values are in range, its capabilities from the
+/// allowlist, and it never takes the network from a service.
+fn confinement_ok(route: &Route) -> bool {
+    let resolved = route.confinement();
+    (MIN_PIDS_LIMIT..=MAX_PIDS_LIMIT).contains(&resolved.pids_limit)
+        && (MIN_NOFILE..=MAX_NOFILE).contains(&resolved.nofile)
+        && resolved.cpus.is_none_or(|c| c > 0.0)
+        && resolved.cpu_weight >= 2
+        && resolved
+            .cap_add
+            .iter()
+            .all(|c| CAP_ALLOWLIST.iter().any(|(a, _)| a == c))
+        && !(route.service.is_some()
+            && route
+                .confinement
+                .as_ref()
+                .is_some_and(|c| c.network == Network::None))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
@@ -90,6 +122,7 @@ proptest! {
             prop_assert!(route.max_retries <= MAX_RETRIES);
             prop_assert!(route.config.as_ref().is_none_or(|c| !c.is_empty() && c.values().all(|v| !v.is_empty())));
             prop_assert!(service_ok(&route));
+            prop_assert!(confinement_ok(&route));
             let before = route.clone();
             let body = serde_json::to_vec(&json!({ "route": patch })).unwrap();
             if let Ok(p) = decode::wrapped::<RouteInput>(&body, "route") {
@@ -99,6 +132,7 @@ proptest! {
                     prop_assert_eq!(&route.path, &before.path);
                     prop_assert!(route.max_retries <= MAX_RETRIES);
                     prop_assert!(service_ok(&route));
+                    prop_assert!(confinement_ok(&route));
                 }
             }
         }
@@ -129,6 +163,36 @@ proptest! {
                 prop_assert_eq!(route, before);
             } else {
                 prop_assert!(service_ok(&route));
+            }
+        }
+    }
+
+    #[test]
+    fn confinement_sections_accepted_obey_the_rules(
+        numbers in prop::collection::vec(prop::option::of(prop_oneof![any::<i64>(), -2_i64..100, 1_048_570_i64..1_048_580]), 2),
+        cpus in prop::option::of(prop_oneof![any::<f64>(), -1.0_f64..300.0]),
+        caps in prop::option::of(prop::collection::vec(prop_oneof![Just("CHOWN"), Just("cap_kill"), Just("SYS_ADMIN"), Just("NET_RAW"), Just("x")], 0..3)),
+        network in prop_oneof![Just("default"), Just("none"), Just("host")],
+        service in any::<bool>(),
+        patch in prop::collection::vec(prop::option::of(-2_i64..5000), 2),
+    ) {
+        let mut route = json!({ "path": "/a", "image": "img", "confinement": {
+            "pids_limit": numbers[0], "nofile": numbers[1], "cpus": cpus, "cap_add": caps, "network": network,
+        }});
+        if service {
+            route["service"] = json!({});
+        }
+        let body = serde_json::to_vec(&json!({ "route": route })).unwrap();
+        if let Ok(Ok(mut route)) = decode::wrapped::<RouteInput>(&body, "route").map(|r| Route::create("app", r)) {
+            prop_assert!(route.confinement.is_some());
+            prop_assert!(confinement_ok(&route));
+            let before = route.clone();
+            let patch = json!({ "route": { "confinement": { "pids_limit": patch[0], "nofile": patch[1] } } });
+            let patch = decode::wrapped::<RouteInput>(&serde_json::to_vec(&patch).unwrap(), "route").unwrap();
+            if route.apply(patch).is_err() {
+                prop_assert_eq!(route, before);
+            } else {
+                prop_assert!(confinement_ok(&route));
             }
         }
     }

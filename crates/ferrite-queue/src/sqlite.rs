@@ -28,6 +28,30 @@ pub struct SqliteQueue {
     writes: Mutex<()>,
 }
 
+/// Create the database file (mode 0600) and its directory (0700) when
+/// missing: only Ferrite's user may read them. SQLite gives its `-wal` and
+/// `-shm` files the database file's mode. An existing file or directory is
+/// left as it is.
+fn private_file(file: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if file.as_os_str() == ":memory:" || file.exists() {
+        return Ok(());
+    }
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(file)
+        .map(drop)
+}
+
 fn is_unique_violation(err: &sqlx::Error) -> bool {
     err.as_database_error()
         .is_some_and(|e| e.is_unique_violation())
@@ -50,17 +74,12 @@ impl SqliteQueue {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(BUSY_TIMEOUT);
-        if let Some(dir) = Path::new(options.get_filename())
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                QueueError::Config(format!(
-                    "queue URL: cannot create the data directory {}: {e}",
-                    dir.display()
-                ))
-            })?;
-        }
+        private_file(options.get_filename()).map_err(|e| {
+            QueueError::Config(format!(
+                "queue URL: cannot create the database file {} in a private directory: {e}",
+                options.get_filename().display()
+            ))
+        })?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use ferrite_engine::SocketDir;
 
 /// `ferrite server` settings. Every flag also reads the environment variable
 /// named in its help (IronFunctions' names where it had them).
@@ -88,8 +89,12 @@ pub struct ServerConfig {
     pub max_response_bytes: usize,
 
     /// Directory for the sockets of hot containers, on the engine's host (it
-    /// is mounted into them). Default: under the system's temp directory when
-    /// the engine is local; `off` talks to them through the engine instead.
+    /// is mounted into them). It must be owned by Ferrite's user and not
+    /// writable by group or others (created 0700 when missing). Default, when
+    /// the engine is local: a fresh private directory (0700, unpredictable
+    /// name) in the system's temp directory, removed at shutdown (after a
+    /// crash, at the node's next start); `off` talks
+    /// to them through the engine instead (the default for a remote engine).
     #[arg(long, env = "FERRITE_HOT_SOCKET_DIR")]
     pub hot_socket_dir: Option<PathBuf>,
 
@@ -236,17 +241,19 @@ impl ServerConfig {
 
     /// Sockets of hot containers are used where the engine shares this
     /// node's filesystem: a local engine (`unix://`), unless told otherwise.
-    fn hot_socket_dir(&self) -> Option<PathBuf> {
+    fn hot_socket_dir(&self) -> SocketDir {
         match &self.hot_socket_dir {
-            Some(dir) if dir.as_os_str() == "off" => None,
-            Some(dir) => Some(dir.clone()),
+            Some(dir) if dir.as_os_str() == "off" => SocketDir::Off,
+            Some(dir) => SocketDir::At(dir.clone()),
             None => {
                 let local = self
                     .docker_host
                     .as_deref()
                     .is_none_or(|h| h.is_empty() || h.starts_with("unix://"));
-                let node = self.node_id.clone().unwrap_or_else(host_name);
-                local.then(|| std::env::temp_dir().join(format!("ferrite-hot-{node}")))
+                match local {
+                    true => SocketDir::Private,
+                    false => SocketDir::Off,
+                }
             }
         }
     }

@@ -355,6 +355,88 @@ pub async fn routes_list_with_service(store: &dyn Store) {
     assert_eq!(store.list_routes("svcl").await.unwrap(), [with, without]);
 }
 
+/// The confinement section comes back as it went in, with every field; a
+/// route without one has none; PATCH merges into it, `null` removes it, a
+/// refused patch writes nothing, and a listing carries it.
+pub async fn route_confinement_round_trip_and_update(store: &dyn Store) {
+    let plain = route("conf", r#"{"path":"/plain","image":"img"}"#);
+    store.create_route(&plain).await.unwrap();
+    assert_eq!(
+        store.get_route("conf", "/plain").await.unwrap().confinement,
+        None
+    );
+
+    let full = route(
+        "conf",
+        r#"{"path":"/full","image":"img","confinement":{"read_only":true,"network":"none",
+            "cap_add":["NET_BIND_SERVICE","CHOWN"],"pids_limit":512,"nofile":4096,"cpus":0.25}}"#,
+    );
+    store.create_route(&full).await.unwrap();
+    let stored = store.get_route("conf", "/full").await.unwrap();
+    assert_eq!(stored, full);
+    let resolved = stored.confinement();
+    assert!(resolved.read_only && resolved.network_none);
+    assert_eq!(resolved.cap_add, ["CHOWN", "NET_BIND_SERVICE"]);
+    assert_eq!(
+        (resolved.pids_limit, resolved.nofile, resolved.cpus),
+        (512, 4096, Some(0.25))
+    );
+
+    let added = store
+        .update_route(
+            "conf",
+            "/plain",
+            patch(r#"{"confinement":{"nofile":2048}}"#),
+        )
+        .await
+        .unwrap();
+    let section = added.confinement.clone().expect("added");
+    assert_eq!((section.nofile, section.pids_limit), (2048, 256));
+    assert_eq!(store.get_route("conf", "/plain").await.unwrap(), added);
+
+    let merged = store
+        .update_route(
+            "conf",
+            "/plain",
+            patch(r#"{"confinement":{"read_only":true,"cpus":1.5}}"#),
+        )
+        .await
+        .unwrap();
+    let section = merged.confinement.clone().expect("kept");
+    assert_eq!(
+        (
+            section.nofile,
+            section.read_only,
+            section.cpus.map(|c| c.milli())
+        ),
+        (2048, true, Some(1500))
+    );
+    assert_eq!(store.get_route("conf", "/plain").await.unwrap(), merged);
+
+    let err = store
+        .update_route(
+            "conf",
+            "/plain",
+            patch(r#"{"memory":256,"confinement":{"cap_add":["SYS_ADMIN"]}}"#),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    assert_eq!(
+        store.get_route("conf", "/plain").await.unwrap(),
+        merged,
+        "a refused patch writes nothing"
+    );
+
+    let removed = store
+        .update_route("conf", "/plain", patch(r#"{"confinement":null}"#))
+        .await
+        .unwrap();
+    assert_eq!(removed.confinement, None);
+    assert_eq!(store.get_route("conf", "/plain").await.unwrap(), removed);
+    assert_eq!(store.list_routes("conf").await.unwrap(), [full, removed]);
+}
+
 pub async fn routes_list_by_path(store: &dyn Store) {
     for path in ["/c", "/a/b", "/a"] {
         store
@@ -1065,7 +1147,8 @@ macro_rules! store_conformance_tests {
             apps_round_trip, duplicate_app_conflicts, app_update_merges_config,
             app_delete_needs_cascade, route_creates_its_app, route_keeps_every_field,
             route_update_applies_patch, route_max_retries, route_service_round_trip,
-            route_service_update, routes_list_with_service, routes_list_by_path, route_delete, ping,
+            route_service_update, routes_list_with_service, route_confinement_round_trip_and_update,
+            routes_list_by_path, route_delete, ping,
             call_round_trip, call_not_found, call_transitions, call_output_kept, call_logs,
             call_update_writes_log, record_calls_batch_lands,
             record_calls_skips_unknown_apps_and_duplicates, record_calls_keeps_logs,

@@ -172,7 +172,7 @@ impl PostgresStore {
         .await?;
         let insert = format!(
             "INSERT INTO routes ({ROUTE_COLUMNS}, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)"
         );
         sqlx::query(&insert)
             .bind(&route.app_name)
@@ -189,6 +189,7 @@ impl PostgresStore {
             .bind(&route.jwt_key)
             .bind(i64::from(route.max_retries))
             .bind(to_json(&route.service)?)
+            .bind(to_json(&route.confinement)?)
             .bind(now)
             .execute(&mut *tx)
             .await
@@ -360,7 +361,8 @@ impl Store for PostgresStore {
         sqlx::query(
             "UPDATE routes SET image = $1, memory = $2, type = $3, format = $4, max_concurrency = $5, \
              timeout = $6, idle_timeout = $7, headers = $8, config = $9, jwt_key = $10, \
-             max_retries = $11, service = $12, updated_at = $13 WHERE app_name = $14 AND path = $15",
+             max_retries = $11, service = $12, confinement = $13, updated_at = $14 \
+             WHERE app_name = $15 AND path = $16",
         )
         .bind(&route.image)
         .bind(signed(route.memory))
@@ -373,7 +375,8 @@ impl Store for PostgresStore {
         .bind(to_json(&route.config)?)
         .bind(&route.jwt_key)
         .bind(i64::from(route.max_retries))
-            .bind(to_json(&route.service)?)
+        .bind(to_json(&route.service)?)
+        .bind(to_json(&route.confinement)?)
         .bind(now_ms())
         .bind(app)
         .bind(path)

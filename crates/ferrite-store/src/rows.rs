@@ -30,6 +30,8 @@ pub(crate) struct RouteRow {
     pub max_retries: i64,
     /// The service section as JSON; `NULL` when the route has none.
     pub service: Option<String>,
+    /// The confinement section as JSON; `NULL` when the route has none.
+    pub confinement: Option<String>,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -53,7 +55,8 @@ pub(crate) const CALL_COLUMNS: &str = "id, app_name, path, type, status, created
 
 /// Column list of `routes`, in [`RouteRow`]'s order.
 pub(crate) const ROUTE_COLUMNS: &str = "app_name, path, image, memory, type, format, \
-     max_concurrency, timeout, idle_timeout, headers, config, jwt_key, max_retries, service";
+     max_concurrency, timeout, idle_timeout, headers, config, jwt_key, max_retries, service, \
+     confinement";
 
 pub(crate) fn to_json<T: Serialize>(value: &Option<T>) -> Result<Option<String>, StoreError> {
     value
@@ -145,6 +148,7 @@ impl TryFrom<RouteRow> for Route {
                 StoreError::Corrupt(format!("route max_retries {}", row.max_retries))
             })?,
             service: from_json("route service", row.service)?,
+            confinement: from_json("route confinement", row.confinement)?,
             app_name: row.app_name,
             path: row.path,
             image: row.image,

@@ -67,6 +67,30 @@ impl std::ops::DerefMut for WriteTx {
     }
 }
 
+/// Create the database file (mode 0600) and its directory (0700) when
+/// missing: only Ferrite's user may read them. SQLite gives its `-wal` and
+/// `-shm` files the database file's mode. An existing file or directory is
+/// left as it is.
+fn private_file(file: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if file.as_os_str() == ":memory:" || file.exists() {
+        return Ok(());
+    }
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(file)
+        .map(drop)
+}
+
 fn is_unique_violation(err: &sqlx::Error) -> bool {
     err.as_database_error()
         .is_some_and(|e| e.is_unique_violation())
@@ -85,17 +109,12 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        if let Some(dir) = Path::new(options.get_filename())
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Config(format!(
-                    "DB_URL: cannot create the data directory {}: {e}",
-                    dir.display()
-                ))
-            })?;
-        }
+        private_file(options.get_filename()).map_err(|e| {
+            StoreError::Config(format!(
+                "DB_URL: cannot create the database file {} in a private directory: {e}",
+                options.get_filename().display()
+            ))
+        })?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
@@ -277,7 +296,7 @@ impl Store for SqliteStore {
         .await?;
         let insert = format!(
             "INSERT INTO routes ({ROUTE_COLUMNS}, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)"
         );
         sqlx::query(&insert)
             .bind(&route.app_name)
@@ -294,6 +313,7 @@ impl Store for SqliteStore {
             .bind(&route.jwt_key)
             .bind(i64::from(route.max_retries))
             .bind(to_json(&route.service)?)
+            .bind(to_json(&route.confinement)?)
             .bind(now)
             .execute(&mut *tx)
             .await
@@ -364,7 +384,8 @@ impl Store for SqliteStore {
         sqlx::query(
             "UPDATE routes SET image = $1, memory = $2, type = $3, format = $4, max_concurrency = $5, \
              timeout = $6, idle_timeout = $7, headers = $8, config = $9, jwt_key = $10, \
-             max_retries = $11, service = $12, updated_at = $13 WHERE app_name = $14 AND path = $15",
+             max_retries = $11, service = $12, confinement = $13, updated_at = $14 \
+             WHERE app_name = $15 AND path = $16",
         )
         .bind(&route.image)
         .bind(signed(route.memory))
@@ -377,7 +398,8 @@ impl Store for SqliteStore {
         .bind(to_json(&route.config)?)
         .bind(&route.jwt_key)
         .bind(i64::from(route.max_retries))
-            .bind(to_json(&route.service)?)
+        .bind(to_json(&route.service)?)
+        .bind(to_json(&route.confinement)?)
         .bind(now_ms())
         .bind(app)
         .bind(path)

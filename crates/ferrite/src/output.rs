@@ -107,7 +107,43 @@ pub fn route_details(route: &Route) -> String {
         table.add_row([field.to_string(), value]);
     }
     service_rows(&mut table, route.service.as_ref());
+    confinement_rows(&mut table, route);
     render(table)
+}
+
+/// What the route's containers get: its confinement section resolved
+/// against the defaults, so a route without one shows them too.
+fn confinement_rows(table: &mut Table, route: &Route) {
+    let c = route.confinement();
+    let root = if c.read_only {
+        format!("read-only, /tmp writable ({} MiB)", c.tmp_size_mib)
+    } else {
+        "writable".to_string()
+    };
+    let cpu = match c.cpus {
+        Some(cpus) => format!("weight {}, at most {cpus} CPUs", c.cpu_weight),
+        None => format!("weight {} (from memory)", c.cpu_weight),
+    };
+    for (field, value) in [
+        ("ROOT FILESYSTEM", root),
+        (
+            "NETWORK",
+            if c.network_none { "none" } else { "default" }.to_string(),
+        ),
+        (
+            "CAPABILITIES",
+            if c.cap_add.is_empty() {
+                NONE.to_string()
+            } else {
+                c.cap_add.join(", ")
+            },
+        ),
+        ("PIDS LIMIT", c.pids_limit.to_string()),
+        ("OPEN FILES", c.nofile.to_string()),
+        ("CPU", cpu),
+    ] {
+        table.add_row([field.to_string(), value]);
+    }
 }
 
 /// The service section of a route: one `SERVICE  -` row when it has none,

@@ -19,6 +19,12 @@
 //!   `Content-Length` given here replaces the function's
 //! - `"body":"text"`: the response body
 //! - `"large_kb":N`: a body of N KiB of `x` (wins over `body`)
+//! - `"write":"path"`: writes `chaos` and a newline to the file (created
+//!   or truncated); the body says `wrote PATH` or why it could not
+//! - `"read":"path"`: the body is the file's content, or why it could not
+//!   be read (wins over the others; after `write`, so both may be given)
+//!
+//! A failed `write` or `read` makes the status 500 unless `status` is given.
 //!
 //! Without `body` or `large_kb` the body is a JSON echo of the request:
 //! `{"method","uri","headers" (names lower-cased),"body","pid","requests"
@@ -112,9 +118,24 @@ fn handle(request: &Request, served: u64, hoard: &mut Vec<Vec<u8>>) -> Vec<u8> {
     if flag("malformed") {
         return b"this is not http\r\n\r\n".to_vec();
     }
+    // What the function can do to files (the confinement tests).
+    let mut file: Option<(bool, Vec<u8>)> = None;
+    if let Some(Json::Str(path)) = get("write") {
+        file = Some(match std::fs::write(path, b"chaos\n") {
+            Ok(()) => (true, format!("wrote {path}").into_bytes()),
+            Err(e) => (false, format!("cannot write {path}: {e}").into_bytes()),
+        });
+    }
+    if let Some(Json::Str(path)) = get("read") {
+        file = Some(match std::fs::read(path) {
+            Ok(bytes) => (true, bytes),
+            Err(e) => (false, format!("cannot read {path}: {e}").into_bytes()),
+        });
+    }
     let no_length = flag("no_length");
     let status = match number("status") {
         Some(n) if (100.0..=999.0).contains(&n) => n as u16,
+        _ if file.as_ref().is_some_and(|(ok, _)| !ok) => 500,
         _ => 200,
     };
     let mut extra: Vec<(String, String)> = Vec::new();
@@ -131,7 +152,9 @@ fn handle(request: &Request, served: u64, hoard: &mut Vec<Vec<u8>>) -> Vec<u8> {
     }
     let has = |name: &str| extra.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
 
-    let (body, content_type) = if let Some(kb) = number("large_kb") {
+    let (body, content_type) = if let Some((_, bytes)) = file {
+        (bytes, "text/plain; charset=utf-8")
+    } else if let Some(kb) = number("large_kb") {
         (
             vec![b'x'; (kb.max(0.0) as usize) * 1024],
             "text/plain; charset=utf-8",
