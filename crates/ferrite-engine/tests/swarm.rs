@@ -150,6 +150,7 @@ impl Env {
             labels: test_labels(&self.run),
             constraints: vec!["node.role==manager".to_string()],
             network: self.network.clone(),
+            confinement: ferrite_model::Confinement::resolve(None, 64),
         }
     }
 }

@@ -4,8 +4,10 @@
 
 use std::collections::HashMap;
 
-use bollard::models::Service;
-use bollard::query_parameters::{InspectServiceOptions, ListServicesOptions, UpdateServiceOptions};
+use bollard::models::{NodeState, Service};
+use bollard::query_parameters::{
+    InspectServiceOptions, ListNodesOptions, ListServicesOptions, UpdateServiceOptions,
+};
 
 use super::definition::{labels, ServiceDefinition};
 use super::error::{is_conflict, is_not_found, is_out_of_sequence};
@@ -81,12 +83,16 @@ impl Swarm {
         def.validate()?;
         let name = def.service_name();
         let hash = def.spec_hash();
+        let cpu_ceiling = match def.confinement.cpus {
+            Some(_) => self.smallest_node_nano_cpus().await?,
+            None => None,
+        };
         for attempt in 1..=ATTEMPTS {
             let Some(service) = self.inspect(&name).await? else {
                 let key = new_key()?;
                 match self
                     .docker
-                    .create_service(spec::build(def, def.replicas, &key), None)
+                    .create_service(spec::build(def, def.replicas, &key, cpu_ceiling), None)
                     .await
                 {
                     Ok(created) => {
@@ -134,7 +140,12 @@ impl Swarm {
             let options = update_options(&service, &name)?;
             match self
                 .docker
-                .update_service(&name, spec::build(def, replicas, &key), options, None)
+                .update_service(
+                    &name,
+                    spec::build(def, replicas, &key, cpu_ceiling),
+                    options,
+                    None,
+                )
                 .await
             {
                 Ok(_) => {
@@ -271,6 +282,21 @@ impl Swarm {
             .await?
             .ok_or_else(|| SwarmError::NotFound(name.to_string()))?;
         Ok(key_of(&service.spec.unwrap_or_default()))
+    }
+
+    /// The CPUs of the Swarm's smallest ready node, in billionths: the most a
+    /// task's CPU cap may name for the task to start on any node. `None`
+    /// when no node says.
+    async fn smallest_node_nano_cpus(&self) -> Result<Option<i64>, SwarmError> {
+        let nodes = self.docker.list_nodes(None::<ListNodesOptions>).await?;
+        Ok(nodes
+            .iter()
+            .filter(|n| {
+                n.status.as_ref().and_then(|s| s.state) == Some(NodeState::READY)
+            })
+            .filter_map(|n| n.description.as_ref()?.resources.as_ref()?.nano_cpus)
+            .filter(|cpus| *cpus > 0)
+            .min())
     }
 
     /// A service by name, `None` when there is none.

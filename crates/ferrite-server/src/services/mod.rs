@@ -253,6 +253,7 @@ impl Services {
             labels: spec.labels.clone(),
             constraints: spec.constraints.clone(),
             network: self.settings.network.clone(),
+            confinement: route.confinement(),
         }
     }
 
