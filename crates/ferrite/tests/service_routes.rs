@@ -208,8 +208,10 @@ fn api_refuses_bad_sections_and_writes_nothing() {
         &server,
         "POST",
         "/v1/apps/myapp/routes",
-        Some(json!({"route": {"path": "/bad", "image": "img", "service": {},
-            "confinement": {"network": "none"}}})),
+        Some(
+            json!({"route": {"path": "/bad", "image": "img", "service": {},
+            "confinement": {"network": "none"}}}),
+        ),
     );
     assert_400((status, body), "confinement.network");
     let (status, _) = send(&server, "GET", "/v1/apps/myapp/routes/bad", None);

@@ -291,9 +291,7 @@ impl Swarm {
         let nodes = self.docker.list_nodes(None::<ListNodesOptions>).await?;
         Ok(nodes
             .iter()
-            .filter(|n| {
-                n.status.as_ref().and_then(|s| s.state) == Some(NodeState::READY)
-            })
+            .filter(|n| n.status.as_ref().and_then(|s| s.state) == Some(NodeState::READY))
             .filter_map(|n| n.description.as_ref()?.resources.as_ref()?.nano_cpus)
             .filter(|cpus| *cpus > 0)
             .min())

@@ -338,7 +338,10 @@ mod tests {
         assert_eq!(c.mounts, None, "no host path, no socket");
         let limits = task.resources.unwrap().limits.unwrap();
         assert_eq!(limits.pids, Some(256));
-        assert_eq!(limits.nano_cpus, None, "no CPU weight in Swarm, no cap asked");
+        assert_eq!(
+            limits.nano_cpus, None,
+            "no CPU weight in Swarm, no cap asked"
+        );
         let log = task.log_driver.unwrap();
         assert_eq!(log.name.as_deref(), Some("json-file"));
         let options = log.options.unwrap();

@@ -124,8 +124,9 @@ impl Services {
         *copy.method_mut() = request.method().clone();
         *copy.uri_mut() = request.uri().clone();
         *copy.headers_mut() = request.headers().clone();
-        let value = HeaderValue::from_str(key.expose())
-            .map_err(|_| ForwardError::BadRequest("the service's key is not a header value".into()))?;
+        let value = HeaderValue::from_str(key.expose()).map_err(|_| {
+            ForwardError::BadRequest("the service's key is not a header value".into())
+        })?;
         copy.headers_mut()
             .insert(HeaderName::from_static(WATCHDOG_KEY_HEADER), value);
         self.forwarder
