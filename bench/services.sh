@@ -61,21 +61,32 @@ SWARM=$(swarm_ensure)
 "$FERRITE" services image ferrite/hello -t "$COLD_IMAGE" >&2
 docker network create --driver overlay --attachable "$ID" >/dev/null
 PORT=$(free_port)
+# From inside its container the host is not loopback: the node's /v1 needs
+# a key, and the calls below a token signed with it (HS256, one hour).
+KEY=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+TOKEN=$(python3 - "$KEY" <<'EOF'
+import base64, hashlib, hmac, json, sys, time
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+signed = b64(b'{"alg":"HS256","typ":"JWT"}') + "." + b64(json.dumps({"exp": int(time.time()) + 3600}).encode())
+print(signed + "." + b64(hmac.new(sys.argv[1].encode(), signed.encode(), hashlib.sha256).digest()))
+EOF
+)
+v1() { curl -sf -H "Authorization: Bearer $TOKEN" "$@"; }
 docker run -d --name "$ID" --network "$ID" -p "127.0.0.1:$PORT:8080" \
   -v /var/run/docker.sock:/var/run/docker.sock -v "$ID:/var/lib/ferrite" \
   -e FERRITE_NODE_ID="$ID" -e FERRITE_SERVICE_OWNER="$ID" -e FERRITE_SERVICE_NETWORK="$ID" \
-  -e LOG_LEVEL=warn ferrite/ferrite >/dev/null
+  -e JWT_AUTH_KEY="$KEY" -e LOG_LEVEL=warn ferrite/ferrite >/dev/null
 URL=http://127.0.0.1:$PORT
 for _ in $(seq 100); do curl -sf "$URL/health" >/dev/null && break; sleep 0.2; done
 
-curl -sf -o /dev/null -X POST "$URL/v1/apps/bench/routes" -d "{\"route\":{\"path\":\"/hello\",
+v1 -o /dev/null -X POST "$URL/v1/apps/bench/routes" -d "{\"route\":{\"path\":\"/hello\",
   \"image\":\"$HOT_IMAGE\",\"config\":{\"ferrite_watchdog_concurrency\":\"8\"},
   \"service\":{\"min_replicas\":1,\"max_replicas\":1,\"target_concurrency\":100}}}"
-curl -sf -o /dev/null -X POST "$URL/v1/apps/bench/routes" -d "{\"route\":{\"path\":\"/zero\",
+v1 -o /dev/null -X POST "$URL/v1/apps/bench/routes" -d "{\"route\":{\"path\":\"/zero\",
   \"image\":\"$COLD_IMAGE\",\"service\":{\"min_replicas\":0,\"scale_to_zero_after\":1}}}"
 
 service() { # field of a route's service in GET /v1/services
-  curl -sf "$URL/v1/services" | python3 -c "import json, sys
+  v1 "$URL/v1/services" | python3 -c "import json, sys
 s = [s for s in json.load(sys.stdin)['services'] if s['path'] == '$1']
 print(json.dumps(s[0]['$2']) if s else 'null')"
 }

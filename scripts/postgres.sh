@@ -15,7 +15,9 @@
 # root) the dir belongs to the `postgres` system user the package creates and
 # the server runs as that user. The server listens on 127.0.0.1 on a free port,
 # with trust authentication for the superuser `ferrite`, and with fsync off: a
-# test cluster is discarded, so durability only costs time. The system's own
+# test cluster is discarded, so durability only costs time. Roles that are
+# members of the role `password_required` must give their password
+# (scram-sha-256), so that a test can check a client that sends one. The system's own
 # clusters (/etc/postgresql, /var/lib/postgresql) are never touched.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -55,6 +57,8 @@ if ! "${as_pg[@]}" "$bin/initdb" -D "$DIR/data" -U ferrite --auth=trust \
   exit 1
 fi
 
+"${as_pg[@]}" sed -i '1i host all +password_required 127.0.0.1/32 scram-sha-256' "$DIR/data/pg_hba.conf"
+
 for _ in 1 2 3 4 5; do  # a few ports, in case one is taken meanwhile
   port=$(free_port)
   if "${as_pg[@]}" "$bin/pg_ctl" -D "$DIR/data" -l "$DIR/postgres.log" -w -t 60 \
@@ -62,6 +66,8 @@ for _ in 1 2 3 4 5; do  # a few ports, in case one is taken meanwhile
           -c max_connections=300 -c shared_buffers=32MB \
           -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
       start </dev/null >/dev/null 2>&1; then
+    psql -q "postgres://ferrite@127.0.0.1:$port/postgres" \
+      -c "CREATE ROLE password_required NOLOGIN" </dev/null >/dev/null
     echo "POSTGRES_URL=postgres://ferrite@127.0.0.1:$port/postgres"
     cat >/dev/null || true  # until standard input closes
     exit 0

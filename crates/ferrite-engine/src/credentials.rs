@@ -89,8 +89,12 @@ impl Credentials {
             Some(auths) => auths.clone(),
             None => value,
         };
-        let entries: HashMap<String, Entry> =
-            serde_json::from_value(auths).map_err(|e| format!("unexpected shape: {e}"))?;
+        // serde's message would quote the offending value, which may be a
+        // password: say only what was expected.
+        let entries: HashMap<String, Entry> = serde_json::from_value(auths).map_err(|_| {
+            "unexpected shape: expected {\"auths\":{\"REGISTRY\":{\"auth\":\"base64 of user:password\"}}}"
+                .to_string()
+        })?;
         let mut by_registry = HashMap::new();
         for (registry, entry) in entries {
             let (mut username, mut password) = (entry.username, entry.password);

@@ -12,7 +12,9 @@ pub mod confinement;
 pub mod contract;
 pub mod decode;
 pub mod error;
+pub mod redact;
 pub mod route;
+pub mod route_view;
 pub mod service;
 pub mod validate;
 
@@ -21,6 +23,7 @@ pub use call::{Call, CallStatus, IllegalTransition, Millis};
 pub use confinement::{Confinement, ConfinementInput, ConfinementSpec};
 pub use error::{ApiError, ErrorKind};
 pub use route::{Format, Headers, Route, RouteInput, RouteType};
+pub use route_view::RouteView;
 pub use service::{ServiceInput, ServiceSpec};
 
 /// String map of configuration, handed to functions as environment variables.

@@ -30,8 +30,9 @@ impl ChangeBus {
     /// queue URL.
     pub async fn open(url: &str) -> Result<ChangeBus, QueueError> {
         let (server, prefix) = parse_url(url)?;
+        let shown = ferrite_model::redact::url(url);
         let client = Client::open(server.as_str()).map_err(|e| {
-            QueueError::Config(format!("queue URL {url:?} is not a valid Redis URL: {e}"))
+            QueueError::Config(format!("queue URL {shown:?} is not a valid Redis URL: {e}"))
         })?;
         let publisher = ConnectionManager::new(client.clone()).await?;
         Ok(ChangeBus {

@@ -88,7 +88,8 @@ pub async fn open(url: &str) -> Result<Arc<dyn Queue>, QueueError> {
     } else {
         let scheme = url.split(':').next().unwrap_or_default();
         Err(QueueError::Config(format!(
-            "MQ_URL {url:?}: unsupported queue {scheme:?}; use sqlite://path/to/queue.db or redis://host:port/prefix"
+            "MQ_URL {:?}: unsupported queue {scheme:?}; use sqlite://path/to/queue.db or redis://host:port/prefix",
+            ferrite_model::redact::url(url)
         )))
     }
 }

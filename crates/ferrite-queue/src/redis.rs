@@ -159,15 +159,16 @@ pub struct RedisQueue {
 /// Split `redis://authority/prefix` into the server URL the client takes
 /// and the key prefix.
 pub(crate) fn parse_url(url: &str) -> Result<(String, String), QueueError> {
+    let shown = ferrite_model::redact::url(url);
     let rest = url.strip_prefix("redis://").ok_or_else(|| {
         QueueError::Config(format!(
-            "queue URL {url:?} is not a Redis URL; use redis://host:port/prefix"
+            "queue URL {shown:?} is not a Redis URL; use redis://host:port/prefix"
         ))
     })?;
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
     if authority.is_empty() || path.contains(['?', '#']) {
         return Err(QueueError::Config(format!(
-            "queue URL {url:?}: expected redis://host:port/prefix"
+            "queue URL {shown:?}: expected redis://host:port/prefix"
         )));
     }
     let prefix = path.trim_matches('/');
@@ -178,7 +179,7 @@ pub(crate) fn parse_url(url: &str) -> Result<(String, String), QueueError> {
     };
     if prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(QueueError::Config(format!(
-            "queue URL {url:?}: the key prefix {prefix:?} has blanks or control characters"
+            "queue URL {shown:?}: the key prefix {prefix:?} has blanks or control characters"
         )));
     }
     Ok((format!("redis://{authority}"), prefix.to_string()))
@@ -189,8 +190,9 @@ impl RedisQueue {
     /// that it answers. Nothing is created until the first push.
     pub async fn open(url: &str) -> Result<RedisQueue, QueueError> {
         let (server, prefix) = parse_url(url)?;
+        let shown = ferrite_model::redact::url(url);
         let client = Client::open(server.as_str()).map_err(|e| {
-            QueueError::Config(format!("queue URL {url:?} is not a valid Redis URL: {e}"))
+            QueueError::Config(format!("queue URL {shown:?} is not a valid Redis URL: {e}"))
         })?;
         // One plain attempt first: the manager retries its first connection
         // with backoff, which would make a wrong URL hang instead of fail.
@@ -202,12 +204,12 @@ impl RedisQueue {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
                 return Err(QueueError::Config(format!(
-                    "queue URL {url:?}: cannot reach Redis: {e}"
+                    "queue URL {shown:?}: cannot reach Redis: {e}"
                 )))
             }
             Err(_) => {
                 return Err(QueueError::Config(format!(
-                    "queue URL {url:?}: Redis did not answer within {CONNECTION_TIMEOUT:?}"
+                    "queue URL {shown:?}: Redis did not answer within {CONNECTION_TIMEOUT:?}"
                 )))
             }
         }
@@ -219,9 +221,9 @@ impl RedisQueue {
         let conn = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(|e| {
-                QueueError::Config(format!("queue URL {url:?}: cannot reach Redis: {e}"))
+                QueueError::Config(format!("queue URL {shown:?}: cannot reach Redis: {e}"))
             })?;
-        tracing::info!(server, prefix, "redis queue ready");
+        tracing::info!(server = %ferrite_model::redact::url(&server), prefix, "redis queue ready");
         Ok(RedisQueue {
             conn,
             visible: format!("{prefix}:visible"),

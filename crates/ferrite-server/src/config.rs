@@ -1,5 +1,8 @@
 //! The server's configuration: one struct, read once from flags and the
-//! environment in `main`, then passed down as a value.
+//! environment in `main`, then passed down as a value (its secret files
+//! read in first: [`secrets`]).
+
+mod secrets;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -20,9 +23,20 @@ pub struct ServerConfig {
     #[arg(long, env = "FERRITE_HOST", default_value = "0.0.0.0")]
     pub host: IpAddr,
 
-    /// Where apps and routes are stored: `sqlite://path/to/file.db`.
-    #[arg(long, env = "DB_URL", default_value = "sqlite://./data/ferrite.db")]
+    /// Where apps and routes are stored: `sqlite://path/to/file.db` or
+    /// `postgres://user@host/db` (its password is better in DB_PASSWORD_FILE).
+    #[arg(
+        long,
+        env = "DB_URL",
+        default_value = "sqlite://./data/ferrite.db",
+        hide_env_values = true
+    )]
     pub db_url: String,
+
+    /// A file holding the password of DB_URL's user (a Docker secret); one
+    /// trailing newline is ignored. Default: none (the password, if any, is in DB_URL).
+    #[arg(long, env = "DB_PASSWORD_FILE")]
+    pub db_password_file: Option<PathBuf>,
 
     /// Log filter: a level (`info`, `debug`) or per-module directives
     /// (`info,ferrite_server=debug`).
@@ -33,10 +47,17 @@ pub struct ServerConfig {
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// When set, every /v1 request needs `Authorization: Bearer <JWT>`
-    /// signed (HS256) with this key.
+    /// When set, every /v1 request, from any address, needs
+    /// `Authorization: Bearer <JWT>` signed (HS256) with this key (32 bytes or
+    /// more). Default: unset, and /v1 answers only clients on the loopback
+    /// interface.
     #[arg(long, env = "JWT_AUTH_KEY", hide_env_values = true)]
     pub jwt_auth_key: Option<String>,
+
+    /// A file holding JWT_AUTH_KEY (a Docker secret); one trailing newline is
+    /// ignored. Default: none.
+    #[arg(long, env = "JWT_AUTH_KEY_FILE")]
+    pub jwt_auth_key_file: Option<PathBuf>,
 
     /// Largest request body accepted on /v1, in bytes.
     #[arg(long, env = "API_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
@@ -101,8 +122,13 @@ pub struct ServerConfig {
     /// Where async calls wait: `sqlite://path/to/queue.db` (default: `queue.db`
     /// next to a SQLite DB_URL, else `./data/queue.db`) or
     /// `redis://host:port/prefix`.
-    #[arg(long, env = "MQ_URL")]
+    #[arg(long, env = "MQ_URL", hide_env_values = true)]
     pub mq_url: Option<String>,
+
+    /// A file holding the password of a Redis MQ_URL (a Docker secret); one
+    /// trailing newline is ignored. Default: none.
+    #[arg(long, env = "MQ_PASSWORD_FILE")]
+    pub mq_password_file: Option<PathBuf>,
 
     /// Async calls running at once on this node, at most (0: this node runs none).
     #[arg(long, env = "FERRITE_ASYNC_CONCURRENCY", default_value_t = 16)]

@@ -125,9 +125,14 @@ pub async fn serve(
     ));
     let router = api::router(state);
     tracing::info!(addr = %listener.local_addr()?, "ferrite listening");
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    // The peer address goes into every request (`ConnectInfo`): without a
+    // key, `/v1` answers loopback peers only.
+    let served = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
     // Stop taking tasks, let running ones finish for a while, then stop the
     // engine: calls still running fail with "shutting down" and go back to
     // the queue for another node (or this one's next start).

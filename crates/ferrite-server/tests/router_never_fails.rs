@@ -2,10 +2,13 @@
 //! never panic the server, never produce a 5xx, and every error answer has
 //! the `{"error":{"message":...}}` shape.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::Request;
+use axum::Extension;
 use clap::Parser;
 use ferrite_engine::Engine;
 use ferrite_server::{api, Node, ServerConfig};
@@ -98,7 +101,10 @@ proptest! {
             let engine = Engine::start(config.engine_settings()).await.unwrap();
             let tasks = TaskTracker::new();
             let node = Node { store, queue, engine: engine.clone(), bus: None };
-            let router = api::router(api::AppState::new(node, &config, &tasks));
+            // No socket here: every request comes from a loopback peer, as
+            // `serve` would say for a local client, so that /v1 is reached.
+            let peer = ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40_000)));
+            let router = api::router(api::AppState::new(node, &config, &tasks)).layer(Extension(peer));
             for (method, path, body) in requests {
                 let Ok(request) = Request::builder().method(method).uri(&path).body(Body::from(body)) else {
                     continue; // not a URI a client could send

@@ -76,21 +76,6 @@ fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
         .is_some_and(|e| e.is_foreign_key_violation())
 }
 
-/// `url` with its password (if any) masked, for messages.
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    match rest[..authority_end].rsplit_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}{}", &rest[authority_end..])
-        }
-        _ => url.to_string(),
-    }
-}
-
 impl PostgresStore {
     /// Connect to the database of a `postgres://` (or `postgresql://`) URL
     /// and bring its schema up to date.
@@ -98,7 +83,7 @@ impl PostgresStore {
         let mut options = PgConnectOptions::from_str(url).map_err(|e| {
             StoreError::Config(format!(
                 "DB_URL {:?} is not a valid PostgreSQL URL: {e}",
-                redact(url)
+                ferrite_model::redact::url(url)
             ))
         })?;
         if options.get_application_name().is_none() {
@@ -108,7 +93,7 @@ impl PostgresStore {
         let unreachable = |e: sqlx::Error| {
             StoreError::Config(format!(
                 "DB_URL {:?}: cannot connect to PostgreSQL: {e}",
-                redact(url)
+                ferrite_model::redact::url(url)
             ))
         };
         // A connection of its own, closed at once even when a migration
@@ -676,26 +661,5 @@ impl Store for PostgresStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_masked_in_messages() {
-        assert_eq!(
-            redact("postgres://ferrite:s3cret@db:5432/ferrite?sslmode=disable"),
-            "postgres://ferrite:***@db:5432/ferrite?sslmode=disable"
-        );
-        assert_eq!(redact("postgresql://u:p:q@h/d"), "postgresql://u:***@h/d");
-        for plain in [
-            "postgres://ferrite@db/ferrite",
-            "postgres://db/ferrite?user=a@b",
-            "postgres:nothing",
-        ] {
-            assert_eq!(redact(plain), plain);
-        }
     }
 }

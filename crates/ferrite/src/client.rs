@@ -1,9 +1,10 @@
 //! The HTTP client of the v1 API that every client command talks through.
 //!
 //! It owns the three things a command should not care about: where the server
-//! is (`API_URL`), how to authenticate (`JWT_AUTH_KEY`), and how a failure
-//! becomes one readable line: "cannot reach the server at ..." when there is
-//! no answer, or the status and the server's own message when there is one.
+//! is and how to authenticate (both from [`crate::credentials`]: the
+//! environment or the config file, never a flag), and how a failure becomes
+//! one readable line: "cannot reach the server at ..." when there is no
+//! answer, or the status and the server's own message when there is one.
 //! Function calls through `/r/` go through it too, with their own timeout and
 //! token (see [`Client::for_calls`]).
 
@@ -16,24 +17,24 @@ use reqwest::{Method, Response, StatusCode, Url};
 use serde::Serialize;
 use serde_json::Value;
 
-/// Where the server is: all that a function call needs, since the
-/// `JWT_AUTH_KEY` token guards only `/v1`.
+use crate::credentials::{self, Credential};
+
+/// Where the server is: all that a function call needs, since the `/v1`
+/// credential guards only `/v1`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerArgs {
-    /// URL of the Ferrite API (a bare `host:port` means http).
-    #[arg(long, env = "API_URL", default_value = "http://localhost:8080")]
-    pub api_url: String,
+    /// URL of the Ferrite API (a bare `host:port` means http) [default:
+    /// api_url of ~/.config/ferrite/config.toml, else http://localhost:8080].
+    #[arg(long, env = "API_URL")]
+    pub api_url: Option<String>,
 }
 
-/// The server a client command talks to, and how to authenticate to it.
+/// The server a client command talks to. How it authenticates is not a
+/// flag: see [`crate::credentials`].
 #[derive(Debug, Clone, clap::Args)]
 pub struct ApiArgs {
     #[command(flatten)]
     pub server: ServerArgs,
-    /// Key to sign an HS256 token with, for a server started with
-    /// `JWT_AUTH_KEY`.
-    #[arg(long, env = "JWT_AUTH_KEY", hide_env_values = true)]
-    pub jwt_auth_key: Option<String>,
 }
 
 /// How long to wait for a TCP connection before saying the server is unreachable.
@@ -43,8 +44,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a function call may take in all: the longest `timeout` a route
 /// may have, plus room for waiting on a free slot and starting a container.
 const CALL_TIMEOUT: Duration = Duration::from_secs(ferrite_model::route::MAX_TIMEOUT_S + 10 * 60);
-/// Lifetime of the bearer token sent with each command.
-const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+/// Lifetime of the bearer token the CLI signs for one command: longer than
+/// any command's requests, short enough that a token seen on the way (a
+/// proxy's log) is soon worthless.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 /// How much of a body that is not the API's JSON error is worth showing.
 const BODY_EXCERPT_CHARS: usize = 200;
 
@@ -108,7 +111,8 @@ pub struct FunctionCall<'a> {
     pub headers: HeaderMap,
     /// The function's stdin; for a GET, sent as the `payload` query parameter.
     pub body: Vec<u8>,
-    /// Key of the route's `jwt_key`, to sign the call's bearer token with.
+    /// Key of the route's `jwt_key`, to sign the call's bearer token with
+    /// (`FERRITE_ROUTE_JWT_KEY`).
     pub jwt_key: Option<&'a str>,
 }
 
@@ -121,28 +125,32 @@ struct Claims {
 }
 
 impl Client {
-    /// Build a client from the command's `--api-url` / `API_URL` and
-    /// `--jwt-auth-key` / `JWT_AUTH_KEY`.
+    /// Build a client of `/v1` from the command's `--api-url` / `API_URL`
+    /// and the credential of the environment or the config file.
     pub fn new(args: &ApiArgs) -> anyhow::Result<Client> {
-        let bearer = match args.jwt_auth_key.as_deref().filter(|k| !k.is_empty()) {
-            Some(key) => Some(bearer(key, "JWT_AUTH_KEY")?),
+        let settings = credentials::load(
+            args.server.api_url.as_deref(),
+            true,
+            &credentials::process_env,
+        )?;
+        let bearer = match settings.credential {
+            Some(Credential::Key { key, from }) => Some(bearer(&key, &from)?),
+            Some(Credential::Token(token)) => Some(format!("Bearer {token}")),
             None => None,
         };
-        Client::build(&args.server, REQUEST_TIMEOUT, bearer)
+        Client::build(&settings.api_url, REQUEST_TIMEOUT, bearer)
     }
 
-    /// Build a client for [`Client::call`]: it sends no `JWT_AUTH_KEY` token
-    /// (that key guards only `/v1`) and waits as long as a function may run.
+    /// Build a client for [`Client::call`]: it sends no `/v1` credential
+    /// (that guards only `/v1`) and waits as long as a function may run.
     pub fn for_calls(args: &ServerArgs) -> anyhow::Result<Client> {
-        Client::build(args, CALL_TIMEOUT, None)
+        let settings =
+            credentials::load(args.api_url.as_deref(), false, &credentials::process_env)?;
+        Client::build(&settings.api_url, CALL_TIMEOUT, None)
     }
 
-    fn build(
-        args: &ServerArgs,
-        timeout: Duration,
-        bearer: Option<String>,
-    ) -> anyhow::Result<Client> {
-        let base = parse_base_url(&args.api_url)?;
+    fn build(api_url: &str, timeout: Duration, bearer: Option<String>) -> anyhow::Result<Client> {
+        let base = parse_base_url(api_url)?;
         let shown = base.as_str().trim_end_matches('/').to_string();
         let http = reqwest::Client::builder()
             .user_agent(concat!("ferrite-cli/", env!("CARGO_PKG_VERSION")))
@@ -177,7 +185,7 @@ impl Client {
         }
         let mut headers = call.headers;
         if let Some(key) = call.jwt_key.filter(|k| !k.is_empty()) {
-            let value = HeaderValue::from_str(&bearer(key, "--jwt-key")?)
+            let value = HeaderValue::from_str(&bearer(key, "FERRITE_ROUTE_JWT_KEY")?)
                 .context("the signed token is not a valid header value")?;
             headers.insert(AUTHORIZATION, value);
         }
@@ -447,13 +455,7 @@ mod tests {
     use super::*;
 
     fn client(url: &str) -> Client {
-        Client::new(&ApiArgs {
-            server: ServerArgs {
-                api_url: url.to_string(),
-            },
-            jwt_auth_key: None,
-        })
-        .unwrap()
+        Client::build(url, REQUEST_TIMEOUT, None).unwrap()
     }
 
     #[test]
@@ -475,13 +477,7 @@ mod tests {
             c.url(&["version"], &[]).as_str(),
             "https://example.com/ferrite/version"
         );
-        assert!(Client::new(&ApiArgs {
-            server: ServerArgs {
-                api_url: "ftp://x".into()
-            },
-            jwt_auth_key: None
-        })
-        .is_err());
+        assert!(Client::build("ftp://x", REQUEST_TIMEOUT, None).is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::io::{ErrorKind, Write};
 
 use anyhow::Context;
 use comfy_table::{presets::NOTHING, Table};
-use ferrite_model::{App, Call, Config, Headers, Millis, Route, ServiceSpec};
+use ferrite_model::{App, Call, Config, Headers, Millis, Route, RouteView, ServiceSpec};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -82,9 +82,10 @@ pub fn routes_table(routes: &[Route]) -> String {
     render(table)
 }
 
-/// Every field of one route, one per line. A JWT key is shown as set, not
-/// printed; `--json` has the value.
-pub fn route_details(route: &Route) -> String {
+/// Every field of one route, one per line. The server never shows a
+/// route's JWT key, only whether it has one.
+pub fn route_details(shown: &RouteView) -> String {
+    let route = &shown.route;
     let mut table = table();
     for (field, value) in [
         ("APP", route.app_name.clone()),
@@ -101,7 +102,7 @@ pub fn route_details(route: &Route) -> String {
         ("CONFIG", config_lines(route.config.as_ref())),
         (
             "JWT KEY",
-            if route.jwt_key.is_some() { "set" } else { NONE }.to_string(),
+            if shown.has_jwt_key() { "set" } else { NONE }.to_string(),
         ),
     ] {
         table.add_row([field.to_string(), value]);

@@ -229,6 +229,11 @@ fn routes_in_tables() {
 fn routes_in_json() {
     let server = TestServer::start();
     ok(&server, &["apps", "create", "myapp"]);
+    // A route's key comes from a file: a flag would land in shell history.
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("route.key");
+    std::fs::write(&key_file, "route-secret\n").unwrap();
+    let key_file = key_file.to_str().unwrap();
 
     let route = ok_json(
         &server,
@@ -260,8 +265,8 @@ fn routes_in_json() {
             "X-B=b",
             "--config",
             "K=V",
-            "--jwt-key",
-            "route-secret",
+            "--jwt-key-file",
+            key_file,
         ],
     );
     assert_eq!(route["app_name"], "myapp");
@@ -279,7 +284,9 @@ fn routes_in_json() {
         serde_json::json!({"X-A": ["1", "2"], "X-B": ["b"]})
     );
     assert_eq!(route["config"], serde_json::json!({"K": "V"}));
-    assert_eq!(route["jwt_key"], "route-secret");
+    // Write-only: the answer says that there is a key, never what it is.
+    assert_eq!(route["jwt_key_set"], true);
+    assert!(!route.to_string().contains("route-secret"), "{route}");
 
     let route = ok_json(
         &server,
@@ -296,7 +303,11 @@ fn routes_in_json() {
 
     let route = ok_json(&server, &["routes", "inspect", "myapp", "/a/b"]);
     assert_eq!(route["image"], "ferrite/hello");
-    assert_eq!(route["jwt_key"], "route-secret");
+    assert_eq!(route["jwt_key_set"], true);
+    assert!(!route.to_string().contains("route-secret"), "{route}");
+    let details = ok(&server, &["routes", "inspect", "myapp", "/a/b"]);
+    assert_eq!(field(&details, "JWT KEY"), "set");
+    assert!(!details.contains("route-secret"), "{details}");
 
     let route = ok_json(
         &server,
@@ -313,18 +324,17 @@ fn routes_in_json() {
             "K=",
             "--config",
             "L=2",
-            "--jwt-key",
-            "",
+            "--no-jwt-key",
         ],
     );
     assert_eq!(route["timeout"], 20);
     assert_eq!(route["memory"], 256);
     assert_eq!(route["headers"], serde_json::json!({"X-B": ["b"]}));
     assert_eq!(route["config"], serde_json::json!({"L": "2"}));
-    assert!(
-        matches!(route.get("jwt_key"), None | Some(Value::Null)),
-        "{route}"
-    );
+    assert!(route.get("jwt_key").is_none(), "{route}");
+    assert!(route.get("jwt_key_set").is_none(), "{route}");
+    let details = ok(&server, &["routes", "inspect", "myapp", "/a/b"]);
+    assert_eq!(field(&details, "JWT KEY"), "-");
 
     let answer = ok_json(&server, &["routes", "delete", "myapp", "/plain"]);
     assert!(answer["message"].is_string(), "{answer}");

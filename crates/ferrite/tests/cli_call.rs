@@ -187,28 +187,35 @@ fn routes_with_a_jwt_key_need_its_token() {
         cli::ok_cmd(cmd, args);
     };
     create(&["apps", "create", "myapp"]);
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("route.key");
+    std::fs::write(&key_file, "k\n").unwrap();
     create(&[
         "routes",
         "create",
         "myapp",
         "/secret",
         "ferrite/hello",
-        "--jwt-key",
-        "k",
+        "--jwt-key-file",
+        key_file.to_str().unwrap(),
     ]);
     create(&["routes", "create", "myapp", "/open", "ferrite/hello"]);
 
+    // The route's key comes from FERRITE_ROUTE_JWT_KEY, never from a flag.
     let name = b"{\"name\":\"Jwt\"}";
     let args = ["myapp", "/secret"];
     let line = failed(call_with(&server, &admin, &args, name), &args);
     assert!(line.starts_with("error: 401 Unauthorized: "), "{line}");
-    let args = ["myapp", "/secret", "--jwt-key", "wrong"];
-    let line = failed(call(&server, &args, name), &args);
+    let wrong = [("FERRITE_ROUTE_JWT_KEY", "wrong")];
+    let line = failed(call_with(&server, &wrong, &args, name), &args);
     assert!(line.starts_with("error: 401 Unauthorized: "), "{line}");
+    let flag = ["myapp", "/secret", "--jwt-key", "k"];
+    let line = only_error_line(&call(&server, &flag, name), 2, &flag);
+    assert!(line.contains("--jwt-key"), "{line}");
 
-    let args = ["myapp", "/secret", "--jwt-key", "k"];
+    let route_key = [("JWT_AUTH_KEY", "admin"), ("FERRITE_ROUTE_JWT_KEY", "k")];
     assert_eq!(
-        ok(call_with(&server, &admin, &args, name), &args),
+        ok(call_with(&server, &route_key, &args, name), &args),
         b"Hello Jwt!\n"
     );
     let args = ["myapp", "/open"];

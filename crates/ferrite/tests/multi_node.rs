@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::haproxy::HaProxy;
 use common::redis::RedisServer;
-use common::{client, eventually, require_images, TestServer};
+use common::{client, eventually, require_images, token, TestServer};
 use serde_json::{json, Value};
 
 const SYNC_CLIENTS: usize = 4;
@@ -33,8 +33,17 @@ fn hot_containers(node: &str) -> usize {
         .count()
 }
 
+/// The nodes' management key: HAProxy says whom it forwards for, so /v1
+/// through it is remote and needs a token, as in production.
+const KEY: &str = "multi-node-management-key-of-32-bytes";
+
 fn post(url: &str, body: Value) -> reqwest::blocking::Response {
-    client().post(url).body(body.to_string()).send().unwrap()
+    client()
+        .post(url)
+        .bearer_auth(token(KEY, 600))
+        .body(body.to_string())
+        .send()
+        .unwrap()
 }
 
 #[test]
@@ -47,6 +56,7 @@ fn a_node_dies_under_load_behind_haproxy() {
         ("DB_URL", db.as_str()),
         ("MQ_URL", mq.as_str()),
         ("FERRITE_ASYNC_LEASE_SECS", "5"),
+        ("JWT_AUTH_KEY", KEY),
     ];
     let mut nodes: Vec<TestServer> = (0..3).map(|_| TestServer::start_with_env(&env)).collect();
     let urls: Vec<&str> = nodes.iter().map(|n| n.url.as_str()).collect();
@@ -208,6 +218,7 @@ fn a_node_dies_under_load_behind_haproxy() {
                 "{}/v1/apps/myapp/calls?path=/later&status=success&per_page=1000",
                 survivor.url
             ))
+            .bearer_auth(token(KEY, 600))
             .send()
             .unwrap()
             .json()

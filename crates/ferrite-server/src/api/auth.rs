@@ -1,8 +1,19 @@
-//! `JWT_AUTH_KEY`: every `/v1` request must carry a bearer token signed
-//! (HS256) with the key, and not expired.
+//! Who may use the management API (`/v1`), and the bearer tokens that prove
+//! it (also those of a route's `jwt_key`).
+//!
+//! Without `JWT_AUTH_KEY`, `/v1` answers only clients whose TCP peer is on
+//! the loopback interface: the operator on the node itself. A request that
+//! carries a proxy header (`Forwarded`, `X-Forwarded-For`, `X-Real-IP`)
+//! counts as remote even from loopback, because a reverse proxy on the same
+//! host would otherwise open `/v1` to whoever reaches the proxy. With a key,
+//! every `/v1` request, loopback included, needs a token signed with it.
+//! Either way the check runs before any handler, so before a body is read.
 
-use axum::extract::{Request, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::AUTHORIZATION;
+use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ferrite_model::ApiError;
@@ -11,7 +22,88 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 use super::{AppState, Error};
 
-/// Checks HS256 tokens against one key. `exp` is required and checked.
+/// How far a token's `exp` and `nbf` may be off, for clocks that drift
+/// apart between the signer and this node.
+const LEEWAY_SECS: u64 = 60;
+
+/// Headers a proxy adds to say whom it forwards for: a loopback request
+/// with one of them came from elsewhere.
+const PROXY_HEADERS: [&str; 3] = ["Forwarded", "X-Forwarded-For", "X-Real-IP"];
+
+/// Who may use `/v1` on this node.
+pub enum Management {
+    /// No key is set: clients on the loopback interface, not through a proxy.
+    LoopbackOnly,
+    /// `JWT_AUTH_KEY` is set: any client with a token signed with it.
+    /// Boxed: a verifier is large, and the state holds one of these.
+    Token(Box<Verifier>),
+}
+
+impl Management {
+    pub fn new(key: Option<&str>) -> Management {
+        match key {
+            Some(key) => Management::Token(Box::new(Verifier::new(key))),
+            None => Management::LoopbackOnly,
+        }
+    }
+
+    /// Whether `request` may use `/v1`; the error says what would let it.
+    fn admit(&self, request: &Request) -> Result<(), ApiError> {
+        match self {
+            Management::Token(verifier) => verifier.check(
+                request
+                    .headers()
+                    .get(AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok()),
+            ),
+            Management::LoopbackOnly => {
+                let peer = request
+                    .extensions()
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|ConnectInfo(addr)| addr.ip());
+                local_client(peer, request.headers())
+            }
+        }
+    }
+}
+
+/// Without a key: the peer must be on loopback, and not a proxy speaking
+/// for someone else. A request whose peer is unknown counts as remote.
+fn local_client(peer: Option<IpAddr>, headers: &HeaderMap) -> Result<(), ApiError> {
+    const OPEN_IT: &str = "set JWT_AUTH_KEY (or JWT_AUTH_KEY_FILE) on the server and send \
+                           `Authorization: Bearer <token>` signed with it";
+    if !peer.is_some_and(is_loopback) {
+        return Err(ApiError::unauthorized(format!(
+            "the management API answers only clients on the server's own machine while no key \
+             is set: {OPEN_IT}"
+        )));
+    }
+    if let Some(header) = PROXY_HEADERS
+        .iter()
+        .find(|name| headers.contains_key(**name))
+    {
+        return Err(ApiError::unauthorized(format!(
+            "this request came through a proxy (it has a {header} header), so it counts as \
+             remote, and the management API answers only clients on the server's own machine \
+             while no key is set: {OPEN_IT}"
+        )));
+    }
+    Ok(())
+}
+
+/// 127.0.0.0/8, ::1, and IPv4-mapped loopback (`::ffff:127.0.0.1`, as a
+/// dual-stack socket reports an IPv4 client).
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+/// Checks HS256 tokens against one key: `exp` is required, `nbf` is checked
+/// when present, both with [`LEEWAY_SECS`].
 pub struct Verifier {
     key: DecodingKey,
     validation: Validation,
@@ -19,9 +111,12 @@ pub struct Verifier {
 
 impl Verifier {
     pub fn new(secret: &str) -> Verifier {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_SECS;
         Verifier {
             key: DecodingKey::from_secret(secret.as_bytes()),
-            validation: Validation::new(Algorithm::HS256),
+            validation,
         }
     }
 
@@ -44,6 +139,9 @@ impl Verifier {
             .map_err(|e| {
                 ApiError::unauthorized(match e.kind() {
                     JwtErrorKind::ExpiredSignature => "token has expired".to_string(),
+                    JwtErrorKind::ImmatureSignature => {
+                        "token is not valid yet (its nbf is in the future)".to_string()
+                    }
                     JwtErrorKind::InvalidSignature => "token signature is invalid".to_string(),
                     JwtErrorKind::MissingRequiredClaim(claim) => {
                         format!("token lacks the {claim:?} claim")
@@ -54,19 +152,14 @@ impl Verifier {
     }
 }
 
-pub async fn require_token(
+/// The `/v1` gate: [`Management::admit`], before the handler runs.
+pub async fn guard_management(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some(verifier) = &state.auth {
-        let header = request
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if let Err(err) = verifier.check(header) {
-            return Error(err).into_response();
-        }
+    if let Err(err) = state.management.admit(&request) {
+        return Error(err).into_response();
     }
     next.run(request).await
 }
@@ -74,12 +167,11 @@ pub async fn require_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::{HeaderName, HeaderValue};
     use jsonwebtoken::{encode, EncodingKey, Header};
     use serde_json::json;
 
-    fn token(secret: &str, exp_offset: i64) -> String {
-        let now = jsonwebtoken::get_current_timestamp() as i64;
-        let claims = json!({ "exp": now + exp_offset, "sub": "test" });
+    fn token(secret: &str, claims: serde_json::Value) -> String {
         encode(
             &Header::new(Algorithm::HS256),
             &claims,
@@ -88,24 +180,75 @@ mod tests {
         .unwrap()
     }
 
+    fn expiring(secret: &str, exp_offset: i64) -> String {
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        token(secret, json!({ "exp": now + exp_offset, "sub": "test" }))
+    }
+
     #[test]
     fn checks_signature_expiry_and_shape() {
         let v = Verifier::new("secret");
-        assert!(v
-            .check(Some(&format!("Bearer {}", token("secret", 600))))
-            .is_ok());
+        let bearer = |t: String| format!("Bearer {t}");
+        assert!(v.check(Some(&bearer(expiring("secret", 600)))).is_ok());
         assert!(v.check(None).unwrap_err().message.contains("missing"));
         assert!(v.check(Some("Basic abc")).is_err());
         assert!(v
-            .check(Some(&format!("Bearer {}", token("other", 600))))
+            .check(Some(&bearer(expiring("other", 600))))
             .unwrap_err()
             .message
             .contains("signature"));
         assert!(v
-            .check(Some(&format!("Bearer {}", token("secret", -3600))))
+            .check(Some(&bearer(expiring("secret", -3600))))
             .unwrap_err()
             .message
             .contains("expired"));
         assert!(v.check(Some("Bearer not.a.jwt")).is_err());
+        let now = jsonwebtoken::get_current_timestamp();
+        let no_exp = token("secret", json!({ "sub": "test" }));
+        assert!(v
+            .check(Some(&bearer(no_exp)))
+            .unwrap_err()
+            .message
+            .contains("\"exp\""));
+        let later = token("secret", json!({ "exp": now + 7200, "nbf": now + 3600 }));
+        assert!(v
+            .check(Some(&bearer(later)))
+            .unwrap_err()
+            .message
+            .contains("not valid yet"));
+        let skewed = token("secret", json!({ "exp": now + 7200, "nbf": now + 30 }));
+        assert!(v.check(Some(&bearer(skewed))).is_ok(), "within the leeway");
+    }
+
+    #[test]
+    fn loopback_without_proxy_headers_only() {
+        let none = HeaderMap::new();
+        for local in ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"] {
+            assert!(
+                local_client(Some(local.parse().unwrap()), &none).is_ok(),
+                "{local}"
+            );
+        }
+        for remote in [
+            "192.0.2.2",
+            "172.17.0.1",
+            "0.0.0.0",
+            "fd00::2",
+            "::ffff:10.0.0.1",
+        ] {
+            let err = local_client(Some(remote.parse().unwrap()), &none).unwrap_err();
+            assert!(err.message.contains("JWT_AUTH_KEY"), "{remote}");
+        }
+        assert!(
+            local_client(None, &none).is_err(),
+            "an unknown peer is remote"
+        );
+        for header in PROXY_HEADERS {
+            let mut headers = HeaderMap::new();
+            let name = HeaderName::from_bytes(header.as_bytes()).unwrap();
+            headers.insert(name, HeaderValue::from_static("for=192.0.2.9"));
+            let err = local_client(Some("127.0.0.1".parse().unwrap()), &headers).unwrap_err();
+            assert!(err.message.contains(header), "{header}");
+        }
     }
 }

@@ -1,8 +1,8 @@
 //! `/r/{app}/{path}`: call a function.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{OriginalUri, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::extract::{FromRequest, OriginalUri, Request, State};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use ferrite_model::{ApiError, App, Call, CallStatus, ErrorKind, Millis, Route, RouteType};
 
@@ -16,13 +16,14 @@ use crate::services::ServiceCall;
 /// The response header carrying the call's id.
 pub const CALL_ID_HEADER: &str = "fn-call-id";
 
+/// The request is taken whole and its body read only once the route is
+/// known and its `jwt_key` checked: a caller without the token must not make
+/// the node read (and hold) a body of up to the call limit.
 pub async fn invoke(
     State(state): State<AppState>,
     Param((app_name, rest)): Param<(String, String)>,
-    method: Method,
     OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    request: Request,
 ) -> Response {
     let path = format!("/{rest}");
     let cached = match state.routes.get(&*state.store, &app_name, &path).await {
@@ -30,7 +31,7 @@ pub async fn invoke(
         Err(e) => return Error::from(e).into_response(),
     };
     let (route, app) = (&cached.0, &cached.1);
-    let mut response = match call(&state, route, app, method, uri, headers, body).await {
+    let mut response = match call(&state, route, app, uri, request).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     };
@@ -42,18 +43,24 @@ async fn call(
     state: &AppState,
     route: &Route,
     app: &App,
-    method: Method,
     uri: Uri,
-    headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    mut request: Request,
 ) -> Result<Response, Error> {
     if let Some(key) = &route.jwt_key {
-        let auth = headers
+        let auth = request
+            .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
         Verifier::new(key).check(auth)?;
     }
-    let body = body.map_err(|rejection| body_error(&rejection, "for function calls"))?;
+    let method = request.method().clone();
+    // The body extractor needs no headers: take them rather than copy them.
+    let headers = std::mem::take(request.headers_mut());
+    // Within the `/r` body limit (`DefaultBodyLimit`, in the request's
+    // extensions): 413 beyond it.
+    let body = Bytes::from_request(request, &())
+        .await
+        .map_err(|rejection| body_error(&rejection, "for function calls"))?;
     let request = CallRequest {
         call_id: uuid::Uuid::now_v7().to_string(),
         request_url: execute::request_url(&headers, &uri),

@@ -50,8 +50,9 @@ pub struct AppState {
     pub(crate) changes: Arc<Changes>,
     /// Routes with a service section run here, or why not.
     pub(crate) services: ServiceState,
-    /// Verifies `/v1` bearer tokens when `JWT_AUTH_KEY` is set.
-    auth: Option<Arc<auth::Verifier>>,
+    /// Who may use `/v1`: loopback clients, or holders of a token signed
+    /// with `JWT_AUTH_KEY` when it is set.
+    management: Arc<auth::Management>,
     /// Largest `/v1` request body, in bytes.
     max_body_bytes: usize,
     /// Largest function call body, in bytes.
@@ -82,10 +83,7 @@ impl AppState {
             routes,
             changes,
             services: Err(Arc::from("Swarm services are not started on this node")),
-            auth: config
-                .jwt_auth_key
-                .as_deref()
-                .map(|key| Arc::new(auth::Verifier::new(key))),
+            management: Arc::new(auth::Management::new(config.jwt_auth_key.as_deref())),
             max_body_bytes: config.api_max_body_bytes,
             max_request_bytes: config.max_request_bytes,
             max_response_bytes: config.max_response_bytes,
@@ -128,7 +126,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
-            auth::require_token,
+            auth::guard_management,
         ));
 
     let calls = Router::new()

@@ -1,9 +1,10 @@
 //! `/v1/apps/{app}/routes`: create, list, load, update and delete routes.
 //! A route's path may be nested (`/a/b`), so it is the rest of the URL.
+//! Every answer shows routes as [`RouteView`]s: a `jwt_key` is write-only.
 
 use axum::extract::State;
 use axum::Json;
-use ferrite_model::{Route, RouteInput};
+use ferrite_model::{Route, RouteInput, RouteView};
 use serde_json::{json, Value};
 
 use super::extract::{Body, Param};
@@ -19,7 +20,13 @@ pub async fn list(
     State(state): State<AppState>,
     Param(app): Param<String>,
 ) -> Result<Json<Value>, Error> {
-    let routes = state.store.list_routes(&app).await?;
+    let routes: Vec<RouteView> = state
+        .store
+        .list_routes(&app)
+        .await?
+        .into_iter()
+        .map(RouteView::from)
+        .collect();
     Ok(Json(
         json!({ "message": "Successfully listed routes", "routes": routes }),
     ))
@@ -37,7 +44,7 @@ pub async fn create(
         sync_service(&state, &app, &route.path, Some(&route)).await;
     }
     Ok(Json(
-        json!({ "message": "Route successfully created", "route": route }),
+        json!({ "message": "Route successfully created", "route": RouteView::from(route) }),
     ))
 }
 
@@ -47,7 +54,7 @@ pub async fn get(
 ) -> Result<Json<Value>, Error> {
     let route = state.store.get_route(&app, &route_path(&rest)).await?;
     Ok(Json(
-        json!({ "message": "Successfully loaded route", "route": route }),
+        json!({ "message": "Successfully loaded route", "route": RouteView::from(route) }),
     ))
 }
 
@@ -68,7 +75,7 @@ pub async fn update(
     tracing::info!(app = %app, path = %path, "route updated");
     sync_service(&state, &app, &path, Some(&route)).await;
     Ok(Json(
-        json!({ "message": "Route successfully updated", "route": route }),
+        json!({ "message": "Route successfully updated", "route": RouteView::from(route) }),
     ))
 }
 

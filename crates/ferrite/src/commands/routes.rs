@@ -2,6 +2,7 @@
 //! app, set or unset one key of a route's config, and call a route's function.
 
 use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
@@ -11,6 +12,7 @@ use serde_json::{json, Map, Value};
 
 use super::apps::{parse_pairs, split_pair};
 use crate::client::{self, ApiArgs, Client, FunctionCall, ServerArgs};
+use crate::credentials;
 use crate::output::{self, OutputArgs};
 
 /// The `ferrite routes` subcommands.
@@ -87,7 +89,9 @@ pub enum RoutesCommand {
     Call(CallArgs),
 }
 
-/// The arguments of `ferrite routes call`.
+/// The arguments of `ferrite routes call`. For a route with a `jwt_key`,
+/// the call's token is signed with `FERRITE_ROUTE_JWT_KEY` from the
+/// environment (a key given as a flag would land in shell history).
 #[derive(Debug, Args)]
 pub struct CallArgs {
     /// Name of the app.
@@ -101,9 +105,6 @@ pub struct CallArgs {
     /// Request header, which the function sees as HEADER_<NAME> (repeatable).
     #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
     headers: Vec<String>,
-    /// Sign an HS256 bearer token with this key, for a route with a jwt_key.
-    #[arg(long, value_name = "KEY")]
-    jwt_key: Option<String>,
     /// Print the answer's status line and headers (such as fn-call-id) to stderr.
     #[arg(long, short = 'i')]
     include: bool,
@@ -191,10 +192,14 @@ pub struct RouteFields {
     /// in an update, `KEY=` removes it).
     #[arg(long = "config", value_name = "KEY=VALUE")]
     config: Vec<String>,
-    /// Require calls to carry an HS256 bearer token signed with this key
-    /// (in an update, an empty key removes the requirement).
-    #[arg(long, value_name = "KEY")]
-    jwt_key: Option<String>,
+    /// Require calls to carry an HS256 bearer token signed with the key in
+    /// FILE (its content, one trailing newline removed; `/dev/stdin` reads
+    /// it from a pipe). A file, not the key: a flag lands in shell history.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_jwt_key")]
+    jwt_key_file: Option<PathBuf>,
+    /// In an update: remove the route's jwt_key, so that calls need no token.
+    #[arg(long)]
+    no_jwt_key: bool,
     /// Boxed: the service flags would double the size of every
     /// `ferrite` command value (clippy's `large_enum_variant`).
     #[command(flatten)]
@@ -409,7 +414,14 @@ impl RouteFields {
                 Some(json!(parse_pairs("--config", &self.config)?)),
             );
         }
-        put("jwt_key", self.jwt_key.map(Value::from));
+        if let Some(path) = &self.jwt_key_file {
+            let key = ferrite_server::ServerConfig::read_secret_file("--jwt-key-file", path)?;
+            put("jwt_key", Some(Value::from(key)));
+        }
+        if self.no_jwt_key {
+            // The API's way of removing the key.
+            put("jwt_key", Some(Value::from("")));
+        }
         put("service", self.service.into_json()?);
         put("confinement", self.confinement.into_json());
         Ok(route)
@@ -556,6 +568,7 @@ async fn call(args: CallArgs) -> anyhow::Result<()> {
         .await
         .context("cannot read the request body from stdin")??;
     let client = Client::for_calls(&args.server)?;
+    let route_key = credentials::route_key(&credentials::process_env);
     let response = client
         .call(FunctionCall {
             method: args.method.into(),
@@ -563,7 +576,7 @@ async fn call(args: CallArgs) -> anyhow::Result<()> {
             path: &absolute(&args.path),
             headers,
             body,
-            jwt_key: args.jwt_key.as_deref(),
+            jwt_key: route_key.as_deref(),
         })
         .await?;
     if args.include {

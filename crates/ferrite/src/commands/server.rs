@@ -4,19 +4,46 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 
 use anyhow::Context;
+use ferrite_model::redact;
 use ferrite_server::{LogFormat, ServerConfig};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     init_logging(&config)?;
+    let config = config.with_secret_files()?;
     let addr = SocketAddr::new(config.host, config.port);
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} (PORT / --port)"))?;
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), db_url = %config.db_url, "starting ferrite");
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        db_url = %redact::url(&config.db_url),
+        "starting ferrite"
+    );
+    log_management_mode(&config);
     ferrite_server::run(config, listener, shutdown_signal()).await?;
     Ok(())
+}
+
+/// Who may use `/v1`, in one line, so that an operator sees at start whether
+/// the node is open to the network (with a key) or to this machine only.
+fn log_management_mode(config: &ServerConfig) {
+    if config.jwt_auth_key.is_none() {
+        tracing::info!(
+            "management API (/v1): loopback clients only, no JWT_AUTH_KEY set; \
+             set it (or JWT_AUTH_KEY_FILE) to manage this node from other machines"
+        );
+        return;
+    }
+    tracing::info!("management API (/v1): every client needs a token signed with JWT_AUTH_KEY");
+    if config.jwt_auth_key_is_short() {
+        tracing::warn!(
+            "JWT_AUTH_KEY is shorter than {} bytes: a short key can be guessed offline \
+             from one token; use a random key of at least that length",
+            ServerConfig::RECOMMENDED_KEY_BYTES
+        );
+    }
 }
 
 fn init_logging(config: &ServerConfig) -> anyhow::Result<()> {

@@ -4,7 +4,9 @@
 //! health-checked on `/health` and a refused connection is sent elsewhere.
 //! Server connections are not reused between requests: a request written
 //! to an idle connection of a node that just died could not be retried
-//! safely, one that cannot connect can.
+//! safely, one that cannot connect can. It says whom it forwards for
+//! (`X-Forwarded-For`), as a production proxy should: a node then counts its
+//! requests as remote, so `/v1` through it needs the nodes' key.
 //! Killed on drop.
 
 use std::process::{Child, Command, Stdio};
@@ -43,6 +45,7 @@ impl HaProxy {
             "global\n    maxconn 4096\n\
              defaults\n    mode http\n    timeout connect 2s\n    timeout client 120s\n    timeout server 120s\n\
              \x20   retries 3\n    option redispatch 1\n    option httpchk GET /health\n    http-reuse never\n\
+             \x20   option forwardfor\n\
              frontend ferrite\n    bind 127.0.0.1:{port}\n\
              \x20   use_backend calls if {{ path_beg /r/ }}\n    default_backend api\n\
              backend calls\n    balance uri\n    hash-type consistent\n{}\

@@ -22,6 +22,9 @@ pub struct TestServer {
     /// Stable across restarts, so a restarted server removes its own leftovers.
     pub node_id: String,
     env: Vec<(String, String)>,
+    /// The address it binds (`--host`): loopback unless a test needs
+    /// clients from elsewhere.
+    host: String,
     /// Another node's database, when this node shares it.
     shared_db: Option<PathBuf>,
     child: Option<Child>,
@@ -55,8 +58,19 @@ impl TestServer {
         Self::start_node(Some(other.db_path()), env)
     }
 
+    /// Start bound to `host` (`0.0.0.0`, `::`), so that clients may come
+    /// from the machine's other addresses; `url` still goes over loopback.
+    pub fn start_bound(host: &str, env: &[(&str, &str)]) -> TestServer {
+        Self::start_node_on(host, None, env)
+    }
+
     fn start_node(shared_db: Option<PathBuf>, env: &[(&str, &str)]) -> TestServer {
+        Self::start_node_on("127.0.0.1", shared_db, env)
+    }
+
+    fn start_node_on(host: &str, shared_db: Option<PathBuf>, env: &[(&str, &str)]) -> TestServer {
         let mut server = TestServer {
+            host: host.to_string(),
             url: String::new(),
             data_dir: tempfile::tempdir().expect("temp dir"),
             node_id: format!(
@@ -99,7 +113,7 @@ impl TestServer {
             .expect("log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_ferrite"));
         command
-            .args(["server", "--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["server", "--host", &self.host, "--port", &port.to_string()])
             .arg("--db-url")
             .arg(self.db_url())
             .env("LOG_LEVEL", "info")
@@ -112,6 +126,9 @@ impl TestServer {
             .env("FERRITE_SERVICE_OWNER", &self.node_id)
             .env("FERRITE_SERVICE_NETWORK", TEST_SERVICE_NETWORK)
             .env_remove("JWT_AUTH_KEY")
+            .env_remove("JWT_AUTH_KEY_FILE")
+            .env_remove("DB_PASSWORD_FILE")
+            .env_remove("MQ_PASSWORD_FILE")
             .env_remove("PORT")
             .env_remove("DB_URL")
             .stdin(Stdio::null())
@@ -231,10 +248,18 @@ pub fn ferrite_cmd(server: &TestServer) -> Command {
     ferrite_cmd_at(&server.url)
 }
 
-/// The `ferrite` binary as a client of the server at `url`.
+/// The `ferrite` binary as a client of the server at `url`, with no
+/// credential but what the test gives it (none from the environment of the
+/// test run, no config file of the user running it).
 pub fn ferrite_cmd_at(url: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ferrite"));
-    command.env("API_URL", url).env_remove("JWT_AUTH_KEY");
+    command
+        .env("API_URL", url)
+        .env("XDG_CONFIG_HOME", "/nonexistent/ferrite-test-config")
+        .env_remove("JWT_AUTH_KEY")
+        .env_remove("JWT_AUTH_KEY_FILE")
+        .env_remove("FERRITE_TOKEN")
+        .env_remove("FERRITE_ROUTE_JWT_KEY");
     command
 }
 

@@ -45,20 +45,47 @@ fn cluster() -> &'static Cluster {
     })
 }
 
-/// The `DB_URL` of a new, empty database (`?sslmode=disable`, as nodes use).
-pub fn fresh_database() -> String {
+/// A name not used before by this process: `{prefix}_{pid}_{n}`.
+fn unique(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let name = format!(
-        "ferrite_{}_{}",
+    format!(
+        "{prefix}_{}_{}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    let base = &cluster().base_url;
+    )
+}
+
+/// Run SQL as the cluster's superuser.
+fn psql(sql: &str) {
     let status = Command::new("psql")
-        .arg(format!("{base}/postgres"))
-        .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
+        .arg(format!("{}/postgres", cluster().base_url))
+        .args(["-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
         .status()
         .expect("run psql");
-    assert!(status.success(), "cannot create database {name}");
-    format!("{base}/{name}?sslmode=disable")
+    assert!(status.success(), "psql failed: {sql}");
+}
+
+/// The `DB_URL` of a new, empty database (`?sslmode=disable`, as nodes use).
+pub fn fresh_database() -> String {
+    let name = unique("ferrite");
+    psql(&format!("CREATE DATABASE {name}"));
+    format!("{}/{name}?sslmode=disable", cluster().base_url)
+}
+
+/// A new, empty database owned by a new role that must log in with
+/// `password` (a member of `password_required`: scripts/postgres.sh), and
+/// its `DB_URL` without the password: `postgres://ROLE@127.0.0.1:PORT/DB`.
+/// `password` must not hold a single quote.
+pub fn database_with_password(password: &str) -> String {
+    let role = unique("ferrite_pw");
+    psql(&format!(
+        "CREATE ROLE {role} LOGIN PASSWORD '{password}' IN ROLE password_required"
+    ));
+    psql(&format!("CREATE DATABASE {role} OWNER {role}"));
+    let host = cluster()
+        .base_url
+        .rsplit_once('@')
+        .map(|(_, host)| host.to_string())
+        .expect("the cluster URL has a host");
+    format!("postgres://{role}@{host}/{role}?sslmode=disable")
 }

@@ -10,12 +10,23 @@ use std::time::{Duration, Instant};
 
 pub struct RedisServer {
     pub port: u16,
+    /// `requirepass`: clients must AUTH with it.
+    password: Option<String>,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
 
 impl RedisServer {
     pub fn start() -> RedisServer {
+        Self::start_inner(None)
+    }
+
+    /// A server that answers only clients that AUTH with `password`.
+    pub fn start_with_password(password: &str) -> RedisServer {
+        Self::start_inner(Some(password.to_string()))
+    }
+
+    fn start_inner(password: Option<String>) -> RedisServer {
         let which = Command::new("sh")
             .args(["-c", "command -v redis-server"])
             .output()
@@ -26,6 +37,7 @@ impl RedisServer {
         );
         let mut server = RedisServer {
             port: super::free_port(),
+            password,
             dir: tempfile::tempdir().expect("temp dir"),
             child: None,
         };
@@ -38,20 +50,25 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .arg("--port")
             .arg(self.port.to_string())
             .args(["--bind", "127.0.0.1", "--save", ""])
             .args(["--appendonly", "yes", "--appendfsync", "always"])
             .arg("--dir")
-            .arg(self.dir.path())
+            .arg(self.dir.path());
+        if let Some(password) = &self.password {
+            command.args(["--requirepass", password]);
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start redis-server");
         self.child = Some(child);
         assert!(
-            ping(self.port, Duration::from_secs(10)),
+            ping(self.port, self.password.as_deref(), Duration::from_secs(10)),
             "redis-server did not answer on port {}",
             self.port
         );
@@ -81,16 +98,24 @@ impl Drop for RedisServer {
     }
 }
 
-/// Whether a server on `port` answers PING within `within`.
-fn ping(port: u16, within: Duration) -> bool {
+/// Whether a server on `port` answers PING (after AUTH with `password`)
+/// within `within`.
+fn ping(port: u16, password: Option<&str>, within: Duration) -> bool {
+    let (request, expected) = match password {
+        Some(password) => (
+            format!("AUTH {password}\r\nPING\r\n"),
+            "+OK\r\n+PONG".to_string(),
+        ),
+        None => ("PING\r\n".to_string(), "+PONG".to_string()),
+    };
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
             let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-            let mut reply = [0u8; 5];
-            if stream.write_all(b"PING\r\n").is_ok()
+            let mut reply = vec![0u8; expected.len()];
+            if stream.write_all(request.as_bytes()).is_ok()
                 && stream.read_exact(&mut reply).is_ok()
-                && &reply == b"+PONG"
+                && reply == expected.as_bytes()
             {
                 return true;
             }
