@@ -88,13 +88,16 @@ fn the_quick_install_is_one_container_driving_a_tls_engine() {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
     let port = free_port();
+    // The management key in a file, as `openssl rand -hex 32 > ferrite-jwt.key`
+    // makes it (one trailing newline, which the server drops).
     let key = format!("quick-key-{}", free_port());
+    let key_file = install.certs.path().join("ferrite-jwt.key");
+    std::fs::write(&key_file, format!("{key}\n")).unwrap();
+    let key_mount = format!("{}:/run/secrets/jwt-key:ro", key_file.display());
 
     // As docs/operating.md gives it, but on the host's network: the TLS
-    // proxy standing in for a remote manager listens on 127.0.0.1. The
-    // management key comes from this command's environment.
+    // proxy standing in for a remote manager listens on 127.0.0.1.
     let started = Command::new("docker")
-        .env("JWT_AUTH_KEY", &key)
         .args([
             "run",
             "-d",
@@ -120,8 +123,10 @@ fn the_quick_install_is_one_container_driving_a_tls_engine() {
             &format!("FERRITE_SERVICE_OWNER={node}"),
             "-e",
             &format!("FERRITE_SERVICE_NETWORK={}", common::TEST_SERVICE_NETWORK),
+            "-v",
+            &key_mount,
             "-e",
-            "JWT_AUTH_KEY",
+            "JWT_AUTH_KEY_FILE=/run/secrets/jwt-key",
             "ferrite/ferrite",
         ])
         .output()
