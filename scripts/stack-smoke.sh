@@ -135,8 +135,11 @@ done
 log "async call $id: $status, output $(curl -sf -H "$AUTH" "$URL/v1/apps/myapp/calls/$id/output")"
 
 # A container on the functions network, as a function service's task is:
-# it resolves Ferrite (the network works) but neither PostgreSQL nor Redis,
-# and cannot reach Redis at its address on the backend network either.
+# it resolves and reaches Ferrite (the network works) but resolves neither
+# PostgreSQL nor Redis. Nor can it reach them by address: no network of the
+# container holds Redis's backend address, so the only route to it is the
+# default one through the host, and the host routes it out of the machine
+# (the overlay is not on the host): route lookups, no packet sent there.
 task_container() {
   docker ps -q --filter "label=com.docker.swarm.service.name=${STACK}_$1" | head -1
 }
@@ -150,15 +153,22 @@ seen=$(docker run --name "$probe" --label org.ferrite.test=1 --network "$FUNCTIO
   for name in tasks.ferrite redis tasks.redis postgres tasks.postgres; do
     if nslookup \$name >/dev/null 2>&1; then echo \"resolves \$name\"; else echo \"cannot resolve \$name\"; fi
   done
-  if printf 'GET /health HTTP/1.0\r\n\r\n' | nc -w 3 tasks.ferrite 8080 2>/dev/null | grep -q '^HTTP'; then
+  # nc ends with its input: keep it open until Ferrite has answered.
+  if (printf 'GET /health HTTP/1.0\r\n\r\n'; sleep 3) | nc tasks.ferrite 8080 2>/dev/null | grep -q '^HTTP'; then
     echo 'reaches ferrite'; else echo 'cannot reach ferrite'; fi
-  if printf 'PING\r\n' | nc -w 3 $redis_ip 6379 2>/dev/null | grep -q .; then
-    echo 'reaches redis'; else echo 'cannot reach redis'; fi" 2>&1)
-for expected in "resolves tasks.ferrite" "reaches ferrite" "cannot resolve redis" "cannot resolve tasks.redis" \
-  "cannot resolve postgres" "cannot resolve tasks.postgres" "cannot reach redis"; do
+  echo \"route to redis: \$(ip route get $redis_ip | head -1)\"" 2>&1)
+for expected in "resolves tasks.ferrite" "cannot resolve redis" "cannot resolve tasks.redis" \
+  "cannot resolve postgres" "cannot resolve tasks.postgres" "reaches ferrite"; do
   grep -qx "$expected" <<<"$seen" || fail "a container on the functions network: expected '$expected', saw: $seen"
 done
-log "functions network: $(tr '\n' ',' <<<"$seen" | sed 's/,$//; s/,/, /g')"
+route=$(grep '^route to redis: ' <<<"$seen")
+[[ $route == *" via "* ]] || fail "a container on the functions network has a direct route to Redis: $route"
+host_route=$(ip route get "$redis_ip" | head -1)
+if [[ $host_route =~ dev\ (docker0|docker_gwbridge|br-|veth|vx-) ]]; then
+  fail "the host routes Redis's address into a Docker network: $host_route"
+fi
+log "functions network: $(grep -v '^route to' <<<"$seen" | tr '\n' ',' | sed 's/,$//; s/,/, /g'), cannot reach redis"
+log "functions network: $route; on the host: $host_route"
 
 # Redis and PostgreSQL refuse clients without the password.
 answer=$(docker exec "$redis" redis-cli ping 2>&1 || true)
