@@ -45,14 +45,16 @@ impl WatchdogKey {
         Ok(WatchdogKey(hex))
     }
 
-    /// The key in a service's environment (`KEY=VALUE` entries), if it has a
-    /// non-empty one.
+    /// The key in a service's environment (`KEY=VALUE` entries), if it has
+    /// one that can be sent: not empty, visible ASCII only (a spec edited by
+    /// hand may hold anything; such a key counts as none, and the service
+    /// gets a new one).
     pub fn from_env<'a>(env: impl IntoIterator<Item = &'a String>) -> Option<WatchdogKey> {
         env.into_iter()
             .filter_map(|entry| entry.split_once('='))
             .find(|(name, _)| *name == WATCHDOG_KEY_ENV)
             .map(|(_, value)| value)
-            .filter(|value| !value.is_empty())
+            .filter(|value| !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic()))
             .map(|value| WatchdogKey(value.to_string()))
     }
 
@@ -90,7 +92,9 @@ mod tests {
             "B=2".to_string(),
         ];
         assert_eq!(WatchdogKey::from_env(&env).unwrap().expose(), "abc=d");
-        let none = vec![format!("{WATCHDOG_KEY_ENV}="), "X=1".to_string()];
-        assert_eq!(WatchdogKey::from_env(&none), None);
+        for value in ["", "a b", "a\nb"] {
+            let none = vec![format!("{WATCHDOG_KEY_ENV}={value}"), "X=1".to_string()];
+            assert_eq!(WatchdogKey::from_env(&none), None, "{value:?}");
+        }
     }
 }
