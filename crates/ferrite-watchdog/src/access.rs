@@ -58,8 +58,8 @@ impl Access {
     }
 
     /// Check a call's key and remove the header, so the function never sees
-    /// it; the refusal to answer with when the call is not Ferrite's.
-    pub fn check(&self, headers: &mut HeaderMap) -> Result<(), Response> {
+    /// it; why the call is refused when it is not Ferrite's.
+    pub fn check(&self, headers: &mut HeaderMap) -> Result<(), Refused> {
         let sent = headers.remove(WATCHDOG_KEY_HEADER);
         let Access::Key(key) = self else {
             return Ok(());
@@ -70,14 +70,26 @@ impl Access {
             Some(_) => "its Ferrite-Watchdog-Key is not this service's key",
         };
         tracing::debug!(reason, "call refused");
+        Err(Refused(reason))
+    }
+}
+
+/// A call refused for its key, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused(&'static str);
+
+impl Refused {
+    /// 401 with the reason, marked so that Ferrite can tell a refused key
+    /// from a function's own 401.
+    pub fn response(self) -> Response {
         let mut refusal = respond::error(
             ErrorKind::Unauthorized,
-            &format!("this function takes calls only from Ferrite: {reason}"),
+            &format!("this function takes calls only from Ferrite: {}", self.0),
         );
         refusal
             .headers_mut()
             .insert(KEY_REFUSED_HEADER, HeaderValue::from_static("key"));
-        Err(refusal)
+        refusal
     }
 }
 
@@ -119,7 +131,7 @@ mod tests {
         assert!(good.get(WATCHDOG_KEY_HEADER).is_none());
         assert_eq!(good["x-other"], "1");
         for sent in [None, Some("k2"), Some("k1x"), Some("")] {
-            let refusal = access.check(&mut headers(sent)).unwrap_err();
+            let refusal = access.check(&mut headers(sent)).unwrap_err().response();
             assert_eq!(refusal.status(), 401);
             assert_eq!(refusal.headers()[KEY_REFUSED_HEADER], "key");
         }

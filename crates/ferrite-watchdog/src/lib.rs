@@ -229,8 +229,8 @@ async fn health(State(inner): State<Arc<Inner>>) -> Response {
 /// (checked before the body is read).
 async fn call(State(inner): State<Arc<Inner>>, request: Request) -> Response {
     let (mut parts, body) = request.into_parts();
-    if let Err(refusal) = inner.access.check(&mut parts.headers) {
-        return refusal;
+    if let Err(refused) = inner.access.check(&mut parts.headers) {
+        return refused.response();
     }
     let body = match axum::body::to_bytes(body, inner.max_request_bytes).await {
         Ok(body) => body,
