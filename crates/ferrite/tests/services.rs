@@ -690,4 +690,47 @@ fn a_service_runs_confined_and_takes_calls_only_from_ferrite() {
     assert!(status_line.contains(" 200 "), "{answer}");
     assert!(answer.ends_with("direct"), "{answer}");
     assert_eq!(report("/probe")["direct"], "ran");
+
+    // The service's key changes behind this node's back (as when another
+    // node made the service again): its watchdog refuses the key Ferrite
+    // holds, Ferrite reads the new one from the spec and the call goes
+    // through; the client never sees the refusal.
+    let fresh = "f".repeat(64);
+    succeed(
+        "docker",
+        &[
+            "service",
+            "update",
+            "--detach",
+            "--env-add",
+            &format!("FERRITE_WATCHDOG_KEY={fresh}"),
+            &probe,
+        ],
+    );
+    let updated = eventually(Duration::from_secs(60), || {
+        let state = succeed(
+            "docker",
+            &["service", "inspect", "-f", "{{.UpdateStatus.State}}", &probe],
+        );
+        let running = succeed(
+            "docker",
+            &[
+                "service",
+                "ps",
+                "--filter",
+                "desired-state=running",
+                "-q",
+                &probe,
+            ],
+        );
+        state == "completed" && running.lines().count() == 1
+    });
+    assert!(updated, "the service was not updated");
+    assert_eq!(watchdog_key(&probe), fresh);
+    let (status, body, _) = ferrite.call("/probe", "echo after the new key");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "after the new key\n"),
+        "{body}"
+    );
 }
