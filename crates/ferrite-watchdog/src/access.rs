@@ -102,7 +102,8 @@ impl Refused {
 ///
 /// No-new-privileges is inherited by every process started afterwards, so no
 /// function gains privileges through a set-user-id file, whatever the engine
-/// supports (Swarm sets it on a task's processes only from API 1.46 on). It
+/// supports (older Swarm engines, Docker 20.10 among them, ignore a service's
+/// `NoNewPrivileges`). It
 /// is a property of each thread: call this before any other thread starts.
 pub fn lock_down() -> std::io::Result<()> {
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)?;

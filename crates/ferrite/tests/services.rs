@@ -710,7 +710,13 @@ fn a_service_runs_confined_and_takes_calls_only_from_ferrite() {
     let updated = eventually(Duration::from_secs(60), || {
         let state = succeed(
             "docker",
-            &["service", "inspect", "-f", "{{.UpdateStatus.State}}", &probe],
+            &[
+                "service",
+                "inspect",
+                "-f",
+                "{{.UpdateStatus.State}}",
+                &probe,
+            ],
         );
         let running = succeed(
             "docker",

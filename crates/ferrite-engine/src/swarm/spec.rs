@@ -6,9 +6,9 @@
 //! route's `cap_add` given back), a pids limit, an open-files limit, a
 //! read-only root with a tmpfs `/tmp` on request, no host path at all (so
 //! never the engine's socket). Where Swarm differs from a container:
-//! - no-new-privileges is asked of the engine, which applies it from API
-//!   1.46 on; older engines ignore it, and the watchdog sets it on itself and
-//!   so on every function process it starts;
+//! - no-new-privileges is asked of the engine, which only recent engines
+//!   apply to a service (Docker 20.10 ignores it), so the watchdog also sets
+//!   it on itself and so on every function process it starts;
 //! - Swarm has no CPU weight: a task gets the engine's default weight, and
 //!   only the route's `cpus` applies, as a hard cap (at most the smallest
 //!   node's CPUs, or the engine would refuse to start the task on that node);
