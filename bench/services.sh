@@ -94,13 +94,19 @@ for _ in $(seq 120); do [[ $(service /hello running) == 1 ]] && break; sleep 0.5
 TASK=$(service /hello addresses | python3 -c 'import json, sys; print(json.load(sys.stdin)[0])')
 log "one task at $TASK"
 
-client() { # clients, url
-  docker run --rm --network "$ID" --pid host -v "$CLIENT:/hotclient:ro" ferrite/deploy-base \
+# The task's watchdog takes calls only with the service's key, which Ferrite
+# set on the service: the direct client sends it as Ferrite does.
+NAME=$(service /hello service | python3 -c 'import json, sys; print(json.load(sys.stdin))')
+WATCHDOG_KEY=$(docker service inspect -f '{{json .Spec.TaskTemplate.ContainerSpec.Env}}' "$NAME" \
+  | python3 -c 'import json, sys; print([e.split("=", 1)[1] for e in json.load(sys.stdin) if e.startswith("FERRITE_WATCHDOG_KEY=")][0])')
+client() { # clients, url[, header]
+  docker run --rm --network "$ID" --pid host -v "$CLIENT:/hotclient:ro" \
+    ${3:+-e "HOTCLIENT_HEADER=$3"} ferrite/deploy-base \
     /hotclient http "$2" "$1" "$WARMUP" "$N" "$SECONDS_MAX"
 }
 for c in 1 8; do
   log "c=$c: the task directly"
-  client "$c" "http://$TASK/hello" >"$WORK/direct$c.json"
+  client "$c" "http://$TASK/hello" "Ferrite-Watchdog-Key: $WATCHDOG_KEY" >"$WORK/direct$c.json"
   log "c=$c: through Ferrite"
   client "$c" "http://$ID:8080/r/bench/hello" >"$WORK/ferrite$c.json"
 done

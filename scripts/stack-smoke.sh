@@ -1,40 +1,57 @@
 #!/usr/bin/env bash
-# Deploy deploy/stack.yml on this machine's Swarm for real and run the seed
-# walk-through through its HAProxy, then remove everything it made. A Swarm
-# that is already active is used as it is (and left so); an inactive one is
+# Deploy deploy/stack.yml on this machine's Swarm for real, as
+# docs/operating.md tells an operator to (secrets first), and check what the
+# stack promises through its HAProxy: the seed walk-through and an async call
+# with a token, /v1 refused without one, functions cut off from PostgreSQL and
+# Redis, Redis and PostgreSQL refusing clients without their password. Then
+# remove everything it made (stack, networks, volumes, secrets). A Swarm that
+# is already active is used as it is (and left so); an inactive one is
 # initialised as a single node and left again at the end.
 #
-#   scripts/stack-smoke.sh      # needs the images of scripts/deploy-images.sh and scripts/images.sh hello
+#   scripts/stack-smoke.sh      # needs the images of scripts/deploy-images.sh and scripts/images.sh hello busybox
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 STACK=ferrite-smoke-$$
 PORT=$(free_port)
-PASSWORD=smoke-$RANDOM$RANDOM
+# The stack's secrets are named $SECRETS-postgres-password, ...
+SECRETS=$STACK
+FUNCTIONS=$STACK-functions
+# The management key, kept by the operator to sign tokens with.
+KEYFILE=$(mktemp)
 LEFT_SWARM=
+PROBES=()
 BEGAN=$(date +%s)
 log() { echo "stack-smoke.sh [$(($(date +%s) - BEGAN)) s]: $*" >&2; }
+fail() { log "FAILED: $*"; exit 1; }
 
-for image in ferrite/ferrite ferrite/postgres ferrite/redis ferrite/haproxy ferrite/hello; do
+for image in ferrite/ferrite ferrite/postgres ferrite/redis ferrite/haproxy ferrite/hello ferrite/busybox; do
   docker image inspect "$image" >/dev/null 2>&1 || { log "image $image is missing (scripts/deploy-images.sh, scripts/images.sh)"; exit 1; }
 done
 
 cleanup() {
   local status=$?
   log "removing stack $STACK"
+  for probe in "${PROBES[@]}"; do docker rm -f "$probe" >/dev/null 2>&1 || true; done
   docker stack rm "$STACK" >/dev/null 2>&1 || true
   # Ferrite nodes remove their function containers on SIGTERM; wait for the
-  # tasks, then the network and the volumes can go.
+  # tasks, then the networks, the volumes and the secrets can go.
   for _ in $(seq 120); do
     [[ -z $(docker ps -aq --filter "label=com.docker.stack.namespace=$STACK") ]] && break
     sleep 1
   done
   for _ in $(seq 30); do
-    docker network rm "$STACK" >/dev/null 2>&1 || true
+    docker network rm "$FUNCTIONS" "${STACK}_backend" "${STACK}_front" >/dev/null 2>&1 || true
     docker volume rm "${STACK}_postgres-data" "${STACK}_redis-data" >/dev/null 2>&1 && break
     sleep 1
   done
+  for _ in $(seq 30); do
+    docker secret rm "$SECRETS-postgres-password" "$SECRETS-redis-password" "$SECRETS-jwt-key" >/dev/null 2>&1 && break
+    [[ -z $(docker secret ls -q --filter "name=$SECRETS-") ]] && break
+    sleep 1
+  done
+  rm -f "$KEYFILE"
   if [[ -n $LEFT_SWARM ]]; then
     docker swarm leave --force >/dev/null 2>&1 || true
   fi
@@ -47,8 +64,32 @@ if [[ $(swarm_ensure) == initialised ]]; then
   LEFT_SWARM=1
 fi
 
+# The secrets, as docs/operating.md makes them (there named ferrite-...).
+openssl rand -hex 32 | docker secret create --label org.ferrite.test=1 "$SECRETS-postgres-password" - >/dev/null
+openssl rand -hex 32 | docker secret create --label org.ferrite.test=1 "$SECRETS-redis-password" - >/dev/null
+openssl rand -hex 32 > "$KEYFILE" && docker secret create --label org.ferrite.test=1 "$SECRETS-jwt-key" "$KEYFILE" >/dev/null
+log "secrets $SECRETS-postgres-password, $SECRETS-redis-password, $SECRETS-jwt-key created"
+
+# A management token: HS256 over {exp, iat, sub}, signed with the key (the
+# file's content less its trailing newline), valid for ten minutes.
+token() {
+  python3 - "$KEYFILE" <<'PY'
+import base64, hashlib, hmac, json, sys, time
+key = open(sys.argv[1], "rb").read()
+key = key[:-1] if key.endswith(b"\n") else key
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+now = int(time.time())
+head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+body = b64(json.dumps({"exp": now + 600, "iat": now, "sub": "stack-smoke"}).encode())
+sig = b64(hmac.new(key, f"{head}.{body}".encode(), hashlib.sha256).digest())
+print(f"{head}.{body}.{sig}")
+PY
+}
+AUTH="Authorization: Bearer $(token)"
+
 log "deploying deploy/stack.yml as $STACK, published on port $PORT"
-POSTGRES_PASSWORD=$PASSWORD FERRITE_PORT=$PORT FERRITE_NETWORK=$STACK docker stack deploy -c deploy/stack.yml "$STACK" >/dev/null
+FERRITE_SECRETS=$SECRETS FERRITE_PORT=$PORT FERRITE_FUNCTIONS_NETWORK=$FUNCTIONS \
+  docker stack deploy -c deploy/stack.yml "$STACK" >/dev/null
 
 URL=http://127.0.0.1:$PORT
 up=
@@ -59,24 +100,80 @@ done
 if [[ -z $up ]]; then
   log "no answer through HAProxy"
   docker stack ps "$STACK" --no-trunc >&2
-  for service in ferrite haproxy; do docker service logs --tail 20 "${STACK}_$service" >&2 2>&1 || true; done
+  for service in ferrite haproxy postgres redis; do docker service logs --tail 20 "${STACK}_$service" >&2 2>&1 || true; done
   exit 1
 fi
 log "HAProxy answers: $(curl -sf "$URL/version")"
 
-# The seed walk-through.
-curl -sf -X POST "$URL/v1/apps" -d '{"app":{"name":"myapp"}}' >/dev/null
-curl -sf -X POST "$URL/v1/apps/myapp/routes" -d '{"route":{"path":"/hello-sync","image":"ferrite/hello","type":"sync"}}' >/dev/null
-answer=$(curl -sf -X POST "$URL/r/myapp/hello-sync" -d '{"name":"Johnny"}')
-[[ $answer == "Hello Johnny!" ]] || { log "walk-through answered: $answer"; exit 1; }
+# /v1 through HAProxy is not loopback: without a token, 401.
+status=$(curl -s -o /dev/null -w '%{http_code}' "$URL/v1/apps")
+[[ $status == 401 ]] || fail "/v1/apps without a token answered $status"
+status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer not.a.token" "$URL/v1/apps")
+[[ $status == 401 ]] || fail "/v1/apps with a bad token answered $status"
+log "/v1 without a token: 401"
+
+# The walk-through as docs/operating.md gives it: the CLI (here the one in
+# ferrite/ferrite, on the host's network) signs its tokens with the key.
+ferrite() {
+  docker run --rm --label org.ferrite.test=1 --network host -e API_URL -e JWT_AUTH_KEY ferrite/ferrite "$@"
+}
+export API_URL=$URL JWT_AUTH_KEY="$(cat "$KEYFILE")"
+ferrite apps create myapp >/dev/null
+ferrite routes create myapp /hello ferrite/hello >/dev/null
+answer=$(curl -sf -d '{"name":"Johnny"}' "$URL/r/myapp/hello")
+[[ $answer == "Hello Johnny!" ]] || fail "walk-through answered: $answer"
 log "walk-through through HAProxy: $answer"
-curl -sf -X POST "$URL/v1/apps/myapp/routes" -d '{"route":{"path":"/later","image":"ferrite/hello","type":"async"}}' >/dev/null
+ferrite routes create myapp /later ferrite/hello --type async >/dev/null
 id=$(curl -sf -X POST "$URL/r/myapp/later" -d '{"name":"Later"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["call_id"])')
 status=
 for _ in $(seq 60); do
-  status=$(curl -sf "$URL/v1/apps/myapp/calls/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["call"]["status"])')
+  status=$(curl -sf -H "$AUTH" "$URL/v1/apps/myapp/calls/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["call"]["status"])')
   [[ $status == success ]] && break
   sleep 1
 done
-[[ $status == success ]] || { log "async call $id is $status"; exit 1; }
-log "async call $id: $status, output $(curl -sf "$URL/v1/apps/myapp/calls/$id/output")"
+[[ $status == success ]] || fail "async call $id is $status"
+log "async call $id: $status, output $(curl -sf -H "$AUTH" "$URL/v1/apps/myapp/calls/$id/output")"
+
+# A container on the functions network, as a function service's task is:
+# it resolves and reaches Ferrite (the network works) but resolves neither
+# PostgreSQL nor Redis. Nor can it reach them by address: no network of the
+# container holds Redis's backend address, so the only route to it is the
+# default one through the host, and the host routes it out of the machine
+# (the overlay is not on the host): route lookups, no packet sent there.
+task_container() {
+  docker ps -q --filter "label=com.docker.swarm.service.name=${STACK}_$1" | head -1
+}
+redis=$(task_container redis)
+postgres=$(task_container postgres)
+[[ -n $redis && -n $postgres ]] || fail "no running Redis or PostgreSQL task"
+redis_ip=$(docker inspect -f '{{range $name, $net := .NetworkSettings.Networks}}{{$net.IPAddress}}{{end}}' "$redis")
+probe=$STACK-probe
+PROBES+=("$probe")
+seen=$(docker run --name "$probe" --label org.ferrite.test=1 --network "$FUNCTIONS" ferrite/busybox sh -c "
+  for name in tasks.ferrite redis tasks.redis postgres tasks.postgres; do
+    if nslookup \$name >/dev/null 2>&1; then echo \"resolves \$name\"; else echo \"cannot resolve \$name\"; fi
+  done
+  # nc ends with its input: keep it open until Ferrite has answered.
+  if (printf 'GET /health HTTP/1.0\r\n\r\n'; sleep 3) | nc tasks.ferrite 8080 2>/dev/null | grep -q '^HTTP'; then
+    echo 'reaches ferrite'; else echo 'cannot reach ferrite'; fi
+  echo \"route to redis: \$(ip route get $redis_ip | head -1)\"" 2>&1)
+for expected in "resolves tasks.ferrite" "cannot resolve redis" "cannot resolve tasks.redis" \
+  "cannot resolve postgres" "cannot resolve tasks.postgres" "reaches ferrite"; do
+  grep -qx "$expected" <<<"$seen" || fail "a container on the functions network: expected '$expected', saw: $seen"
+done
+route=$(grep '^route to redis: ' <<<"$seen")
+[[ $route == *" via "* ]] || fail "a container on the functions network has a direct route to Redis: $route"
+host_route=$(ip route get "$redis_ip" | head -1)
+if [[ $host_route =~ dev\ (docker0|docker_gwbridge|br-|veth|vx-) ]]; then
+  fail "the host routes Redis's address into a Docker network: $host_route"
+fi
+log "functions network: $(grep -v '^route to' <<<"$seen" | tr '\n' ',' | sed 's/,$//; s/,/, /g'), cannot reach redis"
+log "functions network: $route; on the host: $host_route"
+
+# Redis and PostgreSQL refuse clients without the password.
+answer=$(docker exec "$redis" redis-cli ping 2>&1 || true)
+[[ $answer == *NOAUTH* ]] || fail "Redis without a password answered: $answer"
+log "Redis without a password: $answer"
+answer=$(docker exec "$postgres" psql -h 127.0.0.1 -U ferrite -d ferrite -w -c 'select 1' 2>&1 || true)
+[[ $answer == *"no password supplied"* ]] || fail "PostgreSQL without a password answered: $answer"
+log "PostgreSQL without a password: $answer"

@@ -4,9 +4,10 @@
 # Started as root, it gives the data directory to the postgres user and runs
 # itself again as that user. On the first start (no PG_VERSION in $PGDATA) it
 # runs initdb with POSTGRES_USER as the superuser and POSTGRES_PASSWORD as its
-# password, makes the server listen on every address with scram-sha-256
-# password authentication for the network (the Unix socket inside the
-# container stays trusted), creates POSTGRES_DB, and runs any *.sql or *.sh
+# password (or the content of the file POSTGRES_PASSWORD_FILE names, less one
+# trailing newline: a Docker secret, /run/secrets/NAME), makes the server
+# listen on every address with scram-sha-256 password authentication for the
+# network (the Unix socket inside the container stays trusted), creates POSTGRES_DB, and runs any *.sql or *.sh
 # in /docker-entrypoint-initdb.d. Then it execs the server as PID 1.
 #
 # Arguments: none or `postgres [option...]` runs the server; a first argument
@@ -35,11 +36,30 @@ if [ "$(id -u)" = 0 ]; then
 fi
 
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
+  if [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then
+    if [ -n "${POSTGRES_PASSWORD:-}" ]; then
+      echo "error: POSTGRES_PASSWORD and POSTGRES_PASSWORD_FILE are both set: give one" >&2
+      exit 1
+    fi
+    # The file's content less one trailing "\n" or "\r\n".
+    POSTGRES_PASSWORD=$(cat "$POSTGRES_PASSWORD_FILE" && printf x) || {
+      echo "error: cannot read POSTGRES_PASSWORD_FILE $POSTGRES_PASSWORD_FILE" >&2
+      exit 1
+    }
+    POSTGRES_PASSWORD=${POSTGRES_PASSWORD%x}
+    POSTGRES_PASSWORD=${POSTGRES_PASSWORD%"
+"}
+    POSTGRES_PASSWORD=${POSTGRES_PASSWORD%"$(printf '\r')"}
+  fi
   if [ -z "${POSTGRES_PASSWORD:-}" ]; then
-    echo "error: POSTGRES_PASSWORD is not set: the database is not initialised and" \
-      "its superuser needs a password for connections over the network" >&2
+    echo "error: POSTGRES_PASSWORD (or POSTGRES_PASSWORD_FILE) is not set: the database is" \
+      "not initialised and its superuser needs a password for connections over the network" >&2
     exit 1
   fi
+  case $POSTGRES_PASSWORD in
+    *"
+"*) echo "error: the superuser's password spans several lines (initdb reads one)" >&2; exit 1 ;;
+  esac
   echo "initialising $PGDATA (superuser $POSTGRES_USER, database $POSTGRES_DB)"
   pwfile=$(mktemp)
   printf '%s\n' "$POSTGRES_PASSWORD" >"$pwfile"

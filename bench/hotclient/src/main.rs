@@ -22,6 +22,8 @@
 //! phase's wall time (all threads start at a barrier and the phase ends when
 //! the last thread is done). With `HOTCLIENT_EXPECT=202` (bench/async.sh) an
 //! answer counts when it has that status, whatever its body (a call id).
+//! `HOTCLIENT_HEADER="Name: value"` adds a header to every HTTP request
+//! (bench/services.sh: a task's watchdog key, to call the task directly).
 //! The CPU time every process on the machine used
 //! during the phase (from /proc, grouped by command name) is reported per
 //! call, to show where the time goes.
@@ -332,8 +334,11 @@ impl Http {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
+        let extra = std::env::var("HOTCLIENT_HEADER")
+            .map(|h| format!("{}\r\n", h.trim()))
+            .unwrap_or_default();
         let mut request = format!(
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             BODY.len()
         )
         .into_bytes();

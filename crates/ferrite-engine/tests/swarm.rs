@@ -23,7 +23,7 @@ use bollard::models::{
 use bollard::query_parameters::InspectServiceOptions;
 use ferrite_engine::swarm::{
     labels, Addresses, EnsureAction, ServiceDefinition, Swarm, SwarmError, TaskWatcher,
-    WatchSettings,
+    WatchSettings, WATCHDOG_KEY_ENV,
 };
 use ferrite_engine::ConnectSettings;
 use tokio_util::sync::CancellationToken;
@@ -150,6 +150,7 @@ impl Env {
             labels: test_labels(&self.run),
             constraints: vec!["node.role==manager".to_string()],
             network: self.network.clone(),
+            confinement: ferrite_model::Confinement::resolve(None, 64),
         }
     }
 }
@@ -238,8 +239,29 @@ async fn a_service_follows_its_route_definition() {
     assert_eq!(container_labels[labels::OWNER], env.run);
     assert_eq!(container_labels[labels::PATH], "/hello/World");
     assert_eq!(container_labels[labels::KIND], "service");
-    assert_eq!(container.env.expect("env"), vec!["GREETING=hi".to_string()]);
+    // The function's environment, and the watchdog's key made for it.
+    let key_var = format!("{WATCHDOG_KEY_ENV}={}", created.key.expose());
+    assert_eq!(
+        container.env.clone().expect("env"),
+        vec!["GREETING=hi".to_string(), key_var.clone()]
+    );
     assert_eq!(container.init, Some(true));
+    // Confined as the route's containers are.
+    assert_eq!(container.capability_drop, Some(vec!["ALL".to_string()]));
+    assert_ne!(container.read_only, Some(true));
+    assert_eq!(container.mounts, None);
+    let nofile = &container.ulimits.clone().expect("ulimits")[0];
+    assert_eq!((nofile.soft, nofile.hard), (Some(1024), Some(1024)));
+    assert_eq!(
+        task.resources
+            .as_ref()
+            .and_then(|r| r.limits.as_ref()?.pids),
+        Some(256)
+    );
+    assert_eq!(
+        task.log_driver.as_ref().and_then(|l| l.name.as_deref()),
+        Some("json-file")
+    );
     let resources = task.resources.expect("resources");
     assert_eq!(
         resources.limits.and_then(|l| l.memory_bytes),
@@ -319,6 +341,7 @@ async fn a_service_follows_its_route_definition() {
     let updated = swarm.ensure(&def).await.expect("update");
     assert_eq!(updated.action, EnsureAction::Updated);
     assert_eq!(updated.replicas, 2);
+    assert_eq!(updated.key, created.key, "the key survives the update");
     let service = inspect(swarm, &name).await;
     assert_eq!(replicas(&service), 2);
     assert!(version(&service) > v2);
@@ -328,7 +351,14 @@ async fn a_service_follows_its_route_definition() {
         .task_template
         .and_then(|t| t.container_spec)
         .and_then(|c| c.env);
-    assert_eq!(env_after, Some(vec!["GREETING=hello".to_string()]));
+    assert_eq!(
+        env_after,
+        Some(vec!["GREETING=hello".to_string(), key_var.clone()])
+    );
+    assert_eq!(
+        swarm.service_key(&name).await.expect("key"),
+        Some(created.key.clone())
+    );
 
     // After a restart the server finds it by its owner, with what it needs.
     let owned = swarm.list_owned(&env.run).await.expect("list owned");

@@ -17,6 +17,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use ferrite_engine::swarm::WATCHDOG_KEY_ENV;
 use rustix::io::Errno;
 use rustix::process::{kill_process_group, wait, Pid, Signal, WaitOptions};
 use tokio::process::{ChildStdin, ChildStdout};
@@ -81,14 +82,15 @@ impl Children {
     }
 
     /// Start `command` (program then arguments) with the watchdog's own
-    /// environment plus `env`; stdin and stdout are pipes, stderr is the
-    /// watchdog's (so the container's log shows it).
+    /// environment less its key, plus `env`; stdin and stdout are pipes,
+    /// stderr is the watchdog's (so the container's log shows it).
     pub fn spawn(&self, command: &[String], env: &[(String, String)]) -> io::Result<Child> {
         let (program, args) = command
             .split_first()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no command to run"))?;
         let mut cmd = Command::new(program);
         cmd.args(args)
+            .env_remove(WATCHDOG_KEY_ENV)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

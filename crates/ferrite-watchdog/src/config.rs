@@ -69,6 +69,19 @@ pub struct WatchdogConfig {
     #[arg(long, env = "FERRITE_WATCHDOG_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
 
+    /// Take calls from anyone, without Ferrite's key: for a service image
+    /// run by hand. Ignored when FERRITE_WATCHDOG_KEY is set (Ferrite sets
+    /// it on the services it makes; then only calls with that key are
+    /// taken). Without either, the watchdog does not start.
+    #[arg(long, env = "FERRITE_WATCHDOG_NO_KEY", value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_key: bool,
+
+    /// The key a call must carry (FERRITE_WATCHDOG_KEY). Read from the
+    /// environment by the binary, never a flag: a flag's value shows in the
+    /// process list.
+    #[arg(skip)]
+    pub key: Option<String>,
+
     /// The function's command: the image's entrypoint and cmd, after `--`.
     #[arg(
         required = true,

@@ -11,6 +11,7 @@
 //! ends it.
 #![forbid(unsafe_code)]
 
+pub mod access;
 mod children;
 mod cold;
 pub mod config;
@@ -34,6 +35,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use access::{lock_down, Access};
 pub use config::{WatchdogConfig, WatchdogFormat};
 
 use children::Children;
@@ -60,6 +62,8 @@ pub enum WatchdogError {
     Protocol(String),
     #[error("cannot serve HTTP: {0}")]
     Serve(#[source] std::io::Error),
+    #[error(transparent)]
+    NoKey(#[from] access::NoKey),
 }
 
 /// How calls are run.
@@ -69,6 +73,8 @@ enum Runner {
 }
 
 struct Inner {
+    /// Whom calls are taken from: Ferrite alone, by its key.
+    access: Access,
     runner: Runner,
     defaults: Defaults,
     max_request_bytes: usize,
@@ -88,6 +94,7 @@ pub struct Watchdog {
 impl Watchdog {
     /// Start reaping and, for `format: http`, the hot processes.
     pub async fn start(config: &WatchdogConfig) -> Result<Watchdog, WatchdogError> {
+        let access = Access::new(config.key.clone(), config.no_key)?;
         let children = Children::new();
         let tracker = TaskTracker::new();
         let stop_reaper = CancellationToken::new();
@@ -128,10 +135,12 @@ impl Watchdog {
         };
         tracing::info!(
             format = %defaults.format, concurrency, timeout_s = config.timeout,
-            command = ?config.command, "watchdog started"
+            command = ?config.command, only_ferrite = matches!(access, Access::Key(_)),
+            "watchdog started"
         );
         Ok(Watchdog {
             inner: Arc::new(Inner {
+                access,
                 runner,
                 defaults,
                 max_request_bytes: config.max_request_bytes,
@@ -216,9 +225,13 @@ async fn health(State(inner): State<Arc<Inner>>) -> Response {
     }
 }
 
-/// Every request but the health check is a call.
+/// Every request but the health check is a call, taken only with the key
+/// (checked before the body is read).
 async fn call(State(inner): State<Arc<Inner>>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    if let Err(refused) = inner.access.check(&mut parts.headers) {
+        return refused.response();
+    }
     let body = match axum::body::to_bytes(body, inner.max_request_bytes).await {
         Ok(body) => body,
         Err(e) => {

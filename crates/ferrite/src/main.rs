@@ -66,6 +66,14 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
+    if let Command::Watchdog(_) = &cli.command {
+        // Before the runtime's threads exist: no-new-privileges is set per
+        // thread and inherited only by those started afterwards.
+        if let Err(e) = ferrite_watchdog::lock_down() {
+            eprintln!("error: cannot make the watchdog non-dumpable with no new privileges: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -23,6 +23,7 @@ fn the_stack_deploys_on_swarm_and_serves_the_walkthrough_through_haproxy() {
         "ferrite/redis",
         "ferrite/haproxy",
         "ferrite/hello",
+        "ferrite/busybox",
     ]);
     // The script deploys, walks through (sync and async) and removes the
     // stack, its network and volumes whatever happens; it fails on any
@@ -31,8 +32,17 @@ fn the_stack_deploys_on_swarm_and_serves_the_walkthrough_through_haproxy() {
     let log = String::from_utf8_lossy(&output.stderr);
     eprintln!("{log}");
     assert!(output.status.success(), "stack-smoke.sh failed");
-    assert!(log.contains("walk-through through HAProxy: Hello Johnny!"));
-    assert!(log.contains("output Hello Later!"));
+    for line in [
+        "/v1 without a token: 401",
+        "walk-through through HAProxy: Hello Johnny!",
+        "output Hello Later!",
+        "functions network: resolves tasks.ferrite, cannot resolve redis, cannot resolve tasks.redis, \
+         cannot resolve postgres, cannot resolve tasks.postgres, reaches ferrite, cannot reach redis",
+        "Redis without a password: NOAUTH",
+        "PostgreSQL without a password:",
+    ] {
+        assert!(log.contains(line), "{line:?} is not in the log");
+    }
 }
 
 /// The TLS proxy in front of the engine (scripts/tls-proxy.sh) and the
@@ -52,8 +62,13 @@ impl Drop for QuickInstall {
     }
 }
 
-fn post(url: &str, body: Value) -> (u16, String) {
-    let reply = client().post(url).body(body.to_string()).send().unwrap();
+/// POST `body` to `url`, with a management token when `key` is given.
+fn post(url: &str, key: Option<&str>, body: Value) -> (u16, String) {
+    let mut request = client().post(url).body(body.to_string());
+    if let Some(key) = key {
+        request = request.bearer_auth(common::token(key, 600));
+    }
+    let reply = request.send().unwrap();
     (reply.status().as_u16(), reply.text().unwrap())
 }
 
@@ -73,12 +88,17 @@ fn the_quick_install_is_one_container_driving_a_tls_engine() {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
     let port = free_port();
+    // The management key in a file, as `openssl rand -hex 32 > ferrite-jwt.key`
+    // makes it (one trailing newline, which the server drops).
+    let key = format!("quick-key-{}", free_port());
+    let key_file = install.certs.path().join("ferrite-jwt.key");
+    std::fs::write(&key_file, format!("{key}\n")).unwrap();
+    let key_mount = format!("{}:/run/secrets/jwt-key:ro", key_file.display());
 
     // As docs/operating.md gives it, but on the host's network: the TLS
     // proxy standing in for a remote manager listens on 127.0.0.1.
-    succeed(
-        "docker",
-        &[
+    let started = Command::new("docker")
+        .args([
             "run",
             "-d",
             "--name",
@@ -103,8 +123,18 @@ fn the_quick_install_is_one_container_driving_a_tls_engine() {
             &format!("FERRITE_SERVICE_OWNER={node}"),
             "-e",
             &format!("FERRITE_SERVICE_NETWORK={}", common::TEST_SERVICE_NETWORK),
+            "-v",
+            &key_mount,
+            "-e",
+            "JWT_AUTH_KEY_FILE=/run/secrets/jwt-key",
             "ferrite/ferrite",
-        ],
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        started.status.success(),
+        "docker run: {}",
+        String::from_utf8_lossy(&started.stderr)
     );
     let url = format!("http://127.0.0.1:{port}");
     assert!(
@@ -123,27 +153,36 @@ fn the_quick_install_is_one_container_driving_a_tls_engine() {
         json!({"path":"/hot","image":"ferrite/hot-hello","format":"http"}),
         json!({"path":"/later","image":"ferrite/hello","type":"async"}),
     ];
-    assert_eq!(
-        post(&format!("{url}/v1/apps"), json!({"app":{"name":"quick"}})).0,
-        200
-    );
+    // With a key, /v1 needs a token from every address.
+    let app = json!({"app":{"name":"quick"}});
+    assert_eq!(post(&format!("{url}/v1/apps"), None, app.clone()).0, 401);
+    assert_eq!(post(&format!("{url}/v1/apps"), Some(&key), app).0, 200);
     for route in routes {
         let (status, body) = post(
             &format!("{url}/v1/apps/quick/routes"),
+            Some(&key),
             json!({ "route": route }),
         );
         assert_eq!(status, 200, "{body}");
     }
     assert_eq!(
-        post(&format!("{url}/r/quick/hello"), json!({"name":"Johnny"})),
+        post(
+            &format!("{url}/r/quick/hello"),
+            None,
+            json!({"name":"Johnny"})
+        ),
         (200, "Hello Johnny!\n".to_string())
     );
     for name in ["One", "Two"] {
-        let (status, body) = post(&format!("{url}/r/quick/hot"), json!({ "name": name }));
+        let (status, body) = post(&format!("{url}/r/quick/hot"), None, json!({ "name": name }));
         assert_eq!(status, 200, "{body}");
         assert!(body.contains(name), "{body}");
     }
-    let (status, body) = post(&format!("{url}/r/quick/later"), json!({"name":"Later"}));
+    let (status, body) = post(
+        &format!("{url}/r/quick/later"),
+        None,
+        json!({"name":"Later"}),
+    );
     assert_eq!(status, 202, "{body}");
     let id = serde_json::from_str::<Value>(&body).unwrap()["call_id"]
         .as_str()
@@ -152,6 +191,7 @@ fn the_quick_install_is_one_container_driving_a_tls_engine() {
     let call_status = || -> String {
         client()
             .get(format!("{url}/v1/apps/quick/calls/{id}"))
+            .bearer_auth(common::token(&key, 600))
             .send()
             .and_then(|r| r.json::<Value>())
             .map(|v| v["call"]["status"].as_str().unwrap_or_default().to_string())

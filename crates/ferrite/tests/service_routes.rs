@@ -203,6 +203,17 @@ fn api_refuses_bad_sections_and_writes_nothing() {
         (status, body),
         "async calls to services are not supported yet",
     );
+    // A service is reached over its overlay network: no "network": "none".
+    let (status, body) = send(
+        &server,
+        "POST",
+        "/v1/apps/myapp/routes",
+        Some(
+            json!({"route": {"path": "/bad", "image": "img", "service": {},
+            "confinement": {"network": "none"}}}),
+        ),
+    );
+    assert_400((status, body), "confinement.network");
     let (status, _) = send(&server, "GET", "/v1/apps/myapp/routes/bad", None);
     assert_eq!(status, 404, "nothing was created");
 
@@ -233,6 +244,10 @@ fn api_refuses_bad_sections_and_writes_nothing() {
     assert_400(
         patch(json!({"service": {"labels": {"a": "1", "org.ferrite.x": "y"}}})),
         "reserved",
+    );
+    assert_400(
+        patch(json!({"confinement": {"network": "none"}})),
+        "confinement.network",
     );
     let (_, after) = send(&server, "GET", "/v1/apps/myapp/routes/svc", None);
     assert_eq!(after, before, "a refused PATCH writes nothing");

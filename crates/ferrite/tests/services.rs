@@ -6,7 +6,11 @@
 //!
 //! One scenario, in order: create, the first call from zero, scale-up under
 //! load, scale to zero, back from zero, update, adoption after Ferrite's
-//! restart, delete.
+//! restart, delete. Then a service's confinement and its watchdog's key:
+//! what a task may do, and that only Ferrite can call it.
+//!
+//! Ferrite in a container is not on the host's loopback: the management API
+//! needs a token, signed with the key each test gives its Ferrite.
 
 mod common;
 
@@ -18,12 +22,16 @@ use std::time::{Duration, Instant};
 use common::{client, eventually, free_port, require_images, run, succeed};
 use serde_json::{json, Value};
 
-/// Everything the scenario makes, removed whatever happens.
+/// Everything a test makes, removed whatever happens.
 struct Fixture {
     owner: String,
     network: String,
     container: String,
     images: Vec<String>,
+    /// Ferrite's JWT_AUTH_KEY: management calls carry a token signed with it.
+    key: String,
+    /// Other containers made (probes on the network).
+    probes: std::cell::RefCell<Vec<String>>,
 }
 
 impl Drop for Fixture {
@@ -35,6 +43,9 @@ impl Drop for Fixture {
                 String::from_utf8_lossy(&logs.stdout),
                 String::from_utf8_lossy(&logs.stderr)
             );
+        }
+        for probe in self.probes.borrow().iter() {
+            let _ = run("docker", &["rm", "-f", probe]);
         }
         let _ = run("docker", &["rm", "-f", &self.container]);
         let _ = run("docker", &["volume", "rm", "-f", &self.container]);
@@ -67,6 +78,66 @@ impl Drop for Fixture {
 }
 
 impl Fixture {
+    /// A fixture for test `name`, with images `images` (made by the test).
+    fn new(name: &str, images: &[&str]) -> Fixture {
+        let id = format!("{name}-{}", std::process::id());
+        Fixture {
+            owner: format!("test-{id}"),
+            network: format!("ferrite-test-{id}"),
+            container: format!("ferrite-test-{id}"),
+            images: images.iter().map(|i| format!("{i}:{id}")).collect(),
+            key: format!("key-{id}-{}", free_port()),
+            probes: std::cell::RefCell::default(),
+        }
+    }
+
+    /// Service images of example functions, by the CLI: `sources[i]` makes
+    /// `self.images[i]`.
+    fn build_images(&self, sources: &[&str]) {
+        for (source, image) in sources.iter().zip(&self.images) {
+            let out = Command::new(env!("CARGO_BIN_EXE_ferrite"))
+                .args(["services", "image", source, "-t", image])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    /// The overlay network, then Ferrite on it; its URL once it answers.
+    fn start(&self) -> Ferrite {
+        succeed(
+            "docker",
+            &[
+                "network",
+                "create",
+                "--driver",
+                "overlay",
+                "--attachable",
+                "--label",
+                "org.ferrite.test=1",
+                &self.network,
+            ],
+        );
+        let port = free_port();
+        self.start_ferrite(port);
+        let ferrite = Ferrite {
+            url: format!("http://127.0.0.1:{port}"),
+            key: self.key.clone(),
+        };
+        assert!(
+            eventually(Duration::from_secs(30), || client()
+                .get(format!("{}/version", ferrite.url))
+                .send()
+                .is_ok_and(|r| r.status().is_success())),
+            "ferrite did not answer"
+        );
+        ferrite
+    }
+
     /// The owner's services as Swarm lists them: (name, replicas asked).
     fn services(&self) -> Vec<(String, u64)> {
         let out = succeed(
@@ -91,9 +162,11 @@ impl Fixture {
     }
 
     fn start_ferrite(&self, port: u16) {
-        succeed(
-            "docker",
-            &[
+        // The key reaches the container from this command's environment,
+        // not from its arguments.
+        let out = Command::new("docker")
+            .env("JWT_AUTH_KEY", &self.key)
+            .args([
                 "run",
                 "-d",
                 "--name",
@@ -114,123 +187,104 @@ impl Fixture {
                 &format!("FERRITE_SERVICE_OWNER={}", self.owner),
                 "-e",
                 &format!("FERRITE_SERVICE_NETWORK={}", self.network),
+                "-e",
+                "JWT_AUTH_KEY",
                 // Short enough to watch scale-down in a test.
                 "-e",
                 "FERRITE_AUTOSCALE_WINDOW=6s",
                 "ferrite/ferrite",
-            ],
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker run: {}",
+            String::from_utf8_lossy(&out.stderr)
         );
     }
 }
 
-fn api(url: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = client().request(method, format!("{url}{path}"));
-    if let Some(body) = body {
-        request = request.body(body.to_string());
+/// The Ferrite container: its URL and the key its tokens are signed with.
+#[derive(Clone)]
+struct Ferrite {
+    url: String,
+    key: String,
+}
+
+impl Ferrite {
+    /// A management request with a token: (status, JSON answer).
+    fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = client()
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(common::token(&self.key, 600));
+        if let Some(body) = body {
+            request = request.body(body.to_string());
+        }
+        let reply = request.send().unwrap();
+        let status = reply.status().as_u16();
+        let text = reply.text().unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
-    let reply = request.send().unwrap();
-    let status = reply.status().as_u16();
-    let text = reply.text().unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
 
-fn call(url: &str, path: &str, body: &str) -> (u16, String, Duration) {
-    let began = Instant::now();
-    let reply = client()
-        .post(format!("{url}/r/svc{path}"))
-        .body(body.to_string())
-        .send()
-        .unwrap();
-    let status = reply.status().as_u16();
-    (status, reply.text().unwrap(), began.elapsed())
-}
+    /// A call of route `path` of app `svc` (no token: calls are open).
+    fn call(&self, path: &str, body: &str) -> (u16, String, Duration) {
+        let began = Instant::now();
+        let reply = client()
+            .post(format!("{}/r/svc{path}", self.url))
+            .body(body.to_string())
+            .send()
+            .unwrap();
+        let status = reply.status().as_u16();
+        (status, reply.text().unwrap(), began.elapsed())
+    }
 
-fn service_view(url: &str, path: &str) -> Value {
-    let (status, body) = api(url, reqwest::Method::GET, "/v1/services", None);
-    assert_eq!(status, 200, "{body}");
-    body["services"]
-        .as_array()
-        .and_then(|all| all.iter().find(|s| s["path"] == path).cloned())
-        .unwrap_or(Value::Null)
+    /// `GET /v1/services`' entry of route `path`.
+    fn service_view(&self, path: &str) -> Value {
+        let (status, body) = self.api(reqwest::Method::GET, "/v1/services", None);
+        assert_eq!(status, 200, "{body}");
+        body["services"]
+            .as_array()
+            .and_then(|all| all.iter().find(|s| s["path"] == path).cloned())
+            .unwrap_or(Value::Null)
+    }
+
+    fn create_route(&self, route: Value) {
+        let (status, body) = self.api(
+            reqwest::Method::POST,
+            "/v1/apps/svc/routes",
+            Some(json!({ "route": route })),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
 }
 
 #[test]
 fn a_route_runs_as_a_swarm_service_that_scales_with_its_load() {
     require_images(&["ferrite/ferrite", "ferrite/hello", "ferrite/sleep"]);
-    let id = format!("svc-{}", std::process::id());
-    let fixture = Fixture {
-        owner: format!("test-{id}"),
-        network: format!("ferrite-test-{id}"),
-        container: format!("ferrite-test-{id}"),
-        images: vec![
-            format!("ferrite/hello-service:{id}"),
-            format!("ferrite/sleep-service:{id}"),
-        ],
-    };
-    // Service images of two example functions, by the CLI.
-    for (source, image) in [
-        ("ferrite/hello", &fixture.images[0]),
-        ("ferrite/sleep", &fixture.images[1]),
-    ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_ferrite"))
-            .args(["services", "image", source, "-t", image])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    succeed(
-        "docker",
-        &[
-            "network",
-            "create",
-            "--driver",
-            "overlay",
-            "--attachable",
-            "--label",
-            "org.ferrite.test=1",
-            &fixture.network,
-        ],
-    );
-    let port = free_port();
-    fixture.start_ferrite(port);
-    let url = format!("http://127.0.0.1:{port}");
-    assert!(
-        eventually(Duration::from_secs(30), || client()
-            .get(format!("{url}/version"))
-            .send()
-            .is_ok_and(|r| r.status().is_success())),
-        "ferrite did not answer"
-    );
+    let fixture = Fixture::new("svc", &["ferrite/hello-service", "ferrite/sleep-service"]);
+    fixture.build_images(&["ferrite/hello", "ferrite/sleep"]);
+    let ferrite = fixture.start();
+    let url = ferrite.url.clone();
+
+    // Without a token, the management API is closed to this client.
+    let reply = client().get(format!("{url}/v1/services")).send().unwrap();
+    assert_eq!(reply.status(), 401);
 
     // Create: the services exist at once, at zero replicas.
     let hello = json!({"route": {"path": "/hello", "image": fixture.images[0],
         "service": {"min_replicas": 0, "max_replicas": 2, "scale_to_zero_after": 4}}});
-    let (status, body) = api(
-        &url,
-        reqwest::Method::POST,
-        "/v1/apps/svc/routes",
-        Some(hello),
-    );
+    let (status, body) = ferrite.api(reqwest::Method::POST, "/v1/apps/svc/routes", Some(hello));
     assert_eq!(status, 200, "{body}");
     let sleep = json!({"route": {"path": "/sleep", "image": fixture.images[1], "timeout": 30,
         "service": {"min_replicas": 1, "max_replicas": 3, "target_concurrency": 1}}});
-    let (status, body) = api(
-        &url,
-        reqwest::Method::POST,
-        "/v1/apps/svc/routes",
-        Some(sleep),
-    );
+    let (status, body) = ferrite.api(reqwest::Method::POST, "/v1/apps/svc/routes", Some(sleep));
     assert_eq!(status, 200, "{body}");
     let services = fixture.services();
     assert_eq!(services.len(), 2, "{services:?}");
-    let hello_view = service_view(&url, "/hello");
+    let hello_view = ferrite.service_view("/hello");
     assert_eq!(hello_view["replicas"], 0, "{hello_view}");
     let hello_service = hello_view["service"].as_str().unwrap().to_string();
     let labels = succeed(
@@ -246,13 +300,13 @@ fn a_route_runs_as_a_swarm_service_that_scales_with_its_load() {
     assert!(labels.contains(&fixture.owner), "{labels}");
 
     // The first call, from zero: held until a task is ready, then answered.
-    let (status, body, first) = call(&url, "/hello", r#"{"name":"Johnny"}"#);
+    let (status, body, first) = ferrite.call("/hello", r#"{"name":"Johnny"}"#);
     assert_eq!((status, body.as_str()), (200, "Hello Johnny!\n"));
     eprintln!(
         "scale from zero: first call answered in {} ms",
         first.as_millis()
     );
-    let (status, _, warm) = call(&url, "/hello", r#"{"name":"Warm"}"#);
+    let (status, _, warm) = ferrite.call("/hello", r#"{"name":"Warm"}"#);
     assert_eq!(status, 200);
     eprintln!("warm call: {} ms", warm.as_millis());
 
@@ -262,11 +316,11 @@ fn a_route_runs_as_a_swarm_service_that_scales_with_its_load() {
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..4)
         .map(|_| {
-            let (url, stop) = (url.clone(), stop.clone());
+            let (ferrite, stop) = (ferrite.clone(), stop.clone());
             std::thread::spawn(move || {
                 let mut failures = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
-                    let (status, body, _) = call(&url, "/sleep", "1");
+                    let (status, body, _) = ferrite.call("/sleep", "1");
                     if status != 200 || body != "slept\n" {
                         failures.push((status, body));
                     }
@@ -276,14 +330,14 @@ fn a_route_runs_as_a_swarm_service_that_scales_with_its_load() {
         })
         .collect();
     let scaled = eventually(Duration::from_secs(60), || {
-        service_view(&url, "/sleep")["running"].as_u64() == Some(3)
+        ferrite.service_view("/sleep")["running"].as_u64() == Some(3)
     });
     let to_three = step.elapsed();
     stop.store(true, Ordering::Relaxed);
     for client in clients {
         assert_eq!(client.join().unwrap(), vec![], "calls failed under load");
     }
-    let view = service_view(&url, "/sleep");
+    let view = ferrite.service_view("/sleep");
     assert!(scaled, "not scaled to 3 running: {view}");
     eprintln!(
         "load step to 3 tasks serving: {} ms; last scaling: {}",
@@ -293,6 +347,7 @@ fn a_route_runs_as_a_swarm_service_that_scales_with_its_load() {
     assert!(view["requests"].as_u64().unwrap_or(0) > 4, "{view}");
     // The CLI's list shows the same.
     let listed = common::ferrite_cmd_at(&url)
+        .env("JWT_AUTH_KEY", &fixture.key)
         .arg("services")
         .output()
         .unwrap();
@@ -306,14 +361,17 @@ fn a_route_runs_as_a_swarm_service_that_scales_with_its_load() {
     // Idle: /hello goes to zero after its 4 s, /sleep back down to its min.
     assert!(
         eventually(Duration::from_secs(60), || {
-            let (h, s) = (service_view(&url, "/hello"), service_view(&url, "/sleep"));
+            let (h, s) = (
+                ferrite.service_view("/hello"),
+                ferrite.service_view("/sleep"),
+            );
             h["replicas"] == 0 && h["running"] == 0 && s["replicas"] == 1
         }),
         "{} {}",
-        service_view(&url, "/hello"),
-        service_view(&url, "/sleep")
+        ferrite.service_view("/hello"),
+        ferrite.service_view("/sleep")
     );
-    let view = service_view(&url, "/hello");
+    let view = ferrite.service_view("/hello");
     assert!(
         view["last_scaling"]["reason"]
             .as_str()
@@ -323,7 +381,7 @@ fn a_route_runs_as_a_swarm_service_that_scales_with_its_load() {
     );
 
     // Back from zero: the first call is answered.
-    let (status, body, back) = call(&url, "/hello", r#"{"name":"Again"}"#);
+    let (status, body, back) = ferrite.call("/hello", r#"{"name":"Again"}"#);
     assert_eq!((status, body.as_str()), (200, "Hello Again!\n"));
     eprintln!("back from zero: {} ms", back.as_millis());
 
@@ -337,8 +395,8 @@ fn a_route_runs_as_a_swarm_service_that_scales_with_its_load() {
         .unwrap()
     };
     let before = version(&hello_service);
-    let (status, body) = api(
-        &url,
+    let key_before = watchdog_key(&hello_service);
+    let (status, body) = ferrite.api(
         reqwest::Method::PATCH,
         "/v1/apps/svc/routes/hello",
         Some(json!({"route": {"config": {"greeting": "hi"}}})),
@@ -356,13 +414,16 @@ fn a_route_runs_as_a_swarm_service_that_scales_with_its_load() {
         ],
     );
     assert!(env.contains("GREETING=hi"), "{env}");
+    assert_eq!(
+        watchdog_key(&hello_service),
+        key_before,
+        "the watchdog's key survives the update"
+    );
     assert!(
-        eventually(Duration::from_secs(60), || call(
-            &url,
-            "/hello",
-            r#"{"name":"New"}"#
-        )
-        .0 == 200),
+        eventually(Duration::from_secs(60), || ferrite
+            .call("/hello", r#"{"name":"New"}"#)
+            .0
+            == 200),
         "the updated service does not answer"
     );
 
@@ -373,31 +434,309 @@ fn a_route_runs_as_a_swarm_service_that_scales_with_its_load() {
         .send()
         .is_ok_and(|r| r.status().is_success())));
     assert!(
-        eventually(Duration::from_secs(10), || service_view(&url, "/hello")
+        eventually(Duration::from_secs(10), || ferrite.service_view("/hello")
             != Value::Null),
         "not adopted"
     );
     assert_eq!(fixture.services().len(), 2, "{:?}", fixture.services());
-    let (status, body, _) = call(&url, "/hello", r#"{"name":"Adopted"}"#);
+    let (status, body, _) = ferrite.call("/hello", r#"{"name":"Adopted"}"#);
     assert_eq!((status, body.as_str()), (200, "Hello Adopted!\n"));
 
     // Delete: the service goes with its route.
-    let (status, body) = api(
-        &url,
-        reqwest::Method::DELETE,
-        "/v1/apps/svc/routes/hello",
-        None,
-    );
+    let (status, body) = ferrite.api(reqwest::Method::DELETE, "/v1/apps/svc/routes/hello", None);
     assert_eq!(status, 200, "{body}");
     let left = fixture.services();
     assert_eq!(left.len(), 1, "{left:?}");
     assert!(!left.iter().any(|(name, _)| *name == hello_service));
-    let (status, _) = api(
-        &url,
-        reqwest::Method::DELETE,
-        "/v1/apps/svc/routes/sleep",
-        None,
-    );
+    let (status, _) = ferrite.api(reqwest::Method::DELETE, "/v1/apps/svc/routes/sleep", None);
     assert_eq!(status, 200);
     assert_eq!(fixture.services(), vec![]);
+}
+
+/// The watchdog key Ferrite set on `service` (FERRITE_WATCHDOG_KEY).
+fn watchdog_key(service: &str) -> String {
+    let env = succeed(
+        "docker",
+        &[
+            "service",
+            "inspect",
+            "-f",
+            "{{json .Spec.TaskTemplate.ContainerSpec.Env}}",
+            service,
+        ],
+    );
+    let env: Vec<String> = serde_json::from_str(&env).unwrap();
+    let key = env
+        .iter()
+        .find_map(|e| e.strip_prefix("FERRITE_WATCHDOG_KEY="))
+        .unwrap_or_else(|| panic!("no key in {env:?}"))
+        .to_string();
+    assert_eq!(key.len(), 64, "32 random bytes, hex: {key}");
+    key
+}
+
+/// `docker service inspect -f {{json FIELD}}` of `service`, parsed.
+fn spec_field(service: &str, field: &str) -> Value {
+    let text = succeed(
+        "docker",
+        &[
+            "service",
+            "inspect",
+            "-f",
+            &format!("{{{{json {field}}}}}"),
+            service,
+        ],
+    );
+    serde_json::from_str(&text).unwrap()
+}
+
+/// What a probe call reports about the task it runs in, one fact a line.
+const REPORT: &str = r#"
+grep -E '^(CapEff|NoNewPrivs):' /proc/self/status | tr -d '\t'
+echo "nofile:$(ulimit -n)"
+echo "pids.max:$(cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max)"
+if env | grep -q FERRITE_WATCHDOG_KEY; then echo 'key:seen'; else echo 'key:unseen'; fi
+for p in /proc/[0-9]*; do
+  if [ "$(cat $p/comm 2>/dev/null)" = watchdog ]; then
+    if cat $p/environ >/dev/null 2>&1; then echo 'watchdog environ:open'; else echo 'watchdog environ:closed'; fi
+    if dd if=$p/mem bs=1 count=0 2>/dev/null; then echo 'watchdog mem:open'; else echo 'watchdog mem:closed'; fi
+    if readlink $p/fd/0 >/dev/null 2>&1; then echo 'watchdog fd:open'; else echo 'watchdog fd:closed'; fi
+  fi
+done
+if touch /probe-root 2>/dev/null; then echo 'root:writable'; else echo 'root:read-only'; fi
+if touch /tmp/probe 2>/dev/null; then echo 'tmp:writable'; else echo 'tmp:read-only'; fi
+if [ -e /tmp/direct-ran ]; then echo 'direct:ran'; else echo 'direct:never'; fi
+echo "sleeps:$(for p in /proc/[0-9]*; do cat $p/comm 2>/dev/null; echo; done | grep -c '^sleep$')"
+echo "zombies:$(cat /proc/[0-9]*/stat 2>/dev/null | grep -c ') Z ')"
+ls /var/run/docker.sock >/dev/null 2>&1 && echo 'docker.sock:present'
+true
+"#;
+
+/// `KEY:VALUE` lines of a report.
+fn facts(report: &str) -> std::collections::HashMap<String, String> {
+    report
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+#[test]
+fn a_service_runs_confined_and_takes_calls_only_from_ferrite() {
+    require_images(&["ferrite/ferrite", "ferrite/probe", "ferrite/busybox"]);
+    let fixture = Fixture::new("confined", &["ferrite/probe-service"]);
+    fixture.build_images(&["ferrite/probe"]);
+    let ferrite = fixture.start();
+    let image = &fixture.images[0];
+    // The probe runs its body as a script: one task each, so that calls
+    // land on the same task.
+    let service = json!({"min_replicas": 1, "max_replicas": 1});
+    ferrite.create_route(json!({"path": "/probe", "image": image, "memory": 64,
+        "timeout": 3, "service": service}));
+    ferrite.create_route(json!({"path": "/tight", "image": image, "memory": 64,
+        "service": service, "confinement": {"read_only": true, "pids_limit": 100,
+        "nofile": 2048, "cpus": 0.5, "cap_add": ["NET_BIND_SERVICE"]}}));
+    let name = |path: &str| -> String {
+        ferrite.service_view(path)["service"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no service for {path}"))
+            .to_string()
+    };
+    let (probe, tight) = (name("/probe"), name("/tight"));
+
+    // The specs: confined by default, the route's opt-ins on top.
+    let container = spec_field(&probe, ".Spec.TaskTemplate.ContainerSpec");
+    assert_eq!(container["CapabilityDrop"], json!(["ALL"]), "{container}");
+    assert_eq!(container.get("CapabilityAdd"), None, "{container}");
+    assert_eq!(
+        container["Ulimits"],
+        json!([{"Name": "nofile", "Soft": 1024, "Hard": 1024}])
+    );
+    assert_eq!(container.get("Mounts"), None, "no host path: {container}");
+    assert_ne!(container["ReadOnly"], true);
+    let resources = spec_field(&probe, ".Spec.TaskTemplate.Resources");
+    assert_eq!(resources["Limits"]["Pids"], 256, "{resources}");
+    assert_eq!(resources["Limits"].get("NanoCPUs"), None, "{resources}");
+    let log = spec_field(&probe, ".Spec.TaskTemplate.LogDriver");
+    assert_eq!(log["Name"], "json-file", "{log}");
+    assert!(log["Options"]["max-size"].is_string(), "{log}");
+    assert!(log["Options"]["max-file"].is_string(), "{log}");
+    let container = spec_field(&tight, ".Spec.TaskTemplate.ContainerSpec");
+    assert_eq!(container["CapabilityAdd"], json!(["NET_BIND_SERVICE"]));
+    assert_eq!(container["ReadOnly"], true);
+    assert_eq!(container["Mounts"][0]["Type"], "tmpfs", "{container}");
+    assert_eq!(container["Mounts"][0]["Target"], "/tmp", "{container}");
+    assert_eq!(container["Ulimits"][0]["Hard"], 2048);
+    let resources = spec_field(&tight, ".Spec.TaskTemplate.Resources");
+    assert_eq!(resources["Limits"]["Pids"], 100, "{resources}");
+    assert_eq!(resources["Limits"]["NanoCPUs"], 500_000_000_i64);
+
+    // Inside the running tasks: no capability (but the one given back), no
+    // new privileges, the limits, no key in sight.
+    let report = |path: &str| {
+        let (status, body, _) = ferrite.call(path, REPORT);
+        assert_eq!(status, 200, "{path}: {body}");
+        facts(&body)
+    };
+    let seen = report("/probe");
+    for (fact, value) in [
+        ("CapEff", "0000000000000000"),
+        ("NoNewPrivs", "1"),
+        ("nofile", "1024"),
+        ("pids.max", "256"),
+        ("key", "unseen"),
+        ("watchdog environ", "closed"),
+        ("watchdog mem", "closed"),
+        ("watchdog fd", "closed"),
+        ("root", "writable"),
+        ("direct", "never"),
+    ] {
+        assert_eq!(
+            seen.get(fact).map(String::as_str),
+            Some(value),
+            "{fact}: {seen:?}"
+        );
+    }
+    assert!(!seen.contains_key("docker.sock"), "{seen:?}");
+    let seen = report("/tight");
+    for (fact, value) in [
+        // CAP_NET_BIND_SERVICE is bit 10.
+        ("CapEff", "0000000000000400"),
+        ("NoNewPrivs", "1"),
+        ("nofile", "2048"),
+        ("pids.max", "100"),
+        ("root", "read-only"),
+        ("tmp", "writable"),
+    ] {
+        assert_eq!(
+            seen.get(fact).map(String::as_str),
+            Some(value),
+            "{fact}: {seen:?}"
+        );
+    }
+
+    // Without capabilities the watchdog still stops a call past its timeout
+    // with what it started (its process group), and nothing is left, not
+    // even a zombie, under Docker's init.
+    let (status, body, took) = ferrite.call("/probe", "sleep 60 & sleep 60");
+    assert_eq!(status, 504, "{body}");
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let seen = report("/probe");
+            seen["sleeps"] == "0" && seen["zombies"] == "0"
+        }),
+        "{:?}",
+        report("/probe")
+    );
+
+    // A container on the overlay calls the task directly: without the key it
+    // is refused before the function runs; with the service's key it runs.
+    let task = ferrite.service_view("/probe")["addresses"][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("no task address: {}", ferrite.service_view("/probe")))
+        .to_string();
+    let direct = |key: Option<&str>| -> String {
+        let script = "touch /tmp/direct-ran; echo direct";
+        let key_header = key
+            .map(|k| format!("Ferrite-Watchdog-Key: {k}\r\n"))
+            .unwrap_or_default();
+        let request = format!(
+            "POST /probe HTTP/1.0\r\nHost: task\r\n{key_header}Content-Length: {}\r\n\r\n{script}",
+            script.len()
+        );
+        let (host, port) = task.rsplit_once(':').unwrap();
+        let probe = format!(
+            "{}-probe-{}",
+            fixture.container,
+            fixture.probes.borrow().len()
+        );
+        fixture.probes.borrow_mut().push(probe.clone());
+        // nc stops at the end of its input: keep it open until the task has
+        // answered and closed the connection (HTTP/1.0).
+        let shell = format!("{{ printf '%s' \"$REQUEST\"; sleep 5; }} | nc {host} {port}");
+        succeed(
+            "docker",
+            &[
+                "run",
+                "--name",
+                &probe,
+                "--label",
+                "org.ferrite.test=1",
+                "--network",
+                &fixture.network,
+                "-e",
+                &format!("REQUEST={request}"),
+                "ferrite/busybox",
+                "sh",
+                "-c",
+                &shell,
+            ],
+        )
+    };
+    for key in [None, Some("0".repeat(64).as_str())] {
+        let answer = direct(key);
+        let status_line = answer.lines().next().unwrap_or_default();
+        assert!(status_line.contains(" 401 "), "{key:?}: {answer}");
+        assert!(
+            answer.contains("this function takes calls only from Ferrite"),
+            "{answer}"
+        );
+    }
+    assert_eq!(report("/probe")["direct"], "never", "a refused call ran");
+    let key = watchdog_key(&probe);
+    let answer = direct(Some(&key));
+    let status_line = answer.lines().next().unwrap_or_default();
+    assert!(status_line.contains(" 200 "), "{answer}");
+    assert!(answer.ends_with("direct"), "{answer}");
+    assert_eq!(report("/probe")["direct"], "ran");
+
+    // The service's key changes behind this node's back (as when another
+    // node made the service again): its watchdog refuses the key Ferrite
+    // holds, Ferrite reads the new one from the spec and the call goes
+    // through; the client never sees the refusal.
+    let fresh = "f".repeat(64);
+    succeed(
+        "docker",
+        &[
+            "service",
+            "update",
+            "--detach",
+            "--env-add",
+            &format!("FERRITE_WATCHDOG_KEY={fresh}"),
+            &probe,
+        ],
+    );
+    let updated = eventually(Duration::from_secs(60), || {
+        let state = succeed(
+            "docker",
+            &[
+                "service",
+                "inspect",
+                "-f",
+                "{{.UpdateStatus.State}}",
+                &probe,
+            ],
+        );
+        let running = succeed(
+            "docker",
+            &[
+                "service",
+                "ps",
+                "--filter",
+                "desired-state=running",
+                "-q",
+                &probe,
+            ],
+        );
+        state == "completed" && running.lines().count() == 1
+    });
+    assert!(updated, "the service was not updated");
+    assert_eq!(watchdog_key(&probe), fresh);
+    let (status, body, _) = ferrite.call("/probe", "echo after the new key");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "after the new key\n"),
+        "{body}"
+    );
 }

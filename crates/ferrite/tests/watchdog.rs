@@ -1,9 +1,10 @@
 //! `ferrite watchdog` and `ferrite services image`: the watchdog binary run
 //! on the host around a shell function (`format: default`) and around the
-//! chaos hot function (`format: http`): body, status, environment, exit
-//! codes, timeouts with nothing left running, bounded concurrency, process
-//! replacement, SIGTERM. Then service images built by the CLI from the
-//! example images, run as plain containers and called over HTTP.
+//! chaos hot function (`format: http`): the key it takes calls with, body,
+//! status, environment, exit codes, timeouts with nothing left running,
+//! bounded concurrency, process replacement, SIGTERM. Then service images
+//! built by the CLI from the example images, run as plain containers and
+//! called over HTTP.
 
 mod common;
 
@@ -13,8 +14,28 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{client, eventually, free_port, require_images};
+use common::{eventually, free_port, require_images};
+use reqwest::blocking::Client;
 use serde_json::{json, Value};
+
+/// The key the watchdogs of these tests are started with, as Ferrite sets
+/// one on each service it makes (FERRITE_WATCHDOG_KEY).
+const KEY: &str = "0123456789abcdef-test-key";
+
+/// A client that sends the key, as Ferrite does with every call.
+fn client() -> Client {
+    keyed_client(Duration::from_secs(60))
+}
+
+fn keyed_client(timeout: Duration) -> Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("ferrite-watchdog-key", KEY.parse().unwrap());
+    Client::builder()
+        .timeout(timeout)
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
 
 /// The test function for `format: default`: what it does depends on the
 /// route it is called on.
@@ -23,6 +44,7 @@ case "$ROUTE" in
   /fail) echo "oops from the function" >&2; exit 3 ;;
   /hang) echo $$ > "$PIDFILE"; sleep 30 & echo $! >> "$PIDFILE"; wait; exit 0 ;;
   /slow) sleep 1; echo done; exit 0 ;;
+  /mark) echo ran >> "$MARKFILE"; echo marked; exit 0 ;;
 esac
 printf 'body=%s\n' "$(cat)"
 env
@@ -36,7 +58,8 @@ struct Watchdog {
 }
 
 impl Watchdog {
-    /// Start `ferrite watchdog FLAGS -- COMMAND` and wait until it is ready.
+    /// Start `ferrite watchdog FLAGS -- COMMAND` with the test key (unless
+    /// `env` sets FERRITE_WATCHDOG_KEY otherwise) and wait until it is ready.
     fn start(flags: &[&str], command: &[&str], env: &[(&str, &str)]) -> Watchdog {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
@@ -46,6 +69,7 @@ impl Watchdog {
             .args(flags)
             .arg("--")
             .args(command)
+            .env("FERRITE_WATCHDOG_KEY", KEY)
             .envs(env.iter().copied())
             .env("FERRITE_WATCHDOG_LOG_LEVEL", "debug")
             .stdin(Stdio::null())
@@ -257,6 +281,102 @@ fn default_format_runs_the_command_once_per_call() {
 }
 
 #[test]
+fn only_calls_with_the_key_reach_the_function() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = function(dir.path());
+    let markfile = dir.path().join("marks");
+    let watchdog = Watchdog::start(
+        &[],
+        &["/bin/sh", script.to_str().unwrap()],
+        &[("MARKFILE", markfile.to_str().unwrap())],
+    );
+    let plain = common::client();
+    let mark = format!("{}/mark", watchdog.url);
+
+    // Without the key, or with another: 401, and the function never ran.
+    for key in [None, Some("not-the-key"), Some(&KEY[1..])] {
+        let mut request = plain.post(&mark);
+        if let Some(key) = key {
+            request = request.header("Ferrite-Watchdog-Key", key);
+        }
+        let reply = request.send().unwrap();
+        assert_eq!(reply.status(), 401, "{key:?}");
+        assert_eq!(reply.headers()["ferrite-watchdog-refused"], "key");
+        let message = error_message(&reply.text().unwrap());
+        assert!(
+            message.starts_with("this function takes calls only from Ferrite"),
+            "{message}"
+        );
+    }
+    assert!(!markfile.exists(), "a refused call ran the function");
+    // The health check stays open and says nothing more.
+    let health = plain
+        .get(format!("{}/_ferrite/health", watchdog.url))
+        .send()
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().unwrap(), "ok\n");
+
+    // With the key: the call runs, and the function sees neither the key's
+    // header nor the key in its environment.
+    let (status, body) = watchdog.post("/mark", "");
+    assert_eq!((status, body.as_str()), (200, "marked\n"));
+    assert_eq!(std::fs::read_to_string(&markfile).unwrap(), "ran\n");
+    let (status, body) = watchdog.post("/", "");
+    assert_eq!(status, 200);
+    let env = vars(&body);
+    assert!(!env.contains_key("FERRITE_WATCHDOG_KEY"), "{env:?}");
+    assert!(!env.contains_key("HEADER_FERRITE_WATCHDOG_KEY"), "{env:?}");
+    assert!(!body.contains(KEY), "{body}");
+    // Its processes cannot gain privileges.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", watchdog.pid())).unwrap();
+    assert!(status.contains("NoNewPrivs:\t1"), "{status}");
+
+    // http format: the request the hot process gets has no key either.
+    let hot = Watchdog::start(&["--format", "http"], &[&chaos()], &[]);
+    let refused = plain.post(format!("{}/hello", hot.url)).send().unwrap();
+    assert_eq!(refused.status(), 401);
+    let seen = echo(&hot);
+    assert!(
+        seen["headers"].get("ferrite-watchdog-key").is_none(),
+        "{seen}"
+    );
+    assert_eq!(seen["requests"], 1, "the refused call never reached it");
+}
+
+#[test]
+fn without_a_key_the_watchdog_starts_only_when_told_to_take_any_call() {
+    let output = Command::new(env!("CARGO_BIN_EXE_ferrite"))
+        .args(["watchdog", "--port", &free_port().to_string(), "--", "cat"])
+        .env_remove("FERRITE_WATCHDOG_KEY")
+        .env_remove("FERRITE_WATCHDOG_NO_KEY")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("FERRITE_WATCHDOG_KEY is not set") && stderr.contains("--no-key"),
+        "{stderr}"
+    );
+
+    // --no-key: anyone may call. An empty key counts as none.
+    let open = Watchdog::start(&["--no-key"], &["cat"], &[("FERRITE_WATCHDOG_KEY", "")]);
+    let reply = common::client()
+        .post(&open.url)
+        .body("anyone")
+        .send()
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    assert_eq!(reply.text().unwrap(), "anyone");
+
+    // A key set wins over --no-key (a route's config cannot open a service).
+    let keyed = Watchdog::start(&[], &["cat"], &[("FERRITE_WATCHDOG_NO_KEY", "true")]);
+    let reply = common::client().post(&keyed.url).send().unwrap();
+    assert_eq!(reply.status(), 401);
+}
+
+#[test]
 fn default_format_failures_exit_codes_and_timeouts() {
     let dir = tempfile::tempdir().unwrap();
     let script = function(dir.path());
@@ -316,7 +436,7 @@ fn a_caller_that_hangs_up_stops_its_call() {
         &["/bin/sh", script.to_str().unwrap()],
         &[("PIDFILE", pidfile.to_str().unwrap())],
     );
-    let gave_up = common::client_with_timeout(Duration::from_millis(500))
+    let gave_up = keyed_client(Duration::from_millis(500))
         .post(format!("{}/hang", watchdog.url))
         .send();
     assert!(gave_up.is_err());
@@ -593,6 +713,7 @@ fn a_command_that_cannot_start() {
             "http",
         ])
         .args(["--", "/no/such/function"])
+        .env("FERRITE_WATCHDOG_KEY", KEY)
         .env("FERRITE_WATCHDOG_LOG_LEVEL", "off")
         .output()
         .unwrap();
@@ -665,18 +786,19 @@ fn build_image(source: &str, tag: &str, format: &str) -> (bool, String, String) 
 
 /// Run `image` (with `command` instead of its cmd, if given) with its port
 /// on a free host port; the base URL, once the watchdog answers.
-fn run_container(leftovers: &mut Leftovers, image: &str, command: &[&str]) -> (String, String) {
+fn run_container(
+    leftovers: &mut Leftovers,
+    image: &str,
+    env: &[&str],
+    command: &[&str],
+) -> (String, String) {
     let port = free_port();
     let publish = format!("127.0.0.1:{port}:8080");
-    let mut args = vec![
-        "run",
-        "-d",
-        "--label",
-        "org.ferrite.test=1",
-        "-p",
-        &publish,
-        image,
-    ];
+    let mut args = vec!["run", "-d", "--label", "org.ferrite.test=1", "-p", &publish];
+    for var in env {
+        args.extend(["-e", var]);
+    }
+    args.push(image);
     args.extend_from_slice(command);
     let (ok, id, err) = docker(&args);
     assert!(ok, "docker run: {err}");
@@ -755,8 +877,21 @@ fn service_images_run_the_function_behind_http() {
         config,
         r#"["/.ferrite/watchdog","watchdog","--format","default","--"] ["/bin/sh","/fn/hello.sh"] default"#
     );
-    let (id, url) = run_container(&mut leftovers, &hello, &[]);
-    let reply = client()
+    // Without a key it does not start; by hand (docs/watchdog.md) it is
+    // opened on purpose and takes calls from anyone.
+    let (ok, _, err) = docker(&["run", "--rm", "--label", "org.ferrite.test=1", &hello]);
+    assert!(!ok);
+    assert!(
+        err.contains("FERRITE_WATCHDOG_KEY is not set") && err.contains("--no-key"),
+        "{err}"
+    );
+    let (id, url) = run_container(
+        &mut leftovers,
+        &hello,
+        &["FERRITE_WATCHDOG_NO_KEY=true"],
+        &[],
+    );
+    let reply = common::client()
         .post(format!("{url}/r/myapp/hello"))
         .body(r#"{"name":"Johnny"}"#)
         .send()
@@ -781,6 +916,7 @@ fn service_images_run_the_function_behind_http() {
     let (id, url) = run_container(
         &mut leftovers,
         &hello,
+        &[&format!("FERRITE_WATCHDOG_KEY={KEY}")],
         &["/bin/sh", "-c", "sleep 30 & sleep 30 & echo hi"],
     );
     for _ in 0..3 {
@@ -796,12 +932,48 @@ fn service_images_run_the_function_behind_http() {
     });
     assert!(settled, "{:?}", container_processes(&id));
 
+    // The function runs as the watchdog's user (root here, with Docker's
+    // default capabilities) yet cannot read the key from the watchdog's
+    // environment or reach its sockets: the watchdog is not dumpable. It
+    // cannot gain privileges either, nor see the key in its own environment.
+    let probe = "if cat /proc/1/environ >/dev/null 2>&1; then echo 'environ open'; else echo 'environ closed'; fi; \
+        if dd if=/proc/1/mem bs=1 count=0 2>/dev/null; then echo 'mem open'; else echo 'mem closed'; fi; \
+        if readlink /proc/1/fd/0 >/dev/null 2>&1; then echo 'fd open'; else echo 'fd closed'; fi; \
+        if env | grep -q FERRITE_WATCHDOG_KEY; then echo 'key seen'; else echo 'key unseen'; fi; \
+        grep NoNewPrivs /proc/self/status";
+    let (_, url) = run_container(
+        &mut leftovers,
+        &hello,
+        &[&format!("FERRITE_WATCHDOG_KEY={KEY}")],
+        &["/bin/sh", "-c", probe],
+    );
+    let reply = client().post(&url).send().unwrap();
+    assert_eq!(reply.status(), 200);
+    let seen = reply.text().unwrap();
+    for line in [
+        "environ closed",
+        "mem closed",
+        "fd closed",
+        "key unseen",
+        "NoNewPrivs:\t1",
+    ] {
+        assert!(seen.contains(line), "{line:?} in {seen:?}");
+    }
+    // And a call without the key never reaches it.
+    let refused = common::client().post(&url).send().unwrap();
+    assert_eq!(refused.status(), 401);
+
     // http format: ferrite/hot-hello, one hot process.
     let hot = format!("ferrite-test/watchdog-hot-hello:{unique}");
     leftovers.images.push(hot.clone());
     let (ok, _, err) = build_image("ferrite/hot-hello", &hot, "http");
     assert!(ok, "{err}");
-    let (_, url) = run_container(&mut leftovers, &hot, &[]);
+    let (_, url) = run_container(
+        &mut leftovers,
+        &hot,
+        &[&format!("FERRITE_WATCHDOG_KEY={KEY}")],
+        &[],
+    );
     for name in ["Johnny", "Mary"] {
         let reply = client()
             .post(format!("{url}/hello"))
@@ -844,7 +1016,7 @@ fn overhead_per_call() {
         "/../../examples/functions/hot-hello/hot-hello"
     );
     let body = r#"{"name":"Johnny"}"#;
-    let http = reqwest::blocking::Client::new();
+    let http = client();
 
     // default: the script run directly, as a process per call.
     let mut direct = Vec::new();

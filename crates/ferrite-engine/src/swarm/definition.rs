@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use ferrite_model::Confinement;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -28,7 +29,8 @@ pub mod labels {
 
 /// Bumped whenever the way a definition becomes a Swarm spec changes (a new
 /// restart policy, say), so that existing services are updated to it.
-const SPEC_FORMAT: u32 = 1;
+/// 2: confined tasks (capabilities, limits, capped log) and the watchdog key.
+const SPEC_FORMAT: u32 = 2;
 /// Longest Swarm service name (a DNS label).
 const MAX_NAME: usize = 63;
 /// Longest app part of a name, so that the path keeps some room.
@@ -36,7 +38,7 @@ const MAX_APP_SLUG: usize = 20;
 
 /// A route as a Swarm service: everything Ferrite decides about it, in plain
 /// terms. The server maps a route (and its `service` section) to this.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServiceDefinition {
     /// Who owns the service: the Ferrite cluster or installation id. Only
     /// services with this owner are ever updated, adopted or removed.
@@ -61,6 +63,9 @@ pub struct ServiceDefinition {
     pub constraints: Vec<String>,
     /// The overlay network the tasks join, by name; Ferrite reaches them there.
     pub network: String,
+    /// What the tasks may do and take: the route's confinement, as for its
+    /// containers (see `spec` for how Swarm applies it).
+    pub confinement: Confinement,
 }
 
 /// The part of a definition that the hash covers: everything but the
@@ -79,6 +84,19 @@ struct Hashed<'a> {
     labels: &'a BTreeMap<String, String>,
     constraints: &'a [String],
     network: &'a str,
+    confinement: HashedConfinement<'a>,
+}
+
+/// What the hash covers of a confinement: the fields a service applies.
+#[derive(Serialize)]
+struct HashedConfinement<'a> {
+    read_only: bool,
+    network_none: bool,
+    cap_add: &'a [String],
+    pids_limit: u32,
+    nofile: u32,
+    cpus: Option<f64>,
+    tmp_size_mib: u64,
 }
 
 impl ServiceDefinition {
@@ -103,6 +121,15 @@ impl ServiceDefinition {
             labels: &self.labels,
             constraints: &self.constraints,
             network: &self.network,
+            confinement: HashedConfinement {
+                read_only: self.confinement.read_only,
+                network_none: self.confinement.network_none,
+                cap_add: &self.confinement.cap_add,
+                pids_limit: self.confinement.pids_limit,
+                nofile: self.confinement.nofile,
+                cpus: self.confinement.cpus,
+                tmp_size_mib: self.confinement.tmp_size_mib,
+            },
         };
         // Serializing borrowed strings and ordered maps cannot fail; an
         // empty input would still hash, so no error path is needed.
@@ -138,6 +165,12 @@ impl ServiceDefinition {
         }
         if let Some(c) = self.constraints.iter().find(|c| c.trim().is_empty()) {
             return invalid(format!("placement constraint {c:?}"));
+        }
+        if self.confinement.network_none {
+            return invalid(
+                "confinement.network none: a service's tasks are reached over its overlay network"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -228,6 +261,7 @@ mod tests {
             labels: BTreeMap::new(),
             constraints: vec![],
             network: "ferrite".into(),
+            confinement: Confinement::resolve(None, 128),
         }
     }
 
@@ -273,6 +307,9 @@ mod tests {
         let mut c = a.clone();
         c.memory_mib = 256;
         assert_ne!(a.spec_hash(), c.spec_hash());
+        let mut d = a.clone();
+        d.confinement.pids_limit += 1;
+        assert_ne!(a.spec_hash(), d.spec_hash());
     }
 
     #[test]
@@ -288,6 +325,7 @@ mod tests {
                 d.env.insert("A=B".into(), "x".into());
             },
             |d| d.constraints.push(String::new()),
+            |d| d.confinement.network_none = true,
         ] {
             let mut d = definition();
             change(&mut d);

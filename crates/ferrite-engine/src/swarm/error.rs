@@ -26,6 +26,9 @@ pub enum SwarmError {
         owner: String,
         found: Option<String>,
     },
+    /// The operating system gave no random bytes for a service's key.
+    #[error("cannot make the service's key: {0}")]
+    Key(String),
     #[error("no such service: {0}")]
     NotFound(String),
     /// The service kept changing under us (another node or the autoscaler

@@ -10,6 +10,8 @@
 //! - [`Balancer`] and [`Forwarder`]: the task with the fewest outstanding
 //!   requests, and a request forwarded to it, retried on another task only
 //!   when the connection could not be made.
+//! - [`WatchdogKey`]: each service's random key, which its watchdog asks of
+//!   every call so that only Ferrite can call it.
 //!
 //! Swarm's virtual IPs and ingress mesh are never used (they need IPVS,
 //! missing on some kernels): services use DNS round robin and Ferrite
@@ -20,6 +22,7 @@ mod definition;
 mod engine_get;
 mod error;
 mod forward;
+mod key;
 mod network;
 mod services;
 mod spec;
@@ -35,6 +38,7 @@ pub use balance::{Balancer, Lease};
 pub use definition::{labels, service_name, ServiceDefinition};
 pub use error::SwarmError;
 pub use forward::{ForwardError, ForwardSettings, Forwarded, Forwarder, LeasedBody};
+pub use key::{WatchdogKey, KEY_REFUSED_HEADER, WATCHDOG_KEY_ENV, WATCHDOG_KEY_HEADER};
 pub use services::{EnsureAction, Ensured, OwnedService};
 pub use tasks::RunningTask;
 pub use watch::{Addresses, TaskWatcher, WatchSettings};

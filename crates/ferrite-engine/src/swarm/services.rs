@@ -4,12 +4,14 @@
 
 use std::collections::HashMap;
 
-use bollard::models::Service;
-use bollard::query_parameters::{InspectServiceOptions, ListServicesOptions, UpdateServiceOptions};
+use bollard::models::{NodeState, Service};
+use bollard::query_parameters::{
+    InspectServiceOptions, ListNodesOptions, ListServicesOptions, UpdateServiceOptions,
+};
 
 use super::definition::{labels, ServiceDefinition};
 use super::error::{is_conflict, is_not_found, is_out_of_sequence};
-use super::{spec, Swarm, SwarmError};
+use super::{spec, Swarm, SwarmError, WatchdogKey};
 
 /// What [`Swarm::ensure`] had to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +32,9 @@ pub struct Ensured {
     /// The service's replica count: the definition's when created, the
     /// current one otherwise.
     pub replicas: u64,
+    /// The key its watchdog asks of every call: made with the service, then
+    /// read back from its spec.
+    pub key: WatchdogKey,
 }
 
 /// A service of an owner, as found on the Swarm: what the server needs to
@@ -70,15 +75,24 @@ impl Swarm {
     /// (a rolling update, start-first) when its definition changed, keeping
     /// the replica count the autoscaler set; nothing when it already matches.
     /// A service of the same name that `def.owner` does not own is refused.
+    ///
+    /// A new service gets a new watchdog key; an existing one keeps its own
+    /// through the update (one made before keys existed gets one, which is
+    /// an update even when its definition is unchanged).
     pub async fn ensure(&self, def: &ServiceDefinition) -> Result<Ensured, SwarmError> {
         def.validate()?;
         let name = def.service_name();
         let hash = def.spec_hash();
+        let cpu_ceiling = match def.confinement.cpus {
+            Some(_) => self.smallest_node_nano_cpus().await?,
+            None => None,
+        };
         for attempt in 1..=ATTEMPTS {
             let Some(service) = self.inspect(&name).await? else {
+                let key = new_key()?;
                 match self
                     .docker
-                    .create_service(spec::build(def, def.replicas), None)
+                    .create_service(spec::build(def, def.replicas, &key, cpu_ceiling), None)
                     .await
                 {
                     Ok(created) => {
@@ -92,6 +106,7 @@ impl Swarm {
                             id,
                             action: EnsureAction::Created,
                             replicas: def.replicas,
+                            key,
                         });
                     }
                     // Another node created it meanwhile: look again.
@@ -108,18 +123,29 @@ impl Swarm {
                 .as_ref()
                 .and_then(|l| l.get(labels::SPEC))
                 .map(String::as_str);
-            if found_hash == Some(hash.as_str()) {
+            let found_key = key_of(&current);
+            if let (Some(key), Some(true)) = (&found_key, found_hash.map(|h| h == hash)) {
                 return Ok(Ensured {
                     name,
                     id,
                     action: EnsureAction::Unchanged,
                     replicas,
+                    key: key.clone(),
                 });
             }
+            let key = match found_key {
+                Some(key) => key,
+                None => new_key()?,
+            };
             let options = update_options(&service, &name)?;
             match self
                 .docker
-                .update_service(&name, spec::build(def, replicas), options, None)
+                .update_service(
+                    &name,
+                    spec::build(def, replicas, &key, cpu_ceiling),
+                    options,
+                    None,
+                )
                 .await
             {
                 Ok(_) => {
@@ -129,6 +155,7 @@ impl Swarm {
                         id,
                         action: EnsureAction::Updated,
                         replicas,
+                        key,
                     });
                 }
                 Err(e) if is_out_of_sequence(&e) && attempt < ATTEMPTS => {
@@ -247,6 +274,29 @@ impl Swarm {
         Ok(owned)
     }
 
+    /// The watchdog key of a service as its spec holds it now: what a node
+    /// reads again when a watchdog refused the key it had.
+    pub async fn service_key(&self, name: &str) -> Result<Option<WatchdogKey>, SwarmError> {
+        let service = self
+            .inspect(name)
+            .await?
+            .ok_or_else(|| SwarmError::NotFound(name.to_string()))?;
+        Ok(key_of(&service.spec.unwrap_or_default()))
+    }
+
+    /// The CPUs of the Swarm's smallest ready node, in billionths: the most a
+    /// task's CPU cap may name for the task to start on any node. `None`
+    /// when no node says.
+    async fn smallest_node_nano_cpus(&self) -> Result<Option<i64>, SwarmError> {
+        let nodes = self.docker.list_nodes(None::<ListNodesOptions>).await?;
+        Ok(nodes
+            .iter()
+            .filter(|n| n.status.as_ref().and_then(|s| s.state) == Some(NodeState::READY))
+            .filter_map(|n| n.description.as_ref()?.resources.as_ref()?.nano_cpus)
+            .filter(|cpus| *cpus > 0)
+            .min())
+    }
+
     /// A service by name, `None` when there is none.
     pub(crate) async fn inspect(&self, name: &str) -> Result<Option<Service>, SwarmError> {
         match self
@@ -259,6 +309,20 @@ impl Swarm {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// The watchdog key in a service spec's environment.
+fn key_of(spec: &bollard::models::ServiceSpec) -> Option<WatchdogKey> {
+    let env = spec
+        .task_template
+        .as_ref()
+        .and_then(|t| t.container_spec.as_ref())
+        .and_then(|c| c.env.as_ref())?;
+    WatchdogKey::from_env(env)
+}
+
+fn new_key() -> Result<WatchdogKey, SwarmError> {
+    WatchdogKey::generate().map_err(|e| SwarmError::Key(e.to_string()))
 }
 
 fn check_owner(service: &Service, name: &str, owner: &str) -> Result<(), SwarmError> {

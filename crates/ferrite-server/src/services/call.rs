@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderName, HeaderValue, Request, Response};
-use ferrite_engine::swarm::{Addresses, ForwardError};
+use axum::http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use ferrite_engine::swarm::{
+    Addresses, ForwardError, Forwarded, WatchdogKey, KEY_REFUSED_HEADER, WATCHDOG_KEY_HEADER,
+};
 use ferrite_model::contract::{fact_headers, CallFacts};
 use ferrite_model::{ApiError, App, ErrorKind, Route};
 use tokio::net::TcpStream;
@@ -83,15 +85,61 @@ impl Services {
                 _ => known,
             }
         };
-        let forward = self
-            .forwarder
-            .forward(&managed.balancer, addresses, request);
-        let forwarded = tokio::time::timeout_at(deadline.into(), forward)
+        let call = async {
+            let key = managed.key();
+            let forwarded = self
+                .forward_with(&managed, &addresses, &request, &key)
+                .await?;
+            if !refused_key(&forwarded) {
+                return Ok(forwarded);
+            }
+            // The watchdog refused the key before running anything, so the
+            // call may go again, once, with the service's current key.
+            match self.reread_key(&managed, &key).await {
+                Some(fresh) => {
+                    drop(forwarded);
+                    self.forward_with(&managed, &addresses, &request, &fresh)
+                        .await
+                }
+                None => Ok(forwarded),
+            }
+        };
+        let forwarded = tokio::time::timeout_at(deadline.into(), call)
             .await
             .map_err(|_| ApiError::new(ErrorKind::GatewayTimeout, "Timed out"))?
             .map_err(|e| forward_error(&managed, e))?;
         Ok(forwarded.response.map(Body::new))
     }
+
+    /// Forward a copy of `request` with `key` in the watchdog's key header
+    /// (replacing any the client sent).
+    async fn forward_with(
+        &self,
+        managed: &Managed,
+        addresses: &impl Fn() -> Addresses,
+        request: &Request<Bytes>,
+        key: &WatchdogKey,
+    ) -> Result<Forwarded, ForwardError> {
+        let mut copy = Request::new(request.body().clone());
+        *copy.method_mut() = request.method().clone();
+        *copy.uri_mut() = request.uri().clone();
+        *copy.headers_mut() = request.headers().clone();
+        let value = HeaderValue::from_str(key.expose()).map_err(|_| {
+            ForwardError::BadRequest("the service's key is not a header value".into())
+        })?;
+        copy.headers_mut()
+            .insert(HeaderName::from_static(WATCHDOG_KEY_HEADER), value);
+        self.forwarder
+            .forward(&managed.balancer, addresses, copy)
+            .await
+    }
+}
+
+/// Whether a watchdog answered that the call's key was not its own.
+fn refused_key(forwarded: &Forwarded) -> bool {
+    let response = &forwarded.response;
+    response.status() == StatusCode::UNAUTHORIZED
+        && response.headers().contains_key(KEY_REFUSED_HEADER)
 }
 
 /// Wait until a task of `managed` accepts connections, or `until`; returns

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use ferrite_engine::swarm::{
     self, Addresses, Balancer, ForwardSettings, Forwarder, ServiceDefinition, Swarm, SwarmError,
-    TaskWatcher, WatchSettings,
+    TaskWatcher, WatchSettings, WatchdogKey,
 };
 use ferrite_model::{App, Millis, Route, ServiceSpec};
 use ferrite_store::Store;
@@ -86,7 +86,21 @@ pub(crate) struct Managed {
     pub meter: ConcurrencyMeter,
     pub addresses: watch::Receiver<Addresses>,
     control: Mutex<Control>,
+    /// The key its watchdog asks of every call, as this node last read it.
+    key: Mutex<KeyState>,
 }
+
+/// A service's watchdog key on this node.
+struct KeyState {
+    key: WatchdogKey,
+    /// When it was last read again after a refusal: at most once per
+    /// [`KEY_REREAD_PAUSE`], so a function that fakes refusals cannot make
+    /// every call an engine request.
+    reread: Option<Instant>,
+}
+
+/// Shortest time between two readings of a service's key after refusals.
+const KEY_REREAD_PAUSE: Duration = Duration::from_secs(2);
 
 /// The autoscaler's side of a service.
 struct Control {
@@ -102,6 +116,15 @@ struct Control {
 impl Managed {
     fn control(&self) -> MutexGuard<'_, Control> {
         self.control.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The key to send with a call.
+    pub fn key(&self) -> WatchdogKey {
+        self.key_state().key.clone()
+    }
+
+    fn key_state(&self) -> MutexGuard<'_, KeyState> {
+        self.key.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn bounds(&self) -> Bounds {
@@ -230,6 +253,7 @@ impl Services {
             labels: spec.labels.clone(),
             constraints: spec.constraints.clone(),
             network: self.settings.network.clone(),
+            confinement: route.confinement(),
         }
     }
 
@@ -290,9 +314,52 @@ impl Services {
             meter: ConcurrencyMeter::new(Instant::now()),
             addresses,
             control: Mutex::new(control),
+            key: Mutex::new(KeyState {
+                key: ensured.key,
+                reread: None,
+            }),
         });
         self.managed().insert(key, managed.clone());
         Ok(managed)
+    }
+
+    /// After `managed`'s watchdog refused `sent`: read the service's key
+    /// again, and return it when it is another one (the service was made
+    /// again, through another node, with a new key). `None` when the key is
+    /// the same (the refusal was not about an outdated key), when it was
+    /// read too recently, or when it cannot be read.
+    pub(crate) async fn reread_key(
+        &self,
+        managed: &Managed,
+        sent: &WatchdogKey,
+    ) -> Option<WatchdogKey> {
+        {
+            let mut state = managed.key_state();
+            if state.key != *sent {
+                // Another call read it meanwhile.
+                return Some(state.key.clone());
+            }
+            let now = Instant::now();
+            if state
+                .reread
+                .is_some_and(|at| now.duration_since(at) < KEY_REREAD_PAUSE)
+            {
+                return None;
+            }
+            state.reread = Some(now);
+        }
+        match self.swarm.service_key(&managed.name).await {
+            Ok(Some(fresh)) if fresh != *sent => {
+                tracing::info!(service = %managed.name, "the service's watchdog key changed (made again through another node); using the new one");
+                managed.key_state().key = fresh.clone();
+                Some(fresh)
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(service = %managed.name, error = %e, "cannot read the service's watchdog key");
+                None
+            }
+        }
     }
 
     /// Remove the service of a route that is gone or no longer has one.
