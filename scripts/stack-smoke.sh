@@ -32,6 +32,11 @@ done
 
 cleanup() {
   local status=$?
+  if [[ $status != 0 ]]; then
+    # What the nodes said, to tell a wrong answer from a slow start.
+    log "failed (exit $status); the last lines of the Ferrite service:"
+    docker service logs --tail 40 "${STACK}_ferrite" >&2 2>&1 || true
+  fi
   log "removing stack $STACK"
   for probe in "${PROBES[@]}"; do docker rm -f "$probe" >/dev/null 2>&1 || true; done
   docker stack rm "$STACK" >/dev/null 2>&1 || true
@@ -120,11 +125,12 @@ ferrite() {
 export API_URL=$URL JWT_AUTH_KEY="$(cat "$KEYFILE")"
 ferrite apps create myapp >/dev/null
 ferrite routes create myapp /hello ferrite/hello >/dev/null
-answer=$(curl -sf -d '{"name":"Johnny"}' "$URL/r/myapp/hello")
+answer=$(curl -sS -d '{"name":"Johnny"}' "$URL/r/myapp/hello") || fail "walk-through call: curl failed"
 [[ $answer == "Hello Johnny!" ]] || fail "walk-through answered: $answer"
 log "walk-through through HAProxy: $answer"
 ferrite routes create myapp /later ferrite/hello --type async >/dev/null
-id=$(curl -sf -X POST "$URL/r/myapp/later" -d '{"name":"Later"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["call_id"])')
+accepted=$(curl -sS -X POST "$URL/r/myapp/later" -d '{"name":"Later"}') || fail "async call: curl failed"
+id=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["call_id"])' "$accepted") || fail "async call answered: $accepted"
 status=
 for _ in $(seq 60); do
   status=$(curl -sf -H "$AUTH" "$URL/v1/apps/myapp/calls/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["call"]["status"])')
