@@ -365,7 +365,7 @@ fn host_name() -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use clap::Parser;
 
@@ -375,7 +375,8 @@ mod tests {
         config: ServerConfig,
     }
 
-    fn config(args: &[&str]) -> ServerConfig {
+    /// The configuration that these flags (and no environment) give.
+    pub(crate) fn config(args: &[&str]) -> ServerConfig {
         Cli::parse_from(std::iter::once("ferrite").chain(args.iter().copied())).config
     }
 

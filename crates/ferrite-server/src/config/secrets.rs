@@ -189,17 +189,7 @@ fn with_password(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        config: ServerConfig,
-    }
-
-    fn config(args: &[&str]) -> ServerConfig {
-        Cli::parse_from(std::iter::once("ferrite").chain(args.iter().copied())).config
-    }
+    use crate::config::tests::config;
 
     fn file(dir: &tempfile::TempDir, name: &str, content: &str) -> String {
         let path = dir.path().join(name);
