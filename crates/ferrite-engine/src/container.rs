@@ -263,10 +263,10 @@ impl Containers {
             )
             .await?;
         tracing::debug!(
-                    container = %created.id, image_ms = t_image.as_millis(), create_ms = t_create.as_millis(),
-        attach_ms = t_attach.as_millis(), start_ms = t0.elapsed().as_millis(),
-                    "container started"
-                );
+            container = %created.id, image_ms = t_image.as_millis(), create_ms = t_create.as_millis(),
+            attach_ms = t_attach.as_millis(), start_ms = t0.elapsed().as_millis(),
+            "container started"
+        );
         Ok(Started {
             id: created.id,
             io,

@@ -188,7 +188,6 @@ fn with_password(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::config::tests::config;
 
     fn file(dir: &tempfile::TempDir, name: &str, content: &str) -> String {
