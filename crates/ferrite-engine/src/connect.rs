@@ -9,9 +9,11 @@ use bollard::{Docker, API_DEFAULT_VERSION};
 
 use crate::EngineError;
 
-/// Seconds a single Engine API request may take; streams (attach, pull) are
-/// not covered by it, and call deadlines are enforced by us.
-const REQUEST_TIMEOUT_S: u64 = 120;
+/// Seconds a single Engine API request may take until its answer's head
+/// (connecting included): the longest a hung engine can hold a call before
+/// this node notices. Streams (attach, pull) are not covered by it, and call
+/// deadlines are enforced by us.
+const REQUEST_TIMEOUT_S: u64 = 30;
 const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
 /// Where the engine is and how to talk to it.

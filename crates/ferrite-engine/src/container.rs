@@ -126,6 +126,13 @@ impl Removal {
     pub fn docker(&self) -> &Docker {
         &self.docker
     }
+
+    /// Take the container's memory for its replacement, which is started
+    /// while this one is being removed (the budget is over by one container
+    /// for that moment).
+    pub fn take_permit(&mut self) -> Option<MemoryPermit> {
+        self.permit.take()
+    }
 }
 
 fn force() -> RemoveContainerOptions {

@@ -1,9 +1,13 @@
-//! The engine as the server sees it: connect, run cold calls, shut down.
+//! The engine as the server sees it: connect, run cold calls, shut down;
+//! and when the engine goes away, throw away what it held, refuse calls
+//! until it is back, then clean up after it (`health.rs`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bollard::query_parameters::EventsOptions;
 use bollard::Docker;
+use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -12,15 +16,19 @@ use crate::admission::Admission;
 use crate::cold::{self, OutputLimits};
 use crate::container::{ContainerSpec, Containers};
 use crate::credentials::Credentials;
+use crate::health::{self, Health};
 use crate::hot::{self, HotCall, HotPools, HotRoute};
 use crate::image::Images;
 use crate::pool::Pools;
 use crate::socket_dir::SocketDir;
-use crate::{confine, init, ColdCall, ConnectSettings, EngineError, MemoryPermit, Outcome};
+use crate::{confine, init, labels, ColdCall, ConnectSettings, EngineError, MemoryPermit, Outcome};
 use bytes::Bytes;
 
 /// How often the refill loop looks at demand when nothing wakes it.
 const REFILL_TICK: Duration = Duration::from_millis(250);
+/// How long removing the leftovers may take once the engine is back, before
+/// the node probes it again.
+const PROBE_CLEANUP: Duration = Duration::from_secs(60);
 
 /// Everything the engine needs to know, decided once at start.
 #[derive(Debug, Clone)]
@@ -54,6 +62,8 @@ pub struct Engine {
     pools: Arc<Pools>,
     hot: HotPools,
     limits: OutputLimits,
+    /// Whether the engine answers; calls are refused while it does not.
+    health: Health,
     cancel: CancellationToken,
     tracker: TaskTracker,
 }
@@ -143,9 +153,11 @@ impl Engine {
                 max_stdout: settings.max_response_bytes,
                 max_log: settings.max_log_bytes,
             },
+            health: Health::new(),
             cancel: CancellationToken::new(),
             tracker,
         });
+        engine.tracker.spawn(engine.clone().watch_loop());
         let refill = engine.clone().refill_loop(Arc::new(Semaphore::new(
             settings.max_concurrent_starts.max(1),
         )));
@@ -188,9 +200,18 @@ impl Engine {
         call: &ColdCall,
         keep_warm: Duration,
     ) -> Result<Outcome, EngineError> {
-        if self.cancel.is_cancelled() {
-            return Err(EngineError::ShuttingDown);
+        self.ready()?;
+        match self.try_cold(call, keep_warm).await {
+            Ok(outcome) => Ok(outcome),
+            Err(e) => Err(self.failed(e).await),
         }
+    }
+
+    async fn try_cold(
+        &self,
+        call: &ColdCall,
+        keep_warm: Duration,
+    ) -> Result<Outcome, EngineError> {
         let spec = ContainerSpec {
             app: call.app.clone(),
             path: call.path.clone(),
@@ -232,10 +253,8 @@ impl Engine {
         request: http::Request<Bytes>,
         timeout: Duration,
     ) -> Result<HotCall, EngineError> {
-        if self.cancel.is_cancelled() {
-            return Err(EngineError::ShuttingDown);
-        }
-        hot::call(
+        self.ready()?;
+        let called = hot::call(
             &self.hot,
             &self.containers,
             route,
@@ -243,7 +262,143 @@ impl Engine {
             timeout,
             |mib| self.admit(mib),
         )
-        .await
+        .await;
+        match called {
+            // A container that broke may have died with the engine.
+            Ok(HotCall {
+                outcome: hot::HotOutcome::Broken(why),
+                log,
+            }) => match self.failed(EngineError::Protocol(why)).await {
+                EngineError::Protocol(why) => Ok(HotCall {
+                    outcome: hot::HotOutcome::Broken(why),
+                    log,
+                }),
+                down => Err(down),
+            },
+            Ok(call) => Ok(call),
+            Err(e) => Err(self.failed(e).await),
+        }
+    }
+
+    /// Whether a call may start: not while shutting down, nor while the
+    /// engine is down (it would fail or hang; the caller may retry soon).
+    fn ready(&self) -> Result<(), EngineError> {
+        if self.cancel.is_cancelled() {
+            return Err(EngineError::ShuttingDown);
+        }
+        if !self.health.is_up() {
+            return Err(self.down_error());
+        }
+        Ok(())
+    }
+
+    fn down_error(&self) -> EngineError {
+        EngineError::Down {
+            host: self.host.clone(),
+        }
+    }
+
+    /// A call failed: when the engine may be the cause and does not answer a
+    /// ping, it is marked down and the call gets [`EngineError::Down`].
+    async fn failed(&self, err: EngineError) -> EngineError {
+        if !err.may_be_engine() {
+            return err;
+        }
+        if self.health.is_up() && health::answers(self.docker()).await {
+            return err;
+        }
+        tracing::debug!(error = %err, "a call failed and the engine does not answer");
+        self.went_down("a call failed and a ping got no answer");
+        self.health.suspect.notify_one();
+        self.down_error()
+    }
+
+    /// The engine went away: every container it held for this node died
+    /// with it (or soon will), so none may be handed to a call. Their
+    /// removals fail while the engine is down; what they leave is removed
+    /// when it is back.
+    fn went_down(&self, why: &str) {
+        if !self.health.set_down() {
+            return;
+        }
+        let (prestarted, hot) = (self.pools.idle_count(), self.hot.idle_count());
+        self.pools.drain();
+        self.hot.drain();
+        tracing::warn!(
+            host = %self.host, why, prestarted_dropped = prestarted, hot_dropped = hot,
+            "Docker engine down: calls get 503 until it answers again"
+        );
+    }
+
+    /// Follow the engine's event stream while it is up; when it breaks (the
+    /// engine stopped or restarted) or a call saw the engine fail, mark it
+    /// down, ping it until it answers, remove this node's leftovers, and
+    /// take calls again.
+    async fn watch_loop(self: Arc<Self>) {
+        let docker = self.docker().clone();
+        let filters = std::collections::HashMap::from([
+            ("type".to_string(), vec!["container".to_string()]),
+            (
+                "label".to_string(),
+                vec![format!("{}={}", labels::NODE, self.containers.node)],
+            ),
+        ]);
+        loop {
+            let mut events = docker.events(Some(EventsOptions {
+                filters: Some(filters.clone()),
+                ..Default::default()
+            }));
+            let why = tokio::select! {
+                () = self.cancel.cancelled() => return,
+                () = async { while let Some(Ok(_)) = events.next().await {} } => "its event stream ended",
+                () = self.health.suspect.notified() => {
+                    if self.health.is_up() && health::answers(&docker).await {
+                        continue;
+                    }
+                    "a call failed and a ping got no answer"
+                }
+            };
+            drop(events);
+            self.went_down(why);
+            let began = Instant::now();
+            if !self.probe().await {
+                return;
+            }
+            let answered = began.elapsed();
+            // Nothing this node made before may be left: the containers the
+            // engine stopped, and those whose removal failed while it was down.
+            match tokio::time::timeout(PROBE_CLEANUP, self.containers.remove_leftovers()).await {
+                Ok(Ok(removed)) => {
+                    self.health.set_up();
+                    tracing::info!(
+                        host = %self.host, down_ms = answered.as_millis(), leftovers_removed = removed,
+                        ready_ms = began.elapsed().as_millis(), "Docker engine back: taking calls again"
+                    );
+                    self.pools.wake.notify_one();
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "Docker engine answers but its leftovers cannot be listed; probing again");
+                }
+                Err(_) => {
+                    tracing::warn!("removing leftovers took too long; probing again");
+                }
+            }
+        }
+    }
+
+    /// Ping until the engine answers; false when the node shuts down first.
+    async fn probe(&self) -> bool {
+        let mut wait = health::PROBE_FIRST;
+        loop {
+            if health::answers(self.docker()).await {
+                return true;
+            }
+            tokio::select! {
+                () = self.cancel.cancelled() => return false,
+                () = tokio::time::sleep(wait) => {}
+            }
+            wait = health::next_wait(wait);
+        }
     }
 
     /// A route was changed or deleted: its hot containers and containers
@@ -271,6 +426,9 @@ impl Engine {
                 () = self.cancel.cancelled() => return,
                 () = self.pools.wake.notified() => {}
                 () = tokio::time::sleep(REFILL_TICK) => {}
+            }
+            if !self.health.is_up() {
+                continue;
             }
             self.hot.reap(Instant::now());
             for spec in self.pools.plan(Instant::now()) {

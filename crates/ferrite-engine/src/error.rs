@@ -41,6 +41,11 @@ pub enum EngineError {
     /// The engine is shutting down.
     #[error("the node is shutting down")]
     ShuttingDown,
+    /// The engine stopped answering (restarted, stopped, unreachable): calls
+    /// are refused at once until it answers again and this node's old
+    /// containers are gone.
+    #[error("the Docker engine at {host} is not answering; calls are refused until it is back")]
+    Down { host: String },
     #[error("Docker engine error: {0}")]
     Docker(#[from] bollard::errors::Error),
     /// The hot socket directory cannot be made or is not Ferrite's alone.
@@ -64,9 +69,24 @@ impl EngineError {
                 | EngineError::Overloaded { .. }
                 | EngineError::Busy { .. }
                 | EngineError::ShuttingDown
+                | EngineError::Down { .. }
                 | EngineError::Docker(bollard::errors::Error::HyperResponseError { .. })
                 | EngineError::Docker(bollard::errors::Error::IOError { .. })
                 | EngineError::Docker(bollard::errors::Error::RequestTimeoutError)
+                | EngineError::Docker(bollard::errors::Error::HyperLegacyError { .. })
         )
+    }
+
+    /// Whether the engine itself may be the cause (it failed a request, or a
+    /// container's stream broke): worth a ping to tell a dead engine from a
+    /// failing function or a refused request.
+    pub(crate) fn may_be_engine(&self) -> bool {
+        match self {
+            EngineError::Docker(bollard::errors::Error::DockerResponseServerError { .. }) => false,
+            EngineError::Docker(_) | EngineError::Unreachable { .. } | EngineError::Protocol(_) => {
+                true
+            }
+            _ => false,
+        }
     }
 }

@@ -12,11 +12,14 @@
 //! Transport: where the engine is local, the init bridges the function's
 //! stdio to a unix socket in a host directory mounted into the container,
 //! and the node talks to it directly; otherwise (a remote engine), through
-//! the engine's attach stream.
+//! the engine's attach stream. A container whose socket cannot be reached
+//! is replaced by one over the attach stream, for that call only; the node
+//! gives up sockets only after [`SOCKET_FAILURES_BEFORE_OFF`] such failures
+//! in a row (the directory is then not shared with the engine at all).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,6 +39,10 @@ use crate::{init, stdio_http, EngineError, MemoryPermit};
 /// How long a started container may take to open its socket.
 const SOCKET_WAIT: Duration = Duration::from_secs(5);
 const SOCKET_NAME: &str = "fn.sock";
+/// Failed socket connects in a row, with no success in between, after which
+/// the node uses the attach stream for every hot container: one failure is
+/// that container's, this many is the directory's.
+const SOCKET_FAILURES_BEFORE_OFF: usize = 3;
 
 /// A hot route as the engine needs it; any change of these fields makes a
 /// new pool (image, memory, confinement and environment are fixed at
@@ -111,7 +118,8 @@ pub struct HotPools {
     socket_dir: Option<PathBuf>,
     /// Keeps a private socket directory until shutdown removes it.
     prepared: Mutex<Option<Prepared>>,
-    socket_works: AtomicBool,
+    /// Failed socket connects since the last one that worked.
+    socket_failures: AtomicUsize,
     wait_limit: Duration,
     max_response_bytes: usize,
     max_log_bytes: usize,
@@ -126,7 +134,7 @@ impl HotPools {
     ) -> HotPools {
         HotPools {
             pools: Mutex::new(HashMap::new()),
-            socket_works: AtomicBool::new(socket_dir.is_some()),
+            socket_failures: AtomicUsize::new(0),
             socket_dir: socket_dir.as_ref().map(|p| p.path.clone()),
             prepared: Mutex::new(socket_dir),
             wait_limit,
@@ -276,19 +284,53 @@ where
     Ok(HotCall { outcome, log })
 }
 
-/// Start a hot container and open its HTTP connection.
+/// Start a hot container and open its HTTP connection: over its socket
+/// when the node uses sockets; when that socket cannot be reached, over the
+/// attach stream of a replacement.
 async fn start(
     pools: &HotPools,
     containers: &Containers,
     route: &HotRoute,
     memory: MemoryPermit,
 ) -> Result<Hot, EngineError> {
+    let over_socket = pools.socket_dir.is_some()
+        && pools.socket_failures.load(Ordering::SeqCst) < SOCKET_FAILURES_BEFORE_OFF;
+    let (memory, error) = match start_over(pools, containers, route, memory, over_socket).await? {
+        Ok(hot) => {
+            if over_socket {
+                pools.socket_failures.store(0, Ordering::SeqCst);
+            }
+            return Ok(hot);
+        }
+        Err(failed) => failed,
+    };
+    let failures = pools.socket_failures.fetch_add(1, Ordering::SeqCst) + 1;
+    if failures >= SOCKET_FAILURES_BEFORE_OFF {
+        tracing::warn!(failures, error = %error, "hot function sockets failed repeatedly: every hot container goes over the engine's attach stream from now on");
+    } else {
+        tracing::warn!(app = %route.app, path = %route.path, error = %error, "hot function socket not reachable: a replacement container goes over the engine's attach stream");
+    }
+    start_over(pools, containers, route, memory, false)
+        .await?
+        .map_err(|(_, e)| EngineError::Protocol(format!("hot function: {e}")))
+}
+
+/// Start a hot container over its socket or the attach stream. A socket
+/// that cannot be reached is `Ok(Err(..))`, with the container's memory
+/// for its replacement (the container itself is being removed).
+async fn start_over(
+    pools: &HotPools,
+    containers: &Containers,
+    route: &HotRoute,
+    memory: MemoryPermit,
+    over_socket: bool,
+) -> Result<Result<Hot, (MemoryPermit, std::io::Error)>, EngineError> {
     let argv = containers.images.command(&route.image).await?;
     let name = containers.name(None).replace("-ahead-", "-hot-");
     let socket_dir = pools
         .socket_dir
         .as_ref()
-        .filter(|_| pools.socket_works.load(Ordering::SeqCst))
+        .filter(|_| over_socket)
         .map(|dir| dir.join(&name));
     if let Some(dir) = &socket_dir {
         socket_dir::subdir(dir)
@@ -340,7 +382,7 @@ async fn start(
             return Err(e.into());
         }
     };
-    let removal = Removal::new(
+    let mut removal = Removal::new(
         docker.clone(),
         created.id.clone(),
         containers.tracker.clone(),
@@ -377,9 +419,11 @@ async fn start(
             let stream = match connect(&dir.join(SOCKET_NAME)).await {
                 Ok(stream) => stream,
                 Err(e) => {
-                    pools.socket_works.store(false, Ordering::SeqCst);
-                    tracing::warn!(dir = %dir.display(), error = %e, "hot function socket not reachable: using the engine's attach stream from now on");
-                    return Err(EngineError::Protocol(format!("hot function socket: {e}")));
+                    tracing::debug!(container = %created.id, dir = %dir.display(), error = %e, "hot function socket not reachable");
+                    return match removal.take_permit() {
+                        Some(memory) => Ok(Err((memory, e))),
+                        None => Err(EngineError::Protocol(format!("hot function socket: {e}"))),
+                    };
                 }
             };
             stdio_http::handshake(stream, &containers.tracker).await?
@@ -392,14 +436,14 @@ async fn start(
             .await?
         }
     };
-    tracing::debug!(container = %created.id, app = %route.app, path = %route.path, "hot container started");
-    Ok(Hot {
+    tracing::debug!(container = %created.id, app = %route.app, path = %route.path, over_socket = socket_dir.is_some(), "hot container started");
+    Ok(Ok(Hot {
         id: created.id,
         sender,
         last_used: Instant::now(),
         log,
         _removal: removal,
-    })
+    }))
 }
 
 async fn connect(socket: &Path) -> std::io::Result<tokio::net::UnixStream> {

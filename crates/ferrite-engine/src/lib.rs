@@ -17,6 +17,7 @@ mod container;
 mod credentials;
 mod engine;
 mod error;
+mod health;
 pub mod hop_by_hop;
 mod hot;
 mod image;

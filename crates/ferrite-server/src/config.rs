@@ -2,6 +2,7 @@
 //! environment in `main`, then passed down as a value (its secret files
 //! read in first: [`secrets`]).
 
+mod node_id;
 mod secrets;
 
 use std::net::IpAddr;
@@ -10,6 +11,8 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use ferrite_engine::SocketDir;
+
+pub use node_id::NodeIdError;
 
 /// `ferrite server` settings. Every flag also reads the environment variable
 /// named in its help (IronFunctions' names where it had them).
@@ -130,7 +133,9 @@ pub struct ServerConfig {
     #[arg(long, env = "DOCKER_AUTH", hide_env_values = true)]
     pub docker_auth: Option<String>,
 
-    /// This node's name in container names and labels (default: the host name).
+    /// This node's name in container names and labels, and its claim on
+    /// async calls. Default: one generated at first start (`n-` and 12 hex
+    /// digits) and kept in the data directory's `node-id` file.
     #[arg(long, env = "FERRITE_NODE_ID")]
     pub node_id: Option<String>,
 
@@ -258,16 +263,30 @@ fn non_empty(value: &str) -> Result<bool, String> {
 }
 
 impl ServerConfig {
-    /// The engine's settings, from the flags above.
-    pub fn engine_settings(&self) -> ferrite_engine::EngineSettings {
+    /// Where the engine is, from the flags above.
+    pub fn connect_settings(&self) -> ferrite_engine::ConnectSettings {
+        ferrite_engine::ConnectSettings {
+            host: self.docker_host.clone().filter(|h| !h.is_empty()),
+            tls_verify: self.docker_tls_verify.unwrap_or(false),
+            cert_path: self.docker_cert_path.clone(),
+        }
+    }
+
+    /// This node's id: `FERRITE_NODE_ID`, else the one kept in the data
+    /// directory (generated there at first start).
+    pub fn node_id(&self) -> Result<String, NodeIdError> {
+        match self.node_id.as_ref().filter(|id| !id.is_empty()) {
+            Some(id) => Ok(id.clone()),
+            None => node_id::load_or_create(&self.data_dir()),
+        }
+    }
+
+    /// The engine's settings, from the flags above, for the node `node_id`.
+    pub fn engine_settings(&self, node_id: String) -> ferrite_engine::EngineSettings {
         ferrite_engine::EngineSettings {
-            connect: ferrite_engine::ConnectSettings {
-                host: self.docker_host.clone().filter(|h| !h.is_empty()),
-                tls_verify: self.docker_tls_verify.unwrap_or(false),
-                cert_path: self.docker_cert_path.clone(),
-            },
+            connect: self.connect_settings(),
             docker_auth: self.docker_auth.clone(),
-            node_id: self.node_id.clone().unwrap_or_else(host_name),
+            node_id,
             memory_budget_mib: self.memory_budget_mib,
             admission_wait: Duration::from_millis(self.admission_wait_ms),
             prestart_max_per_route: self.prestart_max_per_route,
@@ -304,7 +323,13 @@ impl ServerConfig {
         if let Some(url) = self.mq_url.as_ref().filter(|u| !u.is_empty()) {
             return url.clone();
         }
-        let dir = match self
+        format!("sqlite://{}/queue.db", self.data_dir().display())
+    }
+
+    /// The data directory: that of a SQLite `DB_URL`, else `./data`. It
+    /// holds the embedded queue and the generated node id.
+    pub fn data_dir(&self) -> PathBuf {
+        match self
             .db_url
             .strip_prefix("sqlite://")
             .or_else(|| self.db_url.strip_prefix("sqlite:"))
@@ -312,13 +337,12 @@ impl ServerConfig {
             Some(file) => {
                 let file = file.split('?').next().unwrap_or(file);
                 match std::path::Path::new(file).parent() {
-                    Some(dir) if !dir.as_os_str().is_empty() => dir.display().to_string(),
-                    _ => ".".to_string(),
+                    Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+                    _ => PathBuf::from("."),
                 }
             }
-            None => "./data".to_string(),
-        };
-        format!("sqlite://{dir}/queue.db")
+            None => PathBuf::from("./data"),
+        }
     }
 
     /// The async workers' settings on a node whose engine has `budget_mib`.
@@ -354,14 +378,6 @@ impl ServerConfig {
             }
         }
     }
-}
-
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "ferrite".to_string())
 }
 
 #[cfg(test)]

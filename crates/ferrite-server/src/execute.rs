@@ -286,7 +286,8 @@ pub fn engine_error(err: &EngineError) -> ApiError {
         EngineError::Protocol(_) => ApiError::new(ErrorKind::BadGateway, err.to_string()),
         EngineError::Overloaded { .. }
         | EngineError::TooLarge { .. }
-        | EngineError::ShuttingDown => ApiError::new(ErrorKind::Unavailable, err.to_string()),
+        | EngineError::ShuttingDown
+        | EngineError::Down { .. } => ApiError::new(ErrorKind::Unavailable, err.to_string()),
         _ if err.is_unavailable() => ApiError::new(ErrorKind::Unavailable, err.to_string()),
         _ => ApiError::internal(err.to_string()),
     }

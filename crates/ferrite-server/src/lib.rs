@@ -28,7 +28,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use config::{LogFormat, ServerConfig};
+pub use config::{LogFormat, NodeIdError, ServerConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -38,6 +38,8 @@ pub enum ServerError {
     Queue(#[from] QueueError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    NodeId(#[from] NodeIdError),
     #[error("the HTTP server failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -65,6 +67,8 @@ pub struct Node {
 impl Node {
     /// Open the store, the queue and the engine named by the configuration.
     pub async fn open(config: &ServerConfig) -> Result<Node, ServerError> {
+        // First: a node without an id must not touch the engine.
+        let node_id = config.node_id()?;
         let store = ferrite_store::open(&config.db_url).await?;
         let mq_url = config.mq_url();
         let queue = ferrite_queue::open(&mq_url).await?;
@@ -72,7 +76,7 @@ impl Node {
             true => Some(ferrite_queue::bus::ChangeBus::open(&mq_url).await?),
             false => None,
         };
-        let engine = Engine::start(config.engine_settings()).await?;
+        let engine = Engine::start(config.engine_settings(node_id)).await?;
         Ok(Node {
             store,
             queue,

@@ -98,7 +98,7 @@ proptest! {
             let queue_url = format!("sqlite://{}", dir.path().join("q.db").display());
             let queue = ferrite_queue::open(&queue_url).await.unwrap();
             let config = Args::parse_from(["test", "--api-max-body-bytes", "4096", "--node-id", "proptest-router"]).config;
-            let engine = Engine::start(config.engine_settings()).await.unwrap();
+            let engine = Engine::start(config.engine_settings("proptest-router".to_string())).await.unwrap();
             let tasks = TaskTracker::new();
             let node = Node { store, queue, engine: engine.clone(), bus: None };
             // No socket here: every request comes from a loopback peer, as

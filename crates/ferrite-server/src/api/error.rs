@@ -8,6 +8,10 @@ use axum::Json;
 use ferrite_model::{ApiError, ErrorKind};
 use ferrite_store::StoreError;
 
+/// Seconds a client is told to wait after a 503 (`Retry-After`): the
+/// engine's probe sees it back within a second of its answering again.
+pub const UNAVAILABLE_RETRY_AFTER_S: u64 = 1;
+
 /// A handler's error. A newtype because neither [`ApiError`] nor
 /// [`IntoResponse`] belongs to this crate.
 #[derive(Debug)]
@@ -43,6 +47,14 @@ impl IntoResponse for Error {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+            }
+            // Every 503 is a passing state (the engine or the store away, the
+            // node full or stopping): a client may try again shortly.
+            ErrorKind::Unavailable => {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(UNAVAILABLE_RETRY_AFTER_S),
+                );
             }
             _ => {}
         }

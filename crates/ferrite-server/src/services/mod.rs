@@ -149,7 +149,7 @@ impl Services {
         tasks: &TaskTracker,
     ) -> ServiceState {
         let settings = ServiceSettings::from_config(config);
-        let connect = config.engine_settings().connect;
+        let connect = config.connect_settings();
         let swarm = match Swarm::connect(&connect).await {
             Ok(swarm) => swarm,
             Err(e) => return Err(unavailable(&e)),

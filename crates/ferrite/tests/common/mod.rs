@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test file uses a different part of this helper
 
 pub mod cli;
+pub mod dockerd;
 pub mod haproxy;
 pub mod postgres;
 pub mod redis;
