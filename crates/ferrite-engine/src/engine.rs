@@ -200,18 +200,14 @@ impl Engine {
         call: &ColdCall,
         keep_warm: Duration,
     ) -> Result<Outcome, EngineError> {
-        self.ready()?;
+        let generation = self.ready()?;
         match self.try_cold(call, keep_warm).await {
             Ok(outcome) => Ok(outcome),
-            Err(e) => Err(self.failed(e).await),
+            Err(e) => Err(self.failed(e, generation).await),
         }
     }
 
-    async fn try_cold(
-        &self,
-        call: &ColdCall,
-        keep_warm: Duration,
-    ) -> Result<Outcome, EngineError> {
+    async fn try_cold(&self, call: &ColdCall, keep_warm: Duration) -> Result<Outcome, EngineError> {
         let spec = ContainerSpec {
             app: call.app.clone(),
             path: call.path.clone(),
@@ -253,7 +249,7 @@ impl Engine {
         request: http::Request<Bytes>,
         timeout: Duration,
     ) -> Result<HotCall, EngineError> {
-        self.ready()?;
+        let generation = self.ready()?;
         let called = hot::call(
             &self.hot,
             &self.containers,
@@ -268,7 +264,7 @@ impl Engine {
             Ok(HotCall {
                 outcome: hot::HotOutcome::Broken(why),
                 log,
-            }) => match self.failed(EngineError::Protocol(why)).await {
+            }) => match self.failed(EngineError::Protocol(why), generation).await {
                 EngineError::Protocol(why) => Ok(HotCall {
                     outcome: hot::HotOutcome::Broken(why),
                     log,
@@ -276,20 +272,22 @@ impl Engine {
                 down => Err(down),
             },
             Ok(call) => Ok(call),
-            Err(e) => Err(self.failed(e).await),
+            Err(e) => Err(self.failed(e, generation).await),
         }
     }
 
-    /// Whether a call may start: not while shutting down, nor while the
-    /// engine is down (it would fail or hang; the caller may retry soon).
-    fn ready(&self) -> Result<(), EngineError> {
+    /// Whether a call may start, and the engine's generation it starts in:
+    /// not while shutting down, nor while the engine is down (it would fail
+    /// or hang; the caller may retry soon).
+    fn ready(&self) -> Result<u64, EngineError> {
         if self.cancel.is_cancelled() {
             return Err(EngineError::ShuttingDown);
         }
-        if !self.health.is_up() {
+        let generation = self.health.generation();
+        if !self.health.up_since(generation) {
             return Err(self.down_error());
         }
-        Ok(())
+        Ok(generation)
     }
 
     fn down_error(&self) -> EngineError {
@@ -298,9 +296,14 @@ impl Engine {
         }
     }
 
-    /// A call failed: when the engine may be the cause and does not answer a
-    /// ping, it is marked down and the call gets [`EngineError::Down`].
-    async fn failed(&self, err: EngineError) -> EngineError {
+    /// A call begun in `generation` failed: when the engine went down
+    /// meanwhile, or may be the cause and does not answer a ping (it is then
+    /// marked down), the call gets [`EngineError::Down`]: its failure was
+    /// the engine's, and a retry soon may work.
+    async fn failed(&self, err: EngineError, generation: u64) -> EngineError {
+        if self.health.generation() != generation {
+            return self.down_error();
+        }
         if !err.may_be_engine() {
             return err;
         }
@@ -437,12 +440,21 @@ impl Engine {
                     continue;
                 };
                 let (engine, starts) = (self.clone(), starts.clone());
+                let generation = self.health.generation();
                 self.tracker.spawn(async move {
                     let Ok(_slot) = starts.acquire_owned().await else { return };
                     let began = Instant::now();
                     match engine.containers.start(&spec, None, permit).await {
-                        Ok(started) if !engine.cancel.is_cancelled() => engine.pools.add(&spec, started, began.elapsed()),
-                        Ok(_) => {}
+                        Ok(started) if !engine.cancel.is_cancelled() && engine.health.up_since(generation) => {
+                            engine.pools.add(&spec, started, began.elapsed());
+                            // The engine went down as it was added: the pools
+                            // must hold nothing of the engine that went away.
+                            if !engine.health.up_since(generation) {
+                                engine.pools.drain();
+                            }
+                        }
+                        // Made by an engine that has gone away since: removed.
+                        Ok(_) => engine.pools.start_abandoned(&spec),
                         Err(e) => {
                             tracing::warn!(app = %spec.app, path = %spec.path, image = %spec.image, error = %e, "cannot start a container ahead");
                             engine.pools.start_failed(&spec);

@@ -4,7 +4,7 @@
 //! fail or hang on a dead engine, and the containers this node holds died
 //! with it); a probe pings the engine until it answers again.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bollard::Docker;
@@ -21,6 +21,10 @@ pub const PROBE_MAX: Duration = Duration::from_secs(1);
 
 pub struct Health {
     up: AtomicBool,
+    /// How many times the engine went down: a container made, or a call
+    /// begun, in an earlier generation belongs to an engine that has gone
+    /// away since.
+    generation: AtomicU64,
     /// Wakes the watcher when a call saw the engine fail.
     pub suspect: Notify,
 }
@@ -29,6 +33,7 @@ impl Health {
     pub fn new() -> Health {
         Health {
             up: AtomicBool::new(true),
+            generation: AtomicU64::new(0),
             suspect: Notify::new(),
         }
     }
@@ -37,10 +42,23 @@ impl Health {
         self.up.load(Ordering::SeqCst)
     }
 
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Whether the engine is up and has not gone down since `generation`.
+    pub fn up_since(&self, generation: u64) -> bool {
+        self.is_up() && self.generation() == generation
+    }
+
     /// Mark the engine down; true when it was up (the caller then throws
     /// away what the engine held).
     pub fn set_down(&self) -> bool {
-        self.up.swap(false, Ordering::SeqCst)
+        let was_up = self.up.swap(false, Ordering::SeqCst);
+        if was_up {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
+        was_up
     }
 
     pub fn set_up(&self) {
@@ -67,9 +85,10 @@ mod tests {
 
     #[test]
     fn probe_waits_double_up_to_the_cap() {
-        let waits: Vec<Duration> = std::iter::successors(Some(PROBE_FIRST), |w| Some(next_wait(*w)))
-            .take(4)
-            .collect();
+        let waits: Vec<Duration> =
+            std::iter::successors(Some(PROBE_FIRST), |w| Some(next_wait(*w)))
+                .take(4)
+                .collect();
         assert_eq!(
             waits,
             [500, 1000, 1000, 1000].map(Duration::from_millis).to_vec()
@@ -80,9 +99,13 @@ mod tests {
     fn down_reports_the_change_once() {
         let health = Health::new();
         assert!(health.is_up());
+        let before = health.generation();
+        assert!(health.up_since(before));
         assert!(health.set_down());
         assert!(!health.set_down());
         health.set_up();
         assert!(health.is_up());
+        assert!(!health.up_since(before), "went down since");
+        assert!(health.up_since(before + 1));
     }
 }

@@ -216,6 +216,14 @@ impl Pools {
         }
     }
 
+    /// A container started ahead is not wanted after all (the node stops,
+    /// or the engine went away while it started).
+    pub fn start_abandoned(&self, spec: &ContainerSpec) {
+        if let Some(pool) = self.lock().get_mut(&key(spec)) {
+            pool.starting = pool.starting.saturating_sub(1);
+        }
+    }
+
     pub fn start_failed(&self, spec: &ContainerSpec) {
         if let Some(pool) = self.lock().get_mut(&key(spec)) {
             pool.starting = pool.starting.saturating_sub(1);

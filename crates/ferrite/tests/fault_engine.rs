@@ -120,7 +120,11 @@ fn engine_restart_under_load() {
         .get(format!("{}/health", server.url))
         .send()
         .unwrap();
-    assert_eq!(down_health.status(), 503, "/health while the engine is down");
+    assert_eq!(
+        down_health.status(),
+        503,
+        "/health while the engine is down"
+    );
     assert!(down_health.headers().contains_key("retry-after"));
     let start_took = engine.start_again();
     let answering = Instant::now();
@@ -185,10 +189,20 @@ fn engine_restart_under_load() {
         "every call while the engine was down got 503 with Retry-After"
     );
     assert!(slowest_during < Duration::from_secs(10));
+    let failures: Vec<&str> = server
+        .log()
+        .lines()
+        .filter(|l| l.contains("status=500"))
+        .map(|l| l.to_string())
+        .collect::<Vec<_>>()
+        .leak()
+        .iter()
+        .map(String::as_str)
+        .collect();
     assert_eq!(
         count(&|s: &Seen| s.status == 500 || s.status == 0),
         0,
-        "no 500 and no hang at any time"
+        "no 500 and no hang at any time: {failures:#?}"
     );
     let after = count(&|s: &Seen| s.sent > recovered);
     assert!(after > 10, "calls after recovery: {after}");
@@ -206,10 +220,16 @@ fn engine_restart_under_load() {
             .all(|(_, state, _)| state == "running")
     });
     let left = engine.node_containers(&node);
-    println!("after recovery: {} containers of the node, all running: {clean}", left.len());
+    println!(
+        "after recovery: {} containers of the node, all running: {clean}",
+        left.len()
+    );
     assert!(clean, "{left:?}");
     let log = server.log();
-    for line in log.lines().filter(|l| l.contains("Docker engine")) {
+    for line in log
+        .lines()
+        .filter(|l| l.contains("Docker engine down") || l.contains("Docker engine back"))
+    {
         println!("server: {line}");
     }
     assert!(log.contains("Docker engine down"), "{log}");
@@ -217,7 +237,10 @@ fn engine_restart_under_load() {
 
     drop(server);
     let leftovers = engine.node_containers(&node);
-    println!("after the server stopped: {} containers of the node", leftovers.len());
+    println!(
+        "after the server stopped: {} containers of the node",
+        leftovers.len()
+    );
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
@@ -238,7 +261,12 @@ fn transport(node: &str, route: &str) -> (bool, usize) {
     assert_eq!(id.lines().count(), 1, "one container of {route}: {id}");
     let seen = common::succeed(
         "docker",
-        &["inspect", "-f", "{{.Config.OpenStdin}} {{len .Mounts}}", &id],
+        &[
+            "inspect",
+            "-f",
+            "{{.Config.OpenStdin}} {{len .Mounts}}",
+            &id,
+        ],
     );
     let (stdin, mounts) = seen.split_once(' ').unwrap();
     (stdin == "true", mounts.parse().unwrap())
@@ -249,19 +277,23 @@ fn one_failed_hot_socket_costs_one_container() {
     require_images(&["ferrite/chaos"]);
     let sockets = tempfile::tempdir().unwrap();
     let dir = sockets.path().to_path_buf();
-    let server =
-        TestServer::start_with_env(&[("FERRITE_HOT_SOCKET_DIR", dir.to_str().unwrap())]);
+    let server = TestServer::start_with_env(&[("FERRITE_HOT_SOCKET_DIR", dir.to_str().unwrap())]);
     for path in ["/victim", "/other"] {
         create_route(
             &server,
             "sockets",
-            json!({"path":path,"image":"ferrite/chaos","format":"http"}),
+            json!({"path":path,"image":"ferrite/chaos","format":"http",
+                   "confinement":{"network":"none"}}),
         );
     }
     // The next container's socket cannot be made: as soon as its directory
     // appears, a directory takes the socket's name (the init cannot listen,
     // and the node's connect finds no socket there).
-    let known: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+    let known: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     let saboteur = std::thread::spawn(move || {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
@@ -283,10 +315,15 @@ fn one_failed_hot_socket_costs_one_container() {
         .unwrap();
     let took = began.elapsed();
     assert!(saboteur.join().unwrap(), "the socket was taken first");
-    println!("call whose container's socket failed: {} in {took:?}", reply.status());
+    println!(
+        "call whose container's socket failed: {} in {took:?}",
+        reply.status()
+    );
     assert_eq!(reply.status(), 200, "{}", server.log());
     let log = server.log();
-    let fallbacks = log.matches("a replacement container goes over the engine's attach stream").count();
+    let fallbacks = log
+        .matches("a replacement container goes over the engine's attach stream")
+        .count();
     println!("fallbacks to attach: {fallbacks}");
     assert_eq!(fallbacks, 1, "{log}");
     assert!(!log.contains("from now on"), "{log}");
@@ -304,8 +341,16 @@ fn one_failed_hot_socket_costs_one_container() {
         transport(&server.node_id, "/other"),
     );
     println!("(takes stdin, mounts): victim {victim:?}, other {other:?}");
-    assert_eq!(victim, (true, 1), "attach: stdin open, the init volume only");
-    assert_eq!(other, (false, 2), "socket: no stdin, the init volume and the socket");
+    assert_eq!(
+        victim,
+        (true, 1),
+        "attach: stdin open, the init volume only"
+    );
+    assert_eq!(
+        other,
+        (false, 2),
+        "socket: no stdin, the init volume and the socket"
+    );
     // And both keep serving.
     for path in ["victim", "other"] {
         let reply = client()

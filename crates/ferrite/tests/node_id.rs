@@ -8,7 +8,9 @@ use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{client, create_route, eventually, free_port, node_containers, require_images, TestServer};
+use common::{
+    client, create_route, eventually, free_port, node_containers, require_images, TestServer,
+};
 use serde_json::{json, Value};
 
 /// The node's id as `/health` says it.
@@ -23,13 +25,20 @@ fn node_of(server: &TestServer) -> String {
 }
 
 fn call(server: &TestServer) -> u16 {
-    client()
+    let reply = client()
         .post(format!("{}/r/ids/hello", server.url))
         .body("{}")
         .send()
-        .unwrap()
-        .status()
-        .as_u16()
+        .unwrap();
+    let status = reply.status().as_u16();
+    if status != 200 {
+        println!(
+            "{status}: {}\n{}",
+            reply.text().unwrap_or_default(),
+            server.log()
+        );
+    }
+    status
 }
 
 /// The containers of `node` started ahead and waiting for a call.
@@ -58,13 +67,15 @@ fn two_servers_with_default_ids_share_an_engine() {
         create_route(
             server,
             "ids",
-            json!({"path":"/hello","image":"ferrite/hello","idle_timeout":600}),
+            json!({"path":"/hello","image":"ferrite/hello","idle_timeout":600,
+                   "confinement":{"network":"none"}}),
         );
         for _ in 0..3 {
             assert_eq!(call(server), 200);
         }
     }
-    assert!(eventually(Duration::from_secs(30), || !waiting(&id_a).is_empty()
+    assert!(eventually(Duration::from_secs(30), || !waiting(&id_a)
+        .is_empty()
         && !waiting(&id_b).is_empty()));
     let a_before = waiting(&id_a);
 
@@ -92,7 +103,13 @@ fn a_data_directory_that_cannot_hold_the_id_stops_the_server() {
     let file = dir.path().join("file");
     std::fs::write(&file, "").unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_ferrite"))
-        .args(["server", "--host", "127.0.0.1", "--port", &free_port().to_string()])
+        .args([
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &free_port().to_string(),
+        ])
         .arg("--db-url")
         .arg(format!("sqlite://{}/data/ferrite.db", file.display()))
         .env_remove("FERRITE_NODE_ID")
@@ -103,6 +120,9 @@ fn a_data_directory_that_cannot_hold_the_id_stops_the_server() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     println!("{stderr}");
     assert!(!output.status.success());
-    assert!(stderr.contains("cannot hold this node's generated id"), "{stderr}");
+    assert!(
+        stderr.contains("cannot hold this node's generated id"),
+        "{stderr}"
+    );
     assert!(stderr.contains("FERRITE_NODE_ID"), "{stderr}");
 }

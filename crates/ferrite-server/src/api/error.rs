@@ -33,7 +33,11 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status =
             StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        if status.is_server_error() {
+        // A 503 is a passing state the node expects (and says so in its own
+        // log line); other server errors are the node's failures.
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(status = status.as_u16(), error = %self.0.message, "request refused");
+        } else if status.is_server_error() {
             tracing::error!(status = status.as_u16(), error = %self.0.message, "request failed");
         }
         let mut response = (status, Json(self.0.body())).into_response();

@@ -16,13 +16,14 @@ const MAX_ID_BYTES: usize = 64;
 #[derive(Debug, thiserror::Error)]
 pub enum NodeIdError {
     #[error(
-        "FERRITE_NODE_ID is unset and {} cannot hold this node's generated id: {source}; \
+        "FERRITE_NODE_ID is unset and {} cannot hold this node's generated id: {reason}; \
          make the data directory writable or set FERRITE_NODE_ID",
         path.display()
     )]
     Unwritable {
         path: PathBuf,
-        source: std::io::Error,
+        // Not `source`: the message says it already, in one line.
+        reason: std::io::Error,
     },
     #[error(
         "{}: not a node id (1 to {MAX_ID_BYTES} of a-z, A-Z, 0-9, '-', '_', '.'); \
@@ -35,9 +36,9 @@ pub enum NodeIdError {
 /// The id kept in `dir`, generated and written there first when missing.
 pub fn load_or_create(dir: &Path) -> Result<String, NodeIdError> {
     let path = dir.join(FILE);
-    let unwritable = |source| NodeIdError::Unwritable {
+    let unwritable = |reason| NodeIdError::Unwritable {
         path: path.clone(),
-        source,
+        reason,
     };
     if !path.exists() {
         std::fs::create_dir_all(dir).map_err(unwritable)?;
@@ -119,7 +120,10 @@ mod tests {
         let file = dir.path().join("file");
         std::fs::write(&file, "").unwrap();
         let err = load_or_create(&file.join("data")).unwrap_err().to_string();
-        assert!(err.contains("cannot hold this node's generated id"), "{err}");
+        assert!(
+            err.contains("cannot hold this node's generated id"),
+            "{err}"
+        );
         assert!(err.contains("FERRITE_NODE_ID"), "{err}");
     }
 }

@@ -3,11 +3,15 @@
 //! can stop and start it while the machine's engine (which everything else
 //! shares) is never touched.
 //!
-//! It has no bridge network and touches no iptables rules (`--bridge=none`,
+//! It runs in a network namespace of its own (`unshare --net`): a `dockerd`
+//! started with `--bridge=none` deletes the `docker0` interface it finds,
+//! and in the machine's namespace that is the machine engine's bridge. It
+//! has no bridge network and touches no iptables rules (`--bridge=none`,
 //! `--iptables=false`): containers on it run with `network: none`, which is
-//! all a function that only computes needs. Images come from the machine's
-//! engine (`docker save | docker load`), never from a registry. Its storage
-//! driver is `vfs` (no overlay on top of the machine engine's overlay).
+//! all a function that only computes needs. Its socket is a file, reached
+//! from any namespace. Images come from the machine's engine (`docker save |
+//! docker load`), never from a registry. Its storage driver is `vfs` (no
+//! overlay on top of the machine engine's overlay).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -59,8 +63,8 @@ impl Dockerd {
             .append(true)
             .open(d("dockerd.log"))
             .expect("dockerd log");
-        let child = Command::new("dockerd")
-            .arg("-H")
+        let child = Command::new("unshare")
+            .args(["--net", "dockerd", "-H"])
             .arg(self.host())
             .arg("--data-root")
             .arg(d("root"))
@@ -143,7 +147,10 @@ impl Dockerd {
             .stdout(Stdio::null())
             .status()
             .expect("docker load");
-        assert!(save.wait().is_ok_and(|s| s.success()) && load.success(), "cannot load {image}");
+        assert!(
+            save.wait().is_ok_and(|s| s.success()) && load.success(),
+            "cannot load {image}"
+        );
     }
 
     /// Ferrite's containers of `node` on this engine: (id, state, call id).
