@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::call::post;
 use common::dockerd::Dockerd;
 use common::{client, client_with_timeout, create_route, eventually, require_images, TestServer};
 use serde_json::{json, Value};
@@ -56,13 +57,8 @@ fn engine_restart_under_load() {
         json!({"path":"/hot","image":"ferrite/chaos","format":"http","max_concurrency":2,
                "confinement":{"network":"none"}}),
     );
-    for route in ["cold", "hot"] {
-        let reply = client()
-            .post(format!("{}/r/fault/{route}", server.url))
-            .body("{}")
-            .send()
-            .unwrap();
-        assert_eq!(reply.status(), 200, "{route}: {}", reply.text().unwrap());
+    for route in ["/r/fault/cold", "/r/fault/hot"] {
+        assert_eq!(post(&server, route), 200, "{route}");
     }
 
     // Steady load: two clients on each route, a call every 20 ms or so.
@@ -215,11 +211,11 @@ fn engine_restart_under_load() {
     // Nothing dead or stale: only running containers (started ahead, hot).
     let clean = eventually(Duration::from_secs(15), || {
         engine
-            .node_containers(&node)
+            .node_container_states(&node)
             .iter()
-            .all(|(_, state, _)| state == "running")
+            .all(|state| state == "running")
     });
-    let left = engine.node_containers(&node);
+    let left = engine.node_container_states(&node);
     println!(
         "after recovery: {} containers of the node, all running: {clean}",
         left.len()
@@ -236,7 +232,7 @@ fn engine_restart_under_load() {
     assert!(log.contains("Docker engine back"), "{log}");
 
     drop(server);
-    let leftovers = engine.node_containers(&node);
+    let leftovers = engine.node_container_states(&node);
     println!(
         "after the server stopped: {} containers of the node",
         leftovers.len()
@@ -308,18 +304,11 @@ fn one_failed_hot_socket_costs_one_container() {
         false
     });
     let began = Instant::now();
-    let reply = client()
-        .post(format!("{}/r/sockets/victim", server.url))
-        .body("{}")
-        .send()
-        .unwrap();
+    let status = post(&server, "/r/sockets/victim");
     let took = began.elapsed();
     assert!(saboteur.join().unwrap(), "the socket was taken first");
-    println!(
-        "call whose container's socket failed: {} in {took:?}",
-        reply.status()
-    );
-    assert_eq!(reply.status(), 200, "{}", server.log());
+    println!("call whose container's socket failed: {status} in {took:?}");
+    assert_eq!(status, 200, "{}", server.log());
     let log = server.log();
     let fallbacks = log
         .matches("a replacement container goes over the engine's attach stream")
@@ -330,12 +319,7 @@ fn one_failed_hot_socket_costs_one_container() {
 
     // The other route's new container still goes over a socket; the
     // victim's replacement over the attach stream.
-    let reply = client()
-        .post(format!("{}/r/sockets/other", server.url))
-        .body("{}")
-        .send()
-        .unwrap();
-    assert_eq!(reply.status(), 200);
+    assert_eq!(post(&server, "/r/sockets/other"), 200);
     let (victim, other) = (
         transport(&server.node_id, "/victim"),
         transport(&server.node_id, "/other"),
@@ -352,12 +336,7 @@ fn one_failed_hot_socket_costs_one_container() {
         "socket: no stdin, the init volume and the socket"
     );
     // And both keep serving.
-    for path in ["victim", "other"] {
-        let reply = client()
-            .post(format!("{}/r/sockets/{path}", server.url))
-            .body("{}")
-            .send()
-            .unwrap();
-        assert_eq!(reply.status(), 200);
+    for path in ["/r/sockets/victim", "/r/sockets/other"] {
+        assert_eq!(post(&server, path), 200, "{path}");
     }
 }

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::call::post;
 use common::{
     client, create_route, eventually, free_port, node_containers, require_images, TestServer,
 };
@@ -25,20 +26,7 @@ fn node_of(server: &TestServer) -> String {
 }
 
 fn call(server: &TestServer) -> u16 {
-    let reply = client()
-        .post(format!("{}/r/ids/hello", server.url))
-        .body("{}")
-        .send()
-        .unwrap();
-    let status = reply.status().as_u16();
-    if status != 200 {
-        println!(
-            "{status}: {}\n{}",
-            reply.text().unwrap_or_default(),
-            server.log()
-        );
-    }
-    status
+    post(server, "/r/ids/hello")
 }
 
 /// The containers of `node` started ahead and waiting for a call.

@@ -107,20 +107,13 @@ impl Dockerd {
     }
 
     /// Stop the engine (SIGTERM) and wait for it to exit: its containers
-    /// stop with it, as on a real engine restart.
+    /// stop with it, as on a real engine restart. The engine bounds its own
+    /// shutdown (it kills containers that do not stop in time).
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline && !matches!(child.try_wait(), Ok(Some(_))) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if !matches!(child.try_wait(), Ok(Some(_))) {
-            let _ = child.kill();
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
             let _ = child.wait();
         }
     }
@@ -153,25 +146,18 @@ impl Dockerd {
         );
     }
 
-    /// Ferrite's containers of `node` on this engine: (id, state, call id).
-    pub fn node_containers(&self, node: &str) -> Vec<(String, String, String)> {
+    /// The states of Ferrite's containers of `node` on this engine
+    /// (`running`, `exited`, ...), one per container.
+    pub fn node_container_states(&self, node: &str) -> Vec<String> {
         let output = self
             .docker()
-            .args(["ps", "-a", "--filter"])
+            .args(["ps", "-a", "--format", "{{.State}}", "--filter"])
             .arg(format!("label=org.ferrite.node={node}"))
-            .args([
-                "--format",
-                "{{.ID}} {{.State}} {{.Label \"org.ferrite.call_id\"}}",
-            ])
             .output()
             .expect("docker ps");
         String::from_utf8_lossy(&output.stdout)
             .lines()
-            .map(|line| {
-                let mut parts = line.splitn(3, ' ');
-                let mut next = || parts.next().unwrap_or_default().to_string();
-                (next(), next(), next())
-            })
+            .map(str::to_string)
             .collect()
     }
 
