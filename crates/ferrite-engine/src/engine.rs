@@ -334,9 +334,9 @@ impl Engine {
     }
 
     /// Follow the engine's event stream while it is up; when it breaks (the
-    /// engine stopped or restarted) or a call saw the engine fail, mark it
-    /// down, ping it until it answers, remove this node's leftovers, and
-    /// take calls again.
+    /// engine stopped or restarted) or a call saw the engine fail, and a
+    /// ping gets no answer, mark it down, ping it until it answers, remove
+    /// this node's leftovers, and take calls again.
     async fn watch_loop(self: Arc<Self>) {
         let docker = self.docker().clone();
         let filters = std::collections::HashMap::from([
@@ -353,7 +353,19 @@ impl Engine {
             }));
             let why = tokio::select! {
                 () = self.cancel.cancelled() => return,
-                () = async { while let Some(Ok(_)) = events.next().await {} } => "its event stream ended",
+                () = async { while let Some(Ok(_)) = events.next().await {} } => {
+                    // A stopping engine stops answering at once; one that
+                    // answers had the stream cut on the way (a proxy's idle
+                    // timeout), and its containers are still alive.
+                    if self.health.is_up() && health::answers(&docker).await {
+                        tracing::debug!("the engine's event stream ended but the engine answers; following it again");
+                        tokio::select! {
+                            () = self.cancel.cancelled() => return,
+                            () = tokio::time::sleep(health::PROBE_FIRST) => continue,
+                        }
+                    }
+                    "its event stream ended and a ping got no answer"
+                }
                 () = self.health.suspect.notified() => {
                     if self.health.is_up() && health::answers(&docker).await {
                         continue;
