@@ -44,6 +44,13 @@ impl IntoResponse for Error {
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
             }
+            // What the node waits on (store, engine) is usually back within
+            // seconds.
+            ErrorKind::Unavailable => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(1));
+            }
             _ => {}
         }
         response

@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod haproxy;
 pub mod postgres;
+pub mod postgres_private;
 pub mod redis;
 
 use std::net::TcpListener;
