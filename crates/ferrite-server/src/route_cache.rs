@@ -89,18 +89,25 @@ impl RouteCache {
                 return Ok(slot.entry.clone());
             }
         }
+        // A read that began before an outage may answer after it began: it
+        // does not end that outage.
+        let outages_before = self.entries().outages;
         match self.read(store, app, path).await {
             Ok(entry) => {
                 let mut entries = self.entries();
-                entries.in_outage = false;
+                if entries.outages == outages_before {
+                    entries.in_outage = false;
+                }
                 if entries.slots.len() >= CAPACITY {
                     entries.slots.clear();
                 }
+                // Warned once in this outage stays warned.
+                let warned_in = entries.slots.get(&key).map_or(0, |s| s.warned_in);
                 let slot = Slot {
                     entry: entry.clone(),
                     read_at: Instant::now(),
                     revalidate: false,
-                    warned_in: 0,
+                    warned_in,
                 };
                 entries.slots.insert(key, slot);
                 Ok(entry)
@@ -112,7 +119,9 @@ impl RouteCache {
                     StoreError::RouteNotFound { .. } | StoreError::AppNotFound(_)
                 ) {
                     let mut entries = self.entries();
-                    entries.in_outage = false;
+                    if entries.outages == outages_before {
+                        entries.in_outage = false;
+                    }
                     entries.slots.remove(&key);
                 }
                 Err(e)

@@ -392,6 +392,18 @@ fn known_routes_are_served_while_the_database_is_away() {
     assert_eq!(metric(&metrics, "ferrite_store_up"), Some(1.0));
     assert_eq!(metric(&metrics, "ferrite_history_dropped_total"), Some(0.0));
     let log = server.log();
+    for line in log.lines().filter(|l| {
+        [
+            "store is unavailable",
+            "store answers again",
+            "last read",
+            "call records",
+        ]
+        .iter()
+        .any(|what| l.contains(what))
+    }) {
+        println!("log: {line}");
+    }
     let stale_warnings = log.matches("serving the route as last read").count();
     println!("stale warnings in the log: {stale_warnings} (two routes, one outage)");
     assert_eq!(stale_warnings, 2, "one warning per route per outage");
