@@ -104,6 +104,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    // The recorder first, so that nothing recorded from here on is lost.
     metrics::handle();
     let engine = node.engine.clone();
     let tasks = TaskTracker::new();
