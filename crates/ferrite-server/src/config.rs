@@ -213,6 +213,20 @@ pub struct ServerConfig {
     #[arg(long, env = "FERRITE_ROUTE_CACHE_TTL_MS", default_value_t = 1000)]
     pub route_cache_ttl_ms: u64,
 
+    /// How long a query waits for a PostgreSQL connection, a new one
+    /// included, before it fails (503 on /v1): a duration such as `3s`.
+    /// While the database is away, only the first requests wait this long.
+    #[arg(long, env = "FERRITE_DB_TIMEOUT", default_value = "3s",
+          value_parser = retention)]
+    pub db_timeout: Duration,
+
+    /// Call records kept in memory while the store is unavailable, at most
+    /// (also at most 256 MiB with their logs); beyond it the oldest are
+    /// dropped. They are written once the store answers again.
+    #[arg(long, env = "FERRITE_HISTORY_BUFFER", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u64).range(1_000..=10_000_000))]
+    pub history_buffer: u64,
+
     /// Most bytes of a call's stderr kept as its log.
     #[arg(long, env = "FN_MAX_LOG_BYTES", default_value_t = 1024 * 1024)]
     pub max_log_bytes: usize,

@@ -14,8 +14,10 @@ mod execute;
 pub mod front;
 mod history;
 mod limits;
+mod metrics;
 mod route_cache;
 pub mod services;
+mod store_circuit;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -69,7 +71,7 @@ impl Node {
     pub async fn open(config: &ServerConfig) -> Result<Node, ServerError> {
         // First: a node without an id must not touch the engine.
         let node_id = config.node_id()?;
-        let store = ferrite_store::open(&config.db_url).await?;
+        let store = ferrite_store::open(&config.db_url, config.db_timeout).await?;
         let mq_url = config.mq_url();
         let queue = ferrite_queue::open(&mq_url).await?;
         let bus = match mq_url.starts_with("redis://") {
@@ -102,14 +104,20 @@ pub async fn run(
 /// then shut it down.
 pub async fn serve(
     config: &ServerConfig,
-    node: Node,
+    mut node: Node,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    // The recorder first, so that nothing recorded from here on is lost.
+    metrics::handle();
     let engine = node.engine.clone();
     let tasks = TaskTracker::new();
     let calls = TaskTracker::new();
     let cancel = CancellationToken::new();
+    // Everything below reaches the store through the circuit breaker.
+    let circuit = store_circuit::StoreCircuit::new(node.store);
+    tasks.spawn(circuit.clone().probe(cancel.clone()));
+    node.store = circuit;
     let services =
         services::Services::start(config, node.store.clone(), cancel.clone(), &tasks).await;
     let state = api::AppState::new(node, config, &tasks).with_services(services);

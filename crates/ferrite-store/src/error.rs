@@ -1,6 +1,6 @@
 //! Store errors, and how the API shows them.
 
-use ferrite_model::{ApiError, CallStatus};
+use ferrite_model::{ApiError, CallStatus, ErrorKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -40,10 +40,49 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database is known not to answer (a node stops asking it until it
+    /// answers a probe again): nothing was tried.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// SQLSTATE classes and codes that say the server, not the request, is the
+/// trouble: connection exceptions (class 08), a server shutting down or
+/// starting up (57P01 to 57P03), and no connection slot left (53300).
+fn is_server_gone(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+}
+
+impl StoreError {
+    /// Whether the database could not be reached (down, restarting, out of
+    /// connections, or no connection within the pool's timeout), as opposed
+    /// to a request it refused: the same request may succeed later.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Database(e) => match e {
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => true,
+                sqlx::Error::Database(db) => db.code().is_some_and(|code| is_server_gone(&code)),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
 }
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> ApiError {
+        if err.is_unavailable() {
+            // The cause goes to the node's log; the client learns what to do.
+            return ApiError::new(
+                ErrorKind::Unavailable,
+                "the database is unavailable (it may be restarting); try again in a few seconds",
+            );
+        }
         match err {
             StoreError::AppNotFound(_)
             | StoreError::RouteNotFound { .. }
@@ -57,7 +96,36 @@ impl From<StoreError> for ApiError {
             StoreError::Config(_)
             | StoreError::Corrupt(_)
             | StoreError::Database(_)
-            | StoreError::Migrate(_) => ApiError::internal(err.to_string()),
+            | StoreError::Migrate(_)
+            | StoreError::Unavailable(_) => ApiError::internal(err.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_unreachable_database_is_unavailable() {
+        for gone in [
+            StoreError::Unavailable("down".into()),
+            StoreError::Database(sqlx::Error::PoolTimedOut),
+            StoreError::Database(sqlx::Error::PoolClosed),
+            StoreError::Database(sqlx::Error::Io(
+                std::io::ErrorKind::ConnectionRefused.into(),
+            )),
+        ] {
+            assert!(gone.is_unavailable(), "{gone}");
+            assert_eq!(ApiError::from(gone).kind, ErrorKind::Unavailable);
+        }
+        for refused in [
+            StoreError::AppNotFound("a".into()),
+            StoreError::Corrupt("x".into()),
+            StoreError::Database(sqlx::Error::RowNotFound),
+        ] {
+            assert!(!refused.is_unavailable(), "{refused}");
+            assert_ne!(ApiError::from(refused).kind, ErrorKind::Unavailable);
         }
     }
 }

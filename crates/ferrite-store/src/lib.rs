@@ -10,6 +10,7 @@ mod rows;
 pub mod sqlite;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use ferrite_model::{App, AppInput, Call, CallStatus, Route, RouteInput};
@@ -161,13 +162,21 @@ impl Default for CallFilter {
     }
 }
 
+/// How long a query of a PostgreSQL store waits for a connection by default
+/// (`FERRITE_DB_TIMEOUT`): long enough for a loaded pool, short enough that
+/// a request fails fast while the server is away.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Open the store named by a `DB_URL` (`sqlite:`, `postgres://` or
-/// `postgresql://`), running its migrations.
-pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+/// `postgresql://`), running its migrations. `timeout` bounds how long a
+/// query waits for a PostgreSQL connection; a SQLite file is always there.
+pub async fn open(url: &str, timeout: Duration) -> Result<Arc<dyn Store>, StoreError> {
     let scheme = url.split(':').next().unwrap_or_default();
     match scheme {
         "sqlite" => Ok(Arc::new(sqlite::SqliteStore::open(url).await?)),
-        "postgres" | "postgresql" => Ok(Arc::new(postgres::PostgresStore::open(url).await?)),
+        "postgres" | "postgresql" => {
+            Ok(Arc::new(postgres::PostgresStore::open(url, timeout).await?))
+        }
         _ => Err(StoreError::Config(format!(
             "DB_URL: unsupported database {scheme:?}; use sqlite://path/to/file.db \
              or postgres://user:password@host/database"

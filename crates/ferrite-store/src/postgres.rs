@@ -42,9 +42,6 @@ const PUT_LOG: &str = "INSERT INTO call_logs (call_id, log) VALUES ($1, $2) \
 /// `max_connections` (100).
 const MAX_CONNECTIONS: u32 = 8;
 
-/// How long a query waits for a free connection before failing.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// How long opening waits for a server that refuses connections or is still
 /// starting up, as when a whole stack starts at once. Any other error (a
 /// bad password, a missing database, an unknown host) fails at once.
@@ -78,8 +75,11 @@ fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
 
 impl PostgresStore {
     /// Connect to the database of a `postgres://` (or `postgresql://`) URL
-    /// and bring its schema up to date.
-    pub async fn open(url: &str) -> Result<PostgresStore, StoreError> {
+    /// and bring its schema up to date. Once open, a query waits at most
+    /// `timeout` for a connection (a new one included, while the server is
+    /// away) before it fails with an error that
+    /// [`StoreError::is_unavailable`].
+    pub async fn open(url: &str, timeout: Duration) -> Result<PostgresStore, StoreError> {
         let mut options = PgConnectOptions::from_str(url).map_err(|e| {
             StoreError::Config(format!(
                 "DB_URL {:?} is not a valid PostgreSQL URL: {e}",
@@ -110,7 +110,7 @@ impl PostgresStore {
         migrated?;
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .acquire_timeout(timeout)
             .connect_with(options.clone())
             .await
             .map_err(unreachable)?;

@@ -97,6 +97,12 @@ fn is_unique_violation(err: &sqlx::Error) -> bool {
 }
 
 impl SqliteStore {
+    /// Close every connection: later queries fail as on a database that went
+    /// away (for tests of what callers do then).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     /// Open (creating when missing) the database of a `sqlite:` URL and
     /// bring its schema up to date.
     pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {

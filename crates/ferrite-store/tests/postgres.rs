@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use ferrite_model::{App, Call, CallStatus, Millis, Route, RouteInput, RouteType};
 use ferrite_store::postgres::PostgresStore;
-use ferrite_store::{CallFilter, RecordedCall, Store, StoreError};
+use ferrite_store::{CallFilter, RecordedCall, Store, StoreError, DEFAULT_TIMEOUT};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection};
@@ -87,7 +87,7 @@ async fn fresh_database() -> String {
 
 async fn make() -> (Arc<dyn Store>, ()) {
     let url = fresh_database().await;
-    let store = PostgresStore::open(&url)
+    let store = PostgresStore::open(&url, DEFAULT_TIMEOUT)
         .await
         .expect("open postgres store");
     (Arc::new(store), ())
@@ -134,7 +134,9 @@ async fn open_together(url: &str) {
     let opens: Vec<_> = (0..NODES)
         .map(|_| {
             let url = url.to_string();
-            tokio::spawn(async move { PostgresStore::open(&url).await.map(|_| ()) })
+            tokio::spawn(
+                async move { PostgresStore::open(&url, DEFAULT_TIMEOUT).await.map(|_| ()) },
+            )
         })
         .collect();
     for open in opens {
@@ -185,7 +187,9 @@ async fn nodes_starting_at_once_on_a_fresh_database_migrate_it_once() {
     let url = fresh_database().await;
     open_together(&url).await;
     assert_eq!(applied_versions(&url).await, all_versions());
-    let store = PostgresStore::open(&url).await.expect("reopen");
+    let store = PostgresStore::open(&url, DEFAULT_TIMEOUT)
+        .await
+        .expect("reopen");
     store
         .create_route(&route("fresh", "/a"))
         .await
@@ -215,7 +219,9 @@ async fn nodes_starting_at_once_upgrade_an_older_schema_once() {
 
     open_together(&url).await;
     assert_eq!(applied_versions(&url).await, all_versions());
-    let store = PostgresStore::open(&url).await.expect("reopen");
+    let store = PostgresStore::open(&url, DEFAULT_TIMEOUT)
+        .await
+        .expect("reopen");
     let kept = store.get_route("old", "/r").await.expect("the old route");
     assert_eq!((kept.image.as_str(), kept.max_retries), ("img", 0));
     assert_eq!(
@@ -280,7 +286,9 @@ async fn open_takes_both_url_schemes() {
         format!("postgres://ferrite:unused@{rest}?sslmode=disable"),
         format!("postgresql://ferrite@{rest}"),
     ] {
-        let store = ferrite_store::open(&url).await.expect("open");
+        let store = ferrite_store::open(&url, DEFAULT_TIMEOUT)
+            .await
+            .expect("open");
         store.ping().await.expect("ping");
     }
 }
@@ -292,10 +300,13 @@ async fn a_missing_database_is_a_config_error_without_the_password() {
         .base_url
         .strip_prefix("postgres://ferrite@")
         .expect("test URL");
-    let err = ferrite_store::open(&format!("postgres://ferrite:hunter2@{rest}/missing"))
-        .await
-        .err()
-        .expect("refused");
+    let err = ferrite_store::open(
+        &format!("postgres://ferrite:hunter2@{rest}/missing"),
+        DEFAULT_TIMEOUT,
+    )
+    .await
+    .err()
+    .expect("refused");
     assert!(matches!(err, StoreError::Config(_)), "{err:?}");
     let message = err.to_string();
     assert!(
@@ -321,7 +332,7 @@ async fn listings_sort_bytewise_whatever_the_locale() {
     .execute(&mut admin)
     .await
     .expect("create an ICU database");
-    let store = PostgresStore::open(&format!("{base}/{icu_name}"))
+    let store = PostgresStore::open(&format!("{base}/{icu_name}"), DEFAULT_TIMEOUT)
         .await
         .expect("open");
     let names = ["b", "B", "a", "_x", "-y", "a-b", "ab", "a_b", "1"];

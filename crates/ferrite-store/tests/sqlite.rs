@@ -32,7 +32,7 @@ async fn reopening_keeps_data_and_migrations_are_idempotent() {
 
 #[tokio::test]
 async fn unsupported_url_is_a_config_error() {
-    let err = ferrite_store::open("mysql://x")
+    let err = ferrite_store::open("mysql://x", ferrite_store::DEFAULT_TIMEOUT)
         .await
         .err()
         .expect("refused");

@@ -8,6 +8,7 @@ mod calls;
 mod error;
 mod extract;
 mod invoke;
+mod metrics;
 mod routes;
 mod services;
 mod system;
@@ -79,7 +80,11 @@ impl AppState {
             node.bus,
         ));
         AppState {
-            history: Recorder::start(node.store.clone(), tasks),
+            history: Recorder::start(
+                node.store.clone(),
+                usize::try_from(config.history_buffer).unwrap_or(usize::MAX),
+                tasks,
+            ),
             store: node.store,
             engine: node.engine,
             queue: node.queue,
@@ -153,12 +158,22 @@ pub fn router(state: AppState) -> Router {
             body_cap::enforce,
         ));
 
+    // Behind the same gate as `/v1`: what a node serves, and how often, is
+    // the operator's business.
+    let metrics = Router::new()
+        .route("/metrics", get(metrics::scrape))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard_management,
+        ));
+
     Router::new()
         .route("/", get(system::ping))
         .route("/version", get(system::version))
         .route("/health", get(system::health))
         .nest("/v1", v1)
         .nest("/r", calls)
+        .merge(metrics)
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         // A 5xx of a function (exit code, timeout) is a result, not our

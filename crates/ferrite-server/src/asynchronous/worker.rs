@@ -32,6 +32,12 @@ const RETRY_BASE: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(60);
 /// How long a task goes back to the queue when its record cannot be written.
 const STORE_TROUBLE_DELAY: Duration = Duration::from_secs(5);
+/// How long a worker holding a call (and its lease) waits for an
+/// unavailable store to take the call's new state, trying every
+/// [`STORE_RETRY_EVERY`]: an outage shorter than this costs no second run of
+/// a call that has run. Beyond it the task goes back to the queue.
+const STORE_WAIT: Duration = Duration::from_secs(60);
+const STORE_RETRY_EVERY: Duration = Duration::from_secs(1);
 /// Polling of an empty queue starts at this interval and slows down to
 /// `IDLE_POLL_MAX` (a push on this node wakes the dispatcher at once).
 const IDLE_POLL_MIN: Duration = Duration::from_millis(20);
@@ -328,7 +334,16 @@ impl Workers {
             output: output.map(|b| &b[..]),
             log: log.filter(|l| !l.is_empty()).map(|b| &b[..]),
         };
-        self.store.update_call(id, &update).await
+        let waiting = tokio::time::Instant::now();
+        loop {
+            match self.store.update_call(id, &update).await {
+                Err(e) if e.is_unavailable() && waiting.elapsed() < STORE_WAIT => {
+                    tracing::debug!(call_id = %id, error = %e, "the store is unavailable; waiting to record the call");
+                    tokio::time::sleep(STORE_RETRY_EVERY).await;
+                }
+                result => return result,
+            }
+        }
     }
 }
 

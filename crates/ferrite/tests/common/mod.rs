@@ -7,6 +7,7 @@ pub mod cli;
 pub mod dockerd;
 pub mod haproxy;
 pub mod postgres;
+pub mod postgres_private;
 pub mod redis;
 
 use std::net::TcpListener;
