@@ -2,8 +2,10 @@
 //! temporary data directory, and a wait until `/health` answers.
 #![allow(dead_code)] // each test file uses a different part of this helper
 
+pub mod calls;
 pub mod cli;
 pub mod haproxy;
+pub mod load;
 pub mod postgres;
 pub mod redis;
 
