@@ -166,6 +166,8 @@ pub(crate) async fn bounded<T>(
     operation: impl std::future::Future<Output = ::redis::RedisResult<T>>,
 ) -> Result<T, QueueError> {
     match tokio::time::timeout(limit, operation).await {
+        // The connection's own response timeout, set to the same limit.
+        Ok(Err(e)) if e.is_timeout() => Err(QueueError::Timeout(limit)),
         Ok(result) => Ok(result?),
         Err(_) => Err(QueueError::Timeout(limit)),
     }

@@ -72,12 +72,13 @@ fn version(node: &TestServer, app: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Change the sync route's `X-Version` through `node`; how long it took.
+/// Change the sync route's `X-Version` through `node`, and its config (so
+/// its containers change too); how long it took.
 fn change_version(node: &TestServer, app: &str, to: &str) -> Duration {
     let began = Instant::now();
     let reply = client()
         .patch(format!("{}/v1/apps/{app}/routes/sync", node.url))
-        .body(json!({"route": {"headers": {"X-Version": [to]}}}).to_string())
+        .body(json!({"route": {"headers": {"X-Version": [to]}, "config": {"VERSION": to}}}).to_string())
         .send()
         .unwrap();
     assert_eq!(reply.status(), 200, "{}", reply.text().unwrap());
@@ -133,7 +134,11 @@ fn under_load(fault: Fault, name: &str) {
     ]);
     sleep(Duration::from_secs(3));
     let before_b = route_containers(&b.node_id, "/sync");
-    assert!(!before_b.is_empty(), "node B runs the sync route");
+    assert!(
+        !before_b.is_empty(),
+        "node B runs no container of the sync route: {:?}",
+        common::node_containers(&b.node_id)
+    );
 
     // The fault, with a route change through node A in its middle.
     let fault_began = Instant::now();
