@@ -189,9 +189,8 @@ pub(crate) async fn connect(url: &str, timeout: Duration) -> Result<Connected, Q
     let client = Client::open(server.as_str()).map_err(|e| {
         QueueError::Config(format!("queue URL {shown:?} is not a valid Redis URL: {e}"))
     })?;
-    let unreachable = |e: QueueError| {
-        QueueError::Config(format!("queue URL {shown:?}: cannot reach Redis: {e}"))
-    };
+    let unreachable =
+        |e: QueueError| QueueError::Config(format!("queue URL {shown:?}: cannot reach Redis: {e}"));
     // One plain attempt first: the manager retries its first connection
     // with backoff, which would make a wrong URL hang instead of fail.
     bounded(timeout, async {
@@ -205,9 +204,12 @@ pub(crate) async fn connect(url: &str, timeout: Duration) -> Result<Connected, Q
         .set_connection_timeout(timeout)
         .set_number_of_retries(RECONNECT_RETRIES)
         .set_max_delay(RECONNECT_MAX_DELAY_MS);
-    let conn = bounded(timeout, ConnectionManager::new_with_config(client.clone(), config))
-        .await
-        .map_err(unreachable)?;
+    let conn = bounded(
+        timeout,
+        ConnectionManager::new_with_config(client.clone(), config),
+    )
+    .await
+    .map_err(unreachable)?;
     Ok(Connected {
         client,
         conn,

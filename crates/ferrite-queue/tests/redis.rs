@@ -171,8 +171,12 @@ async fn tasks_survive_a_server_restart() {
 async fn prefixes_are_separate_queues() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path(), false);
-    let one = RedisQueue::open(&server.url(), TIMEOUT).await.expect("open");
-    let two = RedisQueue::open(&server.url(), TIMEOUT).await.expect("open");
+    let one = RedisQueue::open(&server.url(), TIMEOUT)
+        .await
+        .expect("open");
+    let two = RedisQueue::open(&server.url(), TIMEOUT)
+        .await
+        .expect("open");
     one.push(&task("x")).await.expect("push");
     two.push(&task("x")).await.expect("same id, other queue");
     assert_eq!(one.depth().await.expect("depth"), 1);

@@ -118,7 +118,10 @@ fn a_killed_node_is_taken_over() {
         .iter()
         .filter(|r| r.status == Ok(200) && r.at > killed_at)
         .count();
-    let last_failure = failed.iter().map(|r| after(r.at + r.took)).fold(0.0, f64::max);
+    let last_failure = failed
+        .iter()
+        .map(|r| after(r.at + r.took))
+        .fold(0.0, f64::max);
     let accepted: Vec<String> = records
         .iter()
         .filter(|r| r.target == 1)
@@ -136,13 +139,7 @@ fn a_killed_node_is_taken_over() {
         .map(|(_, n)| n.url.clone())
         .unwrap();
     let bearer = token(KEY, 600);
-    let settled = wait_settled(
-        &survivor,
-        "takeover",
-        Some(&bearer),
-        &accepted,
-        LEASE * 4,
-    );
+    let settled = wait_settled(&survivor, "takeover", Some(&bearer), &accepted, LEASE * 4);
     // The dead node comes back to remove what it left on the engine (before
     // any assertion, so a failure leaves nothing either).
     nodes[victim].restart();
@@ -194,7 +191,10 @@ fn a_killed_node_is_taken_over() {
         "{} sync calls failed",
         failed.len()
     );
-    assert!(last_failure < 5.0, "sync calls failed {last_failure:.1} s after the kill");
+    assert!(
+        last_failure < 5.0,
+        "sync calls failed {last_failure:.1} s after the kill"
+    );
     assert_eq!(settled.lost, 0, "accepted async calls lost");
     assert_eq!(settled.completed, settled.accepted, "accepted calls failed");
     assert!(

@@ -78,7 +78,10 @@ fn change_version(node: &TestServer, app: &str, to: &str) -> Duration {
     let began = Instant::now();
     let reply = client()
         .patch(format!("{}/v1/apps/{app}/routes/sync", node.url))
-        .body(json!({"route": {"headers": {"X-Version": [to]}, "config": {"VERSION": to}}}).to_string())
+        .body(
+            json!({"route": {"headers": {"X-Version": [to]}, "config": {"VERSION": to}}})
+                .to_string(),
+        )
         .send()
         .unwrap();
     assert_eq!(reply.status(), 200, "{}", reply.text().unwrap());
@@ -169,7 +172,10 @@ fn under_load(fault: Fault, name: &str) {
         caught_up = fault_ended.elapsed();
         version(&b, &app).as_deref() == Some("2")
     });
-    assert!(served, "node B still serves the route as it was before the fault");
+    assert!(
+        served,
+        "node B still serves the route as it was before the fault"
+    );
     let replaced = eventually(Duration::from_secs(30), || {
         route_containers(&b.node_id, "/sync")
             .iter()
@@ -205,7 +211,11 @@ fn under_load(fault: Fault, name: &str) {
         "sync: {sync_ok} of {} answered 200 (slowest {:.2} s); not 200: {:?}",
         sync.len(),
         slowest_sync.as_secs_f64(),
-        sync_bad.iter().take(5).map(|r| &r.status).collect::<Vec<_>>()
+        sync_bad
+            .iter()
+            .take(5)
+            .map(|r| &r.status)
+            .collect::<Vec<_>>()
     );
     println!(
         "async enqueues: {} answered, {enqueued_in_fault} during the fault: {} accepted (202), \

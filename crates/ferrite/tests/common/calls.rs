@@ -13,8 +13,9 @@ pub fn all_calls(url: &str, app: &str, bearer: Option<&str>) -> Vec<Value> {
     let mut calls = Vec::new();
     let mut cursor = String::new();
     loop {
-        let mut request =
-            client.get(format!("{url}/v1/apps/{app}/calls?per_page=1000&cursor={cursor}"));
+        let mut request = client.get(format!(
+            "{url}/v1/apps/{app}/calls?per_page=1000&cursor={cursor}"
+        ));
         if let Some(token) = bearer {
             request = request.bearer_auth(token);
         }
@@ -80,10 +81,7 @@ pub fn wait_settled(
         .filter_map(|id| records.get(id))
         .filter(|c| is_final(c))
         .collect();
-    let completed = settled
-        .iter()
-        .filter(|c| c["status"] == "success")
-        .count();
+    let completed = settled.iter().filter(|c| c["status"] == "success").count();
     Settled {
         accepted: accepted.len(),
         completed,
