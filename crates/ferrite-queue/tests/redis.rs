@@ -248,12 +248,12 @@ async fn a_hung_server_costs_a_bounded_wait() {
     let mut slowest = Duration::ZERO;
     for id in ["hung-1", "hung-2"] {
         let began = Instant::now();
-        let err = queue.push(&task(id)).await.err().expect("no answer");
+        let err = queue.push(&task(id)).await.expect_err("no answer");
         slowest = slowest.max(began.elapsed());
         assert!(matches!(err, QueueError::Timeout(_)), "{err:?}");
     }
     let began = Instant::now();
-    let err = bus.publish("lost").await.err().expect("no answer");
+    let err = bus.publish("lost").await.expect_err("no answer");
     slowest = slowest.max(began.elapsed());
     assert!(matches!(err, QueueError::Timeout(_)), "{err:?}");
     println!("a hung Redis: the slowest operation gave up after {slowest:?} (timeout {limit:?})");

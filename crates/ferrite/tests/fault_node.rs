@@ -10,11 +10,11 @@
 
 mod common;
 
-use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use common::calls::wait_settled;
+use common::containers::route_containers;
 use common::haproxy::HaProxy;
 use common::load::{Load, Target};
 use common::redis::RedisServer;
@@ -40,18 +40,6 @@ fn post(url: &str, body: Value) -> u16 {
         .send()
         .unwrap();
     reply.status().as_u16()
-}
-
-/// Whether `node` runs a container for `path`.
-fn runs(node: &str, path: &str) -> bool {
-    let output = Command::new("docker")
-        .args(["ps", "-q", "--filter"])
-        .arg(format!("label=org.ferrite.node={node}"))
-        .arg("--filter")
-        .arg(format!("label=org.ferrite.route={path}"))
-        .output()
-        .expect("docker ps");
-    !output.stdout.is_empty()
 }
 
 #[test]
@@ -82,7 +70,7 @@ fn a_killed_node_is_taken_over() {
     // The URI hash sends every call of /r/takeover/hot to one node: that one dies.
     let victim = nodes
         .iter()
-        .position(|n| runs(&n.node_id, "/hot"))
+        .position(|n| !route_containers(&n.node_id, "/hot").is_empty())
         .expect("a node runs the hot route");
 
     let load = Load::start(vec![
@@ -101,7 +89,7 @@ fn a_killed_node_is_taken_over() {
     ]);
     // Until the node that dies runs async calls too.
     let holds = common::eventually(Duration::from_secs(30), || {
-        runs(&nodes[victim].node_id, "/slow")
+        !route_containers(&nodes[victim].node_id, "/slow").is_empty()
     });
     assert!(holds, "the node to kill never ran an async call");
     sleep(Duration::from_secs(2));

@@ -13,11 +13,11 @@
 
 mod common;
 
-use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use common::calls::wait_settled;
+use common::containers::route_containers;
 use common::load::{Load, Record, Target};
 use common::redis::RedisServer;
 use common::{client, create_route, eventually, require_images, TestServer};
@@ -41,21 +41,6 @@ fn redis_restart_under_load() {
 #[test]
 fn redis_hung_under_load() {
     under_load(Fault::Hang(Duration::from_secs(8)), "hang");
-}
-
-/// Containers of `node` for `path` (any app), running or not.
-fn route_containers(node: &str, path: &str) -> Vec<String> {
-    let output = Command::new("docker")
-        .args(["ps", "-aq", "--filter"])
-        .arg(format!("label=org.ferrite.node={node}"))
-        .arg("--filter")
-        .arg(format!("label=org.ferrite.route={path}"))
-        .output()
-        .expect("docker ps");
-    String::from_utf8_lossy(&output.stdout)
-        .split_whitespace()
-        .map(str::to_string)
-        .collect()
 }
 
 /// The `X-Version` header `node` answers `/r/{app}/sync` with.
@@ -145,24 +130,23 @@ fn under_load(fault: Fault, name: &str) {
 
     // The fault, with a route change through node A in its middle.
     let fault_began = Instant::now();
-    let change_took = match fault {
+    let lasts = match fault {
         Fault::Restart(down) => {
             redis.kill();
-            sleep(Duration::from_secs(1));
-            let took = change_version(&a, &app, "2");
-            sleep(down.saturating_sub(fault_began.elapsed()));
-            redis.restart();
-            took
+            down
         }
         Fault::Hang(hung) => {
             redis.pause();
-            sleep(Duration::from_secs(1));
-            let took = change_version(&a, &app, "2");
-            sleep(hung.saturating_sub(fault_began.elapsed()));
-            redis.resume();
-            took
+            hung
         }
     };
+    sleep(Duration::from_secs(1));
+    let change_took = change_version(&a, &app, "2");
+    sleep(lasts.saturating_sub(fault_began.elapsed()));
+    match fault {
+        Fault::Restart(_) => redis.restart(),
+        Fault::Hang(_) => redis.resume(),
+    }
     let fault_ended = Instant::now();
     let fault_secs = fault_ended.duration_since(fault_began).as_secs_f64();
 

@@ -4,6 +4,7 @@
 
 pub mod calls;
 pub mod cli;
+pub mod containers;
 pub mod haproxy;
 pub mod load;
 pub mod postgres;
