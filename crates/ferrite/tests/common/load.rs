@@ -14,6 +14,8 @@ use serde_json::Value;
 pub struct Record {
     /// Which [`Target`] it was made for (its index).
     pub target: usize,
+    /// The URL called.
+    pub url: String,
     /// When it was sent.
     pub at: Instant,
     /// How long until the answer (or the error).
@@ -24,6 +26,8 @@ pub struct Record {
     pub retry_after: Option<String>,
     /// The call id of an accepted (202) async call.
     pub call_id: Option<String>,
+    /// The start of the body of an error answer (4xx, 5xx): why.
+    pub detail: Option<String>,
 }
 
 /// Clients calling one function through some nodes.
@@ -74,33 +78,38 @@ impl Load {
                                     .get("retry-after")
                                     .and_then(|v| v.to_str().ok())
                                     .map(str::to_string);
+                                // Read to the end, so the call is whole.
+                                let body = reply.bytes().unwrap_or_default();
                                 let call_id = match status {
-                                    202 => reply
-                                        .json::<Value>()
+                                    202 => serde_json::from_slice::<Value>(&body)
                                         .ok()
                                         .and_then(|v| v["call_id"].as_str().map(str::to_string)),
-                                    _ => {
-                                        // Read to the end, so the call is whole.
-                                        let _ = reply.bytes();
-                                        None
-                                    }
+                                    _ => None,
                                 };
+                                let detail = (status >= 400).then(|| {
+                                    String::from_utf8_lossy(&body[..body.len().min(200)])
+                                        .into_owned()
+                                });
                                 Record {
                                     target: index,
+                                    url: url.clone(),
                                     at,
                                     took: at.elapsed(),
                                     status: Ok(status),
                                     retry_after,
                                     call_id,
+                                    detail,
                                 }
                             }
                             Err(e) => Record {
                                 target: index,
+                                url: url.clone(),
                                 at,
                                 took: at.elapsed(),
                                 status: Err(format!("{e:?}")),
                                 retry_after: None,
                                 call_id: None,
+                                detail: None,
                             },
                         };
                         records.lock().unwrap().push(record);
