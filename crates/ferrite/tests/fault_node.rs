@@ -59,10 +59,12 @@ fn a_killed_node_is_taken_over() {
     let lb = HaProxy::start(&urls);
 
     let routes = format!("{}/v1/apps/takeover/routes", lb.url);
+    // The functions need no network: without one their containers do not
+    // depend on the engine's default bridge, which is not under test here.
     for route in [
-        json!({"path": "/hot", "image": "ferrite/hot-hello", "format": "http",
+        json!({"path": "/hot", "image": "ferrite/hot-hello", "confinement": {"network": "none"}, "format": "http",
                "max_concurrency": 2}),
-        json!({"path": "/slow", "image": "ferrite/sleep", "type": "async", "timeout": 60}),
+        json!({"path": "/slow", "image": "ferrite/sleep", "confinement": {"network": "none"}, "type": "async", "timeout": 60}),
     ] {
         assert_eq!(post(&routes, json!({ "route": route })), 200);
     }

@@ -86,16 +86,18 @@ fn under_load(fault: Fault, name: &str) {
     let a = TestServer::start_with_env(&env);
     let b = TestServer::start_with_env(&env);
     let app = format!("fault{name}");
+    // The functions need no network: without one their containers do not
+    // depend on the engine's default bridge, which is not under test here.
     create_route(
         &a,
         &app,
-        json!({"path": "/sync", "image": "ferrite/hot-hello", "format": "http",
+        json!({"path": "/sync", "image": "ferrite/hot-hello", "confinement": {"network": "none"}, "format": "http",
                "headers": {"X-Version": ["1"]}}),
     );
     create_route(
         &a,
         &app,
-        json!({"path": "/async", "image": "ferrite/hot-hello", "format": "http",
+        json!({"path": "/async", "image": "ferrite/hot-hello", "confinement": {"network": "none"}, "format": "http",
                "type": "async", "max_concurrency": 4}),
     );
     assert_eq!(version(&b, &app).as_deref(), Some("1"));
