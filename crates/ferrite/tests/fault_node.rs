@@ -108,6 +108,12 @@ fn a_killed_node_is_taken_over() {
         .iter()
         .filter(|r| r.status == Ok(200) && r.at > killed_at)
         .count();
+    // The first answer of another node: the takeover of the route.
+    let first_served = sync
+        .iter()
+        .filter(|r| r.status == Ok(200) && r.at > killed_at)
+        .map(|r| after(r.at + r.took))
+        .fold(f64::MAX, f64::min);
     let last_failure = failed
         .iter()
         .map(|r| after(r.at + r.took))
@@ -149,7 +155,7 @@ fn a_killed_node_is_taken_over() {
 
     println!(
         "sync through HAProxy: {} calls, {} failed, the last failure ended {last_failure:.2} s after the kill; \
-         {served_after} answered 200 after it; failures: {:?}",
+         {served_after} answered 200 after it, the first {first_served:.2} s after the kill; failures: {:?}",
         sync.len(),
         failed.len(),
         failed
