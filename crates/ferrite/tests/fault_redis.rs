@@ -233,15 +233,7 @@ fn under_load(fault: Fault, name: &str) {
         other.len(),
         slowest_enqueue.as_secs_f64()
     );
-    println!(
-        "accepted {}: completed {}, failed {}, duplicates {}, lost {} (all final {:.1} s after the load stopped)",
-        settled.accepted,
-        settled.completed,
-        settled.failed,
-        settled.duplicates,
-        settled.lost,
-        settled.took.as_secs_f64()
-    );
+    println!("{settled}");
 
     assert!(sync_bad.is_empty(), "sync calls failed: {sync_bad:?}");
     assert!(other.is_empty(), "enqueues neither 202 nor 503: {other:?}");

@@ -50,6 +50,21 @@ pub struct Settled {
     pub records: HashMap<String, Value>,
 }
 
+impl std::fmt::Display for Settled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "accepted {}: completed {}, failed {}, duplicates {}, lost {} (all final {:.1} s after the wait began)",
+            self.accepted,
+            self.completed,
+            self.failed,
+            self.duplicates,
+            self.lost,
+            self.took.as_secs_f64()
+        )
+    }
+}
+
 fn is_final(call: &Value) -> bool {
     matches!(
         call["status"].as_str(),
