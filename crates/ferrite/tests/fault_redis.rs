@@ -162,8 +162,9 @@ fn under_load(fault: Fault, name: &str) {
     // Node B catches up: the new definition, in new containers.
     let mut caught_up = Duration::ZERO;
     let served = eventually(Duration::from_secs(30), || {
+        let served = version(&b, &app);
         caught_up = fault_ended.elapsed();
-        version(&b, &app).as_deref() == Some("2")
+        served.as_deref() == Some("2")
     });
     assert!(
         served,
