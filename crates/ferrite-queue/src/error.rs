@@ -19,4 +19,8 @@ pub enum QueueError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("redis error: {0}")]
     Redis(#[from] ::redis::RedisError),
+    /// Redis did not answer in time: down, unreachable or hung (stopped).
+    /// Whether the operation took effect is unknown.
+    #[error("Redis did not answer within {0:?}")]
+    Timeout(std::time::Duration),
 }

@@ -79,12 +79,13 @@ pub trait Queue: Send + Sync + 'static {
 }
 
 /// Open the queue named by an `MQ_URL`: `sqlite://path/to/queue.db` (the
-/// embedded default) or `redis://host:port/prefix`.
-pub async fn open(url: &str) -> Result<Arc<dyn Queue>, QueueError> {
+/// embedded default) or `redis://host:port/prefix`, whose every operation
+/// gives up after `redis_timeout`.
+pub async fn open(url: &str, redis_timeout: Duration) -> Result<Arc<dyn Queue>, QueueError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteQueue::open(url).await?))
     } else if url.starts_with("redis://") {
-        Ok(Arc::new(redis::RedisQueue::open(url).await?))
+        Ok(Arc::new(redis::RedisQueue::open(url, redis_timeout).await?))
     } else {
         let scheme = url.split(':').next().unwrap_or_default();
         Err(QueueError::Config(format!(

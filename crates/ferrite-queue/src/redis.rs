@@ -37,12 +37,12 @@ use crate::{millis, new_token, Lease, Queue, QueueError, Task};
 
 /// The key prefix when the URL has no path.
 const DEFAULT_PREFIX: &str = "ferrite";
-/// Every script here is a handful of O(log n) commands; a server that does
-/// not answer within this is unreachable, not busy.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
-const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
-/// After a lost connection, the next call reconnects with a bounded backoff
-/// (at most about 3 s) and then fails, rather than hanging for minutes.
+/// How long one Redis operation may take when the server says nothing
+/// else: every script here is a handful of O(log n) commands, so a server
+/// that does not answer within this is down or hung, not busy.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+/// After a lost connection, the manager reconnects with a bounded backoff
+/// (at most about 3 s); callers never wait longer than their timeout for it.
 const RECONNECT_RETRIES: usize = 4;
 const RECONNECT_MAX_DELAY_MS: u64 = 1000;
 
@@ -147,6 +147,8 @@ pub struct RedisQueue {
     /// Multiplexed and reconnecting: one per queue, cloned per call. No
     /// command here blocks, so a response timeout is safe.
     conn: ConnectionManager,
+    /// The most any one operation may take, reconnecting included.
+    timeout: Duration,
     /// `{prefix}:visible`.
     visible: String,
     /// `{prefix}:seq`.
@@ -154,6 +156,65 @@ pub struct RedisQueue {
     /// `{prefix}:task:`, followed by a task id.
     task_prefix: String,
     scripts: Scripts,
+}
+
+/// Run one Redis operation, giving up after `limit`. The connection's own
+/// response timeout does not cover waiting for a reconnection, so this is
+/// what bounds every call a request makes to Redis.
+pub(crate) async fn bounded<T>(
+    limit: Duration,
+    operation: impl std::future::Future<Output = ::redis::RedisResult<T>>,
+) -> Result<T, QueueError> {
+    match tokio::time::timeout(limit, operation).await {
+        // The connection's own response timeout, set to the same limit.
+        Ok(Err(e)) if e.is_timeout() => Err(QueueError::Timeout(limit)),
+        Ok(result) => Ok(result?),
+        Err(_) => Err(QueueError::Timeout(limit)),
+    }
+}
+
+/// A Redis server reached through a queue URL: its client (for dedicated
+/// connections), a shared reconnecting connection, and the key prefix.
+pub(crate) struct Connected {
+    pub client: Client,
+    pub conn: ConnectionManager,
+    pub prefix: String,
+}
+
+/// Connect to the server of a `redis://host:port/prefix` URL, check that it
+/// answers within `timeout`, and set the connection's timeouts to it.
+pub(crate) async fn connect(url: &str, timeout: Duration) -> Result<Connected, QueueError> {
+    let (server, prefix) = parse_url(url)?;
+    let shown = ferrite_model::redact::url(url);
+    let client = Client::open(server.as_str()).map_err(|e| {
+        QueueError::Config(format!("queue URL {shown:?} is not a valid Redis URL: {e}"))
+    })?;
+    let unreachable =
+        |e: QueueError| QueueError::Config(format!("queue URL {shown:?}: cannot reach Redis: {e}"));
+    // One plain attempt first: the manager retries its first connection
+    // with backoff, which would make a wrong URL hang instead of fail.
+    bounded(timeout, async {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        ::redis::cmd("PING").query_async::<String>(&mut conn).await
+    })
+    .await
+    .map_err(unreachable)?;
+    let config = ConnectionManagerConfig::new()
+        .set_response_timeout(timeout)
+        .set_connection_timeout(timeout)
+        .set_number_of_retries(RECONNECT_RETRIES)
+        .set_max_delay(RECONNECT_MAX_DELAY_MS);
+    let conn = bounded(
+        timeout,
+        ConnectionManager::new_with_config(client.clone(), config),
+    )
+    .await
+    .map_err(unreachable)?;
+    Ok(Connected {
+        client,
+        conn,
+        prefix,
+    })
 }
 
 /// Split `redis://authority/prefix` into the server URL the client takes
@@ -187,45 +248,14 @@ pub(crate) fn parse_url(url: &str) -> Result<(String, String), QueueError> {
 
 impl RedisQueue {
     /// Connect to the server of a `redis://host:port/prefix` URL and check
-    /// that it answers. Nothing is created until the first push.
-    pub async fn open(url: &str) -> Result<RedisQueue, QueueError> {
-        let (server, prefix) = parse_url(url)?;
-        let shown = ferrite_model::redact::url(url);
-        let client = Client::open(server.as_str()).map_err(|e| {
-            QueueError::Config(format!("queue URL {shown:?} is not a valid Redis URL: {e}"))
-        })?;
-        // One plain attempt first: the manager retries its first connection
-        // with backoff, which would make a wrong URL hang instead of fail.
-        let probe = async {
-            let mut conn = client.get_multiplexed_async_connection().await?;
-            ::redis::cmd("PING").query_async::<String>(&mut conn).await
-        };
-        match tokio::time::timeout(CONNECTION_TIMEOUT, probe).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                return Err(QueueError::Config(format!(
-                    "queue URL {shown:?}: cannot reach Redis: {e}"
-                )))
-            }
-            Err(_) => {
-                return Err(QueueError::Config(format!(
-                    "queue URL {shown:?}: Redis did not answer within {CONNECTION_TIMEOUT:?}"
-                )))
-            }
-        }
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(RESPONSE_TIMEOUT)
-            .set_connection_timeout(CONNECTION_TIMEOUT)
-            .set_number_of_retries(RECONNECT_RETRIES)
-            .set_max_delay(RECONNECT_MAX_DELAY_MS);
-        let conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|e| {
-                QueueError::Config(format!("queue URL {shown:?}: cannot reach Redis: {e}"))
-            })?;
-        tracing::info!(server = %ferrite_model::redact::url(&server), prefix, "redis queue ready");
+    /// that it answers. Nothing is created until the first push. Every
+    /// operation gives up after `timeout` ([`QueueError::Timeout`]).
+    pub async fn open(url: &str, timeout: Duration) -> Result<RedisQueue, QueueError> {
+        let Connected { conn, prefix, .. } = connect(url, timeout).await?;
+        tracing::info!(server = %ferrite_model::redact::url(url), prefix, timeout_ms = timeout.as_millis(), "redis queue ready");
         Ok(RedisQueue {
             conn,
+            timeout,
             visible: format!("{prefix}:visible"),
             seq: format!("{prefix}:seq"),
             task_prefix: format!("{prefix}:task:"),
@@ -239,13 +269,16 @@ impl RedisQueue {
 
     /// Run one of the lease-checking scripts on `lease`'s task.
     async fn held(&self, script: &Script, lease: &Lease, ms: i64) -> Result<(), QueueError> {
-        let done: i64 = script
-            .key(self.task_key(&lease.task.id))
-            .key(&self.visible)
-            .arg(&lease.token)
-            .arg(ms)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
+        let done: i64 = bounded(
+            self.timeout,
+            script
+                .key(self.task_key(&lease.task.id))
+                .key(&self.visible)
+                .arg(&lease.token)
+                .arg(ms)
+                .invoke_async(&mut self.conn.clone()),
+        )
+        .await?;
         if done == 0 {
             Err(QueueError::LeaseLost(lease.task.id.clone()))
         } else {
@@ -257,16 +290,18 @@ impl RedisQueue {
 #[async_trait]
 impl Queue for RedisQueue {
     async fn push(&self, task: &Task) -> Result<(), QueueError> {
-        let done: i64 = self
-            .scripts
-            .push
-            .key(self.task_key(&task.id))
-            .key(&self.visible)
-            .key(&self.seq)
-            .arg(&task.id)
-            .arg(&task.payload[..])
-            .invoke_async(&mut self.conn.clone())
-            .await?;
+        let done: i64 = bounded(
+            self.timeout,
+            self.scripts
+                .push
+                .key(self.task_key(&task.id))
+                .key(&self.visible)
+                .key(&self.seq)
+                .arg(&task.id)
+                .arg(&task.payload[..])
+                .invoke_async(&mut self.conn.clone()),
+        )
+        .await?;
         if done == 0 {
             return Err(QueueError::Duplicate(task.id.clone()));
         }
@@ -275,16 +310,18 @@ impl Queue for RedisQueue {
 
     async fn reserve(&self, worker: &str, lease: Duration) -> Result<Option<Lease>, QueueError> {
         let token = new_token();
-        let row: Option<(String, Vec<u8>, i64)> = self
-            .scripts
-            .reserve
-            .key(&self.visible)
-            .arg(&self.task_prefix)
-            .arg(millis(lease))
-            .arg(&token)
-            .arg(worker)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
+        let row: Option<(String, Vec<u8>, i64)> = bounded(
+            self.timeout,
+            self.scripts
+                .reserve
+                .key(&self.visible)
+                .arg(&self.task_prefix)
+                .arg(millis(lease))
+                .arg(&token)
+                .arg(worker)
+                .invoke_async(&mut self.conn.clone()),
+        )
+        .await?;
         Ok(row.map(|(id, payload, attempts)| Lease {
             task: Task { id, payload },
             attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
@@ -305,21 +342,26 @@ impl Queue for RedisQueue {
     }
 
     async fn cancel(&self, id: &str) -> Result<bool, QueueError> {
-        let done: i64 = self
-            .scripts
-            .cancel
-            .key(self.task_key(id))
-            .key(&self.visible)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
+        let done: i64 = bounded(
+            self.timeout,
+            self.scripts
+                .cancel
+                .key(self.task_key(id))
+                .key(&self.visible)
+                .invoke_async(&mut self.conn.clone()),
+        )
+        .await?;
         Ok(done == 1)
     }
 
     async fn depth(&self) -> Result<u64, QueueError> {
-        let count: u64 = ::redis::cmd("ZCARD")
-            .arg(&self.visible)
-            .query_async(&mut self.conn.clone())
-            .await?;
+        let count: u64 = bounded(
+            self.timeout,
+            ::redis::cmd("ZCARD")
+                .arg(&self.visible)
+                .query_async(&mut self.conn.clone()),
+        )
+        .await?;
         Ok(count)
     }
 }

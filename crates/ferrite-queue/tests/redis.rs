@@ -9,7 +9,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferrite_queue::bus::{ChangeBus, Heard};
 use ferrite_queue::{redis::RedisQueue, Queue, QueueError, Task};
+
+/// Every operation's bound, as a node's default.
+const TIMEOUT: Duration = ferrite_queue::redis::DEFAULT_TIMEOUT;
 
 /// A `redis-server` child process, killed on drop.
 struct Server {
@@ -102,7 +106,7 @@ impl Server {
 async fn make() -> (Arc<dyn Queue>, (Server, tempfile::TempDir)) {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path(), false);
-    let queue = RedisQueue::open(&server.url())
+    let queue = RedisQueue::open(&server.url(), TIMEOUT)
         .await
         .expect("open redis queue");
     (Arc::new(queue), (server, dir))
@@ -127,7 +131,7 @@ async fn tasks_survive_a_server_restart() {
     let url = server.url();
     let prefix = url.rsplit_once('/').expect("a prefix").1.to_string();
     {
-        let queue = RedisQueue::open(&url).await.expect("open");
+        let queue = RedisQueue::open(&url, TIMEOUT).await.expect("open");
         for id in ["a", "b", "c"] {
             queue.push(&task(id)).await.expect("push");
         }
@@ -146,7 +150,7 @@ async fn tasks_survive_a_server_restart() {
     drop(server); // SIGKILL: no shutdown save, only the AOF.
     let server = Server::start(dir.path(), true);
     let url = format!("redis://127.0.0.1:{}/{prefix}", server.port);
-    let queue = RedisQueue::open(&url).await.expect("reopen");
+    let queue = RedisQueue::open(&url, TIMEOUT).await.expect("reopen");
     assert_eq!(queue.depth().await.expect("depth"), 2);
     tokio::time::sleep(Duration::from_millis(250)).await;
     let mut got = Vec::new();
@@ -167,8 +171,12 @@ async fn tasks_survive_a_server_restart() {
 async fn prefixes_are_separate_queues() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path(), false);
-    let one = RedisQueue::open(&server.url()).await.expect("open");
-    let two = RedisQueue::open(&server.url()).await.expect("open");
+    let one = RedisQueue::open(&server.url(), TIMEOUT)
+        .await
+        .expect("open");
+    let two = RedisQueue::open(&server.url(), TIMEOUT)
+        .await
+        .expect("open");
     one.push(&task("x")).await.expect("push");
     two.push(&task("x")).await.expect("same id, other queue");
     assert_eq!(one.depth().await.expect("depth"), 1);
@@ -184,15 +192,97 @@ async fn prefixes_are_separate_queues() {
 
 #[tokio::test]
 async fn bad_url_is_a_config_error() {
-    let err = RedisQueue::open("sqlite://queue.db")
+    let err = RedisQueue::open("sqlite://queue.db", TIMEOUT)
         .await
         .err()
         .expect("refused");
     assert!(matches!(err, QueueError::Config(_)), "{err:?}");
     // Nothing listens on port 1.
-    let err = RedisQueue::open("redis://127.0.0.1:1/x")
+    let err = RedisQueue::open("redis://127.0.0.1:1/x", TIMEOUT)
         .await
         .err()
         .expect("refused");
     assert!(matches!(err, QueueError::Config(_)), "{err:?}");
+}
+
+/// Send `signal` (`STOP`, `CONT`) to the server.
+fn signal(server: &Server, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(server.child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+/// A hung server (SIGSTOP: connections stay open, nothing answers) costs
+/// each operation its timeout, then an error; the queue and the bus work
+/// again once it resumes, and the subscription notices the hang and
+/// subscribes again.
+#[tokio::test]
+async fn a_hung_server_costs_a_bounded_wait() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path(), false);
+    let limit = Duration::from_secs(1);
+    let url = server.url();
+    let queue = RedisQueue::open(&url, limit).await.expect("open");
+    let bus = Arc::new(ChangeBus::open(&url, limit).await.expect("bus"));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let listener = {
+        let bus = bus.clone();
+        tokio::spawn(async move {
+            loop {
+                let tx = tx.clone();
+                let ended = bus.listen(move |heard| tx.send(heard).is_ok()).await;
+                if ended.is_ok() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    assert_eq!(rx.recv().await, Some(Heard::Subscribed));
+    queue.push(&task("before")).await.expect("push");
+
+    signal(&server, "STOP");
+    let mut slowest = Duration::ZERO;
+    for id in ["hung-1", "hung-2"] {
+        let began = Instant::now();
+        let err = queue.push(&task(id)).await.expect_err("no answer");
+        slowest = slowest.max(began.elapsed());
+        assert!(matches!(err, QueueError::Timeout(_)), "{err:?}");
+    }
+    let began = Instant::now();
+    let err = bus.publish("lost").await.expect_err("no answer");
+    slowest = slowest.max(began.elapsed());
+    assert!(matches!(err, QueueError::Timeout(_)), "{err:?}");
+    println!("a hung Redis: the slowest operation gave up after {slowest:?} (timeout {limit:?})");
+    assert!(slowest < limit * 3, "{slowest:?}");
+    tokio::time::sleep(limit * 2).await;
+    signal(&server, "CONT");
+
+    // The queue answers again; the subscription was found dead and renewed.
+    let resumed = Instant::now();
+    let mut answered = false;
+    while resumed.elapsed() < Duration::from_secs(30) && !answered {
+        answered = queue.depth().await.is_ok();
+    }
+    assert!(answered, "the queue did not answer again");
+    let mut heard = Vec::new();
+    let renewed = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(h) = rx.recv().await {
+            heard.push(h.clone());
+            if h == Heard::Subscribed {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(renewed.is_ok(), "no new subscription; heard {heard:?}");
+    println!(
+        "queue and bus back {:?} after SIGCONT; heard meanwhile: {heard:?}",
+        resumed.elapsed()
+    );
+    queue.push(&task("after")).await.expect("push after");
+    listener.abort();
 }

@@ -4,12 +4,22 @@
 //! uses the new definition.
 //!
 //! Locally this happens at once. Other nodes hear of it on the change bus
-//! when the queue is Redis (pub/sub, milliseconds); a node that was cut off
-//! from the bus forgets every cached route when it subscribes again, since it
-//! may have missed messages. Without a bus (the embedded queue: one node) or
-//! when a message is lost, the route cache's TTL bounds how long a stale
-//! route is served.
+//! when the queue is Redis (pub/sub, milliseconds). Two things make up for
+//! messages lost while Redis is down or hung:
+//!
+//! - a node that was cut off from the bus forgets every cached route when it
+//!   subscribes again, since it may have missed messages;
+//! - a node that could not publish a change tells every node to forget all
+//!   their cached routes once Redis answers again (a subscriber that never
+//!   noticed a short outage missed the message).
+//!
+//! Forgetting cached routes is enough for containers too: the engine keeps
+//! the definition each pool of hot containers and containers started ahead
+//! was made for, and replaces the pool when a call brings another one.
+//! Without a bus (the embedded queue: one node) the route cache's TTL bounds
+//! how long a stale route is served.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +30,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::route_cache::RouteCache;
 
-/// Wait before subscribing again after the bus broke.
+/// Wait before subscribing again after the bus broke, and between tries
+/// to publish what could not be published.
 const RESUBSCRIBE_AFTER: Duration = Duration::from_secs(1);
 
 /// What changed.
@@ -31,6 +42,8 @@ pub enum Change {
     Route { app: String, path: String },
     /// An app's config changed (its routes' environment), or it was deleted.
     App { app: String },
+    /// Anything may have changed: a node could not tell the others what.
+    All,
 }
 
 /// A change as it travels between nodes.
@@ -47,6 +60,9 @@ pub struct Changes {
     routes: Arc<RouteCache>,
     engine: Arc<Engine>,
     bus: Option<ChangeBus>,
+    /// A change made here was not published: the others must be told to
+    /// forget everything once the bus works again.
+    unsent: AtomicBool,
 }
 
 impl Changes {
@@ -61,6 +77,7 @@ impl Changes {
             routes,
             engine,
             bus,
+            unsent: AtomicBool::new(false),
         }
     }
 
@@ -74,7 +91,8 @@ impl Changes {
         };
         let text = serde_json::to_string(&message).unwrap_or_default();
         if let Err(e) = bus.publish(&text).await {
-            tracing::warn!(error = %e, change = %text, "cannot tell other nodes about a change; they see it when their cached routes expire");
+            self.unsent.store(true, Ordering::SeqCst);
+            tracing::warn!(error = %e, change = %text, "cannot tell other nodes about a change; they are told to forget every cached route once Redis answers");
         }
     }
 
@@ -88,12 +106,41 @@ impl Changes {
                 self.routes.forget_app(app);
                 self.engine.forget_app(app);
             }
+            Change::All => self.routes.forget_all(),
         }
     }
 
-    /// Apply the changes other nodes make, until `cancel`.
+    /// Apply the changes other nodes make, and publish what could not be
+    /// published, until `cancel`.
     pub async fn listen(self: Arc<Self>, cancel: CancellationToken) {
         let Some(bus) = &self.bus else { return };
+        tokio::join!(self.subscribe(bus, &cancel), self.resend(bus, &cancel));
+    }
+
+    /// Once a publish failed: tell every node to forget all, as soon as the
+    /// bus takes it.
+    async fn resend(&self, bus: &ChangeBus, cancel: &CancellationToken) {
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(RESUBSCRIBE_AFTER) => {}
+            }
+            if !self.unsent.swap(false, Ordering::SeqCst) {
+                continue;
+            }
+            let message = Message {
+                node: self.node.clone(),
+                change: Change::All,
+            };
+            let text = serde_json::to_string(&message).unwrap_or_default();
+            match bus.publish(&text).await {
+                Ok(()) => tracing::info!("told other nodes to forget their cached routes: a change made here was not published"),
+                Err(_) => self.unsent.store(true, Ordering::SeqCst),
+            }
+        }
+    }
+
+    async fn subscribe(&self, bus: &ChangeBus, cancel: &CancellationToken) {
         loop {
             let heard = bus.listen(|heard| {
                 match heard {
@@ -151,5 +198,7 @@ mod tests {
         assert_eq!(back.change, message.change);
         let app: Message = serde_json::from_str(r#"{"node":"n2","kind":"app","app":"a"}"#).unwrap();
         assert_eq!(app.change, Change::App { app: "a".into() });
+        let all: Message = serde_json::from_str(r#"{"node":"n3","kind":"all"}"#).unwrap();
+        assert_eq!(all.change, Change::All);
     }
 }

@@ -185,6 +185,14 @@ pub struct ServerConfig {
     #[arg(long, env = "MQ_PASSWORD_FILE")]
     pub mq_password_file: Option<PathBuf>,
 
+    /// The longest any one operation on a Redis MQ_URL may take (enqueue,
+    /// reserve, publish a change, connect): a duration such as `3s`. A Redis
+    /// that is down or hung then costs a caller this wait and a 503, never a
+    /// hung call.
+    #[arg(long, env = "FERRITE_REDIS_TIMEOUT", default_value = "3s",
+          value_parser = retention)]
+    pub redis_timeout: Duration,
+
     /// Async calls running at once on this node, at most (0: this node runs none).
     #[arg(long, env = "FERRITE_ASYNC_CONCURRENCY", default_value_t = 16)]
     pub async_concurrency: usize,

@@ -73,9 +73,9 @@ impl Node {
         let node_id = config.node_id()?;
         let store = ferrite_store::open(&config.db_url, config.db_timeout).await?;
         let mq_url = config.mq_url();
-        let queue = ferrite_queue::open(&mq_url).await?;
+        let queue = ferrite_queue::open(&mq_url, config.redis_timeout).await?;
         let bus = match mq_url.starts_with("redis://") {
-            true => Some(ferrite_queue::bus::ChangeBus::open(&mq_url).await?),
+            true => Some(ferrite_queue::bus::ChangeBus::open(&mq_url, config.redis_timeout).await?),
             false => None,
         };
         let engine = Engine::start(config.engine_settings(node_id)).await?;

@@ -96,7 +96,7 @@ proptest! {
             let url = format!("sqlite://{}", dir.path().join("f.db").display());
             let store = Arc::new(SqliteStore::open(&url).await.unwrap());
             let queue_url = format!("sqlite://{}", dir.path().join("q.db").display());
-            let queue = ferrite_queue::open(&queue_url).await.unwrap();
+            let queue = ferrite_queue::open(&queue_url, std::time::Duration::from_secs(3)).await.unwrap();
             let config = Args::parse_from(["test", "--api-max-body-bytes", "4096", "--node-id", "proptest-router"]).config;
             let engine = Engine::start(config.engine_settings("proptest-router".to_string())).await.unwrap();
             let tasks = TaskTracker::new();

@@ -1,7 +1,8 @@
 //! A real HAProxy (Debian's package) in front of Ferrite nodes, as in
 //! production: `/r/` balanced by a consistent hash of the URI (a function
 //! keeps landing where it is warm), everything else round robin; nodes are
-//! health-checked on `/health` and a refused connection is sent elsewhere.
+//! health-checked on `/health`, taken out at the first connection they
+//! refuse, and a refused connection is sent elsewhere.
 //! Server connections are not reused between requests: a request written
 //! to an idle connection of a node that just died could not be retried
 //! safely, one that cannot connect can. It says whom it forwards for
@@ -11,6 +12,11 @@
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// A node that refuses a connection of live traffic is taken out at once,
+/// not at its next failed health check: with the URI hash, a retry would
+/// otherwise go to the same dead node until then.
+const OBSERVE: &str = "observe layer4 error-limit 1 on-error mark-down";
 
 pub struct HaProxy {
     pub url: String,
@@ -37,7 +43,9 @@ impl HaProxy {
                 .enumerate()
                 .map(|(i, url)| {
                     let addr = url.trim_start_matches("http://");
-                    format!("    server {prefix}{i} {addr} check inter 300ms fall 1 rise 2\n")
+                    format!(
+                        "    server {prefix}{i} {addr} check inter 300ms fall 1 rise 2 {OBSERVE}\n"
+                    )
                 })
                 .collect()
         };

@@ -3,9 +3,12 @@
 #![allow(dead_code)] // each test file uses a different part of this helper
 
 pub mod call;
+pub mod calls;
 pub mod cli;
+pub mod containers;
 pub mod dockerd;
 pub mod haproxy;
+pub mod load;
 pub mod postgres;
 pub mod postgres_private;
 pub mod redis;

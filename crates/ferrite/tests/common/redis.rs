@@ -1,6 +1,7 @@
 //! A real `redis-server` for tests: a free port, a temp dir, append-only with
 //! an fsync per write (so what it acknowledged survives a kill), killed on
-//! drop. Restartable on the same port and data.
+//! drop. Restartable on the same port and data, and can be hung (SIGSTOP:
+//! its connections stay open and nothing answers) and resumed.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -76,12 +77,43 @@ impl RedisServer {
 
     /// SIGKILL the server, wait `down`, and start it again on the same data.
     pub fn kill_and_restart(&mut self, down: Duration) {
+        self.kill();
+        std::thread::sleep(down);
+        self.restart();
+    }
+
+    /// SIGKILL the server (its data stays for [`RedisServer::restart`]).
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
-        std::thread::sleep(down);
+    }
+
+    /// Start a killed server again on the same port and data.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "redis-server still running");
         self.spawn();
+    }
+
+    /// Hang the server (SIGSTOP) until [`RedisServer::resume`].
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Resume a server hung by [`RedisServer::pause`] (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("redis-server running");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} redis-server");
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -92,6 +124,7 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // A stopped server still dies of SIGKILL.
             let _ = child.kill();
             let _ = child.wait();
         }
