@@ -115,7 +115,8 @@ done
 psql "$PG_BASE/postgres" -q -c "CREATE DATABASE chaos"
 DB_URL="$PG_BASE/chaos?sslmode=disable"
 pg_bin=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d | sort -V | tail -n 1)
-pg_ctl() { runuser -u postgres -- "$pg_bin/pg_ctl" -D "$PG_DATA" "$@" </dev/null >/dev/null 2>&1; }
+# Without fd 3: a server holding it would keep scripts/postgres.sh waiting.
+pg_ctl() { runuser -u postgres -- "$pg_bin/pg_ctl" -D "$PG_DATA" "$@" </dev/null >/dev/null 2>&1 3>&-; }
 
 # --- Redis: every acknowledged write fsynced, so a kill -9 loses none.
 mkdir -p "$WORK/redis"

@@ -244,7 +244,7 @@ def mode_report(samples_path, faults_path, async_path, leaked):
     print("| ---: | --- | ---: | ---: | ---: |")
     for f in faults:
         last = f"+{f['last_bad']:.1f} s" if "bad" in f else "-"
-        print(f"| {f['start'] - began:.0f} s | {f['kind']} {f['detail']} | {f['end'] - f['start']:.1f} s "
+        print(f"| {f['start'] - began:.0f} s | {(f['kind'] + ' ' + f['detail']).strip()} | {f['end'] - f['start']:.1f} s "
               f"| {f.get('bad', 0)} | {last} |")
     return 1 if lost or int(leaked) else 0
 
