@@ -21,7 +21,7 @@
 #
 # Needs root (the private engine). Not part of bench/run.sh: run it alone.
 #
-#   bench/chaos.sh     # DURATION=240 SEED=<random> GAP_MIN=20 GAP_MAX=40 SETTLE=120
+#   bench/chaos.sh     # DURATION=240 SEED=<random> GAP_MIN=20 GAP_MAX=40 SETTLE=120 LOGS=
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -32,6 +32,7 @@ SEED=${SEED:-$((($$ + $(date +%s)) % 32768))}
 GAP_MIN=${GAP_MIN:-20} # seconds between a recovery and the next fault
 GAP_MAX=${GAP_MAX:-40}
 SETTLE=${SETTLE:-120} # most seconds to wait for async calls to end
+LOGS=${LOGS:-}        # a directory to keep the nodes' logs, the calls and the faults in
 APP=chaos
 BEGAN=$(date +%s)
 
@@ -76,7 +77,9 @@ cleanup() {
   fi
   exec 3>&- # PostgreSQL stops (scripts/postgres.sh), also after a restart here: same data directory
   scripts/dockerd.sh stop "$ENGINE" || true
-  if [[ $status -ne 0 && -z ${KEEP_LOGS:-} ]]; then
+  if [[ -n $LOGS ]]; then
+    mkdir -p "$LOGS" && cp "$WORK"/*.log "$WORK/samples" "$WORK/faults" "$LOGS/" 2>/dev/null || true
+  elif [[ $status -ne 0 ]]; then
     for f in "$WORK"/node*.log; do
       [[ -f $f ]] && { log "last lines of $f:"; tail -n 15 "$f" >&2; }
     done

@@ -183,12 +183,13 @@ def mode_report(samples_path, faults_path, async_path, leaked):
         s["outcome"] = outcome(s)
         f = fault_of(s)
         key = f["kind"] if f else "no fault"
-        row = by_fault.setdefault(key, {"calls": 0, "ok": 0, "retryable": 0, "failed": {}})
+        row = by_fault.setdefault(key, {"calls": 0, "ok": 0, "retryable": {}, "failed": {}})
         row["calls"] += 1
-        if s["outcome"] == "failed":
-            row["failed"][f"{s['kind']} {label(s)}"] = row["failed"].get(f"{s['kind']} {label(s)}", 0) + 1
+        if s["outcome"] == "ok":
+            row["ok"] += 1
         else:
-            row[s["outcome"]] += 1
+            what = f"{s['kind']} {label(s)}"
+            row[s["outcome"]][what] = row[s["outcome"]].get(what, 0) + 1
         if f and not s["ok"]:
             f["last_bad"] = max(f.get("last_bad", 0), s["t"] - f["start"])
             f["bad"] = f.get("bad", 0) + 1
@@ -229,13 +230,12 @@ def mode_report(samples_path, faults_path, async_path, leaked):
     print(f"Calls by the fault they started in (or within {grace_s} s after its recovery):")
     print()
     print("| fault | calls | succeeded | retryable | failed otherwise |")
-    print("| --- | ---: | ---: | ---: | --- |")
+    print("| --- | ---: | ---: | --- | --- |")
+    counted = lambda d: f"{sum(d.values())}" + (f" ({fmt(d)})" if d else "")
     for key in [k for k in ("engine", "postgres", "redis-restart", "redis-stop", "node-kill", "node-exit")
                 if k in by_fault] + ["no fault"]:
-        row = by_fault.get(key, {"calls": 0, "ok": 0, "retryable": 0, "failed": {}})
-        failed_n = sum(row["failed"].values())
-        print(f"| {key} | {row['calls']} | {row['ok']} | {row['retryable']} | {failed_n}"
-              f"{' (' + fmt(row['failed']) + ')' if failed_n else ''} |")
+        row = by_fault.get(key, {"calls": 0, "ok": 0, "retryable": {}, "failed": {}})
+        print(f"| {key} | {row['calls']} | {row['ok']} | {counted(row['retryable'])} | {counted(row['failed'])} |")
     print()
     print("Faults injected (time from the start of the load; the last call that did not succeed, "
           "from the fault's start):")
