@@ -3,8 +3,8 @@
 # sharing PostgreSQL and Redis (appendonly, appendfsync always), running
 # their functions on a private Docker engine (scripts/dockerd.sh), under mixed
 # load the whole time (bench/chaosload.py: sync cold, sync hot and async
-# calls). Every GAP_MIN..GAP_MAX seconds one fault, picked at random, is
-# injected and then repaired:
+# calls). Every GAP_MIN..GAP_MAX seconds one fault, dealt at random from a
+# shuffled deck of the five kinds, is injected and then repaired:
 #   engine         the private engine stopped for 3-6 s, then started again
 #   postgres       PostgreSQL stopped (fast shutdown) for 3-6 s, then started
 #   redis-restart  Redis killed with SIGKILL, started again 1 s later (its AOF)
@@ -238,9 +238,24 @@ revive_nodes() {
 python3 bench/chaosload.py run "$LB" "$DURATION" "$WORK/samples" &
 LOAD_PID=$!
 LOAD_END=$(($(date +%s) + DURATION))
+# Faults are dealt from a shuffled deck of all kinds, so that a short run
+# sees each kind once before any comes again.
+DECK=()
+deal() {
+  local i j t
+  if [[ ${#DECK[@]} -eq 0 ]]; then
+    DECK=("${FAULTS[@]}")
+    for ((i = ${#DECK[@]} - 1; i > 0; i--)); do
+      j=$((RANDOM % (i + 1))); t=${DECK[$i]}; DECK[i]=${DECK[$j]}; DECK[j]=$t
+    done
+  fi
+  kind=${DECK[0]}
+  DECK=("${DECK[@]:1}")
+}
+
 while :; do
   gap=$((GAP_MIN + RANDOM % (GAP_MAX - GAP_MIN + 1)))
-  kind=${FAULTS[$((RANDOM % ${#FAULTS[@]}))]}
+  deal
   # The last fault leaves 15 s of load after its recovery.
   [[ $(($(date +%s) + gap + 25)) -lt $LOAD_END ]] || break
   for _ in $(seq "$gap"); do sleep 1; revive_nodes; done

@@ -152,12 +152,13 @@ def mode_report(samples_path, faults_path, async_path, leaked):
     settled = json.load(open(async_path))
     records = settled["records"]
     began = min(s["t"] for s in samples)
-    # A call belongs to the fault it started during, or within GRACE_S after its recovery.
+    # A call belongs to the fault it overlapped: running when the fault began,
+    # or started before grace_s had passed after the recovery.
     grace_s = 15
 
     def fault_of(s):
         for f in faults:
-            if f["start"] <= s["t"] <= f["end"] + grace_s:
+            if s["t"] <= f["end"] + grace_s and s["t"] + s["ms"] / 1000 >= f["start"]:
                 return f
         return None
 
@@ -183,15 +184,17 @@ def mode_report(samples_path, faults_path, async_path, leaked):
         s["outcome"] = outcome(s)
         f = fault_of(s)
         key = f["kind"] if f else "no fault"
-        row = by_fault.setdefault(key, {"calls": 0, "ok": 0, "retryable": {}, "failed": {}})
+        row = by_fault.setdefault(key, {"calls": 0, "ok": 0, "retryable": {}, "failed": {}, "ms": {"hot": [0], "async": [0]}})
         row["calls"] += 1
+        if s["kind"] in row["ms"]:
+            row["ms"][s["kind"]].append(s["ms"])
         if s["outcome"] == "ok":
             row["ok"] += 1
         else:
             what = f"{s['kind']} {label(s)}"
             row[s["outcome"]][what] = row[s["outcome"]].get(what, 0) + 1
         if f and not s["ok"]:
-            f["last_bad"] = max(f.get("last_bad", 0), s["t"] - f["start"])
+            f["last_bad"] = max(f.get("last_bad", 0), s["t"] + s["ms"] / 1000 - f["start"])
             f["bad"] = f.get("bad", 0) + 1
 
     total = len(samples)
@@ -227,20 +230,22 @@ def mode_report(samples_path, faults_path, async_path, leaked):
     print(f"| async started more than once (`attempts` > 1) | {again} |")
     print(f"| containers left on the engine after the nodes stopped | {leaked} |")
     print()
-    print(f"Calls by the fault they started in (or within {grace_s} s after its recovery):")
+    print(f"Calls by the fault they overlapped (running when it began, or started up to {grace_s} s after its "
+          "recovery):")
     print()
-    print("| fault | calls | succeeded | retryable | failed otherwise |")
-    print("| --- | ---: | ---: | --- | --- |")
+    print("| fault | calls | succeeded | retryable | failed otherwise | slowest hot call, async 202 |")
+    print("| --- | ---: | ---: | --- | --- | ---: |")
     counted = lambda d: f"{sum(d.values())}" + (f" ({fmt(d)})" if d else "")
     for key in [k for k in ("engine", "postgres", "redis-restart", "redis-stop", "node-kill", "node-exit")
                 if k in by_fault] + ["no fault"]:
-        row = by_fault.get(key, {"calls": 0, "ok": 0, "retryable": {}, "failed": {}})
-        print(f"| {key} | {row['calls']} | {row['ok']} | {counted(row['retryable'])} | {counted(row['failed'])} |")
+        row = by_fault.get(key, {"calls": 0, "ok": 0, "retryable": {}, "failed": {}, "ms": {"hot": [0], "async": [0]}})
+        print(f"| {key} | {row['calls']} | {row['ok']} | {counted(row['retryable'])} | {counted(row['failed'])} "
+              f"| {max(row['ms']['hot']) / 1000:.2f} s, {max(row['ms']['async']) / 1000:.2f} s |")
     print()
     print("Faults injected (time from the start of the load; the last call that did not succeed, "
-          "from the fault's start):")
+          "from the fault's start to that call's end):")
     print()
-    print("| at | fault | out for | calls not succeeded | last one at |")
+    print("| at | fault | out for | calls not succeeded | last one ended |")
     print("| ---: | --- | ---: | ---: | ---: |")
     for f in faults:
         last = f"+{f['last_bad']:.1f} s" if "bad" in f else "-"
