@@ -75,10 +75,13 @@ cleanup() {
     kill "$REDIS_PID" 2>/dev/null || true
     wait "$REDIS_PID" 2>/dev/null || true
   fi
+  if [[ -n $LOGS && -n ${PG_DATA:-} ]]; then
+    mkdir -p "$LOGS" && cp "$PG_DATA/../postgres.log" "$LOGS/" 2>/dev/null || true
+  fi
   exec 3>&- # PostgreSQL stops (scripts/postgres.sh), also after a restart here: same data directory
   scripts/dockerd.sh stop "$ENGINE" || true
   if [[ -n $LOGS ]]; then
-    mkdir -p "$LOGS" && cp "$WORK"/*.log "$WORK/samples" "$WORK/faults" "$LOGS/" 2>/dev/null || true
+    mkdir -p "$LOGS" && cp "$WORK"/*.log "$ENGINE/dockerd.log" "$WORK/samples" "$WORK/faults" "$LOGS/" 2>/dev/null || true
   elif [[ $status -ne 0 ]]; then
     for f in "$WORK"/node*.log; do
       [[ -f $f ]] && { log "last lines of $f:"; tail -n 15 "$f" >&2; }
@@ -191,16 +194,17 @@ for _ in $(seq 100); do curl -sf -o /dev/null -d '{"name":"x"}' "$LB/r/$APP/hot1
 
 # --- the faults
 : >"$WORK/faults"
-fault_engine() {
-  scripts/dockerd.sh stop "$ENGINE"
+# outage STOP_COMMAND START_COMMAND: stops, waits 3-6 s, starts; DETAIL says
+# how long each step took (a stop or a start can take longer than the wait).
+outage() {
+  local t0 t1 t2 t3
+  t0=$(now); eval "$1"; t1=$(now)
   sleep $((3 + RANDOM % 4))
-  scripts/dockerd.sh start "$ENGINE" >/dev/null
+  t2=$(now); eval "$2"; t3=$(now)
+  DETAIL=$(python3 -c "print(f'(stopping {$t1 - $t0:.1f} s, down {$t2 - $t1:.1f} s, starting {$t3 - $t2:.1f} s)')")
 }
-fault_postgres() {
-  pg_ctl -m fast -w stop
-  sleep $((3 + RANDOM % 4))
-  pg_ctl -l "$PG_DATA/../postgres.log" -w start
-}
+fault_engine() { outage 'scripts/dockerd.sh stop "$ENGINE"' 'scripts/dockerd.sh start "$ENGINE" >/dev/null'; }
+fault_postgres() { outage 'pg_ctl -m fast -w stop' 'pg_ctl -l "$PG_DATA/../postgres.log" -w start'; }
 fault_redis_restart() {
   kill -KILL "$REDIS_PID"
   wait "$REDIS_PID" 2>/dev/null || true
