@@ -81,7 +81,7 @@ cleanup() {
   exec 3>&- # PostgreSQL stops (scripts/postgres.sh), also after a restart here: same data directory
   scripts/dockerd.sh stop "$ENGINE" || true
   if [[ -n $LOGS ]]; then
-    mkdir -p "$LOGS" && cp "$WORK"/*.log "$ENGINE/dockerd.log" "$WORK/samples" "$WORK/faults" "$LOGS/" 2>/dev/null || true
+    mkdir -p "$LOGS" && cp "$WORK"/*.log "$ENGINE/dockerd.log" "$WORK"/{samples,faults,async.json} "$LOGS/" 2>/dev/null || true
   elif [[ $status -ne 0 ]]; then
     for f in "$WORK"/node*.log; do
       [[ -f $f ]] && { log "last lines of $f:"; tail -n 15 "$f" >&2; }

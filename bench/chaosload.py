@@ -152,12 +152,12 @@ def mode_report(samples_path, faults_path, async_path, leaked):
     settled = json.load(open(async_path))
     records = settled["records"]
     began = min(s["t"] for s in samples)
-    # A call belongs to the fault it overlapped: running when the fault began,
-    # or started before grace_s had passed after the recovery.
+    # A call belongs to the latest fault it overlapped: running when the fault
+    # began, or started before grace_s had passed after the recovery.
     grace_s = 15
 
     def fault_of(s):
-        for f in faults:
+        for f in reversed(faults):
             if s["t"] <= f["end"] + grace_s and s["t"] + s["ms"] / 1000 >= f["start"]:
                 return f
         return None
@@ -225,7 +225,13 @@ def mode_report(samples_path, faults_path, async_path, leaked):
     print(f"| failed otherwise, by status | {count('failed')} ({fmt(failed)}) |")
     print(f"| async acknowledged (202) | {len(acked)} |")
     print(f"| async completed (success) | {completed} |")
-    print(f"| async ended in another state | {sum(ended_bad.values())} ({fmt(ended_bad)}) |")
+    errors = {}
+    for i in acked:
+        if status(i) in FINAL - {"success"}:
+            why = (records[i].get("error") or "")[:120]
+            errors[why] = errors.get(why, 0) + 1
+    print(f"| async ended in another state | {sum(ended_bad.values())} ({fmt(ended_bad)}"
+          f"{'; ' + fmt(errors) if errors else ''}) |")
     print(f"| async lost (no record, or not final after {settled['waited_s']:.0f} s of waiting) | {lost} (no record: {no_record}, queued or running: {unfinished}) |")
     print(f"| async started more than once (`attempts` > 1) | {again} |")
     print(f"| containers left on the engine after the nodes stopped | {leaked} |")
