@@ -151,31 +151,9 @@ for i in "${NODES[@]}"; do start_node "$i"; done
 NODE1=http://127.0.0.1:${NODE_PORTS[1]}
 
 # --- HAProxy as in docs/operating.md: /r/ by a consistent hash of the URI.
-servers=
-for i in "${NODES[@]}"; do
-  servers+="    server n$i 127.0.0.1:${NODE_PORTS[$i]} check inter 300ms fall 1 rise 2"$'\n'
-done
-cat >"$WORK/haproxy.cfg" <<EOF
-global
-    maxconn 4096
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 60s
-    timeout server 60s
-    retries 3
-    option redispatch 1
-    option httpchk GET /health
-    http-reuse never
-    option forwardfor
-frontend ferrite
-    bind 127.0.0.1:$LB_PORT
-    default_backend calls
-backend calls
-    balance uri
-    hash-type consistent
-$servers
-EOF
+addrs=()
+for i in "${NODES[@]}"; do addrs+=("127.0.0.1:${NODE_PORTS[$i]}"); done
+haproxy_config "$LB_PORT" "${addrs[@]}" >"$WORK/haproxy.cfg"
 haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>&1 3>&- &
 HAPROXY_PID=$!
 LB=http://127.0.0.1:$LB_PORT

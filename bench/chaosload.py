@@ -232,7 +232,8 @@ def mode_report(samples_path, faults_path, async_path, leaked):
             errors[why] = errors.get(why, 0) + 1
     print(f"| async ended in another state | {sum(ended_bad.values())} ({fmt(ended_bad)}"
           f"{'; ' + fmt(errors) if errors else ''}) |")
-    print(f"| async lost (no record, or not final after {settled['waited_s']:.0f} s of waiting) | {lost} (no record: {no_record}, queued or running: {unfinished}) |")
+    print(f"| async lost (no record, or still queued or running when the wait for them ended, "
+          f"{settled['waited_s']:.0f} s after the load) | {lost} (no record: {no_record}, queued or running: {unfinished}) |")
     print(f"| async started more than once (`attempts` > 1) | {again} |")
     print(f"| containers left on the engine after the nodes stopped | {leaked} |")
     print()
