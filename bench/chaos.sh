@@ -217,7 +217,9 @@ revive_nodes() {
   done
 }
 
-python3 bench/chaosload.py run "$LB" "$DURATION" "$WORK/samples" &
+# The load runs for DURATION seconds, and at least 15 s after the last
+# recovery (a slow one can outlast DURATION): it stops when the file exists.
+python3 bench/chaosload.py run "$LB" "$WORK/stop" "$WORK/samples" &
 LOAD_PID=$!
 LOAD_END=$(($(date +%s) + DURATION))
 # Faults are dealt from a shuffled deck of all kinds, so that a short run
@@ -238,8 +240,7 @@ deal() {
 while :; do
   gap=$((GAP_MIN + RANDOM % (GAP_MAX - GAP_MIN + 1)))
   deal
-  # The last fault leaves 15 s of load after its recovery.
-  [[ $(($(date +%s) + gap + 25)) -lt $LOAD_END ]] || break
+  [[ $(($(date +%s) + gap)) -lt $LOAD_END ]] || break
   for _ in $(seq "$gap"); do sleep 1; revive_nodes; done
   DETAIL=
   start=$(now)
@@ -248,7 +249,9 @@ while :; do
   echo "$kind $start $(now) $DETAIL" >>"$WORK/faults"
   log "recovered from $kind in $(python3 -c "print(f'{$(now) - $start:.1f}')") s"
 done
-while kill -0 "$LOAD_PID" 2>/dev/null; do sleep 1; revive_nodes; done
+LOAD_END=$((LOAD_END > $(date +%s) + 15 ? LOAD_END : $(date +%s) + 15))
+while [[ $(date +%s) -lt $LOAD_END ]]; do sleep 1; revive_nodes; done
+touch "$WORK/stop"
 wait "$LOAD_PID"
 LOAD_PID=
 
@@ -269,18 +272,19 @@ TABLE=$(python3 bench/chaosload.py report "$WORK/samples" "$WORK/faults" "$WORK/
 echo "$TABLE"
 
 DOC=docs/benchmarks.md
-python3 - "$DOC" "$TABLE" "$(nproc)" "$(date -u +%Y-%m-%d)" "$SEED" "$DURATION" \
+python3 - "$DOC" "$TABLE" "$(nproc)" "$(date -u +%Y-%m-%d)" "$SEED" "$DURATION" "$GAP_MIN" "$GAP_MAX" \
   "$(docker -H "$DOCKER_HOST_PRIVATE" version --format '{{.Server.Version}}')" <<'PY'
 import re, sys
-doc, table, cores, day, seed, duration, docker = sys.argv[1:]
+doc, table, cores, day, seed, duration, gap_min, gap_max, docker = sys.argv[1:]
 text = open(doc).read()
 section = (f"## Chaos run (`bench/chaos.sh`)\n\n{day}, {cores} cores, release build, seed {seed} "
-           f"(`SEED={seed} DURATION={duration} bench/chaos.sh` repeats the faults); two nodes behind "
+           f"(`SEED={seed} DURATION={duration} bench/chaos.sh` deals the same faults); two nodes behind "
            "HAProxy sharing PostgreSQL 15 and Redis 7 (appendfsync always), functions on a private "
-           f"Docker {docker} engine, all on this machine. For {duration} s, threads call two cold "
+           f"Docker {docker} engine, all on this machine. For at least {duration} s (until 15 s after the last "
+           "recovery), threads call two cold "
            "routes (`ferrite/hello`), two hot routes and two async routes (`ferrite/hot-hello`, "
            "format http) through HAProxy, each call on a new connection, while one fault at a time "
-           "is injected and repaired every 20 to 40 s.\n\n"
+           f"is injected and repaired every {gap_min} to {gap_max} s.\n\n"
            f"{table}\n")
 pattern = re.compile(r"## Chaos run \(`bench/chaos.sh`\)\n.*?(?=\n## |\Z)", re.S)
 text = pattern.sub(section.rstrip("\n") + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section

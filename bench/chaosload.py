@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Load, settling and report of bench/chaos.sh (Python 3.11 stdlib only).
 
-  chaosload.py run LB SECONDS SAMPLES        drives mixed load through the balancer at LB for
-                                             SECONDS; one JSON line per call in SAMPLES
+  chaosload.py run LB STOP SAMPLES           drives mixed load through the balancer at LB until
+                                             the file STOP exists; one JSON line per call in SAMPLES
   chaosload.py settle NODE SAMPLES SECONDS   waits up to SECONDS until every acknowledged async
                                              call is final (history of the node at NODE);
                                              prints the records found as JSON
@@ -22,6 +22,7 @@ came from HAProxy, not from a node: its HTML error page), "ok", "call_id"}.
 
 import http.client
 import json
+import os
 import sys
 import threading
 import time
@@ -56,15 +57,14 @@ def call(host, port, route, body):
         conn.close()
 
 
-def mode_run(lb, seconds, samples_path):
+def mode_run(lb, stop_path, samples_path):
     u = urllib.parse.urlsplit(lb)
-    end = time.time() + float(seconds)
     lock = threading.Lock()
     out = open(samples_path, "w")
     serial = iter(range(10**9))
 
     def worker(kind, route, pause):
-        while time.time() < end:
+        while not os.path.exists(stop_path):
             with lock:
                 n = next(serial)
             name = f"chaos-{n}"

@@ -5,9 +5,10 @@
 #   scripts/dockerd.sh start DIR   starts an engine whose data, state and socket
 #                                  all live in DIR (made when missing), waits
 #                                  until it answers, prints DOCKER_HOST=unix://DIR/docker.sock
-#   scripts/dockerd.sh stop DIR    stops it (SIGTERM, SIGKILL after 30 s) and
-#                                  waits until it is gone; DIR is kept, so a
-#                                  later start finds its images again
+#   scripts/dockerd.sh stop DIR    stops it (SIGTERM, SIGKILL after 30 s), waits
+#                                  until it is gone and unmounts what it left
+#                                  mounted in DIR; DIR is kept, so a later
+#                                  start finds its images again
 #
 # Run as root. The engine gets its own containerd (under DIR), no bridge and
 # no iptables rules, so it changes no network of the machine: its containers
@@ -52,12 +53,17 @@ case $1 in
     [ -n "$pid" ] || exit 0
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 300); do
-      kill -0 "$pid" 2>/dev/null || exit 0
+      kill -0 "$pid" 2>/dev/null || break
       sleep 0.1
     done
-    echo "dockerd.sh: the engine did not stop within 30 s: SIGKILL" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "dockerd.sh: the engine did not stop within 30 s: SIGKILL" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    fi
+    # The engine leaves its data root mounted on itself after it stops:
+    # unmount everything under DIR, deepest first, so DIR can be removed.
+    awk -v d="$dir/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r | xargs -r -n 1 umount -l
     ;;
   *) usage ;;
 esac
