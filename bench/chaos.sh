@@ -99,7 +99,7 @@ REDIS_PORT=$(free_port)
 LB_PORT=$(free_port)
 for i in "${NODES[@]}"; do NODE_PORTS[$i]=$(free_port); done
 RANDOM=$SEED
-log "seed $SEED (SEED=$SEED repeats these faults), load for $DURATION s"
+log "seed $SEED (SEED=$SEED deals the same faults), load for at least $DURATION s"
 
 # --- the private engine, with the function images
 scripts/dockerd.sh start "$ENGINE" >/dev/null
