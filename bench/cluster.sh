@@ -10,6 +10,8 @@
 #   bench/cluster.sh     # ROUTES=6 CLIENTS=2 SECONDS_MAX=8
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 ROUTES=${ROUTES:-6}
 CLIENTS=${CLIENTS:-2}
@@ -34,7 +36,6 @@ PIDS=()
 HAPROXY_PID=
 REDIS_PID=
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 leftovers() { docker ps -a --filter "label=org.ferrite.node" --format '{{.Label "org.ferrite.node"}}' | grep -c "^$NODE_PREFIX" || true; }
 
 stop_nodes() {
@@ -96,31 +97,9 @@ start_nodes() {
 
 # start_haproxy: in front of NODE_URLS; its URL in LB.
 start_haproxy() {
-  local port i servers=
+  local port
   port=$(free_port)
-  for i in "${!NODE_URLS[@]}"; do
-    servers+="    server n$i ${NODE_URLS[$i]#http://} check inter 300ms fall 1 rise 2"$'\n'
-  done
-  cat >"$WORK/haproxy.cfg" <<EOF
-global
-    maxconn 4096
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 60s
-    timeout server 60s
-    retries 3
-    option redispatch 1
-    option httpchk GET /health
-    http-reuse never
-frontend ferrite
-    bind 127.0.0.1:$port
-    default_backend calls
-backend calls
-    balance uri
-    hash-type consistent
-$servers
-EOF
+  haproxy_config "$port" "${NODE_URLS[@]#http://}" >"$WORK/haproxy.cfg"
   haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>&1 &
   HAPROXY_PID=$!
   LB=http://127.0.0.1:$port

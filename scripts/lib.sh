@@ -74,3 +74,37 @@ swarm_ensure() {
   docker swarm init ${addr:+--advertise-addr "$addr"} >/dev/null
   echo initialised
 }
+
+# haproxy_config PORT ADDR...: an HAProxy configuration (printed) for
+# 127.0.0.1:PORT in front of Ferrite nodes at ADDR (host:port), as
+# docs/operating.md describes it: calls balanced by a consistent hash of the
+# URI, health checks on /health, a call that cannot connect sent to another
+# node, no reuse of server connections, X-Forwarded-For set.
+haproxy_config() {
+  local port=$1 i=0 addr
+  shift
+  cat <<CFG
+global
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+    retries 3
+    option redispatch 1
+    option httpchk GET /health
+    http-reuse never
+    option forwardfor
+frontend ferrite
+    bind 127.0.0.1:$port
+    default_backend calls
+backend calls
+    balance uri
+    hash-type consistent
+CFG
+  for addr in "$@"; do
+    echo "    server n$i $addr check inter 300ms fall 1 rise 2"
+    i=$((i + 1))
+  done
+}

@@ -1,20 +1,15 @@
 //! A private Docker engine for fault tests: a second `dockerd` of the
 //! machine's installation, on its own socket and directories, so that a test
 //! can stop and start it while the machine's engine (which everything else
-//! shares) is never touched.
-//!
-//! It runs in a network namespace of its own (`unshare --net`): a `dockerd`
-//! started with `--bridge=none` deletes the `docker0` interface it finds,
-//! and in the machine's namespace that is the machine engine's bridge. It
-//! has no bridge network and touches no iptables rules (`--bridge=none`,
-//! `--iptables=false`): containers on it run with `network: none`, which is
-//! all a function that only computes needs. Its socket is a file, reached
-//! from any namespace. Images come from the machine's engine (`docker save |
-//! docker load`), never from a registry. Its storage driver is `vfs` (no
-//! overlay on top of the machine engine's overlay).
+//! shares) is never touched. Started and stopped by scripts/dockerd.sh (the
+//! one way, shared with bench/chaos.sh), which says how it is confined: its
+//! own network namespace, no bridge and no iptables rules, so containers on
+//! it run with `network: none`; its socket is a file, reached from any
+//! namespace. Images come from the machine's engine (`docker save | docker
+//! load`), never from a registry.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A running (or stopped) private engine; stopped and its directories
@@ -22,7 +17,7 @@ use std::time::{Duration, Instant};
 pub struct Dockerd {
     /// Short on purpose: a unix socket path must fit in 108 bytes.
     dir: PathBuf,
-    child: Option<Child>,
+    running: bool,
 }
 
 static ENGINES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -37,8 +32,10 @@ impl Dockerd {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("private engine directory");
-        std::fs::write(dir.join("daemon.json"), "{}").expect("daemon.json");
-        let mut engine = Dockerd { dir, child: None };
+        let mut engine = Dockerd {
+            dir,
+            running: false,
+        };
         engine.start_again();
         engine
     }
@@ -55,45 +52,11 @@ impl Dockerd {
     /// Start the engine on the same directories (its containers, images and
     /// volumes are kept) and wait until it answers; returns how long it took.
     pub fn start_again(&mut self) -> Duration {
-        assert!(self.child.is_none(), "the private engine is running");
+        assert!(!self.running, "the private engine is running");
         let began = Instant::now();
-        let d = |name: &str| self.dir.join(name);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(d("dockerd.log"))
-            .expect("dockerd log");
-        let child = Command::new("unshare")
-            .args(["--net", "dockerd", "-H"])
-            .arg(self.host())
-            .arg("--data-root")
-            .arg(d("root"))
-            .arg("--exec-root")
-            .arg(d("exec"))
-            .arg("--pidfile")
-            .arg(d("pid"))
-            .arg("--config-file")
-            .arg(d("daemon.json"))
-            .args([
-                "--bridge=none",
-                "--iptables=false",
-                "--ip6tables=false",
-                "--storage-driver=vfs",
-            ])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("dockerd log"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn dockerd");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if self.answers() {
-                return began.elapsed();
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("the private engine did not answer:\n{}", self.log());
+        self.script("start");
+        self.running = true;
+        began.elapsed()
     }
 
     /// Whether the engine answers a ping (`docker version`).
@@ -110,12 +73,26 @@ impl Dockerd {
     /// stop with it, as on a real engine restart. The engine bounds its own
     /// shutdown (it kills containers that do not stop in time).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let _ = child.wait();
+        if std::mem::take(&mut self.running) {
+            self.script("stop");
         }
+    }
+
+    /// scripts/dockerd.sh `verb` on this engine's directory.
+    fn script(&self, verb: &str) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/dockerd.sh");
+        let output = Command::new(script)
+            .arg(verb)
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("scripts/dockerd.sh");
+        assert!(
+            output.status.success(),
+            "scripts/dockerd.sh {verb}: {}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            self.log()
+        );
     }
 
     /// The docker CLI pointed at this engine.
@@ -173,15 +150,9 @@ impl Dockerd {
 
 impl Drop for Dockerd {
     /// Stop the engine and remove everything it kept (its containers and
-    /// images live in its directories).
+    /// images live in its directories; the script unmounts what it left).
     fn drop(&mut self) {
         self.stop();
-        // A stopped engine may leave its mounts behind under the exec root.
-        let _ = Command::new("umount")
-            .arg("-R")
-            .arg(self.dir.join("exec"))
-            .stderr(Stdio::null())
-            .status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
