@@ -78,10 +78,14 @@ swarm_ensure() {
 # haproxy_config PORT ADDR...: an HAProxy configuration (printed) for
 # 127.0.0.1:PORT in front of Ferrite nodes at ADDR (host:port), as
 # docs/operating.md describes it: calls balanced by a consistent hash of the
-# URI, health checks on /health, a call that cannot connect sent to another
-# node, no reuse of server connections, X-Forwarded-For set.
+# URI and the management API round-robin, health checks on /health, a node
+# taken out at its first refused connection and a call that cannot connect
+# sent to another node, no reuse of server connections, X-Forwarded-For set,
+# and HAProxy's own 502/503 answered as Ferrite answers errors (JSON, and
+# Retry-After on the 503). The tests' balancer (crates/ferrite/tests/common/
+# haproxy.rs) and the benches use this one.
 haproxy_config() {
-  local port=$1 i=0 addr
+  local port=$1 addr backend i
   shift
   cat <<CFG
 global
@@ -89,22 +93,32 @@ global
 defaults
     mode http
     timeout connect 2s
-    timeout client 60s
-    timeout server 60s
+    timeout client 120s
+    timeout server 120s
     retries 3
     option redispatch 1
     option httpchk GET /health
     http-reuse never
     option forwardfor
+    http-error status 503 content-type application/json string '{"error":{"message":"no Ferrite node can take the call now; try again shortly"}}' hdr Retry-After 1
+    http-error status 502 content-type application/json string '{"error":{"message":"the Ferrite node failed while answering"}}'
 frontend ferrite
     bind 127.0.0.1:$port
-    default_backend calls
+    use_backend calls if { path_beg /r/ }
+    default_backend api
 backend calls
     balance uri
     hash-type consistent
 CFG
-  for addr in "$@"; do
-    echo "    server n$i $addr check inter 300ms fall 1 rise 2"
-    i=$((i + 1))
+  for backend in calls api; do
+    [ "$backend" = api ] && printf 'backend api\n    balance roundrobin\n'
+    i=0
+    # observe: a node that refuses a connection of live traffic is out at
+    # once, not at its next failed check (with the URI hash, calls would
+    # otherwise keep going to the dead node until then).
+    for addr in "$@"; do
+      echo "    server $backend$i $addr check inter 300ms fall 1 rise 2 observe layer4 error-limit 1 on-error mark-down"
+      i=$((i + 1))
+    done
   done
 }

@@ -1,5 +1,6 @@
-//! A real HAProxy (Debian's package) in front of Ferrite nodes, as in
-//! production: `/r/` balanced by a consistent hash of the URI (a function
+//! A real HAProxy (Debian's package) in front of Ferrite nodes, configured
+//! by scripts/lib.sh's `haproxy_config` as the benches and
+//! docs/operating.md have it: `/r/` balanced by a consistent hash of the URI (a function
 //! keeps landing where it is warm), everything else round robin; nodes are
 //! health-checked on `/health`, taken out at the first connection they
 //! refuse, and a refused connection is sent elsewhere.
@@ -12,11 +13,6 @@
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A node that refuses a connection of live traffic is taken out at once,
-/// not at its next failed health check: with the URI hash, a retry would
-/// otherwise go to the same dead node until then.
-const OBSERVE: &str = "observe layer4 error-limit 1 on-error mark-down";
 
 pub struct HaProxy {
     pub url: String,
@@ -37,30 +33,22 @@ impl HaProxy {
         );
         let dir = tempfile::tempdir().expect("temp dir");
         let port = super::free_port();
-        let servers = |prefix: &str| -> String {
-            backends
-                .iter()
-                .enumerate()
-                .map(|(i, url)| {
-                    let addr = url.trim_start_matches("http://");
-                    format!(
-                        "    server {prefix}{i} {addr} check inter 300ms fall 1 rise 2 {OBSERVE}\n"
-                    )
-                })
-                .collect()
-        };
-        let config = format!(
-            "global\n    maxconn 4096\n\
-             defaults\n    mode http\n    timeout connect 2s\n    timeout client 120s\n    timeout server 120s\n\
-             \x20   retries 3\n    option redispatch 1\n    option httpchk GET /health\n    http-reuse never\n\
-             \x20   option forwardfor\n\
-             frontend ferrite\n    bind 127.0.0.1:{port}\n\
-             \x20   use_backend calls if {{ path_beg /r/ }}\n    default_backend api\n\
-             backend calls\n    balance uri\n    hash-type consistent\n{}\
-             backend api\n    balance roundrobin\n{}",
-            servers("call"),
-            servers("api"),
-        );
+        // The configuration the benches and docs/operating.md use.
+        let addrs: Vec<&str> = backends
+            .iter()
+            .map(|url| url.trim_start_matches("http://"))
+            .collect();
+        let lib = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/lib.sh");
+        let printed = Command::new("bash")
+            .arg("-c")
+            .arg(format!("source {lib} && haproxy_config \"$@\""))
+            .arg("haproxy_config")
+            .arg(port.to_string())
+            .args(&addrs)
+            .output()
+            .expect("run scripts/lib.sh");
+        assert!(printed.status.success(), "haproxy_config failed");
+        let config = printed.stdout;
         let path = dir.path().join("haproxy.cfg");
         std::fs::write(&path, config).expect("write haproxy.cfg");
         let child = Command::new("haproxy")
