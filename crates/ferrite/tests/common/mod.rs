@@ -12,6 +12,7 @@ pub mod load;
 pub mod postgres;
 pub mod postgres_private;
 pub mod redis;
+pub mod swarm_fixture;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
