@@ -111,11 +111,12 @@ fn a_service_survives_the_node_that_scaled_it() {
     );
     assert_eq!(swarm_replicas(&fixture), MIN);
 
-    // Load through A until A has scaled the service up to its maximum.
+    // Load through A until A has scaled the service up to its maximum and
+    // answered calls through it.
     let began = Instant::now();
     let load = load_through(&a);
     let scaled = eventually(Duration::from_secs(90), || {
-        a.service_view("/sleep")["running"].as_u64() == Some(MAX)
+        a.service_view("/sleep")["running"].as_u64() == Some(MAX) && load.count(0, 200) >= CLIENTS
     });
     let view = a.service_view("/sleep");
     assert!(scaled, "A did not scale to {MAX} running: {view}");
