@@ -284,7 +284,10 @@ section = (f"## Chaos run (`bench/chaos.sh`)\n\n{day}, {cores} cores, release bu
            "recovery), threads call two cold "
            "routes (`ferrite/hello`), two hot routes and two async routes (`ferrite/hot-hello`, "
            "format http) through HAProxy, each call on a new connection, while one fault at a time "
-           f"is injected and repaired every {gap_min} to {gap_max} s.\n\n"
+           f"is injected and repaired every {gap_min} to {gap_max} s. Both nodes run their functions "
+           "on the one private engine, so an engine fault stops every node at once: their `/health` "
+           "fails and the balancer answers the calls itself with 503 (and `Retry-After`) until the "
+           "engine is back; with an engine per node, as in production, the other nodes take the calls.\n\n"
            f"{table}\n")
 pattern = re.compile(r"## Chaos run \(`bench/chaos.sh`\)\n.*?(?=\n## |\Z)", re.S)
 text = pattern.sub(section.rstrip("\n") + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section

@@ -17,7 +17,8 @@ one request with a 30 s timeout; a call that hangs longer counts as failed.
 
 A sample is {"t": start (epoch s), "ms": elapsed, "kind", "route", "status" (0: no answer),
 "error" (why there was no answer), "retry_after" (the header was set), "proxy" (the answer
-came from HAProxy, not from a node: its HTML error page), "ok", "call_id"}.
+came from HAProxy, not from a node: its HTML error page, or the JSON answer that
+scripts/lib.sh's configuration gives it, which names no node), "ok", "call_id"}.
 """
 
 import http.client
@@ -75,7 +76,7 @@ def mode_run(lb, stop_path, samples_path):
                 "t": round(began, 3), "ms": round((time.time() - began) * 1000, 1),
                 "kind": kind, "route": route, "status": status, "error": error,
                 "retry_after": bool(resp and resp.getheader("Retry-After")),
-                "proxy": data.lstrip().startswith(b"<html"), "ok": False, "call_id": None,
+                "proxy": data.lstrip().startswith(b"<html") or b"Ferrite node" in data, "ok": False, "call_id": None,
             }
             if kind == "async" and status == 202:
                 try:
