@@ -196,7 +196,9 @@ impl Autoscaler {
             // last replica stays until the idle period is over.
             let floor = (f64::from(current) / self.settings.max_scale_down_rate).ceil() as u32;
             if wanted < floor {
-                reason = if wanted == 0 {
+                // Only a route that may go to zero waits to: with a minimum,
+                // the step down is limited like any other.
+                reason = if wanted == 0 && bounds.min == 0 {
                     format!(
                         "idle for {}s of {}s before scaling to zero",
                         idle.as_secs(),
@@ -451,6 +453,21 @@ mod tests {
         // a replica back.
         let d = run(&mut s, t0 + 74 * S, 10, 0.0, &mut replicas, &bounds(0, 5));
         assert_eq!(d.replicas, 0, "{d:?}");
+    }
+
+    #[test]
+    fn a_route_with_a_minimum_never_waits_to_scale_to_zero() {
+        let t0 = Instant::now();
+        let mut s = scaler(t0);
+        let mut replicas = 3;
+        run(&mut s, t0, 60, 30.0, &mut replicas, &bounds(1, 5));
+        assert_eq!(replicas, 3);
+        // The calls stop: the steps down say why, and none speaks of zero.
+        let d = run(&mut s, t0 + 60 * S, 61, 0.0, &mut replicas, &bounds(1, 5));
+        assert!(!d.reason.contains("zero"), "{d:?}");
+        let d = run(&mut s, t0 + 121 * S, 60, 0.0, &mut replicas, &bounds(1, 5));
+        assert_eq!(d.replicas, 1, "{d:?}");
+        assert!(!d.reason.contains("zero"), "{d:?}");
     }
 
     #[test]
