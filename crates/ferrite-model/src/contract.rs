@@ -1,4 +1,4 @@
-//! The function contract's environment (DESIGN.md §4): what a function is
+//! The function contract's environment (docs/function-format.md): what a function is
 //! told about its call. Built here, with no I/O and no HTTP types, so that
 //! every runner gets exactly the same variables: the server for cold and hot
 //! containers, and the watchdog inside a service's task.

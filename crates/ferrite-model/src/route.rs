@@ -250,7 +250,7 @@ impl Route {
     }
 
     /// Validate a creation request for a route of `app_name` (from the URL),
-    /// applying the defaults of DESIGN.md §3 to what is not given.
+    /// applying the defaults docs/api.md lists to what is not given.
     pub fn create(app_name: &str, input: RouteInput) -> Result<Route, ApiError> {
         validate::app_name(app_name)?;
         if let Some(other) = given(input.app_name).filter(|n| n != app_name) {

@@ -1,4 +1,4 @@
-//! The function contract's environment (DESIGN.md §4) from a call as the
+//! The function contract's environment (docs/function-format.md) from a call as the
 //! server holds it: the rules live in [`ferrite_model::contract`], shared
 //! with the watchdog that runs functions inside Swarm services.
 

@@ -1,7 +1,7 @@
 //! `ferrite watchdog`: the entry point of a function image made into a
 //! service image (docs/watchdog.md). It serves HTTP on a port and turns
 //! every request into one call of the image's own command, under the
-//! function contract of DESIGN.md §4, so that any IronFunctions-style
+//! function contract of docs/function-format.md, so that any IronFunctions-style
 //! image can run as a Swarm service that Ferrite proxies calls to.
 //!
 //! Two steps, so that a port that accepts connections means a watchdog that
