@@ -89,15 +89,10 @@ impl RouteCache {
                 return Ok(slot.entry.clone());
             }
         }
-        // A read that began before an outage may answer after it began: it
-        // does not end that outage.
         let outages_before = self.entries().outages;
         match self.read(store, app, path).await {
             Ok(entry) => {
-                let mut entries = self.entries();
-                if entries.outages == outages_before {
-                    entries.in_outage = false;
-                }
+                let mut entries = self.store_answered(outages_before);
                 if entries.slots.len() >= CAPACITY {
                     entries.slots.clear();
                 }
@@ -118,15 +113,22 @@ impl RouteCache {
                     e,
                     StoreError::RouteNotFound { .. } | StoreError::AppNotFound(_)
                 ) {
-                    let mut entries = self.entries();
-                    if entries.outages == outages_before {
-                        entries.in_outage = false;
-                    }
-                    entries.slots.remove(&key);
+                    self.store_answered(outages_before).slots.remove(&key);
                 }
                 Err(e)
             }
         }
+    }
+
+    /// The entries, the store having answered a read that began when
+    /// `outages_before` outages had been seen: that ends the current
+    /// outage, unless it began during the read.
+    fn store_answered(&self, outages_before: u64) -> std::sync::MutexGuard<'_, Entries> {
+        let mut entries = self.entries();
+        if entries.outages == outages_before {
+            entries.in_outage = false;
+        }
+        entries
     }
 
     async fn read(&self, store: &dyn Store, app: &str, path: &str) -> Result<Entry, StoreError> {
