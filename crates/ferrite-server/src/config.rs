@@ -190,7 +190,7 @@ pub struct ServerConfig {
     /// that is down or hung then costs a caller this wait and a 503, never a
     /// hung call.
     #[arg(long, env = "FERRITE_REDIS_TIMEOUT", default_value = "3s",
-          value_parser = retention)]
+          value_parser = wait_limit)]
     pub redis_timeout: Duration,
 
     /// Async calls running at once on this node, at most (0: this node runs none).
@@ -225,7 +225,7 @@ pub struct ServerConfig {
     /// included, before it fails (503 on /v1): a duration such as `3s`.
     /// While the database is away, only the first requests wait this long.
     #[arg(long, env = "FERRITE_DB_TIMEOUT", default_value = "3s",
-          value_parser = retention)]
+          value_parser = wait_limit)]
     pub db_timeout: Duration,
 
     /// Call records kept in memory while the store is unavailable, at most
@@ -275,6 +275,17 @@ fn retention(value: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{e} (use a duration such as 7d, 12h or 90s)"))?;
     if duration < Duration::from_secs(1) {
         return Err("must be at least 1s".to_string());
+    }
+    Ok(duration)
+}
+
+/// How long a caller may wait on the database or Redis: at least a second
+/// (a shorter one fails on a busy but healthy server), at most five minutes
+/// (the point of the limit is that an absent dependency costs a bounded wait).
+fn wait_limit(value: &str) -> Result<Duration, String> {
+    let duration = retention(value)?;
+    if duration > Duration::from_secs(300) {
+        return Err("must be at most 5m".to_string());
     }
     Ok(duration)
 }
@@ -446,6 +457,13 @@ pub(crate) mod tests {
         assert_eq!(retention("1h 30m"), Ok(Duration::from_secs(5400)));
         assert!(retention("0s").is_err());
         assert!(retention("soon").is_err());
+    }
+
+    #[test]
+    fn waits_on_dependencies_are_bounded() {
+        assert_eq!(wait_limit("5m"), Ok(Duration::from_secs(300)));
+        assert!(wait_limit("6m").is_err());
+        assert!(wait_limit("0s").is_err());
     }
 }
 
