@@ -5,8 +5,9 @@
 //! panic. Cargo cannot build one crate of the workspace with other flags in
 //! the same run, so this script runs a second cargo for it, in a target
 //! directory of its own under OUT_DIR, offline and locked: every crate it
-//! needs was already fetched for this build (ferrite-init is a dependency
-//! of this crate).
+//! needs was already fetched for this build (its only crates from a
+//! registry, rustix and what rustix uses, are this crate's too; its other
+//! dependency is ferrite-wire, in the workspace, without its `http` part).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -15,7 +16,13 @@ fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let init = manifest.join("../ferrite-init");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
-    for path in ["src", "Cargo.toml", "../../Cargo.lock"] {
+    for path in [
+        "src",
+        "Cargo.toml",
+        "../ferrite-wire/src",
+        "../ferrite-wire/Cargo.toml",
+        "../../Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", init.join(path).display());
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bollard::container::LogOutput;
 use bytes::{Bytes, BytesMut};
-use ferrite_init::frame::{self, Exit, FrameDecoder};
+use ferrite_wire::frame::{self, Exit, FrameDecoder};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
@@ -117,7 +117,9 @@ pub async fn run(
     limits: OutputLimits,
     prestarted: bool,
 ) -> Result<Outcome, EngineError> {
-    let Started { id, io, removal } = started;
+    let Started {
+        id, io, removal, ..
+    } = started;
     let env = frame::encode_env(&call.env)
         .map_err(|e| EngineError::Protocol(format!("call environment: {e}")))?;
     let writer = tokio::spawn(write_request(io.input, env, call.body.clone()));

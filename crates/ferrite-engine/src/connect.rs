@@ -37,7 +37,8 @@ impl ConnectSettings {
             .unwrap_or(DEFAULT_HOST)
     }
 
-    fn cert_dir(&self) -> PathBuf {
+    /// `DOCKER_CERT_PATH`, or `~/.docker` when unset.
+    pub fn cert_dir(&self) -> PathBuf {
         self.cert_path.clone().unwrap_or_else(|| {
             std::env::var_os("HOME")
                 .map(PathBuf::from)

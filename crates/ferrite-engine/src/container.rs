@@ -1,9 +1,10 @@
-//! Cold containers: created with our init as entrypoint and the route's
-//! confinement (`confine.rs`), started, attached, and waiting for their
-//! call; removed in every case, even when the call that holds one is dropped
-//! half way.
+//! Function containers, cold and hot: the one place they are created (with
+//! the route's confinement, `confine.rs`, and the ownership labels),
+//! attached (before start, so no output is lost) and started; and removed
+//! in every case, even when the call that holds one is dropped half way.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -17,9 +18,10 @@ use ferrite_model::Confinement;
 use tokio_util::task::TaskTracker;
 
 use crate::image::Images;
-use crate::{confine, init, labels, EngineError, MemoryPermit};
+use crate::{confine, init, labels, socket_dir, EngineError, MemoryPermit};
 
-/// What a cold container is made from: everything but the call itself.
+/// What a container is made from: everything but the call itself (and, for
+/// a hot one, its environment: see [`Launch`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContainerSpec {
     pub app: String,
@@ -29,11 +31,32 @@ pub struct ContainerSpec {
     pub confinement: Confinement,
 }
 
-/// A started container whose init waits for a call on stdin.
+/// What runs in a container, and how the node talks to it.
+#[derive(Debug, Clone, Copy)]
+pub enum Launch<'a> {
+    /// `format: default`: the init waits on stdin for one call's frames.
+    /// `call_id` is known for a container made for a waiting call, not for
+    /// one started ahead.
+    Cold { call_id: Option<&'a str> },
+    /// `format: http`: the function serves HTTP on its stdio for the
+    /// container's life, with `env`. With `socket_parent`, the init bridges
+    /// that stdio to a unix socket in a private subdirectory of this host
+    /// directory (mounted in, removed with the container); without, the
+    /// image's own command is spoken to over the attach stream.
+    Hot {
+        env: &'a [(String, String)],
+        socket_parent: Option<&'a Path>,
+    },
+}
+
+/// A started container: a cold one's init waits for a call on stdin, a hot
+/// one's function for requests.
 pub struct Started {
     pub id: String,
     pub io: AttachContainerResults,
     pub removal: Removal,
+    /// A hot container's socket on the host, when it is reached through one.
+    pub socket: Option<PathBuf>,
 }
 
 /// Removes its container when dropped (force: kills it if still running),
@@ -143,7 +166,7 @@ fn force() -> RemoveContainerOptions {
     }
 }
 
-/// Makes and finds Ferrite's cold containers on one engine.
+/// Makes and finds Ferrite's function containers on one engine.
 pub struct Containers {
     pub docker: Docker,
     pub images: Images,
@@ -209,37 +232,85 @@ impl Containers {
         ])
     }
 
-    /// Create, equip, attach and start a container for `spec`. `call_id` is
-    /// known for a container made for a waiting call, not for one started ahead.
+    /// Create, equip, attach and start a container for `spec`, run as
+    /// `launch` says; it holds `permit` until it is removed.
     pub async fn start(
         &self,
         spec: &ContainerSpec,
-        call_id: Option<&str>,
+        launch: Launch<'_>,
         permit: MemoryPermit,
     ) -> Result<Started, EngineError> {
         let t0 = std::time::Instant::now();
         let argv = self.images.command(&spec.image).await?;
         let t_image = t0.elapsed();
-        let labels = self.labels(&spec.app, &spec.path, call_id, "cold");
-        let body = ContainerCreateBody {
+        let (name, call_id, kind) = match launch {
+            Launch::Cold { call_id } => (self.name(call_id), call_id, "cold"),
+            Launch::Hot { .. } => (self.name(None).replace("-ahead-", "-hot-"), None, "hot"),
+        };
+        let socket_dir = match launch {
+            Launch::Hot {
+                socket_parent: Some(parent),
+                ..
+            } => Some(parent.join(&name)),
+            _ => None,
+        };
+        if let Some(dir) = &socket_dir {
+            socket_dir::subdir(dir).map_err(|e| {
+                EngineError::Protocol(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let mut body = ContainerCreateBody {
             image: Some(spec.image.clone()),
-            entrypoint: Some(vec![init::INIT_PATH.to_string()]),
-            cmd: Some(argv),
-            attach_stdin: Some(true),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
-            open_stdin: Some(true),
-            stdin_once: Some(true),
             tty: Some(false),
-            labels: Some(labels),
-            host_config: Some(self.host.config(spec.memory_mib, &spec.confinement, None)),
+            labels: Some(self.labels(&spec.app, &spec.path, call_id, kind)),
+            host_config: Some(self.host.config(
+                spec.memory_mib,
+                &spec.confinement,
+                socket_dir.as_deref(),
+            )),
             ..Default::default()
         };
+        match launch {
+            Launch::Cold { .. } => {
+                body.entrypoint = Some(vec![init::INIT_PATH.to_string()]);
+                body.cmd = Some(argv);
+                body.attach_stdin = Some(true);
+                body.open_stdin = Some(true);
+                body.stdin_once = Some(true);
+            }
+            Launch::Hot { env, .. } => {
+                body.env = Some(env.iter().map(|(k, v)| format!("{k}={v}")).collect());
+                if socket_dir.is_some() {
+                    let mut entrypoint = vec![
+                        init::INIT_PATH.to_string(),
+                        "--ferrite-hot".to_string(),
+                        format!("{}/{}", init::SOCKET_DIR, init::SOCKET_NAME),
+                    ];
+                    entrypoint.extend(argv);
+                    body.entrypoint = Some(entrypoint);
+                    body.cmd = Some(Vec::new());
+                } else {
+                    body.attach_stdin = Some(true);
+                    body.open_stdin = Some(true);
+                    body.stdin_once = Some(false);
+                }
+            }
+        }
         let options = CreateContainerOptions {
-            name: Some(self.name(call_id)),
+            name: Some(name),
             ..Default::default()
         };
-        let created = self.docker.create_container(Some(options), body).await?;
+        let created = match self.docker.create_container(Some(options), body).await {
+            Ok(created) => created,
+            Err(e) => {
+                if let Some(dir) = &socket_dir {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+                return Err(e.into());
+            }
+        };
         let t_create = t0.elapsed();
         // From here on the container exists: the guard removes it on any error.
         let removal = Removal::new(
@@ -247,12 +318,13 @@ impl Containers {
             created.id.clone(),
             self.tracker.clone(),
             permit,
-            None,
+            socket_dir.clone(),
         );
-        // Attach before start, or the first output could be lost.
+        // Attach before start, or the first output could be lost. A hot
+        // function reached through its socket takes no input from here.
         let attach = AttachContainerOptions {
             stream: true,
-            stdin: true,
+            stdin: socket_dir.is_none(),
             stdout: true,
             stderr: true,
             logs: false,
@@ -270,7 +342,7 @@ impl Containers {
             )
             .await?;
         tracing::debug!(
-            container = %created.id, image_ms = t_image.as_millis(), create_ms = t_create.as_millis(),
+            container = %created.id, kind, image_ms = t_image.as_millis(), create_ms = t_create.as_millis(),
             attach_ms = t_attach.as_millis(), start_ms = t0.elapsed().as_millis(),
             "container started"
         );
@@ -278,6 +350,7 @@ impl Containers {
             id: created.id,
             io,
             removal,
+            socket: socket_dir.map(|dir| dir.join(init::SOCKET_NAME)),
         })
     }
 

@@ -90,3 +90,9 @@ impl EngineError {
         }
     }
 }
+
+impl From<ferrite_wire::stdio_http::HandshakeError> for EngineError {
+    fn from(e: ferrite_wire::stdio_http::HandshakeError) -> EngineError {
+        EngineError::Protocol(e.to_string())
+    }
+}

@@ -23,22 +23,20 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bollard::models::ContainerCreateBody;
-use bollard::query_parameters::{AttachContainerOptions, CreateContainerOptions};
 use bytes::Bytes;
 use ferrite_model::Confinement;
+use ferrite_wire::stdio_http::{self, HotOutcome};
 use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 
 use crate::attach_io::AttachIo;
 use crate::call_log::{LogCapture, PendingLog};
-use crate::container::{Containers, Removal};
-use crate::socket_dir::{self, Prepared};
-use crate::{init, stdio_http, EngineError, MemoryPermit};
+use crate::container::{ContainerSpec, Containers, Launch, Removal, Started};
+use crate::socket_dir::Prepared;
+use crate::{EngineError, MemoryPermit};
 
 /// How long a started container may take to open its socket.
 const SOCKET_WAIT: Duration = Duration::from_secs(5);
-const SOCKET_NAME: &str = "fn.sock";
 /// Failed socket connects in a row, with no success in between, after which
 /// the node uses the attach stream for every hot container: one failure is
 /// that container's, this many is the directory's.
@@ -60,20 +58,21 @@ pub struct HotRoute {
     pub idle_timeout: Duration,
 }
 
-/// How a hot call ended.
-#[derive(Debug)]
-pub enum HotOutcome {
-    /// The function's own answer (any status).
-    Response(http::Response<Bytes>),
-    /// Past the timeout: the container was removed.
-    TimedOut,
-    /// The container died or broke the HTTP framing: it was removed.
-    Broken(String),
-    /// The response body was over the cap: the container was removed.
-    TooLarge,
+impl HotRoute {
+    /// What its containers are made from.
+    fn spec(&self) -> ContainerSpec {
+        ContainerSpec {
+            app: self.app.clone(),
+            path: self.path.clone(),
+            image: self.image.clone(),
+            memory_mib: self.memory_mib,
+            confinement: self.confinement.clone(),
+        }
+    }
 }
 
-/// A hot call's result, with its stderr to come.
+/// A hot call's result, with its stderr to come. Any outcome but a
+/// response removes the container.
 #[derive(Debug)]
 pub struct HotCall {
     pub outcome: HotOutcome,
@@ -325,90 +324,22 @@ async fn start_over(
     memory: MemoryPermit,
     over_socket: bool,
 ) -> Result<Result<Hot, (MemoryPermit, std::io::Error)>, EngineError> {
-    let argv = containers.images.command(&route.image).await?;
-    let name = containers.name(None).replace("-ahead-", "-hot-");
-    let socket_dir = pools
-        .socket_dir
-        .as_ref()
-        .filter(|_| over_socket)
-        .map(|dir| dir.join(&name));
-    if let Some(dir) = &socket_dir {
-        socket_dir::subdir(dir)
-            .map_err(|e| EngineError::Protocol(format!("cannot create {}: {e}", dir.display())))?;
-    }
-    let labels = containers.labels(&route.app, &route.path, None, "hot");
-    let mut body = ContainerCreateBody {
-        image: Some(route.image.clone()),
-        env: Some(route.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-        attach_stdout: Some(true),
-        attach_stderr: Some(true),
-        tty: Some(false),
-        labels: Some(labels),
-        host_config: Some(containers.host.config(
-            route.memory_mib,
-            &route.confinement,
-            socket_dir.as_deref(),
-        )),
-        ..Default::default()
+    let socket_parent = pools.socket_dir.as_deref().filter(|_| over_socket);
+    let launch = Launch::Hot {
+        env: &route.env,
+        socket_parent,
     };
-    match &socket_dir {
-        Some(_) => {
-            let mut entrypoint = vec![
-                init::INIT_PATH.to_string(),
-                "--ferrite-hot".to_string(),
-                format!("{}/{SOCKET_NAME}", init::SOCKET_DIR),
-            ];
-            entrypoint.extend(argv);
-            body.entrypoint = Some(entrypoint);
-            body.cmd = Some(Vec::new());
-        }
-        None => {
-            body.attach_stdin = Some(true);
-            body.open_stdin = Some(true);
-            body.stdin_once = Some(false);
-        }
-    }
-    let options = CreateContainerOptions {
-        name: Some(name),
-        ..Default::default()
-    };
-    let docker = &containers.docker;
-    let created = match docker.create_container(Some(options), body).await {
-        Ok(created) => created,
-        Err(e) => {
-            if let Some(dir) = &socket_dir {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            return Err(e.into());
-        }
-    };
-    let mut removal = Removal::new(
-        docker.clone(),
-        created.id.clone(),
-        containers.tracker.clone(),
-        memory,
-        socket_dir.clone(),
-    );
-    let attach = AttachContainerOptions {
-        stream: true,
-        stdin: socket_dir.is_none(),
-        stdout: true,
-        stderr: true,
-        logs: false,
-        detach_keys: None,
-    };
-    let io = docker.attach_container(&created.id, Some(attach)).await?;
-    docker
-        .start_container(
-            &created.id,
-            None::<bollard::query_parameters::StartContainerOptions>,
-        )
-        .await?;
+    let Started {
+        id,
+        io,
+        mut removal,
+        socket,
+    } = containers.start(&route.spec(), launch, memory).await?;
     let log = LogCapture::new(pools.max_log_bytes, &route.app, &route.path);
     let stderr = log.clone();
     let write = move |bytes: &[u8]| stderr.write(bytes);
-    let sender = match &socket_dir {
-        Some(dir) => {
+    let sender = match &socket {
+        Some(socket) => {
             // stderr (and any stdout the init writes) comes on the attach stream.
             let mut output = io.output;
             containers.tracker.spawn(async move {
@@ -416,10 +347,10 @@ async fn start_over(
                     write(&item.into_bytes());
                 }
             });
-            let stream = match connect(&dir.join(SOCKET_NAME)).await {
+            let stream = match connect(socket).await {
                 Ok(stream) => stream,
                 Err(e) => {
-                    tracing::debug!(container = %created.id, dir = %dir.display(), error = %e, "hot function socket not reachable");
+                    tracing::debug!(container = %id, socket = %socket.display(), error = %e, "hot function socket not reachable");
                     return match removal.take_permit() {
                         Some(memory) => Ok(Err((memory, e))),
                         None => Err(EngineError::Protocol(format!("hot function socket: {e}"))),
@@ -436,9 +367,9 @@ async fn start_over(
             .await?
         }
     };
-    tracing::debug!(container = %created.id, app = %route.app, path = %route.path, over_socket = socket_dir.is_some(), "hot container started");
+    tracing::debug!(container = %id, app = %route.app, path = %route.path, over_socket = socket.is_some(), "hot container started");
     Ok(Ok(Hot {
-        id: created.id,
+        id,
         sender,
         last_used: Instant::now(),
         log,

@@ -37,6 +37,8 @@ pub const INIT_PATH: &str = "/.ferrite/init";
 /// volume: the volume is mounted read-only, so the runtime could not create
 /// the mount point there.
 pub const SOCKET_DIR: &str = "/.ferrite/sock";
+/// The hot function's socket in [`SOCKET_DIR`] (and in its host directory).
+pub const SOCKET_NAME: &str = "fn.sock";
 
 /// Labels the volume and the image with the digest of what they hold.
 pub const LABEL_INIT: &str = "org.ferrite.init";

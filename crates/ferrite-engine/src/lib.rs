@@ -1,10 +1,17 @@
-//! Ferrite's side of the Docker Engine API: connecting as the docker CLI
-//! does, images (pulled only when missing, with registry credentials), and
-//! cold calls (`format: default`) through containers started ahead of the
-//! call, within a node-wide memory budget.
+//! ferrite-engine: Ferrite's side of the Docker Engine API on one node.
+//! Connecting as the docker CLI does, images (pulled only when missing,
+//! with registry credentials), and the function containers of calls: cold
+//! calls (`format: default`) through containers started ahead of the call,
+//! hot calls (`format: http`) through long-lived containers, within a
+//! node-wide memory budget; and what the node does when the engine goes
+//! away.
 //!
 //! Only the Engine API is used (bollard), never the `docker` CLI, so every
 //! feature works against a remote engine exactly as against the local one.
+//! What crosses into a container is ferrite-wire's (the init's frames, HTTP
+//! over stdio). It knows nothing of the store, of HTTP routing or auth, nor
+//! of Swarm services (ferrite-swarm, which builds on this crate's
+//! connection and labels): it runs what it is given.
 #![forbid(unsafe_code)]
 
 mod admission;
@@ -18,16 +25,12 @@ mod credentials;
 mod engine;
 mod error;
 mod health;
-pub mod hop_by_hop;
 mod hot;
 mod image;
 mod init;
 pub mod labels;
 mod pool;
-pub mod service_image;
 mod socket_dir;
-pub mod stdio_http;
-pub mod swarm;
 
 pub use admission::MemoryPermit;
 pub use call_log::{CapturedLog, PendingLog};
@@ -35,5 +38,5 @@ pub use cold::{ColdCall, Outcome, Status};
 pub use connect::ConnectSettings;
 pub use engine::{Engine, EngineSettings};
 pub use error::EngineError;
-pub use hot::{HotCall, HotOutcome, HotRoute};
+pub use hot::{HotCall, HotRoute};
 pub use socket_dir::SocketDir;

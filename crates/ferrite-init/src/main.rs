@@ -7,7 +7,9 @@
 //! function ended. See `docs/init-protocol.md`.
 //!
 //! Built by ferrite-engine's build script as a static binary (see its
-//! `build.rs`), so that it runs in any image.
+//! `build.rs`), so that it runs in any image. It knows the frames
+//! (`ferrite_wire::frame`) and nothing else of Ferrite: no apps, routes or
+//! engine; the host tells it all a call needs.
 #![forbid(unsafe_code)]
 
 mod guard;
@@ -22,7 +24,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ferrite_init::frame::{self, Exit, KindName};
+use ferrite_wire::frame::{self, Exit, KindName};
 
 /// Largest chunk of the function's output sent in one frame.
 const CHUNK: usize = 64 * 1024;

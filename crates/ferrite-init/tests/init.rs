@@ -6,7 +6,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ferrite_init::frame::{self, Exit};
+use ferrite_wire::frame::{self, Exit};
 
 const MIB: usize = 1 << 20;
 

@@ -3,6 +3,8 @@
 //! every runner gets exactly the same variables: the server for cold and hot
 //! containers, and the watchdog inside a service's task.
 
+use ferrite_wire::headers::{FN_APP_NAME, FN_CALL_ID, FN_METHOD, FN_REQUEST_URL, FN_ROUTE};
+
 use crate::{App, Format, Route};
 
 /// What a function is told about its route; fixed for a hot function's life.
@@ -39,20 +41,6 @@ pub struct CallFacts<'a> {
     /// `scheme://host/r/app/path?query`
     pub request_url: &'a str,
 }
-
-/// Ferrite's `Fn-*` request headers: the facts of a call that the request
-/// itself cannot say, sent to hot functions and to service tasks (whose
-/// watchdog reads them). They are facts, not client headers, so they never
-/// become `HEADER_*` variables.
-pub const FN_CALL_ID: &str = "fn-call-id";
-pub const FN_APP_NAME: &str = "fn-app-name";
-/// The route's path.
-pub const FN_ROUTE: &str = "fn-route";
-/// The URL as the client used it.
-pub const FN_REQUEST_URL: &str = "fn-request-url";
-/// The client's method.
-pub const FN_METHOD: &str = "fn-method";
-pub const FACT_HEADERS: [&str; 5] = [FN_CALL_ID, FN_APP_NAME, FN_ROUTE, FN_REQUEST_URL, FN_METHOD];
 
 /// A call's facts as `Fn-*` headers: (name, value) pairs.
 pub fn fact_headers<'a>(

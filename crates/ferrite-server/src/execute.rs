@@ -7,11 +7,10 @@ use std::time::{Duration, Instant};
 
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use bytes::Bytes;
-use ferrite_engine::{
-    hop_by_hop, ColdCall, Engine, EngineError, HotOutcome, HotRoute, Outcome, PendingLog, Status,
-};
+use ferrite_engine::{ColdCall, Engine, EngineError, HotRoute, Outcome, PendingLog, Status};
 use ferrite_model::contract::{fact_headers, output_content_type, payload_parameter, CallFacts};
 use ferrite_model::{ApiError, App, CallStatus, ErrorKind, Format, Route};
+use ferrite_wire::{hop_by_hop, HotOutcome};
 
 use crate::contract::{self, CallContext};
 

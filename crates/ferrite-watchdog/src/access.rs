@@ -16,8 +16,8 @@
 
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
-use ferrite_engine::swarm::{KEY_REFUSED_HEADER, WATCHDOG_KEY_ENV, WATCHDOG_KEY_HEADER};
 use ferrite_model::ErrorKind;
+use ferrite_wire::headers::{KEY_REFUSED_HEADER, WATCHDOG_KEY_ENV, WATCHDOG_KEY_HEADER};
 use subtle::ConstantTimeEq;
 
 use crate::respond;

@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use ferrite_engine::swarm::WATCHDOG_KEY_ENV;
+use ferrite_wire::headers::WATCHDOG_KEY_ENV;
 use rustix::io::Errno;
 use rustix::process::{kill_process_group, wait, Pid, Signal, WaitOptions};
 use tokio::process::{ChildStdin, ChildStdout};

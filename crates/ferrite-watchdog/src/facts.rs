@@ -15,7 +15,7 @@ use ferrite_model::Format;
 // (`--route` / `ROUTE`, else the request's path), the URL (`http://` +
 // `Host` + path and query, `https://` behind `X-Forwarded-Proto: https`),
 // the method (the request's).
-pub use ferrite_model::contract::{
+use ferrite_wire::headers::{
     FACT_HEADERS, FN_APP_NAME, FN_CALL_ID, FN_METHOD, FN_REQUEST_URL, FN_ROUTE,
 };
 

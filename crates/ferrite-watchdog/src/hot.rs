@@ -1,6 +1,6 @@
 //! `format: http`: up to `concurrency` long-lived processes, each serving
 //! one HTTP/1.1 request at a time over its stdin and stdout (the codec is
-//! the engine's, [`ferrite_engine::stdio_http`], so a function behaves as
+//! Ferrite's, [`ferrite_wire::stdio_http`], so a function behaves as
 //! it does in Ferrite's hot containers). A call takes a free process or
 //! waits; the function's status, headers and body go back as they are. A
 //! process that dies, breaks the framing or passes the timeout is killed
@@ -17,9 +17,8 @@ use axum::body::Body;
 use axum::http::{header, HeaderName, HeaderValue, Request};
 use axum::response::Response;
 use bytes::Bytes;
-use ferrite_engine::stdio_http::{self, Sender};
-use ferrite_engine::HotOutcome;
 use ferrite_model::ErrorKind;
+use ferrite_wire::stdio_http::{self, HotOutcome, Sender};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
@@ -27,8 +26,8 @@ use crate::children::{Child, Children};
 use crate::facts::Facts;
 use crate::respond;
 use crate::WatchdogError;
-use ferrite_engine::hop_by_hop;
 use ferrite_model::contract::{fact_headers, CallFacts};
+use ferrite_wire::hop_by_hop;
 
 /// How long an idle process may take to exit after its input closes, at
 /// shutdown, before it is killed.
@@ -262,7 +261,7 @@ fn from_function(response: http::Response<Bytes>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::facts::{FN_CALL_ID, FN_REQUEST_URL};
+    use ferrite_wire::headers::{FN_CALL_ID, FN_REQUEST_URL};
 
     #[test]
     fn requests_carry_the_facts_and_no_connection_headers() {

@@ -9,6 +9,11 @@
 //! `format: http`, the first hot process; the caller binds the port only
 //! then and hands the listener to [`Watchdog::serve`], with the signal that
 //! ends it.
+//!
+//! It runs inside a task, far from the node: it knows the function contract
+//! (ferrite-model) and what travels on the wire (ferrite-wire: HTTP over a
+//! hot function's stdio, the `Fn-*` headers, the key's names), and nothing
+//! of Docker, Swarm, the store or how Ferrite chose this task.
 #![forbid(unsafe_code)]
 
 pub mod access;

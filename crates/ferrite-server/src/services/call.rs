@@ -8,11 +8,10 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderName, HeaderValue, Request, Response, StatusCode};
-use ferrite_engine::swarm::{
-    Addresses, ForwardError, Forwarded, WatchdogKey, KEY_REFUSED_HEADER, WATCHDOG_KEY_HEADER,
-};
 use ferrite_model::contract::{fact_headers, CallFacts};
 use ferrite_model::{ApiError, App, ErrorKind, Route};
+use ferrite_swarm::{Addresses, ForwardError, Forwarded, WatchdogKey};
+use ferrite_wire::headers::{KEY_REFUSED_HEADER, WATCHDOG_KEY_HEADER};
 use tokio::net::TcpStream;
 
 use super::{Managed, Services};

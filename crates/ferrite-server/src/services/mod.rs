@@ -15,12 +15,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use ferrite_engine::swarm::{
-    self, Addresses, Balancer, ForwardSettings, Forwarder, ServiceDefinition, Swarm, SwarmError,
-    TaskWatcher, WatchSettings, WatchdogKey,
-};
 use ferrite_model::{App, Millis, Route, ServiceSpec};
 use ferrite_store::Store;
+use ferrite_swarm::{
+    self as swarm, Addresses, Balancer, ForwardSettings, Forwarder, ServiceDefinition, Swarm,
+    SwarmError, TaskWatcher, WatchSettings, WatchdogKey,
+};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use ferrite_engine::service_image::{self, ServiceImageSpec, DEFAULT_WATCHDOG_IMAGE};
 use ferrite_engine::ConnectSettings;
+use ferrite_swarm::service_image::{self, ServiceImageSpec, DEFAULT_WATCHDOG_IMAGE};
 use serde_json::json;
 
 use crate::client::{ApiArgs, Client};

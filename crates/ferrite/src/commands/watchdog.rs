@@ -15,7 +15,7 @@ use tracing_subscriber::EnvFilter;
 pub async fn run(mut config: WatchdogConfig) -> anyhow::Result<()> {
     // The key comes only from the environment (a flag would show in the
     // process list); the function's processes do not get it.
-    config.key = std::env::var(ferrite_engine::swarm::WATCHDOG_KEY_ENV).ok();
+    config.key = std::env::var(ferrite_wire::headers::WATCHDOG_KEY_ENV).ok();
     let filter = EnvFilter::try_new(&config.log_level).with_context(|| {
         format!(
             "FERRITE_WATCHDOG_LOG_LEVEL {:?} is not a valid log filter",

@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsConnector;
 
 use super::SwarmError;
-use crate::ConnectSettings;
+use ferrite_engine::{ConnectSettings, EngineError};
 
 /// Longest a request may take, connection included.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -61,7 +61,7 @@ impl EngineGet {
             let rest = ["tcp://", "http://", "https://"]
                 .iter()
                 .find_map(|scheme| host.strip_prefix(scheme))
-                .ok_or_else(|| crate::EngineError::BadHost(host.to_string()))?;
+                .ok_or_else(|| EngineError::BadHost(host.to_string()))?;
             let tls = settings.tls_verify || host.starts_with("https://");
             let authority = rest.trim_end_matches('/').to_string();
             let authority = if authority
@@ -190,14 +190,9 @@ where
 }
 
 fn tls_target(settings: &ConnectSettings, authority: String) -> Result<Target, SwarmError> {
-    let dir = settings.cert_path.clone().unwrap_or_else(|| {
-        std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_default()
-            .join(".docker")
-    });
+    let dir = settings.cert_dir();
     let tls_error = |reason: String| {
-        SwarmError::Connect(crate::EngineError::Tls {
+        SwarmError::Connect(EngineError::Tls {
             path: dir.display().to_string(),
             reason,
         })

@@ -23,7 +23,7 @@ impl Swarm {
             return existing(name, network);
         }
         let mut all_labels: HashMap<String, String> = labels.clone().into_iter().collect();
-        all_labels.insert(crate::labels::MANAGED.into(), "true".into());
+        all_labels.insert(ferrite_engine::labels::MANAGED.into(), "true".into());
         let request = NetworkCreateRequest {
             name: name.to_string(),
             driver: Some("overlay".into()),

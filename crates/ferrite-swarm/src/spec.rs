@@ -32,7 +32,8 @@ use bollard::models::{
 use ferrite_model::Confinement;
 
 use super::definition::{labels, ServiceDefinition};
-use super::key::{WatchdogKey, WATCHDOG_KEY_ENV};
+use super::key::WatchdogKey;
+use ferrite_wire::headers::WATCHDOG_KEY_ENV;
 
 /// A crashed task is replaced after this long, not at once: an image that
 /// dies at start would otherwise loop as fast as Swarm can schedule it.
@@ -224,7 +225,7 @@ fn ownership(def: &ServiceDefinition) -> [(String, String); 4] {
         (labels::OWNER.into(), def.owner.clone()),
         (labels::APP.into(), def.app.clone()),
         (labels::PATH.into(), def.path.clone()),
-        (crate::labels::MANAGED.into(), "true".into()),
+        (ferrite_engine::labels::MANAGED.into(), "true".into()),
     ]
 }
 

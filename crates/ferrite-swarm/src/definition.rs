@@ -16,7 +16,7 @@ use super::SwarmError;
 pub mod labels {
     /// The cluster or installation that owns the service; the caller chooses it.
     pub const OWNER: &str = "org.ferrite.owner";
-    pub const APP: &str = crate::labels::APP;
+    pub const APP: &str = ferrite_engine::labels::APP;
     /// The route's path (`/a/b`).
     pub const PATH: &str = "org.ferrite.path";
     /// Hash of the definition the service was last made from.
@@ -24,7 +24,7 @@ pub mod labels {
     /// Port the tasks serve HTTP on, so an adopted service can be routed to.
     pub const PORT: &str = "org.ferrite.port";
     /// `service` on task containers (as `cold`/`hot` on the others).
-    pub const KIND: &str = crate::labels::KIND;
+    pub const KIND: &str = ferrite_engine::labels::KIND;
 }
 
 /// Bumped whenever the way a definition becomes a Swarm spec changes (a new

@@ -7,22 +7,13 @@
 //! service a random key when it creates it (an environment variable of the
 //! task, kept through every update), reads it back from the service's spec
 //! (so every node sharing the store knows it), and sends it with each call it
-//! forwards; the watchdog takes only calls that carry it.
+//! forwards; the watchdog takes only calls that carry it. The names of the
+//! variable and headers are [`ferrite_wire::headers`], shared with the
+//! watchdog.
 
 use std::fmt::{self, Write};
 
-/// The task's environment variable that holds the key. The watchdog reads it
-/// at start and keeps it from the function's processes.
-pub const WATCHDOG_KEY_ENV: &str = "FERRITE_WATCHDOG_KEY";
-
-/// The request header Ferrite sends the key in; the watchdog removes it
-/// before the function sees the request.
-pub const WATCHDOG_KEY_HEADER: &str = "ferrite-watchdog-key";
-
-/// Set by the watchdog on its answer to a call without the right key, so
-/// that a Ferrite node holding an outdated key (the service was made again
-/// through another node) knows to read it again.
-pub const KEY_REFUSED_HEADER: &str = "ferrite-watchdog-refused";
+use ferrite_wire::headers::WATCHDOG_KEY_ENV;
 
 /// Random bytes in a key: 256 bits, beyond guessing.
 const KEY_BYTES: usize = 32;

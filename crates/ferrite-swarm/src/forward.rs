@@ -21,6 +21,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::{Addresses, Balancer, Lease};
+use ferrite_wire::hop_by_hop;
 
 /// How requests reach tasks.
 #[derive(Debug, Clone, Copy)]
@@ -123,7 +124,7 @@ impl Forwarder {
             .unwrap_or("/")
             .to_string();
         let mut headers = parts.headers;
-        crate::hop_by_hop::strip(&mut headers);
+        hop_by_hop::strip(&mut headers);
         // The body is whole here: its length is set again when sent.
         headers.remove(header::CONTENT_LENGTH);
         let max_attempts = self.settings.max_attempts.max(1);
@@ -146,7 +147,7 @@ impl Forwarder {
             match self.client.request(outgoing).await {
                 Ok(response) => {
                     let (mut head, incoming) = response.into_parts();
-                    crate::hop_by_hop::strip(&mut head.headers);
+                    hop_by_hop::strip(&mut head.headers);
                     let body = LeasedBody {
                         inner: incoming,
                         lease: Some(lease),

@@ -21,11 +21,12 @@ use bollard::models::{
     ServiceSpecUpdateConfigOrderEnum, TaskSpecRestartPolicyConditionEnum,
 };
 use bollard::query_parameters::InspectServiceOptions;
-use ferrite_engine::swarm::{
-    labels, Addresses, EnsureAction, ServiceDefinition, Swarm, SwarmError, TaskWatcher,
-    WatchSettings, WATCHDOG_KEY_ENV,
-};
 use ferrite_engine::ConnectSettings;
+use ferrite_swarm::{
+    labels, Addresses, EnsureAction, ServiceDefinition, Swarm, SwarmError, TaskWatcher,
+    WatchSettings,
+};
+use ferrite_wire::headers::WATCHDOG_KEY_ENV;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 

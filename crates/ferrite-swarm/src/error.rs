@@ -2,7 +2,7 @@
 //! own error, [`ForwardError`](super::ForwardError): it is about one request,
 //! not about the cluster.
 
-use crate::EngineError;
+use ferrite_engine::EngineError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SwarmError {

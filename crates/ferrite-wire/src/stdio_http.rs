@@ -1,7 +1,7 @@
 //! HTTP/1.1 over a hot function's stdin and stdout (`format: http`): the
 //! client side of the contract, one request at a time on one connection.
 //!
-//! Shared by the hot containers of a node ([`crate::HotRoute`]) and by the
+//! Shared by the hot containers of a node (ferrite-engine) and by the
 //! watchdog, which runs the same kind of function as a child process inside
 //! a Swarm service's task: both hand a byte stream to [`handshake`] and send
 //! each call with [`exchange`], so a function behaves the same under both.
@@ -12,7 +12,26 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio_util::task::TaskTracker;
 
-use crate::{EngineError, HotOutcome};
+/// What one exchange with a hot function gave.
+#[derive(Debug)]
+pub enum HotOutcome {
+    /// The function's own answer (any status).
+    Response(http::Response<Bytes>),
+    /// Past the call's deadline (set by the caller: [`exchange`] has none);
+    /// the function is not to be used again.
+    TimedOut,
+    /// The function died or broke the HTTP framing; it is not to be used
+    /// again.
+    Broken(String),
+    /// The response body was over the cap; the function is not to be used
+    /// again.
+    TooLarge,
+}
+
+/// The connection to a function could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("HTTP handshake with the function: {0}")]
+pub struct HandshakeError(#[source] hyper::Error);
 
 /// The sending half of a connection to a hot function.
 pub type Sender = SendRequest<Full<Bytes>>;
@@ -20,13 +39,13 @@ pub type Sender = SendRequest<Full<Bytes>>;
 /// Open an HTTP/1.1 connection over `io` (the function's stdout to read,
 /// its stdin to write). The connection's driver runs on `tracker` until the
 /// function's output ends or the [`Sender`] is dropped.
-pub async fn handshake<T>(io: T, tracker: &TaskTracker) -> Result<Sender, EngineError>
+pub async fn handshake<T>(io: T, tracker: &TaskTracker) -> Result<Sender, HandshakeError>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
-        .map_err(|e| EngineError::Protocol(format!("HTTP handshake with the function: {e}")))?;
+        .map_err(HandshakeError)?;
     tracker.spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "hot function connection ended");

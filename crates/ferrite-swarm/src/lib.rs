@@ -1,7 +1,7 @@
-//! Routes as Docker Swarm services: Ferrite creates a service per route
-//! (its tasks serve HTTP on a port), keeps it matching its route, finds the
-//! running tasks' addresses on an overlay network, and spreads requests
-//! over them.
+//! ferrite-swarm: routes as Docker Swarm services. Ferrite creates a service
+//! per route (its tasks serve HTTP on a port), keeps it matching its route,
+//! finds the running tasks' addresses on an overlay network, and spreads
+//! requests over them.
 //!
 //! - [`Swarm`]: the services and networks themselves (create, update,
 //!   scale, remove, adopt after a restart) through the Engine API.
@@ -12,10 +12,18 @@
 //!   when the connection could not be made.
 //! - [`WatchdogKey`]: each service's random key, which its watchdog asks of
 //!   every call so that only Ferrite can call it.
+//! - [`service_image`]: a function image made into one whose watchdog
+//!   serves it over HTTP, so that it can run as a service.
 //!
 //! Swarm's virtual IPs and ingress mesh are never used (they need IPVS,
 //! missing on some kernels): services use DNS round robin and Ferrite
 //! routes to task addresses it reads from the Swarm API.
+//!
+//! It stands on ferrite-engine for the connection to the engine and the
+//! ownership labels, and knows nothing of the node's own containers, of the
+//! store, or of how a call reaches a route: the server decides which routes
+//! become services and when.
+#![forbid(unsafe_code)]
 
 mod balance;
 mod definition;
@@ -24,6 +32,7 @@ mod error;
 mod forward;
 mod key;
 mod network;
+pub mod service_image;
 mod services;
 mod spec;
 mod tasks;
@@ -38,13 +47,13 @@ pub use balance::{Balancer, Lease};
 pub use definition::{labels, service_name, ServiceDefinition};
 pub use error::SwarmError;
 pub use forward::{ForwardError, ForwardSettings, Forwarded, Forwarder, LeasedBody};
-pub use key::{WatchdogKey, KEY_REFUSED_HEADER, WATCHDOG_KEY_ENV, WATCHDOG_KEY_HEADER};
+pub use key::WatchdogKey;
 pub use services::{EnsureAction, Ensured, OwnedService};
 pub use tasks::RunningTask;
 pub use watch::{Addresses, TaskWatcher, WatchSettings};
 
-use crate::ConnectSettings;
 use engine_get::EngineGet;
+use ferrite_engine::ConnectSettings;
 
 /// A connection to a Swarm manager's Engine API; cheap to clone.
 #[derive(Clone)]

@@ -4,8 +4,8 @@
 //! A frame is one type byte, a big-endian `u32` payload length, then the
 //! payload. This module owns the encoding of frames and of the two structured
 //! payloads (`E` environment, `X` exit); it does no I/O of its own beyond the
-//! `Read`/`Write` it is handed, and std is its only dependency so that the init
-//! binary can include it with a bare `rustc`.
+//! `Read`/`Write` it is handed, and std is its only dependency, so that the
+//! static init binary stays small.
 
 use std::fmt;
 use std::io::{self, Read, Write};
