@@ -91,6 +91,16 @@ impl EngineError {
     }
 }
 
+/// The engine's own words for a failed request or stream (a pull, a
+/// build), without bollard's wrapping around them.
+pub fn docker_reason(err: bollard::errors::Error) -> String {
+    match err {
+        bollard::errors::Error::DockerResponseServerError { message, .. } => message,
+        bollard::errors::Error::DockerStreamError { error } => error,
+        other => other.to_string(),
+    }
+}
+
 impl From<ferrite_wire::stdio_http::HandshakeError> for EngineError {
     fn from(e: ferrite_wire::stdio_http::HandshakeError) -> EngineError {
         EngineError::Protocol(e.to_string())

@@ -94,21 +94,13 @@ impl Images {
             reason,
         };
         while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| failed(pull_reason(e)))?;
+            let info = item.map_err(|e| failed(crate::docker_reason(e)))?;
             if let Some(detail) = info.error_detail.and_then(|d| d.message) {
                 return Err(failed(detail));
             }
         }
         tracing::info!(image, "image pulled");
         Ok(())
-    }
-}
-
-fn pull_reason(err: bollard::errors::Error) -> String {
-    match err {
-        bollard::errors::Error::DockerResponseServerError { message, .. } => message,
-        bollard::errors::Error::DockerStreamError { error } => error,
-        other => other.to_string(),
     }
 }
 

@@ -37,6 +37,6 @@ pub use call_log::{CapturedLog, PendingLog};
 pub use cold::{ColdCall, Outcome, Status};
 pub use connect::ConnectSettings;
 pub use engine::{Engine, EngineSettings};
-pub use error::EngineError;
+pub use error::{docker_reason, EngineError};
 pub use hot::{HotCall, HotRoute};
 pub use socket_dir::SocketDir;

@@ -216,7 +216,7 @@ pub async fn build(
         Some(bollard::body_full(bytes::Bytes::from(context))),
     );
     while let Some(item) = stream.next().await {
-        let info = item.map_err(|e| failed(build_reason(e)))?;
+        let info = item.map_err(|e| failed(ferrite_engine::docker_reason(e)))?;
         if let Some(message) = info.error_detail.and_then(|d| d.message).or(info.error) {
             // One line: the CLI prints the error on one.
             return Err(failed(
@@ -243,14 +243,6 @@ pub async fn build(
         tag: spec.tag.clone(),
         command,
     })
-}
-
-fn build_reason(err: bollard::errors::Error) -> String {
-    match err {
-        bollard::errors::Error::DockerResponseServerError { message, .. } => message,
-        bollard::errors::Error::DockerStreamError { error } => error,
-        other => other.to_string(),
-    }
 }
 
 #[cfg(test)]
