@@ -1,6 +1,8 @@
-//! One module per top-level command.
+//! One module per top-level command; `args` holds what several of them
+//! parse alike.
 
 pub mod apps;
+mod args;
 pub mod calls;
 pub mod routes;
 pub mod server;

@@ -5,6 +5,7 @@
 pub mod call;
 pub mod calls;
 pub mod cli;
+pub mod cluster;
 pub mod containers;
 pub mod dockerd;
 pub mod haproxy;
@@ -288,6 +289,13 @@ pub fn create_route(server: &TestServer, app: &str, route: Value) {
         .send()
         .unwrap();
     assert_eq!(reply.status(), 200, "{}", reply.text().unwrap());
+}
+
+/// Create each of `routes` in `app`, in order, as [`create_route`] does.
+pub fn create_routes<const N: usize>(server: &TestServer, app: &str, routes: [Value; N]) {
+    for route in routes {
+        create_route(server, app, route);
+    }
 }
 
 /// An HS256 token signed with `secret` that expires `expires_in` seconds from
