@@ -4,13 +4,12 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
     assert_only_waiting_containers, client_with_timeout, create_route, create_routes, eventually,
-    node_containers, require_images, token, TestServer,
+    node_containers, output_with_stdin, require_images, token, TestServer,
 };
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
@@ -425,21 +424,12 @@ fn images_are_pulled_from_a_private_registry_with_docker_auth() {
     // Ferrite cannot find credentials other than DOCKER_AUTH.
     let config = tempfile::tempdir().unwrap();
     let cli = |args: &[&str]| {
-        let mut child = Command::new("docker")
-            .env("DOCKER_CONFIG", config.path())
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"ferrite-pass")
-            .unwrap();
-        let output = child.wait_with_output().unwrap();
+        let output = output_with_stdin(
+            Command::new("docker")
+                .env("DOCKER_CONFIG", config.path())
+                .args(args),
+            b"ferrite-pass",
+        );
         assert!(
             output.status.success(),
             "docker {args:?}: {}",

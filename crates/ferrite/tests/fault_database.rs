@@ -16,9 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::postgres_private::PrivatePostgres;
-use common::{
-    client_with_timeout, create_route, create_routes, eventually, require_images, TestServer,
-};
+use common::{client_with_timeout, create_routes, eventually, require_images, TestServer};
 use serde_json::{json, Value};
 
 /// How long the database stays away.

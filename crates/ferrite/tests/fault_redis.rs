@@ -20,7 +20,7 @@ use common::calls::wait_settled;
 use common::containers::route_containers;
 use common::load::{Load, Record, Target};
 use common::redis::RedisServer;
-use common::{client, create_route, create_routes, eventually, require_images, TestServer};
+use common::{client, create_routes, eventually, require_images, TestServer};
 use serde_json::json;
 
 /// Nodes' default FERRITE_REDIS_TIMEOUT: the wait a Redis fault may cost.

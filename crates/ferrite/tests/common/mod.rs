@@ -281,6 +281,22 @@ pub fn client_with_timeout(timeout: Duration) -> Client {
     Client::builder().timeout(timeout).build().unwrap()
 }
 
+/// Run `cmd` with `input` written to its stdin, then closed; its output
+/// (stdout and stderr captured).
+pub fn output_with_stdin(cmd: &mut Command, input: &[u8]) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin.write_all(input).expect("write stdin");
+    drop(stdin);
+    child.wait_with_output().expect("wait for the command")
+}
+
 /// Create `route` in `app` through the API (the app too, if it is new).
 pub fn create_route(server: &TestServer, app: &str, route: Value) {
     let reply = client()
