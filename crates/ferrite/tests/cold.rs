@@ -1,3 +1,4 @@
+// Long: one test per cold-path scenario (start, pull, registry auth, prestart), sharing this file's helpers; one binary for all.
 //! Cold calls (`format: default`) against the real Docker engine: the
 //! function contract, failures, limits, admission, pulls, TLS, hygiene.
 

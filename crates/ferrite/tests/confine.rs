@@ -1,3 +1,4 @@
+// Long: one test per confinement property, all sharing this file's call, inspect and status helpers; one binary for all.
 //! Function containers are confined, against the real engine: what a
 //! function sees from inside (capabilities, privileges, limits, filesystem,
 //! network), what `docker inspect` shows of its container, that it cannot

@@ -1,3 +1,4 @@
+// Long: one test per abuse of the HTTP front, all sharing this file's raw-socket helpers; one binary for all.
 //! The HTTP front under abuse, against the real binary: idle and half-open
 //! connections dropped after the header-read timeout without starving real
 //! clients, oversized request heads refused, the connection cap, body caps

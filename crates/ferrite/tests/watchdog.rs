@@ -1,3 +1,4 @@
+// Long: the watchdog on the host and in service images share this file's Watchdog and Docker helpers; split, they would be two binaries linking the whole crate.
 //! `ferrite watchdog` and `ferrite services image`: the watchdog binary run
 //! on the host around a shell function (`format: default`) and around the
 //! chaos hot function (`format: http`): the key it takes calls with, body,

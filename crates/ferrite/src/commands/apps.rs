@@ -6,7 +6,7 @@ use clap::Subcommand;
 use ferrite_model::App;
 use serde_json::{json, Map, Value};
 
-use super::args::{config_change, given_fields, parse_pairs};
+use super::args::{config_change, given_fields, parse_pairs, ConfigSet, ConfigUnset};
 use crate::client::{self, ApiArgs, Client};
 use crate::output::{self, OutputArgs};
 
@@ -21,16 +21,7 @@ pub enum AppsCommand {
         api: ApiArgs,
     },
     /// Create an app.
-    Create {
-        /// Name of the app: 1 to 30 of A-Z a-z 0-9 _ -.
-        name: String,
-        #[command(flatten)]
-        fields: AppFields,
-        #[command(flatten)]
-        output: OutputArgs,
-        #[command(flatten)]
-        api: ApiArgs,
-    },
+    Create(AppWrite),
     /// Show one app.
     Inspect {
         name: String,
@@ -41,15 +32,7 @@ pub enum AppsCommand {
     },
     /// Change an app's config (keys are merged, `KEY=` removes one) or its
     /// limits (each one given is set; `default` goes back to the server's).
-    Update {
-        name: String,
-        #[command(flatten)]
-        fields: AppFields,
-        #[command(flatten)]
-        output: OutputArgs,
-        #[command(flatten)]
-        api: ApiArgs,
-    },
+    Update(AppWrite),
     /// Delete an app.
     Delete {
         name: String,
@@ -64,6 +47,19 @@ pub enum AppsCommand {
     /// Set or unset one config key of an app.
     #[command(subcommand)]
     Config(AppConfigCommand),
+}
+
+/// The arguments of `ferrite apps create` and `update`.
+#[derive(Debug, clap::Args)]
+pub struct AppWrite {
+    /// Name of the app: 1 to 30 of A-Z a-z 0-9 _ -.
+    name: String,
+    #[command(flatten)]
+    fields: AppFields,
+    #[command(flatten)]
+    output: OutputArgs,
+    #[command(flatten)]
+    api: ApiArgs,
 }
 
 /// The settings of an app, shared by `create` and `update`.
@@ -141,21 +137,14 @@ pub enum AppConfigCommand {
     /// Set one config key of an app.
     Set {
         name: String,
-        key: String,
-        value: String,
         #[command(flatten)]
-        output: OutputArgs,
-        #[command(flatten)]
-        api: ApiArgs,
+        set: ConfigSet,
     },
     /// Remove one config key of an app.
     Unset {
         name: String,
-        key: String,
         #[command(flatten)]
-        output: OutputArgs,
-        #[command(flatten)]
-        api: ApiArgs,
+        unset: ConfigUnset,
     },
 }
 
@@ -168,12 +157,12 @@ pub async fn run(cmd: AppsCommand) -> anyhow::Result<()> {
                 output::apps_table(apps)
             })
         }
-        AppsCommand::Create {
+        AppsCommand::Create(AppWrite {
             name,
             fields,
             output,
             api,
-        } => {
+        }) => {
             let mut app = Map::from_iter([("name".to_string(), json!(name))]);
             app.extend(fields.into_json()?);
             let answer = Client::new(&api)?
@@ -188,12 +177,12 @@ pub async fn run(cmd: AppsCommand) -> anyhow::Result<()> {
             )?;
             output::print_shown(app, output, "an app", output::app_details)
         }
-        AppsCommand::Update {
+        AppsCommand::Update(AppWrite {
             name,
             fields,
             output,
             api,
-        } => {
+        }) => {
             let app = fields.into_json()?;
             if app.is_empty() {
                 bail!("nothing to update: give at least one --config KEY=VALUE or a limit flag");
@@ -212,26 +201,15 @@ pub async fn run(cmd: AppsCommand) -> anyhow::Result<()> {
                 .await?;
             output::print_done(&answer, output, &format!("App {name} deleted"))
         }
-        AppsCommand::Config(AppConfigCommand::Set {
-            name,
-            key,
-            value,
-            output,
-            api,
-        }) => {
-            let message = format!("App {name}: config {key} set");
-            let app = config_change("apps", key, Some(value))?;
-            patch(&api, &name, app, output, &message).await
+        AppsCommand::Config(AppConfigCommand::Set { name, set }) => {
+            let message = format!("App {name}: config {} set", set.key);
+            let app = config_change("apps", set.key, Some(set.value))?;
+            patch(&set.api, &name, app, set.output, &message).await
         }
-        AppsCommand::Config(AppConfigCommand::Unset {
-            name,
-            key,
-            output,
-            api,
-        }) => {
-            let message = format!("App {name}: config {key} unset");
-            let app = config_change("apps", key, None)?;
-            patch(&api, &name, app, output, &message).await
+        AppsCommand::Config(AppConfigCommand::Unset { name, unset }) => {
+            let message = format!("App {name}: config {} unset", unset.key);
+            let app = config_change("apps", unset.key, None)?;
+            patch(&unset.api, &name, app, unset.output, &message).await
         }
     }
 }

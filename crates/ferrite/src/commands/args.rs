@@ -5,6 +5,30 @@ use anyhow::bail;
 use ferrite_model::Config;
 use serde_json::{json, Map, Value};
 
+use crate::client::ApiArgs;
+use crate::output::OutputArgs;
+
+/// What `ferrite <group> config set` takes after naming the app or route.
+#[derive(Debug, clap::Args)]
+pub struct ConfigSet {
+    pub key: String,
+    pub value: String,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// What `ferrite <group> config unset` takes after naming the app or route.
+#[derive(Debug, clap::Args)]
+pub struct ConfigUnset {
+    pub key: String,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
 /// Parse repeated `KEY=VALUE` arguments of `flag`; a later key wins.
 pub fn parse_pairs(flag: &str, args: &[String]) -> anyhow::Result<Config> {
     args.iter()

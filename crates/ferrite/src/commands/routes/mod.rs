@@ -9,14 +9,14 @@ mod fields;
 mod service_flags;
 
 use anyhow::bail;
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use ferrite_model::Route;
 use serde_json::{json, Map, Value};
 
 use self::confinement_flags::CONFINEMENT_FLAGS;
 use self::fields::RouteFields;
 use self::service_flags::SERVICE_FLAGS;
-use super::args::{absolute, config_change};
+use super::args::{absolute, config_change, ConfigSet, ConfigUnset};
 use crate::client::{self, ApiArgs, Client};
 use crate::output::{self, OutputArgs};
 
@@ -46,14 +46,7 @@ pub enum RoutesCommand {
         api: ApiArgs,
     },
     /// Show one route.
-    Inspect {
-        app: String,
-        path: String,
-        #[command(flatten)]
-        output: OutputArgs,
-        #[command(flatten)]
-        api: ApiArgs,
-    },
+    Inspect(OneRoute),
     /// Change a route: only the options given change; config, headers and
     /// service labels are merged.
     Update {
@@ -78,20 +71,24 @@ pub enum RoutesCommand {
         api: ApiArgs,
     },
     /// Delete a route.
-    Delete {
-        app: String,
-        path: String,
-        #[command(flatten)]
-        output: OutputArgs,
-        #[command(flatten)]
-        api: ApiArgs,
-    },
+    Delete(OneRoute),
     /// Set or unset one config key of a route.
     #[command(subcommand)]
     Config(RouteConfigCommand),
     /// Call the function of a route: stdin is the request body, and the
     /// answer's body goes to stdout as it is.
     Call(call::CallArgs),
+}
+
+/// The arguments of `ferrite routes inspect` and `delete`.
+#[derive(Debug, Args)]
+pub struct OneRoute {
+    app: String,
+    path: String,
+    #[command(flatten)]
+    output: OutputArgs,
+    #[command(flatten)]
+    api: ApiArgs,
 }
 
 /// The `ferrite routes config` subcommands.
@@ -101,22 +98,15 @@ pub enum RouteConfigCommand {
     Set {
         app: String,
         path: String,
-        key: String,
-        value: String,
         #[command(flatten)]
-        output: OutputArgs,
-        #[command(flatten)]
-        api: ApiArgs,
+        set: ConfigSet,
     },
     /// Remove one config key of a route.
     Unset {
         app: String,
         path: String,
-        key: String,
         #[command(flatten)]
-        output: OutputArgs,
-        #[command(flatten)]
-        api: ApiArgs,
+        unset: ConfigUnset,
     },
 }
 
@@ -155,12 +145,12 @@ pub async fn run(cmd: RoutesCommand) -> anyhow::Result<()> {
                 &format!("Route {path} of app {app} created"),
             )
         }
-        RoutesCommand::Inspect {
+        RoutesCommand::Inspect(OneRoute {
             app,
             path,
             output,
             api,
-        } => {
+        }) => {
             let route = client::take(
                 Client::new(&api)?
                     .get(&client::route_path(&app, &path))
@@ -195,40 +185,29 @@ pub async fn run(cmd: RoutesCommand) -> anyhow::Result<()> {
             let message = format!("Route {} of app {app} updated", absolute(&path));
             patch(&api, &app, &path, route, output, &message).await
         }
-        RoutesCommand::Delete {
+        RoutesCommand::Delete(OneRoute {
             app,
             path,
             output,
             api,
-        } => {
+        }) => {
             let answer = Client::new(&api)?
                 .delete(&client::route_path(&app, &path), &[])
                 .await?;
             let message = format!("Route {} of app {app} deleted", absolute(&path));
             output::print_done(&answer, output, &message)
         }
-        RoutesCommand::Config(RouteConfigCommand::Set {
-            app,
-            path,
-            key,
-            value,
-            output,
-            api,
-        }) => {
-            let message = format!("Route {} of app {app}: config {key} set", absolute(&path));
-            let route = config_change("routes", key, Some(value))?;
-            patch(&api, &app, &path, route, output, &message).await
+        RoutesCommand::Config(RouteConfigCommand::Set { app, path, set }) => {
+            let path = absolute(&path);
+            let message = format!("Route {path} of app {app}: config {} set", set.key);
+            let route = config_change("routes", set.key, Some(set.value))?;
+            patch(&set.api, &app, &path, route, set.output, &message).await
         }
-        RoutesCommand::Config(RouteConfigCommand::Unset {
-            app,
-            path,
-            key,
-            output,
-            api,
-        }) => {
-            let message = format!("Route {} of app {app}: config {key} unset", absolute(&path));
-            let route = config_change("routes", key, None)?;
-            patch(&api, &app, &path, route, output, &message).await
+        RoutesCommand::Config(RouteConfigCommand::Unset { app, path, unset }) => {
+            let path = absolute(&path);
+            let message = format!("Route {path} of app {app}: config {} unset", unset.key);
+            let route = config_change("routes", unset.key, None)?;
+            patch(&unset.api, &app, &path, route, unset.output, &message).await
         }
         RoutesCommand::Call(args) => call::run(args).await,
     }
