@@ -1,4 +1,4 @@
-// Long: one test per cold-path scenario (start, pull, registry auth, prestart), sharing this file's helpers; one binary for all.
+// Long: one test per cold-call scenario (contract, failures, limits, admission, registries, TLS engine, leftovers), sharing this file's helpers; one binary for all.
 //! Cold calls (`format: default`) against the real Docker engine: the
 //! function contract, failures, limits, admission, pulls, TLS, hygiene.
 
