@@ -168,7 +168,8 @@ pub async fn run(cmd: AppsCommand) -> anyhow::Result<()> {
             let answer = Client::new(&api)?
                 .post(&["v1", "apps"], &json!({ "app": app }))
                 .await?;
-            print_app(answer, output, &format!("App {name} created"))
+            let message = format!("App {name} created");
+            output::print_done(&client::take(answer, "app")?, output, &message)
         }
         AppsCommand::Inspect { name, output, api } => {
             let app = client::take(
@@ -222,14 +223,8 @@ async fn patch(
     output: OutputArgs,
     message: &str,
 ) -> anyhow::Result<()> {
-    let answer = Client::new(api)?
-        .patch(&client::app_path(name), &json!({ "app": app }))
-        .await?;
-    print_app(answer, output, message)
-}
-
-fn print_app(answer: Value, output: OutputArgs, message: &str) -> anyhow::Result<()> {
-    output::print_done(&client::take(answer, "app")?, output, message)
+    let path = client::app_path(name);
+    super::patch_and_print(api, &path, "app", app, output, message).await
 }
 
 #[cfg(test)]

@@ -139,11 +139,8 @@ pub async fn run(cmd: RoutesCommand) -> anyhow::Result<()> {
             let answer = Client::new(&api)?
                 .post(&["v1", "apps", &app, "routes"], &json!({ "route": route }))
                 .await?;
-            print_route(
-                answer,
-                output,
-                &format!("Route {path} of app {app} created"),
-            )
+            let message = format!("Route {path} of app {app} created");
+            output::print_done(&client::take(answer, "route")?, output, &message)
         }
         RoutesCommand::Inspect(OneRoute {
             app,
@@ -222,12 +219,6 @@ async fn patch(
     output: OutputArgs,
     message: &str,
 ) -> anyhow::Result<()> {
-    let answer = Client::new(api)?
-        .patch(&client::route_path(app, path), &json!({ "route": route }))
-        .await?;
-    print_route(answer, output, message)
-}
-
-fn print_route(answer: Value, output: OutputArgs, message: &str) -> anyhow::Result<()> {
-    output::print_done(&client::take(answer, "route")?, output, message)
+    let path = client::route_path(app, path);
+    super::patch_and_print(api, &path, "route", route, output, message).await
 }
