@@ -20,54 +20,31 @@ N=${N:-1500}                   # enqueued calls per client (and queue)
 SECONDS_MAX=${SECONDS_MAX:-10} # each measured run stops after this many seconds anyway
 NODE=bench-async
 IMAGE=ferrite/hot-hello
-BEGAN=$(date +%s)
-
-log() { echo "async.sh [$(($(date +%s) - BEGAN)) s]: $*" >&2; }
+BENCH=async.sh
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 log "building ferrite, bench/hotclient and the image"
-cargo build --release --locked -q -p ferrite
-cargo build --release --locked -q --manifest-path bench/hotclient/Cargo.toml
-scripts/images.sh hot-hello >&2
+build hot-hello
 command -v redis-server >/dev/null || { log "redis-server is missing (apt-get install redis-server)"; exit 1; }
-BIN=target/release/ferrite
-CLIENT=bench/hotclient/target/release/hotclient
 WORK=$(mktemp -d)
 PID=
 REDIS_PID=
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-node_containers() { docker ps -aq --filter "label=org.ferrite.node=$NODE" | wc -l; }
-
-stop_server() {
-  [[ -n $PID ]] || return 0
-  kill -TERM "$PID" 2>/dev/null || true
-  wait "$PID" 2>/dev/null || true
-  PID=
-}
-
 cleanup() {
-  local status=$? left
+  local status=$?
   stop_server
-  [[ -z $REDIS_PID ]] || { kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; }
-  left=$(node_containers)
-  if [[ $left -ne 0 ]]; then
-    log "$left container(s) of node $NODE left after shutdown; removing them"
-    docker ps -aq --filter "label=org.ferrite.node=$NODE" | xargs -r docker rm -f >/dev/null
-    status=1
-  fi
+  stop_pid "$REDIS_PID"
+  sweep_node_containers || status=1
   rm -rf "$WORK"
   exit "$status"
 }
 trap cleanup EXIT
 
-[[ $(node_containers) -eq 0 ]] || { log "containers of node $NODE exist before the run; remove them first"; exit 1; }
+require_no_node_containers
 
 REDIS_PORT=$(free_port)
-mkdir -p "$WORK/redis"
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly yes --appendfsync always \
-  --dir "$WORK/redis" >"$WORK/redis.log" 2>&1 &
-REDIS_PID=$!
-for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+start_redis
 
 PORT=$(free_port)
 URL="http://127.0.0.1:$PORT"
@@ -161,11 +138,9 @@ PY
 )
 echo "$TABLE"
 
-DOC=docs/benchmarks.md
-python3 - "$DOC" "$TABLE" "$(nproc)" "$(date -u +%Y-%m-%d)" <<'PY'
-import re, sys
-doc, table, cores, day = sys.argv[1:]
-text = open(doc).read()
+python3 - "$TABLE" "$(nproc)" "$(date -u +%Y-%m-%d)" <<'PY' | write_doc_section "Async calls (\`bench/async.sh\`)"
+import sys
+table, cores, day = sys.argv[1:]
 section = (f"## Async calls (`bench/async.sh`)\n\n{day}, {cores} cores, release build, SQLite store; "
            "Redis 7 with appendfsync always on the same machine. Enqueue is measured with the "
            "workers off (a record commit and a durable push per call); drain restarts the node "
@@ -179,8 +154,6 @@ section = (f"## Async calls (`bench/async.sh`)\n\n{day}, {cores} cores, release 
            "Writers of one process wait in line for the write lock: colliding in SQLite's busy handler "
            "instead (sleeps of 1, 2, 5, 10 ... ms) made an enqueue's p99 79 ms. Batching the commits of "
            "concurrent calls (group commit) is the next step if more is needed.\n")
-pattern = re.compile(r"## Async calls \(`bench/async.sh`\)\n.*?(?=\n## |\Z)", re.S)
-text = pattern.sub(section.rstrip("\n") + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-open(doc, "w").write(text)
+sys.stdout.write(section)
 PY
-echo "written to $DOC" >&2
+log "written to docs/benchmarks.md"

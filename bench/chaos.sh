@@ -24,8 +24,9 @@
 #   bench/chaos.sh     # DURATION=240 SEED=<random> GAP_MIN=20 GAP_MAX=40 SETTLE=120 LOGS=
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=scripts/lib.sh
-source scripts/lib.sh
+BENCH=chaos.sh
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 DURATION=${DURATION:-240} # seconds of load and faults
 SEED=${SEED:-$((($$ + $(date +%s)) % 32768))}
@@ -34,9 +35,6 @@ GAP_MAX=${GAP_MAX:-40}
 SETTLE=${SETTLE:-120} # most seconds to wait for async calls to end
 LOGS=${LOGS:-}        # a directory to keep the nodes' logs, the calls and the faults in
 APP=chaos
-BEGAN=$(date +%s)
-
-log() { echo "chaos.sh [$(($(date +%s) - BEGAN)) s]: $*" >&2; }
 now() { date +%s.%N; }
 
 [[ $(id -u) -eq 0 ]] || { log "run as root: the private Docker engine needs it"; exit 1; }
@@ -58,17 +56,10 @@ HAPROXY_PID=
 REDIS_PID=
 LOAD_PID=
 
-stop_nodes() {
-  local i
-  for i in "${!NODE_PIDS[@]}"; do kill -TERM "${NODE_PIDS[$i]}" 2>/dev/null || true; done
-  for i in "${!NODE_PIDS[@]}"; do wait "${NODE_PIDS[$i]}" 2>/dev/null || true; done
-  NODE_PIDS=()
-}
-
 cleanup() {
   local status=$?
-  [[ -z $LOAD_PID ]] || { kill "$LOAD_PID" 2>/dev/null || true; wait "$LOAD_PID" 2>/dev/null || true; }
-  [[ -z $HAPROXY_PID ]] || { kill "$HAPROXY_PID" 2>/dev/null || true; wait "$HAPROXY_PID" 2>/dev/null || true; }
+  stop_pid "$LOAD_PID"
+  stop_pid "$HAPROXY_PID"
   stop_nodes
   if [[ -n $REDIS_PID ]]; then
     kill -CONT "$REDIS_PID" 2>/dev/null || true
@@ -125,14 +116,6 @@ pg_bin=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d | so
 pg_ctl() { runuser -u postgres -- "$pg_bin/pg_ctl" -D "$PG_DATA" "$@" </dev/null >/dev/null 2>&1 3>&-; }
 
 # --- Redis: every acknowledged write fsynced, so a kill -9 loses none.
-mkdir -p "$WORK/redis"
-start_redis() {
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly yes --appendfsync always \
-    --dir "$WORK/redis" >>"$WORK/redis.log" 2>&1 3>&- &
-  REDIS_PID=$!
-  for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && return 0; sleep 0.1; done
-  log "Redis did not start"; exit 1
-}
 start_redis
 
 # --- the nodes: each in its own directory (its ./data), with a fixed node id.
@@ -257,8 +240,7 @@ LOAD_PID=
 
 log "load done; waiting up to $SETTLE s for the async calls to end"
 python3 bench/chaosload.py settle "$NODE1" "$WORK/samples" "$SETTLE" >"$WORK/async.json"
-kill "$HAPROXY_PID" 2>/dev/null || true
-wait "$HAPROXY_PID" 2>/dev/null || true
+stop_pid "$HAPROXY_PID"
 HAPROXY_PID=
 stop_nodes
 LEAKED=$(engine_containers)
@@ -271,12 +253,10 @@ STATUS=0
 TABLE=$(python3 bench/chaosload.py report "$WORK/samples" "$WORK/faults" "$WORK/async.json" "$LEAKED") || STATUS=$?
 echo "$TABLE"
 
-DOC=docs/benchmarks.md
-python3 - "$DOC" "$TABLE" "$(nproc)" "$(date -u +%Y-%m-%d)" "$SEED" "$DURATION" "$GAP_MIN" "$GAP_MAX" \
-  "$(docker -H "$DOCKER_HOST_PRIVATE" version --format '{{.Server.Version}}')" <<'PY'
-import re, sys
-doc, table, cores, day, seed, duration, gap_min, gap_max, docker = sys.argv[1:]
-text = open(doc).read()
+python3 - "$TABLE" "$(nproc)" "$(date -u +%Y-%m-%d)" "$SEED" "$DURATION" "$GAP_MIN" "$GAP_MAX" \
+  "$(docker -H "$DOCKER_HOST_PRIVATE" version --format '{{.Server.Version}}')" <<'PY' |
+import sys
+table, cores, day, seed, duration, gap_min, gap_max, docker = sys.argv[1:]
 section = (f"## Chaos run (`bench/chaos.sh`)\n\n{day}, {cores} cores, release build, seed {seed} "
            f"(`SEED={seed} DURATION={duration} bench/chaos.sh` deals the same faults); two nodes behind "
            "HAProxy sharing PostgreSQL 15 and Redis 7 (appendfsync always), functions on a private "
@@ -289,9 +269,8 @@ section = (f"## Chaos run (`bench/chaos.sh`)\n\n{day}, {cores} cores, release bu
            "fails and the balancer answers the calls itself with 503 (and `Retry-After`) until the "
            "engine is back; with an engine per node, as in production, the other nodes take the calls.\n\n"
            f"{table}\n")
-pattern = re.compile(r"## Chaos run \(`bench/chaos.sh`\)\n.*?(?=\n## |\Z)", re.S)
-text = pattern.sub(section.rstrip("\n") + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-open(doc, "w").write(text)
+sys.stdout.write(section)
 PY
-log "written to $DOC"
+  write_doc_section "Chaos run (\`bench/chaos.sh\`)"
+log "written to docs/benchmarks.md"
 exit "$STATUS"

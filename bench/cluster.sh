@@ -10,46 +10,32 @@
 #   bench/cluster.sh     # ROUTES=6 CLIENTS=2 SECONDS_MAX=8
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=scripts/lib.sh
-source scripts/lib.sh
+BENCH=cluster.sh
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 ROUTES=${ROUTES:-6}
 CLIENTS=${CLIENTS:-2}
 SECONDS_MAX=${SECONDS_MAX:-8}
 IMAGE=ferrite/hot-hello
 NODE_PREFIX=bench-cluster
-BEGAN=$(date +%s)
-
-log() { echo "cluster.sh [$(($(date +%s) - BEGAN)) s]: $*" >&2; }
-
 log "building ferrite, bench/hotclient and the image"
-cargo build --release --locked -q -p ferrite
-cargo build --release --locked -q --manifest-path bench/hotclient/Cargo.toml
-scripts/images.sh hot-hello >&2
+build hot-hello
 for tool in redis-server haproxy; do
   command -v "$tool" >/dev/null || { log "$tool is missing: install Debian's $tool package"; exit 1; }
 done
-BIN=target/release/ferrite
-CLIENT=bench/hotclient/target/release/hotclient
 WORK=$(mktemp -d)
-PIDS=()
+NODE_PIDS=()
 HAPROXY_PID=
 REDIS_PID=
 
 leftovers() { docker ps -a --filter "label=org.ferrite.node" --format '{{.Label "org.ferrite.node"}}' | grep -c "^$NODE_PREFIX" || true; }
 
-stop_nodes() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  PIDS=()
-}
-
 cleanup() {
   local status=$? left
-  [[ -z $HAPROXY_PID ]] || { kill "$HAPROXY_PID" 2>/dev/null || true; wait "$HAPROXY_PID" 2>/dev/null || true; }
+  stop_pid "$HAPROXY_PID"
   stop_nodes
-  [[ -z $REDIS_PID ]] || { kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; }
+  stop_pid "$REDIS_PID"
   exec 3>&- # PostgreSQL stops
   left=$(leftovers)
   if [[ $left -ne 0 ]]; then
@@ -72,11 +58,7 @@ psql "$PG_BASE/postgres" -q -c "CREATE DATABASE bench"
 DB_URL="$PG_BASE/bench?sslmode=disable"
 
 REDIS_PORT=$(free_port)
-mkdir -p "$WORK/redis"
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly yes --appendfsync always \
-  --dir "$WORK/redis" >"$WORK/redis.log" 2>&1 &
-REDIS_PID=$!
-for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+start_redis
 
 # start_nodes N: N nodes on one store and one Redis; their URLs in NODE_URLS.
 start_nodes() {
@@ -87,7 +69,7 @@ start_nodes() {
     FERRITE_NODE_ID=$NODE_PREFIX-$i LOG_LEVEL=warn MQ_URL="redis://127.0.0.1:$REDIS_PORT/bench" \
       "$BIN" server --host 127.0.0.1 --port "$port" --db-url "$DB_URL" \
       >/dev/null 2>>"$WORK/server.log" &
-    PIDS+=($!)
+    NODE_PIDS+=($!)
     up=
     for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && { up=1; break; }; sleep 0.1; done
     [[ -n $up ]] || { log "node $i did not come up:"; cat "$WORK/server.log" >&2; exit 1; }
@@ -107,7 +89,7 @@ start_haproxy() {
   log "haproxy did not come up"; exit 1
 }
 
-stop_haproxy() { kill "$HAPROXY_PID" 2>/dev/null || true; wait "$HAPROXY_PID" 2>/dev/null || true; HAPROXY_PID=; }
+stop_haproxy() { stop_pid "$HAPROXY_PID"; HAPROXY_PID=; }
 
 # drive NAME BASE_URL: every route at once, one hotclient each.
 drive() {
@@ -158,11 +140,9 @@ PY
 )
 echo "$TABLE"
 
-DOC=docs/benchmarks.md
-python3 - "$DOC" "$TABLE" "$(nproc)" "$(date -u +%Y-%m-%d)" <<'PY'
-import re, sys
-doc, table, cores, day = sys.argv[1:]
-text = open(doc).read()
+python3 - "$TABLE" "$(nproc)" "$(date -u +%Y-%m-%d)" <<'PY' |
+import sys
+table, cores, day = sys.argv[1:]
 section = (f"## Nodes behind HAProxy (`bench/cluster.sh`)\n\n{day}, {cores} cores, release build; nodes share "
            "one PostgreSQL and one Redis, all on this machine with HAProxy and the clients. HAProxy hashes "
            "`/r/` by URI, so each route stays on one node.\n\n"
@@ -172,8 +152,7 @@ section = (f"## Nodes behind HAProxy (`bench/cluster.sh`)\n\n{day}, {cores} core
            "HAProxy is a second HTTP hop, and with `http-reuse never` (so that a request is never written "
            "to an idle connection of a node that just died, which could not be retried safely) every call "
            "opens a new loopback connection to a node. On separate machines each node brings its own cores.\n")
-pattern = re.compile(r"## Nodes behind HAProxy \(`bench/cluster.sh`\)\n.*?(?=\n## |\Z)", re.S)
-text = pattern.sub(section.rstrip("\n") + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-open(doc, "w").write(text)
+sys.stdout.write(section)
 PY
-echo "written to $DOC" >&2
+  write_doc_section "Nodes behind HAProxy (\`bench/cluster.sh\`)"
+log "written to docs/benchmarks.md"

@@ -22,9 +22,9 @@ WARMUP=${WARMUP:-5}
 NODE=bench-cold
 IMAGE=ferrite/hello
 BODY='{"name":"Johnny"}'
-BEGAN=$(date +%s)
-
-log() { echo "cold.sh [$(($(date +%s) - BEGAN)) s]: $*" >&2; }
+BENCH=cold.sh
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 cargo build --release --locked -q -p ferrite
 scripts/images.sh hello >&2
@@ -34,35 +34,17 @@ WORK=$(mktemp -d)
 PID=
 SAMPLER=
 
-# docker ps lines for this node's containers (all states).
-node_containers() { docker ps -aq --filter "label=org.ferrite.node=$NODE" | wc -l; }
-
-# SIGTERM the server and wait for it: it removes its containers on the way out.
-stop_server() {
-  [[ -n $PID ]] || return 0
-  kill -TERM "$PID" 2>/dev/null || true
-  wait "$PID" 2>/dev/null || true
-  PID=
-}
-
 cleanup() {
-  local status=$? left
-  [[ -n $SAMPLER ]] && kill "$SAMPLER" 2>/dev/null
+  local status=$?
+  stop_pid "$SAMPLER"
   stop_server
-  left=$(node_containers)
-  if [[ $left -ne 0 ]]; then
-    log "$left container(s) of node $NODE left after shutdown; removing them"
-    docker ps -aq --filter "label=org.ferrite.node=$NODE" | xargs -r docker rm -f >/dev/null
-    status=1
-  fi
+  sweep_node_containers || status=1
   rm -rf "$WORK"
   exit "$status"
 }
 trap cleanup EXIT
 
-[[ $(node_containers) -eq 0 ]] || { log "containers of node $NODE exist before the run; remove them first"; exit 1; }
-
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+require_no_node_containers
 
 # start_server NAME [VAR=VALUE...]: one server on a free port over the same
 # store (URL and CALL name it), logging at info level (one `call finished ... prestarted=...` line
@@ -109,8 +91,7 @@ log "concurrency $CLIENTS: ${CONC_SECONDS} s or $CONC_MAX calls"
 SAMPLER=$!
 FROM=$(($(log_lines prestart) + 1))
 "${LOAD[@]}" conc "$CALL" "$CLIENTS" "$CONC_SECONDS" "$CONC_MAX" "$BODY" >"$WORK/conc.json"
-kill "$SAMPLER" 2>/dev/null || true
-wait "$SAMPLER" 2>/dev/null || true
+stop_pid "$SAMPLER"
 SAMPLER=
 "${LOAD[@]}" log "$WORK/prestart.log" "$FROM" >"$WORK/conc-log.json"
 ALIVE_MAX=$(sort -n "$WORK/alive.txt" | tail -1)
@@ -175,21 +156,15 @@ PY
 )
 echo "$TABLE"
 
-DOC=docs/benchmarks.md
-# shellcheck disable=SC2016 # the backquotes are markdown
-[[ -f $DOC ]] || printf '# Benchmarks\n\nFigures recorded by the scripts in `bench/`; each section says the command, the machine and the date.\n' >"$DOC"
-# Replace this script's section, keep the others.
-python3 - "$DOC" "$TABLE" "$(nproc)" "$MEM_GIB" "$(date -u +%Y-%m-%d)" "$DOCKER_VERSION" "$ELAPSED" <<'PY'
-import re, sys
-doc, table, cores, mem, day, docker, elapsed = sys.argv[1:]
-text = open(doc).read()
+python3 - "$TABLE" "$(nproc)" "$MEM_GIB" "$(date -u +%Y-%m-%d)" "$DOCKER_VERSION" "$ELAPSED" <<'PY' |
+import sys
+table, cores, mem, day, docker, elapsed = sys.argv[1:]
 heading = "## Cold calls (`bench/cold.sh`)"
 section = (f"{heading}\n\n{day}, {cores} cores, {mem} GiB memory, Docker {docker}, release build, "
            f"embedded SQLite; client and server on the same machine; the whole run took {elapsed} s.\n\n"
            f"{table}\n")
-pattern = re.compile(re.escape(heading) + r"\n.*?(?=\n## |\Z)", re.S)
-text = pattern.sub(lambda _: section.rstrip("\n") + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-open(doc, "w").write(text)
+sys.stdout.write(section)
 PY
-log "written to $DOC (run took ${ELAPSED} s)"
+  write_doc_section "Cold calls (\`bench/cold.sh\`)"
+log "written to docs/benchmarks.md (run took ${ELAPSED} s)"
 if [[ $LEFT -ne 0 ]]; then exit 1; fi

@@ -28,30 +28,17 @@ NODE=bench-hot
 IMAGE=ferrite/hot-hello
 COLD_IMAGE=ferrite/hello
 PREFIX=bench-hot-base-$$ # names of the baseline containers: $PREFIX-c1-0, $PREFIX-c8-0..7
-BEGAN=$(date +%s)
-
-log() { echo "hot.sh [$(($(date +%s) - BEGAN)) s]: $*" >&2; }
+BENCH=hot.sh
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 log "building ferrite, bench/hotclient and the images"
-cargo build --release --locked -q -p ferrite
-cargo build --release --locked -q --manifest-path bench/hotclient/Cargo.toml
-scripts/images.sh hot-hello hello >&2
-BIN=target/release/ferrite
-CLIENT=bench/hotclient/target/release/hotclient
+build hot-hello hello
 WORK=$(mktemp -d)
 PID=
 MEASURED=$(date +%s) # the builds are not part of the run time
 
-node_containers() { docker ps -aq --filter "label=org.ferrite.node=$NODE" | wc -l; }
 base_containers() { docker ps -aq --filter "name=^/$PREFIX-" | wc -l; }
-
-# SIGTERM the server and wait for it: it removes its containers on the way out.
-stop_server() {
-  [[ -n $PID ]] || return 0
-  kill -TERM "$PID" 2>/dev/null || true
-  wait "$PID" 2>/dev/null || true
-  PID=
-}
 
 cleanup() {
   local status=$? left
@@ -62,18 +49,13 @@ cleanup() {
     docker ps -aq --filter "name=^/$PREFIX-" | xargs -r docker rm -f >/dev/null 2>&1 || true
     status=1
   fi
-  left=$(node_containers)
-  if [[ $left -ne 0 ]]; then
-    log "$left container(s) of node $NODE left after shutdown; removing them"
-    docker ps -aq --filter "label=org.ferrite.node=$NODE" | xargs -r docker rm -f >/dev/null
-    status=1
-  fi
+  sweep_node_containers || status=1
   rm -rf "$WORK"
   exit "$status"
 }
 trap cleanup EXIT
 
-[[ $(node_containers) -eq 0 ]] || { log "containers of node $NODE exist before the run; remove them first"; exit 1; }
+require_no_node_containers
 
 # Share of the machine's CPU busy over one second, to see other load.
 busy_pct() {
@@ -211,14 +193,9 @@ PY
 )
 echo "$TABLE"
 
-DOC=docs/benchmarks.md
-# shellcheck disable=SC2016 # the backquotes are markdown
-[[ -f $DOC ]] || printf '# Benchmarks\n\nFigures recorded by the scripts in `bench/`; each section says the command, the machine and the date.\n' >"$DOC"
-# Replace this script's section, keep the others.
-python3 - "$DOC" "$TABLE" "$(nproc)" "$MEM_GIB" "$(date -u +%Y-%m-%d)" "$DOCKER_VERSION" "$ELAPSED" "$(uname -r)" <<'PY'
-import re, sys
-doc, table, cores, mem, day, docker, elapsed, kernel = sys.argv[1:]
-text = open(doc).read()
+python3 - "$TABLE" "$(nproc)" "$MEM_GIB" "$(date -u +%Y-%m-%d)" "$DOCKER_VERSION" "$ELAPSED" "$(uname -r)" <<'PY' |
+import sys
+table, cores, mem, day, docker, elapsed, kernel = sys.argv[1:]
 heading = "## Hot calls (`bench/hot.sh`)"
 section = (f"{heading}\n\n{day}, {cores} cores, {mem} GiB memory, Linux {kernel}, Docker {docker}, release build, "
            f"embedded SQLite, `LOG_LEVEL=warn`; client, server and containers on the same machine; "
@@ -228,14 +205,8 @@ section = (f"{heading}\n\n{day}, {cores} cores, {mem} GiB memory, Linux {kernel}
            "the init in the container → pipe → the function. A negative \"adds\" means Ferrite is faster. "
            "CPU per call is every process's CPU time over the measured run (from `/proc`) divided by its calls.\n\n"
            f"{table}\n")
-pattern = re.compile(re.escape(heading) + r"\n.*?(?=\n## |\Z)", re.S)
-if pattern.search(text):
-    text = pattern.sub(lambda _: section.rstrip("\n") + "\n", text)
-    # One blank line before the heading, whatever the section above left.
-    text = re.sub(r"\n*" + re.escape(heading), lambda _: "\n\n" + heading, text, count=1)
-else:
-    text = text.rstrip("\n") + "\n\n" + section
-open(doc, "w").write(text.rstrip("\n") + "\n")
+sys.stdout.write(section)
 PY
-log "written to $DOC (run took ${ELAPSED} s, ${TOTAL} s with the builds)"
+  write_doc_section "Hot calls (\`bench/hot.sh\`)"
+log "written to docs/benchmarks.md (run took ${ELAPSED} s, ${TOTAL} s with the builds)"
 if [[ $LEFT -ne 0 || $BASE_LEFT -ne 0 ]]; then exit 1; fi

@@ -11,6 +11,9 @@ ROUTES=${ROUTES:-10000}
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-32}
 PORT=${BENCH_PORT:-18080}
+BENCH=mgmt.sh
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --locked -q -p ferrite
@@ -61,17 +64,12 @@ TABLE
 )
 echo "$TABLE"
 
-DOC=docs/benchmarks.md
-[[ -f $DOC ]] || printf '# Benchmarks\n\nFigures recorded by the scripts in `bench/`; each section says the command, the machine and the date.\n' >"$DOC"
-# Replace this script's section, keep the others.
-python3 - "$DOC" "$TABLE" "$(nproc)" "$(date -u +%Y-%m-%d)" "$DURATION" "$CONNECTIONS" <<'PY'
-import re, sys
-doc, table, cores, day, duration, conns = sys.argv[1:]
-text = open(doc).read()
+python3 - "$TABLE" "$(nproc)" "$(date -u +%Y-%m-%d)" "$DURATION" "$CONNECTIONS" <<'PY' |
+import sys
+table, cores, day, duration, conns = sys.argv[1:]
 section = (f"## Management API (`bench/mgmt.sh`)\n\n{day}, {cores} cores, release build, embedded SQLite; "
            f"wrk -t2 -c{conns} -d{duration}s on the same machine.\n\n{table}\n")
-pattern = re.compile(r"## Management API \(`bench/mgmt.sh`\)\n.*?(?=\n## |\Z)", re.S)
-text = pattern.sub(section.rstrip("\n") + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-open(doc, "w").write(text)
+sys.stdout.write(section)
 PY
-echo "written to $DOC" >&2
+  write_doc_section "Management API (\`bench/mgmt.sh\`)"
+log "written to docs/benchmarks.md"

@@ -19,15 +19,15 @@
 #   bench/services.sh    # N=5000 SECONDS_MAX=10 WARMUP=200 SCALE_TRIALS=5
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/lib.sh
+BENCH=services.sh
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 N=${N:-5000}
 SECONDS_MAX=${SECONDS_MAX:-10}
 WARMUP=${WARMUP:-200}
 SCALE_TRIALS=${SCALE_TRIALS:-5}
 ID=bench-svc-$$
-BEGAN=$(date +%s)
-log() { echo "services.sh [$(($(date +%s) - BEGAN)) s]: $*" >&2; }
 
 log "building the release image, bench/hotclient and the function images"
 FERRITE_IMAGE_PROFILE=release scripts/deploy-images.sh ferrite >&2
@@ -151,10 +151,9 @@ PY
 )
 echo "$TABLE"
 
-python3 - docs/benchmarks.md "$TABLE" "$(nproc)" "$(date -u +%Y-%m-%d)" <<'PY'
-import re, sys
-doc, table, cores, day = sys.argv[1:]
-text = open(doc).read()
+python3 - "$TABLE" "$(nproc)" "$(date -u +%Y-%m-%d)" <<'PY' |
+import sys
+table, cores, day = sys.argv[1:]
 section = (f"## Routes as Swarm services (`bench/services.sh`)\n\n{day}, {cores} cores, release image; Ferrite "
            "as a container on an overlay network of this machine's single-node Swarm; the client "
            "(bench/hotclient) in a container on the same network; `ferrite/hot-hello` as a service image "
@@ -168,8 +167,7 @@ section = (f"## Routes as Swarm services (`bench/services.sh`)\n\n{day}, {cores}
            "(bench/hot.sh), and it shares the cores with the client and the task. Scale from zero "
            "is Swarm scheduling and starting the task (most of it) plus the watchdog binding its "
            "port; Ferrite probes the task's address from the moment Swarm has scheduled it.\n")
-pattern = re.compile(r"## Routes as Swarm services \(`bench/services.sh`\)\n.*?(?=\n## |\Z)", re.S)
-text = pattern.sub(section.rstrip("\n") + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-open(doc, "w").write(text)
+sys.stdout.write(section)
 PY
+  write_doc_section "Routes as Swarm services (\`bench/services.sh\`)"
 log "written to docs/benchmarks.md"

@@ -179,7 +179,7 @@ ferrite_context() {
 # Builds ferrite/NAME; its report line goes to $logs/NAME.out, the output to
 # $logs/NAME.log (shown only on failure).
 build() {
-  local name=$1 tag="ferrite/$1:latest" before after start secs size ctx
+  local name=$1 tag="ferrite/$1:latest" before start size ctx
   before=$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)
   start=$(date +%s.%N)
   {
@@ -190,14 +190,8 @@ build() {
       docker build --force-rm -t "$tag" "deploy/$name"
     fi
   } >"$logs/$name.log" 2>&1 || { echo "FAILED    $tag" >"$logs/$name.out"; return 1; }
-  after=$(docker image inspect -f '{{.Id}}' "$tag")
   size=$(docker image inspect -f '{{.Size}}' "$tag" | awk '{ printf "%.1fMB", $1 / 1e6 }')
-  secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
-  if [ "$before" = "$after" ]; then
-    echo "unchanged $tag ${after:7:12} $size (${secs}s)" >"$logs/$name.out"
-  else
-    echo "built     $tag ${after:7:12} $size (${secs}s)" >"$logs/$name.out"
-  fi
+  image_outcome "$tag" "$before" "$start" "$size" >"$logs/$name.out"
 }
 
 # The Debian images, on the base made first (a failed base fails them all).

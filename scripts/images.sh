@@ -57,7 +57,7 @@ compile() {
 # line goes to $logs/NAME.out, the output to $logs/NAME.log (shown only on
 # failure).
 build() {
-  local name=$1 tag="ferrite/$1:latest" before after start secs
+  local name=$1 tag="ferrite/$1:latest" before start
   before=$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)
   start=$(date +%s.%N)
   if ! compile "$name" >"$logs/$name.log" 2>&1 \
@@ -65,13 +65,7 @@ build() {
     echo "FAILED    $tag" >"$logs/$name.out"
     return 1
   fi
-  after=$(docker image inspect -f '{{.Id}}' "$tag")
-  secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
-  if [ "$before" = "$after" ]; then
-    echo "unchanged $tag ${after:7:12} (${secs}s)" >"$logs/$name.out"
-  else
-    echo "built     $tag ${after:7:12} (${secs}s)" >"$logs/$name.out"
-  fi
+  image_outcome "$tag" "$before" "$start" >"$logs/$name.out"
 }
 
 # Reports one build; returns its status.

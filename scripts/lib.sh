@@ -122,3 +122,44 @@ CFG
     done
   done
 }
+
+# stop_pidfile PIDFILE: TERM the process PIDFILE names, give it 5 s to go,
+# then KILL it. Nothing when the file is missing.
+stop_pidfile() {
+  local pid
+  pid=$(cat "$1" 2>/dev/null) || return 0
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+}
+
+# image_outcome TAG BEFORE START [SIZE]: the one line a build reports:
+# whether TAG's image id moved from BEFORE, its short id and the seconds
+# since START (date +%s.%N), with SIZE when given.
+image_outcome() {
+  local tag=$1 before=$2 start=$3 size=${4:+ $4} after secs
+  after=$(docker image inspect -f '{{.Id}}' "$tag")
+  secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
+  if [ "$before" = "$after" ]; then
+    echo "unchanged $tag ${after:7:12}$size (${secs}s)"
+  else
+    echo "built     $tag ${after:7:12}$size (${secs}s)"
+  fi
+}
+
+# daemon_args NAME "$@": the `start|stop DIR` arguments of a script that
+# runs one daemon with its files in DIR. Sets cmd, DIR, PIDFILE (DIR/NAME.pid)
+# and ADDRFILE (DIR/NAME.addr); calls the script's usage when they are wrong.
+daemon_args() {
+  local name=$1
+  shift
+  [ $# -eq 2 ] || usage
+  cmd=$1
+  mkdir -p "$2"
+  DIR=$(cd "$2" && pwd)
+  PIDFILE=$DIR/$name.pid
+  ADDRFILE=$DIR/$name.addr
+}
+
+# running: whether the daemon of PIDFILE is alive.
+running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }

@@ -19,14 +19,7 @@ USER_NAME=ferrite
 PASSWORD=ferrite-pass
 
 usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
-[ $# -eq 2 ] || usage
-cmd=$1
-mkdir -p "$2"
-DIR=$(cd "$2" && pwd)
-PIDFILE=$DIR/registry.pid
-ADDRFILE=$DIR/registry.addr
-
-running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+daemon_args registry "$@"
 
 start() {
   if running; then
@@ -86,13 +79,7 @@ YAML
 }
 
 stop() {
-  if running; then
-    local pid
-    pid=$(cat "$PIDFILE")
-    kill "$pid"
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-  fi
+  if running; then stop_pidfile "$PIDFILE"; fi
   # Credentials a test stored with `docker login` to this registry.
   if [ -f "$ADDRFILE" ]; then
     docker logout "$(cat "$ADDRFILE")" >/dev/null 2>&1 || true

@@ -24,15 +24,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
-[ $# -eq 2 ] || usage
-cmd=$1
-mkdir -p "$2"
-DIR=$(cd "$2" && pwd)
-PIDFILE=$DIR/proxy.pid
-ADDRFILE=$DIR/proxy.addr
+daemon_args proxy "$@"
 SOCK=${DOCKER_SOCK:-/var/run/docker.sock}
-
-running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 
 newkey() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
 
@@ -159,12 +152,8 @@ CONF
 
 stop() {
   if running; then
-    local pid
-    pid=$(cat "$PIDFILE")
     # nginx's master stops its workers (and their connections) on TERM.
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
+    stop_pidfile "$PIDFILE"
     pkill -9 -f "nginx -c $DIR/nginx.conf" 2>/dev/null || true
   fi
   rm -f "$PIDFILE" "$ADDRFILE"

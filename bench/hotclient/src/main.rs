@@ -112,18 +112,28 @@ struct Response {
     close: bool,
 }
 
+/// Reads one line into `line` and returns it without its end of line; the
+/// end of input there is an error, `where_` saying where in the response.
+fn read_line<'a, R: BufRead>(
+    input: &mut R,
+    line: &'a mut Vec<u8>,
+    where_: &str,
+) -> io::Result<&'a [u8]> {
+    line.clear();
+    if input.read_until(b'\n', line)? == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("end of input {where_}"),
+        ));
+    }
+    Ok(trim_eol(line))
+}
+
 /// Reads one HTTP/1.1 response: status line, headers up to the blank line,
 /// then Content-Length bytes (or a chunked body). Returns the status.
 fn read_response<R: BufRead>(input: &mut R, resp: &mut Response) -> io::Result<u16> {
     let broken = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_string());
-    resp.line.clear();
-    if input.read_until(b'\n', &mut resp.line)? == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "end of input before a response",
-        ));
-    }
-    let status_line = trim_eol(&resp.line);
+    let status_line = read_line(input, &mut resp.line, "before a response")?;
     if !status_line.starts_with(b"HTTP/1.") || status_line.len() < 12 {
         return Err(broken(&format!(
             "bad status line: {}",
@@ -135,14 +145,7 @@ fn read_response<R: BufRead>(input: &mut R, resp: &mut Response) -> io::Result<u
     let mut chunked = false;
     resp.close = false;
     loop {
-        resp.line.clear();
-        if input.read_until(b'\n', &mut resp.line)? == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "end of input in the headers",
-            ));
-        }
-        let h = trim_eol(&resp.line);
+        let h = read_line(input, &mut resp.line, "in the headers")?;
         if h.is_empty() {
             break;
         }

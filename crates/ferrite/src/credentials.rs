@@ -249,6 +249,15 @@ mod tests {
         dir
     }
 
+    /// The error of loading a config file holding `content` with `mode`.
+    fn config_file_error(content: &str, mode: u32) -> String {
+        let dir = config_dir(content, mode);
+        let xdg = dir.path().to_str().unwrap();
+        load(None, true, &env(&[("XDG_CONFIG_HOME", xdg)]))
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
     fn defaults_without_anything() {
         let settings = load(None, true, &env(&[("HOME", "/nonexistent")])).unwrap();
@@ -304,12 +313,8 @@ mod tests {
             "JWT_AUTH_KEY and FERRITE_TOKEN are set: set only one of JWT_AUTH_KEY, \
              JWT_AUTH_KEY_FILE and FERRITE_TOKEN"
         );
-        let dir = config_dir("jwt_auth_key = \"k\"\ntoken = \"t\"\n", 0o600);
-        let xdg = dir.path().to_str().unwrap();
-        let err = load(None, true, &env(&[("XDG_CONFIG_HOME", xdg)])).unwrap_err();
-        assert!(err
-            .to_string()
-            .ends_with("set jwt_auth_key or token, not both"));
+        let err = config_file_error("jwt_auth_key = \"k\"\ntoken = \"t\"\n", 0o600);
+        assert!(err.ends_with("set jwt_auth_key or token, not both"));
     }
 
     #[test]
@@ -333,11 +338,7 @@ mod tests {
 
     #[test]
     fn a_config_file_others_can_read_is_refused() {
-        let dir = config_dir("jwt_auth_key = \"hunter2\"\n", 0o644);
-        let xdg = dir.path().to_str().unwrap();
-        let err = load(None, true, &env(&[("XDG_CONFIG_HOME", xdg)]))
-            .unwrap_err()
-            .to_string();
+        let err = config_file_error("jwt_auth_key = \"hunter2\"\n", 0o644);
         assert!(
             err.contains("may be read or changed by other users (mode 0644)"),
             "{err}"
@@ -348,26 +349,14 @@ mod tests {
 
     #[test]
     fn a_bad_config_file_is_one_line_without_its_content() {
-        let dir = config_dir("jwt_auth_key = hunter2\n", 0o600);
-        let xdg = dir.path().to_str().unwrap();
-        let err = load(None, true, &env(&[("XDG_CONFIG_HOME", xdg)]))
-            .unwrap_err()
-            .to_string();
+        let err = config_file_error("jwt_auth_key = hunter2\n", 0o600);
         assert!(!err.contains('\n') && !err.contains("hunter2"), "{err}");
-        let dir = config_dir("jwt_auth_key = 20240601\n", 0o600);
-        let xdg = dir.path().to_str().unwrap();
-        let err = load(None, true, &env(&[("XDG_CONFIG_HOME", xdg)]))
-            .unwrap_err()
-            .to_string();
+        let err = config_file_error("jwt_auth_key = 20240601\n", 0o600);
         assert!(
             err.ends_with("line 1: invalid type: expected a string"),
             "{err}"
         );
-        let dir = config_dir("jwt_key = \"k\"\n", 0o600);
-        let xdg = dir.path().to_str().unwrap();
-        let err = load(None, true, &env(&[("XDG_CONFIG_HOME", xdg)]))
-            .unwrap_err()
-            .to_string();
+        let err = config_file_error("jwt_key = \"k\"\n", 0o600);
         assert!(err.contains("unknown field"), "{err}");
     }
 }

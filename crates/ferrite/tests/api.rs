@@ -1,3 +1,4 @@
+// Long: one test per resource and rule of the v1 API, sharing this file's request helpers; one binary for all.
 //! The v1 management API, driven over HTTP against the real `ferrite server`
 //! binary on a temporary SQLite database.
 

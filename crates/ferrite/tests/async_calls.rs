@@ -7,7 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{client, create_route, eventually, node_containers, require_images, TestServer};
+use common::{
+    client, create_route, create_routes, eventually, node_containers, require_images, TestServer,
+};
 use serde_json::{json, Value};
 
 /// Call an async route; the call id of its 202.
@@ -103,15 +105,13 @@ fn async_calls_run_and_keep_their_output() {
 fn failures_are_retried_as_the_route_allows() {
     require_images(&["ferrite/fail", "ferrite/sleep"]);
     let server = TestServer::start();
-    create_route(
+    create_routes(
         &server,
         "retryapp",
-        json!({"path": "/fail", "image": "ferrite/fail", "type": "async", "max_retries": 2}),
-    );
-    create_route(
-        &server,
-        "retryapp",
-        json!({"path": "/slow", "image": "ferrite/sleep", "type": "async", "timeout": 1, "max_retries": 1}),
+        [
+            json!({"path": "/fail", "image": "ferrite/fail", "type": "async", "max_retries": 2}),
+            json!({"path": "/slow", "image": "ferrite/sleep", "type": "async", "timeout": 1, "max_retries": 1}),
+        ],
     );
     let slow = enqueue(&server, "/r/retryapp/slow", "30");
     create_route(
@@ -185,15 +185,13 @@ fn queued_calls_can_be_cancelled() {
 fn a_call_whose_route_went_away_fails() {
     require_images(&["ferrite/hello"]);
     let mut server = TestServer::start_with_env(&[("FERRITE_ASYNC_CONCURRENCY", "0")]);
-    create_route(
+    create_routes(
         &server,
         "goneapp",
-        json!({"path": "/hello", "image": "ferrite/hello", "type": "async"}),
-    );
-    create_route(
-        &server,
-        "goneapp",
-        json!({"path": "/keep", "image": "ferrite/hello"}),
+        [
+            json!({"path": "/hello", "image": "ferrite/hello", "type": "async"}),
+            json!({"path": "/keep", "image": "ferrite/hello"}),
+        ],
     );
     let id = enqueue(&server, "/r/goneapp/hello", "");
     let reply = client()
@@ -216,15 +214,13 @@ fn a_call_whose_route_went_away_fails() {
 fn sync_calls_are_in_the_history() {
     require_images(&["ferrite/hello", "ferrite/fail"]);
     let server = TestServer::start();
-    create_route(
+    create_routes(
         &server,
         "histapp",
-        json!({"path": "/hello", "image": "ferrite/hello"}),
-    );
-    create_route(
-        &server,
-        "histapp",
-        json!({"path": "/fail", "image": "ferrite/fail"}),
+        [
+            json!({"path": "/hello", "image": "ferrite/hello"}),
+            json!({"path": "/fail", "image": "ferrite/fail"}),
+        ],
     );
     let mut ids = Vec::new();
     for path in ["/r/histapp/hello", "/r/histapp/hello", "/r/histapp/fail"] {
@@ -292,15 +288,13 @@ fn sync_calls_are_in_the_history() {
 fn hot_calls_keep_their_own_stderr() {
     require_images(&["ferrite/chaos"]);
     let server = TestServer::start();
-    create_route(
+    create_routes(
         &server,
         "hotlog",
-        json!({"path": "/chaos", "image": "ferrite/chaos", "format": "http"}),
-    );
-    create_route(
-        &server,
-        "hotlog",
-        json!({"path": "/later", "image": "ferrite/chaos", "format": "http", "type": "async"}),
+        [
+            json!({"path": "/chaos", "image": "ferrite/chaos", "format": "http"}),
+            json!({"path": "/later", "image": "ferrite/chaos", "format": "http", "type": "async"}),
+        ],
     );
     // One container serves these one after the other: each call's log is
     // its own line only. (The pause lets stderr, which comes through the

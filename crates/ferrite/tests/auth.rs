@@ -1,3 +1,4 @@
+// Long: each way in to /v1 (loopback, key, token, proxy, CLI credential) is a test sharing this file's token and request helpers; one binary for all.
 //! Who may manage Ferrite, and secrets, against the real `ferrite` binary:
 //! `/v1` closed to all but loopback without a key, every client needing a
 //! token with one (checked before any body is read, as is a route's

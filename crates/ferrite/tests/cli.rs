@@ -1,3 +1,4 @@
+// Long: one test per CLI verb group, sharing common/cli.rs's runners; one binary for all.
 //! The client commands of the real `ferrite` binary against a real server:
 //! tables for people, `--json` for scripts, and one-line errors.
 
@@ -97,24 +98,13 @@ fn app_config_set_and_unset() {
     let server = TestServer::start();
     ok(&server, &["apps", "create", "myapp"]);
 
-    let out = ok(
+    config_set_and_unset(
         &server,
-        &["apps", "config", "set", "myapp", "DB", "postgres://db/x"],
+        &["apps", "config"],
+        &["myapp"],
+        "App myapp",
+        [("DB", "postgres://db/x"), ("LEVEL", "debug")],
     );
-    assert_eq!(out.trim(), "App myapp: config DB set");
-    let app = ok_json(
-        &server,
-        &["apps", "config", "set", "myapp", "LEVEL", "debug"],
-    );
-    assert_eq!(
-        app["config"],
-        serde_json::json!({"DB": "postgres://db/x", "LEVEL": "debug"})
-    );
-
-    let out = ok(&server, &["apps", "config", "unset", "myapp", "DB"]);
-    assert_eq!(out.trim(), "App myapp: config DB unset");
-    let app = ok_json(&server, &["apps", "config", "unset", "myapp", "LEVEL"]);
-    assert_eq!(app["config"], Value::Null);
     assert_eq!(
         ok_json(&server, &["apps", "inspect", "myapp"])["config"],
         Value::Null
@@ -351,27 +341,33 @@ fn route_config_set_and_unset() {
         &["routes", "create", "myapp", "/a/b", "ferrite/hello"],
     );
 
-    let out = ok(
+    config_set_and_unset(
         &server,
-        &["routes", "config", "set", "myapp", "/a/b", "K", "v 1"],
+        &["routes", "config"],
+        &["myapp", "/a/b"],
+        "Route /a/b of app myapp",
+        [("K", "v 1"), ("L", "2")],
     );
-    assert_eq!(out.trim(), "Route /a/b of app myapp: config K set");
-    let route = ok_json(
-        &server,
-        &["routes", "config", "set", "myapp", "/a/b", "L", "2"],
-    );
-    assert_eq!(route["config"], serde_json::json!({"K": "v 1", "L": "2"}));
+}
 
-    let out = ok(
-        &server,
-        &["routes", "config", "unset", "myapp", "/a/b", "K"],
-    );
-    assert_eq!(out.trim(), "Route /a/b of app myapp: config K unset");
-    let route = ok_json(
-        &server,
-        &["routes", "config", "unset", "myapp", "/a/b", "L"],
-    );
-    assert_eq!(route["config"], Value::Null);
+/// `config set` of two keys on what `target` names (`shown` in messages),
+/// then `config unset` of both: the messages, and with `--json` the config.
+fn config_set_and_unset(
+    server: &TestServer,
+    config: &[&str],
+    target: &[&str],
+    shown: &str,
+    [(k1, v1), (k2, v2)]: [(&str, &str); 2],
+) {
+    let out = ok(server, &[config, &["set"], target, &[k1, v1]].concat());
+    assert_eq!(out.trim(), format!("{shown}: config {k1} set"));
+    let object = ok_json(server, &[config, &["set"], target, &[k2, v2]].concat());
+    assert_eq!(object["config"], serde_json::json!({ k1: v1, k2: v2 }));
+
+    let out = ok(server, &[config, &["unset"], target, &[k1]].concat());
+    assert_eq!(out.trim(), format!("{shown}: config {k1} unset"));
+    let object = ok_json(server, &[config, &["unset"], target, &[k2]].concat());
+    assert_eq!(object["config"], Value::Null);
 }
 
 #[test]

@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use common::cli::{self, only_error_line, unreachable_cmd};
-use common::{ferrite_cmd, TestServer};
+use common::{ferrite_cmd, output_with_stdin, TestServer};
 
 /// Run `ferrite routes call ARGS` with `stdin` piped in and closed.
 fn call_with(server: &TestServer, env: &[(&str, &str)], args: &[&str], stdin: &[u8]) -> Output {
@@ -18,18 +17,7 @@ fn call_with(server: &TestServer, env: &[(&str, &str)], args: &[&str], stdin: &[
 }
 
 fn run_call(mut cmd: Command, args: &[&str], stdin: &[u8]) -> Output {
-    cmd.args(["routes", "call"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run ferrite routes call {args:?}: {e}"));
-    let mut input = child.stdin.take().expect("piped stdin");
-    input.write_all(stdin).expect("write stdin");
-    drop(input);
-    child.wait_with_output().expect("wait for ferrite")
+    output_with_stdin(cmd.args(["routes", "call"]).args(args), stdin)
 }
 
 fn call(server: &TestServer, args: &[&str], stdin: &[u8]) -> Output {

@@ -1,16 +1,16 @@
+// Long: one test per cold-call scenario (contract, failures, limits, admission, registries, TLS engine, leftovers), sharing this file's helpers; one binary for all.
 //! Cold calls (`format: default`) against the real Docker engine: the
 //! function contract, failures, limits, admission, pulls, TLS, hygiene.
 
 mod common;
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    assert_only_waiting_containers, client_with_timeout, create_route, eventually, node_containers,
-    require_images, token, TestServer,
+    assert_only_waiting_containers, client_with_timeout, create_route, create_routes, eventually,
+    node_containers, output_with_stdin, require_images, token, TestServer,
 };
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
@@ -168,25 +168,15 @@ fn failures_map_to_clear_answers() {
         "ferrite/stream",
     ]);
     let server = TestServer::start();
-    create_route(
+    create_routes(
         &server,
         "bad",
-        json!({"path":"/fail","image":"ferrite/fail","config":{"EXIT_CODE":"3"}}),
-    );
-    create_route(
-        &server,
-        "bad",
-        json!({"path":"/slow","image":"ferrite/sleep","timeout":1}),
-    );
-    create_route(
-        &server,
-        "bad",
-        json!({"path":"/oom","image":"ferrite/oom","memory":16}),
-    );
-    create_route(
-        &server,
-        "bad",
-        json!({"path":"/big","image":"ferrite/stream","headers":{"X-Always":["yes"]}}),
+        [
+            json!({"path":"/fail","image":"ferrite/fail","config":{"EXIT_CODE":"3"}}),
+            json!({"path":"/slow","image":"ferrite/sleep","timeout":1}),
+            json!({"path":"/oom","image":"ferrite/oom","memory":16}),
+            json!({"path":"/big","image":"ferrite/stream","headers":{"X-Always":["yes"]}}),
+        ],
     );
 
     let reply = post(&server, "/r/bad/fail", "");
@@ -306,20 +296,14 @@ fn admission_waits_then_refuses_and_never_starts_beyond_the_budget() {
         ("FERRITE_ADMISSION_WAIT_MS", "1500"),
         ("FERRITE_PRESTART_MAX", "0"),
     ]);
-    create_route(
+    create_routes(
         &server,
         "adm",
-        json!({"path":"/slow","image":"ferrite/sleep","memory":64,"timeout":20}),
-    );
-    create_route(
-        &server,
-        "adm",
-        json!({"path":"/hello","image":"ferrite/hello","memory":64}),
-    );
-    create_route(
-        &server,
-        "adm",
-        json!({"path":"/huge","image":"ferrite/hello","memory":200}),
+        [
+            json!({"path":"/slow","image":"ferrite/sleep","memory":64,"timeout":20}),
+            json!({"path":"/hello","image":"ferrite/hello","memory":64}),
+            json!({"path":"/huge","image":"ferrite/hello","memory":200}),
+        ],
     );
 
     let reply = post(&server, "/r/adm/huge", "");
@@ -441,21 +425,12 @@ fn images_are_pulled_from_a_private_registry_with_docker_auth() {
     // Ferrite cannot find credentials other than DOCKER_AUTH.
     let config = tempfile::tempdir().unwrap();
     let cli = |args: &[&str]| {
-        let mut child = Command::new("docker")
-            .env("DOCKER_CONFIG", config.path())
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"ferrite-pass")
-            .unwrap();
-        let output = child.wait_with_output().unwrap();
+        let output = output_with_stdin(
+            Command::new("docker")
+                .env("DOCKER_CONFIG", config.path())
+                .args(args),
+            b"ferrite-pass",
+        );
         assert!(
             output.status.success(),
             "docker {args:?}: {}",

@@ -1,3 +1,4 @@
+// Long: one test per confinement property, all sharing this file's call, inspect and status helpers; one binary for all.
 //! Function containers are confined, against the real engine: what a
 //! function sees from inside (capabilities, privileges, limits, filesystem,
 //! network), what `docker inspect` shows of its container, that it cannot
@@ -11,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{
-    client_with_timeout, create_route, eventually, ferrite_cmd, node_containers, require_images,
-    succeed, TestServer,
+    client_with_timeout, create_route, create_routes, eventually, ferrite_cmd, node_containers,
+    require_images, succeed, TestServer,
 };
 use serde_json::{json, Value};
 
@@ -76,15 +77,13 @@ fn assert_no_containers_after(mut server: TestServer) {
 fn functions_have_no_capabilities_and_no_new_privileges() {
     require_images(&["ferrite/probe", "ferrite/chaos", "ferrite/chaos-nobody"]);
     let server = TestServer::start();
-    create_route(
+    create_routes(
         &server,
         "caps",
-        json!({"path":"/cold","image":"ferrite/probe"}),
-    );
-    create_route(
-        &server,
-        "caps",
-        json!({"path":"/hot","image":"ferrite/chaos","format":"http"}),
+        [
+            json!({"path":"/cold","image":"ferrite/probe"}),
+            json!({"path":"/hot","image":"ferrite/chaos","format":"http"}),
+        ],
     );
     // A hot image whose USER is not root: its init creates the socket too.
     create_route(
@@ -111,16 +110,14 @@ fn functions_have_no_capabilities_and_no_new_privileges() {
 fn docker_inspect_shows_the_limits_and_no_host_paths() {
     require_images(&["ferrite/probe", "ferrite/chaos"]);
     let server = TestServer::start();
-    create_route(
+    create_routes(
         &server,
         "lim",
-        json!({"path":"/slow","image":"ferrite/probe","timeout":60}),
-    );
-    create_route(
-        &server,
-        "lim",
-        json!({"path":"/hot","image":"ferrite/chaos","format":"http","memory":256,
+        [
+            json!({"path":"/slow","image":"ferrite/probe","timeout":60}),
+            json!({"path":"/hot","image":"ferrite/chaos","format":"http","memory":256,
                "confinement":{"cpus":0.5,"pids_limit":100,"nofile":2048}}),
+        ],
     );
     // A slow call, so that its container is running while we look.
     let url = server.url.clone();
@@ -286,19 +283,17 @@ fn a_fork_bomb_stops_at_the_pids_limit() {
 fn a_read_only_root_leaves_tmp_writable() {
     require_images(&["ferrite/probe", "ferrite/chaos"]);
     let server = TestServer::start();
-    create_route(
+    create_routes(
         &server,
         "ro",
-        json!({"path":"/cold","image":"ferrite/probe","memory":32,
+        [
+            json!({"path":"/cold","image":"ferrite/probe","memory":32,
                "confinement":{"read_only":true}}),
-    );
-    create_route(
-        &server,
-        "ro",
-        json!({"path":"/hot","image":"ferrite/chaos","format":"http",
+            json!({"path":"/hot","image":"ferrite/chaos","format":"http",
                "confinement":{"read_only":true}}),
+            json!({"path":"/rw","image":"ferrite/probe"}),
+        ],
     );
-    create_route(&server, "ro", json!({"path":"/rw","image":"ferrite/probe"}));
     let script =
         "echo x >/tmp/f && echo tmp-written; echo x >/f 2>/dev/null || echo root-refused; \
                   grep ' /tmp ' /proc/mounts || true";
@@ -326,21 +321,15 @@ fn a_read_only_root_leaves_tmp_writable() {
 fn network_none_leaves_only_loopback() {
     require_images(&["ferrite/probe", "ferrite/chaos"]);
     let server = TestServer::start();
-    create_route(
+    create_routes(
         &server,
         "net",
-        json!({"path":"/none","image":"ferrite/probe","confinement":{"network":"none"}}),
-    );
-    create_route(
-        &server,
-        "net",
-        json!({"path":"/default","image":"ferrite/probe"}),
-    );
-    create_route(
-        &server,
-        "net",
-        json!({"path":"/hot","image":"ferrite/chaos","format":"http",
+        [
+            json!({"path":"/none","image":"ferrite/probe","confinement":{"network":"none"}}),
+            json!({"path":"/default","image":"ferrite/probe"}),
+            json!({"path":"/hot","image":"ferrite/chaos","format":"http",
                "confinement":{"network":"none"}}),
+        ],
     );
     assert_eq!(call_ok(&server, "/net/none", "ls /sys/class/net"), "lo\n");
     let default = call_ok(&server, "/net/default", "ls /sys/class/net");
@@ -405,15 +394,13 @@ fn capabilities_come_back_only_from_the_allowlist() {
 fn a_function_cannot_forge_its_exit_status() {
     require_images(&["ferrite/forge", "ferrite/chaos"]);
     let server = TestServer::start();
-    create_route(
+    create_routes(
         &server,
         "forge",
-        json!({"path":"/cold","image":"ferrite/forge"}),
-    );
-    create_route(
-        &server,
-        "forge",
-        json!({"path":"/hot","image":"ferrite/chaos","format":"http"}),
+        [
+            json!({"path":"/cold","image":"ferrite/forge"}),
+            json!({"path":"/hot","image":"ferrite/chaos","format":"http"}),
+        ],
     );
     let reply = common::client()
         .post(format!("{}/r/forge/cold", server.url))

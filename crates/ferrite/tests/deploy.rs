@@ -97,8 +97,9 @@ fn the_quick_install_is_one_container_driving_a_tls_engine() {
 
     // As docs/operating.md gives it, but on the host's network: the TLS
     // proxy standing in for a remote manager listens on 127.0.0.1.
-    let started = Command::new("docker")
-        .args([
+    common::succeed(
+        "docker",
+        &[
             "run",
             "-d",
             "--name",
@@ -128,13 +129,7 @@ fn the_quick_install_is_one_container_driving_a_tls_engine() {
             "-e",
             "JWT_AUTH_KEY_FILE=/run/secrets/jwt-key",
             "ferrite/ferrite",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        started.status.success(),
-        "docker run: {}",
-        String::from_utf8_lossy(&started.stderr)
+        ],
     );
     let url = format!("http://127.0.0.1:{port}");
     assert!(

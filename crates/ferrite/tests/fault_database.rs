@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::postgres_private::PrivatePostgres;
-use common::{client_with_timeout, create_route, eventually, require_images, TestServer};
+use common::{client_with_timeout, create_routes, eventually, require_images, TestServer};
 use serde_json::{json, Value};
 
 /// How long the database stays away.
@@ -129,22 +129,16 @@ fn known_routes_are_served_while_the_database_is_away() {
     let postgres = PrivatePostgres::start();
     let url = postgres.url();
     let server = TestServer::start_with_env(&[("DB_URL", url.as_str())]);
-    create_route(
+    create_routes(
         &server,
         "outage",
-        json!({"path": "/hot", "image": "ferrite/hot-hello", "format": "http",
+        [
+            json!({"path": "/hot", "image": "ferrite/hot-hello", "format": "http",
                "max_concurrency": 4, "confinement": {"network": "none"}}),
-    );
-    create_route(
-        &server,
-        "outage",
-        json!({"path": "/cold", "image": "ferrite/hello", "confinement": {"network": "none"}}),
-    );
-    create_route(
-        &server,
-        "outage",
-        json!({"path": "/later", "image": "ferrite/sleep", "type": "async",
+            json!({"path": "/cold", "image": "ferrite/hello", "confinement": {"network": "none"}}),
+            json!({"path": "/later", "image": "ferrite/sleep", "type": "async",
                "max_retries": 0, "confinement": {"network": "none"}}),
+        ],
     );
     let http = client_with_timeout(Duration::from_secs(60));
     for path in ["/r/outage/hot", "/r/outage/cold"] {

@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 
 use common::call::post;
 use common::dockerd::Dockerd;
-use common::{client, client_with_timeout, create_route, eventually, require_images, TestServer};
+use common::{
+    client, client_with_timeout, create_route, create_routes, eventually, require_images,
+    TestServer,
+};
 use serde_json::{json, Value};
 
 /// One call of the load: when it was sent and answered, which route, its
@@ -46,16 +49,14 @@ fn engine_restart_under_load() {
     let host = engine.host();
     let server = TestServer::start_with_env(&[("DOCKER_HOST", &host)]);
     let node = server.node_id.clone();
-    create_route(
+    create_routes(
         &server,
         "fault",
-        json!({"path":"/cold","image":"ferrite/hello","confinement":{"network":"none"}}),
-    );
-    create_route(
-        &server,
-        "fault",
-        json!({"path":"/hot","image":"ferrite/chaos","format":"http","max_concurrency":2,
+        [
+            json!({"path":"/cold","image":"ferrite/hello","confinement":{"network":"none"}}),
+            json!({"path":"/hot","image":"ferrite/chaos","format":"http","max_concurrency":2,
                "confinement":{"network":"none"}}),
+        ],
     );
     for route in ["/r/fault/cold", "/r/fault/hot"] {
         assert_eq!(post(&server, route), 200, "{route}");

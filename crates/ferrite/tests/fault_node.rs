@@ -14,16 +14,14 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use common::calls::wait_settled;
+use common::cluster::Cluster;
 use common::containers::route_containers;
-use common::haproxy::HaProxy;
 use common::load::{Load, Target};
-use common::redis::RedisServer;
-use common::{client, require_images, token, TestServer};
+use common::{require_images, token};
 use ferrite_model::Millis;
 use serde_json::{json, Value};
 
-/// The nodes' management key: HAProxy says whom it forwards for, so /v1
-/// through it is remote and needs a token, as in production.
+/// The nodes' management key.
 const KEY: &str = "fault-node-management-key-of-32-bytes";
 /// Async calls at once per node: low, so that every node (the one that
 /// dies included) holds some while the load runs.
@@ -32,33 +30,16 @@ const ASYNC_CONCURRENCY: &str = "2";
 const LEASE: Duration = Duration::from_secs(30);
 const SYNC_CLIENTS: usize = 4;
 
-fn post(url: &str, body: Value) -> u16 {
-    let reply = client()
-        .post(url)
-        .bearer_auth(token(KEY, 600))
-        .body(body.to_string())
-        .send()
-        .unwrap();
-    reply.status().as_u16()
-}
-
 #[test]
 fn a_killed_node_is_taken_over() {
     require_images(&["ferrite/hot-hello", "ferrite/sleep"]);
-    let redis = RedisServer::start();
-    let mq = redis.url(&format!("fault-node-{}", std::process::id()));
-    let db = common::postgres::fresh_database();
-    let env = [
-        ("DB_URL", db.as_str()),
-        ("MQ_URL", mq.as_str()),
-        ("JWT_AUTH_KEY", KEY),
-        ("FERRITE_ASYNC_CONCURRENCY", ASYNC_CONCURRENCY),
-    ];
-    let mut nodes: Vec<TestServer> = (0..3).map(|_| TestServer::start_with_env(&env)).collect();
-    let urls: Vec<&str> = nodes.iter().map(|n| n.url.as_str()).collect();
-    let lb = HaProxy::start(&urls);
+    let mut cluster = Cluster::start(
+        "fault-node",
+        KEY,
+        &[("FERRITE_ASYNC_CONCURRENCY", ASYNC_CONCURRENCY)],
+    );
+    let post = |path: &str, body: Value| cluster.post(path, body).status().as_u16();
 
-    let routes = format!("{}/v1/apps/takeover/routes", lb.url);
     // The functions need no network: without one their containers do not
     // depend on the engine's default bridge, which is not under test here.
     for route in [
@@ -66,24 +47,28 @@ fn a_killed_node_is_taken_over() {
                "max_concurrency": 2}),
         json!({"path": "/slow", "image": "ferrite/sleep", "confinement": {"network": "none"}, "type": "async", "timeout": 60}),
     ] {
-        assert_eq!(post(&routes, json!({ "route": route })), 200);
+        assert_eq!(
+            post("/v1/apps/takeover/routes", json!({ "route": route })),
+            200
+        );
     }
-    assert_eq!(post(&format!("{}/r/takeover/hot", lb.url), json!({})), 200);
+    assert_eq!(post("/r/takeover/hot", json!({})), 200);
     // The URI hash sends every call of /r/takeover/hot to one node: that one dies.
-    let victim = nodes
+    let victim = cluster
+        .nodes
         .iter()
         .position(|n| !route_containers(&n.node_id, "/hot").is_empty())
         .expect("a node runs the hot route");
 
     let load = Load::start(vec![
         Target {
-            urls: vec![format!("{}/r/takeover/hot", lb.url)],
+            urls: vec![format!("{}/r/takeover/hot", cluster.lb.url)],
             clients: SYNC_CLIENTS,
             pause: Duration::ZERO,
             body: "{}",
         },
         Target {
-            urls: vec![format!("{}/r/takeover/slow", lb.url)],
+            urls: vec![format!("{}/r/takeover/slow", cluster.lb.url)],
             clients: 1,
             pause: Duration::from_millis(500),
             body: "2",
@@ -91,13 +76,13 @@ fn a_killed_node_is_taken_over() {
     ]);
     // Until the node that dies runs async calls too.
     let holds = common::eventually(Duration::from_secs(30), || {
-        !route_containers(&nodes[victim].node_id, "/slow").is_empty()
+        !route_containers(&cluster.nodes[victim].node_id, "/slow").is_empty()
     });
     assert!(holds, "the node to kill never ran an async call");
     sleep(Duration::from_secs(2));
     let killed_at = Instant::now();
     let killed_ms = Millis::now().0;
-    nodes[victim].kill();
+    cluster.nodes[victim].kill();
     // Another node answers the route (a container to start first), then
     // serves it for a while.
     let ok_before = load.count(0, 200);
@@ -134,17 +119,12 @@ fn a_killed_node_is_taken_over() {
         .filter(|r| r.target == 1 && r.status != Ok(202))
         .count();
 
-    let survivor = nodes
-        .iter()
-        .enumerate()
-        .find(|(i, _)| *i != victim)
-        .map(|(_, n)| n.url.clone())
-        .unwrap();
+    let survivor = cluster.survivor(victim);
     let bearer = token(KEY, 600);
     let settled = wait_settled(&survivor, "takeover", Some(&bearer), &accepted, LEASE * 4);
     // The dead node comes back to remove what it left on the engine (before
     // any assertion, so a failure leaves nothing either).
-    nodes[victim].restart();
+    cluster.nodes[victim].restart();
 
     // Calls run again after the kill: those the dead node held. Their new
     // start, from the kill, is how long their lease took to run out.

@@ -20,7 +20,7 @@ use common::calls::wait_settled;
 use common::containers::route_containers;
 use common::load::{Load, Record, Target};
 use common::redis::RedisServer;
-use common::{client, create_route, eventually, require_images, TestServer};
+use common::{client, create_routes, eventually, require_images, TestServer};
 use serde_json::json;
 
 /// Nodes' default FERRITE_REDIS_TIMEOUT: the wait a Redis fault may cost.
@@ -88,17 +88,15 @@ fn under_load(fault: Fault, name: &str) {
     let app = format!("fault{name}");
     // The functions need no network: without one their containers do not
     // depend on the engine's default bridge, which is not under test here.
-    create_route(
+    create_routes(
         &a,
         &app,
-        json!({"path": "/sync", "image": "ferrite/hot-hello", "confinement": {"network": "none"}, "format": "http",
+        [
+            json!({"path": "/sync", "image": "ferrite/hot-hello", "confinement": {"network": "none"}, "format": "http",
                "headers": {"X-Version": ["1"]}}),
-    );
-    create_route(
-        &a,
-        &app,
-        json!({"path": "/async", "image": "ferrite/hot-hello", "confinement": {"network": "none"}, "format": "http",
+            json!({"path": "/async", "image": "ferrite/hot-hello", "confinement": {"network": "none"}, "format": "http",
                "type": "async", "max_concurrency": 4}),
+        ],
     );
     assert_eq!(version(&b, &app).as_deref(), Some("1"));
 

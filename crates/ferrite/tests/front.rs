@@ -1,3 +1,4 @@
+// Long: one test per abuse of the HTTP front, all sharing this file's raw-socket helpers; one binary for all.
 //! The HTTP front under abuse, against the real binary: idle and half-open
 //! connections dropped after the header-read timeout without starving real
 //! clients, oversized request heads refused, the connection cap, body caps
@@ -12,7 +13,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::cli::{field, ok, ok_json, run};
-use common::{client, client_with_timeout, create_route, eventually, require_images, TestServer};
+use common::{
+    client, client_with_timeout, create_route, create_routes, eventually, require_images,
+    TestServer,
+};
 use reqwest::blocking::{Body, Response};
 use serde_json::{json, Value};
 
@@ -343,25 +347,15 @@ fn bodies_over_the_cap_get_413_on_v1_and_every_call_path() {
         // Async calls stay queued: only what was accepted is looked at.
         ("FERRITE_ASYNC_CONCURRENCY", "0"),
     ]);
-    create_route(
+    create_routes(
         &server,
         "caps",
-        json!({"path": "/cold", "image": "ferrite/hello"}),
-    );
-    create_route(
-        &server,
-        "caps",
-        json!({"path": "/hot", "image": "ferrite/hot-hello", "format": "http"}),
-    );
-    create_route(
-        &server,
-        "caps",
-        json!({"path": "/later", "image": "ferrite/hello", "type": "async"}),
-    );
-    create_route(
-        &server,
-        "caps",
-        json!({"path": "/svc", "image": "ferrite/hot-hello", "format": "http", "service": {}}),
+        [
+            json!({"path": "/cold", "image": "ferrite/hello"}),
+            json!({"path": "/hot", "image": "ferrite/hot-hello", "format": "http"}),
+            json!({"path": "/later", "image": "ferrite/hello", "type": "async"}),
+            json!({"path": "/svc", "image": "ferrite/hot-hello", "format": "http", "service": {}}),
+        ],
     );
 
     let over = vec![b'x'; 1500];

@@ -161,16 +161,7 @@ fn a_route_runs_as_a_swarm_service_that_scales_with_its_load() {
     );
     assert_eq!(status, 200, "{body}");
     assert!(version(&hello_service) > before);
-    let env = succeed(
-        "docker",
-        &[
-            "service",
-            "inspect",
-            "-f",
-            "{{json .Spec.TaskTemplate.ContainerSpec.Env}}",
-            &hello_service,
-        ],
-    );
+    let env = service_env(&hello_service);
     assert!(env.contains("GREETING=hi"), "{env}");
     assert_eq!(
         watchdog_key(&hello_service),
@@ -211,9 +202,9 @@ fn a_route_runs_as_a_swarm_service_that_scales_with_its_load() {
     assert_eq!(fixture.services(), vec![]);
 }
 
-/// The watchdog key Ferrite set on `service` (FERRITE_WATCHDOG_KEY).
-fn watchdog_key(service: &str) -> String {
-    let env = succeed(
+/// The environment of `service`'s tasks, as `docker service inspect` prints it (JSON).
+fn service_env(service: &str) -> String {
+    succeed(
         "docker",
         &[
             "service",
@@ -222,8 +213,12 @@ fn watchdog_key(service: &str) -> String {
             "{{json .Spec.TaskTemplate.ContainerSpec.Env}}",
             service,
         ],
-    );
-    let env: Vec<String> = serde_json::from_str(&env).unwrap();
+    )
+}
+
+/// The watchdog key Ferrite set on `service` (FERRITE_WATCHDOG_KEY).
+fn watchdog_key(service: &str) -> String {
+    let env: Vec<String> = serde_json::from_str(&service_env(service)).unwrap();
     let key = env
         .iter()
         .find_map(|e| e.strip_prefix("FERRITE_WATCHDOG_KEY="))

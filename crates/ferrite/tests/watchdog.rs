@@ -1,3 +1,4 @@
+// Long: the watchdog on the host and in service images share this file's Watchdog and Docker helpers; split, they would be two binaries linking the whole crate.
 //! `ferrite watchdog` and `ferrite services image`: the watchdog binary run
 //! on the host around a shell function (`format: default`) and around the
 //! chaos hot function (`format: http`): the key it takes calls with, body,
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{eventually, free_port, require_images};
+use common::{eventually, free_port, output_with_stdin, require_images};
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
 
@@ -1018,47 +1019,31 @@ fn overhead_per_call() {
     let body = r#"{"name":"Johnny"}"#;
     let http = client();
 
+    // How long each of CALLS runs of `call` takes.
+    let timed = |call: &mut dyn FnMut()| -> Vec<Duration> {
+        (0..CALLS)
+            .map(|_| {
+                let started = Instant::now();
+                call();
+                started.elapsed()
+            })
+            .collect()
+    };
+    // Calls of the hello function through a watchdog at `url`.
+    let via_watchdog = |url: &str| {
+        timed(&mut || {
+            let text = http.post(url).body(body).send().unwrap().text().unwrap();
+            assert_eq!(text, "Hello Johnny!\n");
+        })
+    };
+
     // default: the script run directly, as a process per call.
-    let mut direct = Vec::new();
-    for _ in 0..CALLS {
-        let started = Instant::now();
-        let mut child = Command::new("/bin/sh")
-            .arg(hello)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(body.as_bytes())
-            .unwrap();
-        let mut out = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        child.wait().unwrap();
-        direct.push(started.elapsed());
-        assert_eq!(out, "Hello Johnny!\n");
-    }
+    let mut direct = timed(&mut || {
+        let output = output_with_stdin(Command::new("/bin/sh").arg(hello), body.as_bytes());
+        assert_eq!(String::from_utf8_lossy(&output.stdout), "Hello Johnny!\n");
+    });
     let watchdog = Watchdog::start(&["--concurrency", "1"], &["/bin/sh", hello], &[]);
-    let mut through = Vec::new();
-    for _ in 0..CALLS {
-        let started = Instant::now();
-        let text = http
-            .post(&watchdog.url)
-            .body(body)
-            .send()
-            .unwrap()
-            .text()
-            .unwrap();
-        through.push(started.elapsed());
-        assert_eq!(text, "Hello Johnny!\n");
-    }
+    let mut through = via_watchdog(&watchdog.url);
     drop(watchdog);
     println!("default, direct:        {}", summary(&mut direct));
     println!("default, via watchdog:  {}", summary(&mut through));
@@ -1075,9 +1060,7 @@ fn overhead_per_call() {
         "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    let mut direct = Vec::new();
-    for _ in 0..CALLS {
-        let started = Instant::now();
+    let mut direct = timed(&mut || {
         input.write_all(request.as_bytes()).unwrap();
         let mut length = 0;
         loop {
@@ -1092,33 +1075,17 @@ fn overhead_per_call() {
         }
         let mut answer = vec![0; length];
         output.read_exact(&mut answer).unwrap();
-        direct.push(started.elapsed());
         assert_eq!(answer, b"Hello Johnny!\n");
-    }
+    });
     drop(input);
     child.wait().unwrap();
     let watchdog = Watchdog::start(&["--format", "http"], &[hot_hello], &[]);
-    let mut through = Vec::new();
-    for _ in 0..CALLS {
-        let started = Instant::now();
-        let text = http
-            .post(&watchdog.url)
-            .body(body)
-            .send()
-            .unwrap()
-            .text()
-            .unwrap();
-        through.push(started.elapsed());
-        assert_eq!(text, "Hello Johnny!\n");
-    }
+    let mut through = via_watchdog(&watchdog.url);
     // The HTTP round trip alone (same client, same server, no function).
-    let mut bare = Vec::new();
-    for _ in 0..CALLS {
-        let started = Instant::now();
-        let health = format!("{}/_ferrite/health", watchdog.url);
-        assert_eq!(http.get(health).send().unwrap().status(), 200);
-        bare.push(started.elapsed());
-    }
+    let health = format!("{}/_ferrite/health", watchdog.url);
+    let mut bare = timed(&mut || {
+        assert_eq!(http.get(&health).send().unwrap().status(), 200);
+    });
     println!("http, direct over stdio: {}", summary(&mut direct));
     println!("http, via watchdog:      {}", summary(&mut through));
     println!("HTTP round trip alone:   {}", summary(&mut bare));

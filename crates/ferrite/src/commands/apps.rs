@@ -3,9 +3,10 @@
 
 use anyhow::bail;
 use clap::Subcommand;
-use ferrite_model::{App, Config};
+use ferrite_model::App;
 use serde_json::{json, Map, Value};
 
+use super::args::{config_change, given_fields, parse_pairs, ConfigSet, ConfigUnset};
 use crate::client::{self, ApiArgs, Client};
 use crate::output::{self, OutputArgs};
 
@@ -20,19 +21,7 @@ pub enum AppsCommand {
         api: ApiArgs,
     },
     /// Create an app.
-    Create {
-        /// Name of the app: 1 to 30 of A-Z a-z 0-9 _ -.
-        name: String,
-        /// Config given to every function of the app as an environment variable (repeatable).
-        #[arg(long = "config", value_name = "KEY=VALUE")]
-        config: Vec<String>,
-        #[command(flatten)]
-        limits: LimitFlags,
-        #[command(flatten)]
-        output: OutputArgs,
-        #[command(flatten)]
-        api: ApiArgs,
-    },
+    Create(AppWrite),
     /// Show one app.
     Inspect {
         name: String,
@@ -43,18 +32,7 @@ pub enum AppsCommand {
     },
     /// Change an app's config (keys are merged, `KEY=` removes one) or its
     /// limits (each one given is set; `default` goes back to the server's).
-    Update {
-        name: String,
-        /// Config key to set, or to remove with an empty value (repeatable).
-        #[arg(long = "config", value_name = "KEY=VALUE")]
-        config: Vec<String>,
-        #[command(flatten)]
-        limits: LimitFlags,
-        #[command(flatten)]
-        output: OutputArgs,
-        #[command(flatten)]
-        api: ApiArgs,
-    },
+    Update(AppWrite),
     /// Delete an app.
     Delete {
         name: String,
@@ -69,6 +47,45 @@ pub enum AppsCommand {
     /// Set or unset one config key of an app.
     #[command(subcommand)]
     Config(AppConfigCommand),
+}
+
+/// The arguments of `ferrite apps create` and `update`.
+#[derive(Debug, clap::Args)]
+pub struct AppWrite {
+    /// Name of the app: 1 to 30 of A-Z a-z 0-9 _ -.
+    name: String,
+    #[command(flatten)]
+    fields: AppFields,
+    #[command(flatten)]
+    output: OutputArgs,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+/// The settings of an app, shared by `create` and `update`.
+#[derive(Debug, clap::Args)]
+pub struct AppFields {
+    /// Config given to every function of the app as an environment variable
+    /// (repeatable; in an update, `KEY=` removes it).
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    config: Vec<String>,
+    #[command(flatten)]
+    limits: LimitFlags,
+}
+
+impl AppFields {
+    /// The given settings as fields of an `"app"` object.
+    fn into_json(self) -> anyhow::Result<Map<String, Value>> {
+        let config = if self.config.is_empty() {
+            None
+        } else {
+            Some(json!(parse_pairs("--config", &self.config)?))
+        };
+        Ok(given_fields([
+            ("config", config),
+            ("limits", self.limits.into_json()),
+        ]))
+    }
 }
 
 /// The app's `limits` section (docs/api.md). Each flag takes a number (0:
@@ -92,17 +109,12 @@ pub struct LimitFlags {
 impl LimitFlags {
     /// The `limits` object the flags ask for; `None` when none is given.
     fn into_json(self) -> Option<Value> {
-        let mut limits = Map::new();
-        for (key, value) in [
+        let limits = given_fields([
             ("max_in_flight", self.max_in_flight),
             ("rate", self.rate),
             ("burst", self.burst),
             ("max_queued", self.max_queued),
-        ] {
-            if let Some(value) = value {
-                limits.insert(key.to_string(), value);
-            }
-        }
+        ]);
         (!limits.is_empty()).then_some(Value::Object(limits))
     }
 }
@@ -125,21 +137,14 @@ pub enum AppConfigCommand {
     /// Set one config key of an app.
     Set {
         name: String,
-        key: String,
-        value: String,
         #[command(flatten)]
-        output: OutputArgs,
-        #[command(flatten)]
-        api: ApiArgs,
+        set: ConfigSet,
     },
     /// Remove one config key of an app.
     Unset {
         name: String,
-        key: String,
         #[command(flatten)]
-        output: OutputArgs,
-        #[command(flatten)]
-        api: ApiArgs,
+        unset: ConfigUnset,
     },
 }
 
@@ -148,64 +153,42 @@ pub async fn run(cmd: AppsCommand) -> anyhow::Result<()> {
     match cmd {
         AppsCommand::List { output, api } => {
             let apps = client::take(Client::new(&api)?.get(&["v1", "apps"]).await?, "apps")?;
-            if output.json {
-                return output::print_json(&apps);
-            }
-            output::print(&output::apps_table(&output::parse::<Vec<App>>(
-                apps,
-                "a list of apps",
-            )?))
+            output::print_shown(apps, output, "a list of apps", |apps: &Vec<App>| {
+                output::apps_table(apps)
+            })
         }
-        AppsCommand::Create {
+        AppsCommand::Create(AppWrite {
             name,
-            config,
-            limits,
+            fields,
             output,
             api,
-        } => {
-            let mut app = json!({ "name": name });
-            if !config.is_empty() {
-                app["config"] = json!(parse_pairs("--config", &config)?);
-            }
-            if let Some(limits) = limits.into_json() {
-                app["limits"] = limits;
-            }
+        }) => {
+            let mut app = Map::from_iter([("name".to_string(), json!(name))]);
+            app.extend(fields.into_json()?);
             let answer = Client::new(&api)?
                 .post(&["v1", "apps"], &json!({ "app": app }))
                 .await?;
-            print_app(answer, output, &format!("App {name} created"))
+            let message = format!("App {name} created");
+            output::print_done(&client::take(answer, "app")?, output, &message)
         }
         AppsCommand::Inspect { name, output, api } => {
             let app = client::take(
                 Client::new(&api)?.get(&client::app_path(&name)).await?,
                 "app",
             )?;
-            if output.json {
-                return output::print_json(&app);
-            }
-            output::print(&output::app_details(&output::parse(app, "an app")?))
+            output::print_shown(app, output, "an app", output::app_details)
         }
-        AppsCommand::Update {
+        AppsCommand::Update(AppWrite {
             name,
-            config,
-            limits,
+            fields,
             output,
             api,
-        } => {
-            let mut app = Map::new();
-            if !config.is_empty() {
-                app.insert("config".into(), json!(parse_pairs("--config", &config)?));
-            }
-            if let Some(limits) = limits.into_json() {
-                app.insert("limits".into(), limits);
-            }
+        }) => {
+            let app = fields.into_json()?;
             if app.is_empty() {
                 bail!("nothing to update: give at least one --config KEY=VALUE or a limit flag");
             }
-            let answer = Client::new(&api)?
-                .patch(&client::app_path(&name), &json!({ "app": app }))
-                .await?;
-            print_app(answer, output, &format!("App {name} updated"))
+            patch(&api, &name, app, output, &format!("App {name} updated")).await
         }
         AppsCommand::Delete {
             name,
@@ -217,94 +200,31 @@ pub async fn run(cmd: AppsCommand) -> anyhow::Result<()> {
             let answer = Client::new(&api)?
                 .delete(&client::app_path(&name), query)
                 .await?;
-            if output.json {
-                return output::print_json(&answer);
-            }
-            output::print(&format!("App {name} deleted"))
+            output::print_done(&answer, output, &format!("App {name} deleted"))
         }
-        AppsCommand::Config(AppConfigCommand::Set {
-            name,
-            key,
-            value,
-            output,
-            api,
-        }) => {
-            check_config_key(&key)?;
-            if value.is_empty() {
-                bail!("the value of {key:?} is empty; to remove the key, use `ferrite apps config unset`");
-            }
-            let message = format!("App {name}: config {key} set");
-            patch_config(&api, &name, Config::from([(key, value)]), output, &message).await
+        AppsCommand::Config(AppConfigCommand::Set { name, set }) => {
+            let message = format!("App {name}: config {} set", set.key);
+            let app = config_change("apps", set.key, Some(set.value))?;
+            patch(&set.api, &name, app, set.output, &message).await
         }
-        AppsCommand::Config(AppConfigCommand::Unset {
-            name,
-            key,
-            output,
-            api,
-        }) => {
-            check_config_key(&key)?;
-            let message = format!("App {name}: config {key} unset");
-            patch_config(
-                &api,
-                &name,
-                Config::from([(key, String::new())]),
-                output,
-                &message,
-            )
-            .await
+        AppsCommand::Config(AppConfigCommand::Unset { name, unset }) => {
+            let message = format!("App {name}: config {} unset", unset.key);
+            let app = config_change("apps", unset.key, None)?;
+            patch(&unset.api, &name, app, unset.output, &message).await
         }
     }
 }
 
-/// PATCH an app's config; a key set to `""` is removed by the server.
-async fn patch_config(
+/// PATCH an app with the fields of `app`.
+async fn patch(
     api: &ApiArgs,
     name: &str,
-    config: Config,
+    app: Map<String, Value>,
     output: OutputArgs,
     message: &str,
 ) -> anyhow::Result<()> {
-    let answer = Client::new(api)?
-        .patch(
-            &client::app_path(name),
-            &json!({ "app": { "config": config } }),
-        )
-        .await?;
-    print_app(answer, output, message)
-}
-
-fn print_app(answer: Value, output: OutputArgs, message: &str) -> anyhow::Result<()> {
-    let app = client::take(answer, "app")?;
-    if output.json {
-        output::print_json(&app)
-    } else {
-        output::print(message)
-    }
-}
-
-fn check_config_key(key: &str) -> anyhow::Result<()> {
-    if key.is_empty() || key.contains('=') {
-        bail!("invalid config key {key:?}: it must be non-empty and without '='");
-    }
-    Ok(())
-}
-
-/// Parse repeated `KEY=VALUE` arguments of `flag`; a later key wins.
-pub(super) fn parse_pairs(flag: &str, args: &[String]) -> anyhow::Result<Config> {
-    args.iter()
-        .map(|arg| split_pair(flag, "KEY=VALUE", arg))
-        .collect()
-}
-
-/// Split one `KEY=VALUE` argument of `flag` at the first `=`; `form` names the
-/// expected shape in the error. The value may be empty, which removes the key
-/// in an update.
-pub(super) fn split_pair(flag: &str, form: &str, arg: &str) -> anyhow::Result<(String, String)> {
-    match arg.split_once('=') {
-        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
-        Some(_) => bail!("invalid {flag} {arg:?}: the key before '=' is empty"),
-        None => bail!("invalid {flag} {arg:?}: expected {form}"),
-    }
+    let path = client::app_path(name);
+    super::patch_and_print(api, &path, "app", app, output, message).await
 }
 
 #[cfg(test)]
@@ -318,19 +238,5 @@ mod tests {
         assert_eq!(limit_value("default"), Ok(Value::Null));
         assert!(limit_value("-1").is_err());
         assert!(limit_value("ten").is_err());
-    }
-
-    #[test]
-    fn pairs() {
-        let args = ["A=1".to_string(), "B=x=y".to_string(), "C=".to_string()];
-        let parsed = parse_pairs("--config", &args).unwrap();
-        assert_eq!(parsed["B"], "x=y");
-        assert_eq!(parsed["C"], "");
-        let err = parse_pairs("--config", &["nope".to_string()]).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "invalid --config \"nope\": expected KEY=VALUE"
-        );
-        assert!(parse_pairs("--config", &["=1".to_string()]).is_err());
     }
 }

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use ferrite_model::{Call, CallStatus};
 use serde_json::Value;
 
-use super::routes::absolute;
+use super::args::absolute;
 use crate::client::{self, ApiArgs, Client};
 use crate::output::{self, OutputArgs};
 
@@ -21,15 +21,7 @@ pub enum CallsCommand {
     /// List the calls of an app, newest first.
     List(ListArgs),
     /// Show one call.
-    Inspect {
-        app: String,
-        /// The call's id (`fn-call-id` of a sync call, `call_id` of an async one).
-        id: String,
-        #[command(flatten)]
-        output: OutputArgs,
-        #[command(flatten)]
-        api: ApiArgs,
-    },
+    Inspect(OneCall),
     /// Print what a call's function wrote to stderr, byte for byte.
     Logs {
         app: String,
@@ -49,14 +41,19 @@ pub enum CallsCommand {
         api: ApiArgs,
     },
     /// Cancel a queued async call, so that it never runs.
-    Cancel {
-        app: String,
-        id: String,
-        #[command(flatten)]
-        output: OutputArgs,
-        #[command(flatten)]
-        api: ApiArgs,
-    },
+    Cancel(OneCall),
+}
+
+/// The arguments of `ferrite calls inspect` and `cancel`.
+#[derive(Debug, Args)]
+pub struct OneCall {
+    app: String,
+    /// The call's id (`fn-call-id` of a sync call, `call_id` of an async one).
+    id: String,
+    #[command(flatten)]
+    output: OutputArgs,
+    #[command(flatten)]
+    api: ApiArgs,
 }
 
 /// The arguments of `ferrite calls list`.
@@ -89,41 +86,33 @@ pub struct ListArgs {
 pub async fn run(cmd: CallsCommand) -> anyhow::Result<()> {
     match cmd {
         CallsCommand::List(args) => list(args).await,
-        CallsCommand::Inspect {
+        CallsCommand::Inspect(OneCall {
             app,
             id,
             output,
             api,
-        } => {
+        }) => {
             let call = client::take(
                 Client::new(&api)?
                     .get(&client::call_path(&app, &id, None))
                     .await?,
                 "call",
             )?;
-            if output.json {
-                return output::print_json(&call);
-            }
-            output::print(&output::call_details(&output::parse::<Call>(
-                call, "a call",
-            )?))
+            output::print_shown(call, output, "a call", output::call_details)
         }
         CallsCommand::Logs { app, id, api } => print_raw(&api, &app, &id, "log").await,
         CallsCommand::Output { app, id, api } => print_raw(&api, &app, &id, "output").await,
-        CallsCommand::Cancel {
+        CallsCommand::Cancel(OneCall {
             app,
             id,
             output,
             api,
-        } => {
+        }) => {
             let answer = Client::new(&api)?
                 .delete(&client::call_path(&app, &id, None), &[])
                 .await?;
-            let call = client::take(answer, "call")?;
-            if output.json {
-                return output::print_json(&call);
-            }
-            output::print(&format!("call {id} cancelled"))
+            let message = format!("call {id} cancelled");
+            output::print_done(&client::take(answer, "call")?, output, &message)
         }
     }
 }

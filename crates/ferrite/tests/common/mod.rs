@@ -5,6 +5,7 @@
 pub mod call;
 pub mod calls;
 pub mod cli;
+pub mod cluster;
 pub mod containers;
 pub mod dockerd;
 pub mod haproxy;
@@ -280,6 +281,22 @@ pub fn client_with_timeout(timeout: Duration) -> Client {
     Client::builder().timeout(timeout).build().unwrap()
 }
 
+/// Run `cmd` with `input` written to its stdin, then closed; its output
+/// (stdout and stderr captured).
+pub fn output_with_stdin(cmd: &mut Command, input: &[u8]) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin.write_all(input).expect("write stdin");
+    drop(stdin);
+    child.wait_with_output().expect("wait for the command")
+}
+
 /// Create `route` in `app` through the API (the app too, if it is new).
 pub fn create_route(server: &TestServer, app: &str, route: Value) {
     let reply = client()
@@ -288,6 +305,13 @@ pub fn create_route(server: &TestServer, app: &str, route: Value) {
         .send()
         .unwrap();
     assert_eq!(reply.status(), 200, "{}", reply.text().unwrap());
+}
+
+/// Create each of `routes` in `app`, in order, as [`create_route`] does.
+pub fn create_routes<const N: usize>(server: &TestServer, app: &str, routes: [Value; N]) {
+    for route in routes {
+        create_route(server, app, route);
+    }
 }
 
 /// An HS256 token signed with `secret` that expires `expires_in` seconds from

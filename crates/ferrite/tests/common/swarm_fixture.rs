@@ -96,14 +96,9 @@ impl Fixture {
     /// `self.images[i]`.
     pub fn build_images(&self, sources: &[&str]) {
         for (source, image) in sources.iter().zip(&self.images) {
-            let out = Command::new(env!("CARGO_BIN_EXE_ferrite"))
-                .args(["services", "image", source, "-t", image])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
+            super::succeed(
+                env!("CARGO_BIN_EXE_ferrite"),
+                &["services", "image", source, "-t", image],
             );
         }
     }

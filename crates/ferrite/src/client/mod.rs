@@ -8,16 +8,21 @@
 //! Function calls through `/r/` go through it too, with their own timeout and
 //! token (see [`Client::for_calls`]).
 
-use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+mod error;
+mod token;
+
+use std::time::Duration;
 
 use anyhow::Context;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
-use reqwest::{Method, Response, StatusCode, Url};
-use serde::Serialize;
+use reqwest::{Method, Response, Url};
 use serde_json::Value;
 
+use self::error::{error_message, excerpt, root_cause};
+use self::token::bearer;
 use crate::credentials::{self, Credential};
+
+pub use self::error::ClientError;
 
 /// Where the server is: all that a function call needs, since the `/v1`
 /// credential guards only `/v1`.
@@ -44,49 +49,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a function call may take in all: the longest `timeout` a route
 /// may have, plus room for waiting on a free slot and starting a container.
 const CALL_TIMEOUT: Duration = Duration::from_secs(ferrite_model::route::MAX_TIMEOUT_S + 10 * 60);
-/// Lifetime of the bearer token the CLI signs for one command: longer than
-/// any command's requests, short enough that a token seen on the way (a
-/// proxy's log) is soon worthless.
-const TOKEN_LIFETIME: Duration = Duration::from_secs(300);
-/// How much of a body that is not the API's JSON error is worth showing.
-const BODY_EXCERPT_CHARS: usize = 200;
-
-/// A failed call, worded so that `error: {e}` reads as one complete line.
-#[derive(Debug)]
-pub enum ClientError {
-    /// No HTTP answer: refused, unresolvable host, TLS failure, connect timeout.
-    Unreachable { url: String, reason: String },
-    /// The server accepted the connection but did not answer within `after`.
-    TimedOut { url: String, after: Duration },
-    /// A non-2xx answer; `message` is the server's, or an excerpt of the body.
-    Status { status: StatusCode, message: String },
-    /// A 2xx answer that is not the JSON the API promises.
-    BadAnswer { url: String, reason: String },
-}
-
-impl fmt::Display for ClientError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ClientError::Unreachable { url, reason } => {
-                write!(f, "cannot reach the server at {url}: {reason}")
-            }
-            ClientError::TimedOut { url, after } => write!(
-                f,
-                "the server at {url} did not answer within {}s",
-                after.as_secs()
-            ),
-            ClientError::Status { status, message } if message.is_empty() => {
-                write!(f, "{status}")
-            }
-            ClientError::Status { status, message } => write!(f, "{status}: {message}"),
-            ClientError::BadAnswer { url, reason } => {
-                write!(f, "unexpected answer from the server at {url}: {reason}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for ClientError {}
 
 /// A client of one Ferrite server.
 pub struct Client {
@@ -114,14 +76,6 @@ pub struct FunctionCall<'a> {
     /// Key of the route's `jwt_key`, to sign the call's bearer token with
     /// (`FERRITE_ROUTE_JWT_KEY`).
     pub jwt_key: Option<&'a str>,
-}
-
-/// The claims of the token the CLI signs; the server checks `exp`.
-#[derive(Serialize)]
-struct Claims {
-    exp: u64,
-    iat: u64,
-    sub: &'static str,
 }
 
 impl Client {
@@ -398,58 +352,6 @@ fn parse_base_url(raw: &str) -> anyhow::Result<Url> {
     Ok(url)
 }
 
-/// An `Authorization` value with a token signed with `key`, named `what` in errors.
-fn bearer(key: &str, what: &str) -> anyhow::Result<String> {
-    let token = sign_token(key).with_context(|| format!("cannot sign a token with {what}"))?;
-    Ok(format!("Bearer {token}"))
-}
-
-fn sign_token(key: &str) -> anyhow::Result<String> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .context("the system clock is before 1970")?
-        .as_secs();
-    let claims = Claims {
-        exp: now + TOKEN_LIFETIME.as_secs(),
-        iat: now,
-        sub: "ferrite-cli",
-    };
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(key.as_bytes()),
-    )
-    .map_err(anyhow::Error::from)
-}
-
-/// The server's `{"error":{"message":...}}`, or the start of whatever it sent.
-fn error_message(body: &[u8]) -> String {
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    if let Some(message) = parsed
-        .as_ref()
-        .and_then(|v| v.pointer("/error/message"))
-        .and_then(Value::as_str)
-    {
-        return message.to_string();
-    }
-    excerpt(String::from_utf8_lossy(body).trim())
-}
-
-/// At most [`BODY_EXCERPT_CHARS`] characters, on one line.
-fn excerpt(text: &str) -> String {
-    crate::output::one_line(text, BODY_EXCERPT_CHARS)
-}
-
-/// The innermost cause of a transport error: "Connection refused (os error
-/// 111)" says more than reqwest's "error sending request for url (...)".
-fn root_cause(error: &reqwest::Error) -> String {
-    let mut cause: &dyn std::error::Error = error;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,32 +401,5 @@ mod tests {
             c.url(&app_path("a"), &[("cascade", "true")]).as_str(),
             "http://h:1/v1/apps/a?cascade=true"
         );
-    }
-
-    #[test]
-    fn error_messages() {
-        assert_eq!(
-            error_message(br#"{"error":{"message":"app \"x\" not found"}}"#),
-            "app \"x\" not found"
-        );
-        assert_eq!(error_message(b"<html>\nbad</html>"), "<html> bad</html>");
-        assert_eq!(error_message(&[b'x'; 300]).len(), 203);
-        let e = ClientError::Status {
-            status: StatusCode::NOT_FOUND,
-            message: "app \"x\" not found".into(),
-        };
-        assert_eq!(e.to_string(), "404 Not Found: app \"x\" not found");
-    }
-
-    #[test]
-    fn signs_a_verifiable_token() {
-        let token = sign_token("secret").unwrap();
-        let data = jsonwebtoken::decode::<serde_json::Value>(
-            &token,
-            &jsonwebtoken::DecodingKey::from_secret(b"secret"),
-            &jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256),
-        )
-        .unwrap();
-        assert_eq!(data.claims["sub"], "ferrite-cli");
     }
 }

@@ -1,0 +1,101 @@
+# shellcheck shell=bash
+# Functions shared by the benchmarks; sourced, not run, from the repository
+# root with BENCH set to the script's name. Brings scripts/lib.sh with it.
+
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+
+BEGAN=$(date +%s)
+
+# log MESSAGE...: to stderr, with the seconds since the bench began.
+log() { echo "$BENCH [$(($(date +%s) - BEGAN)) s]: $*" >&2; }
+
+# build IMAGE...: the release ferrite (BIN), bench/hotclient (CLIENT) and
+# the function images named.
+build() {
+  cargo build --release --locked -q -p ferrite
+  cargo build --release --locked -q --manifest-path bench/hotclient/Cargo.toml
+  scripts/images.sh "$@" >&2
+  BIN=target/release/ferrite
+  CLIENT=bench/hotclient/target/release/hotclient
+}
+
+# node_containers: how many containers node $NODE has, in any state.
+node_containers() { docker ps -aq --filter "label=org.ferrite.node=$NODE" | wc -l; }
+
+# require_no_node_containers: a run starts with none, so that what is left
+# at its end is its own.
+require_no_node_containers() {
+  [[ $(node_containers) -eq 0 ]] || { log "containers of node $NODE exist before the run; remove them first"; exit 1; }
+}
+
+# sweep_node_containers: removes what node $NODE left after shutdown, saying
+# so; fails when there was any (the run then fails too).
+sweep_node_containers() {
+  local left
+  left=$(node_containers)
+  [[ $left -eq 0 ]] && return 0
+  log "$left container(s) of node $NODE left after shutdown; removing them"
+  docker ps -aq --filter "label=org.ferrite.node=$NODE" | xargs -r docker rm -f >/dev/null
+  return 1
+}
+
+# stop_server: SIGTERM the server $PID and wait for it: it removes its
+# containers on the way out.
+stop_server() {
+  [[ -n $PID ]] || return 0
+  kill -TERM "$PID" 2>/dev/null || true
+  wait "$PID" 2>/dev/null || true
+  PID=
+}
+
+# stop_pid PID: stops a helper process (Redis, HAProxy, a sampler) when PID
+# is set.
+stop_pid() {
+  [[ -n $1 ]] || return 0
+  kill "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+# stop_nodes: SIGTERM every node of NODE_PIDS, then wait for them all.
+stop_nodes() {
+  local pid
+  for pid in "${NODE_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${NODE_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  NODE_PIDS=()
+}
+
+# write_doc_section HEADING < SECTION: puts SECTION (markdown opening with
+# "## HEADING") into docs/benchmarks.md in place of that heading's section,
+# one blank line above it, keeping the others; at its end when it is new.
+write_doc_section() {
+  local doc=docs/benchmarks.md
+  # shellcheck disable=SC2016 # the backquotes are markdown
+  [[ -f $doc ]] || printf '# Benchmarks\n\nFigures recorded by the scripts in `bench/`; each section says the command, the machine and the date.\n' >"$doc"
+  python3 -c '
+import re, sys
+doc, heading = sys.argv[1], "## " + sys.argv[2]
+section = sys.stdin.read()
+text = open(doc).read()
+pattern = re.compile(re.escape(heading) + r"\n.*?(?=\n## |\Z)", re.S)
+if pattern.search(text):
+    text = pattern.sub(lambda _: section.rstrip("\n") + "\n", text)
+    text = re.sub(r"\n*" + re.escape(heading), lambda _: "\n\n" + heading, text, count=1)
+else:
+    text = text.rstrip("\n") + "\n\n" + section
+open(doc, "w").write(text.rstrip("\n") + "\n")
+' "$doc" "$1"
+}
+
+# start_redis: a Redis on REDIS_PORT with its data in $WORK/redis, every
+# acknowledged write fsynced (appendfsync always), so that a kill -9 loses
+# none; sets REDIS_PID. Run again, it restarts Redis on the same data.
+start_redis() {
+  mkdir -p "$WORK/redis"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly yes --appendfsync always \
+    --dir "$WORK/redis" >>"$WORK/redis.log" 2>&1 3>&- &
+  REDIS_PID=$!
+  for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && return 0; sleep 0.1; done
+  log "Redis did not start"
+  exit 1
+}

@@ -1,0 +1,107 @@
+//! What several verbs parse alike: `KEY=VALUE` pairs, one-key config
+//! changes, route paths, and objects built from the flags given.
+
+use anyhow::bail;
+use ferrite_model::Config;
+use serde_json::{json, Map, Value};
+
+use crate::client::ApiArgs;
+use crate::output::OutputArgs;
+
+/// What `ferrite <group> config set` takes after naming the app or route.
+#[derive(Debug, clap::Args)]
+pub struct ConfigSet {
+    pub key: String,
+    pub value: String,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// What `ferrite <group> config unset` takes after naming the app or route.
+#[derive(Debug, clap::Args)]
+pub struct ConfigUnset {
+    pub key: String,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// Parse repeated `KEY=VALUE` arguments of `flag`; a later key wins.
+pub fn parse_pairs(flag: &str, args: &[String]) -> anyhow::Result<Config> {
+    args.iter()
+        .map(|arg| split_pair(flag, "KEY=VALUE", arg))
+        .collect()
+}
+
+/// Split one `KEY=VALUE` argument of `flag` at the first `=`; `form` names the
+/// expected shape in the error. The value may be empty, which removes the key
+/// in an update.
+pub fn split_pair(flag: &str, form: &str, arg: &str) -> anyhow::Result<(String, String)> {
+    match arg.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        Some(_) => bail!("invalid {flag} {arg:?}: the key before '=' is empty"),
+        None => bail!("invalid {flag} {arg:?}: expected {form}"),
+    }
+}
+
+/// The PATCH fields of `ferrite <group> config set KEY VALUE` (`value`
+/// given) or `... unset KEY` (`None`): the API removes a key set to `""`, so
+/// an empty value is refused rather than taken for an unset.
+pub fn config_change(
+    group: &str,
+    key: String,
+    value: Option<String>,
+) -> anyhow::Result<Map<String, Value>> {
+    if key.is_empty() || key.contains('=') {
+        bail!("invalid config key {key:?}: it must be non-empty and without '='");
+    }
+    let value = match value {
+        Some(value) if value.is_empty() => bail!(
+            "the value of {key:?} is empty; to remove the key, use `ferrite {group} config unset`"
+        ),
+        Some(value) => value,
+        None => String::new(),
+    };
+    let config = Config::from([(key, value)]);
+    Ok(Map::from_iter([("config".to_string(), json!(config))]))
+}
+
+/// Route paths are absolute; `hello` is taken to mean `/hello`.
+pub fn absolute(path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
+    }
+}
+
+/// The JSON object of the fields given; a `None` is left out, so that the
+/// server's default or the current value holds.
+pub fn given_fields<const N: usize>(fields: [(&str, Option<Value>); N]) -> Map<String, Value> {
+    fields
+        .into_iter()
+        .filter_map(|(key, value)| value.map(|value| (key.to_string(), value)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs() {
+        let args = ["A=1".to_string(), "B=x=y".to_string(), "C=".to_string()];
+        let parsed = parse_pairs("--config", &args).unwrap();
+        assert_eq!(parsed["B"], "x=y");
+        assert_eq!(parsed["C"], "");
+        let err = parse_pairs("--config", &["nope".to_string()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid --config \"nope\": expected KEY=VALUE"
+        );
+        assert!(parse_pairs("--config", &["=1".to_string()]).is_err());
+    }
+}
