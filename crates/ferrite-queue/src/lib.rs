@@ -1,7 +1,10 @@
 //! The durable queue of async calls. One [`Queue`] trait, one implementation
-//! per backend (embedded SQLite, [`redis`] for production), and one [`conformance`]
-//! suite that every implementation must pass. Nodes sharing a Redis queue
-//! also share a [`bus`] to tell each other about changes.
+//! per backend (embedded [`sqlite`], [`redis`] for production), and one
+//! conformance suite (in `tests/`) that every implementation must pass. Nodes
+//! sharing a Redis queue also share a [`bus`] to tell each other about changes.
+//!
+//! It must not know what a task means: payloads are opaque bytes that the
+//! server encodes; nothing here knows calls, apps, the store or containers.
 //!
 //! Delivery is at-least-once: [`Queue::reserve`] hands a task out under a
 //! time-limited [`Lease`]; only [`Queue::ack`] removes it. A worker that dies
@@ -10,7 +13,6 @@
 #![forbid(unsafe_code)]
 
 pub mod bus;
-pub mod conformance;
 mod error;
 pub mod redis;
 pub mod sqlite;

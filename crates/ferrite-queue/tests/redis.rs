@@ -2,6 +2,8 @@
 //! that each test starts on a free port (with a temp dir) and kills when it
 //! ends.
 
+mod conformance;
+
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -112,7 +114,7 @@ async fn make() -> (Arc<dyn Queue>, (Server, tempfile::TempDir)) {
     (Arc::new(queue), (server, dir))
 }
 
-ferrite_queue::queue_conformance_tests!(make());
+conformance::queue_conformance_tests!(make());
 
 fn task(id: &str) -> Task {
     Task {

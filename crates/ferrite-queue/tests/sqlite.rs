@@ -1,5 +1,7 @@
 //! The conformance suite against the embedded SQLite queue, on a temp file.
 
+mod conformance;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +14,7 @@ async fn make() -> (Arc<dyn Queue>, tempfile::TempDir) {
     (Arc::new(queue), dir)
 }
 
-ferrite_queue::queue_conformance_tests!(make());
+conformance::queue_conformance_tests!(make());
 
 /// Unacknowledged tasks survive a restart, leased ones included: a lease
 /// held by the old process runs out and the task is delivered again.

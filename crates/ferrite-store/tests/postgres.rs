@@ -10,6 +10,8 @@
 //! cluster and removes its directory. Each test gets a database of its own,
 //! so tests run in parallel on the one cluster.
 
+mod conformance;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -93,7 +95,7 @@ async fn make() -> (Arc<dyn Store>, ()) {
     (Arc::new(store), ())
 }
 
-ferrite_store::store_conformance_tests!(make());
+conformance::store_conformance_tests!(make());
 
 fn app(name: &str) -> App {
     App {

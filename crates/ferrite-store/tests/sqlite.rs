@@ -1,5 +1,7 @@
 //! The conformance suite against the embedded SQLite store, on a temp file.
 
+mod conformance;
+
 use std::sync::Arc;
 
 use ferrite_store::{sqlite::SqliteStore, Store};
@@ -11,7 +13,7 @@ async fn make() -> (Arc<dyn Store>, tempfile::TempDir) {
     (Arc::new(store), dir)
 }
 
-ferrite_store::store_conformance_tests!(make());
+conformance::store_conformance_tests!(make());
 
 #[tokio::test]
 async fn reopening_keeps_data_and_migrations_are_idempotent() {
