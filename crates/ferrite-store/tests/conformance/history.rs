@@ -102,6 +102,39 @@ pub async fn record_calls_skips_unknown_apps_and_duplicates(store: &dyn Store) {
     );
 }
 
+/// The history of sync calls arrives in batches of up to 1,000: one batch
+/// must be one quick transaction of a few statements, not 1,000 commits
+/// (each an fsync under SQLite's `synchronous = FULL`) or 1,000 round trips.
+/// The bound is loose (debug build, shared CI disk); a per-call commit
+/// takes several seconds for 1,000 calls.
+pub async fn a_batch_of_1000_calls_is_quick(store: &dyn Store) {
+    store.create_app(&app("fast", &[])).await.unwrap();
+    let batch: Vec<_> = (0..1000)
+        .map(|n| recorded(finished("fast", n), Some(&[b'x'; 200])))
+        .collect();
+    let started = std::time::Instant::now();
+    assert_eq!(store.record_calls(&batch).await.unwrap(), 1000);
+    let took = started.elapsed();
+    eprintln!("record_calls: 1000 calls in {took:?}");
+    assert!(took < std::time::Duration::from_secs(3), "{took:?}");
+    let listed = store
+        .list_calls(
+            "fast",
+            CallFilter {
+                limit: 1000,
+                ..CallFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1000);
+    let log = store
+        .get_call_log("fast", &batch[999].call.id)
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 200);
+}
+
 pub async fn record_calls_keeps_logs(store: &dyn Store) {
     store.create_app(&app("rl", &[])).await.unwrap();
     let batch: Vec<_> = (1..=50)

@@ -75,6 +75,7 @@ macro_rules! store_conformance_tests {
             call_round_trip, call_not_found, call_transitions, call_output_kept, call_logs,
             call_update_writes_log, record_calls_batch_lands,
             record_calls_skips_unknown_apps_and_duplicates, record_calls_keeps_logs,
+            a_batch_of_1000_calls_is_quick,
             calls_list_and_page, calls_purge, app_delete_removes_calls);
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn concurrent_patches_all_land() {
