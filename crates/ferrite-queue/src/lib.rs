@@ -47,6 +47,18 @@ pub struct Lease {
     pub token: String,
 }
 
+impl Lease {
+    /// The lease of a task a backend just reserved, from the row it
+    /// returned (`attempts` saturates: a count that large is never read).
+    pub(crate) fn reserved(id: String, payload: Vec<u8>, attempts: i64, token: String) -> Lease {
+        Lease {
+            task: Task { id, payload },
+            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            token,
+        }
+    }
+}
+
 /// Durable, at-least-once queue of tasks. Every method is atomic.
 #[async_trait]
 pub trait Queue: Send + Sync + 'static {

@@ -47,37 +47,12 @@ async fn tasks_survive_a_server_restart() {
     let url = url(&server);
     {
         let queue = RedisQueue::open(&url, TIMEOUT).await.expect("open");
-        for id in ["a", "b", "c"] {
-            queue.push(&task(id)).await.expect("push");
-        }
-        let done = queue
-            .reserve("old", Duration::from_secs(60))
-            .await
-            .expect("reserve")
-            .expect("a");
-        queue.ack(&done).await.expect("ack");
-        queue
-            .reserve("old", Duration::from_millis(100))
-            .await
-            .expect("reserve")
-            .expect("b, never acknowledged");
+        conformance::leave_work_for_a_restart(&queue).await;
     }
     server.kill(); // SIGKILL: no shutdown save, only the AOF.
     server.restart();
     let queue = RedisQueue::open(&url, TIMEOUT).await.expect("reopen");
-    assert_eq!(queue.depth().await.expect("depth"), 2);
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    let mut got = Vec::new();
-    while let Some(lease) = queue
-        .reserve("new", Duration::from_secs(60))
-        .await
-        .expect("reserve")
-    {
-        got.push((lease.task.id.clone(), lease.attempts));
-        queue.ack(&lease).await.expect("ack");
-    }
-    // c was visible from its push, b only once the old lease ran out.
-    assert_eq!(got, [("c".to_string(), 1), ("b".to_string(), 2)]);
+    conformance::find_work_after_a_restart(&queue).await;
 }
 
 /// Two prefixes on one server are two separate queues.

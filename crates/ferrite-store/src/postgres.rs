@@ -49,6 +49,7 @@ const STARTUP_WAIT: Duration = Duration::from_secs(30);
 /// only, it never fails on a serialization conflict.
 const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
 
+/// The [`Store`](crate::Store) of nodes that share a PostgreSQL database.
 pub struct PostgresStore {
     pool: PgPool,
 }
@@ -116,6 +117,7 @@ impl PostgresStore {
     /// not other writers.
     const FOR_KEY_SHARE: &'static str = "FOR KEY SHARE";
 
+    /// A read-only REPEATABLE READ snapshot ([`BEGIN_SNAPSHOT`]).
     async fn snapshot(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
         Ok(self.pool.begin_with(BEGIN_SNAPSHOT).await?)
     }

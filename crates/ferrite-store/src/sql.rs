@@ -1,4 +1,5 @@
 //! The store core: every query SQLite and PostgreSQL share, written once.
+//! (Over 500 lines: the shared `impl Store` is one macro, read best whole.)
 //!
 //! Both schemas have the same tables and columns ([`crate::rows`]), and
 //! sqlx's SQLite driver takes PostgreSQL's `$1`-style parameters, so one SQL

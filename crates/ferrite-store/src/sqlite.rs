@@ -27,6 +27,7 @@ use crate::{RecordedCall, StoreError};
 /// The schema's versions.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// The [`Store`](crate::Store) of a single node, in one SQLite file.
 pub struct SqliteStore {
     pool: SqlitePool,
     /// One writer at a time in this process (see [`SqliteStore::write`]).

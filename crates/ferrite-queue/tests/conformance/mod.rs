@@ -247,6 +247,36 @@ pub async fn concurrent_workers_get_each_task_once(queue: Arc<dyn Queue>) {
     assert_eq!(queue.depth().await.unwrap(), 0);
 }
 
+/// The first half of a restart test: leaves `a` acknowledged, `b` leased
+/// (100 ms) and never acknowledged, and `c` waiting. The backend then
+/// restarts (a process, a server) and [`find_work_after_a_restart`] runs.
+pub async fn leave_work_for_a_restart(queue: &dyn Queue) {
+    for id in ["a", "b", "c"] {
+        queue.push(&task(id)).await.unwrap();
+    }
+    let done = queue.reserve("old", LONG).await.unwrap().expect("a");
+    queue.ack(&done).await.unwrap();
+    queue
+        .reserve("old", SHORT)
+        .await
+        .unwrap()
+        .expect("b, never acknowledged");
+}
+
+/// The second half: unacknowledged tasks survived, leased ones included,
+/// whose lease runs out and which are delivered again.
+pub async fn find_work_after_a_restart(queue: &dyn Queue) {
+    assert_eq!(queue.depth().await.unwrap(), 2);
+    tokio::time::sleep(PAST_SHORT).await;
+    let mut got = Vec::new();
+    while let Some(lease) = queue.reserve("new", LONG).await.unwrap() {
+        got.push((lease.task.id.clone(), lease.attempts));
+        queue.ack(&lease).await.unwrap();
+    }
+    // c was visible from its push, b only once the old lease ran out.
+    assert_eq!(got, [("c".to_string(), 1), ("b".to_string(), 2)]);
+}
+
 /// Expand to one `#[tokio::test]` per conformance case. `$make` is an async
 /// expression returning `(Arc<dyn Queue>, guard)`; the guard (a temp dir, a
 /// server handle) lives until the case ends.
