@@ -1,7 +1,10 @@
 //! The durable queue of async calls. One [`Queue`] trait, one implementation
-//! per backend (embedded SQLite, [`redis`] for production), and one [`conformance`]
-//! suite that every implementation must pass. Nodes sharing a Redis queue
-//! also share a [`bus`] to tell each other about changes.
+//! per backend (embedded [`sqlite`], [`redis`] for production), and one
+//! conformance suite (in `tests/`) that every implementation must pass. Nodes
+//! sharing a Redis queue also share a [`bus`] to tell each other about changes.
+//!
+//! It must not know what a task means: payloads are opaque bytes that the
+//! server encodes; nothing here knows calls, apps, the store or containers.
 //!
 //! Delivery is at-least-once: [`Queue::reserve`] hands a task out under a
 //! time-limited [`Lease`]; only [`Queue::ack`] removes it. A worker that dies
@@ -10,7 +13,6 @@
 #![forbid(unsafe_code)]
 
 pub mod bus;
-pub mod conformance;
 mod error;
 pub mod redis;
 pub mod sqlite;
@@ -43,6 +45,18 @@ pub struct Lease {
     /// Names this reservation: after the lease expires and the task is
     /// reserved again, the old token no longer acknowledges or extends it.
     pub token: String,
+}
+
+impl Lease {
+    /// The lease of a task a backend just reserved, from the row it
+    /// returned (`attempts` saturates: a count that large is never read).
+    pub(crate) fn reserved(id: String, payload: Vec<u8>, attempts: i64, token: String) -> Lease {
+        Lease {
+            task: Task { id, payload },
+            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            token,
+        }
+    }
 }
 
 /// Durable, at-least-once queue of tasks. Every method is atomic.

@@ -322,11 +322,7 @@ impl Queue for RedisQueue {
                 .invoke_async(&mut self.conn.clone()),
         )
         .await?;
-        Ok(row.map(|(id, payload, attempts)| Lease {
-            task: Task { id, payload },
-            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-            token,
-        }))
+        Ok(row.map(|(id, payload, attempts)| Lease::reserved(id, payload, attempts, token)))
     }
 
     async fn extend(&self, lease: &Lease, by: Duration) -> Result<(), QueueError> {

@@ -1,23 +1,25 @@
-//! The embedded queue: one SQLite file (WAL mode), e.g. `data/queue.db`.
+//! The embedded queue: one SQLite file (WAL mode), e.g. `data/queue.db`,
+//! opened as [`ferrite_sqlite`] opens every embedded database.
 //!
 //! Every operation is one SQL statement, atomic by itself: SQLite takes the
 //! write lock at the start of a write statement, so two workers reserving at
-//! once never pick the same task (`reserve` is one `UPDATE ... RETURNING`). A lease is the pair (`lease_token`, `visible_at`): the
+//! once never pick the same task (`reserve` is one `UPDATE ... RETURNING`).
+//! A lease is the pair (`lease_token`, `visible_at`): the
 //! task is hidden until `visible_at`, and only the current token may ack,
 //! extend or release it.
 
-use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use ferrite_sqlite::OpenError;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::SqlitePool;
 use tokio::sync::Mutex;
 
 use crate::{millis, new_token, now_ms, Lease, Queue, QueueError, Task};
 
-/// How long a writer waits for another writer before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The schema's versions.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 pub struct SqliteQueue {
     pool: SqlitePool,
@@ -26,30 +28,6 @@ pub struct SqliteQueue {
     /// handler, whose growing sleeps (1, 2, 5, 10 ... ms) add tens of
     /// milliseconds to the unlucky ones. Waiting in line here is immediate.
     writes: Mutex<()>,
-}
-
-/// Create the database file (mode 0600) and its directory (0700) when
-/// missing: only Ferrite's user may read them. SQLite gives its `-wal` and
-/// `-shm` files the database file's mode. An existing file or directory is
-/// left as it is.
-fn private_file(file: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    if file.as_os_str() == ":memory:" || file.exists() {
-        return Ok(());
-    }
-    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
-    }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(file)
-        .map(drop)
 }
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {
@@ -67,29 +45,12 @@ impl SqliteQueue {
                 "queue URL {url:?} is not a SQLite URL; use sqlite://path/to/queue.db"
             )));
         }
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| {
-                QueueError::Config(format!("queue URL {url:?} is not a valid SQLite URL: {e}"))
-            })?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(BUSY_TIMEOUT);
-        private_file(options.get_filename()).map_err(|e| {
-            QueueError::Config(format!(
-                "queue URL: cannot create the database file {} in a private directory: {e}",
-                options.get_filename().display()
-            ))
-        })?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
+        let pool = ferrite_sqlite::open(url, "queue URL", &MIGRATOR)
             .await
-            .map_err(|e| {
-                QueueError::Config(format!(
-                    "queue URL {url:?}: cannot open the SQLite database: {e}"
-                ))
+            .map_err(|e| match e {
+                OpenError::Config(message) => QueueError::Config(message),
+                OpenError::Migrate(e) => QueueError::Migrate(e),
             })?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         tracing::info!(url, "sqlite queue ready");
         Ok(SqliteQueue {
             pool,
@@ -139,11 +100,7 @@ impl Queue for SqliteQueue {
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(id, payload, attempts)| Lease {
-            task: Task { id, payload },
-            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-            token,
-        }))
+        Ok(row.map(|(id, payload, attempts)| Lease::reserved(id, payload, attempts, token)))
     }
 
     async fn extend(&self, lease: &Lease, by: Duration) -> Result<(), QueueError> {

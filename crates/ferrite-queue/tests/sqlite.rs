@@ -1,9 +1,10 @@
 //! The conformance suite against the embedded SQLite queue, on a temp file.
 
-use std::sync::Arc;
-use std::time::Duration;
+mod conformance;
 
-use ferrite_queue::{sqlite::SqliteQueue, Queue, QueueError, Task};
+use std::sync::Arc;
+
+use ferrite_queue::{sqlite::SqliteQueue, Queue, QueueError};
 
 async fn make() -> (Arc<dyn Queue>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -12,7 +13,7 @@ async fn make() -> (Arc<dyn Queue>, tempfile::TempDir) {
     (Arc::new(queue), dir)
 }
 
-ferrite_queue::queue_conformance_tests!(make());
+conformance::queue_conformance_tests!(make());
 
 /// Unacknowledged tasks survive a restart, leased ones included: a lease
 /// held by the old process runs out and the task is delivered again.
@@ -22,39 +23,10 @@ async fn reopening_keeps_unacknowledged_tasks() {
     let url = format!("sqlite://{}", dir.path().join("queue.db").display());
     {
         let queue = SqliteQueue::open(&url).await.expect("open");
-        for id in ["a", "b", "c"] {
-            let task = Task {
-                id: id.into(),
-                payload: id.as_bytes().to_vec(),
-            };
-            queue.push(&task).await.expect("push");
-        }
-        let done = queue
-            .reserve("old", Duration::from_secs(60))
-            .await
-            .expect("reserve")
-            .expect("a");
-        queue.ack(&done).await.expect("ack");
-        queue
-            .reserve("old", Duration::from_millis(100))
-            .await
-            .expect("reserve")
-            .expect("b, never acknowledged");
+        conformance::leave_work_for_a_restart(&queue).await;
     }
     let queue = SqliteQueue::open(&url).await.expect("reopen");
-    assert_eq!(queue.depth().await.expect("depth"), 2);
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    let mut got = Vec::new();
-    while let Some(lease) = queue
-        .reserve("new", Duration::from_secs(60))
-        .await
-        .expect("reserve")
-    {
-        got.push((lease.task.id.clone(), lease.attempts));
-        queue.ack(&lease).await.expect("ack");
-    }
-    got.sort();
-    assert_eq!(got, [("b".to_string(), 2), ("c".to_string(), 1)]);
+    conformance::find_work_after_a_restart(&queue).await;
 }
 
 #[tokio::test]

@@ -1,12 +1,16 @@
 //! Where Ferrite keeps its durable state: apps, routes, and call records with
-//! their logs. One [`Store`] trait, one implementation per backend, and one
-//! [`conformance`] suite that every implementation must pass.
+//! their logs. One [`Store`] trait, one implementation per backend ([`sqlite`]
+//! embedded, [`postgres`] shared by every node), and one conformance suite
+//! (in `tests/`) that every implementation must pass.
+//!
+//! It must not know how calls run or how they are served: nothing here knows
+//! containers, HTTP or the queue; it stores what the model defines.
 #![forbid(unsafe_code)]
 
-pub mod conformance;
 mod error;
 pub mod postgres;
 mod rows;
+mod sql;
 pub mod sqlite;
 
 use std::sync::Arc;

@@ -2,24 +2,18 @@
 //! packages, and what only a shared database has to get right: several
 //! nodes migrating one schema at once, and writes racing deletes.
 //!
-//! One throwaway cluster per run of this test binary, started by the first
-//! test that needs it through `scripts/postgres.sh run` (in a temp dir, on a
-//! free port). The script serves until its standard input closes; this
-//! process holds the pipe's other end in a static, and the kernel closes it
-//! when the process ends, however it ends, so the script then stops the
-//! cluster and removes its directory. Each test gets a database of its own,
-//! so tests run in parallel on the one cluster.
+//! One throwaway cluster per run of this test binary, and a database of its
+//! own for each test ([`ferrite_testkit::postgres`]).
 
-use std::io::{BufRead, BufReader};
+mod conformance;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::Arc;
 
 use ferrite_model::{App, Call, CallStatus, Millis, Route, RouteInput, RouteType};
 use ferrite_store::postgres::PostgresStore;
-use ferrite_store::{CallFilter, RecordedCall, Store, StoreError, DEFAULT_TIMEOUT};
+use ferrite_store::{RecordedCall, Store, StoreError, DEFAULT_TIMEOUT};
+use ferrite_testkit::postgres::{base_url, fresh_database, psql};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection};
@@ -27,73 +21,15 @@ use sqlx::{Connection, PgConnection};
 /// How many nodes start at once in the migration tests.
 const NODES: usize = 4;
 
-/// The running cluster of this process.
-struct Cluster {
-    /// `postgres://ferrite@127.0.0.1:PORT`, without a database.
-    base_url: String,
-    /// `scripts/postgres.sh run`, whose standard input (our end of the pipe)
-    /// stays open as long as this process lives.
-    _script: Child,
-}
-
-fn cluster() -> &'static Cluster {
-    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
-    CLUSTER.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/postgres.sh");
-        let mut child = Command::new("bash")
-            .arg(&script)
-            .arg("run")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("script stdout"))
-            .read_line(&mut line)
-            .expect("read the script's output");
-        let url = line
-            .trim()
-            .strip_prefix("POSTGRES_URL=")
-            .unwrap_or_else(|| {
-                panic!("scripts/postgres.sh did not start PostgreSQL (its errors are above)")
-            });
-        let base_url = url
-            .strip_suffix("/postgres")
-            .expect("a URL of the postgres database")
-            .to_string();
-        Cluster {
-            base_url,
-            _script: child,
-        }
-    })
-}
-
-/// The URL of a new, empty database of the cluster.
-async fn fresh_database() -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let name = format!("ferrite_{}", NEXT.fetch_add(1, Ordering::Relaxed));
-    let base = &cluster().base_url;
-    let mut admin = PgConnection::connect(&format!("{base}/postgres"))
-        .await
-        .expect("connect to the test cluster");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .expect("create a database");
-    admin.close().await.expect("close");
-    format!("{base}/{name}")
-}
-
 async fn make() -> (Arc<dyn Store>, ()) {
-    let url = fresh_database().await;
+    let url = fresh_database();
     let store = PostgresStore::open(&url, DEFAULT_TIMEOUT)
         .await
         .expect("open postgres store");
     (Arc::new(store), ())
 }
 
-ferrite_store::store_conformance_tests!(make());
+conformance::store_conformance_tests!(make());
 
 fn app(name: &str) -> App {
     App {
@@ -184,7 +120,7 @@ fn all_versions() -> Vec<(i64, i64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nodes_starting_at_once_on_a_fresh_database_migrate_it_once() {
-    let url = fresh_database().await;
+    let url = fresh_database();
     open_together(&url).await;
     assert_eq!(applied_versions(&url).await, all_versions());
     let store = PostgresStore::open(&url, DEFAULT_TIMEOUT)
@@ -198,7 +134,7 @@ async fn nodes_starting_at_once_on_a_fresh_database_migrate_it_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nodes_starting_at_once_upgrade_an_older_schema_once() {
-    let url = fresh_database().await;
+    let url = fresh_database();
     let (old, _dir) = migrator_of(&["0001_apps_routes.sql", "0002_calls.sql"]).await;
     let mut conn = PgConnection::connect(&url).await.expect("connect");
     old.run(&mut conn).await.expect("the older schema");
@@ -247,7 +183,7 @@ async fn nodes_starting_at_once_upgrade_an_older_schema_once() {
 /// that fails when run twice, every concurrent run succeeds and it runs once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_migrators_take_turns() {
-    let url = fresh_database().await;
+    let url = fresh_database();
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(
         dir.path().join("0001_slow.sql"),
@@ -280,7 +216,7 @@ async fn concurrent_migrators_take_turns() {
 
 #[tokio::test]
 async fn open_takes_both_url_schemes() {
-    let url = fresh_database().await;
+    let url = fresh_database();
     let rest = url.strip_prefix("postgres://ferrite@").expect("test URL");
     for url in [
         format!("postgres://ferrite:unused@{rest}?sslmode=disable"),
@@ -296,8 +232,7 @@ async fn open_takes_both_url_schemes() {
 /// (A server that refuses connections is waited for, as one starting up.)
 #[tokio::test]
 async fn a_missing_database_is_a_config_error_without_the_password() {
-    let rest = cluster()
-        .base_url
+    let rest = base_url()
         .strip_prefix("postgres://ferrite@")
         .expect("test URL");
     let err = ferrite_store::open(
@@ -320,18 +255,12 @@ async fn a_missing_database_is_a_config_error_without_the_password() {
 /// collates otherwise (ICU's en-US puts `a` before `B` and `_` before `-`).
 #[tokio::test]
 async fn listings_sort_bytewise_whatever_the_locale() {
-    let url = fresh_database().await;
+    let url = fresh_database();
     let (base, name) = url.rsplit_once('/').expect("url");
     let icu_name = format!("{name}_icu");
-    let mut admin = PgConnection::connect(&format!("{base}/postgres"))
-        .await
-        .expect("connect");
-    sqlx::query(&format!(
+    psql(&format!(
         "CREATE DATABASE {icu_name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"
-    ))
-    .execute(&mut admin)
-    .await
-    .expect("create an ICU database");
+    ));
     let store = PostgresStore::open(&format!("{base}/{icu_name}"), DEFAULT_TIMEOUT)
         .await
         .expect("open");
@@ -363,36 +292,6 @@ async fn listings_sort_bytewise_whatever_the_locale() {
         .collect();
     let expected: Vec<String> = sorted.iter().map(|n| format!("/{n}")).collect();
     assert_eq!(paths, expected);
-}
-
-/// As in SQLite's suite: one batch is a couple of statements, not a round
-/// trip per call.
-#[tokio::test]
-async fn a_batch_of_1000_calls_is_quick() {
-    let (store, ()) = make().await;
-    store.create_app(&app("fast")).await.expect("create app");
-    let batch: Vec<_> = (0..1000).map(|n| finished_call("fast", n)).collect();
-    let started = std::time::Instant::now();
-    assert_eq!(store.record_calls(&batch).await.expect("record"), 1000);
-    let took = started.elapsed();
-    eprintln!("record_calls: 1000 calls in {took:?}");
-    assert!(took < Duration::from_secs(3), "{took:?}");
-    let listed = store
-        .list_calls(
-            "fast",
-            CallFilter {
-                limit: 1000,
-                ..CallFilter::default()
-            },
-        )
-        .await
-        .expect("list");
-    assert_eq!(listed.len(), 1000);
-    let log = store
-        .get_call_log("fast", &batch[999].call.id)
-        .await
-        .expect("log");
-    assert_eq!(log.len(), 200);
 }
 
 /// A route created while its app is being deleted lands either way round:

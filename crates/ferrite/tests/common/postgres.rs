@@ -1,91 +1,19 @@
-//! A real PostgreSQL for tests: one throwaway cluster per test process
-//! (`scripts/postgres.sh run`, tied to a pipe this process holds, so it goes
-//! when the process ends however it ends), one fresh database per test.
+//! The shared throwaway PostgreSQL of [`ferrite_testkit::postgres`], with
+//! URLs as nodes take them (`?sslmode=disable`).
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::OnceLock;
+use ferrite_testkit::postgres;
 
-struct Cluster {
-    /// `postgres://ferrite@127.0.0.1:PORT`, without a database.
-    base_url: String,
-    _script: Child,
-}
-
-fn cluster() -> &'static Cluster {
-    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
-    CLUSTER.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/postgres.sh");
-        let mut child = Command::new("bash")
-            .arg(&script)
-            .arg("run")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("script stdout"))
-            .read_line(&mut line)
-            .expect("read the script's output");
-        let base_url = line
-            .trim()
-            .strip_prefix("POSTGRES_URL=")
-            .and_then(|url| url.strip_suffix("/postgres"))
-            .unwrap_or_else(|| {
-                panic!("scripts/postgres.sh did not start PostgreSQL (its errors are above)")
-            })
-            .to_string();
-        Cluster {
-            base_url,
-            _script: child,
-        }
-    })
-}
-
-/// A name not used before by this process: `{prefix}_{pid}_{n}`.
-fn unique(prefix: &str) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Run SQL as the cluster's superuser.
-fn psql(sql: &str) {
-    let status = Command::new("psql")
-        .arg(format!("{}/postgres", cluster().base_url))
-        .args(["-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .status()
-        .expect("run psql");
-    assert!(status.success(), "psql failed: {sql}");
-}
-
-/// The `DB_URL` of a new, empty database (`?sslmode=disable`, as nodes use).
+/// The `DB_URL` of a new, empty database.
 pub fn fresh_database() -> String {
-    let name = unique("ferrite");
-    psql(&format!("CREATE DATABASE {name}"));
-    format!("{}/{name}?sslmode=disable", cluster().base_url)
+    format!("{}?sslmode=disable", postgres::fresh_database())
 }
 
-/// A new, empty database owned by a new role that must log in with
-/// `password` (a member of `password_required`: scripts/postgres.sh), and
-/// its `DB_URL` without the password: `postgres://ROLE@127.0.0.1:PORT/DB`.
-/// `password` must not hold a single quote.
+/// The `DB_URL`, without the password, of a new, empty database owned by a
+/// new role that must log in with `password` (see
+/// [`postgres::database_with_password`]).
 pub fn database_with_password(password: &str) -> String {
-    let role = unique("ferrite_pw");
-    psql(&format!(
-        "CREATE ROLE {role} LOGIN PASSWORD '{password}' IN ROLE password_required"
-    ));
-    psql(&format!("CREATE DATABASE {role} OWNER {role}"));
-    let host = cluster()
-        .base_url
-        .rsplit_once('@')
-        .map(|(_, host)| host.to_string())
-        .expect("the cluster URL has a host");
-    format!("postgres://{role}@{host}/{role}?sslmode=disable")
+    format!(
+        "{}?sslmode=disable",
+        postgres::database_with_password(password)
+    )
 }

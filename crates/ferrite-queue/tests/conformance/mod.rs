@@ -1,7 +1,9 @@
-//! The conformance suite every [`Queue`] implementation must pass.
+//! The conformance suite every `Queue` implementation must pass, included by
+//! each backend's test binary (`mod conformance;`) and not shipped with the
+//! library.
 //!
 //! Each case is a plain async function over `&dyn Queue`; the
-//! [`queue_conformance_tests!`](crate::queue_conformance_tests) macro turns
+//! [`queue_conformance_tests!`] macro turns
 //! them into one `#[tokio::test]` each for a given backend, so the embedded
 //! queue and Redis run the very same assertions. Cases assume an empty queue.
 //! Lease expiry is tested with short leases (100 ms) and real sleeps.
@@ -10,7 +12,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{Queue, QueueError, Task};
+use ferrite_queue::{Queue, QueueError, Task};
 
 /// A lease that runs out within a test.
 const SHORT: Duration = Duration::from_millis(100);
@@ -245,13 +247,42 @@ pub async fn concurrent_workers_get_each_task_once(queue: Arc<dyn Queue>) {
     assert_eq!(queue.depth().await.unwrap(), 0);
 }
 
+/// The first half of a restart test: leaves `a` acknowledged, `b` leased
+/// (100 ms) and never acknowledged, and `c` waiting. The backend then
+/// restarts (a process, a server) and [`find_work_after_a_restart`] runs.
+pub async fn leave_work_for_a_restart(queue: &dyn Queue) {
+    for id in ["a", "b", "c"] {
+        queue.push(&task(id)).await.unwrap();
+    }
+    let done = queue.reserve("old", LONG).await.unwrap().expect("a");
+    queue.ack(&done).await.unwrap();
+    queue
+        .reserve("old", SHORT)
+        .await
+        .unwrap()
+        .expect("b, never acknowledged");
+}
+
+/// The second half: unacknowledged tasks survived, leased ones included,
+/// whose lease runs out and which are delivered again.
+pub async fn find_work_after_a_restart(queue: &dyn Queue) {
+    assert_eq!(queue.depth().await.unwrap(), 2);
+    tokio::time::sleep(PAST_SHORT).await;
+    let mut got = Vec::new();
+    while let Some(lease) = queue.reserve("new", LONG).await.unwrap() {
+        got.push((lease.task.id.clone(), lease.attempts));
+        queue.ack(&lease).await.unwrap();
+    }
+    // c was visible from its push, b only once the old lease ran out.
+    assert_eq!(got, [("c".to_string(), 1), ("b".to_string(), 2)]);
+}
+
 /// Expand to one `#[tokio::test]` per conformance case. `$make` is an async
 /// expression returning `(Arc<dyn Queue>, guard)`; the guard (a temp dir, a
 /// server handle) lives until the case ends.
-#[macro_export]
 macro_rules! queue_conformance_tests {
     ($make:expr) => {
-        $crate::queue_conformance_tests!(@by_ref $make;
+        $crate::conformance::queue_conformance_tests!(@by_ref $make;
             push_reserve_ack_round_trip, fifo_order, duplicate_id_refused,
             reserved_task_is_invisible, expired_lease_redelivers, stale_lease_is_lost,
             extend_keeps_the_lease, release_with_delay, release_without_delay_is_visible_at_once,
@@ -272,3 +303,4 @@ macro_rules! queue_conformance_tests {
         )*
     };
 }
+pub(crate) use queue_conformance_tests;

@@ -1,0 +1,586 @@
+//! The store core: every query SQLite and PostgreSQL share, written once.
+//! (Over 500 lines: the shared `impl Store` is one macro, read best whole.)
+//!
+//! Both schemas have the same tables and columns ([`crate::rows`]), and
+//! sqlx's SQLite driver takes PostgreSQL's `$1`-style parameters, so one SQL
+//! text serves both. What a backend still decides is how a write begins (its
+//! transaction and locking discipline), which row locks its reads take, and
+//! how it records a batch of calls; those stay in `sqlite.rs` and
+//! `postgres.rs`.
+//!
+//! The shared methods are a `macro_rules!` ([`sql_store!`]) that implements
+//! [`Store`](crate::Store) for one backend's concrete pool type, rather than
+//! generic functions over `sqlx::Database`: every query binds and decodes
+//! half a dozen Rust types, and sqlx's bounds for each (`Encode`, `Type`,
+//! `Decode`, `FromRow`, `IntoArguments`, `Executor` for the connection)
+//! would have to be repeated on every function, since Rust does not carry
+//! them over from a trait. `sqlx::Any` would drop sqlx's types (and
+//! PostgreSQL's arrays). The macro keeps each backend's own types, checked by
+//! the compiler for each, and the code inside reads like the plain code it
+//! is.
+//!
+//! A backend that invokes the macro provides, as inherent items:
+//! - a `pool` field, its sqlx pool;
+//! - `async fn write(&self)`: a write transaction (dereferencing to the
+//!   connection), begun under the backend's write discipline;
+//! - `async fn snapshot(&self)`: a read transaction in which a listing's app
+//!   check and its rows agree;
+//! - `const FOR_UPDATE` and `const FOR_KEY_SHARE`: the row lock suffixes of a
+//!   read-merge-write and of a read that only needs the row to stay;
+//! - `async fn record_batch(&self, calls)`: [`Store::record_calls`] for a
+//!   non-empty batch.
+//!
+//! [`Store::record_calls`]: crate::Store::record_calls
+
+use ferrite_model::CallStatus;
+
+/// Store or replace the log (`$2`) of call `$1`.
+pub(crate) const PUT_LOG: &str = "INSERT INTO call_logs (call_id, log) VALUES ($1, $2) \
+     ON CONFLICT (call_id) DO UPDATE SET log = excluded.log";
+
+/// How many times [`Store::create_route`](crate::Store::create_route) tries
+/// when its app is deleted under it (see there).
+pub(crate) const CREATE_ROUTE_TRIES: u32 = 3;
+
+pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|e| e.is_unique_violation())
+}
+
+pub(crate) fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|e| e.is_foreign_key_violation())
+}
+
+/// The final statuses as an SQL list (`'success', ...`), for purging.
+pub(crate) fn final_statuses() -> String {
+    CallStatus::ALL
+        .into_iter()
+        .filter(|s| s.is_final())
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Implement [`Store`](crate::Store) for the SQL backend `$store`, whose
+/// pool is of sqlx database `$db`, with the items the module doc lists.
+macro_rules! sql_store {
+    ($store:ty, $db:ty) => {
+        // An anonymous const, so that the imports below stay inside.
+        const _: () = {
+            use ::async_trait::async_trait;
+            use ::ferrite_model::{
+                ApiError, App, AppInput, Call, CallStatus, Millis, Route, RouteInput,
+            };
+            use ::sqlx::query::Query;
+            use ::sqlx::Database;
+
+            use $crate::rows::{
+                signed, to_json, AppRow, CallRow, RouteRow, CALL_COLUMNS, ROUTE_COLUMNS,
+            };
+            use $crate::sql::{
+                final_statuses, is_foreign_key_violation, is_unique_violation,
+                CREATE_ROUTE_TRIES, PUT_LOG,
+            };
+            use $crate::{
+                now_ms, CallFilter, CallUpdate, RecordedCall, Store, StoreError, MAX_CALLS_PAGE,
+            };
+
+            type Connection = <$db as Database>::Connection;
+            type Bound<'q> = Query<'q, $db, <$db as Database>::Arguments<'q>>;
+
+            impl $store {
+                /// App `name`, its row locked with `lock` until the transaction ends.
+                async fn app_in(
+                    conn: &mut Connection,
+                    name: &str,
+                    lock: &str,
+                ) -> Result<App, StoreError> {
+                    let query = format!("SELECT name, config, limits FROM apps WHERE name = $1 {lock}");
+                    let row: Option<AppRow> = sqlx::query_as(&query)
+                        .bind(name)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                    row.ok_or_else(|| StoreError::AppNotFound(name.to_string()))?
+                        .try_into()
+                }
+
+                /// Whether app `name` exists, in the transaction's snapshot.
+                async fn app_exists(conn: &mut Connection, name: &str) -> Result<bool, StoreError> {
+                    let found: Option<(String,)> =
+                        sqlx::query_as("SELECT name FROM apps WHERE name = $1")
+                            .bind(name)
+                            .fetch_optional(&mut *conn)
+                            .await?;
+                    Ok(found.is_some())
+                }
+
+                /// Bind `call` to the ten parameters of an insert of [`CALL_COLUMNS`].
+                fn bind_call<'q>(query: Bound<'q>, call: &'q Call) -> Bound<'q> {
+                    query
+                        .bind(&call.id)
+                        .bind(&call.app_name)
+                        .bind(&call.path)
+                        .bind(call.kind.as_str())
+                        .bind(call.status.as_str())
+                        .bind(call.created_at.0)
+                        .bind(call.started_at.map(|t| t.0))
+                        .bind(call.completed_at.map(|t| t.0))
+                        .bind(&call.error)
+                        .bind(i64::from(call.attempts))
+                }
+
+                /// Bind the thirteen columns of `route` that a PATCH may
+                /// change, from `image` to `confinement` in [`ROUTE_COLUMNS`]'
+                /// order.
+                fn bind_route<'q>(query: Bound<'q>, route: &'q Route) -> Result<Bound<'q>, StoreError> {
+                    Ok(query
+                        .bind(&route.image)
+                        .bind(signed(route.memory))
+                        .bind(route.kind.as_str())
+                        .bind(route.format.as_str())
+                        .bind(signed(route.max_concurrency))
+                        .bind(signed(route.timeout))
+                        .bind(signed(route.idle_timeout))
+                        .bind(to_json(&route.headers)?)
+                        .bind(to_json(&route.config)?)
+                        .bind(&route.jwt_key)
+                        .bind(i64::from(route.max_retries))
+                        .bind(to_json(&route.service)?)
+                        .bind(to_json(&route.confinement)?))
+                }
+
+                /// One try of [`Store::create_route`].
+                async fn try_create_route(&self, route: &Route) -> Result<(), StoreError> {
+                    let now = now_ms();
+                    let mut tx = self.write().await?;
+                    sqlx::query(
+                        "INSERT INTO apps (name, config, created_at, updated_at) \
+                         VALUES ($1, NULL, $2, $2) ON CONFLICT (name) DO NOTHING",
+                    )
+                    .bind(&route.app_name)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    let insert = format!(
+                        "INSERT INTO routes ({ROUTE_COLUMNS}, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+                                 $15, $16, $16)"
+                    );
+                    let query = sqlx::query(&insert).bind(&route.app_name).bind(&route.path);
+                    Self::bind_route(query, route)?
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| {
+                            if is_unique_violation(&e) {
+                                StoreError::RouteExists {
+                                    app: route.app_name.clone(),
+                                    path: route.path.clone(),
+                                }
+                            } else {
+                                e.into()
+                            }
+                        })?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+            }
+
+            #[async_trait]
+            impl Store for $store {
+                async fn create_app(&self, app: &App) -> Result<(), StoreError> {
+                    let now = now_ms();
+                    sqlx::query(
+                        "INSERT INTO apps (name, config, limits, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $4)",
+                    )
+                    .bind(&app.name)
+                    .bind(to_json(&app.config)?)
+                    .bind(to_json(&app.limits)?)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        if is_unique_violation(&e) {
+                            StoreError::AppExists(app.name.clone())
+                        } else {
+                            e.into()
+                        }
+                    })?;
+                    Ok(())
+                }
+
+                async fn get_app(&self, name: &str) -> Result<App, StoreError> {
+                    let mut conn = self.pool.acquire().await?;
+                    Self::app_in(&mut conn, name, "").await
+                }
+
+                async fn list_apps(&self) -> Result<Vec<App>, StoreError> {
+                    let rows: Vec<AppRow> =
+                        sqlx::query_as("SELECT name, config, limits FROM apps ORDER BY name")
+                            .fetch_all(&self.pool)
+                            .await?;
+                    rows.into_iter().map(App::try_from).collect()
+                }
+
+                async fn update_app(&self, name: &str, patch: AppInput) -> Result<App, StoreError> {
+                    let mut tx = self.write().await?;
+                    let mut app = Self::app_in(&mut tx, name, Self::FOR_UPDATE).await?;
+                    app.apply(patch)?;
+                    sqlx::query(
+                        "UPDATE apps SET config = $1, limits = $2, updated_at = $3 WHERE name = $4",
+                    )
+                    .bind(to_json(&app.config)?)
+                    .bind(to_json(&app.limits)?)
+                    .bind(now_ms())
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok(app)
+                }
+
+                async fn delete_app(&self, name: &str, cascade: bool) -> Result<(), StoreError> {
+                    let mut tx = self.write().await?;
+                    // Locked first: a route created meanwhile waits on this
+                    // lock (its foreign key check) and so is either counted
+                    // here or sees the app gone.
+                    Self::app_in(&mut tx, name, Self::FOR_UPDATE).await?;
+                    let (count,): (i64,) =
+                        sqlx::query_as("SELECT COUNT(*) FROM routes WHERE app_name = $1")
+                            .bind(name)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    if count > 0 && !cascade {
+                        return Err(StoreError::AppHasRoutes {
+                            app: name.to_string(),
+                            count,
+                        });
+                    }
+                    // Routes, calls and call logs go with it (ON DELETE CASCADE).
+                    sqlx::query("DELETE FROM apps WHERE name = $1")
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                /// An existing app is left unlocked by the insert-if-missing
+                /// (on PostgreSQL; SQLite's write holds the whole database),
+                /// so it can be deleted before the route's foreign key check,
+                /// which then fails: the next try creates the app again, as if
+                /// the delete came first.
+                async fn create_route(&self, route: &Route) -> Result<(), StoreError> {
+                    let mut tries = 1;
+                    loop {
+                        match self.try_create_route(route).await {
+                            Err(StoreError::Database(e))
+                                if is_foreign_key_violation(&e) && tries < CREATE_ROUTE_TRIES =>
+                            {
+                                tries += 1;
+                            }
+                            result => return result,
+                        }
+                    }
+                }
+
+                async fn get_route(&self, app: &str, path: &str) -> Result<Route, StoreError> {
+                    let query = format!(
+                        "SELECT {ROUTE_COLUMNS} FROM routes WHERE app_name = $1 AND path = $2"
+                    );
+                    let row: Option<RouteRow> = sqlx::query_as(&query)
+                        .bind(app)
+                        .bind(path)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    row.ok_or_else(|| StoreError::RouteNotFound {
+                        app: app.to_string(),
+                        path: path.to_string(),
+                    })?
+                    .try_into()
+                }
+
+                async fn list_routes(&self, app: &str) -> Result<Vec<Route>, StoreError> {
+                    let mut tx = self.snapshot().await?;
+                    if !Self::app_exists(&mut tx, app).await? {
+                        return Err(StoreError::AppNotFound(app.to_string()));
+                    }
+                    let query = format!(
+                        "SELECT {ROUTE_COLUMNS} FROM routes WHERE app_name = $1 ORDER BY path"
+                    );
+                    let rows: Vec<RouteRow> =
+                        sqlx::query_as(&query).bind(app).fetch_all(&mut *tx).await?;
+                    tx.commit().await?;
+                    rows.into_iter().map(Route::try_from).collect()
+                }
+
+                async fn update_route(
+                    &self,
+                    app: &str,
+                    path: &str,
+                    patch: RouteInput,
+                ) -> Result<Route, StoreError> {
+                    let mut tx = self.write().await?;
+                    let query = format!(
+                        "SELECT {ROUTE_COLUMNS} FROM routes WHERE app_name = $1 AND path = $2 {}",
+                        Self::FOR_UPDATE
+                    );
+                    let row: Option<RouteRow> = sqlx::query_as(&query)
+                        .bind(app)
+                        .bind(path)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let mut route: Route = row
+                        .ok_or_else(|| StoreError::RouteNotFound {
+                            app: app.to_string(),
+                            path: path.to_string(),
+                        })?
+                        .try_into()?;
+                    route.apply(patch)?;
+                    let update = sqlx::query(
+                        "UPDATE routes SET image = $1, memory = $2, type = $3, format = $4, \
+                         max_concurrency = $5, timeout = $6, idle_timeout = $7, headers = $8, \
+                         config = $9, jwt_key = $10, max_retries = $11, service = $12, \
+                         confinement = $13, updated_at = $14 \
+                         WHERE app_name = $15 AND path = $16",
+                    );
+                    Self::bind_route(update, &route)?
+                        .bind(now_ms())
+                        .bind(app)
+                        .bind(path)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(route)
+                }
+
+                async fn delete_route(&self, app: &str, path: &str) -> Result<(), StoreError> {
+                    let done = sqlx::query("DELETE FROM routes WHERE app_name = $1 AND path = $2")
+                        .bind(app)
+                        .bind(path)
+                        .execute(&self.pool)
+                        .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::RouteNotFound {
+                            app: app.to_string(),
+                            path: path.to_string(),
+                        });
+                    }
+                    Ok(())
+                }
+
+                async fn insert_call(&self, call: &Call) -> Result<(), StoreError> {
+                    let mut tx = self.write().await?;
+                    // The app first, so a call of a missing app is
+                    // AppNotFound whatever its id; locked so it stays until
+                    // the commit.
+                    Self::app_in(&mut tx, &call.app_name, Self::FOR_KEY_SHARE).await?;
+                    let insert = format!(
+                        "INSERT INTO calls ({CALL_COLUMNS}, output) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)"
+                    );
+                    Self::bind_call(sqlx::query(&insert), call)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| {
+                            if is_unique_violation(&e) {
+                                StoreError::CallExists(call.id.clone())
+                            } else {
+                                e.into()
+                            }
+                        })?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn record_calls(&self, calls: &[RecordedCall]) -> Result<u64, StoreError> {
+                    if calls.is_empty() {
+                        return Ok(0);
+                    }
+                    self.record_batch(calls).await
+                }
+
+                async fn update_call(
+                    &self,
+                    id: &str,
+                    update: &CallUpdate<'_>,
+                ) -> Result<Call, StoreError> {
+                    let mut tx = self.write().await?;
+                    let query = format!(
+                        "SELECT {CALL_COLUMNS} FROM calls WHERE id = $1 {}",
+                        Self::FOR_UPDATE
+                    );
+                    let row: Option<CallRow> = sqlx::query_as(&query)
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let mut call: Call = row
+                        .ok_or_else(|| StoreError::CallNotFound(id.to_string()))?
+                        .try_into()?;
+                    call.advance(update.next, Millis(update.at_ms), update.error)
+                        .map_err(|e| StoreError::IllegalTransition {
+                            id: id.to_string(),
+                            from: e.from,
+                            to: e.to,
+                        })?;
+                    sqlx::query(
+                        "UPDATE calls SET status = $1, started_at = $2, completed_at = $3, \
+                         error = $4, attempts = $5, output = COALESCE($6, output) WHERE id = $7",
+                    )
+                    .bind(call.status.as_str())
+                    .bind(call.started_at.map(|t| t.0))
+                    .bind(call.completed_at.map(|t| t.0))
+                    .bind(&call.error)
+                    .bind(i64::from(call.attempts))
+                    .bind(update.output)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                    if let Some(log) = update.log {
+                        sqlx::query(PUT_LOG)
+                            .bind(id)
+                            .bind(log)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(call)
+                }
+
+                async fn get_call(&self, app: &str, id: &str) -> Result<Call, StoreError> {
+                    let query = format!(
+                        "SELECT {CALL_COLUMNS} FROM calls WHERE app_name = $1 AND id = $2"
+                    );
+                    let row: Option<CallRow> = sqlx::query_as(&query)
+                        .bind(app)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    row.ok_or_else(|| StoreError::CallNotFound(id.to_string()))?
+                        .try_into()
+                }
+
+                async fn call_output(
+                    &self,
+                    app: &str,
+                    id: &str,
+                ) -> Result<Option<Vec<u8>>, StoreError> {
+                    let row: Option<(Option<Vec<u8>>,)> =
+                        sqlx::query_as("SELECT output FROM calls WHERE app_name = $1 AND id = $2")
+                            .bind(app)
+                            .bind(id)
+                            .fetch_optional(&self.pool)
+                            .await?;
+                    Ok(row
+                        .ok_or_else(|| StoreError::CallNotFound(id.to_string()))?
+                        .0)
+                }
+
+                async fn list_calls(
+                    &self,
+                    app: &str,
+                    filter: CallFilter,
+                ) -> Result<Vec<Call>, StoreError> {
+                    if !(1..=MAX_CALLS_PAGE).contains(&filter.limit) {
+                        return Err(ApiError::bad_request(format!(
+                            "limit must be between 1 and {MAX_CALLS_PAGE}, not {}",
+                            filter.limit
+                        ))
+                        .into());
+                    }
+                    let mut tx = self.snapshot().await?;
+                    if !Self::app_exists(&mut tx, app).await? {
+                        return Err(StoreError::AppNotFound(app.to_string()));
+                    }
+                    // The casts give PostgreSQL the type of a parameter that
+                    // may be NULL; to SQLite they change nothing.
+                    let query = format!(
+                        "SELECT {CALL_COLUMNS} FROM calls WHERE app_name = $1 \
+                         AND (CAST($2 AS TEXT) IS NULL OR path = $2) \
+                         AND (CAST($3 AS TEXT) IS NULL OR status = $3) \
+                         AND (CAST($4 AS TEXT) IS NULL OR id < $4) ORDER BY id DESC LIMIT $5"
+                    );
+                    let rows: Vec<CallRow> = sqlx::query_as(&query)
+                        .bind(app)
+                        .bind(&filter.path)
+                        .bind(filter.status.map(CallStatus::as_str))
+                        .bind(&filter.cursor)
+                        .bind(i64::from(filter.limit))
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    rows.into_iter().map(Call::try_from).collect()
+                }
+
+                /// One statement: the log's foreign key is the check that the
+                /// call exists, and holds it until the log is written.
+                async fn put_call_log(&self, id: &str, log: &[u8]) -> Result<(), StoreError> {
+                    let mut tx = self.write().await?;
+                    sqlx::query(PUT_LOG)
+                        .bind(id)
+                        .bind(log)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| {
+                            if is_foreign_key_violation(&e) {
+                                StoreError::CallNotFound(id.to_string())
+                            } else {
+                                e.into()
+                            }
+                        })?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn get_call_log(&self, app: &str, id: &str) -> Result<Vec<u8>, StoreError> {
+                    let row: Option<(Option<Vec<u8>>,)> = sqlx::query_as(
+                        "SELECT l.log FROM calls c LEFT JOIN call_logs l ON l.call_id = c.id \
+                         WHERE c.app_name = $1 AND c.id = $2",
+                    )
+                    .bind(app)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    let (log,) = row.ok_or_else(|| StoreError::CallNotFound(id.to_string()))?;
+                    Ok(log.unwrap_or_default())
+                }
+
+                async fn purge_calls(&self, older_than_ms: i64) -> Result<u64, StoreError> {
+                    // One statement; the logs go with their calls (ON DELETE CASCADE).
+                    let purge = format!(
+                        "DELETE FROM calls WHERE completed_at < $1 AND status IN ({})",
+                        final_statuses()
+                    );
+                    let mut tx = self.write().await?;
+                    let done = sqlx::query(&purge)
+                        .bind(older_than_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(done.rows_affected())
+                }
+
+                async fn count_queued_calls(&self, app: &str) -> Result<u64, StoreError> {
+                    // The status is a literal, so the planner can use the
+                    // partial index `calls_queued` (a bound parameter could
+                    // not be matched to it).
+                    let (count,): (i64,) = sqlx::query_as(
+                        "SELECT COUNT(*) FROM calls WHERE app_name = $1 AND status = 'queued'",
+                    )
+                    .bind(app)
+                    .fetch_one(&self.pool)
+                    .await?;
+                    Ok(u64::try_from(count).unwrap_or(0))
+                }
+
+                async fn ping(&self) -> Result<(), StoreError> {
+                    sqlx::query("SELECT 1").execute(&self.pool).await?;
+                    Ok(())
+                }
+            }
+        };
+    };
+}
+pub(crate) use sql_store;
