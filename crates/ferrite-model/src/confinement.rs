@@ -439,6 +439,7 @@ impl Confinement {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     fn input(json: &str) -> ConfinementInput {
         serde_json::from_str(json).unwrap()
@@ -451,7 +452,7 @@ mod tests {
     #[track_caller]
     fn refused(json: &str, needle: &str) {
         let err = create(json).unwrap_err();
-        assert_eq!(err.status(), 400);
+        assert_eq!(err.kind, ErrorKind::BadRequest);
         assert!(err.message.contains(needle), "{json}: {}", err.message);
     }
 

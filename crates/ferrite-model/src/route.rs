@@ -408,6 +408,7 @@ impl Route {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     fn input(json: &str) -> RouteInput {
         serde_json::from_str(json).unwrap()
@@ -456,7 +457,7 @@ mod tests {
         ] {
             let body = format!(r#"{{"path":"/a","image":"x","max_retries":{value}}}"#);
             let err = Route::create("myapp", input(&body)).unwrap_err();
-            assert_eq!(err.status(), 400);
+            assert_eq!(err.kind, ErrorKind::BadRequest);
             assert!(err.message.contains("route max_retries"), "{}", err.message);
             assert!(err.message.contains(needle), "{}", err.message);
 
@@ -527,7 +528,7 @@ mod tests {
             ),
         ] {
             let err = Route::create("myapp", input(body)).unwrap_err();
-            assert_eq!(err.status(), 400);
+            assert_eq!(err.kind, ErrorKind::BadRequest);
             assert!(err.message.contains(needle), "{body}: {}", err.message);
         }
     }
@@ -615,7 +616,7 @@ mod tests {
             ),
         ] {
             let err = Route::create("myapp", input(body)).unwrap_err();
-            assert_eq!(err.status(), 400);
+            assert_eq!(err.kind, ErrorKind::BadRequest);
             assert!(err.message.contains(needle), "{body}: {}", err.message);
         }
     }
@@ -789,7 +790,7 @@ mod tests {
                 r#"{"memory":64,"confinement":{"cap_add":["SYS_ADMIN"]}}"#,
             ))
             .unwrap_err();
-        assert_eq!(err.status(), 400);
+        assert_eq!(err.kind, ErrorKind::BadRequest);
         assert!(
             err.message.contains("confinement.cap_add"),
             "{}",
@@ -827,7 +828,7 @@ mod tests {
             input(r#"{"path":"/a","image":"x","service":{},"confinement":{"network":"none"}}"#),
         )
         .unwrap_err();
-        assert_eq!(err.status(), 400);
+        assert_eq!(err.kind, ErrorKind::BadRequest);
         assert!(
             err.message.contains("confinement.network"),
             "{}",

@@ -360,6 +360,7 @@ pub fn label(key: &str, value: &str) -> Result<(), ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     fn input(json: &str) -> ServiceInput {
         serde_json::from_str(json).unwrap()
@@ -372,7 +373,7 @@ mod tests {
     #[track_caller]
     fn refused(json: &str, needle: &str) {
         let err = create(json).unwrap_err();
-        assert_eq!(err.status(), 400);
+        assert_eq!(err.kind, ErrorKind::BadRequest);
         assert!(err.message.contains(needle), "{json}: {}", err.message);
     }
 
