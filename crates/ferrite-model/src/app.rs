@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::decode::absent_or_null;
 use crate::limits::{AppLimits, LimitsInput};
-use crate::service::absent_or_null;
 use crate::{validate, ApiError, Config};
 
 /// An app as stored and as the API shows it. `config` is `null` when unset,

@@ -16,7 +16,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::service::absent_or_null;
+use crate::decode::absent_or_null;
 use crate::ApiError;
 
 /// Most processes and threads of one container when the route does not say:

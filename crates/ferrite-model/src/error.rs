@@ -81,3 +81,21 @@ impl ApiError {
         Self::new(ErrorKind::Internal, message)
     }
 }
+
+/// Asserts that `result` refuses the request with a message holding
+/// `needle`, and gives the refusal for more checks.
+#[cfg(test)]
+#[track_caller]
+pub(crate) fn assert_refused<T: std::fmt::Debug>(
+    result: Result<T, ApiError>,
+    needle: &str,
+) -> ApiError {
+    let err = result.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::BadRequest, "{}", err.message);
+    assert!(
+        err.message.contains(needle),
+        "{needle:?} not in {:?}",
+        err.message
+    );
+    err
+}

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::service::absent_or_null;
+use crate::decode::absent_or_null;
 use crate::ApiError;
 
 /// Upper bounds: far above real use, low enough that the rate fits the

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::ApiError;
 
@@ -123,18 +123,6 @@ pub struct ServiceInput {
     pub constraints: Option<Vec<String>>,
     /// Merged into the current labels: a key set to `""` is removed.
     pub labels: Option<BTreeMap<String, String>>,
-}
-
-/// Deserialize a field that may be absent, `null` or a value, for PATCH:
-/// absent is `None` (with `#[serde(default)]`: keep), `null` is `Some(None)`
-/// (remove), a value is `Some(Some(..))`. A plain `Option` reads absent and
-/// `null` alike.
-pub(crate) fn absent_or_null<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// A whole number in `min..=max`, named `route service.<field>` in the
