@@ -18,7 +18,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::decode::absent_or_null;
-use crate::ApiError;
+use crate::{validate, ApiError};
 
 mod capability;
 
@@ -69,13 +69,11 @@ impl Network {
     }
 
     fn parse(value: &str) -> Result<Self, ApiError> {
-        match value {
-            "default" => Ok(Network::Default),
-            "none" => Ok(Network::None),
-            other => Err(ApiError::bad_request(format!(
-                "route confinement.network must be \"default\" or \"none\", got {other:?}"
-            ))),
-        }
+        validate::choice(
+            "route confinement.network",
+            value,
+            &[("default", Network::Default), ("none", Network::None)],
+        )
     }
 }
 

@@ -8,7 +8,6 @@ use super::*;
 use crate::confinement::ConfinementInput;
 use crate::decode::absent_or_null;
 use crate::service::ServiceInput;
-use crate::validate;
 
 /// The body of route creation and PATCH (inside `"route"`). Numbers are
 /// read as signed so that a negative value gets a message about the rule,

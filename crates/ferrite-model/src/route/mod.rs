@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::confinement::{Confinement, ConfinementSpec};
 use crate::service::ServiceSpec;
-use crate::{ApiError, Config};
+use crate::{validate, ApiError, Config};
 
 pub use input::RouteInput;
 
@@ -65,13 +65,11 @@ impl RouteType {
     }
 
     fn parse(value: &str) -> Result<Self, ApiError> {
-        match value {
-            "sync" => Ok(RouteType::Sync),
-            "async" => Ok(RouteType::Async),
-            other => Err(ApiError::bad_request(format!(
-                "route type must be \"sync\" or \"async\", got {other:?}"
-            ))),
-        }
+        validate::choice(
+            "route type",
+            value,
+            &[("sync", RouteType::Sync), ("async", RouteType::Async)],
+        )
     }
 }
 
@@ -84,13 +82,11 @@ impl Format {
     }
 
     fn parse(value: &str) -> Result<Self, ApiError> {
-        match value {
-            "default" => Ok(Format::Default),
-            "http" => Ok(Format::Http),
-            other => Err(ApiError::bad_request(format!(
-                "route format must be \"default\" or \"http\", got {other:?}"
-            ))),
-        }
+        validate::choice(
+            "route format",
+            value,
+            &[("default", Format::Default), ("http", Format::Http)],
+        )
     }
 }
 

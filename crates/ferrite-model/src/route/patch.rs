@@ -4,7 +4,6 @@
 use super::input::{given, max_concurrency, max_retries, memory, timeout};
 use super::sections::{patch_section, service_needs_network, service_needs_sync};
 use super::*;
-use crate::validate;
 
 impl Route {
     /// Apply a PATCH. Fields not given (or zero, or `""`) keep their value,
