@@ -1,9 +1,12 @@
-//! Ferrite's domain: apps, routes and call records as the v1 API shows them, the request
-//! bodies that create and update them, their validation, and the one API
-//! error type that every layer above maps to an HTTP answer.
+//! Ferrite's domain: apps, routes and call records as the v1 API shows them,
+//! the request bodies that create and update them, their validation, the
+//! function contract, and the error every layer speaks: a kind of failure
+//! ([`ErrorKind`]) with a message ([`ApiError`]).
 //!
-//! Nothing here does I/O, so every rule about what a valid app or route is
-//! lives in one place and is tested without a server or a database.
+//! It must not know I/O (no files, network, database or clock beyond
+//! [`Millis::now`]), HTTP statuses (the server's API layer alone answers a
+//! kind with a status) or Docker, so every rule about what a valid app or
+//! route is lives in one place and is tested without a server or a database.
 #![forbid(unsafe_code)]
 
 pub mod app;

@@ -1,6 +1,10 @@
 //! Where Ferrite keeps its durable state: apps, routes, and call records with
 //! their logs. One [`Store`] trait, one implementation per backend, and one
 //! [`conformance`] suite that every implementation must pass.
+//!
+//! It must not know HTTP, the engine or the queue: it keeps what it is given
+//! and says what went wrong as a [`StoreError`], whose
+//! [`kind`](StoreError::kind) the server's API layer answers with a status.
 #![forbid(unsafe_code)]
 
 pub mod conformance;
