@@ -11,7 +11,7 @@
 //! merges into them, and the one resolved [`Confinement`] that the container
 //! code and the Swarm service definition both apply, so the defaults live here
 //! only. Which capabilities a route may add, and why the others are refused,
-//! is [`capability`]'s.
+//! is the `capability` module's.
 
 use std::fmt;
 

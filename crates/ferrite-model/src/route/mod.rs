@@ -1,8 +1,8 @@
 //! A route: an image bound to a path of an app, with how to run it.
 //!
 //! This module holds the route as stored and shown, its enums and bounds;
-//! [`input`] reads and validates a creation request, [`patch`] applies a
-//! PATCH, and [`sections`] holds the rules that tie the route's `service`
+//! `input` reads and validates a creation request, `patch` applies a
+//! PATCH, and `sections` holds the rules that tie the route's `service`
 //! and `confinement` sections to the rest of it.
 
 mod input;

@@ -3,7 +3,7 @@
 //! started per call or per node.
 //!
 //! This module owns the section's fields, their defaults and their rules, and
-//! how a PATCH merges into them; [`placement`] holds the rules of its Swarm
+//! how a PATCH merges into them; `placement` holds the rules of its Swarm
 //! placement constraints and labels. It runs nothing: the engine and the
 //! autoscaler read [`ServiceSpec`] from [`Route::service`](crate::Route::service).
 
