@@ -104,3 +104,33 @@ impl IntoResponse for Error {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_failures_keep_their_words_except_an_absent_database() {
+        let missing = store_failure(StoreError::AppNotFound("a".into()));
+        assert_eq!(status(missing.kind), StatusCode::NOT_FOUND);
+        assert_eq!(missing.message, "app \"a\" not found");
+        let taken = store_failure(StoreError::AppExists("a".into()));
+        assert_eq!(status(taken.kind), StatusCode::CONFLICT);
+        let invalid = store_failure(StoreError::Invalid(ApiError::bad_request("no")));
+        assert_eq!(
+            (status(invalid.kind), invalid.message.as_str()),
+            (StatusCode::BAD_REQUEST, "no")
+        );
+        let away = store_failure(StoreError::Unavailable("connection refused".into()));
+        assert_eq!(status(away.kind), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!away.message.contains("refused"), "{}", away.message);
+    }
+
+    #[test]
+    fn the_body_is_the_message_under_error() {
+        assert_eq!(
+            serde_json::to_string(&body("app \"x\" not found")).unwrap(),
+            r#"{"error":{"message":"app \"x\" not found"}}"#
+        );
+    }
+}
