@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::decode::absent_or_null;
 use crate::limits::{AppLimits, LimitsInput};
-use crate::service::absent_or_null;
 use crate::{validate, ApiError, Config};
 
 /// An app as stored and as the API shows it. `config` is `null` when unset,
@@ -79,6 +79,7 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     #[test]
     fn create_and_patch() {
@@ -103,7 +104,7 @@ mod tests {
                 limits: None,
             })
             .unwrap_err();
-        assert_eq!(err.status(), 400);
+        assert_eq!(err.kind, ErrorKind::BadRequest);
         assert!(App::create(AppInput::default()).is_err());
     }
 

@@ -4,6 +4,7 @@
 //! so a client learns what to fix from one line.
 
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 
 use crate::ApiError;
 
@@ -36,6 +37,18 @@ pub fn wrapped<T: DeserializeOwned>(body: &[u8], key: &str) -> Result<T, ApiErro
             ApiError::bad_request(format!("{at}: {}", e.into_inner()))
         }),
     }
+}
+
+/// Deserialize a field that may be absent, `null` or a value, for PATCH:
+/// absent is `None` (with `#[serde(default)]`: keep), `null` is `Some(None)`
+/// (remove), a value is `Some(Some(..))`. A plain `Option` reads absent and
+/// `null` alike.
+pub(crate) fn absent_or_null<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 #[cfg(test)]

@@ -1,10 +1,9 @@
-//! The API error: a kind that knows its HTTP status, and a message for people.
+//! The error a client sees, as data: what kind of failure it is, and a
+//! message for people.
 //!
-//! Every failure a client can see is built here, so the status codes of the
-//! deliberate fixes over IronFunctions (400 for validation, 404 for missing,
-//! 409 for duplicates) are decided in one place.
-
-use serde_json::json;
+//! The kinds say what happened (a validation rule broken, an object missing
+//! or already there, a component away); which HTTP status and body each
+//! kind is answered with is decided by the server's API layer alone.
 
 /// What went wrong, as far as the client is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,35 +36,19 @@ pub enum ErrorKind {
     Internal,
 }
 
-impl ErrorKind {
-    /// The HTTP status code this kind is answered with.
-    pub fn status(self) -> u16 {
-        match self {
-            ErrorKind::BadRequest => 400,
-            ErrorKind::Unauthorized => 401,
-            ErrorKind::NotFound => 404,
-            ErrorKind::MethodNotAllowed => 405,
-            ErrorKind::Conflict => 409,
-            ErrorKind::PayloadTooLarge => 413,
-            ErrorKind::TooManyRequests { .. } => 429,
-            ErrorKind::BadGateway => 502,
-            ErrorKind::GatewayTimeout => 504,
-            ErrorKind::NotImplemented => 501,
-            ErrorKind::Unavailable => 503,
-            ErrorKind::Internal => 500,
-        }
-    }
-}
-
-/// An error answered to an API client as `{"error":{"message":...}}`.
+/// The kind and message of a failure that the API layer renders for the
+/// client; libraries build it, only the server turns it into an answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct ApiError {
+    /// What went wrong; it alone decides how the failure is answered.
     pub kind: ErrorKind,
+    /// What the client reads, so it says what to fix or what to do.
     pub message: String,
 }
 
 impl ApiError {
+    /// A failure of `kind`, told to the client as `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         ApiError {
             kind,
@@ -73,33 +56,46 @@ impl ApiError {
         }
     }
 
+    /// The request breaks a rule: [`ErrorKind::BadRequest`].
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::BadRequest, message)
     }
 
+    /// [`ErrorKind::NotFound`].
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::NotFound, message)
     }
 
+    /// [`ErrorKind::Conflict`].
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Conflict, message)
     }
 
+    /// [`ErrorKind::Unauthorized`].
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unauthorized, message)
     }
 
+    /// [`ErrorKind::Internal`].
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, message)
     }
+}
 
-    /// The HTTP status code of this error.
-    pub fn status(&self) -> u16 {
-        self.kind.status()
-    }
-
-    /// The JSON body clients receive.
-    pub fn body(&self) -> serde_json::Value {
-        json!({ "error": { "message": self.message } })
-    }
+/// Asserts that `result` refuses the request with a message holding
+/// `needle`, and gives the refusal for more checks.
+#[cfg(test)]
+#[track_caller]
+pub(crate) fn assert_refused<T: std::fmt::Debug>(
+    result: Result<T, ApiError>,
+    needle: &str,
+) -> ApiError {
+    let err = result.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::BadRequest, "{}", err.message);
+    assert!(
+        err.message.contains(needle),
+        "{needle:?} not in {:?}",
+        err.message
+    );
+    err
 }

@@ -1,9 +1,12 @@
-//! Ferrite's domain: apps, routes and call records as the v1 API shows them, the request
-//! bodies that create and update them, their validation, and the one API
-//! error type that every layer above maps to an HTTP answer.
+//! Ferrite's domain: apps, routes and call records as the v1 API shows them,
+//! the request bodies that create and update them, their validation, the
+//! function contract, and the error every layer speaks: a kind of failure
+//! ([`ErrorKind`]) with a message ([`ApiError`]).
 //!
-//! Nothing here does I/O, so every rule about what a valid app or route is
-//! lives in one place and is tested without a server or a database.
+//! It must not know I/O (no files, network, database or clock beyond
+//! [`Millis::now`]), HTTP statuses (the server's API layer alone answers a
+//! kind with a status) or Docker, so every rule about what a valid app or
+//! route is lives in one place and is tested without a server or a database.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -13,6 +16,7 @@ pub mod contract;
 pub mod decode;
 pub mod error;
 pub mod limits;
+pub mod millis;
 pub mod redact;
 pub mod route;
 pub mod route_view;
@@ -20,10 +24,11 @@ pub mod service;
 pub mod validate;
 
 pub use app::{App, AppInput};
-pub use call::{Call, CallStatus, IllegalTransition, Millis};
+pub use call::{Call, CallStatus, IllegalTransition};
 pub use confinement::{Confinement, ConfinementInput, ConfinementSpec};
 pub use error::{ApiError, ErrorKind};
 pub use limits::{AppLimits, Limits, LimitsInput};
+pub use millis::Millis;
 pub use route::{Format, Headers, Route, RouteInput, RouteType};
 pub use route_view::RouteView;
 pub use service::{ServiceInput, ServiceSpec};

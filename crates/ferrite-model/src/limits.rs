@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::service::absent_or_null;
+use crate::decode::absent_or_null;
 use crate::ApiError;
 
 /// Upper bounds: far above real use, low enough that the rate fits the
@@ -161,6 +161,7 @@ impl AppLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     fn input(json: &str) -> LimitsInput {
         serde_json::from_str(json).unwrap()
@@ -198,7 +199,7 @@ mod tests {
             (r#"{"max_queued": -5}"#, "limits.max_queued"),
         ] {
             let err = AppLimits::merge(None, input(json)).unwrap_err();
-            assert_eq!(err.status(), 400);
+            assert_eq!(err.kind, ErrorKind::BadRequest);
             assert!(err.message.contains(field), "{}", err.message);
         }
         assert!(serde_json::from_str::<LimitsInput>(r#"{"rates": 1}"#).is_err());

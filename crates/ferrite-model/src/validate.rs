@@ -168,6 +168,26 @@ pub fn merge_config(base: Option<Config>, patch: Config) -> Option<Config> {
     (!merged.is_empty()).then_some(merged)
 }
 
+/// `value` as one of `choices` (its name in the API, its value), or a
+/// refusal that names `field` and every accepted name.
+pub fn choice<T: Copy>(field: &str, value: &str, choices: &[(&str, T)]) -> Result<T, ApiError> {
+    if let Some((_, chosen)) = choices.iter().find(|(name, _)| *name == value) {
+        return Ok(*chosen);
+    }
+    let names: Vec<String> = choices
+        .iter()
+        .map(|(name, _)| format!("{name:?}"))
+        .collect();
+    let accepted = match names.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => "nothing".to_string(),
+    };
+    Err(ApiError::bad_request(format!(
+        "{field} must be {accepted}, got {value:?}"
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,10 @@
 //! time-limited [`Lease`]; only [`Queue::ack`] removes it. A worker that dies
 //! (or stalls past its lease) loses the task, which becomes visible again and
 //! is delivered to someone else with its `attempts` counted up.
+//!
+//! It must not know HTTP, the store or what a task's payload means: tasks
+//! are opaque bytes under an id, and failures are [`QueueError`]s for the
+//! server to handle.
 #![forbid(unsafe_code)]
 
 pub mod bus;

@@ -295,6 +295,15 @@ fn non_empty(value: &str) -> Result<bool, String> {
     Ok(!value.is_empty())
 }
 
+/// How log lines are written (`LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One line per event, for people.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
 impl ServerConfig {
     /// Where the engine is, from the flags above.
     pub fn connect_settings(&self) -> ferrite_engine::ConnectSettings {
@@ -465,10 +474,4 @@ pub(crate) mod tests {
         assert!(wait_limit("6m").is_err());
         assert!(wait_limit("0s").is_err());
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use axum::http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, Response, Uri};
 use bytes::Bytes;
 use ferrite_engine::{ColdCall, Engine, EngineError, HotRoute, Outcome, PendingLog, Status};
 use ferrite_model::contract::{fact_headers, output_content_type, payload_parameter, CallFacts};
@@ -214,10 +214,9 @@ fn log_outcome(call: &ColdCall, outcome: &Outcome, elapsed_ms: f64) {
 
 /// The error JSON with the status of `kind`.
 pub fn error_response(kind: ErrorKind, message: &str) -> Response<Bytes> {
-    let status = StatusCode::from_u16(kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = serde_json::to_vec(&ApiError::new(kind, message).body()).unwrap_or_default();
+    let body = serde_json::to_vec(&crate::api::error::body(message)).unwrap_or_default();
     let mut response = Response::new(Bytes::from(body));
-    *response.status_mut() = status;
+    *response.status_mut() = crate::api::error::status(kind);
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

@@ -1,4 +1,5 @@
-//! Store errors, and how the API shows them.
+//! Store errors: what the store refused or could not do, and the kind of
+//! failure each is for a client.
 
 use ferrite_model::{ApiError, CallStatus, ErrorKind};
 
@@ -72,32 +73,28 @@ impl StoreError {
             _ => false,
         }
     }
-}
 
-impl From<StoreError> for ApiError {
-    fn from(err: StoreError) -> ApiError {
-        if err.is_unavailable() {
-            // The cause goes to the node's log; the client learns what to do.
-            return ApiError::new(
-                ErrorKind::Unavailable,
-                "the database is unavailable (it may be restarting); try again in a few seconds",
-            );
+    /// What kind of failure this is for a client: a refused request (missing,
+    /// already there, against a rule), the database away, or a fault.
+    pub fn kind(&self) -> ErrorKind {
+        if self.is_unavailable() {
+            return ErrorKind::Unavailable;
         }
-        match err {
+        match self {
             StoreError::AppNotFound(_)
             | StoreError::RouteNotFound { .. }
-            | StoreError::CallNotFound(_) => ApiError::not_found(err.to_string()),
+            | StoreError::CallNotFound(_) => ErrorKind::NotFound,
             StoreError::AppExists(_)
             | StoreError::RouteExists { .. }
             | StoreError::CallExists(_)
-            | StoreError::IllegalTransition { .. } => ApiError::conflict(err.to_string()),
-            StoreError::AppHasRoutes { .. } => ApiError::bad_request(err.to_string()),
-            StoreError::Invalid(api) => api,
+            | StoreError::IllegalTransition { .. } => ErrorKind::Conflict,
+            StoreError::AppHasRoutes { .. } => ErrorKind::BadRequest,
+            StoreError::Invalid(api) => api.kind,
             StoreError::Config(_)
             | StoreError::Corrupt(_)
             | StoreError::Database(_)
             | StoreError::Migrate(_)
-            | StoreError::Unavailable(_) => ApiError::internal(err.to_string()),
+            | StoreError::Unavailable(_) => ErrorKind::Internal,
         }
     }
 }
@@ -117,7 +114,7 @@ mod tests {
             )),
         ] {
             assert!(gone.is_unavailable(), "{gone}");
-            assert_eq!(ApiError::from(gone).kind, ErrorKind::Unavailable);
+            assert_eq!(gone.kind(), ErrorKind::Unavailable);
         }
         for refused in [
             StoreError::AppNotFound("a".into()),
@@ -125,7 +122,7 @@ mod tests {
             StoreError::Database(sqlx::Error::RowNotFound),
         ] {
             assert!(!refused.is_unavailable(), "{refused}");
-            assert_ne!(ApiError::from(refused).kind, ErrorKind::Unavailable);
+            assert_ne!(refused.kind(), ErrorKind::Unavailable);
         }
     }
 }

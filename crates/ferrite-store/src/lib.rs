@@ -4,7 +4,9 @@
 //! (in `tests/`) that every implementation must pass.
 //!
 //! It must not know how calls run or how they are served: nothing here knows
-//! containers, HTTP or the queue; it stores what the model defines.
+//! containers, HTTP or the queue. It keeps what it is given and says what
+//! went wrong as a [`StoreError`], whose [`kind`](StoreError::kind) the
+//! server's API layer answers with a status.
 #![forbid(unsafe_code)]
 
 mod error;

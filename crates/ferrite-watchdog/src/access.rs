@@ -14,9 +14,8 @@
 //! same user cannot read it from `/proc/<watchdog>/environ` or its memory,
 //! nor reach the watchdog's sockets through `/proc/<watchdog>/fd`.
 
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use ferrite_model::ErrorKind;
 use ferrite_wire::headers::{KEY_REFUSED_HEADER, WATCHDOG_KEY_ENV, WATCHDOG_KEY_HEADER};
 use subtle::ConstantTimeEq;
 
@@ -83,7 +82,7 @@ impl Refused {
     /// from a function's own 401.
     pub fn response(self) -> Response {
         let mut refusal = respond::error(
-            ErrorKind::Unauthorized,
+            StatusCode::UNAUTHORIZED,
             &format!("this function takes calls only from Ferrite: {}", self.0),
         );
         refusal

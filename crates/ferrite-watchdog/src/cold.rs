@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
-use ferrite_model::ErrorKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::ChildStdout;
 use tokio::sync::Semaphore;
@@ -49,7 +49,7 @@ impl Cold {
             Err(e) => {
                 tracing::warn!(call_id, error = %e, command = ?self.command, "cannot start the function");
                 return respond::error(
-                    ErrorKind::Internal,
+                    StatusCode::INTERNAL_SERVER_ERROR,
                     &format!("cannot start the function: {e}"),
                 );
             }
@@ -81,34 +81,41 @@ impl Cold {
             Err(_elapsed) => {
                 child.kill_and_wait(KILL_WAIT).await;
                 tracing::debug!(call_id, pid, "function timed out");
-                return respond::error(ErrorKind::GatewayTimeout, "Timed out");
+                return respond::error(StatusCode::GATEWAY_TIMEOUT, "Timed out");
             }
         };
         let exit = match exit {
             Ok(exit) => exit,
             // The reaper never drops a sender of a live process.
-            Err(_) => return respond::error(ErrorKind::Internal, "the function's exit was lost"),
+            Err(_) => {
+                return respond::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the function's exit was lost",
+                )
+            }
         };
         tracing::debug!(call_id, pid, ?exit, "function ended");
         match (output, exit) {
             (Err(ReadError::TooLarge), _) => respond::error(
-                ErrorKind::BadGateway,
+                StatusCode::BAD_GATEWAY,
                 &format!(
                     "function response is larger than the limit of {} bytes",
                     self.max_response_bytes
                 ),
             ),
             (Err(ReadError::Io(e)), _) => respond::error(
-                ErrorKind::Internal,
+                StatusCode::INTERNAL_SERVER_ERROR,
                 &format!("cannot read the function's output: {e}"),
             ),
             (Ok(stdout), Exit::Code(0)) => respond::output(stdout),
-            (Ok(_), Exit::Code(code)) => {
-                respond::error(ErrorKind::Internal, &format!("exit code {code}"))
-            }
-            (Ok(_), Exit::Signal(signal)) => {
-                respond::error(ErrorKind::Internal, &format!("killed by signal {signal}"))
-            }
+            (Ok(_), Exit::Code(code)) => respond::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("exit code {code}"),
+            ),
+            (Ok(_), Exit::Signal(signal)) => respond::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("killed by signal {signal}"),
+            ),
         }
     }
 }

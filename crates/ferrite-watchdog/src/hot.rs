@@ -14,10 +14,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{header, HeaderName, HeaderValue, Request};
+use axum::http::{header, HeaderName, HeaderValue, Request, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
-use ferrite_model::ErrorKind;
 use ferrite_wire::stdio_http::{self, HotOutcome, Sender};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
@@ -173,7 +172,7 @@ impl Hot {
             Ok(child) => child,
             Err(e) => {
                 tracing::warn!(call_id = %facts.call_id, error = %e, "no hot function process");
-                return respond::error(ErrorKind::BadGateway, &e.to_string());
+                return respond::error(StatusCode::BAD_GATEWAY, &e.to_string());
             }
         };
         let request = to_function(facts, request);
@@ -192,10 +191,10 @@ impl Hot {
             }
             // It answered, then hung up: the answer stands, the process goes.
             HotOutcome::Response(response) => from_function(response),
-            HotOutcome::TimedOut => respond::error(ErrorKind::GatewayTimeout, "Timed out"),
-            HotOutcome::Broken(why) => respond::error(ErrorKind::BadGateway, &why),
+            HotOutcome::TimedOut => respond::error(StatusCode::GATEWAY_TIMEOUT, "Timed out"),
+            HotOutcome::Broken(why) => respond::error(StatusCode::BAD_GATEWAY, &why),
             HotOutcome::TooLarge => respond::error(
-                ErrorKind::BadGateway,
+                StatusCode::BAD_GATEWAY,
                 &format!(
                     "function response is larger than the limit of {} bytes",
                     self.max_response_bytes

@@ -34,7 +34,6 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use ferrite_model::ErrorKind;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -226,7 +225,7 @@ async fn health(State(inner): State<Arc<Inner>>) -> Response {
     if ready {
         (StatusCode::OK, "ok\n").into_response()
     } else {
-        respond::error(ErrorKind::Unavailable, "not ready")
+        respond::error(StatusCode::SERVICE_UNAVAILABLE, "not ready")
     }
 }
 
@@ -242,7 +241,7 @@ async fn call(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         Err(e) => {
             return if is_too_large(&e) {
                 respond::error(
-                    ErrorKind::PayloadTooLarge,
+                    StatusCode::PAYLOAD_TOO_LARGE,
                     &format!(
                         "request body is larger than the limit of {} bytes",
                         inner.max_request_bytes
@@ -250,7 +249,7 @@ async fn call(State(inner): State<Arc<Inner>>, request: Request) -> Response {
                 )
             } else {
                 respond::error(
-                    ErrorKind::BadRequest,
+                    StatusCode::BAD_REQUEST,
                     &format!("cannot read the request: {e}"),
                 )
             };

@@ -1,6 +1,8 @@
 //! The watchdog's own answers: the function's output, and errors as
 //! `{"error":{"message":...}}` with the status Ferrite gives the same
 //! failure, so a caller cannot tell a service from a cold or hot route.
+//! The watchdog is its own small HTTP server inside a function's task, so
+//! it states those statuses itself rather than reaching into the server.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,13 +11,12 @@ use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ferrite_model::contract::output_content_type;
-use ferrite_model::{ApiError, ErrorKind};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// The error JSON with the status of `kind`.
-pub fn error(kind: ErrorKind, message: &str) -> Response {
-    let status = StatusCode::from_u16(kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = serde_json::to_vec(&ApiError::new(kind, message).body()).unwrap_or_default();
+/// The error JSON with `status`.
+pub fn error(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::to_vec(&serde_json::json!({ "error": { "message": message } }))
+        .unwrap_or_default();
     (
         status,
         [(
@@ -48,7 +49,7 @@ pub async fn take_slot(slots: &Arc<Semaphore>, wait: Duration) -> Option<OwnedSe
 /// Every slot stayed busy for the whole wait.
 pub fn busy(slots: usize, waited: Duration) -> Response {
     error(
-        ErrorKind::Unavailable,
+        StatusCode::SERVICE_UNAVAILABLE,
         &format!(
             "all {slots} function processes stayed busy for {} s (--concurrency)",
             waited.as_secs()

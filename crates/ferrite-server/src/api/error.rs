@@ -1,6 +1,8 @@
-//! How an [`ApiError`] becomes an HTTP answer: its status and
-//! `{"error":{"message":...}}` with `Content-Type: application/json`, and
-//! the headers some statuses call for (`WWW-Authenticate`, `Retry-After`).
+//! The one place a failure becomes an HTTP answer: each [`ErrorKind`]'s
+//! status, the `{"error":{"message":...}}` body with `Content-Type:
+//! application/json`, and the headers some statuses call for
+//! (`WWW-Authenticate`, `Retry-After`). Libraries say what went wrong as a
+//! kind; only this module knows HTTP.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -25,14 +27,51 @@ impl From<ApiError> for Error {
 
 impl From<StoreError> for Error {
     fn from(err: StoreError) -> Error {
-        Error(err.into())
+        Error(store_failure(err))
     }
+}
+
+/// A store's error as the client sees it: its kind, and its own words except
+/// when the database is away, whose cause is for the node's log.
+pub fn store_failure(err: StoreError) -> ApiError {
+    let kind = err.kind();
+    let message = match (kind, err) {
+        (_, StoreError::Invalid(api)) => api.message,
+        (ErrorKind::Unavailable, _) => {
+            "the database is unavailable (it may be restarting); try again in a few seconds"
+                .to_string()
+        }
+        (_, err) => err.to_string(),
+    };
+    ApiError::new(kind, message)
+}
+
+/// The HTTP status each kind of failure is answered with.
+pub fn status(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::BadGateway => StatusCode::BAD_GATEWAY,
+        ErrorKind::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorKind::NotImplemented => StatusCode::NOT_IMPLEMENTED,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The JSON body clients receive for a failure.
+pub fn body(message: &str) -> serde_json::Value {
+    serde_json::json!({ "error": { "message": message } })
 }
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = status(self.0.kind);
         // A 503 is a passing state the node expects (and says so in its own
         // log line); other server errors are the node's failures.
         if status == StatusCode::SERVICE_UNAVAILABLE {
@@ -40,7 +79,7 @@ impl IntoResponse for Error {
         } else if status.is_server_error() {
             tracing::error!(status = status.as_u16(), error = %self.0.message, "request failed");
         }
-        let mut response = (status, Json(self.0.body())).into_response();
+        let mut response = (status, Json(body(&self.0.message))).into_response();
         match self.0.kind {
             ErrorKind::Unauthorized => {
                 response
@@ -63,5 +102,35 @@ impl IntoResponse for Error {
             _ => {}
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_failures_keep_their_words_except_an_absent_database() {
+        let missing = store_failure(StoreError::AppNotFound("a".into()));
+        assert_eq!(status(missing.kind), StatusCode::NOT_FOUND);
+        assert_eq!(missing.message, "app \"a\" not found");
+        let taken = store_failure(StoreError::AppExists("a".into()));
+        assert_eq!(status(taken.kind), StatusCode::CONFLICT);
+        let invalid = store_failure(StoreError::Invalid(ApiError::bad_request("no")));
+        assert_eq!(
+            (status(invalid.kind), invalid.message.as_str()),
+            (StatusCode::BAD_REQUEST, "no")
+        );
+        let away = store_failure(StoreError::Unavailable("connection refused".into()));
+        assert_eq!(status(away.kind), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!away.message.contains("refused"), "{}", away.message);
+    }
+
+    #[test]
+    fn the_body_is_the_message_under_error() {
+        assert_eq!(
+            serde_json::to_string(&body("app \"x\" not found")).unwrap(),
+            r#"{"error":{"message":"app \"x\" not found"}}"#
+        );
     }
 }

@@ -56,9 +56,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Param<T
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(value)| Param(value))
-            .map_err(|e| {
-                ApiError::bad_request(format!("invalid URL path: {}", e.body_text())).into()
-            })
+            .map_err(|e| invalid("URL path", e.body_text()))
     }
 }
 
@@ -72,8 +70,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(value)| Query(value))
-            .map_err(|e| {
-                ApiError::bad_request(format!("invalid query string: {}", e.body_text())).into()
-            })
+            .map_err(|e| invalid("query string", e.body_text()))
     }
+}
+
+/// A request part that axum could not read, as our error: `what` it was and
+/// axum's reason.
+fn invalid(what: &str, reason: String) -> Error {
+    ApiError::bad_request(format!("invalid {what}: {reason}")).into()
 }

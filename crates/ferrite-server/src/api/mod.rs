@@ -5,7 +5,7 @@ mod apps;
 mod auth;
 mod body_cap;
 mod calls;
-mod error;
+pub(crate) mod error;
 mod extract;
 mod invoke;
 mod metrics;

@@ -65,15 +65,7 @@ pub async fn update(
 ) -> Result<Json<Value>, Error> {
     let path = route_path(&rest);
     let route = state.store.update_route(&app, &path, patch).await?;
-    state
-        .changes
-        .made(Change::Route {
-            app: app.clone(),
-            path: path.clone(),
-        })
-        .await;
-    tracing::info!(app = %app, path = %path, "route updated");
-    sync_service(&state, &app, &path, Some(&route)).await;
+    changed(&state, &app, &path, Some(&route), "route updated").await;
     Ok(Json(
         json!({ "message": "Route successfully updated", "route": RouteView::from(route) }),
     ))
@@ -85,16 +77,22 @@ pub async fn delete(
 ) -> Result<Json<Value>, Error> {
     let path = route_path(&rest);
     state.store.delete_route(&app, &path).await?;
+    changed(&state, &app, &path, None, "route deleted").await;
+    Ok(Json(json!({ "message": "Route deleted" })))
+}
+
+/// After a stored route changed (`None`: deleted): every node lets its
+/// containers of the route go, and the route's service follows it.
+async fn changed(state: &AppState, app: &str, path: &str, route: Option<&Route>, what: &str) {
     state
         .changes
         .made(Change::Route {
-            app: app.clone(),
-            path: path.clone(),
+            app: app.to_string(),
+            path: path.to_string(),
         })
         .await;
-    tracing::info!(app = %app, path = %path, "route deleted");
-    sync_service(&state, &app, &path, None).await;
-    Ok(Json(json!({ "message": "Route deleted" })))
+    tracing::info!(app = %app, path = %path, "{what}");
+    sync_service(state, app, path, route).await;
 }
 
 /// Make the route's Swarm service follow the route (`None`: deleted). A

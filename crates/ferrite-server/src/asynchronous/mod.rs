@@ -24,7 +24,10 @@ pub async fn enqueue(
 ) -> Result<(), ApiError> {
     let id = &queued.request.call_id;
     let call = Call::new(id, &queued.app, &queued.path, kind, Millis::now());
-    store.insert_call(&call).await?;
+    store
+        .insert_call(&call)
+        .await
+        .map_err(crate::api::error::store_failure)?;
     let task = Task {
         id: id.clone(),
         payload: queued.encode(),

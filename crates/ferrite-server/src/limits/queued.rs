@@ -75,7 +75,10 @@ impl QueuedCount {
         };
         if must_read {
             let _reading = Reading(self);
-            let queued = store.count_queued_calls(app).await?;
+            let queued = store
+                .count_queued_calls(app)
+                .await
+                .map_err(crate::api::error::store_failure)?;
             let mut count = self.count();
             count.read = queued;
             count.added = 0;

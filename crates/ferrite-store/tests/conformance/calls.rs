@@ -147,13 +147,11 @@ pub async fn call_transitions(store: &dyn Store) {
         c,
         "refused transitions write nothing"
     );
-    let err = ferrite_model::ApiError::from(
-        store
-            .update_call(&id, &CallUpdate::new(Running, 60))
-            .await
-            .unwrap_err(),
-    );
-    assert_eq!(err.status(), 409);
+    let err = store
+        .update_call(&id, &CallUpdate::new(Running, 60))
+        .await
+        .unwrap_err(),;
+    assert_eq!(err.kind(), ferrite_model::ErrorKind::Conflict);
 
     let other = call_id(2);
     store.insert_call(&call("ct", "/p", 2)).await.unwrap();
