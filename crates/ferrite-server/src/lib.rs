@@ -9,8 +9,7 @@ pub mod api;
 mod asynchronous;
 mod changes;
 mod config;
-mod contract;
-mod execute;
+mod executor;
 pub mod front;
 mod history;
 mod limits;
@@ -124,7 +123,7 @@ pub async fn serve(
     let workers = asynchronous::Workers::new(
         state.store.clone(),
         state.queue.clone(),
-        state.engine.clone(),
+        state.executor(),
         state.routes.clone(),
         state.wake_workers.clone(),
         config.worker_settings(engine.node_id(), engine.memory_budget_mib()),

@@ -8,7 +8,7 @@
 
 pub mod autoscale;
 mod call;
-pub(crate) use call::ServiceCall;
+pub use call::ServiceError;
 mod listing;
 
 use std::collections::{BTreeMap, HashMap};
@@ -247,7 +247,7 @@ impl Services {
             port: spec.port,
             memory_mib: route.memory,
             replicas: u64::from(spec.min_replicas),
-            env: crate::contract::hot_environment(app, route)
+            env: ferrite_model::contract::route_hot_environment(app, route)
                 .into_iter()
                 .collect(),
             labels: spec.labels.clone(),
