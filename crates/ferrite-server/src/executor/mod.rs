@@ -76,10 +76,12 @@ pub enum CallLog {
 }
 
 impl CallLog {
+    /// No stderr (a call that did not run, or a service's).
     pub fn empty() -> CallLog {
         CallLog::Ready(Bytes::new())
     }
 
+    /// The whole log, once the engine has it.
     pub async fn bytes(self) -> Bytes {
         match self {
             CallLog::Ready(bytes) => bytes,
@@ -200,6 +202,7 @@ impl Outcome {
 /// The one way a call runs on this node.
 #[derive(Clone)]
 pub struct Executor {
+    /// Runs the containers of cold and hot routes.
     pub engine: Arc<Engine>,
     /// Routes with a service section run here, or why not.
     pub services: ServiceState,
@@ -247,4 +250,53 @@ impl Executor {
 /// Why a function's answer was refused for its size.
 fn too_large(max_response_bytes: usize) -> String {
     format!("function response is larger than the limit of {max_response_bytes} bytes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forward(source: ForwardError) -> RunError {
+        RunError::Service(ServiceError::Forward {
+            service: "svc".into(),
+            source,
+        })
+    }
+
+    #[test]
+    fn a_service_with_no_task_did_not_run_and_may_later() {
+        let outcome = Outcome::from_error(&forward(ForwardError::NoTasks));
+        assert_eq!(outcome.status, CallStatus::Error);
+        let Answer::NotRun { error, again } = outcome.answer else {
+            panic!("{outcome:?}");
+        };
+        assert!(again);
+        assert_eq!(error.kind, ErrorKind::Unavailable);
+        assert_eq!(
+            error.message,
+            "service svc: the service has no running task"
+        );
+    }
+
+    #[test]
+    fn a_service_timeout_is_the_function_s() {
+        let outcome = Outcome::from_error(&RunError::Service(ServiceError::TimedOut));
+        assert_eq!(outcome.status, CallStatus::Timeout);
+        assert_eq!(outcome.error.as_deref(), Some("Timed out"));
+        let Answer::Failed(error) = outcome.answer else {
+            panic!("{outcome:?}");
+        };
+        assert_eq!(error.kind, ErrorKind::GatewayTimeout);
+    }
+
+    #[test]
+    fn a_request_that_cannot_be_sent_is_the_client_s() {
+        let error = forward(ForwardError::BadRequest("bad uri".into())).api_error();
+        assert_eq!(error, ApiError::bad_request("bad uri"));
+        let outcome = Outcome::from_error(&RunError::Engine(EngineError::ShuttingDown));
+        assert!(matches!(
+            outcome.answer,
+            Answer::NotRun { again: true, ref error } if error.kind == ErrorKind::Unavailable
+        ));
+    }
 }
