@@ -1,7 +1,10 @@
-//! The function contract's environment (docs/function-format.md): what a function is
-//! told about its call. Built here, with no I/O and no HTTP types, so that
-//! every runner gets exactly the same variables: the server for cold and hot
-//! containers, and the watchdog inside a service's task.
+//! The function contract (docs/function-format.md): what a function is told
+//! about its call, as environment variables and as `Fn-*` request headers.
+//! Built here, with no I/O, so that every runner tells exactly the same: the
+//! server for cold and hot containers and for a service's tasks, and the
+//! watchdog inside a service's task.
+
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use ferrite_wire::headers::{FN_APP_NAME, FN_CALL_ID, FN_METHOD, FN_REQUEST_URL, FN_ROUTE};
 
@@ -55,6 +58,59 @@ pub fn fact_headers<'a>(
         (FN_REQUEST_URL, call.request_url),
         (FN_METHOD, call.method),
     ]
+}
+
+/// Set a call's facts as `Fn-*` headers on a request to a hot function or
+/// a service's task, replacing any the client sent. A value that cannot be
+/// a header value is left out.
+pub fn set_fact_headers(
+    headers: &mut HeaderMap,
+    app_name: &str,
+    route: &str,
+    call: &CallFacts<'_>,
+) {
+    for (name, value) in fact_headers(app_name, route, call) {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+}
+
+/// The URL as the client used it, the `REQUEST_URL` fact: scheme (from
+/// `X-Forwarded-Proto` behind a proxy), host (from `Host`), then
+/// `path_and_query`.
+pub fn request_url(headers: &HeaderMap, path_and_query: &str) -> String {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let scheme = text("x-forwarded-proto").unwrap_or("http");
+    let host = text("host").unwrap_or("localhost");
+    format!("{scheme}://{host}{path_and_query}")
+}
+
+/// The environment of a cold call of a stored `route`: its app's and its
+/// own config, the request's `headers`, then the contract's values (see
+/// [`call_environment`] for which wins).
+pub fn route_call_environment(
+    app: &App,
+    route: &Route,
+    headers: &HeaderMap,
+    call: &CallFacts<'_>,
+) -> Vec<(String, String)> {
+    let headers = headers.iter().filter_map(|(name, value)| {
+        // A value that is not text cannot be an environment variable.
+        value.to_str().ok().map(|value| (name.as_str(), value))
+    });
+    call_environment(
+        config_vars(app, route),
+        headers,
+        &RouteFacts::of(route),
+        call,
+    )
+}
+
+/// The environment a hot container or a service's task of a stored
+/// `route` starts with: config, then the route's contract values.
+pub fn route_hot_environment(app: &App, route: &Route) -> Vec<(String, String)> {
+    hot_environment(config_vars(app, route), &RouteFacts::of(route))
 }
 
 /// `HEADER_<NAME>` spelling: upper case, `-` to `_`.
@@ -226,11 +282,14 @@ mod tests {
     #[test]
     fn contract_variables_win_and_headers_fold() {
         let (app, route) = route();
-        let headers = [("x-trace-id", "abc"), ("accept", "a"), ("Accept", "b")];
-        let env = call_environment(
-            config_vars(&app, &route),
-            headers,
-            &RouteFacts::of(&route),
+        let mut headers = HeaderMap::new();
+        headers.append("x-trace-id", "abc".parse().unwrap());
+        headers.append("accept", "a".parse().unwrap());
+        headers.append("Accept", "b".parse().unwrap());
+        let env = route_call_environment(
+            &app,
+            &route,
+            &headers,
             &CallFacts {
                 call_id: "call-1",
                 method: "POST",
@@ -250,6 +309,37 @@ mod tests {
         assert_eq!(get(&env, "ROUTE"), Some("/hello"));
         assert_eq!(get(&env, "APP_NAME"), Some("myapp"));
         assert_eq!(env.iter().filter(|(n, _)| n == "CALL_ID").count(), 1);
+    }
+
+    #[test]
+    fn facts_replace_what_the_client_sent() {
+        let mut headers = HeaderMap::new();
+        headers.insert("fn-call-id", "fake".parse().unwrap());
+        let call = CallFacts {
+            call_id: "call-1",
+            method: "GET",
+            request_url: "http://h/r/a/b",
+        };
+        set_fact_headers(&mut headers, "a", "/b", &call);
+        assert_eq!(headers.get_all(FN_CALL_ID).iter().count(), 1);
+        assert_eq!(headers[FN_CALL_ID], "call-1");
+        assert_eq!(headers[FN_ROUTE], "/b");
+        assert_eq!(headers[FN_METHOD], "GET");
+    }
+
+    #[test]
+    fn url_as_the_client_used_it() {
+        let mut headers = HeaderMap::new();
+        headers.insert("host", "example.com:8080".parse().unwrap());
+        assert_eq!(
+            request_url(&headers, "/r/app/hello?x=1"),
+            "http://example.com:8080/r/app/hello?x=1"
+        );
+        headers.insert("x-forwarded-proto", "https".parse().unwrap());
+        assert_eq!(
+            request_url(&headers, "/r/app/hello?x=1"),
+            "https://example.com:8080/r/app/hello?x=1"
+        );
     }
 
     #[test]

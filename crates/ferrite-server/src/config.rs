@@ -398,7 +398,6 @@ impl ServerConfig {
             concurrency: self.async_concurrency,
             memory_share_mib: budget_mib * u64::from(self.async_memory_percent) / 100,
             lease: Duration::from_secs(self.async_lease_secs),
-            max_response_bytes: self.max_response_bytes,
         }
     }
 

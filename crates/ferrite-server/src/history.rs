@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::execute::CallLog;
+use crate::executor::CallLog;
 
 /// Records waiting for the writer, at most.
 const BACKLOG: usize = 16_384;

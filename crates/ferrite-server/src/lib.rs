@@ -1,5 +1,13 @@
 //! Ferrite's HTTP server: the v1 management API in front of a [`Store`],
-//! and function calls run by the [`Engine`].
+//! and function calls, sync and async, admitted here and run through one
+//! executor seam (`executor`) by the [`Engine`] or a route's Swarm service.
+//!
+//! It owns the node's HTTP surface (routes, auth, limits, the one error
+//! renderer), the call's lifecycle (admission, queueing, retries, history)
+//! and the Swarm services of routes. It must not know how containers are
+//! made or spoken to (the engine's), how state is stored or queued (the
+//! store's and the queue's), nor the function contract's rules (the model's,
+//! shared with the watchdog).
 //!
 //! The caller binds the listener and owns the shutdown signal, so a test
 //! starts a whole server on port 0 in one line and stops it at will.
@@ -9,8 +17,7 @@ pub mod api;
 mod asynchronous;
 mod changes;
 mod config;
-mod contract;
-mod execute;
+mod executor;
 pub mod front;
 mod history;
 mod limits;
@@ -124,7 +131,7 @@ pub async fn serve(
     let workers = asynchronous::Workers::new(
         state.store.clone(),
         state.queue.clone(),
-        state.engine.clone(),
+        state.executor(),
         state.routes.clone(),
         state.wake_workers.clone(),
         config.worker_settings(engine.node_id(), engine.memory_budget_mib()),

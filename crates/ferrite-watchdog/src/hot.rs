@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{header, HeaderName, HeaderValue, Request, StatusCode};
+use axum::http::{header, Request, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 use ferrite_wire::stdio_http::{self, HotOutcome, Sender};
@@ -25,7 +25,7 @@ use crate::children::{Child, Children};
 use crate::facts::Facts;
 use crate::respond;
 use crate::WatchdogError;
-use ferrite_model::contract::{fact_headers, CallFacts};
+use ferrite_model::contract::{set_fact_headers, CallFacts};
 use ferrite_wire::hop_by_hop;
 
 /// How long an idle process may take to exit after its input closes, at
@@ -235,11 +235,7 @@ fn to_function(facts: &Facts, request: Request<Bytes>) -> Request<Bytes> {
         method: &facts.method,
         request_url: &facts.request_url,
     };
-    for (name, value) in fact_headers(&facts.app_name, &facts.route, &call) {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            parts.headers.insert(HeaderName::from_static(name), value);
-        }
-    }
+    set_fact_headers(&mut parts.headers, &facts.app_name, &facts.route, &call);
     // Only the path and query go on the function's request line.
     if let Some(path) = parts.uri.path_and_query().cloned() {
         parts.uri = path.into();

@@ -1,18 +1,20 @@
-//! `/r/{app}/{path}`: call a function.
+//! `/r/{app}/{path}`: call a function. A call is admitted here (the route's
+//! token, the app's limits, the body read within its cap), then queued
+//! (async routes) or handed to the executor and answered.
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{FromRequest, OriginalUri, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use ferrite_model::{ApiError, App, Call, CallStatus, ErrorKind, Millis, Route, RouteType};
+use ferrite_model::contract::request_url;
+use ferrite_model::{App, Call, CallStatus, Millis, Route, RouteType};
 
 use super::auth::Verifier;
 use super::extract::Param;
 use super::{AppState, Error};
 use crate::asynchronous::{self, QueuedCall};
-use crate::execute::{self, CallLog, CallRequest};
+use crate::executor::{Answer, Arm, CallRequest};
 use crate::route_cache::Cached;
-use crate::services::ServiceCall;
 
 /// The response header carrying the call's id.
 pub const CALL_ID_HEADER: &str = "fn-call-id";
@@ -68,17 +70,20 @@ async fn call(
         .map_err(|rejection| state.call_body.body_error(&rejection))?;
     let request = CallRequest {
         call_id: uuid::Uuid::now_v7().to_string(),
-        request_url: execute::request_url(&headers, &uri),
+        request_url: request_url(&headers, uri.path_and_query().map_or("/", |p| p.as_str())),
         method,
         uri,
         headers,
         body,
     };
     let call_id = HeaderValue::from_str(&request.call_id).ok();
-    let mut response = match route.kind {
-        _ if route.service.is_some() => call_service(state, route, app, request).await,
-        RouteType::Async => call_async(state, route, request).await?,
-        RouteType::Sync => call_sync(state, route, app, request).await,
+    // A route with a service is called now whatever its type (services
+    // take sync routes only).
+    let mut response = match Arm::of(route) {
+        Arm::Cold | Arm::Hot if route.kind == RouteType::Async => {
+            call_async(state, route, request).await?
+        }
+        _ => call_now(state, route, app, request).await,
     };
     if let Some(value) = call_id {
         response.headers_mut().insert(CALL_ID_HEADER, value);
@@ -109,99 +114,23 @@ async fn call_async(
     Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
 }
 
-/// Run the call now and answer with the function's response; the call goes
-/// to the history once it has ended.
-async fn call_sync(state: &AppState, route: &Route, app: &App, request: CallRequest) -> Response {
+/// Run the call now and answer with what it answered; the call goes to the
+/// history once it has ended.
+async fn call_now(state: &AppState, route: &Route, app: &App, request: CallRequest) -> Response {
     let created = Millis::now();
-    let ran = execute::run(
-        &state.engine,
-        state.max_response_bytes,
-        app,
+    let outcome = state.executor().run(app, route, &request).await;
+    let call = ended_sync_call(
+        request.call_id,
         route,
-        &request,
-    )
-    .await;
-    let (status, error, log, response) = match ran {
-        Ok(ran) => (
-            ran.status,
-            ran.error,
-            ran.log,
-            ran.response.map(Body::from).into_response(),
-        ),
-        Err(e) => {
-            tracing::warn!(call_id = %request.call_id, app = %route.app_name, path = %route.path, error = %e, "call failed to run");
-            let error = execute::engine_error(&e);
-            let message = error.message.clone();
-            (
-                CallStatus::Error,
-                Some(message),
-                CallLog::Ready(Bytes::new()),
-                Error(error).into_response(),
-            )
-        }
-    };
-    let call = ended_sync_call(request.call_id, route, status, created, error);
-    state.history.record(call, log).await;
-    response
-}
-
-/// Forward the call to a task of the route's Swarm service; the call goes
-/// to the history (its status from the task's answer) once it is answered.
-async fn call_service(
-    state: &AppState,
-    route: &Route,
-    app: &App,
-    request: CallRequest,
-) -> Response {
-    let created = Millis::now();
-    let answer = match &state.services {
-        Ok(services) => {
-            // The task sees the route's path and the query, not `/r/{app}`.
-            let target = match request.uri.query() {
-                Some(query) => format!("{}?{query}", route.path),
-                None => route.path.clone(),
-            };
-            let mut forwarded = axum::http::Request::new(request.body);
-            *forwarded.method_mut() = request.method;
-            *forwarded.headers_mut() = request.headers;
-            match target.parse() {
-                Ok(uri) => {
-                    *forwarded.uri_mut() = uri;
-                    let call = ServiceCall {
-                        call_id: request.call_id.clone(),
-                        request_url: request.request_url,
-                        request: forwarded,
-                    };
-                    services.call(app, route, call).await
-                }
-                Err(e) => Err(ApiError::bad_request(format!(
-                    "request target {target:?}: {e}"
-                ))),
-            }
-        }
-        Err(reason) => Err(ApiError::new(ErrorKind::Unavailable, reason.to_string())),
-    };
-    let (status, error, response) = match answer {
-        Ok(response) if response.status().is_success() => (CallStatus::Success, None, response),
-        Ok(response) => {
-            let error = format!("the service answered {}", response.status());
-            (CallStatus::Error, Some(error), response)
-        }
-        Err(e) => {
-            let status = match e.kind {
-                ErrorKind::GatewayTimeout => CallStatus::Timeout,
-                _ => CallStatus::Error,
-            };
-            (status, Some(e.message.clone()), Error(e).into_response())
-        }
-    };
-    let call = ended_sync_call(request.call_id, route, status, created, error);
-    // The task's stderr is the service's log (`docker service logs`).
-    state
-        .history
-        .record(call, CallLog::Ready(Bytes::new()))
-        .await;
-    response
+        outcome.status,
+        created,
+        outcome.error,
+    );
+    state.history.record(call, outcome.log).await;
+    match outcome.answer {
+        Answer::Response(response) => response.into_response(),
+        Answer::Failed(error) | Answer::NotRun { error, .. } => Error(error).into_response(),
+    }
 }
 
 /// The history record of a sync call that ended now: it started when it

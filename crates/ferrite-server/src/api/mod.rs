@@ -28,6 +28,7 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
 use crate::changes::Changes;
+use crate::executor::Executor;
 use crate::history::Recorder;
 use crate::limits::Limiter;
 use crate::route_cache::RouteCache;
@@ -61,7 +62,7 @@ pub struct AppState {
     api_body: BodyCap,
     /// The cap on function call bodies.
     pub(crate) call_body: BodyCap,
-    /// Largest function response, for messages.
+    /// Largest function response.
     max_response_bytes: usize,
 }
 
@@ -114,6 +115,15 @@ impl AppState {
     pub fn with_services(mut self, services: ServiceState) -> AppState {
         self.services = services;
         self
+    }
+
+    /// What runs this node's calls, sync and async.
+    pub(crate) fn executor(&self) -> Executor {
+        Executor {
+            engine: self.engine.clone(),
+            services: self.services.clone(),
+            max_response_bytes: self.max_response_bytes,
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::execute::CallRequest;
+use crate::executor::CallRequest;
 
 /// Which route a queued call is for, with its request.
 #[derive(Debug, Clone)]

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferrite_engine::{Engine, EngineError};
 use ferrite_model::{CallStatus, Millis};
 use ferrite_queue::{Lease, Queue, QueueError};
 use ferrite_store::{CallUpdate, Store, StoreError};
@@ -23,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::task::QueuedCall;
-use crate::execute::{self, Ran};
+use crate::executor::{Answer, Executor, Outcome};
 use crate::route_cache::RouteCache;
 
 /// First wait before a failed call runs again; it doubles per attempt.
@@ -56,15 +55,14 @@ pub struct WorkerSettings {
     pub memory_share_mib: u64,
     /// How long a reserved task stays hidden without news from its worker.
     pub lease: Duration,
-    /// Largest output kept per call (the function's response body).
-    pub max_response_bytes: usize,
 }
 
 /// What the workers share.
 pub struct Workers {
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn Queue>,
-    pub engine: Arc<Engine>,
+    /// Runs the calls (its largest response is the largest output kept).
+    pub executor: Executor,
     pub routes: Arc<RouteCache>,
     pub settings: WorkerSettings,
     /// Woken when this node enqueues a call.
@@ -85,7 +83,7 @@ impl Workers {
     pub fn new(
         store: Arc<dyn Store>,
         queue: Arc<dyn Queue>,
-        engine: Arc<Engine>,
+        executor: Executor,
         routes: Arc<RouteCache>,
         wake: Arc<Notify>,
         settings: WorkerSettings,
@@ -96,7 +94,7 @@ impl Workers {
         Arc::new(Workers {
             store,
             queue,
-            engine,
+            executor,
             routes,
             wake,
             slots: Arc::new(Semaphore::new(settings.concurrency)),
@@ -243,54 +241,60 @@ impl Workers {
                 .await?;
             return Ok(Settle::Ack);
         };
-        let ran = execute::run(
-            &self.engine,
-            self.settings.max_response_bytes,
-            app,
-            route,
-            &queued.request,
-        )
-        .await;
-        match ran {
-            Ok(Ran {
-                status,
-                error,
-                response,
-                log,
-            }) => {
-                let output = response.into_body();
-                let log = log.bytes().await;
-                if status != CallStatus::Success && started.attempts <= route.max_retries {
-                    let delay = backoff(started.attempts);
-                    tracing::info!(call_id = %id, attempts = started.attempts, error = ?error, delay_ms = delay.as_millis(), "async call failed; it will run again");
-                    self.update(id, CallStatus::Queued, error.as_deref(), None, Some(&log))
-                        .await?;
-                    return Ok(Settle::Release(delay));
-                }
-                self.update(id, status, error.as_deref(), Some(&output), Some(&log))
-                    .await?;
-                Ok(Settle::Ack)
-            }
-            Err(e) if is_infrastructure(&e) => {
+        let Outcome {
+            mut status,
+            mut error,
+            answer,
+            log,
+        } = self.executor.run(app, route, &queued.request).await;
+        let output = match answer {
+            Answer::NotRun { again: true, .. } => {
                 let delay = backoff(lease.attempts);
-                tracing::warn!(call_id = %id, error = %e, delay_ms = delay.as_millis(), "async call could not run; it will run again");
+                let why = error.unwrap_or_default();
+                tracing::warn!(call_id = %id, error = %why, delay_ms = delay.as_millis(), "async call could not run; it will run again");
                 self.update(
                     id,
                     CallStatus::Queued,
-                    Some(&format!("could not run, will try again: {e}")),
+                    Some(&format!("could not run, will try again: {why}")),
                     None,
                     None,
                 )
                 .await?;
-                Ok(Settle::Release(delay))
+                return Ok(Settle::Release(delay));
             }
-            Err(e) => {
-                let message = execute::engine_error(&e).message;
-                self.update(id, CallStatus::Error, Some(&message), None, None)
+            Answer::NotRun { again: false, .. } => {
+                self.update(id, status, error.as_deref(), None, None)
                     .await?;
-                Ok(Settle::Ack)
+                return Ok(Settle::Ack);
             }
+            // Read whole here: a service's task streams its answer.
+            Answer::Response(response) => {
+                let limit = self.executor.max_response_bytes;
+                match axum::body::to_bytes(response.into_body(), limit).await {
+                    Ok(output) => output,
+                    Err(e) => {
+                        status = CallStatus::Error;
+                        error = Some(format!("cannot read the function's response: {e}"));
+                        Bytes::new()
+                    }
+                }
+            }
+            // The error JSON its client would have had.
+            Answer::Failed(error) => {
+                Bytes::from(crate::api::error::body(&error.message).to_string())
+            }
+        };
+        let log = log.bytes().await;
+        if status != CallStatus::Success && started.attempts <= route.max_retries {
+            let delay = backoff(started.attempts);
+            tracing::info!(call_id = %id, attempts = started.attempts, error = ?error, delay_ms = delay.as_millis(), "async call failed; it will run again");
+            self.update(id, CallStatus::Queued, error.as_deref(), None, Some(&log))
+                .await?;
+            return Ok(Settle::Release(delay));
         }
+        self.update(id, status, error.as_deref(), Some(&output), Some(&log))
+            .await?;
+        Ok(Settle::Ack)
     }
 
     /// Memory from the async share; `None` if the share can never hold it.
@@ -345,11 +349,6 @@ impl Workers {
             }
         }
     }
-}
-
-/// Failures of the platform rather than of the function: always retried.
-fn is_infrastructure(err: &EngineError) -> bool {
-    err.is_unavailable()
 }
 
 /// The wait before attempt `attempts + 1`: doubling from [`RETRY_BASE`].

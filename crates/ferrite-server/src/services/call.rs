@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderName, HeaderValue, Request, Response, StatusCode};
-use ferrite_model::contract::{fact_headers, CallFacts};
-use ferrite_model::{ApiError, App, ErrorKind, Route};
-use ferrite_swarm::{Addresses, ForwardError, Forwarded, WatchdogKey};
+use ferrite_model::{App, Route};
+use ferrite_swarm::{Addresses, ForwardError, Forwarded, SwarmError, WatchdogKey};
 use ferrite_wire::headers::{KEY_REFUSED_HEADER, WATCHDOG_KEY_HEADER};
 use tokio::net::TcpStream;
 
@@ -22,25 +21,43 @@ const PROBE_TIMEOUT: Duration = Duration::from_millis(250);
 /// asks the engine for the tasks' addresses while the watcher has none).
 const PROBE_PAUSE: Duration = Duration::from_millis(50);
 
-/// What the service call needs of the request.
-pub struct ServiceCall {
-    pub call_id: String,
-    pub request_url: String,
-    pub request: Request<Bytes>,
+/// Why a service could not take a call.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// This node runs no services; why.
+    #[error("{0}")]
+    NotHere(String),
+    /// The route's service could not be made.
+    #[error("{0}")]
+    Unmade(#[from] SwarmError),
+    /// No task became ready while the call waited.
+    #[error("service {service} has no ready task after {waited_s}s")]
+    NotReady { service: String, waited_s: u64 },
+    /// The call's timeout passed before the task answered.
+    #[error("Timed out")]
+    TimedOut,
+    /// The call cannot go to a task at the route's path.
+    #[error("request target {target:?}: {reason}")]
+    BadTarget { target: String, reason: String },
+    /// Forwarding to the service's tasks failed.
+    #[error("service {service}: {source}")]
+    Forward {
+        service: String,
+        #[source]
+        source: ForwardError,
+    },
 }
 
 impl Services {
-    /// Run `call` on `route`'s service and answer with its task's response.
+    /// Run `request` (its target the route's path) on `route`'s service and
+    /// answer with its task's response.
     pub(crate) async fn call(
         &self,
         app: &App,
         route: &Route,
-        call: ServiceCall,
-    ) -> Result<Response<Body>, ApiError> {
-        let managed = self
-            .for_route(app, route)
-            .await
-            .map_err(|e| ApiError::new(ErrorKind::Unavailable, format!("{e}")))?;
+        request: Request<Bytes>,
+    ) -> Result<Response<Body>, ServiceError> {
+        let managed = self.for_route(app, route).await?;
         let _in_flight = managed.meter.enter();
         let deadline = Instant::now() + Duration::from_secs(route.timeout);
         // Addresses found ready while the watcher knows none yet.
@@ -51,31 +68,11 @@ impl Services {
             ready = Some(
                 wait_ready(self, &managed, wait_until)
                     .await
-                    .ok_or_else(|| {
-                        ApiError::new(
-                            ErrorKind::Unavailable,
-                            format!(
-                                "service {} has no ready task after {}s",
-                                managed.name,
-                                self.settings.start_wait.as_secs()
-                            ),
-                        )
+                    .ok_or_else(|| ServiceError::NotReady {
+                        service: managed.name.clone(),
+                        waited_s: self.settings.start_wait.as_secs(),
                     })?,
             );
-        }
-        let mut request = call.request;
-        let method = request.method().clone();
-        let facts = CallFacts {
-            call_id: &call.call_id,
-            method: method.as_str(),
-            request_url: &call.request_url,
-        };
-        for (name, value) in fact_headers(&route.app_name, &route.path, &facts) {
-            if let Ok(value) = HeaderValue::from_str(value) {
-                request
-                    .headers_mut()
-                    .insert(HeaderName::from_static(name), value);
-            }
         }
         let addresses = || {
             let known = managed.addresses.borrow().clone();
@@ -105,8 +102,11 @@ impl Services {
         };
         let forwarded = tokio::time::timeout_at(deadline.into(), call)
             .await
-            .map_err(|_| ApiError::new(ErrorKind::GatewayTimeout, "Timed out"))?
-            .map_err(|e| forward_error(&managed, e))?;
+            .map_err(|_| ServiceError::TimedOut)?
+            .map_err(|source| ServiceError::Forward {
+                service: managed.name.clone(),
+                source,
+            })?;
         Ok(forwarded.response.map(Body::new))
     }
 
@@ -181,21 +181,5 @@ async fn wait_ready(services: &Services, managed: &Managed, until: Instant) -> O
             return None;
         }
         tokio::time::sleep(PROBE_PAUSE).await;
-    }
-}
-
-fn forward_error(managed: &Managed, e: ForwardError) -> ApiError {
-    tracing::warn!(service = %managed.name, error = %e, "service call failed");
-    match e {
-        // Nothing reached a task: the service is not there for now.
-        ForwardError::NoTasks | ForwardError::Connect { .. } => ApiError::new(
-            ErrorKind::Unavailable,
-            format!("service {}: {e}", managed.name),
-        ),
-        ForwardError::Request { .. } => ApiError::new(
-            ErrorKind::BadGateway,
-            format!("service {}: {e}", managed.name),
-        ),
-        ForwardError::BadRequest(message) => ApiError::bad_request(message),
     }
 }

@@ -8,7 +8,10 @@
 
 pub mod autoscale;
 mod call;
-pub(crate) use call::ServiceCall;
+mod key;
+mod meter;
+mod scaling;
+pub use call::ServiceError;
 mod listing;
 
 use std::collections::{BTreeMap, HashMap};
@@ -19,18 +22,17 @@ use ferrite_model::{App, Millis, Route, ServiceSpec};
 use ferrite_store::Store;
 use ferrite_swarm::{
     self as swarm, Addresses, Balancer, ForwardSettings, Forwarder, ServiceDefinition, Swarm,
-    SwarmError, TaskWatcher, WatchSettings, WatchdogKey,
+    SwarmError, TaskWatcher, WatchSettings,
 };
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::ServerConfig;
-use autoscale::{AutoscaleSettings, Autoscaler, Bounds, ConcurrencyMeter, Decision};
+use autoscale::{AutoscaleSettings, Autoscaler, Bounds, Decision};
+use key::KeyState;
 pub use listing::ServiceView;
-
-/// How often each service's concurrency is sampled and its replicas decided.
-const TICK: Duration = Duration::from_secs(1);
+use meter::ConcurrencyMeter;
 
 /// Services on this node: running, or why not.
 pub type ServiceState = Result<Arc<Services>, Arc<str>>;
@@ -90,18 +92,6 @@ pub(crate) struct Managed {
     key: Mutex<KeyState>,
 }
 
-/// A service's watchdog key on this node.
-struct KeyState {
-    key: WatchdogKey,
-    /// When it was last read again after a refusal: at most once per
-    /// [`KEY_REREAD_PAUSE`], so a function that fakes refusals cannot make
-    /// every call an engine request.
-    reread: Option<Instant>,
-}
-
-/// Shortest time between two readings of a service's key after refusals.
-const KEY_REREAD_PAUSE: Duration = Duration::from_secs(2);
-
 /// The autoscaler's side of a service.
 struct Control {
     autoscaler: Autoscaler,
@@ -116,15 +106,6 @@ struct Control {
 impl Managed {
     fn control(&self) -> MutexGuard<'_, Control> {
         self.control.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The key to send with a call.
-    pub fn key(&self) -> WatchdogKey {
-        self.key_state().key.clone()
-    }
-
-    fn key_state(&self) -> MutexGuard<'_, KeyState> {
-        self.key.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn bounds(&self) -> Bounds {
@@ -247,7 +228,7 @@ impl Services {
             port: spec.port,
             memory_mib: route.memory,
             replicas: u64::from(spec.min_replicas),
-            env: crate::contract::hot_environment(app, route)
+            env: ferrite_model::contract::route_hot_environment(app, route)
                 .into_iter()
                 .collect(),
             labels: spec.labels.clone(),
@@ -323,45 +304,6 @@ impl Services {
         Ok(managed)
     }
 
-    /// After `managed`'s watchdog refused `sent`: read the service's key
-    /// again, and return it when it is another one (the service was made
-    /// again, through another node, with a new key). `None` when the key is
-    /// the same (the refusal was not about an outdated key), when it was
-    /// read too recently, or when it cannot be read.
-    pub(crate) async fn reread_key(
-        &self,
-        managed: &Managed,
-        sent: &WatchdogKey,
-    ) -> Option<WatchdogKey> {
-        {
-            let mut state = managed.key_state();
-            if state.key != *sent {
-                // Another call read it meanwhile.
-                return Some(state.key.clone());
-            }
-            let now = Instant::now();
-            if state
-                .reread
-                .is_some_and(|at| now.duration_since(at) < KEY_REREAD_PAUSE)
-            {
-                return None;
-            }
-            state.reread = Some(now);
-        }
-        match self.swarm.service_key(&managed.name).await {
-            Ok(Some(fresh)) if fresh != *sent => {
-                tracing::info!(service = %managed.name, "the service's watchdog key changed (made again through another node); using the new one");
-                managed.key_state().key = fresh.clone();
-                Some(fresh)
-            }
-            Ok(_) => None,
-            Err(e) => {
-                tracing::warn!(service = %managed.name, error = %e, "cannot read the service's watchdog key");
-                None
-            }
-        }
-    }
-
     /// Remove the service of a route that is gone or no longer has one.
     pub async fn remove(&self, app: &str, path: &str) -> Result<(), SwarmError> {
         let _changing = self.changing.lock().await;
@@ -405,89 +347,6 @@ impl Services {
             self.ensure(app, route).await?;
         }
         Ok(())
-    }
-
-    /// Set the replicas of `managed` to `replicas` because of `decision`.
-    async fn scale(&self, managed: &Managed, decision: Decision) {
-        let replicas = decision.replicas;
-        match self.swarm.scale(&managed.name, u64::from(replicas)).await {
-            Ok(()) => {
-                tracing::info!(service = %managed.name, replicas, reason = %decision.reason, "scaled");
-                self.watcher.changed(&managed.name);
-                let mut control = managed.control();
-                control.replicas = replicas;
-                control.last_change = Some((decision, Millis::now()));
-            }
-            Err(SwarmError::NotFound(_)) => {
-                // Removed with its route through another node: stop managing it.
-                tracing::info!(service = %managed.name, "service gone; no longer managed here");
-                self.managed()
-                    .remove(&(managed.app.clone(), managed.path.clone()));
-                self.watcher.unwatch(&managed.name);
-            }
-            Err(e) => {
-                tracing::warn!(service = %managed.name, replicas, error = %e, "cannot scale");
-            }
-        }
-    }
-
-    /// Every tick: sample each service's concurrency, decide its replicas,
-    /// and scale those whose decision changed them.
-    async fn autoscale(self: Arc<Self>, cancel: CancellationToken) {
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            let all: Vec<Arc<Managed>> = self.managed().values().cloned().collect();
-            let now = Instant::now();
-            for managed in all {
-                let average = managed.meter.take_average(now);
-                let (decision, current) = {
-                    let mut control = managed.control();
-                    control.autoscaler.record(now, average);
-                    let current = control.replicas;
-                    let bounds = managed.bounds();
-                    let decision = control.autoscaler.decide(now, current, &bounds);
-                    control.latest = Some(decision.clone());
-                    (decision, current)
-                };
-                if decision.replicas != current {
-                    self.scale(&managed, decision).await;
-                }
-            }
-        }
-    }
-
-    /// A call arrived for a service with no task: scale it up now rather
-    /// than at the next tick. Only the first such call asks Swarm.
-    async fn activate(&self, managed: &Managed) {
-        let decision = {
-            let mut control = managed.control();
-            control.autoscaler.note_demand(Instant::now());
-            if control.replicas > 0 {
-                None
-            } else {
-                let replicas = managed.spec.min_replicas.max(1);
-                // Claimed before Swarm answers, so concurrent calls wait
-                // for this scale instead of asking again.
-                control.replicas = replicas;
-                Some(Decision {
-                    replicas,
-                    reason: "a call arrived with no replica running".to_string(),
-                    stable_concurrency: 0.0,
-                    panic_concurrency: 0.0,
-                    panicking: false,
-                })
-            }
-        };
-        match decision {
-            Some(decision) => self.scale(managed, decision).await,
-            // Scaled already (or being scaled): make sure we look often.
-            None => self.watcher.changed(&managed.name),
-        }
     }
 
     /// The managed service of `route`, made on the spot when this node does

@@ -150,7 +150,7 @@ pub async fn call_transitions(store: &dyn Store) {
     let err = store
         .update_call(&id, &CallUpdate::new(Running, 60))
         .await
-        .unwrap_err(),;
+        .unwrap_err();
     assert_eq!(err.kind(), ferrite_model::ErrorKind::Conflict);
 
     let other = call_id(2);

@@ -1,0 +1,94 @@
+//! The hot arm: the request, as HTTP/1.1, to one of the route's warm
+//! containers; the function's own answer goes back to its client.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{header, Request, Response};
+use ferrite_engine::{Engine, EngineError, HotRoute};
+use ferrite_model::contract::{route_hot_environment, set_fact_headers, CallFacts};
+use ferrite_model::{ApiError, App, CallStatus, ErrorKind, Route};
+use ferrite_wire::{hop_by_hop, HotOutcome};
+
+use super::{too_large, Answer, CallLog, CallRequest, Outcome, RunError};
+
+/// Run `call` of `route` on one of its warm containers.
+pub(super) async fn run(
+    engine: &Engine,
+    max_response_bytes: usize,
+    app: &App,
+    route: &Route,
+    call: &CallRequest,
+) -> Result<Outcome, RunError> {
+    let hot = HotRoute {
+        app: route.app_name.clone(),
+        path: route.path.clone(),
+        image: route.image.clone(),
+        memory_mib: route.memory,
+        confinement: route.confinement(),
+        env: route_hot_environment(app, route),
+        max_concurrency: usize::try_from(route.max_concurrency).unwrap_or(usize::MAX),
+        idle_timeout: Duration::from_secs(route.idle_timeout),
+    };
+    let target = call.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let mut request = Request::builder()
+        .method(call.method.clone())
+        .uri(target)
+        .body(call.body.clone())
+        .map_err(|e| EngineError::Protocol(format!("cannot build the function's request: {e}")))?;
+    let headers = request.headers_mut();
+    *headers = call.headers.clone();
+    hop_by_hop::strip(headers);
+    headers.remove(header::CONTENT_LENGTH);
+    let facts = CallFacts {
+        call_id: &call.call_id,
+        method: call.method.as_str(),
+        request_url: &call.request_url,
+    };
+    set_fact_headers(headers, &route.app_name, &route.path, &facts);
+    let started = Instant::now();
+    let ran = engine
+        .run_hot(&hot, request, Duration::from_secs(route.timeout))
+        .await?;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let bad_gateway = |message: String| ApiError::new(ErrorKind::BadGateway, message);
+    let mut outcome = match ran.outcome {
+        HotOutcome::Response(response) => {
+            let (mut parts, body) = response.into_parts();
+            hop_by_hop::strip(&mut parts.headers);
+            parts.headers.remove(header::CONTENT_LENGTH);
+            // The function chose its status; a 5xx is its own failure.
+            let (status, error) = if parts.status.is_server_error() {
+                (
+                    CallStatus::Error,
+                    Some(format!("function answered {}", parts.status)),
+                )
+            } else {
+                (CallStatus::Success, None)
+            };
+            Outcome {
+                status,
+                error,
+                answer: Answer::Response(Response::from_parts(parts, Body::from(body))),
+                log: CallLog::empty(),
+            }
+        }
+        HotOutcome::TimedOut => Outcome::failed(
+            CallStatus::Timeout,
+            ApiError::new(ErrorKind::GatewayTimeout, "Timed out"),
+        ),
+        HotOutcome::Broken(why) => Outcome::failed(CallStatus::Error, bad_gateway(why)),
+        HotOutcome::TooLarge => Outcome::failed(
+            CallStatus::Error,
+            bad_gateway(too_large(max_response_bytes)),
+        ),
+    };
+    outcome.log = CallLog::Pending(ran.log);
+    // The function's own status when it answered (a failure says its kind).
+    let http_status = match &outcome.answer {
+        Answer::Response(response) => Some(response.status().as_u16()),
+        Answer::Failed(_) | Answer::NotRun { .. } => None,
+    };
+    tracing::info!(call_id = %call.call_id, app = %route.app_name, path = %route.path, status = %outcome.status, http_status, error = outcome.error.as_deref(), elapsed_ms, "hot call finished");
+    Ok(outcome)
+}

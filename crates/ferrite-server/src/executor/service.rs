@@ -1,0 +1,55 @@
+//! The service arm: the request, as HTTP, to a task of the route's Swarm
+//! service (how the service is found, woken and forwarded to is the
+//! services' business: [`crate::services`]).
+
+use axum::http::Request;
+use ferrite_model::contract::{set_fact_headers, CallFacts};
+use ferrite_model::{App, CallStatus, Route};
+
+use super::{Answer, CallLog, CallRequest, Outcome, RunError};
+use crate::services::{ServiceError, ServiceState};
+
+/// Run `call` of `route` on its service, when this node runs services.
+pub(super) async fn run(
+    services: &ServiceState,
+    app: &App,
+    route: &Route,
+    call: &CallRequest,
+) -> Result<Outcome, RunError> {
+    let services = services
+        .as_ref()
+        .map_err(|why| ServiceError::NotHere(why.to_string()))?;
+    // The task sees the route's path and the query, not `/r/{app}`.
+    let target = match call.uri.query() {
+        Some(query) => format!("{}?{query}", route.path),
+        None => route.path.clone(),
+    };
+    let uri = target.parse().map_err(|e| ServiceError::BadTarget {
+        target: target.clone(),
+        reason: format!("{e}"),
+    })?;
+    let mut request = Request::new(call.body.clone());
+    *request.method_mut() = call.method.clone();
+    *request.uri_mut() = uri;
+    *request.headers_mut() = call.headers.clone();
+    let facts = CallFacts {
+        call_id: &call.call_id,
+        method: call.method.as_str(),
+        request_url: &call.request_url,
+    };
+    set_fact_headers(request.headers_mut(), &route.app_name, &route.path, &facts);
+    let response = services.call(app, route, request).await?;
+    let (status, error) = match response.status() {
+        answered if answered.is_success() => (CallStatus::Success, None),
+        answered => (
+            CallStatus::Error,
+            Some(format!("the service answered {answered}")),
+        ),
+    };
+    Ok(Outcome {
+        status,
+        error,
+        answer: Answer::Response(response),
+        log: CallLog::empty(),
+    })
+}
