@@ -11,16 +11,16 @@ use ferrite_model::contract::CallFacts;
 use ferrite_model::contract::{output_content_type, payload_parameter, route_call_environment};
 use ferrite_model::{ApiError, App, CallStatus, ErrorKind, Route};
 
-use super::{too_large, Answer, CallLog, CallRequest, Outcome, RunError};
+use super::{too_large, Answer, CallLog, CallRequest, Executor, Outcome, RunError};
 
 /// Run `call` of `route` in a fresh container.
 pub(super) async fn run(
-    engine: &Engine,
-    max_response_bytes: usize,
+    executor: &Executor,
     app: &App,
     route: &Route,
     call: &CallRequest,
 ) -> Result<Outcome, RunError> {
+    let (engine, max_response_bytes) = (&executor.engine, executor.max_response_bytes);
     let payload = if call.method == Method::GET {
         Bytes::from(payload_parameter(call.uri.query().unwrap_or_default()))
     } else {

@@ -10,16 +10,16 @@ use ferrite_model::contract::{route_hot_environment, set_fact_headers, CallFacts
 use ferrite_model::{ApiError, App, CallStatus, ErrorKind, Route};
 use ferrite_wire::{hop_by_hop, HotOutcome};
 
-use super::{too_large, Answer, CallLog, CallRequest, Outcome, RunError};
+use super::{too_large, Answer, CallLog, CallRequest, Executor, Outcome, RunError};
 
 /// Run `call` of `route` on one of its warm containers.
 pub(super) async fn run(
-    engine: &Engine,
-    max_response_bytes: usize,
+    executor: &Executor,
     app: &App,
     route: &Route,
     call: &CallRequest,
 ) -> Result<Outcome, RunError> {
+    let (engine, max_response_bytes) = (&executor.engine, executor.max_response_bytes);
     let hot = HotRoute {
         app: route.app_name.clone(),
         path: route.path.clone(),

@@ -236,8 +236,8 @@ impl Executor {
     /// Run `call` of `route` by its arm, and say how it ended.
     pub async fn run(&self, app: &App, route: &Route, call: &CallRequest) -> Outcome {
         let ran = match Arm::of(route) {
-            Arm::Cold => cold::run(&self.engine, self.max_response_bytes, app, route, call).await,
-            Arm::Hot => hot::run(&self.engine, self.max_response_bytes, app, route, call).await,
+            Arm::Cold => cold::run(self, app, route, call).await,
+            Arm::Hot => hot::run(self, app, route, call).await,
             Arm::Service => service::run(&self.services, app, route, call).await,
         };
         ran.unwrap_or_else(|e| {
