@@ -5,7 +5,8 @@
 mod common;
 
 use common::cli::{
-    error_line, fails, field, first_column, ok, ok_cmd, ok_json, run_cmd, unreachable_cmd, values,
+    error_line, fails, field, first_column, header, ok, ok_cmd, ok_json, run_cmd, unreachable_cmd,
+    values,
 };
 use common::{ferrite_cmd, TestServer};
 use serde_json::Value;
@@ -22,16 +23,6 @@ fn start_with_myapp(paths: &[&str]) -> TestServer {
         );
     }
     server
-}
-
-/// The words of a table's header line.
-fn header(table: &str) -> Vec<&str> {
-    table
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect()
 }
 
 fn sorted<T: Ord>(mut items: Vec<T>) -> Vec<T> {
