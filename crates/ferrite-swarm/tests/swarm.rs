@@ -27,7 +27,7 @@ use ferrite_swarm::{
     WatchSettings,
 };
 use ferrite_wire::headers::WATCHDOG_KEY_ENV;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 
 const PORT: u16 = 8080;
@@ -432,6 +432,42 @@ async fn a_service_follows_its_route_definition() {
     ));
 }
 
+/// A task watcher on the env's network, with the owner of its tasks; they
+/// stop at [`Watching::stop`], or when a failed test drops it.
+struct Watching {
+    watcher: TaskWatcher,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    _stop: DropGuard,
+}
+
+impl Watching {
+    fn start(env: &Env, settings: WatchSettings) -> Watching {
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let watcher = TaskWatcher::start(
+            env.swarm.clone(),
+            env.network.clone(),
+            settings,
+            cancel.clone(),
+            &tracker,
+        );
+        Watching {
+            watcher,
+            _stop: cancel.clone().drop_guard(),
+            cancel,
+            tracker,
+        }
+    }
+
+    /// Cancel the watcher's tasks and wait until they are done.
+    async fn stop(self) {
+        self.cancel.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
 /// Wait until the addresses satisfy `done`; how long it took.
 async fn wait_for(
     rx: &mut tokio::sync::watch::Receiver<Addresses>,
@@ -456,16 +492,8 @@ async fn wait_for(
 async fn task_addresses_follow_the_replicas() {
     let env = Env::new("tk").await;
     let swarm = &env.swarm;
-    let cancel = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let _stop = cancel.clone().drop_guard();
-    let watcher = TaskWatcher::start(
-        swarm.clone(),
-        env.network.clone(),
-        WatchSettings::default(),
-        cancel.clone(),
-        &tracker,
-    );
+    let watching = Watching::start(&env, WatchSettings::default());
+    let watcher = &watching.watcher;
     let def = env.definition("/tasks");
     let name = def.service_name();
 
@@ -558,9 +586,7 @@ async fn task_addresses_follow_the_replicas() {
         swarm.running_tasks(&name, &env.network).await,
         Err(SwarmError::NotFound(_))
     ));
-    cancel.cancel();
-    tracker.close();
-    tracker.wait().await;
+    watching.stop().await;
 }
 
 /// An HTTP answer from `addr`, asked by a throwaway container on the
@@ -601,19 +627,14 @@ fn assert_reachable(env: &Env, addr: std::net::SocketAddr) {
 async fn engine_events_wake_the_watcher() {
     let env = Env::new("ev").await;
     let swarm = &env.swarm;
-    let cancel = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let _stop = cancel.clone().drop_guard();
-    let watcher = TaskWatcher::start(
-        swarm.clone(),
-        env.network.clone(),
+    let watching = Watching::start(
+        &env,
         WatchSettings {
             poll: Duration::from_secs(3600),
             ..WatchSettings::default()
         },
-        cancel.clone(),
-        &tracker,
     );
+    let watcher = &watching.watcher;
     let def = env.definition("/events");
     let name = def.service_name();
     swarm.ensure(&def).await.expect("create");
@@ -634,7 +655,5 @@ async fn engine_events_wake_the_watcher() {
         "scale seen through events alone after {} ms",
         waited.as_millis()
     );
-    cancel.cancel();
-    tracker.close();
-    tracker.wait().await;
+    watching.stop().await;
 }

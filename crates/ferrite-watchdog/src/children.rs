@@ -234,10 +234,41 @@ mod tests {
     /// reaper collects every child of the test process.
     pub(crate) static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-    fn started(children: &Children) -> CancellationToken {
+    /// Children with their own reaper, for a test that runs alone: the turn
+    /// it holds, the children, and what stops the reaper.
+    async fn reaping() -> (
+        tokio::sync::MutexGuard<'static, ()>,
+        Children,
+        CancellationToken,
+    ) {
+        let serial = SERIAL.lock().await;
+        let children = Children::new();
         let stop = CancellationToken::new();
         tokio::spawn(children.clone().reap_forever(stop.clone()));
-        stop
+        (serial, children, stop)
+    }
+
+    /// All that `child` writes to its stdout, until it closes it.
+    async fn read_stdout(child: &mut Child) -> String {
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .await
+            .unwrap();
+        out
+    }
+
+    /// Wait up to 2 s until none of `pids` is alive.
+    async fn wait_gone(pids: &[i32]) {
+        for _ in 0..100 {
+            if !pids.iter().any(|p| alive(*p)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     fn alive(pid: i32) -> bool {
@@ -249,9 +280,7 @@ mod tests {
 
     #[tokio::test]
     async fn exit_codes_and_io_come_back() {
-        let _serial = SERIAL.lock().await;
-        let children = Children::new();
-        let stop = started(&children);
+        let (_serial, children, stop) = reaping().await;
         let mut child = children
             .spawn(
                 &sh("read x; echo \"got $x $FOO\"; exit 3"),
@@ -261,14 +290,7 @@ mod tests {
         let mut stdin = child.stdin.take().unwrap();
         stdin.write_all(b"hi\n").await.unwrap();
         drop(stdin);
-        let mut out = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .await
-            .unwrap();
+        let out = read_stdout(&mut child).await;
         assert_eq!(out, "got hi bar\n");
         assert_eq!((&mut child.exit).await.unwrap(), Exit::Code(3));
         assert_eq!(children.running(), 0);
@@ -277,9 +299,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_dropped_child_takes_its_whole_group_along() {
-        let _serial = SERIAL.lock().await;
-        let children = Children::new();
-        let stop = started(&children);
+        let (_serial, children, stop) = reaping().await;
         let mut child = children
             .spawn(&sh("sleep 30 & echo $!; wait"), &[])
             .unwrap();
@@ -299,12 +319,7 @@ mod tests {
         let leader = child.pid;
         assert!(alive(grandchild));
         drop(child);
-        for _ in 0..100 {
-            if !alive(leader) && !alive(grandchild) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_gone(&[leader, grandchild]).await;
         assert!(!alive(leader), "leader {leader} left");
         assert!(!alive(grandchild), "grandchild {grandchild} left");
         stop.cancel();
@@ -312,28 +327,14 @@ mod tests {
 
     #[tokio::test]
     async fn background_processes_die_with_their_function() {
-        let _serial = SERIAL.lock().await;
-        let children = Children::new();
-        let stop = started(&children);
+        let (_serial, children, stop) = reaping().await;
         let mut child = children
             .spawn(&sh("sleep 30 >/dev/null & echo $!"), &[])
             .unwrap();
-        let mut out = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .await
-            .unwrap();
+        let out = read_stdout(&mut child).await;
         assert_eq!((&mut child.exit).await.unwrap(), Exit::Code(0));
         let straggler: i32 = out.trim().parse().unwrap();
-        for _ in 0..100 {
-            if !alive(straggler) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_gone(&[straggler]).await;
         assert!(!alive(straggler));
         stop.cancel();
     }

@@ -5,10 +5,39 @@
 mod common;
 
 use common::cli::{
-    error_line, fails, field, first_column, ok, ok_cmd, ok_json, run_cmd, unreachable_cmd, values,
+    error_line, fails, field, first_column, header, ok, ok_cmd, ok_json, run_cmd, unreachable_cmd,
+    values,
 };
 use common::{ferrite_cmd, TestServer};
 use serde_json::Value;
+
+/// A server with the app `myapp`, and in it a route of `ferrite/hello` at
+/// each of `paths`.
+fn start_with_myapp(paths: &[&str]) -> TestServer {
+    let server = TestServer::start();
+    ok(&server, &["apps", "create", "myapp"]);
+    for path in paths {
+        ok(
+            &server,
+            &["routes", "create", "myapp", path, "ferrite/hello"],
+        );
+    }
+    server
+}
+
+fn sorted<T: Ord>(mut items: Vec<T>) -> Vec<T> {
+    items.sort();
+    items
+}
+
+/// `delete` with `--json` answers a message, and `list` then has one left.
+#[track_caller]
+fn assert_deleted_leaving_one(server: &TestServer, delete: &[&str], list: &[&str]) {
+    let answer = ok_json(server, delete);
+    assert!(answer["message"].is_string(), "{answer}");
+    let left = ok_json(server, list);
+    assert_eq!(left.as_array().map(Vec::len), Some(1), "{left}");
+}
 
 #[test]
 fn apps_in_tables() {
@@ -23,14 +52,8 @@ fn apps_in_tables() {
     ok(&server, &["apps", "create", "other"]);
 
     let list = ok(&server, &["apps", "list"]);
-    let header = list.lines().next().unwrap_or_default();
-    assert_eq!(
-        header.split_whitespace().collect::<Vec<_>>(),
-        ["NAME", "CONFIG"]
-    );
-    let mut names = first_column(&list);
-    names.sort();
-    assert_eq!(names, ["myapp", "other"]);
+    assert_eq!(header(&list), ["NAME", "CONFIG"]);
+    assert_eq!(sorted(first_column(&list)), ["myapp", "other"]);
     let row = list
         .lines()
         .find(|l| l.starts_with("myapp"))
@@ -72,9 +95,7 @@ fn apps_in_json() {
     assert_eq!(app["config"], Value::Null);
 
     let apps = ok_json(&server, &["apps", "list"]);
-    let mut names = values(&apps, "name");
-    names.sort();
-    assert_eq!(names, ["bare", "myapp"]);
+    assert_eq!(sorted(values(&apps, "name")), ["bare", "myapp"]);
 
     let app = ok_json(&server, &["apps", "inspect", "myapp"]);
     assert_eq!(app["config"]["A"], "1");
@@ -87,16 +108,12 @@ fn apps_in_json() {
     );
     assert_eq!(app["config"], serde_json::json!({"B": "x=y", "C": "3"}));
 
-    let answer = ok_json(&server, &["apps", "delete", "bare"]);
-    assert!(answer["message"].is_string(), "{answer}");
-    let apps = ok_json(&server, &["apps", "list"]);
-    assert_eq!(apps.as_array().map(Vec::len), Some(1), "{apps}");
+    assert_deleted_leaving_one(&server, &["apps", "delete", "bare"], &["apps", "list"]);
 }
 
 #[test]
 fn app_config_set_and_unset() {
-    let server = TestServer::start();
-    ok(&server, &["apps", "create", "myapp"]);
+    let server = start_with_myapp(&[]);
 
     config_set_and_unset(
         &server,
@@ -116,8 +133,7 @@ fn app_config_set_and_unset() {
 
 #[test]
 fn routes_in_tables() {
-    let server = TestServer::start();
-    ok(&server, &["apps", "create", "myapp"]);
+    let server = start_with_myapp(&[]);
     assert_eq!(
         first_column(&ok(&server, &["routes", "list", "myapp"])),
         Vec::<String>::new()
@@ -149,9 +165,8 @@ fn routes_in_tables() {
     assert_eq!(out.trim(), "Route /a/b of app myapp created");
 
     let list = ok(&server, &["routes", "list", "myapp"]);
-    let header = list.lines().next().unwrap_or_default();
     assert_eq!(
-        header.split_whitespace().collect::<Vec<_>>(),
+        header(&list),
         ["PATH", "IMAGE", "TYPE", "FORMAT", "MEMORY", "TIMEOUT"]
     );
     let row: Vec<&str> = list
@@ -172,9 +187,7 @@ fn routes_in_tables() {
             "60s"
         ]
     );
-    let mut paths = first_column(&list);
-    paths.sort();
-    assert_eq!(paths, ["/a/b", "/hello"]);
+    assert_eq!(sorted(first_column(&list)), ["/a/b", "/hello"]);
 
     let details = ok(&server, &["routes", "inspect", "myapp", "/hello"]);
     assert_eq!(field(&details, "APP"), "myapp");
@@ -217,8 +230,7 @@ fn routes_in_tables() {
 
 #[test]
 fn routes_in_json() {
-    let server = TestServer::start();
-    ok(&server, &["apps", "create", "myapp"]);
+    let server = start_with_myapp(&[]);
     // A route's key comes from a file: a flag would land in shell history.
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("route.key");
@@ -287,9 +299,7 @@ fn routes_in_json() {
     assert_eq!(route["type"], "sync");
 
     let routes = ok_json(&server, &["routes", "list", "myapp"]);
-    let mut paths = values(&routes, "path");
-    paths.sort();
-    assert_eq!(paths, ["/a/b", "/plain"]);
+    assert_eq!(sorted(values(&routes, "path")), ["/a/b", "/plain"]);
 
     let route = ok_json(&server, &["routes", "inspect", "myapp", "/a/b"]);
     assert_eq!(route["image"], "ferrite/hello");
@@ -326,20 +336,16 @@ fn routes_in_json() {
     let details = ok(&server, &["routes", "inspect", "myapp", "/a/b"]);
     assert_eq!(field(&details, "JWT KEY"), "-");
 
-    let answer = ok_json(&server, &["routes", "delete", "myapp", "/plain"]);
-    assert!(answer["message"].is_string(), "{answer}");
-    let routes = ok_json(&server, &["routes", "list", "myapp"]);
-    assert_eq!(routes.as_array().map(Vec::len), Some(1), "{routes}");
+    assert_deleted_leaving_one(
+        &server,
+        &["routes", "delete", "myapp", "/plain"],
+        &["routes", "list", "myapp"],
+    );
 }
 
 #[test]
 fn route_config_set_and_unset() {
-    let server = TestServer::start();
-    ok(&server, &["apps", "create", "myapp"]);
-    ok(
-        &server,
-        &["routes", "create", "myapp", "/a/b", "ferrite/hello"],
-    );
+    let server = start_with_myapp(&["/a/b"]);
 
     config_set_and_unset(
         &server,
@@ -372,12 +378,7 @@ fn config_set_and_unset(
 
 #[test]
 fn deleting_an_app_with_routes_needs_cascade() {
-    let server = TestServer::start();
-    ok(&server, &["apps", "create", "myapp"]);
-    ok(
-        &server,
-        &["routes", "create", "myapp", "/hello", "ferrite/hello"],
-    );
+    let server = start_with_myapp(&["/hello"]);
 
     let err = fails(&server, &["apps", "delete", "myapp"]);
     assert!(err.starts_with("error: 400 Bad Request: "), "{err}");
@@ -495,23 +496,27 @@ fn version_shows_client_and_server() {
 fn jwt_auth() {
     let server = TestServer::start_with_env(&[("JWT_AUTH_KEY", "secret")]);
 
-    let mut cmd = ferrite_cmd(&server);
-    cmd.env("JWT_AUTH_KEY", "secret");
-    ok_cmd(cmd, &["apps", "create", "myapp"]);
+    // The client signs with the key in its environment, or sends no token.
+    let with_key = |key: Option<&str>| {
+        let mut cmd = ferrite_cmd(&server);
+        match key {
+            Some(key) => cmd.env("JWT_AUTH_KEY", key),
+            None => cmd.env_remove("JWT_AUTH_KEY"),
+        };
+        cmd
+    };
+    ok_cmd(with_key(Some("secret")), &["apps", "create", "myapp"]);
 
-    let mut cmd = ferrite_cmd(&server);
-    cmd.env("JWT_AUTH_KEY", "secret");
-    let stdout = ok_cmd(cmd, &["apps", "list", "--json"]);
+    let stdout = ok_cmd(with_key(Some("secret")), &["apps", "list", "--json"]);
     let apps: Value = serde_json::from_str(&stdout).unwrap_or_default();
     assert_eq!(apps[0]["name"], "myapp", "{apps}");
 
-    let mut cmd = ferrite_cmd(&server);
-    cmd.env_remove("JWT_AUTH_KEY");
-    let err = error_line(&run_cmd(cmd, &["apps", "list"]), 1, &["apps", "list"]);
-    assert!(err.starts_with("error: 401 Unauthorized: "), "{err}");
-
-    let mut cmd = ferrite_cmd(&server);
-    cmd.env("JWT_AUTH_KEY", "wrong");
-    let err = error_line(&run_cmd(cmd, &["apps", "list"]), 1, &["apps", "list"]);
-    assert!(err.starts_with("error: 401 Unauthorized: "), "{err}");
+    for key in [None, Some("wrong")] {
+        let args = ["apps", "list"];
+        let err = error_line(&run_cmd(with_key(key), &args), 1, &args);
+        assert!(
+            err.starts_with("error: 401 Unauthorized: "),
+            "{key:?}: {err}"
+        );
+    }
 }

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::cli::{field, first_column, ok, ok_json, ok_out, only_error_line, run, values};
+use common::cli::{field, first_column, header, ok, ok_json, ok_out, only_error_line, run, values};
 use common::{client, eventually, require_images, TestServer};
 use serde_json::Value;
 
@@ -58,17 +58,29 @@ fn wait_for_calls(server: &TestServer, app: &str, count: usize) -> Value {
     calls
 }
 
+/// The app `myapp` with `routes`, each the arguments of `routes create myapp`.
+fn myapp_with(server: &TestServer, routes: &[&[&str]]) {
+    ok(server, &["apps", "create", "myapp"]);
+    for route in routes {
+        ok(server, &[&["routes", "create", "myapp"], *route].concat());
+    }
+}
+
 /// An app with a route to `ferrite/hello` at /hello and `ferrite/fail` at /fail.
 fn hello_and_fail(server: &TestServer) {
-    ok(server, &["apps", "create", "myapp"]);
-    ok(
+    myapp_with(
         server,
-        &["routes", "create", "myapp", "/hello", "ferrite/hello"],
+        &[&["/hello", "ferrite/hello"], &["/fail", "ferrite/fail"]],
     );
-    ok(
-        server,
-        &["routes", "create", "myapp", "/fail", "ferrite/fail"],
-    );
+}
+
+/// What `calls <what> myapp <id>` (`logs` or `output`) printed, byte for
+/// byte; it must succeed.
+#[track_caller]
+fn printed(server: &TestServer, what: &str, id: &str) -> String {
+    let out = run(server, &["calls", what, "myapp", id]);
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 #[test]
@@ -93,9 +105,8 @@ fn list_filters_and_pages() {
 
     let (table, more) = ok_out(&server, &["calls", "list", "myapp"]);
     assert_eq!(more, "");
-    let header = table.lines().next().unwrap_or_default();
     assert_eq!(
-        header.split_whitespace().collect::<Vec<_>>(),
+        header(&table),
         ["ID", "PATH", "STATUS", "CREATED", "DURATION", "ATTEMPTS", "ERROR"]
     );
     assert_eq!(first_column(&table), newest_first);
@@ -197,35 +208,22 @@ fn inspect_and_logs_of_sync_calls() {
     assert!(call.get("error").is_none(), "{call}");
 
     // The log is the function's stderr, byte for byte.
-    let out = run(&server, &["calls", "logs", "myapp", &failed]);
-    assert!(out.status.success(), "{out:?}");
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
+        printed(&server, "logs", &failed),
         "fail: exiting with code 3\n"
     );
-    let out = run(&server, &["calls", "logs", "myapp", &hello]);
-    assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
+    assert_eq!(printed(&server, "logs", &hello), "");
     // A sync call's answer went to its caller: no output is kept.
-    let out = run(&server, &["calls", "output", "myapp", &hello]);
-    assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
+    assert_eq!(printed(&server, "output", &hello), "");
 }
 
 #[test]
 fn async_call_output_once_it_succeeds() {
     require_images(&["ferrite/hello"]);
     let server = TestServer::start();
-    ok(&server, &["apps", "create", "myapp"]);
-    ok(
+    myapp_with(
         &server,
-        &[
-            "routes",
-            "create",
-            "myapp",
-            "/hello-async",
-            "ferrite/hello",
-            "--type",
-            "async",
-        ],
+        &[&["/hello-async", "ferrite/hello", "--type", "async"]],
     );
     let (status, id) = invoke(&server, "myapp", "/hello-async", b"{\"name\":\"Async\"}");
     assert_eq!(status, 202);
@@ -239,11 +237,8 @@ fn async_call_output_once_it_succeeds() {
     assert_eq!(call["type"], "async");
     assert_eq!(call["path"], "/hello-async");
 
-    let out = run(&server, &["calls", "output", "myapp", &id]);
-    assert!(out.status.success(), "{out:?}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello Async!\n");
-    let out = run(&server, &["calls", "logs", "myapp", &id]);
-    assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
+    assert_eq!(printed(&server, "output", &id), "Hello Async!\n");
+    assert_eq!(printed(&server, "logs", &id), "");
     let listed = ok(&server, &["calls", "list", "myapp", "--status", "success"]);
     assert_eq!(first_column(&listed), [id]);
 }
@@ -252,20 +247,16 @@ fn async_call_output_once_it_succeeds() {
 fn cancel_a_queued_call() {
     // No async worker on this node: queued calls stay queued.
     let server = TestServer::start_with_env(&[("FERRITE_ASYNC_CONCURRENCY", "0")]);
-    ok(&server, &["apps", "create", "myapp"]);
-    ok(
+    myapp_with(
         &server,
-        &[
-            "routes",
-            "create",
-            "myapp",
+        &[&[
             "/sleep",
             "ferrite/sleep",
             "--type",
             "async",
             "--timeout",
             "600",
-        ],
+        ]],
     );
     let (status, id) = invoke(&server, "myapp", "/sleep", b"300");
     assert_eq!(status, 202);
@@ -304,7 +295,7 @@ fn cancel_a_queued_call() {
 #[test]
 fn unknown_calls_and_bad_arguments_are_one_line() {
     let server = TestServer::start();
-    ok(&server, &["apps", "create", "myapp"]);
+    myapp_with(&server, &[]);
     for args in [
         &["calls", "inspect", "myapp", "nope"][..],
         &["calls", "inspect", "myapp", "nope", "--json"],

@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{
-    client_with_timeout, create_route, create_routes, eventually, ferrite_cmd, node_containers,
-    require_images, succeed, TestServer,
+    assert_only_waiting_containers, client_with_timeout, create_route, create_routes, eventually,
+    ferrite_cmd, node_containers, require_images, succeed, TestServer,
 };
+use reqwest::blocking::Response;
 use serde_json::{json, Value};
 
 /// Every capability, in `/proc/self/status`'s hex.
@@ -54,6 +55,43 @@ fn assert_confined_status(status: &str, cap_eff: &str) {
     assert_eq!(status_field(status, "NoNewPrivs"), "1", "{status}");
 }
 
+/// A server with `routes` created in `app`, once their images are known to be
+/// built.
+fn serve<const N: usize>(app: &str, routes: [Value; N]) -> TestServer {
+    let images: Vec<&str> = routes.iter().filter_map(|r| r["image"].as_str()).collect();
+    require_images(&images);
+    let server = TestServer::start();
+    create_routes(&server, app, routes);
+    server
+}
+
+/// Call `path` (`/app/route`) and take its call id with the reply.
+fn call_with_id(server: &TestServer, path: &str, body: &'static str) -> (String, Response) {
+    let reply = common::client()
+        .post(format!("{}/r{path}", server.url))
+        .body(body)
+        .send()
+        .expect("call");
+    let call_id = reply.headers()["fn-call-id"].to_str().unwrap().to_string();
+    (call_id, reply)
+}
+
+/// The log of call `call_id` in `app`, once `done` holds for it (within 10 s);
+/// the last log read, whether or not it did.
+fn call_log(server: &TestServer, app: &str, call_id: &str, done: impl Fn(&str) -> bool) -> String {
+    let log_url = format!("{}/v1/apps/{app}/calls/{call_id}/log", server.url);
+    let mut log = String::new();
+    eventually(Duration::from_secs(10), || {
+        log = common::client()
+            .get(&log_url)
+            .send()
+            .and_then(|r| r.text())
+            .unwrap_or_default();
+        done(&log)
+    });
+    log
+}
+
 /// `docker inspect` of a container, as JSON.
 fn inspect(id: &str) -> Value {
     let out = succeed("docker", &["inspect", id]);
@@ -75,21 +113,14 @@ fn assert_no_containers_after(mut server: TestServer) {
 
 #[test]
 fn functions_have_no_capabilities_and_no_new_privileges() {
-    require_images(&["ferrite/probe", "ferrite/chaos", "ferrite/chaos-nobody"]);
-    let server = TestServer::start();
-    create_routes(
-        &server,
+    let server = serve(
         "caps",
         [
             json!({"path":"/cold","image":"ferrite/probe"}),
             json!({"path":"/hot","image":"ferrite/chaos","format":"http"}),
+            // A hot image whose USER is not root: its init creates the socket too.
+            json!({"path":"/nobody","image":"ferrite/chaos-nobody","format":"http"}),
         ],
-    );
-    // A hot image whose USER is not root: its init creates the socket too.
-    create_route(
-        &server,
-        "caps",
-        json!({"path":"/nobody","image":"ferrite/chaos-nobody","format":"http"}),
     );
     let cold = call_ok(&server, "/caps/cold", "cat /proc/self/status");
     assert_confined_status(&cold, NO_CAPS);
@@ -108,10 +139,7 @@ fn functions_have_no_capabilities_and_no_new_privileges() {
 
 #[test]
 fn docker_inspect_shows_the_limits_and_no_host_paths() {
-    require_images(&["ferrite/probe", "ferrite/chaos"]);
-    let server = TestServer::start();
-    create_routes(
-        &server,
+    let server = serve(
         "lim",
         [
             json!({"path":"/slow","image":"ferrite/probe","timeout":60}),
@@ -220,20 +248,11 @@ fn docker_inspect_shows_the_limits_and_no_host_paths() {
             "hot-stderr",
         ),
     ] {
-        let reply = common::client()
-            .post(format!("{}/r{path}", server.url))
-            .body(body)
-            .send()
-            .unwrap();
-        let call_id = reply.headers()["fn-call-id"].to_str().unwrap().to_string();
+        let (call_id, reply) = call_with_id(&server, path, body);
         assert_eq!(reply.text().unwrap(), answer);
-        let log_url = format!("{}/v1/apps/lim/calls/{call_id}/log", server.url);
+        let log = call_log(&server, "lim", &call_id, |log| log.contains(logged));
         assert!(
-            eventually(Duration::from_secs(10), || common::client()
-                .get(&log_url)
-                .send()
-                .and_then(|r| r.text())
-                .is_ok_and(|log| log.contains(logged))),
+            log.contains(logged),
             "{path}: the call's log has its stderr"
         );
     }
@@ -242,13 +261,10 @@ fn docker_inspect_shows_the_limits_and_no_host_paths() {
 
 #[test]
 fn a_fork_bomb_stops_at_the_pids_limit() {
-    require_images(&["ferrite/probe"]);
-    let server = TestServer::start();
-    create_route(
-        &server,
+    let server = serve(
         "bomb",
-        json!({"path":"/fork","image":"ferrite/probe","timeout":30,
-               "confinement":{"pids_limit":32}}),
+        [json!({"path":"/fork","image":"ferrite/probe","timeout":30,
+                "confinement":{"pids_limit":32}})],
     );
     // Processes that stay, until one cannot be made (the subshell dies
     // there); each number is printed once its process exists.
@@ -270,21 +286,13 @@ fn a_fork_bomb_stops_at_the_pids_limit() {
         "the shell could not fork: {out}"
     );
     // The container and everything it started are gone with the call.
-    let node = server.node_id.clone();
-    assert!(eventually(Duration::from_secs(30), || node_containers(
-        &node
-    )
-    .iter()
-    .all(|(_, state, call)| state == "running" && call.is_empty())));
+    assert_only_waiting_containers(&server.node_id, Duration::from_secs(30));
     assert_no_containers_after(server);
 }
 
 #[test]
 fn a_read_only_root_leaves_tmp_writable() {
-    require_images(&["ferrite/probe", "ferrite/chaos"]);
-    let server = TestServer::start();
-    create_routes(
-        &server,
+    let server = serve(
         "ro",
         [
             json!({"path":"/cold","image":"ferrite/probe","memory":32,
@@ -319,10 +327,7 @@ fn a_read_only_root_leaves_tmp_writable() {
 
 #[test]
 fn network_none_leaves_only_loopback() {
-    require_images(&["ferrite/probe", "ferrite/chaos"]);
-    let server = TestServer::start();
-    create_routes(
-        &server,
+    let server = serve(
         "net",
         [
             json!({"path":"/none","image":"ferrite/probe","confinement":{"network":"none"}}),
@@ -351,13 +356,10 @@ fn network_none_leaves_only_loopback() {
 
 #[test]
 fn capabilities_come_back_only_from_the_allowlist() {
-    require_images(&["ferrite/probe"]);
-    let server = TestServer::start();
-    create_route(
-        &server,
+    let server = serve(
         "capadd",
-        json!({"path":"/bind","image":"ferrite/probe",
-               "confinement":{"cap_add":["NET_BIND_SERVICE"]}}),
+        [json!({"path":"/bind","image":"ferrite/probe",
+                "confinement":{"cap_add":["NET_BIND_SERVICE"]}})],
     );
     let out = call_ok(&server, "/capadd/bind", "cat /proc/self/status");
     // CAP_NET_BIND_SERVICE is capability 10.
@@ -392,21 +394,14 @@ fn capabilities_come_back_only_from_the_allowlist() {
 
 #[test]
 fn a_function_cannot_forge_its_exit_status() {
-    require_images(&["ferrite/forge", "ferrite/chaos"]);
-    let server = TestServer::start();
-    create_routes(
-        &server,
+    let server = serve(
         "forge",
         [
             json!({"path":"/cold","image":"ferrite/forge"}),
             json!({"path":"/hot","image":"ferrite/chaos","format":"http"}),
         ],
     );
-    let reply = common::client()
-        .post(format!("{}/r/forge/cold", server.url))
-        .send()
-        .unwrap();
-    let call_id = reply.headers()["fn-call-id"].to_str().unwrap().to_string();
+    let (call_id, reply) = call_with_id(&server, "/forge/cold", "");
     let status = reply.status().as_u16();
     let body: Value = reply.json().unwrap();
     assert_eq!(
@@ -414,16 +409,10 @@ fn a_function_cannot_forge_its_exit_status() {
         (500, Some("exit code 1")),
         "the real failure, not the forged success: {body}"
     );
-    let log_url = format!("{}/v1/apps/forge/calls/{call_id}/log", server.url);
-    let mut log = String::new();
-    assert!(eventually(Duration::from_secs(10), || {
-        log = common::client()
-            .get(&log_url)
-            .send()
-            .and_then(|r| r.text())
-            .unwrap_or_default();
+    let log = call_log(&server, "forge", &call_id, |log| {
         log.contains("/proc/1/mem")
-    }));
+    });
+    assert!(log.contains("/proc/1/mem"), "{log}");
     for target in ["/proc/1/fd/1", "/proc/1/environ", "/proc/1/mem"] {
         assert!(log.contains(&format!("{target}: refused")), "{log}");
     }
@@ -468,12 +457,9 @@ fn mode(path: &Path) -> u32 {
 
 #[test]
 fn hot_sockets_live_in_a_private_directory() {
-    require_images(&["ferrite/chaos"]);
-    let mut server = TestServer::start();
-    create_route(
-        &server,
+    let mut server = serve(
         "sock",
-        json!({"path":"/hot","image":"ferrite/chaos","format":"http"}),
+        [json!({"path":"/hot","image":"ferrite/chaos","format":"http"})],
     );
     call_ok(&server, "/sock/hot", "{}");
     let container_dir = socket_dir_of(&server.node_id);
@@ -595,6 +581,14 @@ fn the_cli_sets_and_shows_the_confinement_section() {
             String::from_utf8_lossy(&out.stderr).to_string(),
         )
     };
+    let read_route = || -> Value {
+        common::client()
+            .get(format!("{}/v1/apps/cli/routes/c", server.url))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
     let (ok, _, err) = run(&[
         "routes",
         "create",
@@ -616,12 +610,7 @@ fn the_cli_sets_and_shows_the_confinement_section() {
         "0.5",
     ]);
     assert!(ok, "{err}");
-    let route: Value = common::client()
-        .get(format!("{}/v1/apps/cli/routes/c", server.url))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let route = read_route();
     assert_eq!(
         route["route"]["confinement"],
         json!({"read_only":true,"network":"none","cap_add":["CHOWN","NET_BIND_SERVICE"],
@@ -663,12 +652,7 @@ fn the_cli_sets_and_shows_the_confinement_section() {
         "300",
     ]);
     assert!(ok, "{err}");
-    let route: Value = common::client()
-        .get(format!("{}/v1/apps/cli/routes/c", server.url))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let route = read_route();
     let section = &route["route"]["confinement"];
     assert_eq!(
         (
@@ -695,13 +679,7 @@ fn the_cli_sets_and_shows_the_confinement_section() {
         "65536",
     ]);
     assert!(ok, "{err}");
-    let section = common::client()
-        .get(format!("{}/v1/apps/cli/routes/c", server.url))
-        .send()
-        .unwrap()
-        .json::<Value>()
-        .unwrap()["route"]["confinement"]
-        .clone();
+    let section = read_route()["route"]["confinement"].clone();
     assert_eq!(
         (
             &section["cap_add"],
@@ -712,12 +690,7 @@ fn the_cli_sets_and_shows_the_confinement_section() {
     );
     let (ok, _, err) = run(&["routes", "update", "cli", "/c", "--no-confinement"]);
     assert!(ok, "{err}");
-    let route: Value = common::client()
-        .get(format!("{}/v1/apps/cli/routes/c", server.url))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let route = read_route();
     assert!(route["route"].get("confinement").is_none(), "{route}");
 
     let (ok, _, err) = run(&[

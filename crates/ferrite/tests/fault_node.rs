@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::calls::wait_settled;
 use common::cluster::Cluster;
 use common::containers::route_containers;
-use common::load::{Load, Target};
+use common::load::Load;
 use common::{require_images, token};
 use ferrite_model::Millis;
 use serde_json::{json, Value};
@@ -54,25 +54,11 @@ fn a_killed_node_is_taken_over() {
     }
     assert_eq!(post("/r/takeover/hot", json!({})), 200);
     // The URI hash sends every call of /r/takeover/hot to one node: that one dies.
-    let victim = cluster
-        .nodes
-        .iter()
-        .position(|n| !route_containers(&n.node_id, "/hot").is_empty())
-        .expect("a node runs the hot route");
+    let victim = cluster.node_running("/hot");
 
     let load = Load::start(vec![
-        Target {
-            urls: vec![format!("{}/r/takeover/hot", cluster.lb.url)],
-            clients: SYNC_CLIENTS,
-            pause: Duration::ZERO,
-            body: "{}",
-        },
-        Target {
-            urls: vec![format!("{}/r/takeover/slow", cluster.lb.url)],
-            clients: 1,
-            pause: Duration::from_millis(500),
-            body: "2",
-        },
+        cluster.target("/r/takeover/hot", SYNC_CLIENTS, Duration::ZERO, "{}"),
+        cluster.target("/r/takeover/slow", 1, Duration::from_millis(500), "2"),
     ]);
     // Until the node that dies runs async calls too.
     let holds = common::eventually(Duration::from_secs(30), || {

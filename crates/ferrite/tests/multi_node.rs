@@ -6,31 +6,16 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::calls::wait_settled;
 use common::cluster::Cluster;
-use common::load::{Load, Target};
+use common::load::Load;
 use common::{require_images, token};
 use serde_json::json;
 
 const SYNC_CLIENTS: usize = 4;
 const HOT_MAX_CONCURRENCY: usize = 2;
-
-/// Hot containers of `node` on the engine.
-fn hot_containers(node: &str) -> usize {
-    let output = Command::new("docker")
-        .args(["ps", "--filter"])
-        .arg(format!("label=org.ferrite.node={node}"))
-        .args(["--format", "{{.Names}}"])
-        .output()
-        .expect("docker ps");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|name| name.contains("-hot-"))
-        .count()
-}
 
 /// The nodes' management key.
 const KEY: &str = "multi-node-management-key-of-32-bytes";
@@ -64,25 +49,11 @@ fn a_node_dies_under_load_behind_haproxy() {
     let reply = cluster.post("/r/myapp/hot", json!({}));
     assert_eq!(reply.status(), 200);
     // The URI hash sends every call of /r/myapp/hot to one node: that one dies.
-    let victim = cluster
-        .nodes
-        .iter()
-        .position(|n| hot_containers(&n.node_id) > 0)
-        .expect("a node runs the hot route");
+    let victim = cluster.node_running("/hot");
 
     let load = Load::start(vec![
-        Target {
-            urls: vec![format!("{}/r/myapp/hot", cluster.lb.url)],
-            clients: SYNC_CLIENTS,
-            pause: Duration::ZERO,
-            body: "{}",
-        },
-        Target {
-            urls: vec![format!("{}/r/myapp/later", cluster.lb.url)],
-            clients: 1,
-            pause: Duration::from_millis(10),
-            body: "{}",
-        },
+        cluster.target("/r/myapp/hot", SYNC_CLIENTS, Duration::ZERO, "{}"),
+        cluster.target("/r/myapp/later", 1, Duration::from_millis(10), "{}"),
     ]);
     std::thread::sleep(Duration::from_secs(3));
     let ok_before_kill = load.count(0, 200);

@@ -382,58 +382,27 @@ fn cli_creates_updates_and_shows_the_section() {
 #[test]
 fn cli_errors_are_one_line() {
     let server = TestServer::start();
+    let create =
+        |flags: &[&'static str]| [&["routes", "create", "myapp", "/a", "img"], flags].concat();
     // The server's rule, as one line.
-    let args = [
-        "routes",
-        "create",
-        "myapp",
-        "/a",
-        "img",
-        "--min-replicas",
-        "3",
-        "--max-replicas",
-        "2",
-    ];
-    let err = error_line(&run(&server, &args), 1, &args);
-    assert!(
-        err.contains("route service.max_replicas must be at least min_replicas (3), got 2"),
-        "{err}"
-    );
-    let args = [
-        "routes",
-        "create",
-        "myapp",
-        "/a",
-        "img",
-        "--type",
-        "async",
-        "--service",
-    ];
-    let err = error_line(&run(&server, &args), 1, &args);
-    assert!(err.contains("not supported yet"), "{err}");
+    for (flags, needle) in [
+        (
+            &["--min-replicas", "3", "--max-replicas", "2"][..],
+            "route service.max_replicas must be at least min_replicas (3), got 2",
+        ),
+        (&["--type", "async", "--service"][..], "not supported yet"),
+    ] {
+        let args = create(flags);
+        let err = error_line(&run(&server, &args), 1, &args);
+        assert!(err.contains(needle), "{err}");
+    }
 
     // The client's own checks, before anything is sent.
     for args in [
-        &[
-            "routes",
-            "create",
-            "myapp",
-            "/a",
-            "img",
-            "--scale-to-zero-after",
-            "soon",
-        ][..],
-        &[
-            "routes",
-            "create",
-            "myapp",
-            "/a",
-            "img",
-            "--min-replicas",
-            "-1",
-        ][..],
-        &["routes", "create", "myapp", "/a", "img", "--no-service"][..],
-        &[
+        create(&["--scale-to-zero-after", "soon"]),
+        create(&["--min-replicas", "-1"]),
+        create(&["--no-service"]),
+        vec![
             "routes",
             "update",
             "myapp",
@@ -441,9 +410,10 @@ fn cli_errors_are_one_line() {
             "--no-service",
             "--max-replicas",
             "3",
-        ][..],
-        &["routes", "update", "myapp", "/a", "--service-label", "nope"][..],
+        ],
+        vec!["routes", "update", "myapp", "/a", "--service-label", "nope"],
     ] {
+        let args = &args[..];
         let out = run(&server, args);
         assert!(!out.status.success(), "{args:?} succeeded");
         let stderr = String::from_utf8_lossy(&out.stderr);

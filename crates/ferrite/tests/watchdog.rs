@@ -11,7 +11,7 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -193,11 +193,29 @@ fn descendants(pid: u32) -> Vec<u32> {
     found
 }
 
-/// The shell function in a temp dir; its path.
-fn function(dir: &Path) -> PathBuf {
-    let path = dir.join("function.sh");
-    std::fs::write(&path, FUNCTION).unwrap();
-    path
+/// A watchdog with `flags` over the shell function, written to `dir`.
+fn start_function(dir: &Path, flags: &[&str], env: &[(&str, &str)]) -> Watchdog {
+    let script = dir.join("function.sh");
+    std::fs::write(&script, FUNCTION).unwrap();
+    Watchdog::start(flags, &["/bin/sh", script.to_str().unwrap()], env)
+}
+
+/// The processes the function wrote to `pidfile` (itself and what it started).
+fn recorded_pids(pidfile: &Path) -> Vec<u32> {
+    std::fs::read_to_string(pidfile)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect()
+}
+
+/// Within 2 s, none of `pids` runs.
+#[track_caller]
+fn assert_gone(pids: &[u32]) {
+    assert!(
+        eventually(Duration::from_secs(2), || !pids.iter().any(|p| alive(*p))),
+        "left running: {pids:?}"
+    );
 }
 
 /// `KEY=VALUE` lines as a map (the function's `env` output).
@@ -217,10 +235,9 @@ fn error_message(body: &str) -> String {
 #[test]
 fn default_format_runs_the_command_once_per_call() {
     let dir = tempfile::tempdir().unwrap();
-    let script = function(dir.path());
-    let watchdog = Watchdog::start(
+    let watchdog = start_function(
+        dir.path(),
         &["--app-name", "myapp", "--memory", "64", "--timeout", "5"],
-        &["/bin/sh", script.to_str().unwrap()],
         &[("MY_CONFIG", "from the service")],
     );
 
@@ -284,13 +301,8 @@ fn default_format_runs_the_command_once_per_call() {
 #[test]
 fn only_calls_with_the_key_reach_the_function() {
     let dir = tempfile::tempdir().unwrap();
-    let script = function(dir.path());
     let markfile = dir.path().join("marks");
-    let watchdog = Watchdog::start(
-        &[],
-        &["/bin/sh", script.to_str().unwrap()],
-        &[("MARKFILE", markfile.to_str().unwrap())],
-    );
+    let watchdog = start_function(dir.path(), &[], &[("MARKFILE", markfile.to_str().unwrap())]);
     let plain = common::client();
     let mark = format!("{}/mark", watchdog.url);
 
@@ -380,11 +392,10 @@ fn without_a_key_the_watchdog_starts_only_when_told_to_take_any_call() {
 #[test]
 fn default_format_failures_exit_codes_and_timeouts() {
     let dir = tempfile::tempdir().unwrap();
-    let script = function(dir.path());
     let pidfile = dir.path().join("pids");
-    let watchdog = Watchdog::start(
+    let watchdog = start_function(
+        dir.path(),
         &["--timeout", "1"],
-        &["/bin/sh", script.to_str().unwrap()],
         &[("PIDFILE", pidfile.to_str().unwrap())],
     );
 
@@ -406,16 +417,9 @@ fn default_format_failures_exit_codes_and_timeouts() {
     assert_eq!(status, 504, "{body}");
     assert_eq!(error_message(&body), "Timed out");
     assert!(took < Duration::from_secs(3), "{took:?}");
-    let pids: Vec<u32> = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .lines()
-        .map(|l| l.trim().parse().unwrap())
-        .collect();
+    let pids = recorded_pids(&pidfile);
     assert_eq!(pids.len(), 2, "the function and its background sleep");
-    assert!(
-        eventually(Duration::from_secs(2), || !pids.iter().any(|p| alive(*p))),
-        "left running: {pids:?}"
-    );
+    assert_gone(&pids);
     assert!(
         descendants(watchdog.pid()).is_empty(),
         "no process, not even a zombie: {:?}",
@@ -430,26 +434,18 @@ fn default_format_failures_exit_codes_and_timeouts() {
 #[test]
 fn a_caller_that_hangs_up_stops_its_call() {
     let dir = tempfile::tempdir().unwrap();
-    let script = function(dir.path());
     let pidfile = dir.path().join("pids");
-    let watchdog = Watchdog::start(
+    let watchdog = start_function(
+        dir.path(),
         &["--timeout", "60"],
-        &["/bin/sh", script.to_str().unwrap()],
         &[("PIDFILE", pidfile.to_str().unwrap())],
     );
     let gave_up = keyed_client(Duration::from_millis(500))
         .post(format!("{}/hang", watchdog.url))
         .send();
     assert!(gave_up.is_err());
-    let pids: Vec<u32> = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .lines()
-        .map(|l| l.trim().parse().unwrap())
-        .collect();
-    assert!(
-        eventually(Duration::from_secs(2), || !pids.iter().any(|p| alive(*p))),
-        "left running: {pids:?}"
-    );
+    let pids = recorded_pids(&pidfile);
+    assert_gone(&pids);
     assert!(eventually(Duration::from_secs(2), || descendants(
         watchdog.pid()
     )
@@ -479,12 +475,7 @@ fn at_once(url: &str, n: usize, body: &str) -> (Duration, Vec<(u16, String)>) {
 #[test]
 fn default_format_concurrency_is_bounded_and_excess_calls_wait() {
     let dir = tempfile::tempdir().unwrap();
-    let script = function(dir.path());
-    let watchdog = Watchdog::start(
-        &["--concurrency", "2"],
-        &["/bin/sh", script.to_str().unwrap()],
-        &[],
-    );
+    let watchdog = start_function(dir.path(), &["--concurrency", "2"], &[]);
     // Four calls of a second each through two slots: two rounds.
     let (took, replies) = at_once(&format!("{}/slow", watchdog.url), 4, "");
     assert!(
@@ -498,8 +489,7 @@ fn default_format_concurrency_is_bounded_and_excess_calls_wait() {
 #[test]
 fn sigterm_lets_running_calls_finish_then_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let script = function(dir.path());
-    let mut watchdog = Watchdog::start(&[], &["/bin/sh", script.to_str().unwrap()], &[]);
+    let mut watchdog = start_function(dir.path(), &[], &[]);
     let url = format!("{}/slow", watchdog.url);
     let running = std::thread::spawn(move || {
         let reply = client().post(url).send().unwrap();
@@ -516,11 +506,10 @@ fn sigterm_lets_running_calls_finish_then_exits_zero() {
 #[test]
 fn sigterm_kills_calls_that_outlive_the_grace_period() {
     let dir = tempfile::tempdir().unwrap();
-    let script = function(dir.path());
     let pidfile = dir.path().join("pids");
-    let mut watchdog = Watchdog::start(
+    let mut watchdog = start_function(
+        dir.path(),
         &["--grace", "1"],
-        &["/bin/sh", script.to_str().unwrap()],
         &[("PIDFILE", pidfile.to_str().unwrap())],
     );
     let url = format!("{}/hang", watchdog.url);
@@ -537,15 +526,8 @@ fn sigterm_kills_calls_that_outlive_the_grace_period() {
         started.elapsed()
     );
     let _ = running.join();
-    let pids: Vec<u32> = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .lines()
-        .map(|l| l.trim().parse().unwrap())
-        .collect();
-    assert!(
-        eventually(Duration::from_secs(2), || !pids.iter().any(|p| alive(*p))),
-        "left running: {pids:?}"
-    );
+    let pids = recorded_pids(&pidfile);
+    assert_gone(&pids);
 }
 
 /// The chaos hot function, compiled by scripts/images.sh; it runs on the

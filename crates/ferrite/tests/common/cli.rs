@@ -96,6 +96,16 @@ pub fn unreachable_cmd() -> (Command, String) {
     (ferrite_cmd_at(&url), url)
 }
 
+/// The words of a table's header line.
+pub fn header(table: &str) -> Vec<&str> {
+    table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect()
+}
+
 /// The first column of each data row of a table (names, paths, call ids).
 pub fn first_column(table: &str) -> Vec<String> {
     table

@@ -3,10 +3,14 @@
 //! nodes have a management key, so `/v1` through the proxy (a remote caller)
 //! needs a token.
 
+use std::time::Duration;
+
 use reqwest::blocking::Response;
 use serde_json::Value;
 
+use super::containers::route_containers;
 use super::haproxy::HaProxy;
+use super::load::Target;
 use super::redis::RedisServer;
 use super::{client, token, TestServer};
 
@@ -53,6 +57,32 @@ impl Cluster {
             .body(body.to_string())
             .send()
             .unwrap()
+    }
+
+    /// The index of the node that has run a container for the route at
+    /// `path` (the proxy's URI hash sends all of a route's calls to one node).
+    pub fn node_running(&self, path: &str) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| !route_containers(&n.node_id, path).is_empty())
+            .unwrap_or_else(|| panic!("no node runs the route {path}"))
+    }
+
+    /// Load on `call` (`/r/app/path`) through the proxy: `clients` clients
+    /// sending `body`, `pause` apart.
+    pub fn target(
+        &self,
+        call: &str,
+        clients: usize,
+        pause: Duration,
+        body: &'static str,
+    ) -> Target {
+        Target {
+            urls: vec![format!("{}{call}", self.lb.url)],
+            clients,
+            pause,
+            body,
+        }
     }
 
     /// The URL of a node other than `victim`.
