@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Method, Response};
 use bytes::Bytes;
-use ferrite_engine::{ColdCall, Engine, Status};
+use ferrite_engine::{ColdCall, Status};
 use ferrite_model::contract::CallFacts;
 use ferrite_model::contract::{output_content_type, payload_parameter, route_call_environment};
 use ferrite_model::{ApiError, App, CallStatus, ErrorKind, Route};

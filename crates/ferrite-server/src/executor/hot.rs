@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{header, Request, Response};
-use ferrite_engine::{Engine, EngineError, HotRoute};
+use ferrite_engine::{EngineError, HotRoute};
 use ferrite_model::contract::{route_hot_environment, set_fact_headers, CallFacts};
 use ferrite_model::{ApiError, App, CallStatus, ErrorKind, Route};
 use ferrite_wire::{hop_by_hop, HotOutcome};
