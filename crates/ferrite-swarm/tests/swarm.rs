@@ -1,3 +1,4 @@
+// Long: the lifecycle and discovery tests share one Swarm fixture and its cleanup; one binary, one Swarm setup.
 //! Routes as services on a real single-node Swarm: the services' lifecycle
 //! (create, update keeping replicas, scale, adopt, remove) and task
 //! discovery as replicas come and go.
