@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{client, create_route, eventually, require_images, TestServer};
+use common::{client, create_route, eventually, output_with_stdin, require_images, TestServer};
 use reqwest::blocking::Client;
 use serde_json::json;
 
@@ -41,14 +41,35 @@ fn parse(text: &str) -> HashMap<Series, f64> {
 
 struct Scrape(HashMap<Series, f64>);
 
+/// The text of one scrape.
+fn scrape_text(server: &TestServer) -> String {
+    let reply = client()
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    reply.text().unwrap()
+}
+
+/// Prometheus' own linter (`promtool check metrics`, from the Debian
+/// package) accepts the exposition: names, types, HELP, units.
+#[track_caller]
+fn assert_promtool_accepts(text: &str) {
+    let output = output_with_stdin(
+        std::process::Command::new("promtool").args(["check", "metrics"]),
+        text.as_bytes(),
+    );
+    assert!(
+        output.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 impl Scrape {
     fn take(server: &TestServer) -> Scrape {
-        let reply = client()
-            .get(format!("{}/metrics", server.url))
-            .send()
-            .unwrap();
-        assert_eq!(reply.status(), 200);
-        Scrape(parse(&reply.text().unwrap()))
+        Scrape(parse(&scrape_text(server)))
     }
 
     /// The value of `name` with exactly `labels`, if it is there.
@@ -193,7 +214,9 @@ fn calls_containers_queue_api_and_process_are_measured() {
         }),
         "the queue depth comes back to 0"
     );
-    let scrape = Scrape::take(&server);
+    let text = scrape_text(&server);
+    assert_promtool_accepts(&text);
+    let scrape = Scrape(parse(&text));
 
     // Calls, by route, kind and status.
     let calls = |app, route, kind, status| {
