@@ -51,6 +51,7 @@ pub struct CallAnswer {
     responses(
         (status = 200, description = "A page of calls", body = CallList),
         (status = 400, description = "A bad `status` or `per_page`", body = ErrorBody),
+        (status = 404, description = "No such app", body = ErrorBody),
     ))]
 pub async fn list(
     State(state): State<AppState>,

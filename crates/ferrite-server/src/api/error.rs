@@ -69,11 +69,13 @@ pub fn body(message: &str) -> serde_json::Value {
     serde_json::json!({ "error": { "message": message } })
 }
 
-/// [`body`] as the OpenAPI document shows it, on every error answer.
+/// Every error answer: what went wrong, under `error`. (What [`body`]
+/// writes, as the OpenAPI document shows it.)
 #[derive(utoipa::ToSchema)]
 #[cfg_attr(test, derive(serde::Deserialize), serde(deny_unknown_fields))]
 #[allow(dead_code)] // built only by the test that holds it to `body`
 pub struct ErrorBody {
+    #[schema(inline)]
     error: ErrorMessage,
 }
 

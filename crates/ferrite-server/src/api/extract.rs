@@ -32,15 +32,16 @@ impl Wrapped for RouteInput {
     const KEY: &'static str = "route";
 }
 
-/// The body of `POST /v1/apps` and `PATCH /v1/apps/{app}`, as the document
-/// shows it (decoded by [`Body`], which names the field at fault).
+/// The body of `POST /v1/apps` and `PATCH /v1/apps/{app}`: the app's
+/// fields under `app`.
 #[derive(ToSchema)]
 #[allow(dead_code)] // never built: it describes what `Body<AppInput>` reads
 pub struct AppBody {
     app: AppInput,
 }
 
-/// The body of `POST /v1/apps/{app}/routes` and `PATCH` of a route.
+/// The body of `POST /v1/apps/{app}/routes` and `PATCH` of a route: the
+/// route's fields under `route`.
 #[derive(ToSchema)]
 #[allow(dead_code)] // never built: it describes what `Body<RouteInput>` reads
 pub struct RouteBody {

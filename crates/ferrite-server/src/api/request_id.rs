@@ -80,16 +80,16 @@ pub fn span(request: &Request) -> Span {
         .map_or("", RequestId::as_str);
     tracing::info_span!(
         "request",
-        request_id = id,
+        request_id = %id,
         method = %request.method(),
-        path = request.uri().path(),
+        path = %request.uri().path(),
         call_id = tracing::field::Empty,
     )
 }
 
 /// Name the call this request made, on every later line of the request.
 pub fn record_call_id(call_id: &str) {
-    Span::current().record("call_id", call_id);
+    Span::current().record("call_id", tracing::field::display(call_id));
 }
 
 #[cfg(test)]
