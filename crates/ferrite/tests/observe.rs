@@ -199,7 +199,9 @@ fn json_log_lines_carry_the_request_id_and_the_call_id() {
     // No line, of any request, is anything but one JSON object.
     let all = json_lines(&server);
     assert!(all.len() > 5);
-    assert!(all.iter().all(|l| l["timestamp"].is_string() && l["level"].is_string()));
+    assert!(all
+        .iter()
+        .all(|l| l["timestamp"].is_string() && l["level"].is_string()));
 }
 
 #[test]
@@ -244,7 +246,10 @@ fn the_commands_of_the_operating_doc_find_the_request_by_its_id() {
     let commands = documented_commands();
     assert_eq!(commands.len(), 3, "{commands:?}");
     // The server as the doc starts it: JSON lines on stderr into a file.
-    assert_eq!(commands[0], "LOG_FORMAT=json ferrite server 2> ferrite.log &");
+    assert_eq!(
+        commands[0],
+        "LOG_FORMAT=json ferrite server 2> ferrite.log &"
+    );
     let server = start_json();
     let log = server.data_dir.path().join("server.log");
     let run = |command: &str| {

@@ -59,7 +59,10 @@ fn sample_url(server: &TestServer, path: &str) -> String {
         .replace("{app}", "sample-app")
         .replace("{path}", "a/b")
         .replace("{id}", "01a23cf7-0000-7000-8000-000000000000");
-    assert!(!filled.contains('{'), "a parameter without a sample: {path}");
+    assert!(
+        !filled.contains('{'),
+        "a parameter without a sample: {path}"
+    );
     format!("{}{filled}", server.url)
 }
 
@@ -111,7 +114,11 @@ fn the_document_is_openapi_3_1_and_every_ref_resolves() {
             .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         let declared = operation.responses.as_ref().map_or(0, |r| r.len());
         assert!(declared > 0, "{method} {path} documents no answer");
-        assert_eq!(operation.responses(&spec).len(), declared, "{method} {path}");
+        assert_eq!(
+            operation.responses(&spec).len(),
+            declared,
+            "{method} {path}"
+        );
     }
 }
 
@@ -189,7 +196,10 @@ fn what_the_document_lists_is_served_and_nothing_else() {
             "{method} {path} answered {status}, not documented: {body}"
         );
         if status >= 400 && method != Method::HEAD {
-            assert!(body["error"]["message"].is_string(), "{method} {path}: {body}");
+            assert!(
+                body["error"]["message"].is_string(),
+                "{method} {path}: {body}"
+            );
         }
     }
     for (path, _) in &documented {
@@ -203,7 +213,11 @@ fn what_the_document_lists_is_served_and_nothing_else() {
                 continue;
             }
             let reply = send(&server, method, path);
-            assert_eq!(reply.status(), 405, "{method} {path} is served undocumented");
+            assert_eq!(
+                reply.status(),
+                405,
+                "{method} {path} is served undocumented"
+            );
         }
     }
     // The API's neighbourhood: not in the document, so not served.

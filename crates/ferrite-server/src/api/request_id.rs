@@ -141,6 +141,9 @@ mod tests {
             let uuid = uuid::Uuid::parse_str(id.as_str()).expect("a UUID");
             assert_eq!(uuid.get_version_num(), 7);
         }
-        assert_ne!(choose(&headers(&[])).as_str(), choose(&headers(&[])).as_str());
+        assert_ne!(
+            choose(&headers(&[])).as_str(),
+            choose(&headers(&[])).as_str()
+        );
     }
 }
