@@ -9,8 +9,10 @@ use crate::{validate, ApiError, Config};
 /// An app as stored and as the API shows it. `config` is `null` when unset,
 /// as IronFunctions answered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct App {
     pub name: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<BTreeMap<String, String>>))]
     pub config: Option<Config>,
     /// This app's own call limits over the server's defaults. Left out of
     /// the JSON when unset, so IronFunctions clients see the documents they
@@ -23,8 +25,10 @@ pub struct App {
 /// Every field is optional here; [`App::create`] and [`App::apply`] decide
 /// which are required. Unknown fields are ignored, as IronFunctions did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AppInput {
     pub name: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<BTreeMap<String, String>>))]
     pub config: Option<Config>,
     /// Absent: keep (on creation: none). `null`: remove the section (the
     /// server's defaults apply). An object: merged field by field.

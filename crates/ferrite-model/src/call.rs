@@ -14,6 +14,7 @@ use crate::{Millis, RouteType};
 
 /// Where a call is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum CallStatus {
     /// Accepted, waiting for a worker (async) or for admission (sync).
@@ -94,6 +95,7 @@ pub struct IllegalTransition {
 
 /// One invocation of a route, as the call history shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Call {
     /// A UUIDv7, so that ordering by id is ordering by creation time.
     pub id: String,
@@ -103,12 +105,15 @@ pub struct Call {
     #[serde(rename = "type")]
     pub kind: RouteType,
     pub status: CallStatus,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Millis,
     /// When the latest attempt started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub started_at: Option<Millis>,
     /// When the call reached a final state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub completed_at: Option<Millis>,
     /// Why the call failed (or why its last attempt was retried).
     #[serde(default, skip_serializing_if = "Option::is_none")]

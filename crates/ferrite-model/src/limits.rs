@@ -20,6 +20,7 @@ pub const MAX_QUEUED: u64 = 100_000_000;
 /// The `limits` section of an app as stored and shown. Fields left out are
 /// the server's defaults; `0` is "no limit".
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AppLimits {
     /// Calls of the app being answered at once on one node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -42,6 +43,7 @@ pub struct AppLimits {
 /// one gets a message about the rule. Unknown fields are refused: a
 /// misspelt limit silently not applied would be worse than an error.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LimitsInput {
     #[serde(default, deserialize_with = "absent_or_null")]

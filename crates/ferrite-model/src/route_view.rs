@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::Route;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RouteView {
     /// Every field of the route; its `jwt_key` is `None` here, so it is left
     /// out of the JSON.

@@ -51,6 +51,7 @@ pub const MIN_CPU_SHARES: u64 = 2;
 pub const MAX_CPU_SHARES: u64 = 262_144;
 /// The network of a function's container.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Network {
     /// The network Ferrite puts function containers on.
@@ -135,6 +136,7 @@ impl<'de> Deserialize<'de> for Cpus {
 /// Every field is always present in the JSON (`cpus` is `null` without a
 /// cap). Reading a stored section that lacks a field gives its default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct ConfinementSpec {
     /// Read-only root filesystem, with a writable tmpfs at `/tmp`.
@@ -148,6 +150,7 @@ pub struct ConfinementSpec {
     /// Open-files limit, soft and hard.
     pub nofile: u32,
     /// Hard CPU cap; `None`: only the weight tied to memory.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub cpus: Option<Cpus>,
 }
 
@@ -169,6 +172,7 @@ impl Default for ConfinementSpec {
 /// where `null` removes the cap. Unknown fields are refused: a misspelt
 /// `read_onyl` silently ignored would leave a route less confined than meant.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ConfinementInput {
     pub read_only: Option<bool>,

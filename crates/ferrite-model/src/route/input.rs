@@ -13,6 +13,7 @@ use crate::service::ServiceInput;
 /// read as signed so that a negative value gets a message about the rule,
 /// not about the type. Unknown fields are ignored, as IronFunctions did.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RouteInput {
     pub app_name: Option<String>,
     pub path: Option<String>,
@@ -24,7 +25,9 @@ pub struct RouteInput {
     pub max_concurrency: Option<i64>,
     pub timeout: Option<i64>,
     pub idle_timeout: Option<i64>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<BTreeMap<String, Vec<String>>>))]
     pub headers: Option<Headers>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<BTreeMap<String, String>>))]
     pub config: Option<Config>,
     pub jwt_key: Option<String>,
     /// Unlike the numbers above, an explicit 0 is a value here, not "not

@@ -41,6 +41,7 @@ pub const MAX_RETRIES: u32 = 10;
 
 /// Whether the caller waits for the answer (`sync`) or gets a call id back (`async`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RouteType {
     Sync,
@@ -50,6 +51,7 @@ pub enum RouteType {
 /// How the function talks: one container per call (`default`) or a hot
 /// container serving HTTP over stdio (`http`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     Default,
@@ -104,6 +106,7 @@ impl fmt::Display for Format {
 
 /// A route as stored and as the API shows it (IronFunctions' field names).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Route {
     pub app_name: String,
     pub path: String,
@@ -119,7 +122,9 @@ pub struct Route {
     pub timeout: u64,
     /// Seconds a hot container may wait for work before it is stopped.
     pub idle_timeout: u64,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<BTreeMap<String, Vec<String>>>))]
     pub headers: Option<Headers>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<BTreeMap<String, String>>))]
     pub config: Option<Config>,
     /// When set, calls need an HS256 bearer token signed with this key.
     /// Left out of the JSON when unset.

@@ -42,6 +42,7 @@ pub const MAX_SCALE_TO_ZERO_AFTER_S: u64 = 24 * 3600;
 /// Every field is always present in the JSON. Reading a stored section that
 /// lacks a field (one written before the field existed) gives its default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct ServiceSpec {
     /// Port the function's tasks serve HTTP on; Ferrite proxies calls there.
@@ -87,6 +88,7 @@ impl Default for ServiceSpec {
 /// them for IronFunctions' sake): this section is new, and a misspelt
 /// `max_replica` silently left at its default would be worse than an error.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ServiceInput {
     pub port: Option<i64>,

@@ -5,28 +5,59 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ferrite_model::{ApiError, CallStatus, Millis};
+use ferrite_model::{ApiError, Call, CallStatus, Millis};
 use ferrite_store::{CallFilter, CallUpdate, StoreError, MAX_CALLS_PAGE};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{Param, Query};
+use super::error::ErrorBody;
+use super::extract::{AppParam, CallParams, Param, Query};
 use super::{AppState, Error};
 
 /// `?path=/hello&status=success&cursor=<id>&per_page=50`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only the calls of this route path (`/hello`).
     path: Option<String>,
+    /// Only calls in this state: queued, running, success, error, timeout or cancelled.
     status: Option<String>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Calls per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     per_page: Option<u32>,
 }
 
+/// The answer of `GET /v1/apps/{app}/calls`.
+#[derive(Serialize, ToSchema)]
+pub struct CallList {
+    message: &'static str,
+    /// Newest first.
+    calls: Vec<Call>,
+    /// Where the next page starts (`?cursor=`), when this one is full.
+    next_cursor: Option<String>,
+}
+
+/// The answer about one call: loaded or cancelled.
+#[derive(Serialize, ToSchema)]
+pub struct CallAnswer {
+    message: &'static str,
+    call: Call,
+}
+
+/// List an app's calls, newest first, a page at a time.
+#[utoipa::path(get, path = "/apps/{app}/calls", tag = "calls", params(AppParam, ListQuery),
+    responses(
+        (status = 200, description = "A page of calls", body = CallList),
+        (status = 400, description = "A bad `status` or `per_page`", body = ErrorBody),
+        (status = 404, description = "No such app", body = ErrorBody),
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     Param(app): Param<String>,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<CallList>, Error> {
     let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(text) => Some(CallStatus::parse(text).ok_or_else(|| {
@@ -55,24 +86,37 @@ pub async fn list(
     let next_cursor = (calls.len() == limit as usize)
         .then(|| calls.last().map(|c| c.id.clone()))
         .flatten();
-    Ok(Json(json!({
-        "message": "Successfully listed calls",
-        "calls": calls,
-        "next_cursor": next_cursor,
-    })))
+    Ok(Json(CallList {
+        message: "Successfully listed calls",
+        calls,
+        next_cursor,
+    }))
 }
 
+/// Load a call's record.
+#[utoipa::path(get, path = "/apps/{app}/calls/{id}", tag = "calls", params(CallParams),
+    responses(
+        (status = 200, description = "The call", body = CallAnswer),
+        (status = 404, description = "No such call in this app", body = ErrorBody),
+    ))]
 pub async fn get(
     State(state): State<AppState>,
     Param((app, id)): Param<(String, String)>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<CallAnswer>, Error> {
     let call = state.store.get_call(&app, &id).await?;
-    Ok(Json(
-        json!({ "message": "Successfully loaded call", "call": call }),
-    ))
+    Ok(Json(CallAnswer {
+        message: "Successfully loaded call",
+        call,
+    }))
 }
 
 /// The call's stderr, as the function wrote it (capped).
+#[utoipa::path(get, path = "/apps/{app}/calls/{id}/log", tag = "calls", params(CallParams),
+    responses(
+        (status = 200, description = "What the function wrote to stderr: text, or bytes when it is not UTF-8",
+            content((String = "text/plain"), (Vec<u8> = "application/octet-stream"))),
+        (status = 404, description = "No such call in this app", body = ErrorBody),
+    ))]
 pub async fn log(
     State(state): State<AppState>,
     Param((app, id)): Param<(String, String)>,
@@ -83,6 +127,12 @@ pub async fn log(
 
 /// The output an async call's function produced (its stdout, or its HTTP
 /// response body); empty while the call has not finished, and for sync calls.
+#[utoipa::path(get, path = "/apps/{app}/calls/{id}/output", tag = "calls", params(CallParams),
+    responses(
+        (status = 200, description = "The function's output: text, or bytes when it is not UTF-8",
+            content((String = "text/plain"), (Vec<u8> = "application/octet-stream"))),
+        (status = 404, description = "No such call in this app", body = ErrorBody),
+    ))]
 pub async fn output(
     State(state): State<AppState>,
     Param((app, id)): Param<(String, String)>,
@@ -106,10 +156,16 @@ fn raw(bytes: Vec<u8>) -> Response {
 
 /// Cancel a queued call: it will not run. A call that is running or has
 /// ended cannot be cancelled (409).
+#[utoipa::path(delete, path = "/apps/{app}/calls/{id}", tag = "calls", params(CallParams),
+    responses(
+        (status = 200, description = "The call, cancelled", body = CallAnswer),
+        (status = 404, description = "No such call in this app", body = ErrorBody),
+        (status = 409, description = "The call is running or has ended", body = ErrorBody),
+    ))]
 pub async fn cancel(
     State(state): State<AppState>,
     Param((app, id)): Param<(String, String)>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<CallAnswer>, Error> {
     // 404 for a call of another app, before anything changes.
     state.store.get_call(&app, &id).await?;
     let update = CallUpdate {
@@ -141,5 +197,8 @@ pub async fn cancel(
         }
     }
     tracing::info!(call_id = %id, app = %app, "call cancelled");
-    Ok(Json(json!({ "message": "Call cancelled", "call": call })))
+    Ok(Json(CallAnswer {
+        message: "Call cancelled",
+        call,
+    }))
 }

@@ -69,6 +69,24 @@ pub fn body(message: &str) -> serde_json::Value {
     serde_json::json!({ "error": { "message": message } })
 }
 
+/// Every error answer: what went wrong, under `error`. (What [`body`]
+/// writes, as the OpenAPI document shows it.)
+#[derive(utoipa::ToSchema)]
+#[cfg_attr(test, derive(serde::Deserialize), serde(deny_unknown_fields))]
+#[allow(dead_code)] // built only by the test that holds it to `body`
+pub struct ErrorBody {
+    #[schema(inline)]
+    error: ErrorMessage,
+}
+
+#[derive(utoipa::ToSchema)]
+#[cfg_attr(test, derive(serde::Deserialize), serde(deny_unknown_fields))]
+#[allow(dead_code)] // as above
+pub struct ErrorMessage {
+    /// What went wrong, and often what to do about it.
+    message: String,
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = status(self.0.kind);
@@ -132,5 +150,8 @@ mod tests {
             serde_json::to_string(&body("app \"x\" not found")).unwrap(),
             r#"{"error":{"message":"app \"x\" not found"}}"#
         );
+        // The document's schema is this body, field for field.
+        let read: ErrorBody = serde_json::from_value(body("no")).unwrap();
+        assert_eq!(read.error.message, "no");
     }
 }

@@ -5,12 +5,16 @@
 //! `{"<key>":{...}}`. The `Content-Type` is not checked: IronFunctions
 //! accepted `curl -d`, which sends `application/x-www-form-urlencoded`, and
 //! its users' scripts do that.
+//!
+//! Also what the OpenAPI document says of these inputs: the body wrappers
+//! and the URL's path parameters.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use ferrite_model::{decode, ApiError, AppInput, RouteInput};
 use serde::de::DeserializeOwned;
+use utoipa::{IntoParams, ToSchema};
 
 use super::body_cap::BodyCap;
 use super::Error;
@@ -26,6 +30,22 @@ impl Wrapped for AppInput {
 
 impl Wrapped for RouteInput {
     const KEY: &'static str = "route";
+}
+
+/// The body of `POST /v1/apps` and `PATCH /v1/apps/{app}`: the app's
+/// fields under `app`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // never built: it describes what `Body<AppInput>` reads
+pub struct AppBody {
+    app: AppInput,
+}
+
+/// The body of `POST /v1/apps/{app}/routes` and `PATCH` of a route: the
+/// route's fields under `route`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // never built: it describes what `Body<RouteInput>` reads
+pub struct RouteBody {
+    route: RouteInput,
 }
 
 /// A decoded `{"app":{...}}` or `{"route":{...}}` body.
@@ -60,6 +80,38 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Param<T
     }
 }
 
+/// `{app}` in a URL.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // never built: it describes what `Param` reads
+pub struct AppParam {
+    /// The app's name.
+    app: String,
+}
+
+/// `{app}` and a route's `{path}` in a URL.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // never built: it describes what `Param` reads
+pub struct RouteParams {
+    /// The app's name.
+    app: String,
+    /// The route's path without its leading `/`; a nested path keeps its
+    /// slashes (`a/b` for the route `/a/b`).
+    path: String,
+}
+
+/// `{app}` and a call's `{id}` in a URL.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // never built: it describes what `Param` reads
+pub struct CallParams {
+    /// The app's name.
+    app: String,
+    /// The call's id (`Fn-Call-Id` of its answer).
+    id: String,
+}
+
 /// The URL query string.
 pub struct Query<T>(pub T);
 
@@ -78,4 +130,28 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
 /// axum's reason.
 fn invalid(what: &str, reason: String) -> Error {
     ApiError::bad_request(format!("invalid {what}: {reason}")).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::openapi::schema::Schema;
+    use utoipa::openapi::RefOr;
+    use utoipa::PartialSchema;
+
+    /// The one property of a body wrapper's schema.
+    fn key(schema: RefOr<Schema>) -> String {
+        let RefOr::T(Schema::Object(object)) = schema else {
+            panic!("not an object schema");
+        };
+        let keys: Vec<&String> = object.properties.keys().collect();
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        keys[0].clone()
+    }
+
+    #[test]
+    fn the_documented_wrappers_are_the_decoded_ones() {
+        assert_eq!(key(AppBody::schema()), AppInput::KEY);
+        assert_eq!(key(RouteBody::schema()), RouteInput::KEY);
+    }
 }

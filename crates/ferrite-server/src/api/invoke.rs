@@ -14,7 +14,8 @@ use ferrite_model::contract::request_url;
 use ferrite_model::{Call, CallStatus, Millis, Route, RouteType};
 
 use super::auth::Verifier;
-use super::extract::Param;
+use super::error::ErrorBody;
+use super::extract::{Param, RouteParams};
 use super::{AppState, Error};
 use crate::asynchronous::{self, QueuedCall};
 use crate::executor::{Answer, Arm, CallRequest};
@@ -27,6 +28,29 @@ pub const CALL_ID_HEADER: &str = "fn-call-id";
 /// The request is taken whole and its body read only once the route is
 /// known and its `jwt_key` checked: a caller without the token must not make
 /// the node read (and hold) a body of up to the call limit.
+#[utoipa::path(method(get, post, put, patch, delete, head, options, trace),
+    path = "/{app}/{*path}", tag = "invoke", params(RouteParams),
+    security((), ("route_token" = [])),
+    request_body(description = "Handed to the function as it is (at most `FN_MAX_REQUEST_BYTES`)",
+        content((Vec<u8> = "application/octet-stream"))),
+    responses(
+        (status = 200, description = "A sync call: what the function answered, with its status \
+            (any, 200 unless an `http` function says otherwise) and headers, plus the route's `headers`",
+            headers(("Fn-Call-Id" = String, description = "The call's id")),
+            content((Vec<u8> = "application/octet-stream"))),
+        (status = 202, description = "An async call: queued", body = Queued,
+            headers(("Fn-Call-Id" = String, description = "The call's id"))),
+        (status = 401, description = "The route has a `jwt_key` and the token is missing or bad", body = ErrorBody),
+        (status = 404, description = "No such app or route", body = ErrorBody),
+        (status = 413, description = "The body is over `FN_MAX_REQUEST_BYTES`", body = ErrorBody),
+        (status = 429, description = "Over the app's limits (in flight, rate, queued)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 500, description = "The function failed: a non-zero exit, a signal, out of memory, could not start", body = ErrorBody),
+        (status = 502, description = "The function's answer was too large or not HTTP", body = ErrorBody),
+        (status = 503, description = "The engine is away, or the node is full or stopping", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 504, description = "The function ran past the route's timeout", body = ErrorBody),
+    ))]
 pub async fn invoke(
     State(state): State<AppState>,
     Param((app_name, rest)): Param<(String, String)>,
@@ -89,6 +113,7 @@ async fn call(
         body,
     };
     let call_id = HeaderValue::from_str(&request.call_id).ok();
+    super::request_id::record_call_id(&request.call_id);
     // A route with a service is called now whatever its type (services
     // take sync routes only).
     let mut response = match Arm::of(route) {
@@ -101,6 +126,14 @@ async fn call(
         response.headers_mut().insert(CALL_ID_HEADER, value);
     }
     Ok(response)
+}
+
+/// The answer of an async call.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // never built: it describes the JSON `call_async` writes
+pub struct Queued {
+    /// The call's id: `/v1/apps/{app}/calls/{call_id}` follows it.
+    call_id: String,
 }
 
 /// Queue the call; the client gets its id (202) once it is durable.

@@ -8,6 +8,9 @@ use axum::response::IntoResponse;
 
 use super::AppState;
 
+#[utoipa::path(get, path = "/metrics", tag = "system",
+    responses((status = 200, description = "The node's metrics (Prometheus text format 0.0.4)",
+        content_type = "text/plain; version=0.0.4", body = String)))]
 pub async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -1,5 +1,9 @@
 //! The HTTP API: the router, the state handlers share, and one module per
 //! resource.
+//!
+//! The router is built with utoipa-axum's `OpenApiRouter`: `routes!` serves
+//! each handler at the path and methods of its `#[utoipa::path]` and adds it
+//! to the OpenAPI document (`openapi`), so the two cannot disagree.
 
 mod apps;
 mod auth;
@@ -9,6 +13,8 @@ pub(crate) mod error;
 mod extract;
 mod invoke;
 mod metrics;
+mod openapi;
+pub mod request_id;
 mod routes;
 mod services;
 mod system;
@@ -17,15 +23,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, OriginalUri};
-use axum::routing::{any, get};
-use axum::{middleware, Router};
+use axum::routing::any;
+use axum::{middleware, Extension, Router};
 use ferrite_engine::Engine;
 use ferrite_model::ApiError;
 use ferrite_queue::Queue;
 use ferrite_store::Store;
+use serde::Serialize;
 use tokio::sync::Notify;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::changes::Changes;
 use crate::executor::Executor;
@@ -127,43 +137,30 @@ impl AppState {
     }
 }
 
+/// The whole HTTP surface of a node: every route is registered with
+/// `routes!` (see the module's doc), so it is in the OpenAPI document.
 pub fn router(state: AppState) -> Router {
-    let v1 = Router::new()
-        .route("/apps", get(apps::list).post(apps::create))
-        .route(
-            "/apps/{app}",
-            get(apps::get).patch(apps::update).delete(apps::delete),
-        )
-        .route("/apps/{app}/routes", get(routes::list).post(routes::create))
-        .route(
-            "/apps/{app}/routes/{*path}",
-            get(routes::get)
-                .patch(routes::update)
-                .delete(routes::delete),
-        )
-        .route("/apps/{app}/calls", get(calls::list))
-        .route(
-            "/apps/{app}/calls/{id}",
-            get(calls::get).delete(calls::cancel),
-        )
-        .route("/apps/{app}/calls/{id}/log", get(calls::log))
-        .route("/apps/{app}/calls/{id}/output", get(calls::output))
-        .route("/services", get(services::list))
-        .method_not_allowed_fallback(method_not_allowed)
+    let v1 = OpenApiRouter::new()
+        .routes(routes!(apps::list, apps::create))
+        .routes(routes!(apps::get, apps::update, apps::delete))
+        .routes(routes!(routes::list, routes::create))
+        .routes(routes!(routes::get, routes::update, routes::delete))
+        .routes(routes!(calls::list))
+        .routes(routes!(calls::get, calls::cancel))
+        .routes(routes!(calls::log))
+        .routes(routes!(calls::output))
+        .routes(routes!(services::list))
+        .routes(routes!(openapi::document))
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(
             state.api_body,
             body_cap::enforce,
-        ))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::guard_management,
-        ))
-        // Outside the guard, so that refused requests are counted too.
-        .route_layer(middleware::from_fn(crate::metrics::api::record));
+        ));
 
-    let calls = Router::new()
-        .route("/{app}/{*path}", any(invoke::invoke))
+    let calls = OpenApiRouter::new()
+        // Every method reaches the function; the document names the eight
+        // that OpenAPI knows.
+        .routes(routes!(invoke::invoke).map(|_| any(invoke::invoke)))
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(
             state.call_body,
@@ -172,27 +169,52 @@ pub fn router(state: AppState) -> Router {
 
     // Behind the same gate as `/v1`: what a node serves, and how often, is
     // the operator's business.
-    let metrics = Router::new()
-        .route("/metrics", get(metrics::scrape))
+    let metrics = OpenApiRouter::new().routes(routes!(metrics::scrape));
+
+    let (router, mut document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(system::ping))
+        .routes(routes!(system::version))
+        .routes(routes!(system::health))
+        .nest("/v1", management(v1, &state))
+        .nest("/r", calls)
+        .merge(management(metrics, &state))
+        .split_for_parts();
+    openapi::finish(&mut document);
+
+    router
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .layer(Extension(openapi::Document::new(document)))
+        // A 5xx of a function (exit code, timeout) is a result, not our
+        // failure: the invoke path logs calls itself.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_id::span)
+                .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
+        )
+        // Outermost, so that every answer has the id, refusals included.
+        .layer(middleware::from_fn(request_id::assign))
+        .with_state(state)
+}
+
+/// Put `routes` behind the management gate (`JWT_AUTH_KEY`, or loopback
+/// clients only), in the router and in the document.
+fn management(routes: OpenApiRouter<AppState>, state: &AppState) -> OpenApiRouter<AppState> {
+    let mut routes = routes
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::guard_management,
         ))
+        // Outside the guard, so that refused requests are counted too.
         .route_layer(middleware::from_fn(crate::metrics::api::record));
+    openapi::require_management_token(routes.get_openapi_mut());
+    routes
+}
 
-    Router::new()
-        .route("/", get(system::ping))
-        .route("/version", get(system::version))
-        .route("/health", get(system::health))
-        .nest("/v1", v1)
-        .nest("/r", calls)
-        .merge(metrics)
-        .method_not_allowed_fallback(method_not_allowed)
-        .fallback(not_found)
-        // A 5xx of a function (exit code, timeout) is a result, not our
-        // failure: the invoke path logs calls itself.
-        .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))
-        .with_state(state)
+/// The answer of a change that has nothing else to show (deletes).
+#[derive(Serialize, ToSchema)]
+pub struct Message {
+    message: &'static str,
 }
 
 async fn not_found(OriginalUri(uri): OriginalUri) -> Error {

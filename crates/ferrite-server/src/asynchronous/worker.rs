@@ -21,6 +21,7 @@ use ferrite_store::{CallUpdate, Store, StoreError};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use super::task::QueuedCall;
 use crate::executor::{Answer, Executor, Outcome};
@@ -127,7 +128,9 @@ impl Workers {
             {
                 Ok(Some(lease)) => {
                     idle = IDLE_POLL_MIN;
-                    tracker.spawn(self.clone().handle(lease, slot));
+                    // Every line about the task, the engine's included, names its call.
+                    let span = tracing::info_span!("async_call", call_id = %lease.task.id);
+                    tracker.spawn(self.clone().handle(lease, slot).instrument(span));
                     continue;
                 }
                 Ok(None) => {

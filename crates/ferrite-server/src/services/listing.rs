@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::Services;
 
 /// One service as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ServiceView {
     pub app: String,
     pub path: String,
@@ -33,7 +33,7 @@ pub struct ServiceView {
     pub last_scaling: Option<ScalingView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AutoscalerView {
     pub wanted: u32,
     pub reason: String,
@@ -42,10 +42,11 @@ pub struct AutoscalerView {
     pub panicking: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ScalingView {
     pub replicas: u32,
     pub reason: String,
+    #[schema(value_type = String, format = DateTime)]
     pub at: Millis,
 }
 

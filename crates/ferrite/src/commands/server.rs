@@ -55,7 +55,15 @@ fn init_logging(config: &ServerConfig) -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal());
     match config.log_format {
         LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        // One JSON object per line: the event's fields at the top, the
+        // request's (`request_id`, `call_id`) under `span` and, with any
+        // spans around it, in `spans`.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
     }
     Ok(())
 }
