@@ -184,6 +184,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/v1", v1)
         .nest("/r", calls)
         .merge(metrics)
+        .merge(crate::dashboard::router())
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         // A 5xx of a function (exit code, timeout) is a result, not our
