@@ -178,7 +178,7 @@ fn the_dashboard_shows_routes_calls_and_a_calls_output_as_text() {
             .await
             .unwrap();
         assert_eq!(injected, Value::Bool(false), "the output became markup");
-        assert!(text_of(&browser, "#detail-meta").await.contains(&id));
+        assert!(text_of(&browser, "#detail-title").await.contains(&id));
         screenshot(&browser, &shots, "call-detail.png").await;
 
         browser
