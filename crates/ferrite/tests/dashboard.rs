@@ -120,6 +120,12 @@ fn the_dashboard_shows_routes_calls_and_a_calls_output_as_text() {
             "!document.querySelector('#card-calls').textContent.includes('collecting')",
         )
         .await;
+        // The route table reads the node's call metrics.
+        until(
+            &browser,
+            "document.querySelector('#routes-table').textContent.includes('/sync')",
+        )
+        .await;
         assert_eq!(browser.title().await.unwrap(), "Ferrite");
         screenshot(&browser, &shots, "overview.png").await;
 
@@ -180,6 +186,14 @@ fn the_dashboard_shows_routes_calls_and_a_calls_output_as_text() {
         assert_eq!(injected, Value::Bool(false), "the output became markup");
         assert!(text_of(&browser, "#detail-title").await.contains(&id));
         screenshot(&browser, &shots, "call-detail.png").await;
+        browser
+            .find(Locator::Id("detail-close"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until(&browser, "document.querySelector('#detail').hidden").await;
 
         browser
             .find(Locator::Css("[data-tab=services]"))
@@ -194,7 +208,7 @@ fn the_dashboard_shows_routes_calls_and_a_calls_output_as_text() {
         assert!(errors.is_empty(), "console errors: {errors:#?}");
 
         // Narrow screens: the same page, nothing hidden off the side.
-        browser.set_window_size(420, 900).await.unwrap();
+        common::browser::resize_viewport(&browser, 420, 900).await;
         browser
             .find(Locator::Css("[data-tab=overview]"))
             .await

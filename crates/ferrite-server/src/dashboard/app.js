@@ -28,6 +28,7 @@ function showTab(name) {
     button.classList.toggle("active", tab === state.tab);
     button.setAttribute("aria-selected", String(tab === state.tab));
   }
+  if (state.tab !== "calls" && state.open) closeCall();
   if (location.hash !== `#${state.tab}`) history.replaceState(null, "", `#${state.tab}`);
   refresh();
 }

@@ -100,7 +100,8 @@ export function render() {
       sparkline(series("queue")),
       { cls: g.ferrite_async_oldest_queued_seconds > 60 ? "warn" : "" }),
     card("Memory", has("process_resident_memory_bytes") ? fmtBytes(g.process_resident_memory_bytes) : "—",
-      has("process_open_fds") ? `${g.process_open_fds} open files` : "resident set of the server",
+      has("process_resident_memory_bytes")
+        ? `resident${has("process_open_fds") ? ` · ${g.process_open_fds} open files` : ""}` : missing,
       sparkline(series("rss"))),
     card("Store", has("ferrite_store_up") ? (g.ferrite_store_up ? "up" : "down") : "—",
       has("ferrite_history_buffered")

@@ -79,11 +79,13 @@ impl ChromeDriver {
         let serde_json::Value::Object(capabilities) = capabilities else {
             unreachable!("an object")
         };
-        ClientBuilder::new(HttpConnector::new())
+        let browser = ClientBuilder::new(HttpConnector::new())
             .capabilities(capabilities)
             .connect(&self.url)
             .await
-            .expect("a Chromium session")
+            .expect("a Chromium session");
+        resize_viewport(&browser, width, height).await;
+        browser
     }
 
     /// The browser console's errors since the last look (JavaScript errors,
@@ -125,6 +127,23 @@ impl Drop for ChromeDriver {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Make the page's viewport `width`x`height` (the window is larger by
+/// what the browser draws around the page).
+pub async fn resize_viewport(browser: &Client, width: u32, height: u32) {
+    let frame = browser
+        .execute(
+            "return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight];",
+            vec![],
+        )
+        .await
+        .expect("the window's frame");
+    let extra = |i: usize| frame[i].as_u64().and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
+    browser
+        .set_window_size(width + extra(0), height + extra(1))
+        .await
+        .expect("resize the window");
 }
 
 /// Where screenshots go: `target/test-output/<name>/`.
