@@ -69,7 +69,8 @@ export function fmtSeconds(seconds) {
   if (seconds === null || seconds === undefined || Number.isNaN(seconds)) return "—";
   if (!Number.isFinite(seconds)) return "> 60 s";
   if (seconds < 0.001) return `${(seconds * 1e6).toFixed(0)} µs`;
-  if (seconds < 1) return `${(seconds * 1000).toFixed(seconds < 0.01 ? 2 : 0)} ms`;
+  // Up to two decimals below 10 ms, none that say nothing ("1 ms", not "1.00 ms").
+  if (seconds < 1) return `${Number((seconds * 1000).toFixed(seconds < 0.01 ? 2 : 0))} ms`;
   if (seconds < 120) return `${seconds.toFixed(seconds < 10 ? 2 : 1)} s`;
   return fmtAge(seconds);
 }

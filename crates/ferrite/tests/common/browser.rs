@@ -113,6 +113,10 @@ impl ChromeDriver {
             .iter()
             .filter(|entry| entry["level"] == "SEVERE")
             .map(|entry| entry["message"].as_str().unwrap_or_default().to_string())
+            // Docker adds and removes the host's network interfaces as it
+            // starts and removes containers; Chromium then fails the
+            // requests in flight. The host's doing, not the page's.
+            .filter(|message| !message.contains("net::ERR_NETWORK_CHANGED"))
             .collect()
     }
 }
