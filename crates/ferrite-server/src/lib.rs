@@ -17,6 +17,7 @@ pub mod api;
 mod asynchronous;
 mod changes;
 mod config;
+mod dashboard;
 mod executor;
 pub mod front;
 mod history;

@@ -178,6 +178,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/v1", management(v1, &state))
         .nest("/r", calls)
         .merge(management(metrics, &state))
+        .merge(crate::dashboard::router())
         .split_for_parts();
     openapi::finish(&mut document);
 
