@@ -39,6 +39,9 @@ enum Command {
     Version(commands::version::VersionArgs),
     /// Functions as Swarm services: list them (the default), build service images.
     Services(commands::services::ServicesArgs),
+    /// What every route of a node is doing now: calls/s, errors/s, latency,
+    /// cold starts and containers, from its /metrics.
+    Top(commands::top::TopArgs),
     /// Serve a function image's command over HTTP: the entry point of a
     /// service image (docs/watchdog.md).
     Watchdog(Box<ferrite_watchdog::WatchdogConfig>),
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
             Command::Calls(command) => commands::calls::run(command).await,
             Command::Version(args) => commands::version::run(args).await,
             Command::Services(command) => commands::services::run(command).await,
+            Command::Top(args) => commands::top::run(args).await,
             Command::Watchdog(config) => commands::watchdog::run(*config).await,
         }
     });
