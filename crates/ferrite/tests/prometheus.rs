@@ -55,7 +55,6 @@ fn prometheus_scrapes_a_node_with_a_token_and_counts_its_calls() {
     // The token as docs/operating.md makes it, in the file Prometheus reads.
     let token = Command::new(format!("{ROOT}/deploy/prometheus/token.py"))
         .arg(&key_file)
-        .args(["--days", "1"])
         .output()
         .expect("run deploy/prometheus/token.py");
     assert!(
