@@ -138,6 +138,11 @@ pub async fn serve(
     );
     tasks.spawn(workers.dispatch(calls.clone(), cancel.clone()));
     tasks.spawn(state.changes.clone().listen(cancel.clone()));
+    tasks.spawn(metrics::queue::sample(
+        state.queue.clone(),
+        metrics::queue::SAMPLE_EVERY,
+        cancel.clone(),
+    ));
     tasks.spawn(history::purge_loop(
         state.store.clone(),
         config.call_retention,

@@ -158,7 +158,9 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::guard_management,
-        ));
+        ))
+        // Outside the guard, so that refused requests are counted too.
+        .route_layer(middleware::from_fn(crate::metrics::api::record));
 
     let calls = Router::new()
         .route("/{app}/{*path}", any(invoke::invoke))
@@ -175,7 +177,8 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::guard_management,
-        ));
+        ))
+        .route_layer(middleware::from_fn(crate::metrics::api::record));
 
     Router::new()
         .route("/", get(system::ping))
