@@ -54,13 +54,14 @@ fn main() -> ExitCode {
             // One plain line (clap's first), not the usage block: scripts and
             // people both read the cause at once.
             let rendered = e.to_string();
-            eprintln!(
-                "{}",
-                rendered
-                    .lines()
-                    .next()
-                    .unwrap_or("error: invalid arguments")
-            );
+            let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+            let first = lines.next().unwrap_or("error: invalid arguments");
+            // A first line ending in ':' ("required arguments were not
+            // provided:") names what it is about on the next.
+            match (first.ends_with(':'), lines.next()) {
+                (true, Some(next)) => eprintln!("{first} {next}"),
+                _ => eprintln!("{first}"),
+            }
             return ExitCode::from(2);
         }
         Err(e) => {

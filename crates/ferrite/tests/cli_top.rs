@@ -92,7 +92,9 @@ fn top_once_shows_the_calls_made_between_its_scrapes() {
     assert!(hot["calls_per_s"].as_f64().unwrap() > 0.0, "{hot}");
     assert_eq!(hot["errors_per_s"], 0.0, "{hot}");
     let p50 = hot["p50_s"].as_f64().expect("a median, with calls");
-    let p95 = hot["p95_s"].as_f64().expect("a 95th percentile, with calls");
+    let p95 = hot["p95_s"]
+        .as_f64()
+        .expect("a 95th percentile, with calls");
     assert!(0.0 < p50 && p50 <= p95, "{hot}");
     // The container taken by the warm-up call, in use ever since.
     assert!(hot["containers"].as_u64().unwrap() >= 1, "{hot}");
@@ -101,7 +103,17 @@ fn top_once_shows_the_calls_made_between_its_scrapes() {
     let table = ok(&server, &["top", "--once", "--interval", "500ms"]);
     assert_eq!(
         header(&table),
-        ["APP", "ROUTE", "CALLS/S", "ERRORS/S", "P50", "P95", "COLD", "BUSY", "CONTAINERS"]
+        [
+            "APP",
+            "ROUTE",
+            "CALLS/S",
+            "ERRORS/S",
+            "P50",
+            "P95",
+            "COLD",
+            "BUSY",
+            "CONTAINERS"
+        ]
     );
     let line = table
         .lines()
@@ -110,7 +122,10 @@ fn top_once_shows_the_calls_made_between_its_scrapes() {
     let cells: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(cells[1], "/hot", "{table}");
     assert!(cells[2].parse::<f64>().unwrap() > 0.0, "{table}");
-    assert!(cells[4].ends_with("ms") || cells[4].ends_with('s'), "{table}");
+    assert!(
+        cells[4].ends_with("ms") || cells[4].ends_with('s'),
+        "{table}"
+    );
     drop(load);
 }
 
@@ -188,6 +203,9 @@ fn top_says_in_one_line_why_it_cannot_scrape() {
         &["top", "--json"],
     ] {
         let line = error_line(&run(&server, bad), 2, bad);
-        assert!(line.contains("--interval") || line.contains("--once"), "{line}");
+        assert!(
+            line.contains("--interval") || line.contains("--once"),
+            "{line}"
+        );
     }
 }

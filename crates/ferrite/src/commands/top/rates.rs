@@ -103,7 +103,10 @@ impl Scrape {
 
     /// The totals of the route a series is about; none for series of no route.
     fn route(&mut self, labels: &Labels) -> Option<&mut Totals> {
-        let key = (labels.get("app")?.to_string(), labels.get("route")?.to_string());
+        let key = (
+            labels.get("app")?.to_string(),
+            labels.get("route")?.to_string(),
+        );
         Some(self.routes.entry(key).or_default())
     }
 }
@@ -127,7 +130,10 @@ pub fn rows(before: &Scrape, after: &Scrape, elapsed: Duration) -> Vec<Row> {
         .routes
         .iter()
         .map(|((app, route), now)| {
-            let then = before.routes.get(&(app.clone(), route.clone())).unwrap_or(&none);
+            let then = before
+                .routes
+                .get(&(app.clone(), route.clone()))
+                .unwrap_or(&none);
             let buckets = bucket_growth(&then.buckets, &now.buckets);
             Row {
                 app: app.clone(),
@@ -270,13 +276,20 @@ ferrite_call_duration_seconds_bucket{{app="a",route="/hot",kind="async",le="+Inf
         let before = scrape(50, 5, 50, 5, 9);
         let after = scrape(4, 0, 4, 0, 1);
         let hot = &rows(&before, &after, Duration::from_secs(1))[0];
-        assert_eq!((hot.calls_per_s, hot.errors_per_s, hot.cold_starts), (4.0, 0.0, 1));
+        assert_eq!(
+            (hot.calls_per_s, hot.errors_per_s, hot.cold_starts),
+            (4.0, 0.0, 1)
+        );
         assert!(hot.p50_s.unwrap() <= 0.01);
     }
 
     #[test]
     fn a_route_new_in_the_interval_counts_all_its_calls() {
-        let hot = &rows(&Scrape::default(), &scrape(3, 0, 3, 0, 1), Duration::from_secs(3))[0];
+        let hot = &rows(
+            &Scrape::default(),
+            &scrape(3, 0, 3, 0, 1),
+            Duration::from_secs(3),
+        )[0];
         assert_eq!(hot.calls_per_s, 1.0);
     }
 
@@ -284,6 +297,9 @@ ferrite_call_duration_seconds_bucket{{app="a",route="/hot",kind="async",le="+Inf
     fn quantiles_of_no_calls_are_none() {
         assert_eq!(quantile(0.5, &[]), None);
         assert_eq!(quantile(0.5, &[(0.1, 0.0), (f64::INFINITY, 0.0)]), None);
-        assert_eq!(quantile(0.5, &[(0.1, 4.0), (f64::INFINITY, 4.0)]), Some(0.05));
+        assert_eq!(
+            quantile(0.5, &[(0.1, 4.0), (f64::INFINITY, 4.0)]),
+            Some(0.05)
+        );
     }
 }
