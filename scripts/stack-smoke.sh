@@ -48,7 +48,8 @@ cleanup() {
   # Ferrite nodes remove their function containers on SIGTERM; wait for the
   # tasks, then the networks, the volumes and the secrets can go.
   for _ in $(seq 120); do
-    [[ -z $(docker ps -aq --filter "label=com.docker.stack.namespace=$STACK") ]] && break
+    [[ -z $(docker ps -aq --filter "label=com.docker.stack.namespace=$STACK") \
+      && -z $(docker ps -aq --filter "label=com.docker.swarm.service.name=$METRICS") ]] && break
     sleep 1
   done
   for _ in $(seq 30); do

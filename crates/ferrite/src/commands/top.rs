@@ -40,11 +40,11 @@ pub struct TopArgs {
 /// Scrape, wait, scrape and show the difference, until interrupted (or once).
 pub async fn run(args: TopArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.api)?;
-    let mut before = scrape(&client).await?;
+    let mut before = Reading::take(&client).await?;
     if args.once {
         tokio::time::sleep(args.interval).await;
-        let after = scrape(&client).await?;
-        let rows = rates::rows(&before.1, &after.1, after.0 - before.0);
+        let after = Reading::take(&client).await?;
+        let rows = rates::rows(&before.scrape, &after.scrape, after.at - before.at);
         return if args.json {
             output::print_json(&serde_json::to_value(rows).context("cannot format the rows")?)
         } else {
@@ -54,12 +54,15 @@ pub async fn run(args: TopArgs) -> anyhow::Result<()> {
     let terminal = std::io::stdout().is_terminal();
     loop {
         tokio::time::sleep(args.interval).await;
-        let after = scrape(&client).await?;
-        let elapsed = after.0 - before.0;
-        let rows = rates::rows(&before.1, &after.1, elapsed);
+        let after = Reading::take(&client).await?;
+        let elapsed = after.at - before.at;
+        let rows = rates::rows(&before.scrape, &after.scrape, elapsed);
+        let routes = match rows.len() {
+            1 => "1 route".to_string(),
+            n => format!("{n} routes"),
+        };
         let title = format!(
-            "ferrite top: {} routes over the last {:.1}s (Ctrl-C to stop)",
-            rows.len(),
+            "ferrite top: {routes} over the last {:.1}s (Ctrl-C to stop)",
             elapsed.as_secs_f64()
         );
         show(&format!("{title}\n\n{}", table(&rows)), terminal)?;
@@ -67,13 +70,23 @@ pub async fn run(args: TopArgs) -> anyhow::Result<()> {
     }
 }
 
-/// The node's metrics now, and when they were read.
-async fn scrape(client: &Client) -> anyhow::Result<(Instant, Scrape)> {
-    let response = client.get_raw(&["metrics"]).await?;
-    let mut body = Capped(Vec::new());
-    client.write_body(response, &mut body).await?;
-    let text = String::from_utf8(body.0).context("the metrics are not UTF-8 text")?;
-    Ok((Instant::now(), Scrape::parse(&text)?))
+/// A node's metrics, and when they were read.
+struct Reading {
+    at: Instant,
+    scrape: Scrape,
+}
+
+impl Reading {
+    async fn take(client: &Client) -> anyhow::Result<Reading> {
+        let response = client.get_raw(&["metrics"]).await?;
+        let mut body = Capped(Vec::new());
+        client.write_body(response, &mut body).await?;
+        let text = String::from_utf8(body.0).context("the metrics are not UTF-8 text")?;
+        Ok(Reading {
+            at: Instant::now(),
+            scrape: Scrape::parse(&text)?,
+        })
+    }
 }
 
 /// A buffer that refuses to grow past [`MAX_SCRAPE_BYTES`].
