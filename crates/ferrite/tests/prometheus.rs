@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::prometheus::Prometheus;
-use common::{client, create_routes, require_images, TestServer};
+use common::{client, create_routes, eventually, require_images, TestServer};
 use serde_json::{json, Value};
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
@@ -196,9 +196,6 @@ fn every_query_of_the_grafana_dashboard_runs_on_prometheus() {
     // Both runs of the async call, and the calls before it, in Prometheus.
     prometheus.wait_for(r#"sum(ferrite_async_attempts_total{app="dash"})"#, 2.0);
     prometheus.wait_for(r#"sum(ferrite_calls_total{app="dash"})"#, 5.0);
-    // Two scrapes at least after the calls, for rate() over them.
-    std::thread::sleep(Duration::from_secs(2));
-
     let held: BTreeSet<String> = prometheus.metric_names().into_iter().collect();
     let mut read = BTreeSet::new();
     for query in dashboard_queries(&dashboard) {
@@ -207,9 +204,12 @@ fn every_query_of_the_grafana_dashboard_runs_on_prometheus() {
         let names = metric_names(&query);
         assert!(!names.is_empty(), "{query} reads no Ferrite metric");
         if names.iter().all(|n| held.contains(n)) {
-            let result = &answer["data"]["result"];
+            // rate() needs two scrapes of a series since the calls: the
+            // next ones come within seconds.
             assert!(
-                result.as_array().is_some_and(|r| !r.is_empty()),
+                eventually(Duration::from_secs(30), || !prometheus
+                    .samples(&query)
+                    .is_empty()),
                 "{query} has no result over metrics that exist: a label or matcher is wrong"
             );
         }
