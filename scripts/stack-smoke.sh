@@ -3,8 +3,9 @@
 # docs/operating.md tells an operator to (secrets first), and check what the
 # stack promises through its HAProxy: the seed walk-through and an async call
 # with a token, /v1 refused without one, functions cut off from PostgreSQL and
-# Redis, Redis and PostgreSQL refusing clients without their password. Then
-# remove everything it made (stack, networks, volumes, secrets). A Swarm that
+# Redis, Prometheus scraping every node through tasks.ferrite with a token,
+# Redis and PostgreSQL refusing clients without their password. Then
+# remove everything it made (stack, networks, volumes, secrets, configs). A Swarm that
 # is already active is used as it is (and left so); an inactive one is
 # initialised as a single node and left again at the end.
 #
@@ -18,6 +19,9 @@ PORT=$(free_port)
 # The stack's secrets are named $SECRETS-postgres-password, ...
 SECRETS=$STACK
 FUNCTIONS=$STACK-functions
+# Prometheus scraping the nodes (docs/operating.md, "Scraping every node"):
+# its service, config and token secret.
+METRICS=$STACK-prometheus
 # The management key, kept by the operator to sign tokens with.
 KEYFILE=$(mktemp)
 LEFT_SWARM=
@@ -39,11 +43,13 @@ cleanup() {
   fi
   log "removing stack $STACK"
   for probe in "${PROBES[@]}"; do docker rm -f "$probe" >/dev/null 2>&1 || true; done
+  docker service rm "$METRICS" >/dev/null 2>&1 || true
   docker stack rm "$STACK" >/dev/null 2>&1 || true
   # Ferrite nodes remove their function containers on SIGTERM; wait for the
   # tasks, then the networks, the volumes and the secrets can go.
   for _ in $(seq 120); do
-    [[ -z $(docker ps -aq --filter "label=com.docker.stack.namespace=$STACK") ]] && break
+    [[ -z $(docker ps -aq --filter "label=com.docker.stack.namespace=$STACK") \
+      && -z $(docker ps -aq --filter "label=com.docker.swarm.service.name=$METRICS") ]] && break
     sleep 1
   done
   for _ in $(seq 30); do
@@ -52,7 +58,9 @@ cleanup() {
     sleep 1
   done
   for _ in $(seq 30); do
-    docker secret rm "$SECRETS-postgres-password" "$SECRETS-redis-password" "$SECRETS-jwt-key" >/dev/null 2>&1 && break
+    docker config rm "$METRICS" >/dev/null 2>&1 || true
+    docker secret rm "$SECRETS-postgres-password" "$SECRETS-redis-password" "$SECRETS-jwt-key" \
+      "$METRICS-token" >/dev/null 2>&1 && break
     [[ -z $(docker secret ls -q --filter "name=$SECRETS-") ]] && break
     sleep 1
   done
@@ -175,6 +183,44 @@ if [[ $host_route =~ dev\ (docker0|docker_gwbridge|br-|veth|vx-) ]]; then
 fi
 log "functions network: $(grep -v '^route to' <<<"$seen" | tr '\n' ',' | sed 's/,$//; s/,/, /g'), cannot reach redis"
 log "functions network: $route; on the host: $host_route"
+
+# Prometheus as docs/operating.md runs it, on the front network with
+# deploy/prometheus/prometheus.yml (scraping every second rather than 15)
+# and its token as a secret; the image is the deployment base with
+# Debian's binary mounted, since nothing can be pulled here. Every Ferrite
+# task must be a target found through tasks.ferrite, scraped with the token.
+deploy/prometheus/token.py "$KEYFILE" \
+  | docker secret create --label org.ferrite.test=1 "$METRICS-token" - >/dev/null
+sed 's/^  scrape_interval: 15s$/  scrape_interval: 1s/; s/^  scrape_timeout: 10s$/  scrape_timeout: 1s/' \
+  deploy/prometheus/prometheus.yml \
+  | docker config create --label org.ferrite.test=1 "$METRICS" - >/dev/null
+docker service create --detach --quiet --name "$METRICS" --label org.ferrite.test=1 \
+  --container-label org.ferrite.test=1 --network "${STACK}_front" \
+  --secret source="$METRICS-token",target=metrics-token \
+  --config source="$METRICS",target=/etc/prometheus/prometheus.yml \
+  --mount type=bind,source=/usr/bin/prometheus,target=/usr/local/bin/prometheus,readonly \
+  --mount type=bind,source=/usr/bin/promtool,target=/usr/local/bin/promtool,readonly \
+  ferrite/deploy-base prometheus --config.file=/etc/prometheus/prometheus.yml \
+  --storage.tsdb.path=/tmp/prometheus >/dev/null
+tasks=$(docker service ps -q --filter desired-state=running "${STACK}_ferrite" | wc -l)
+# One PromQL figure from that Prometheus, through promtool in its task.
+promql() {
+  local task
+  task=$(docker ps -q --filter "label=com.docker.swarm.service.name=$METRICS" | head -1)
+  [[ -n $task ]] || return 0
+  docker exec "$task" promtool query instant http://127.0.0.1:9090 "$1" 2>/dev/null \
+    | sed -n 's/^{} => \([0-9.]*\) @.*/\1/p' || true
+}
+targets= scraped=
+for _ in $(seq 60); do
+  targets=$(promql 'count(up{job="ferrite"})')
+  scraped=$(promql 'count(ferrite_store_up{job="ferrite"})')
+  [[ $targets == "$tasks" && $scraped == "$tasks" ]] && break
+  sleep 1
+done
+[[ $targets == "$tasks" && $scraped == "$tasks" ]] \
+  || fail "Prometheus has ${targets:-no} targets, ${scraped:-none} scraped, for $tasks Ferrite tasks"
+log "Prometheus through tasks.ferrite: $scraped of $tasks Ferrite tasks scraped with the token"
 
 # Redis and PostgreSQL refuse clients without the password.
 answer=$(docker exec "$redis" redis-cli ping 2>&1 || true)

@@ -39,6 +39,9 @@ enum Command {
     Version(commands::version::VersionArgs),
     /// Functions as Swarm services: list them (the default), build service images.
     Services(commands::services::ServicesArgs),
+    /// What every route of a node is doing now: calls/s, errors/s, latency,
+    /// cold starts and containers, from its /metrics.
+    Top(commands::top::TopArgs),
     /// Serve a function image's command over HTTP: the entry point of a
     /// service image (docs/watchdog.md).
     Watchdog(Box<ferrite_watchdog::WatchdogConfig>),
@@ -51,13 +54,14 @@ fn main() -> ExitCode {
             // One plain line (clap's first), not the usage block: scripts and
             // people both read the cause at once.
             let rendered = e.to_string();
-            eprintln!(
-                "{}",
-                rendered
-                    .lines()
-                    .next()
-                    .unwrap_or("error: invalid arguments")
-            );
+            let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+            let first = lines.next().unwrap_or("error: invalid arguments");
+            // A first line ending in ':' ("required arguments were not
+            // provided:") names what it is about on the next.
+            match (first.ends_with(':'), lines.next()) {
+                (true, Some(next)) => eprintln!("{first} {next}"),
+                _ => eprintln!("{first}"),
+            }
             return ExitCode::from(2);
         }
         Err(e) => {
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
             Command::Calls(command) => commands::calls::run(command).await,
             Command::Version(args) => commands::version::run(args).await,
             Command::Services(command) => commands::services::run(command).await,
+            Command::Top(args) => commands::top::run(args).await,
             Command::Watchdog(config) => commands::watchdog::run(*config).await,
         }
     });

@@ -38,6 +38,7 @@ fn the_stack_deploys_on_swarm_and_serves_the_walkthrough_through_haproxy() {
         "output Hello Later!",
         "functions network: resolves tasks.ferrite, cannot resolve redis, cannot resolve tasks.redis, \
          cannot resolve postgres, cannot resolve tasks.postgres, reaches ferrite, cannot reach redis",
+        "Prometheus through tasks.ferrite: 1 of 1 Ferrite tasks scraped with the token",
         "Redis without a password: NOAUTH",
         "PostgreSQL without a password:",
     ] {

@@ -7,6 +7,7 @@ pub mod calls;
 pub mod routes;
 pub mod server;
 pub mod services;
+pub mod top;
 pub mod version;
 pub mod watchdog;
 

@@ -87,14 +87,14 @@ pub fn one_line(text: &str, max_chars: usize) -> String {
     }
 }
 
-fn table() -> Table {
+pub fn table() -> Table {
     let mut table = Table::new();
     table.load_preset(NOTHING);
     table
 }
 
 /// Columns two spaces apart with no leading space, and no trailing spaces.
-fn render(mut table: Table) -> String {
+pub fn render(mut table: Table) -> String {
     for column in table.column_iter_mut() {
         column.set_padding((0, 2));
     }

@@ -13,6 +13,7 @@ pub mod haproxy;
 pub mod load;
 pub mod postgres;
 pub mod postgres_private;
+pub mod prometheus;
 pub mod redis;
 pub mod swarm_fixture;
 
