@@ -224,7 +224,11 @@ fn the_dashboard_shows_routes_calls_and_a_calls_output_as_text() {
             )
             .await
             .unwrap();
-        assert_eq!(overflow, Value::Bool(false), "the page is wider than the window");
+        assert_eq!(
+            overflow,
+            Value::Bool(false),
+            "the page is wider than the window"
+        );
         screenshot(&browser, &shots, "overview-narrow.png").await;
         browser.close().await.unwrap();
     });
@@ -233,8 +237,11 @@ fn the_dashboard_shows_routes_calls_and_a_calls_output_as_text() {
 /// The token docs/dashboard.md's recipe makes with `key`: the recipe is
 /// run as the doc shows it.
 fn token_from_the_docs(key: &str) -> String {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/dashboard.md"))
-        .expect("docs/dashboard.md");
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/dashboard.md"
+    ))
+    .expect("docs/dashboard.md");
     let section = doc
         .split("### A token for the browser")
         .nth(1)

@@ -13,8 +13,8 @@ use std::sync::OnceLock;
 
 use axum::extract::Path;
 use axum::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH,
-    REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH, REFERRER_POLICY,
+    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -200,7 +200,11 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_files_are_404_json() {
-        for path in ["/dashboard/nope.js", "/dashboard/..%2Fmod.rs", "/dashboard/mod.rs"] {
+        for path in [
+            "/dashboard/nope.js",
+            "/dashboard/..%2Fmod.rs",
+            "/dashboard/mod.rs",
+        ] {
             let response = get(path, None).await;
             assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
             assert_eq!(response.headers()[CONTENT_TYPE], "application/json");

@@ -143,7 +143,12 @@ pub async fn resize_viewport(browser: &Client, width: u32, height: u32) {
         )
         .await
         .expect("the window's frame");
-    let extra = |i: usize| frame[i].as_u64().and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
+    let extra = |i: usize| {
+        frame[i]
+            .as_u64()
+            .and_then(|v| u32::try_from(v).ok())
+            .unwrap_or(0)
+    };
     browser
         .set_window_size(width + extra(0), height + extra(1))
         .await
