@@ -78,8 +78,10 @@ async function refresh() {
   state.busy = true;
   try {
     const metricsProblem = await scrapeMetrics();
-    state.appNames = await tables.apps();
-    syncAppFilter();
+    if (state.tab === "apps" || state.tab === "calls") {
+      state.appNames = await tables.apps();
+      syncAppFilter();
+    }
     switch (state.tab) {
       case "overview":
         overview.render();

@@ -96,23 +96,26 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
 }
 
 async fn index(headers: HeaderMap) -> Response {
-    serve(&ASSETS[0], &headers)
+    serve(0, &headers)
 }
 
 async fn file(Path(name): Path<String>, headers: HeaderMap) -> Result<Response, Error> {
-    let asset = ASSETS
+    let index = ASSETS
         .iter()
-        .find(|a| a.name == name)
+        .position(|a| a.name == name)
         .ok_or_else(|| ApiError::not_found(format!("no such dashboard file: {name:?}")))?;
-    Ok(serve(asset, &headers))
+    Ok(serve(index, &headers))
 }
 
-/// The file with its headers; 304 when the browser's copy is current. The
-/// files change only with the binary, so a browser keeps them but asks
-/// each time (`no-cache` with an `ETag`): an upgraded node is never shown
-/// with an old page.
-fn serve(asset: &Asset, request: &HeaderMap) -> Response {
-    let etag = etag(asset);
+/// The file `ASSETS[index]` with its headers; 304 when the browser's copy
+/// is current. The files change only with the binary, so a browser keeps
+/// them but asks each time (`no-cache` with an `ETag`): an upgraded node is
+/// never shown with an old page.
+fn serve(index: usize, request: &HeaderMap) -> Response {
+    let Some(asset) = ASSETS.get(index) else {
+        return Error(ApiError::not_found("no such dashboard file")).into_response();
+    };
+    let etag = etag(index);
     let fresh = request
         .get(IF_NONE_MATCH)
         .is_some_and(|v| v.as_bytes() == etag.as_bytes());
@@ -128,14 +131,14 @@ fn serve(asset: &Asset, request: &HeaderMap) -> Response {
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    if let Ok(value) = HeaderValue::from_str(&etag) {
+    if let Ok(value) = HeaderValue::from_str(etag) {
         headers.insert(ETAG, value);
     }
     response
 }
 
-/// A quoted hash of the file, computed once per file and process.
-fn etag(asset: &Asset) -> String {
+/// A quoted hash of `ASSETS[index]`, computed once per process.
+fn etag(index: usize) -> &'static str {
     static TAGS: OnceLock<Vec<String>> = OnceLock::new();
     let tags = TAGS.get_or_init(|| {
         ASSETS
@@ -147,11 +150,7 @@ fn etag(asset: &Asset) -> String {
             })
             .collect()
     });
-    ASSETS
-        .iter()
-        .position(|a| a.name == asset.name)
-        .and_then(|i| tags.get(i).cloned())
-        .unwrap_or_default()
+    tags.get(index).map(String::as_str).unwrap_or_default()
 }
 
 #[cfg(test)]
