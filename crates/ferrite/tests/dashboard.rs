@@ -207,6 +207,23 @@ fn the_dashboard_shows_routes_calls_and_a_calls_output_as_text() {
         let errors = driver.console_errors(&browser).await;
         assert!(errors.is_empty(), "console errors: {errors:#?}");
 
+        // A system set to dark gets the dark palette.
+        browser
+            .find(Locator::Css("[data-tab=overview]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until(&browser, "document.querySelector('#routes-table')").await;
+        let background = "return getComputedStyle(document.body).backgroundColor;";
+        let light = browser.execute(background, vec![]).await.unwrap();
+        common::browser::prefer_dark(&driver, &browser).await;
+        let dark = browser.execute(background, vec![]).await.unwrap();
+        assert_ne!(light, dark);
+        assert_eq!(dark, json!("rgb(15, 18, 23)"));
+        screenshot(&browser, &shots, "overview-dark.png").await;
+
         // Narrow screens: the same page, nothing hidden off the side.
         common::browser::resize_viewport(&browser, 420, 900).await;
         browser

@@ -133,6 +133,31 @@ impl Drop for ChromeDriver {
     }
 }
 
+/// Make the page prefer a dark colour scheme, as a system set to dark would
+/// (chromedriver passes the DevTools command on).
+pub async fn prefer_dark(driver: &ChromeDriver, browser: &Client) {
+    let session = browser
+        .session_id()
+        .await
+        .ok()
+        .flatten()
+        .expect("a session id");
+    let reply = reqwest::Client::new()
+        .post(format!("{}/session/{session}/goog/cdp/execute", driver.url))
+        .json(&json!({
+            "cmd": "Emulation.setEmulatedMedia",
+            "params": { "features": [{ "name": "prefers-color-scheme", "value": "dark" }] },
+        }))
+        .send()
+        .await
+        .expect("chromedriver");
+    assert!(
+        reply.status().is_success(),
+        "{}",
+        reply.text().await.unwrap_or_default()
+    );
+}
+
 /// Make the page's viewport `width`x`height` (the window is larger by
 /// what the browser draws around the page).
 pub async fn resize_viewport(browser: &Client, width: u32, height: u32) {
