@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 pub struct ChromeDriver {
     pub url: String,
     child: Child,
-    /// The browsers' profiles, removed on drop (a killed browser leaves
-    /// its profile behind).
+    /// The browsers' profiles and temporary files, removed on drop (a
+    /// killed browser leaves them behind).
     profiles: tempfile::TempDir,
 }
 
@@ -24,8 +24,11 @@ impl ChromeDriver {
     pub fn start() -> ChromeDriver {
         use std::os::unix::process::CommandExt as _;
         let port = super::free_port();
+        let profiles = tempfile::tempdir().expect("temp dir");
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            // The driver's and the browsers' temporary files go with it.
+            .env("TMPDIR", profiles.path())
             // Its own process group, so that drop ends the browsers too.
             .process_group(0)
             .stdin(Stdio::null())
@@ -36,7 +39,7 @@ impl ChromeDriver {
         let driver = ChromeDriver {
             url: format!("http://127.0.0.1:{port}"),
             child,
-            profiles: tempfile::tempdir().expect("temp dir"),
+            profiles,
         };
         let status = format!("{}/status", driver.url);
         let client = super::client_with_timeout(Duration::from_secs(5));
