@@ -207,6 +207,23 @@ fn the_dashboard_shows_routes_calls_and_a_calls_output_as_text() {
         let errors = driver.console_errors(&browser).await;
         assert!(errors.is_empty(), "console errors: {errors:#?}");
 
+        // A system set to dark gets the dark palette.
+        browser
+            .find(Locator::Css("[data-tab=overview]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until(&browser, "document.querySelector('#routes-table')").await;
+        let background = "return getComputedStyle(document.body).backgroundColor;";
+        let light = browser.execute(background, vec![]).await.unwrap();
+        common::browser::prefer_dark(&driver, &browser).await;
+        let dark = browser.execute(background, vec![]).await.unwrap();
+        assert_ne!(light, dark);
+        assert_eq!(dark, json!("rgb(15, 18, 23)"));
+        screenshot(&browser, &shots, "overview-dark.png").await;
+
         // Narrow screens: the same page, nothing hidden off the side.
         common::browser::resize_viewport(&browser, 420, 900).await;
         browser
@@ -224,7 +241,11 @@ fn the_dashboard_shows_routes_calls_and_a_calls_output_as_text() {
             )
             .await
             .unwrap();
-        assert_eq!(overflow, Value::Bool(false), "the page is wider than the window");
+        assert_eq!(
+            overflow,
+            Value::Bool(false),
+            "the page is wider than the window"
+        );
         screenshot(&browser, &shots, "overview-narrow.png").await;
         browser.close().await.unwrap();
     });
@@ -233,8 +254,11 @@ fn the_dashboard_shows_routes_calls_and_a_calls_output_as_text() {
 /// The token docs/dashboard.md's recipe makes with `key`: the recipe is
 /// run as the doc shows it.
 fn token_from_the_docs(key: &str) -> String {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/dashboard.md"))
-        .expect("docs/dashboard.md");
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/dashboard.md"
+    ))
+    .expect("docs/dashboard.md");
     let section = doc
         .split("### A token for the browser")
         .nth(1)
@@ -380,4 +404,60 @@ fn the_shell_is_served_without_auth_with_its_security_headers_and_unknown_files_
             .unwrap();
         assert_eq!(denied.status(), 401, "{path}");
     }
+}
+
+/// The overview's arithmetic, run in the browser on the module the node
+/// serves: two scrapes 10 s apart give the rates and quantiles Prometheus'
+/// `rate()` and `histogram_quantile()` would, across a counter reset too.
+#[test]
+fn the_overview_computes_rates_and_quantiles_as_prometheus_does() {
+    let server = TestServer::start();
+    let before = r#"# TYPE ferrite_calls_total counter
+ferrite_calls_total{app="a",route="/r",kind="sync",status="success"} 100
+ferrite_calls_total{app="a",route="/r",kind="sync",status="error"} 4
+ferrite_cold_starts_total{app="a",route="/r"} 10
+ferrite_call_duration_seconds_bucket{app="a",route="/r",kind="sync",le="0.1"} 50
+ferrite_call_duration_seconds_bucket{app="a",route="/r",kind="sync",le="1"} 100
+ferrite_call_duration_seconds_bucket{app="a",route="/r",kind="sync",le="+Inf"} 104
+ferrite_calls_total{app="b",route="/s",kind="async",status="success"} 7
+"#;
+    // 20 more calls of /r in 10 s: 10 under 0.1 s, 8 more under 1 s, 2
+    // above; 5 of them failed and 4 were cold. /s restarted from 0 (a reset).
+    let after = r#"ferrite_calls_total{app="a",route="/r",kind="sync",status="success"} 115
+ferrite_calls_total{app="a",route="/r",kind="sync",status="error"} 9
+ferrite_cold_starts_total{app="a",route="/r"} 14
+ferrite_call_duration_seconds_bucket{app="a",route="/r",kind="sync",le="0.1"} 60
+ferrite_call_duration_seconds_bucket{app="a",route="/r",kind="sync",le="1"} 118
+ferrite_call_duration_seconds_bucket{app="a",route="/r",kind="sync",le="+Inf"} 124
+ferrite_calls_total{app="b",route="/s",kind="async",status="success"} 3
+"#;
+    let driver = ChromeDriver::start();
+    runtime().block_on(async {
+        let browser = driver.session(800, 600).await;
+        browser
+            .goto(&format!("{}/dashboard", server.url))
+            .await
+            .unwrap();
+        let script = "const [before, after, done] = arguments;
+            import('/dashboard/prom.js').then((prom) => {
+                const w = prom.between(prom.snapshot(before, 0), prom.snapshot(after, 10000));
+                const r = w.routes.find((x) => x.route === '/r');
+                const s = w.routes.find((x) => x.route === '/s');
+                done([r.callsPerSec, r.errorsPerSec, r.coldShare, r.p50, r.p95, s.callsPerSec]);
+            }, (e) => done(String(e)));";
+        let figures = browser
+            .execute_async(script, vec![json!(before), json!(after)])
+            .await
+            .unwrap();
+        let figures: Vec<f64> = serde_json::from_value(figures.clone())
+            .unwrap_or_else(|_| panic!("the module failed: {figures}"));
+        // p50: rank 10 of 20 is the 10th of the 10 under 0.1 s: 0.1.
+        // p95: rank 19 is past the 18 under 1 s: the last finite bound, 1.
+        let expected = [2.0, 0.5, 0.2, 0.1, 1.0, 0.3];
+        for (got, want) in figures.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-9, "{figures:?} != {expected:?}");
+        }
+        assert_eq!(figures.len(), expected.len());
+        browser.close().await.unwrap();
+    });
 }

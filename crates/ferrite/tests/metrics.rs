@@ -364,3 +364,54 @@ fn calls_containers_queue_api_and_process_are_measured() {
         }
     }
 }
+
+/// The PromQL of the "Metrics" section of docs/operating.md parses, by
+/// Prometheus' own parser (`promtool check rules`, each query a recording
+/// rule).
+#[test]
+fn the_documented_queries_are_promql() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/operating.md"
+    ))
+    .expect("docs/operating.md");
+    let section = doc
+        .split("\n## Metrics\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("a Metrics section");
+    let questions = section
+        .split("Questions in PromQL:")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").nth(1))
+        .expect("a list of questions");
+    let queries: Vec<&str> = questions
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|code| code.contains('('))
+        .collect();
+    assert!(queries.len() >= 5, "{queries:?}");
+    let mut rules = String::from("groups:\n  - name: docs\n    rules:\n");
+    for (i, query) in queries.iter().enumerate() {
+        assert!(query.contains("ferrite_"), "{query}");
+        let quoted = query.replace('\'', "''");
+        rules.push_str(&format!(
+            "      - record: doc_query_{i}\n        expr: '{quoted}'\n"
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("queries.yml");
+    std::fs::write(&file, rules).unwrap();
+    let output = std::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .expect("promtool (the prometheus package)");
+    assert!(
+        output.status.success(),
+        "promtool check rules: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

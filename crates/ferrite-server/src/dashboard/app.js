@@ -78,8 +78,10 @@ async function refresh() {
   state.busy = true;
   try {
     const metricsProblem = await scrapeMetrics();
-    state.appNames = await tables.apps();
-    syncAppFilter();
+    if (state.tab === "apps" || state.tab === "calls") {
+      state.appNames = await tables.apps();
+      syncAppFilter();
+    }
     switch (state.tab) {
       case "overview":
         overview.render();
@@ -129,7 +131,7 @@ async function openCall(call) {
   for (const row of document.querySelectorAll("#calls-table tr.selected")) row.classList.remove("selected");
   document.querySelector(`#calls-table tr[data-call-id="${CSS.escape(call.id)}"]`)?.classList.add("selected");
   try {
-    await tables.renderCall(call);
+    await tables.renderCall(call, () => state.open === call.id);
   } catch (e) {
     if (e instanceof api.AuthError) askForToken(e.message);
     else banner(e.message);

@@ -113,6 +113,8 @@ export function sparkline(values, { width = 160, height = 36, cls = "" } = {}) {
   const known = values.filter((v) => v !== null && Number.isFinite(v));
   if (known.length < 2) return svg;
   const max = Math.max(...known) || 1;
+  // A flat series (memory that holds still) is drawn across the middle.
+  const flat = known.every((v) => v === known[0]) && known[0] !== 0;
   const step = width / Math.max(1, values.length - 1);
   const pad = 2;
   let segment = [];
@@ -123,7 +125,7 @@ export function sparkline(values, { width = 160, height = 36, cls = "" } = {}) {
       segment = [];
       return;
     }
-    const y = height - pad - (v / max) * (height - 2 * pad);
+    const y = flat ? height / 2 : height - pad - (v / max) * (height - 2 * pad);
     segment.push(`${(i * step).toFixed(1)},${y.toFixed(1)}`);
   });
   if (segment.length) segments.push(segment);

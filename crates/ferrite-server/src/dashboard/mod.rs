@@ -13,8 +13,8 @@ use std::sync::OnceLock;
 
 use axum::extract::Path;
 use axum::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH,
-    REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH, REFERRER_POLICY,
+    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -99,7 +99,7 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> OpenApiRouter<S> {
     responses((status = 200, description = "The dashboard's page", content_type = "text/html"),
         (status = 304, description = "The browser's copy is current")))]
 async fn index(headers: HeaderMap) -> Response {
-    serve(&ASSETS[0], &headers)
+    serve(0, &headers)
 }
 
 /// One of the page's files (scripts, style, icon).
@@ -109,19 +109,22 @@ async fn index(headers: HeaderMap) -> Response {
         (status = 304, description = "The browser's copy is current"),
         (status = 404, description = "No such file", body = crate::api::error::ErrorBody)))]
 async fn file(Path(name): Path<String>, headers: HeaderMap) -> Result<Response, Error> {
-    let asset = ASSETS
+    let index = ASSETS
         .iter()
-        .find(|a| a.name == name)
+        .position(|a| a.name == name)
         .ok_or_else(|| ApiError::not_found(format!("no such dashboard file: {name:?}")))?;
-    Ok(serve(asset, &headers))
+    Ok(serve(index, &headers))
 }
 
-/// The file with its headers; 304 when the browser's copy is current. The
-/// files change only with the binary, so a browser keeps them but asks
-/// each time (`no-cache` with an `ETag`): an upgraded node is never shown
-/// with an old page.
-fn serve(asset: &Asset, request: &HeaderMap) -> Response {
-    let etag = etag(asset);
+/// The file `ASSETS[index]` with its headers; 304 when the browser's copy
+/// is current. The files change only with the binary, so a browser keeps
+/// them but asks each time (`no-cache` with an `ETag`): an upgraded node is
+/// never shown with an old page.
+fn serve(index: usize, request: &HeaderMap) -> Response {
+    let Some(asset) = ASSETS.get(index) else {
+        return Error(ApiError::not_found("no such dashboard file")).into_response();
+    };
+    let etag = etag(index);
     let fresh = request
         .get(IF_NONE_MATCH)
         .is_some_and(|v| v.as_bytes() == etag.as_bytes());
@@ -137,14 +140,14 @@ fn serve(asset: &Asset, request: &HeaderMap) -> Response {
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    if let Ok(value) = HeaderValue::from_str(&etag) {
+    if let Ok(value) = HeaderValue::from_str(etag) {
         headers.insert(ETAG, value);
     }
     response
 }
 
-/// A quoted hash of the file, computed once per file and process.
-fn etag(asset: &Asset) -> String {
+/// A quoted hash of `ASSETS[index]`, computed once per process.
+fn etag(index: usize) -> &'static str {
     static TAGS: OnceLock<Vec<String>> = OnceLock::new();
     let tags = TAGS.get_or_init(|| {
         ASSETS
@@ -156,11 +159,7 @@ fn etag(asset: &Asset) -> String {
             })
             .collect()
     });
-    ASSETS
-        .iter()
-        .position(|a| a.name == asset.name)
-        .and_then(|i| tags.get(i).cloned())
-        .unwrap_or_default()
+    tags.get(index).map(String::as_str).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -209,7 +208,11 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_files_are_404_json() {
-        for path in ["/dashboard/nope.js", "/dashboard/..%2Fmod.rs", "/dashboard/mod.rs"] {
+        for path in [
+            "/dashboard/nope.js",
+            "/dashboard/..%2Fmod.rs",
+            "/dashboard/mod.rs",
+        ] {
             let response = get(path, None).await;
             assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
             assert_eq!(response.headers()[CONTENT_TYPE], "application/json");

@@ -133,8 +133,11 @@ export function renderCalls(onOpen) {
   document.getElementById("calls-newest").hidden = !callsView.older;
 }
 
-/** Fill the detail panel with one call, its log and its output. */
-export async function renderCall(call) {
+/**
+ * Fill the detail panel with one call, its log and its output; `current()`
+ * says whether the panel still shows this call when they arrive.
+ */
+export async function renderCall(call, current) {
   const base = `/v1/apps/${api.enc(call.app_name)}/calls/${api.enc(call.id)}`;
   fill("detail-title", `Call ${call.id}`);
   const meta = [
@@ -156,6 +159,7 @@ export async function renderCall(call) {
     api.blob(`${base}/log`, SHOW_BYTES),
     api.blob(`${base}/output`, SHOW_BYTES),
   ]);
+  if (!current()) return;
   showBlob("detail-log", log, "The function wrote nothing to stderr.");
   showBlob("detail-output", output, call.type === "async"
     ? "No output (yet)." : "Sync calls keep no output: it went to the caller.");

@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 pub struct ChromeDriver {
     pub url: String,
     child: Child,
-    /// The browsers' profiles, removed on drop (a killed browser leaves
-    /// its profile behind).
+    /// The browsers' profiles and temporary files, removed on drop (a
+    /// killed browser leaves them behind).
     profiles: tempfile::TempDir,
 }
 
@@ -24,8 +24,11 @@ impl ChromeDriver {
     pub fn start() -> ChromeDriver {
         use std::os::unix::process::CommandExt as _;
         let port = super::free_port();
+        let profiles = tempfile::tempdir().expect("temp dir");
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            // The driver's and the browsers' temporary files go with it.
+            .env("TMPDIR", profiles.path())
             // Its own process group, so that drop ends the browsers too.
             .process_group(0)
             .stdin(Stdio::null())
@@ -36,7 +39,7 @@ impl ChromeDriver {
         let driver = ChromeDriver {
             url: format!("http://127.0.0.1:{port}"),
             child,
-            profiles: tempfile::tempdir().expect("temp dir"),
+            profiles,
         };
         let status = format!("{}/status", driver.url);
         let client = super::client_with_timeout(Duration::from_secs(5));
@@ -133,6 +136,31 @@ impl Drop for ChromeDriver {
     }
 }
 
+/// Make the page prefer a dark colour scheme, as a system set to dark would
+/// (chromedriver passes the DevTools command on).
+pub async fn prefer_dark(driver: &ChromeDriver, browser: &Client) {
+    let session = browser
+        .session_id()
+        .await
+        .ok()
+        .flatten()
+        .expect("a session id");
+    let reply = reqwest::Client::new()
+        .post(format!("{}/session/{session}/goog/cdp/execute", driver.url))
+        .json(&json!({
+            "cmd": "Emulation.setEmulatedMedia",
+            "params": { "features": [{ "name": "prefers-color-scheme", "value": "dark" }] },
+        }))
+        .send()
+        .await
+        .expect("chromedriver");
+    assert!(
+        reply.status().is_success(),
+        "{}",
+        reply.text().await.unwrap_or_default()
+    );
+}
+
 /// Make the page's viewport `width`x`height` (the window is larger by
 /// what the browser draws around the page).
 pub async fn resize_viewport(browser: &Client, width: u32, height: u32) {
@@ -143,7 +171,12 @@ pub async fn resize_viewport(browser: &Client, width: u32, height: u32) {
         )
         .await
         .expect("the window's frame");
-    let extra = |i: usize| frame[i].as_u64().and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
+    let extra = |i: usize| {
+        frame[i]
+            .as_u64()
+            .and_then(|v| u32::try_from(v).ok())
+            .unwrap_or(0)
+    };
     browser
         .set_window_size(width + extra(0), height + extra(1))
         .await
