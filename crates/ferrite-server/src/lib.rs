@@ -138,6 +138,7 @@ pub async fn serve(
     );
     tasks.spawn(workers.dispatch(calls.clone(), cancel.clone()));
     tasks.spawn(state.changes.clone().listen(cancel.clone()));
+    tasks.spawn(metrics::upkeep(metrics::UPKEEP_EVERY, cancel.clone()));
     tasks.spawn(metrics::queue::sample(
         state.queue.clone(),
         metrics::queue::SAMPLE_EVERY,

@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{client, create_route, eventually, require_images, TestServer};
+use common::{client, create_route, eventually, output_with_stdin, require_images, TestServer};
 use reqwest::blocking::Client;
 use serde_json::json;
 
@@ -18,7 +18,10 @@ type Series = (String, Vec<(String, String)>);
 /// comment is `name{label="value",...} value`.
 fn parse(text: &str) -> HashMap<Series, f64> {
     let mut samples = HashMap::new();
-    for line in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         let (series, value) = line.rsplit_once(' ').expect("a value");
         let value: f64 = value.parse().unwrap_or_else(|_| panic!("{line}"));
         let (name, labels) = match series.split_once('{') {
@@ -41,14 +44,35 @@ fn parse(text: &str) -> HashMap<Series, f64> {
 
 struct Scrape(HashMap<Series, f64>);
 
+/// The text of one scrape.
+fn scrape_text(server: &TestServer) -> String {
+    let reply = client()
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    reply.text().unwrap()
+}
+
+/// Prometheus' own linter (`promtool check metrics`, from the Debian
+/// package) accepts the exposition: names, types, HELP, units.
+#[track_caller]
+fn assert_promtool_accepts(text: &str) {
+    let output = output_with_stdin(
+        std::process::Command::new("promtool").args(["check", "metrics"]),
+        text.as_bytes(),
+    );
+    assert!(
+        output.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 impl Scrape {
     fn take(server: &TestServer) -> Scrape {
-        let reply = client()
-            .get(format!("{}/metrics", server.url))
-            .send()
-            .unwrap();
-        assert_eq!(reply.status(), 200);
-        Scrape(parse(&reply.text().unwrap()))
+        Scrape(parse(&scrape_text(server)))
     }
 
     /// The value of `name` with exactly `labels`, if it is there.
@@ -142,7 +166,7 @@ fn calls_containers_queue_api_and_process_are_measured() {
         call["call"]["status"] == "success"
     };
     assert!(
-        eventually(Duration::from_secs(60), || queued.iter().all(|id| done(id))),
+        eventually(Duration::from_secs(60), || queued.iter().all(&done)),
         "the async calls succeed"
     );
     call_ids.extend(queued);
@@ -193,13 +217,20 @@ fn calls_containers_queue_api_and_process_are_measured() {
         }),
         "the queue depth comes back to 0"
     );
-    let scrape = Scrape::take(&server);
+    let text = scrape_text(&server);
+    assert_promtool_accepts(&text);
+    let scrape = Scrape(parse(&text));
 
     // Calls, by route, kind and status.
     let calls = |app, route, kind, status| {
         scrape.value(
             "ferrite_calls_total",
-            &[("app", app), ("route", route), ("kind", kind), ("status", status)],
+            &[
+                ("app", app),
+                ("route", route),
+                ("kind", kind),
+                ("status", status),
+            ],
         )
     };
     assert_eq!(calls("m", "/cold", "sync", "success"), COLD as f64);
@@ -222,7 +253,12 @@ fn calls_containers_queue_api_and_process_are_measured() {
             "{route}"
         );
         for phase in ["admission", "container", "run", "answer"] {
-            let labels = [("app", "m"), ("route", route), ("kind", kind), ("phase", phase)];
+            let labels = [
+                ("app", "m"),
+                ("route", route),
+                ("kind", kind),
+                ("phase", phase),
+            ];
             assert_eq!(
                 scrape.value("ferrite_call_phase_seconds_count", &labels),
                 count as f64,
@@ -232,12 +268,22 @@ fn calls_containers_queue_api_and_process_are_measured() {
     }
     let run_sum = scrape.value(
         "ferrite_call_phase_seconds_sum",
-        &[("app", "m"), ("route", "/cold"), ("kind", "sync"), ("phase", "run")],
+        &[
+            ("app", "m"),
+            ("route", "/cold"),
+            ("kind", "sync"),
+            ("phase", "run"),
+        ],
     );
     assert!(run_sum > 0.0, "cold calls took time to run: {run_sum}");
     let bucket = scrape.value(
         "ferrite_call_duration_seconds_bucket",
-        &[("app", "m"), ("route", "/hot"), ("kind", "sync"), ("le", "+Inf")],
+        &[
+            ("app", "m"),
+            ("route", "/hot"),
+            ("kind", "sync"),
+            ("le", "+Inf"),
+        ],
     );
     assert_eq!(bucket, HOT as f64, "the +Inf bucket holds every call");
     // Rejected calls did not run: no phases, but a duration each.
@@ -250,7 +296,10 @@ fn calls_containers_queue_api_and_process_are_measured() {
     // Cold starts: the first cold call had no container started ahead, the
     // first hot call started the route's container.
     for route in ["/cold", "/hot"] {
-        let starts = scrape.value("ferrite_cold_starts_total", &[("app", "m"), ("route", route)]);
+        let starts = scrape.value(
+            "ferrite_cold_starts_total",
+            &[("app", "m"), ("route", route)],
+        );
         assert!(starts >= 1.0, "{route}: {starts}");
     }
     // The hot route's one container waits for the next call.
@@ -265,9 +314,14 @@ fn calls_containers_queue_api_and_process_are_measured() {
 
     // Async: one attempt per call, none again.
     let route = [("app", "m"), ("route", "/later")];
-    assert_eq!(scrape.value("ferrite_async_attempts_total", &route), ASYNC as f64);
+    assert_eq!(
+        scrape.value("ferrite_async_attempts_total", &route),
+        ASYNC as f64
+    );
     assert_eq!(scrape.value("ferrite_async_retries_total", &route), 0.0);
-    assert!(scrape.get("ferrite_async_oldest_queued_seconds", &[]).is_some());
+    assert!(scrape
+        .get("ferrite_async_oldest_queued_seconds", &[])
+        .is_some());
 
     // The API by route template, never the raw path.
     let api = |route, status| {
@@ -297,7 +351,7 @@ fn calls_containers_queue_api_and_process_are_measured() {
 
     // Bounded labels: no call id, no raw path, no unknown route.
     assert_eq!(call_ids.len(), COLD + HOT + ASYNC);
-    for ((name, labels), _) in &scrape.0 {
+    for (name, labels) in scrape.0.keys() {
         for (key, value) in labels {
             assert!(
                 !call_ids.iter().any(|id| value.contains(id.as_str())),
@@ -309,4 +363,55 @@ fn calls_containers_queue_api_and_process_are_measured() {
             );
         }
     }
+}
+
+/// The PromQL of the "Metrics" section of docs/operating.md parses, by
+/// Prometheus' own parser (`promtool check rules`, each query a recording
+/// rule).
+#[test]
+fn the_documented_queries_are_promql() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/operating.md"
+    ))
+    .expect("docs/operating.md");
+    let section = doc
+        .split("\n## Metrics\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("a Metrics section");
+    let questions = section
+        .split("Questions in PromQL:")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").nth(1))
+        .expect("a list of questions");
+    let queries: Vec<&str> = questions
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|code| code.contains('('))
+        .collect();
+    assert!(queries.len() >= 5, "{queries:?}");
+    let mut rules = String::from("groups:\n  - name: docs\n    rules:\n");
+    for (i, query) in queries.iter().enumerate() {
+        assert!(query.contains("ferrite_"), "{query}");
+        let quoted = query.replace('\'', "''");
+        rules.push_str(&format!(
+            "      - record: doc_query_{i}\n        expr: '{quoted}'\n"
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("queries.yml");
+    std::fs::write(&file, rules).unwrap();
+    let output = std::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .expect("promtool (the prometheus package)");
+    assert!(
+        output.status.success(),
+        "promtool check rules: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

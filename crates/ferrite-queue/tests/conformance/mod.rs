@@ -284,12 +284,19 @@ pub async fn oldest_waiting_is_the_first_visible_task(queue: &dyn Queue) {
     tokio::time::sleep(Duration::from_millis(20)).await;
     queue.push(&task("new")).await.unwrap();
     let waited = queue.oldest_waiting().await.unwrap().expect("tasks wait");
-    assert!(waited >= Duration::from_millis(20), "the older one: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(20),
+        "the older one: {waited:?}"
+    );
     let old = queue.reserve("w", LONG).await.unwrap().expect("a task");
     let new = queue.reserve("w", LONG).await.unwrap().expect("a task");
     assert_eq!(queue.oldest_waiting().await.unwrap(), None, "both leased");
     queue.release(&new, LONG).await.unwrap();
-    assert_eq!(queue.oldest_waiting().await.unwrap(), None, "released for later");
+    assert_eq!(
+        queue.oldest_waiting().await.unwrap(),
+        None,
+        "released for later"
+    );
     queue.ack(&old).await.unwrap();
 }
 

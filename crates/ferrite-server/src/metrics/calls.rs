@@ -16,9 +16,7 @@ use ferrite_engine::Timings;
 use ferrite_model::{CallStatus, Route, RouteType};
 use http_body::{Frame, SizeHint};
 
-use super::{
-    ASYNC_ATTEMPTS, ASYNC_RETRIES, CALLS, CALL_DURATION, CALL_PHASE, COLD_STARTS,
-};
+use super::{ASYNC_ATTEMPTS, ASYNC_RETRIES, CALLS, CALL_DURATION, CALL_PHASE, COLD_STARTS};
 
 /// How a route's calls are run, as the `kind` label says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +101,12 @@ pub enum Phase {
 }
 
 impl Phase {
-    const ALL: [Phase; 4] = [Phase::Admission, Phase::Container, Phase::Run, Phase::Answer];
+    const ALL: [Phase; 4] = [
+        Phase::Admission,
+        Phase::Container,
+        Phase::Run,
+        Phase::Answer,
+    ];
 
     fn as_str(self) -> &'static str {
         match self {
@@ -135,7 +138,12 @@ impl RouteMetrics {
         let route = || [("app", app.clone()), ("route", path.clone())];
         let with = |name: &'static str, value: &'static str| {
             let [a, r] = route();
-            [a, r, ("kind", kind.as_str().to_string()), (name, value.to_string())]
+            [
+                a,
+                r,
+                ("kind", kind.as_str().to_string()),
+                (name, value.to_string()),
+            ]
         };
         let [a, r] = route();
         let of_kind = [a, r, ("kind", kind.as_str().to_string())];

@@ -19,9 +19,11 @@ pub(crate) mod queue;
 mod scrape;
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use ::metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio_util::sync::CancellationToken;
 
 pub use scrape::render;
 
@@ -70,6 +72,21 @@ const BUCKETS: [f64; 16] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
     60.0,
 ];
+
+/// How often histogram samples are folded into their buckets. The
+/// recorder keeps each sample until then, so without this (and without
+/// scrapes) its memory would grow with every call.
+pub const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Fold histogram samples into their buckets every `every`, until `cancel`.
+pub async fn upkeep(every: Duration, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(every) => handle().run_upkeep(),
+        }
+    }
+}
 
 /// The recorder, installed at most once per process (servers started in
 /// one test process share it).

@@ -39,7 +39,11 @@ fn containers(engine: &Engine) {
     let mut reported = REPORTED.lock().unwrap_or_else(|p| p.into_inner());
     let mut now = BTreeSet::new();
     for route in engine.containers() {
-        set_containers(&route.app, &route.path, [route.prestarted, route.hot_idle, route.hot_busy]);
+        set_containers(
+            &route.app,
+            &route.path,
+            [route.prestarted, route.hot_idle, route.hot_busy],
+        );
         now.insert((route.app, route.path));
     }
     for (app, path) in reported.difference(&now) {
@@ -51,7 +55,10 @@ fn containers(engine: &Engine) {
 /// Set the three states of a route's containers: prestarted, hot idle, hot
 /// busy.
 fn set_containers(app: &str, path: &str, counts: [usize; 3]) {
-    for (state, count) in ["prestarted", "hot_idle", "hot_busy"].into_iter().zip(counts) {
+    for (state, count) in ["prestarted", "hot_idle", "hot_busy"]
+        .into_iter()
+        .zip(counts)
+    {
         gauge!(
             CONTAINERS,
             "app" => app.to_string(),

@@ -344,6 +344,7 @@ mod tests {
         let d = run(&mut s, t0 + 60 * S, 2, 100.0, &mut replicas, &bounds(0, 20));
         assert!(d.panicking, "{d:?}");
         assert!(d.replicas >= 4, "{d:?}");
+        assert_eq!(d.cause, Cause::Panic);
         let peak = d.replicas;
         // The burst ends: replicas stay at the peak while the panic lasts.
         let d = run(&mut s, t0 + 62 * S, 30, 5.0, &mut replicas, &bounds(0, 20));
@@ -391,6 +392,7 @@ mod tests {
         let d = run(&mut s, t0 + 34 * S, 1, 0.0, &mut replicas, &bounds(0, 5));
         assert_eq!(d.replicas, 0, "{d:?}");
         assert!(d.reason.contains("scaled to zero"), "{d:?}");
+        assert_eq!(d.cause, Cause::Idle);
         // And stays there: the stable window's older calls do not bring
         // a replica back.
         let d = run(&mut s, t0 + 74 * S, 10, 0.0, &mut replicas, &bounds(0, 5));
@@ -429,5 +431,6 @@ mod tests {
         );
         assert_eq!(d.replicas, 4);
         assert!(d.reason.contains("bounded"), "{d:?}");
+        assert_eq!(d.cause, Cause::Bounds);
     }
 }
