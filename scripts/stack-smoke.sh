@@ -194,7 +194,7 @@ deploy/prometheus/token.py "$KEYFILE" \
 sed 's/^  scrape_interval: 15s$/  scrape_interval: 1s/; s/^  scrape_timeout: 10s$/  scrape_timeout: 1s/' \
   deploy/prometheus/prometheus.yml \
   | docker config create --label org.ferrite.test=1 "$METRICS" - >/dev/null
-docker service create --detach --quiet --name "$METRICS" --label org.ferrite.test=1 \
+docker service create --detach --quiet --no-resolve-image --name "$METRICS" --label org.ferrite.test=1 \
   --container-label org.ferrite.test=1 --network "${STACK}_front" \
   --secret source="$METRICS-token",target=metrics-token \
   --config source="$METRICS",target=/etc/prometheus/prometheus.yml \
