@@ -3,7 +3,7 @@
 //! come back as frames, so the answer does not wait for the container to
 //! exit (its removal happens in the background).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bollard::container::LogOutput;
 use bytes::{Bytes, BytesMut};
@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::container::Started;
-use crate::EngineError;
+use crate::{EngineError, Timings};
 
 /// A call to run in a fresh container.
 #[derive(Debug, Clone)]
@@ -64,6 +64,9 @@ pub struct Outcome {
     pub prestarted: bool,
     /// The container the call ran in.
     pub container_id: String,
+    /// How long its phases took (admission and container are the caller's
+    /// to fill in: they happen before the container is handed over).
+    pub timings: Timings,
 }
 
 /// Caps on what a call may produce.
@@ -122,6 +125,7 @@ pub async fn run(
     } = started;
     let env = frame::encode_env(&call.env)
         .map_err(|e| EngineError::Protocol(format!("call environment: {e}")))?;
+    let began = Instant::now();
     let writer = tokio::spawn(write_request(io.input, env, call.body.clone()));
     let mut output = io.output;
     let mut decoder = FrameDecoder::new();
@@ -186,6 +190,7 @@ pub async fn run(
         },
         Ok(Ok(Ended::Closed)) => closed_status(&removal, &id).await?,
     };
+    let run = began.elapsed();
     drop(removal);
     Ok(Outcome {
         status,
@@ -194,6 +199,10 @@ pub async fn run(
         log_dropped,
         prestarted,
         container_id: id,
+        timings: Timings {
+            run,
+            ..Timings::default()
+        },
     })
 }
 

@@ -4,6 +4,7 @@
 
 mod outage;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +22,10 @@ use crate::hot::{self, HotCall, HotPools, HotRoute};
 use crate::image::Images;
 use crate::pool::Pools;
 use crate::socket_dir::SocketDir;
-use crate::{confine, init, ColdCall, ConnectSettings, EngineError, MemoryPermit, Outcome};
+use crate::{
+    confine, init, ColdCall, ConnectSettings, EngineError, MemoryPermit, Outcome, RouteContainers,
+    Timings,
+};
 use bytes::Bytes;
 use ferrite_wire::HotOutcome;
 
@@ -213,11 +217,15 @@ impl Engine {
             memory_mib: call.memory_mib,
             confinement: call.confinement.clone(),
         };
+        let mut timings = Timings::default();
+        let taking = Instant::now();
         let (_in_flight, ready) = self.pools.enter(&spec, keep_warm);
         let (started, prestarted) = match ready {
             Some(started) => (started, true),
             None => {
                 let permit = self.admit(spec.memory_mib).await?;
+                timings.admission = taking.elapsed();
+                timings.cold_start = true;
                 (
                     self.containers
                         .start(
@@ -232,7 +240,13 @@ impl Engine {
                 )
             }
         };
-        cold::run(started, call, self.limits, prestarted).await
+        timings.container = taking.elapsed() - timings.admission;
+        let mut outcome = cold::run(started, call, self.limits, prestarted).await?;
+        outcome.timings = Timings {
+            run: outcome.timings.run,
+            ..timings
+        };
+        Ok(outcome)
     }
 
     /// Memory for a new container: at once if it fits; else idle containers
@@ -268,10 +282,12 @@ impl Engine {
             Ok(HotCall {
                 outcome: HotOutcome::Broken(why),
                 log,
+                timings,
             }) => match self.failed(EngineError::Protocol(why), generation).await {
                 EngineError::Protocol(why) => Ok(HotCall {
                     outcome: HotOutcome::Broken(why),
                     log,
+                    timings,
                 }),
                 down => Err(down),
             },
@@ -296,6 +312,22 @@ impl Engine {
     /// Hot containers waiting for a call.
     pub fn hot_idle(&self) -> usize {
         self.hot.idle_count()
+    }
+
+    /// This node's containers per route now: started ahead, hot and idle,
+    /// hot and busy. Reads the in-memory pools only (a lock each, briefly),
+    /// so it is cheap enough for every metrics scrape.
+    pub fn containers(&self) -> Vec<RouteContainers> {
+        let mut routes = BTreeMap::new();
+        for (app, path, prestarted) in self.pools.prestarted_per_route() {
+            route_entry(&mut routes, app, path).prestarted = prestarted;
+        }
+        for (app, path, idle, busy) in self.hot.per_route() {
+            let route = route_entry(&mut routes, app, path);
+            route.hot_idle += idle;
+            route.hot_busy += busy;
+        }
+        routes.into_values().collect()
     }
 
     /// Keep each active route's containers started ahead at its target.
@@ -362,6 +394,21 @@ impl Engine {
         }
         self.hot.remove_socket_dir();
     }
+}
+
+/// The containers of `(app, path)` among `routes`, counted from zero.
+fn route_entry(
+    routes: &mut BTreeMap<(String, String), RouteContainers>,
+    app: String,
+    path: String,
+) -> &mut RouteContainers {
+    routes
+        .entry((app.clone(), path.clone()))
+        .or_insert_with(|| RouteContainers {
+            app,
+            path,
+            ..RouteContainers::default()
+        })
 }
 
 /// The engine host's memory, from `GET /info`.

@@ -33,7 +33,7 @@ use crate::attach_io::AttachIo;
 use crate::call_log::{LogCapture, PendingLog};
 use crate::container::{ContainerSpec, Containers, Launch, Removal, Started};
 use crate::socket_dir::Prepared;
-use crate::{EngineError, MemoryPermit};
+use crate::{EngineError, MemoryPermit, Timings};
 
 /// How long a started container may take to open its socket.
 const SOCKET_WAIT: Duration = Duration::from_secs(5);
@@ -77,6 +77,8 @@ impl HotRoute {
 pub struct HotCall {
     pub outcome: HotOutcome,
     pub log: PendingLog,
+    /// How long its phases took.
+    pub timings: Timings,
 }
 
 struct Hot {
@@ -99,6 +101,9 @@ struct Pool {
     /// container is started only when every live one is busy.
     calls: Arc<Semaphore>,
     idle: Mutex<Vec<Hot>>,
+    /// Containers serving a call now, for the node's metrics (one atomic
+    /// per route, touched twice per call).
+    busy: AtomicUsize,
     /// Set when the route changed: containers are not given back to it.
     retired: AtomicBool,
 }
@@ -157,6 +162,7 @@ impl HotPools {
             route: route.clone(),
             calls: Arc::new(Semaphore::new(route.max_concurrency.max(1))),
             idle: Mutex::new(Vec::new()),
+            busy: AtomicUsize::new(0),
             retired: AtomicBool::new(false),
         });
         if let Some(old) = pools.insert(key, pool.clone()) {
@@ -203,6 +209,19 @@ impl HotPools {
         }
     }
 
+    /// Hot containers per route: `(app, path, idle, busy)`. A route that
+    /// changed counts its new pool only (the old one's containers go when
+    /// their calls end).
+    pub fn per_route(&self) -> Vec<(String, String, usize, usize)> {
+        self.map()
+            .iter()
+            .map(|((app, path), pool)| {
+                let busy = pool.busy.load(Ordering::Relaxed);
+                (app.clone(), path.clone(), pool.idle().len(), busy)
+            })
+            .collect()
+    }
+
     /// Hot containers waiting for a call.
     pub fn idle_count(&self) -> usize {
         self.map().values().map(|p| p.idle().len()).sum()
@@ -244,6 +263,8 @@ where
     Fut: std::future::Future<Output = Result<MemoryPermit, EngineError>>,
 {
     let pool = pools.pool(route);
+    let mut timings = Timings::default();
+    let waiting = Instant::now();
     let permit = tokio::time::timeout(pools.wait_limit, pool.calls.clone().acquire_owned())
         .await
         .map_err(|_| EngineError::Busy {
@@ -251,21 +272,35 @@ where
             waited_ms: u64::try_from(pools.wait_limit.as_millis()).unwrap_or(u64::MAX),
         })?
         .map_err(|_| EngineError::ShuttingDown)?;
+    timings.admission = waiting.elapsed();
+    let taking = Instant::now();
     let taken = pool.idle().pop();
     let mut hot = match taken {
         Some(hot) => hot,
         None => {
             let memory = admit(route.memory_mib).await?;
-            start(pools, containers, route, memory).await?
+            timings.admission += taking.elapsed();
+            timings.cold_start = true;
+            let starting = Instant::now();
+            let hot = start(pools, containers, route, memory).await?;
+            timings.container = starting.elapsed();
+            hot
         }
     };
+    if !timings.cold_start {
+        timings.container = taking.elapsed();
+    }
+    let busy = Busy::enter(&pool.busy);
     let (log_id, log) = hot.log.begin();
+    let running = Instant::now();
     let outcome = tokio::time::timeout(
         timeout,
         stdio_http::exchange(&mut hot.sender, request, pools.max_response_bytes),
     )
     .await;
+    timings.run = running.elapsed();
     hot.log.settle(log_id);
+    drop(busy);
     drop(permit);
     let outcome = match outcome {
         Err(_elapsed) => HotOutcome::TimedOut,
@@ -280,7 +315,28 @@ where
     } else {
         tracing::debug!(container = %hot.id, "hot container removed after its call");
     }
-    Ok(HotCall { outcome, log })
+    Ok(HotCall {
+        outcome,
+        log,
+        timings,
+    })
+}
+
+/// A container counted busy until dropped (also when the call's future is
+/// dropped mid-call).
+struct Busy<'a>(&'a AtomicUsize);
+
+impl<'a> Busy<'a> {
+    fn enter(busy: &'a AtomicUsize) -> Busy<'a> {
+        busy.fetch_add(1, Ordering::Relaxed);
+        Busy(busy)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Start a hot container and open its HTTP connection: over its socket

@@ -31,6 +31,7 @@ mod init;
 pub mod labels;
 mod pool;
 mod socket_dir;
+mod timings;
 
 pub use admission::MemoryPermit;
 pub use call_log::{CapturedLog, PendingLog};
@@ -40,3 +41,4 @@ pub use engine::{Engine, EngineSettings};
 pub use error::{docker_reason, EngineError};
 pub use hot::{HotCall, HotRoute};
 pub use socket_dir::SocketDir;
+pub use timings::{RouteContainers, Timings};

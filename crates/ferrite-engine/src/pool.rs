@@ -273,7 +273,15 @@ impl Pools {
         drop(removed);
     }
 
-    /// Containers started ahead, per route (for metrics and tests).
+    /// Containers started ahead, per route: `(app, path, count)`.
+    pub fn prestarted_per_route(&self) -> Vec<(String, String, usize)> {
+        self.lock()
+            .iter()
+            .map(|((app, path), pool)| (app.clone(), path.clone(), pool.idle.len()))
+            .collect()
+    }
+
+    /// Containers started ahead, on every route (for tests).
     pub fn idle_count(&self) -> usize {
         self.lock().values().map(|p| p.idle.len()).sum()
     }

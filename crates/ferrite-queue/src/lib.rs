@@ -94,6 +94,11 @@ pub trait Queue: Send + Sync + 'static {
 
     /// Tasks in the queue, leased or not.
     async fn depth(&self) -> Result<u64, QueueError>;
+
+    /// How long the task that has waited longest for a worker has been
+    /// waiting: visible and not leased, measured from when it became visible
+    /// (pushed, or released after its delay). `None` when no task waits.
+    async fn oldest_waiting(&self) -> Result<Option<Duration>, QueueError>;
 }
 
 /// Open the queue named by an `MQ_URL`: `sqlite://path/to/queue.db` (the

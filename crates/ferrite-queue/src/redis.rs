@@ -117,6 +117,14 @@ redis.call('ZREM', KEYS[2], member)
 return 1
 ";
 
+/// KEYS: visible set. Milliseconds the first visible task has waited
+/// since it became visible, or -1 when none is visible.
+const OLDEST: &str = r"
+local first = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1)
+if not first[2] then return -1 end
+return now - tonumber(first[2])
+";
+
 /// The compiled scripts; [`Script`] runs them by SHA and loads them again
 /// when the server has forgotten them (after a restart).
 struct Scripts {
@@ -126,6 +134,7 @@ struct Scripts {
     ack: Script,
     release: Script,
     cancel: Script,
+    oldest: Script,
 }
 
 impl Scripts {
@@ -139,6 +148,7 @@ impl Scripts {
             ack: held(ACK),
             release: held(RELEASE),
             cancel: with_now(CANCEL),
+            oldest: with_now(OLDEST),
         }
     }
 }
@@ -348,6 +358,18 @@ impl Queue for RedisQueue {
         )
         .await?;
         Ok(done == 1)
+    }
+
+    async fn oldest_waiting(&self) -> Result<Option<Duration>, QueueError> {
+        let waited_ms: i64 = bounded(
+            self.timeout,
+            self.scripts
+                .oldest
+                .key(&self.visible)
+                .invoke_async(&mut self.conn.clone()),
+        )
+        .await?;
+        Ok(u64::try_from(waited_ms).ok().map(Duration::from_millis))
     }
 
     async fn depth(&self) -> Result<u64, QueueError> {

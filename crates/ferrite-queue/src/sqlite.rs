@@ -155,6 +155,16 @@ impl Queue for SqliteQueue {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn oldest_waiting(&self) -> Result<Option<Duration>, QueueError> {
+        let now = now_ms();
+        let (oldest,): (Option<i64>,) =
+            sqlx::query_as("SELECT MIN(visible_at) FROM tasks WHERE visible_at <= $1")
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(oldest.map(|at| Duration::from_millis(u64::try_from(now - at).unwrap_or(0))))
+    }
+
     async fn depth(&self) -> Result<u64, QueueError> {
         let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM tasks")
             .fetch_one(&self.pool)

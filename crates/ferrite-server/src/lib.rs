@@ -17,6 +17,7 @@ pub mod api;
 mod asynchronous;
 mod changes;
 mod config;
+mod dashboard;
 mod executor;
 pub mod front;
 mod history;
@@ -138,6 +139,12 @@ pub async fn serve(
     );
     tasks.spawn(workers.dispatch(calls.clone(), cancel.clone()));
     tasks.spawn(state.changes.clone().listen(cancel.clone()));
+    tasks.spawn(metrics::upkeep(metrics::UPKEEP_EVERY, cancel.clone()));
+    tasks.spawn(metrics::queue::sample(
+        state.queue.clone(),
+        metrics::queue::SAMPLE_EVERY,
+        cancel.clone(),
+    ));
     tasks.spawn(history::purge_loop(
         state.store.clone(),
         config.call_retention,

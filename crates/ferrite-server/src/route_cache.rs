@@ -11,8 +11,8 @@
 //! error (503). The first read that answers again ends the outage; a read
 //! that finds the route or its app gone drops the entry.
 //!
-//! Each entry carries its app's limits [`Gate`], so a call is admitted
-//! without another lookup.
+//! Each entry carries its app's limits [`Gate`] and its route's metric
+//! handles, so a call is admitted and recorded without another lookup.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,6 +22,7 @@ use ferrite_model::{App, Route};
 use ferrite_store::{Store, StoreError};
 
 use crate::limits::{Gate, Limiter};
+use crate::metrics::calls::{Kind, RouteMetrics};
 
 /// Entries kept at most; past it the cache starts over (simple and bounded).
 const CAPACITY: usize = 10_000;
@@ -36,6 +37,8 @@ pub struct Cached {
     pub app: App,
     /// The app's limits and counts on this node.
     pub gate: Arc<Gate>,
+    /// Where the route's calls are counted and timed.
+    pub metrics: Arc<RouteMetrics>,
 }
 
 /// An entry and what the cache knows about its freshness.
@@ -135,10 +138,12 @@ impl RouteCache {
         let route = store.get_route(app, path).await?;
         let app_record = store.get_app(app).await?;
         let gate = self.limiter.gate(&app_record);
+        let metrics = RouteMetrics::new(&route.app_name, &route.path, Kind::of(&route));
         Ok(Arc::new(Cached {
             route,
             app: app_record,
             gate,
+            metrics: Arc::new(metrics),
         }))
     }
 

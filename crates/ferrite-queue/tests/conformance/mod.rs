@@ -277,6 +277,29 @@ pub async fn find_work_after_a_restart(queue: &dyn Queue) {
     assert_eq!(got, [("c".to_string(), 1), ("b".to_string(), 2)]);
 }
 
+/// Only visible, unleased tasks wait; the oldest is the first pushed.
+pub async fn oldest_waiting_is_the_first_visible_task(queue: &dyn Queue) {
+    assert_eq!(queue.oldest_waiting().await.unwrap(), None, "empty");
+    queue.push(&task("old")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    queue.push(&task("new")).await.unwrap();
+    let waited = queue.oldest_waiting().await.unwrap().expect("tasks wait");
+    assert!(
+        waited >= Duration::from_millis(20),
+        "the older one: {waited:?}"
+    );
+    let old = queue.reserve("w", LONG).await.unwrap().expect("a task");
+    let new = queue.reserve("w", LONG).await.unwrap().expect("a task");
+    assert_eq!(queue.oldest_waiting().await.unwrap(), None, "both leased");
+    queue.release(&new, LONG).await.unwrap();
+    assert_eq!(
+        queue.oldest_waiting().await.unwrap(),
+        None,
+        "released for later"
+    );
+    queue.ack(&old).await.unwrap();
+}
+
 /// Expand to one `#[tokio::test]` per conformance case. `$make` is an async
 /// expression returning `(Arc<dyn Queue>, guard)`; the guard (a temp dir, a
 /// server handle) lives until the case ends.
@@ -286,7 +309,8 @@ macro_rules! queue_conformance_tests {
             push_reserve_ack_round_trip, fifo_order, duplicate_id_refused,
             reserved_task_is_invisible, expired_lease_redelivers, stale_lease_is_lost,
             extend_keeps_the_lease, release_with_delay, release_without_delay_is_visible_at_once,
-            cancel_only_unleased, depth_counts_leased_and_waiting);
+            cancel_only_unleased, depth_counts_leased_and_waiting,
+            oldest_waiting_is_the_first_visible_task);
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn concurrent_workers_get_each_task_once() {
             let (queue, _guard) = $make.await;

@@ -1,13 +1,17 @@
 //! `/r/{app}/{path}`: call a function. A call is admitted here (the route's
 //! token, the app's limits, the body read within its cap), then queued
-//! (async routes) or handed to the executor and answered.
+//! (async routes) or handed to the executor and answered. A call turned
+//! away or run here is counted and timed in its route's metrics (an async
+//! call, by the worker that runs it).
+
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, OriginalUri, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use ferrite_model::contract::request_url;
-use ferrite_model::{App, Call, CallStatus, Millis, Route, RouteType};
+use ferrite_model::{Call, CallStatus, Millis, Route, RouteType};
 
 use super::auth::Verifier;
 use super::error::ErrorBody;
@@ -15,6 +19,7 @@ use super::extract::{Param, RouteParams};
 use super::{AppState, Error};
 use crate::asynchronous::{self, QueuedCall};
 use crate::executor::{Answer, Arm, CallRequest};
+use crate::metrics::calls::{on_written, Answering, End};
 use crate::route_cache::Cached;
 
 /// The response header carrying the call's id.
@@ -57,21 +62,28 @@ pub async fn invoke(
         Ok(cached) => cached,
         Err(e) => return Error::from(e).into_response(),
     };
-    let mut response = match call(&state, &cached, uri, request).await {
+    let began = Instant::now();
+    let mut response = match call(&state, &cached, uri, request, began).await {
         Ok(response) => response,
-        Err(e) => e.into_response(),
+        Err(e) => {
+            cached.metrics.ended(End::Rejected, began.elapsed());
+            e.into_response()
+        }
     };
     add_route_headers(&mut response, &cached.route);
     response
 }
 
+/// Admit and run or queue the call; `Err` when it was turned away before
+/// running.
 async fn call(
     state: &AppState,
     cached: &Cached,
     uri: Uri,
     mut request: Request,
+    began: Instant,
 ) -> Result<Response, Error> {
-    let (route, app, gate) = (&cached.route, &cached.app, &cached.gate);
+    let (route, gate) = (&cached.route, &cached.gate);
     if let Some(key) = &route.jwt_key {
         let auth = request
             .headers()
@@ -106,9 +118,9 @@ async fn call(
     // take sync routes only).
     let mut response = match Arm::of(route) {
         Arm::Cold | Arm::Hot if route.kind == RouteType::Async => {
-            call_async(state, route, request).await?
+            call_async(state, cached, request, began).await
         }
-        _ => call_now(state, route, app, request).await,
+        _ => call_now(state, cached, request, began).await,
     };
     if let Some(value) = call_id {
         response.headers_mut().insert(CALL_ID_HEADER, value);
@@ -127,31 +139,53 @@ pub struct Queued {
 /// Queue the call; the client gets its id (202) once it is durable.
 async fn call_async(
     state: &AppState,
-    route: &Route,
+    cached: &Cached,
     request: CallRequest,
-) -> Result<Response, Error> {
+    began: Instant,
+) -> Response {
+    let route = &cached.route;
     let queued = QueuedCall {
         app: route.app_name.clone(),
         path: route.path.clone(),
         request,
     };
-    asynchronous::enqueue(
+    let queued_now = asynchronous::enqueue(
         &*state.store,
         &*state.queue,
         &state.wake_workers,
         &queued,
         route.kind,
     )
-    .await?;
+    .await;
+    if let Err(e) = queued_now {
+        cached.metrics.ended(End::Error, began.elapsed());
+        return Error(e).into_response();
+    }
     let body = serde_json::json!({ "call_id": queued.request.call_id });
-    Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
+    (StatusCode::ACCEPTED, axum::Json(body)).into_response()
 }
 
 /// Run the call now and answer with what it answered; the call goes to the
 /// history once it has ended.
-async fn call_now(state: &AppState, route: &Route, app: &App, request: CallRequest) -> Response {
+async fn call_now(
+    state: &AppState,
+    cached: &Cached,
+    request: CallRequest,
+    began: Instant,
+) -> Response {
+    let (route, app) = (&cached.route, &cached.app);
     let created = Millis::now();
     let outcome = state.executor().run(app, route, &request).await;
+    if let Some(timings) = &outcome.timings {
+        cached.metrics.ran(timings);
+    }
+    // The answer phase starts now: the history, then the answer written.
+    let answering = Answering::new(
+        cached.metrics.clone(),
+        outcome.end,
+        began,
+        outcome.timings.is_some(),
+    );
     let call = ended_sync_call(
         request.call_id,
         route,
@@ -160,10 +194,11 @@ async fn call_now(state: &AppState, route: &Route, app: &App, request: CallReque
         outcome.error,
     );
     state.history.record(call, outcome.log).await;
-    match outcome.answer {
+    let response = match outcome.answer {
         Answer::Response(response) => response.into_response(),
         Answer::Failed(error) | Answer::NotRun { error, .. } => Error(error).into_response(),
-    }
+    };
+    on_written(response, answering)
 }
 
 /// The history record of a sync call that ended now: it started when it

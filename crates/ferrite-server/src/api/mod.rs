@@ -178,6 +178,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/v1", management(v1, &state))
         .nest("/r", calls)
         .merge(management(metrics, &state))
+        .merge(openapi::dashboard(crate::dashboard::router()))
         .split_for_parts();
     openapi::finish(&mut document);
 
@@ -200,10 +201,13 @@ pub fn router(state: AppState) -> Router {
 /// Put `routes` behind the management gate (`JWT_AUTH_KEY`, or loopback
 /// clients only), in the router and in the document.
 fn management(routes: OpenApiRouter<AppState>, state: &AppState) -> OpenApiRouter<AppState> {
-    let mut routes = routes.route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        auth::guard_management,
-    ));
+    let mut routes = routes
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard_management,
+        ))
+        // Outside the guard, so that refused requests are counted too.
+        .route_layer(middleware::from_fn(crate::metrics::api::record));
     openapi::require_management_token(routes.get_openapi_mut());
     routes
 }

@@ -5,16 +5,18 @@
 //! handler's own `#[utoipa::path]`, so a handler is served exactly where the
 //! document says. This module holds the rest of the document: its title and
 //! tags, the security schemes, the token requirement of the groups behind
-//! the management gate, and OpenAPI's spelling of axum's wildcard paths.
+//! the management gate, OpenAPI's spelling of axum's wildcard paths, and the
+//! entries of the dashboard, whose static pages are plain axum routes.
 
 use std::sync::Arc;
 
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::{Extension, Json, Router};
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
-use utoipa::{Modify, PartialSchema, ToSchema};
+use utoipa::{Modify, OpenApi as _, PartialSchema, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
 
 use super::error::ErrorBody;
 
@@ -56,6 +58,49 @@ pub type Document = Arc<OpenApi>;
 pub async fn document(Extension(document): Extension<Document>) -> Response {
     Json(&*document).into_response()
 }
+
+/// The dashboard's pages (`crate::dashboard`: plain axum routes, served
+/// without auth), with their entries in the document: the one place the
+/// two are put together, so neither goes without the other.
+pub fn dashboard<S: Clone + Send + Sync + 'static>(pages: Router<S>) -> OpenApiRouter<S> {
+    let mut router = OpenApiRouter::from(pages);
+    *router.get_openapi_mut() = DashboardDoc::openapi();
+    router
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(dashboard_page, dashboard_page_slash, dashboard_file))]
+struct DashboardDoc;
+
+/// The dashboard (an HTML page; its data comes from `/v1` and `/metrics`,
+/// fetched with the same token as any client).
+#[utoipa::path(get, path = "/dashboard", tag = "dashboard",
+    responses(
+        (status = 200, description = "The dashboard's page", content_type = "text/html"),
+        (status = 304, description = "The browser's copy (`If-None-Match`) is current"),
+    ))]
+#[allow(dead_code)] // describes a route of `crate::dashboard`
+fn dashboard_page() {}
+
+/// The dashboard, as `/dashboard`.
+#[utoipa::path(get, path = "/dashboard/", tag = "dashboard",
+    responses(
+        (status = 200, description = "The dashboard's page", content_type = "text/html"),
+        (status = 304, description = "The browser's copy (`If-None-Match`) is current"),
+    ))]
+#[allow(dead_code)] // describes a route of `crate::dashboard`
+fn dashboard_page_slash() {}
+
+/// One of the dashboard's files: its scripts, style sheet and icon.
+#[utoipa::path(get, path = "/dashboard/{file}", tag = "dashboard",
+    params(("file" = String, Path, description = "The file's name (`app.js`, `style.css`)")),
+    responses(
+        (status = 200, description = "The file (JavaScript, CSS, SVG or HTML)", content_type = "text/javascript"),
+        (status = 304, description = "The browser's copy (`If-None-Match`) is current"),
+        (status = 404, description = "No such file", body = ErrorBody),
+    ))]
+#[allow(dead_code)] // describes a route of `crate::dashboard`
+fn dashboard_file() {}
 
 /// Both bearer schemes: HS256 JWTs, one signed with the node's key, one
 /// with a route's.

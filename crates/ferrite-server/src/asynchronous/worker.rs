@@ -11,9 +11,10 @@
 //! running again: only a node that dies mid-call causes a second run.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use ferrite_engine::Timings;
 use ferrite_model::{CallStatus, Millis};
 use ferrite_queue::{Lease, Queue, QueueError};
 use ferrite_store::{CallUpdate, Store, StoreError};
@@ -24,6 +25,7 @@ use tracing::Instrument;
 
 use super::task::QueuedCall;
 use crate::executor::{Answer, Executor, Outcome};
+use crate::metrics::calls::{End, Phase};
 use crate::route_cache::RouteCache;
 
 /// First wait before a failed call runs again; it doubles per attempt.
@@ -198,6 +200,7 @@ impl Workers {
     /// Run the call of `lease` unless it is already settled, and record how
     /// it ended.
     async fn process(&self, lease: &Lease) -> Result<Settle, StoreError> {
+        let began = Instant::now();
         let id = &lease.task.id;
         let queued = match QueuedCall::decode(&lease.task.payload) {
             Ok(queued) => queued,
@@ -228,13 +231,14 @@ impl Workers {
             }
             Err(e) => return Err(e),
         };
-        let (route, app) = (&entry.route, &entry.app);
+        let (route, app, metrics) = (&entry.route, &entry.app, &entry.metrics);
         let started = match self.update(id, CallStatus::Running, None, None, None).await {
             Ok(call) => call,
             // Cancelled since it was read.
             Err(StoreError::IllegalTransition { .. }) => return Ok(Settle::Ack),
             Err(e) => return Err(e),
         };
+        let waiting = Instant::now();
         let Some(_memory) = self.memory_for(route.memory).await else {
             let message = format!(
                 "route memory {} MiB is more than async calls may use on this node ({} MiB)",
@@ -242,14 +246,27 @@ impl Workers {
             );
             self.update(id, CallStatus::Error, Some(&message), None, None)
                 .await?;
+            metrics.ended(End::Rejected, began.elapsed());
             return Ok(Settle::Ack);
         };
+        let memory_wait = waiting.elapsed();
+        metrics.attempt();
         let Outcome {
             mut status,
             mut error,
             answer,
             log,
+            mut end,
+            timings,
         } = self.executor.run(app, route, &queued.request).await;
+        if let Some(timings) = timings {
+            metrics.ran(&Timings {
+                admission: timings.admission + memory_wait,
+                ..timings
+            });
+        }
+        // The answer phase: the output read and recorded.
+        let answering = Instant::now();
         let output = match answer {
             Answer::NotRun { again: true, .. } => {
                 let delay = backoff(lease.attempts);
@@ -263,11 +280,13 @@ impl Workers {
                     None,
                 )
                 .await?;
+                metrics.retry();
                 return Ok(Settle::Release(delay));
             }
             Answer::NotRun { again: false, .. } => {
                 self.update(id, status, error.as_deref(), None, None)
                     .await?;
+                metrics.ended(end, began.elapsed());
                 return Ok(Settle::Ack);
             }
             // Read whole here: a service's task streams its answer.
@@ -277,6 +296,7 @@ impl Workers {
                     Ok(output) => output,
                     Err(e) => {
                         status = CallStatus::Error;
+                        end = End::Error;
                         error = Some(format!("cannot read the function's response: {e}"));
                         Bytes::new()
                     }
@@ -293,10 +313,15 @@ impl Workers {
             tracing::info!(call_id = %id, attempts = started.attempts, error = ?error, delay_ms = delay.as_millis(), "async call failed; it will run again");
             self.update(id, CallStatus::Queued, error.as_deref(), None, Some(&log))
                 .await?;
+            metrics.retry();
             return Ok(Settle::Release(delay));
         }
         self.update(id, status, error.as_deref(), Some(&output), Some(&log))
             .await?;
+        if timings.is_some() {
+            metrics.phase(Phase::Answer, answering.elapsed());
+        }
+        metrics.ended(end, began.elapsed());
         Ok(Settle::Ack)
     }
 

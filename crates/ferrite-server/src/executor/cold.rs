@@ -11,6 +11,8 @@ use ferrite_model::contract::CallFacts;
 use ferrite_model::contract::{output_content_type, payload_parameter, route_call_environment};
 use ferrite_model::{ApiError, App, CallStatus, ErrorKind, Route};
 
+use crate::metrics::calls::End;
+
 use super::{too_large, Answer, CallLog, CallRequest, Executor, Outcome, RunError};
 
 /// Run `call` of `route` in a fresh container.
@@ -69,6 +71,7 @@ fn log_ended(call: &ColdCall, ended: &ferrite_engine::Outcome, elapsed_ms: f64) 
 /// How a cold call ended, as a call status and what its client gets.
 fn outcome(ended: ferrite_engine::Outcome, max_response_bytes: usize) -> Outcome {
     let internal = |message: String| ApiError::new(ErrorKind::Internal, message);
+    let killed = matches!(ended.status, Status::Signaled(_) | Status::OutOfMemory);
     let mut outcome = match ended.status {
         Status::Success => {
             let content_type = output_content_type(&ended.stdout);
@@ -81,6 +84,8 @@ fn outcome(ended: ferrite_engine::Outcome, max_response_bytes: usize) -> Outcome
                 error: None,
                 answer: Answer::Response(response),
                 log: CallLog::empty(),
+                end: End::Success,
+                timings: None,
             }
         }
         Status::Exited(code) => {
@@ -106,6 +111,10 @@ fn outcome(ended: ferrite_engine::Outcome, max_response_bytes: usize) -> Outcome
             internal(format!("cannot start the function: {message}")),
         ),
     };
+    if killed {
+        outcome.end = End::Killed;
+    }
     outcome.log = CallLog::Ready(ended.log);
+    outcome.timings = Some(ended.timings);
     outcome
 }

@@ -10,6 +10,8 @@ use ferrite_model::contract::{route_hot_environment, set_fact_headers, CallFacts
 use ferrite_model::{ApiError, App, CallStatus, ErrorKind, Route};
 use ferrite_wire::{hop_by_hop, HotOutcome};
 
+use crate::metrics::calls::End;
+
 use super::{too_large, Answer, CallLog, CallRequest, Executor, Outcome, RunError};
 
 /// Run `call` of `route` on one of its warm containers.
@@ -71,6 +73,8 @@ pub(super) async fn run(
                 error,
                 answer: Answer::Response(Response::from_parts(parts, Body::from(body))),
                 log: CallLog::empty(),
+                end: End::from(status),
+                timings: None,
             }
         }
         HotOutcome::TimedOut => Outcome::failed(
@@ -84,6 +88,7 @@ pub(super) async fn run(
         ),
     };
     outcome.log = CallLog::Pending(ran.log);
+    outcome.timings = Some(ran.timings);
     // The function's own status when it answered (a failure says its kind).
     let http_status = match &outcome.answer {
         Answer::Response(response) => Some(response.status().as_u16()),

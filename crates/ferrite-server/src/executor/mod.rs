@@ -18,10 +18,11 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Response, Uri};
 use bytes::Bytes;
-use ferrite_engine::{Engine, EngineError, PendingLog};
+use ferrite_engine::{Engine, EngineError, PendingLog, Timings};
 use ferrite_model::{ApiError, App, CallStatus, ErrorKind, Format, Route};
 use ferrite_swarm::ForwardError;
 
+use crate::metrics::calls::End;
 use crate::services::{ServiceError, ServiceState};
 
 /// A call as its client made it, owned so that it can wait in the queue.
@@ -49,6 +50,11 @@ pub struct Outcome {
     /// The function's stderr, capped by the engine (none for a service:
     /// its tasks' stderr is the service's log).
     pub log: CallLog,
+    /// How it ended, for the metrics: `status`, finer (killed) or earlier
+    /// (rejected by the node's admission).
+    pub end: End,
+    /// How long its phases took, when it reached a container or a task.
+    pub timings: Option<Timings>,
 }
 
 /// What a call's client gets.
@@ -150,6 +156,19 @@ impl RunError {
         }
     }
 
+    /// Whether the node's admission turned the call away (no memory, no
+    /// free slot of a hot route within the wait, or more than the node has).
+    fn admission(&self) -> bool {
+        matches!(
+            self,
+            RunError::Engine(
+                EngineError::Overloaded { .. }
+                    | EngineError::Busy { .. }
+                    | EngineError::TooLarge { .. }
+            )
+        )
+    }
+
     /// Whether the function had the call before it failed (it timed out or
     /// broke its answer), so that it counts as a run of the call.
     fn reached_function(&self) -> bool {
@@ -174,6 +193,8 @@ impl Outcome {
             error: Some(error.message.clone()),
             answer: Answer::Failed(error),
             log: CallLog::empty(),
+            end: End::from(status),
+            timings: None,
         }
     }
 
@@ -195,6 +216,12 @@ impl Outcome {
                 again: err.again(),
             },
             log: CallLog::empty(),
+            end: if err.admission() {
+                End::Rejected
+            } else {
+                End::from(status)
+            },
+            timings: None,
         }
     }
 }

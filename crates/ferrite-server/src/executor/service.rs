@@ -7,6 +7,7 @@ use ferrite_model::contract::{set_fact_headers, CallFacts};
 use ferrite_model::{App, CallStatus, Route};
 
 use super::{Answer, CallLog, CallRequest, Outcome, RunError};
+use crate::metrics::calls::End;
 use crate::services::{ServiceError, ServiceState};
 
 /// Run `call` of `route` on its service, when this node runs services.
@@ -38,7 +39,7 @@ pub(super) async fn run(
         request_url: &call.request_url,
     };
     set_fact_headers(request.headers_mut(), &route.app_name, &route.path, &facts);
-    let response = services.call(app, route, request).await?;
+    let (response, timings) = services.call(app, route, request).await?;
     let (status, error) = match response.status() {
         answered if answered.is_success() => (CallStatus::Success, None),
         answered => (
@@ -51,5 +52,7 @@ pub(super) async fn run(
         error,
         answer: Answer::Response(response),
         log: CallLog::empty(),
+        end: End::from(status),
+        timings: Some(timings),
     })
 }

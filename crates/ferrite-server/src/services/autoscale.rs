@@ -56,9 +56,40 @@ pub struct Bounds {
 pub struct Decision {
     pub replicas: u32,
     pub reason: String,
+    /// The reason as one of a few causes (a metric's label).
+    pub cause: Cause,
     pub stable_concurrency: f64,
     pub panic_concurrency: f64,
     pub panicking: bool,
+}
+
+/// Why the replicas are what they are, in one word: `reason` says it in
+/// full, with figures that would make a label unbounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// A call arrived while no replica ran.
+    Activation,
+    /// A burst: the short window's demand rules.
+    Panic,
+    /// The demand averaged over the stable window (or, at zero, fresh
+    /// demand).
+    Demand,
+    /// No call for the idle period: on the way to zero.
+    Idle,
+    /// Held at the route's minimum or maximum.
+    Bounds,
+}
+
+impl Cause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Activation => "activation",
+            Cause::Panic => "panic",
+            Cause::Demand => "demand",
+            Cause::Idle => "idle",
+            Cause::Bounds => "bounds",
+        }
+    }
 }
 
 /// The history of one service's concurrency and the state of its panic.
@@ -151,8 +182,10 @@ impl Autoscaler {
         let idle = now.saturating_duration_since(self.last_active);
         let to_zero =
             self.panic_since.is_none() && bounds.min == 0 && idle >= bounds.scale_to_zero_after;
+        let mut cause = Cause::Demand;
         let (mut wanted, mut reason) = if self.panic_since.is_some() {
             self.panic_replicas = self.panic_replicas.max(want_panic).max(current);
+            cause = Cause::Panic;
             (
                 self.panic_replicas,
                 format!(
@@ -164,6 +197,7 @@ impl Autoscaler {
         } else if to_zero {
             // Not one call for the whole idle period: straight to zero, the
             // stable window's memory of older calls notwithstanding.
+            cause = Cause::Idle;
             (
                 0,
                 format!("no calls for {}s: scaled to zero", idle.as_secs()),
@@ -198,6 +232,7 @@ impl Autoscaler {
                 // Only a route that may go to zero waits to: with a minimum,
                 // the step down is limited like any other.
                 reason = if wanted == 0 && bounds.min == 0 {
+                    cause = Cause::Idle;
                     format!(
                         "idle for {}s of {}s before scaling to zero",
                         idle.as_secs(),
@@ -211,6 +246,7 @@ impl Autoscaler {
         }
         let clamped = wanted.clamp(bounds.min, bounds.max.max(bounds.min));
         if clamped != wanted {
+            cause = Cause::Bounds;
             reason.push_str(&format!(
                 "; bounded to {}..={}",
                 bounds.min,
@@ -220,6 +256,7 @@ impl Autoscaler {
         Decision {
             replicas: clamped,
             reason,
+            cause,
             stable_concurrency: stable,
             panic_concurrency: panic,
             panicking: self.panic_since.is_some(),
@@ -307,6 +344,7 @@ mod tests {
         let d = run(&mut s, t0 + 60 * S, 2, 100.0, &mut replicas, &bounds(0, 20));
         assert!(d.panicking, "{d:?}");
         assert!(d.replicas >= 4, "{d:?}");
+        assert_eq!(d.cause, Cause::Panic);
         let peak = d.replicas;
         // The burst ends: replicas stay at the peak while the panic lasts.
         let d = run(&mut s, t0 + 62 * S, 30, 5.0, &mut replicas, &bounds(0, 20));
@@ -354,6 +392,7 @@ mod tests {
         let d = run(&mut s, t0 + 34 * S, 1, 0.0, &mut replicas, &bounds(0, 5));
         assert_eq!(d.replicas, 0, "{d:?}");
         assert!(d.reason.contains("scaled to zero"), "{d:?}");
+        assert_eq!(d.cause, Cause::Idle);
         // And stays there: the stable window's older calls do not bring
         // a replica back.
         let d = run(&mut s, t0 + 74 * S, 10, 0.0, &mut replicas, &bounds(0, 5));
@@ -392,5 +431,6 @@ mod tests {
         );
         assert_eq!(d.replicas, 4);
         assert!(d.reason.contains("bounded"), "{d:?}");
+        assert_eq!(d.cause, Cause::Bounds);
     }
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use ferrite_engine::Timings;
 use ferrite_model::{App, Route};
 use ferrite_swarm::{Addresses, ForwardError, Forwarded, SwarmError, WatchdogKey};
 use ferrite_wire::headers::{KEY_REFUSED_HEADER, WATCHDOG_KEY_HEADER};
@@ -50,19 +51,23 @@ pub enum ServiceError {
 
 impl Services {
     /// Run `request` (its target the route's path) on `route`'s service and
-    /// answer with its task's response.
+    /// answer with its task's response, and how long its phases took
+    /// (container: waiting for a first task; run: the task's answer).
     pub(crate) async fn call(
         &self,
         app: &App,
         route: &Route,
         request: Request<Bytes>,
-    ) -> Result<Response<Body>, ServiceError> {
+    ) -> Result<(Response<Body>, Timings), ServiceError> {
+        let mut timings = Timings::default();
         let managed = self.for_route(app, route).await?;
         let _in_flight = managed.meter.enter();
         let deadline = Instant::now() + Duration::from_secs(route.timeout);
         // Addresses found ready while the watcher knows none yet.
         let mut ready: Option<Addresses> = None;
         if managed.addresses.borrow().is_empty() {
+            let waiting = Instant::now();
+            timings.cold_start = true;
             self.activate(&managed).await;
             let wait_until = (Instant::now() + self.settings.start_wait).min(deadline);
             ready = Some(
@@ -73,6 +78,7 @@ impl Services {
                         waited_s: self.settings.start_wait.as_secs(),
                     })?,
             );
+            timings.container = waiting.elapsed();
         }
         let addresses = || {
             let known = managed.addresses.borrow().clone();
@@ -100,6 +106,7 @@ impl Services {
                 None => Ok(forwarded),
             }
         };
+        let running = Instant::now();
         let forwarded = tokio::time::timeout_at(deadline.into(), call)
             .await
             .map_err(|_| ServiceError::TimedOut)?
@@ -107,7 +114,8 @@ impl Services {
                 service: managed.name.clone(),
                 source,
             })?;
-        Ok(forwarded.response.map(Body::new))
+        timings.run = running.elapsed();
+        Ok((forwarded.response.map(Body::new), timings))
     }
 
     /// Forward a copy of `request` with `key` in the watchdog's key header

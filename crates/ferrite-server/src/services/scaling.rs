@@ -9,27 +9,36 @@ use ferrite_model::Millis;
 use ferrite_swarm::SwarmError;
 use tokio_util::sync::CancellationToken;
 
-use super::autoscale::Decision;
+use super::autoscale::{Cause, Decision};
 use super::{Managed, Services};
 
 /// How often each service's concurrency is sampled and its replicas decided.
 const TICK: Duration = Duration::from_secs(1);
 
 impl Services {
-    /// Set the replicas of `managed` to `replicas` because of `decision`.
-    async fn scale(&self, managed: &Managed, decision: Decision) {
+    /// Set the replicas of `managed` from `from` to the decision's because
+    /// of `decision`.
+    async fn scale(&self, managed: &Managed, from: u32, decision: Decision) {
         let replicas = decision.replicas;
         match self.swarm.scale(&managed.name, u64::from(replicas)).await {
             Ok(()) => {
                 tracing::info!(service = %managed.name, replicas, reason = %decision.reason, "scaled");
                 self.watcher.changed(&managed.name);
                 let mut control = managed.control();
+                crate::metrics::autoscaler_decision(
+                    &managed.app,
+                    &managed.path,
+                    from,
+                    replicas,
+                    decision.cause.as_str(),
+                );
                 control.replicas = replicas;
                 control.last_change = Some((decision, Millis::now()));
             }
             Err(SwarmError::NotFound(_)) => {
                 // Removed with its route through another node: stop managing it.
                 tracing::info!(service = %managed.name, "service gone; no longer managed here");
+                crate::metrics::service_replicas(&managed.app, &managed.path, 0, 0);
                 self.managed()
                     .remove(&(managed.app.clone(), managed.path.clone()));
                 self.watcher.unwatch(&managed.name);
@@ -63,9 +72,12 @@ impl Services {
                     control.latest = Some(decision.clone());
                     (decision, current)
                 };
-                if decision.replicas != current {
-                    self.scale(&managed, decision).await;
+                let wanted = decision.replicas;
+                if wanted != current {
+                    self.scale(&managed, current, decision).await;
                 }
+                let running = managed.addresses.borrow().len();
+                crate::metrics::service_replicas(&managed.app, &managed.path, wanted, running);
             }
         }
     }
@@ -86,6 +98,7 @@ impl Services {
                 Some(Decision {
                     replicas,
                     reason: "a call arrived with no replica running".to_string(),
+                    cause: Cause::Activation,
                     stable_concurrency: 0.0,
                     panic_concurrency: 0.0,
                     panicking: false,
@@ -93,7 +106,7 @@ impl Services {
             }
         };
         match decision {
-            Some(decision) => self.scale(managed, decision).await,
+            Some(decision) => self.scale(managed, 0, decision).await,
             // Scaled already (or being scaled): make sure we look often.
             None => self.watcher.changed(&managed.name),
         }

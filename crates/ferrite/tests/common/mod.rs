@@ -2,6 +2,7 @@
 //! temporary data directory, and a wait until `/health` answers.
 #![allow(dead_code)] // each test file uses a different part of this helper
 
+pub mod browser;
 pub mod call;
 pub mod calls;
 pub mod cli;

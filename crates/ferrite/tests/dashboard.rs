@@ -1,0 +1,463 @@
+//! The dashboard at `/dashboard`, in a real headless Chromium: it shows a
+//! node's routes and calls, opens a call's output as text (never as HTML),
+//! asks for a token when the node has a key, and its static files carry
+//! their security headers.
+
+mod common;
+
+use std::time::Duration;
+
+use common::browser::{output_dir, screenshot, ChromeDriver};
+use common::{client, create_route, eventually, require_images, token, TestServer};
+use fantoccini::{Client, Locator};
+use serde_json::{json, Value};
+
+/// How long the page may take to show what a test waits for; a bound on a
+/// hung page, not a timing assertion.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Wait until `condition` (a JavaScript expression) is true in the page.
+async fn until(browser: &Client, condition: &str) {
+    let script = format!("return Boolean({condition});");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if browser.execute(&script, vec![]).await.ok() == Some(Value::Bool(true)) {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let text = browser
+                .execute("return document.body.innerText;", vec![])
+                .await
+                .unwrap_or_default();
+            panic!("the page never met {condition}; it shows:\n{text}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn text_of(browser: &Client, css: &str) -> String {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Queue an async call of `path` with `body`; its call id.
+fn enqueue(server: &TestServer, path: &str, body: &str) -> String {
+    let reply = client()
+        .post(format!("{}{path}", server.url))
+        .body(body.to_string())
+        .send()
+        .unwrap();
+    assert_eq!(reply.status(), 202);
+    reply.json::<Value>().unwrap()["call_id"]
+        .as_str()
+        .expect("a call id")
+        .to_string()
+}
+
+#[test]
+fn the_dashboard_shows_routes_calls_and_a_calls_output_as_text() {
+    require_images(&["ferrite/hello"]);
+    let server = TestServer::start();
+    create_route(
+        &server,
+        "dash",
+        json!({"path": "/hello", "image": "ferrite/hello", "type": "async"}),
+    );
+    create_route(
+        &server,
+        "dash",
+        json!({"path": "/sync", "image": "ferrite/hello"}),
+    );
+    let sync = client()
+        .post(format!("{}/r/dash/sync", server.url))
+        .body("{}")
+        .send()
+        .unwrap();
+    assert_eq!(sync.status(), 200);
+    // A function's output is hostile: markup in it must show as text.
+    let id = enqueue(
+        &server,
+        "/r/dash/hello",
+        r#"{"name":"<b id=pwned>Queue</b>"}"#,
+    );
+    assert!(
+        eventually(PATIENCE, || {
+            client()
+                .get(format!("{}/v1/apps/dash/calls/{id}", server.url))
+                .send()
+                .unwrap()
+                .json::<Value>()
+                .unwrap()["call"]["status"]
+                == "success"
+        }),
+        "the async call did not succeed"
+    );
+
+    let driver = ChromeDriver::start();
+    let shots = output_dir("dashboard");
+    runtime().block_on(async {
+        let browser = driver.session(1280, 800).await;
+        browser
+            .goto(&format!("{}/dashboard#overview", server.url))
+            .await
+            .unwrap();
+        // Two scrapes of /metrics: rates have a window.
+        until(&browser, "document.querySelector('#card-calls')").await;
+        until(
+            &browser,
+            "!document.querySelector('#card-calls').textContent.includes('collecting')",
+        )
+        .await;
+        // The route table reads the node's call metrics.
+        until(
+            &browser,
+            "document.querySelector('#routes-table').textContent.includes('/sync')",
+        )
+        .await;
+        assert_eq!(browser.title().await.unwrap(), "Ferrite");
+        screenshot(&browser, &shots, "overview.png").await;
+
+        browser
+            .find(Locator::Css("[data-tab=apps]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until(&browser, "document.querySelector('#apps-list table')").await;
+        let apps = text_of(&browser, "#apps-list").await;
+        for shown in ["dash", "/hello", "/sync", "ferrite/hello", "async", "sync"] {
+            assert!(apps.contains(shown), "{shown} is not in:\n{apps}");
+        }
+        screenshot(&browser, &shots, "apps.png").await;
+
+        browser
+            .find(Locator::Css("[data-tab=calls]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let row = format!("#calls-table tr[data-call-id='{id}']");
+        until(&browser, &format!("document.querySelector(\"{row}\")")).await;
+        let cells = text_of(&browser, &row).await;
+        assert!(cells.contains("success"), "{cells}");
+        assert!(cells.contains("/hello"), "{cells}");
+        // Both calls are listed, the sync one too.
+        until(
+            &browser,
+            "document.querySelectorAll('#calls-table tr[data-call-id]').length === 2",
+        )
+        .await;
+        screenshot(&browser, &shots, "calls.png").await;
+
+        browser
+            .find(Locator::Css(&row))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until(
+            &browser,
+            "document.querySelector('#detail-output').textContent.includes('Hello')",
+        )
+        .await;
+        assert_eq!(
+            text_of(&browser, "#detail-output").await.trim(),
+            "Hello <b id=pwned>Queue</b>!"
+        );
+        let injected = browser
+            .execute("return document.getElementById('pwned') !== null;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(injected, Value::Bool(false), "the output became markup");
+        assert!(text_of(&browser, "#detail-title").await.contains(&id));
+        screenshot(&browser, &shots, "call-detail.png").await;
+        browser
+            .find(Locator::Id("detail-close"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until(&browser, "document.querySelector('#detail').hidden").await;
+
+        browser
+            .find(Locator::Css("[data-tab=services]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until(&browser, "document.querySelector('#services-list table')").await;
+
+        let errors = driver.console_errors(&browser).await;
+        assert!(errors.is_empty(), "console errors: {errors:#?}");
+
+        // A system set to dark gets the dark palette.
+        browser
+            .find(Locator::Css("[data-tab=overview]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until(&browser, "document.querySelector('#routes-table')").await;
+        let background = "return getComputedStyle(document.body).backgroundColor;";
+        let light = browser.execute(background, vec![]).await.unwrap();
+        common::browser::prefer_dark(&driver, &browser).await;
+        let dark = browser.execute(background, vec![]).await.unwrap();
+        assert_ne!(light, dark);
+        assert_eq!(dark, json!("rgb(15, 18, 23)"));
+        screenshot(&browser, &shots, "overview-dark.png").await;
+
+        // Narrow screens: the same page, nothing hidden off the side.
+        common::browser::resize_viewport(&browser, 420, 900).await;
+        browser
+            .find(Locator::Css("[data-tab=overview]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until(&browser, "document.querySelector('#card-calls')").await;
+        let overflow = browser
+            .execute(
+                "return document.documentElement.scrollWidth > window.innerWidth;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            overflow,
+            Value::Bool(false),
+            "the page is wider than the window"
+        );
+        screenshot(&browser, &shots, "overview-narrow.png").await;
+        browser.close().await.unwrap();
+    });
+}
+
+/// The token docs/dashboard.md's recipe makes with `key`: the recipe is
+/// run as the doc shows it.
+fn token_from_the_docs(key: &str) -> String {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/dashboard.md"
+    ))
+    .expect("docs/dashboard.md");
+    let section = doc
+        .split("### A token for the browser")
+        .nth(1)
+        .expect("the doc's token section");
+    let recipe = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the doc's token recipe");
+    let output = std::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", recipe])
+        .env("JWT_AUTH_KEY", key)
+        .output()
+        .expect("bash");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn with_a_key_the_dashboard_asks_for_a_token_and_keeps_it_in_the_tab() {
+    const KEY: &str = "dashboard-test-key";
+    let server = TestServer::start_with_env(&[("JWT_AUTH_KEY", KEY)]);
+    let created = client()
+        .post(format!("{}/v1/apps", server.url))
+        .bearer_auth(token(KEY, 600))
+        .body(json!({"app": {"name": "keyed"}}).to_string())
+        .send()
+        .unwrap();
+    assert_eq!(created.status(), 200);
+
+    let driver = ChromeDriver::start();
+    let shots = output_dir("dashboard");
+    runtime().block_on(async {
+        let browser = driver.session(1280, 800).await;
+        browser
+            .goto(&format!("{}/dashboard#apps", server.url))
+            .await
+            .unwrap();
+        until(&browser, "!document.querySelector('#login').hidden").await;
+        let reason = text_of(&browser, "#login-reason").await;
+        assert!(reason.contains("Authorization"), "{reason}");
+        assert!(!text_of(&browser, "body").await.contains("keyed"));
+
+        let field = browser.find(Locator::Id("token")).await.unwrap();
+        field.send_keys(&token("another-key", 600)).await.unwrap();
+        browser
+            .find(Locator::Css("#login-form button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until(
+            &browser,
+            "document.querySelector('#login-reason').textContent.includes('refused')",
+        )
+        .await;
+        screenshot(&browser, &shots, "login-refused.png").await;
+
+        let field = browser.find(Locator::Id("token")).await.unwrap();
+        field.send_keys(&token_from_the_docs(KEY)).await.unwrap();
+        browser
+            .find(Locator::Css("#login-form button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until(&browser, "document.querySelector('#login').hidden").await;
+        until(
+            &browser,
+            "document.querySelector('#apps-list').textContent.includes('keyed')",
+        )
+        .await;
+        let stored = browser
+            .execute(
+                "return [sessionStorage.length, localStorage.length, document.cookie];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(stored, json!([1, 0, ""]));
+        screenshot(&browser, &shots, "apps-with-token.png").await;
+        browser.close().await.unwrap();
+    });
+}
+
+#[test]
+fn the_shell_is_served_without_auth_with_its_security_headers_and_unknown_files_are_404() {
+    let server = TestServer::start_with_env(&[("JWT_AUTH_KEY", "k")]);
+    let page = client()
+        .get(format!("{}/dashboard", server.url))
+        .send()
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let headers = page.headers().clone();
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.starts_with("default-src 'self';"), "{csp}");
+    assert!(csp.contains("script-src 'self';"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["cache-control"], "no-cache");
+    let html = page.text().unwrap();
+    assert!(html.contains(r#"<script type="module" src="/dashboard/app.js">"#));
+
+    let script = client()
+        .get(format!("{}/dashboard/app.js", server.url))
+        .send()
+        .unwrap();
+    assert_eq!(script.status(), 200);
+    assert_eq!(
+        script.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+
+    for path in ["/dashboard/nope.js", "/dashboard/style.css.map"] {
+        let missing = client()
+            .get(format!("{}{path}", server.url))
+            .send()
+            .unwrap();
+        assert_eq!(missing.status(), 404, "{path}");
+        let body: Value = missing.json().unwrap();
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("no such dashboard file"),
+            "{body}"
+        );
+    }
+
+    // The data stays behind the key.
+    for path in ["/v1/apps", "/metrics"] {
+        let denied = client()
+            .get(format!("{}{path}", server.url))
+            .send()
+            .unwrap();
+        assert_eq!(denied.status(), 401, "{path}");
+    }
+}
+
+/// The overview's arithmetic, run in the browser on the module the node
+/// serves: two scrapes 10 s apart give the rates and quantiles Prometheus'
+/// `rate()` and `histogram_quantile()` would, across a counter reset too.
+#[test]
+fn the_overview_computes_rates_and_quantiles_as_prometheus_does() {
+    let server = TestServer::start();
+    let before = r#"# TYPE ferrite_calls_total counter
+ferrite_calls_total{app="a",route="/r",kind="sync",status="success"} 100
+ferrite_calls_total{app="a",route="/r",kind="sync",status="error"} 4
+ferrite_cold_starts_total{app="a",route="/r"} 10
+ferrite_call_duration_seconds_bucket{app="a",route="/r",kind="sync",le="0.1"} 50
+ferrite_call_duration_seconds_bucket{app="a",route="/r",kind="sync",le="1"} 100
+ferrite_call_duration_seconds_bucket{app="a",route="/r",kind="sync",le="+Inf"} 104
+ferrite_calls_total{app="b",route="/s",kind="async",status="success"} 7
+"#;
+    // 20 more calls of /r in 10 s: 10 under 0.1 s, 8 more under 1 s, 2
+    // above; 5 of them failed and 4 were cold. /s restarted from 0 (a reset).
+    let after = r#"ferrite_calls_total{app="a",route="/r",kind="sync",status="success"} 115
+ferrite_calls_total{app="a",route="/r",kind="sync",status="error"} 9
+ferrite_cold_starts_total{app="a",route="/r"} 14
+ferrite_call_duration_seconds_bucket{app="a",route="/r",kind="sync",le="0.1"} 60
+ferrite_call_duration_seconds_bucket{app="a",route="/r",kind="sync",le="1"} 118
+ferrite_call_duration_seconds_bucket{app="a",route="/r",kind="sync",le="+Inf"} 124
+ferrite_calls_total{app="b",route="/s",kind="async",status="success"} 3
+"#;
+    let driver = ChromeDriver::start();
+    runtime().block_on(async {
+        let browser = driver.session(800, 600).await;
+        browser
+            .goto(&format!("{}/dashboard", server.url))
+            .await
+            .unwrap();
+        let script = "const [before, after, done] = arguments;
+            import('/dashboard/prom.js').then((prom) => {
+                const w = prom.between(prom.snapshot(before, 0), prom.snapshot(after, 10000));
+                const r = w.routes.find((x) => x.route === '/r');
+                const s = w.routes.find((x) => x.route === '/s');
+                done([r.callsPerSec, r.errorsPerSec, r.coldShare, r.p50, r.p95, s.callsPerSec]);
+            }, (e) => done(String(e)));";
+        let figures = browser
+            .execute_async(script, vec![json!(before), json!(after)])
+            .await
+            .unwrap();
+        let figures: Vec<f64> = serde_json::from_value(figures.clone())
+            .unwrap_or_else(|_| panic!("the module failed: {figures}"));
+        // p50: rank 10 of 20 is the 10th of the 10 under 0.1 s: 0.1.
+        // p95: rank 19 is past the 18 under 1 s: the last finite bound, 1.
+        let expected = [2.0, 0.5, 0.2, 0.1, 1.0, 0.3];
+        for (got, want) in figures.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-9, "{figures:?} != {expected:?}");
+        }
+        assert_eq!(figures.len(), expected.len());
+        browser.close().await.unwrap();
+    });
+}
