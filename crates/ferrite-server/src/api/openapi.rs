@@ -5,16 +5,18 @@
 //! handler's own `#[utoipa::path]`, so a handler is served exactly where the
 //! document says. This module holds the rest of the document: its title and
 //! tags, the security schemes, the token requirement of the groups behind
-//! the management gate, and OpenAPI's spelling of axum's wildcard paths.
+//! the management gate, OpenAPI's spelling of axum's wildcard paths, and the
+//! entries of the dashboard, whose static pages are plain axum routes.
 
 use std::sync::Arc;
 
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::{Extension, Json, Router};
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
-use utoipa::{Modify, PartialSchema, ToSchema};
+use utoipa::{Modify, OpenApi as _, PartialSchema, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
 
 use super::error::ErrorBody;
 
