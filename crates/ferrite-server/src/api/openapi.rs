@@ -11,12 +11,11 @@
 use std::sync::Arc;
 
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
-use utoipa::{Modify, OpenApi as _, PartialSchema, ToSchema};
-use utoipa_axum::router::OpenApiRouter;
+use utoipa::{Modify, PartialSchema, ToSchema};
 
 use super::error::ErrorBody;
 
