@@ -86,9 +86,10 @@ fn matches_documented(path: &str, documented: &BTreeSet<&str>) -> bool {
         let wanted: Vec<&str> = template.split('/').collect();
         let rest = wanted.last() == Some(&"{path}") && given.len() > wanted.len();
         (given.len() == wanted.len() || rest)
-            && wanted.iter().zip(&given).all(|(w, g)| {
-                w == g || (w.starts_with('{') && w.ends_with('}') && !g.is_empty())
-            })
+            && wanted
+                .iter()
+                .zip(&given)
+                .all(|(w, g)| w == g || (w.starts_with('{') && w.ends_with('}') && !g.is_empty()))
     })
 }
 
