@@ -12,7 +12,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, HOST, ORIGIN};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -61,7 +61,8 @@ impl Management {
                     .extensions()
                     .get::<ConnectInfo<SocketAddr>>()
                     .map(|ConnectInfo(addr)| addr.ip());
-                local_client(peer, request.headers())
+                local_client(peer, request.headers())?;
+                same_site_browser(request.headers())
             }
         }
     }
@@ -89,6 +90,48 @@ fn local_client(peer: Option<IpAddr>, headers: &HeaderMap) -> Result<(), ApiErro
         )));
     }
     Ok(())
+}
+
+/// Without a key: refuse what a browser sends for another site's page to a
+/// loopback node (see the module's docs). Clients that are not browsers
+/// send neither `Origin` nor `Sec-Fetch-Site`, and name the node as they
+/// reached it.
+fn same_site_browser(headers: &HeaderMap) -> Result<(), ApiError> {
+    let host = headers
+        .get(HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !host.is_empty() && !loopback_host(host) {
+        return Err(ApiError::unauthorized(format!(
+            "while no key is set the management API answers only requests that name the node              as localhost or by its address, not {host:?} (a page of another site can rebind              its name to this machine): use http://127.0.0.1:<port>, or set JWT_AUTH_KEY"
+        )));
+    }
+    let cross_site = headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
+    let origin = headers.get(ORIGIN).and_then(|v| v.to_str().ok());
+    let foreign_origin = origin.is_some_and(|origin| {
+        let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+        !authority.eq_ignore_ascii_case(host)
+    });
+    if cross_site || foreign_origin {
+        return Err(ApiError::unauthorized(
+            "a browser sent this request for a page of another site; while no key is set the              management API answers only its own pages (the dashboard) and clients that are              not browsers",
+        ));
+    }
+    Ok(())
+}
+
+/// A `Host` value that names this machine without DNS: `localhost` (and
+/// names under it, RFC 6761) or an IP address, with or without a port.
+fn loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        // `[::1]:8080`: an IPv6 address in brackets.
+        Some(rest) => return rest.split_once(']').is_some_and(|(ip, _)| ip.parse::<IpAddr>().is_ok()),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost" || name.ends_with(".localhost") || name.parse::<IpAddr>().is_ok()
 }
 
 /// 127.0.0.0/8, ::1, and IPv4-mapped loopback (`::ffff:127.0.0.1`, as a
@@ -249,6 +292,39 @@ mod tests {
             headers.insert(name, HeaderValue::from_static("for=192.0.2.9"));
             let err = local_client(Some("127.0.0.1".parse().unwrap()), &headers).unwrap_err();
             assert!(err.message.contains(header), "{header}");
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn browsers_reach_a_keyless_node_only_from_its_own_pages() {
+        for ok in [
+            vec![],
+            vec![("host", "127.0.0.1:8080")],
+            vec![("host", "localhost:8080")],
+            vec![("host", "[::1]:8080")],
+            vec![("host", "app.localhost")],
+            vec![("host", "127.0.0.1:8080"), ("origin", "http://127.0.0.1:8080")],
+            vec![("host", "localhost:8080"), ("sec-fetch-site", "same-origin")],
+        ] {
+            assert!(same_site_browser(&headers(&ok)).is_ok(), "{ok:?}");
+        }
+        for refused in [
+            vec![("host", "evil.example:8080")],
+            vec![("host", "localhost.evil.example")],
+            vec![("host", "127.0.0.1:8080"), ("origin", "http://evil.example")],
+            vec![("host", "127.0.0.1:8080"), ("origin", "http://127.0.0.1:9999")],
+            vec![("host", "127.0.0.1:8080"), ("origin", "null")],
+            vec![("host", "127.0.0.1:8080"), ("sec-fetch-site", "cross-site")],
+        ] {
+            assert!(same_site_browser(&headers(&refused)).is_err(), "{refused:?}");
         }
     }
 }
