@@ -248,6 +248,16 @@ fn calls_containers_queue_api_and_process_are_measured() {
         }),
         "the queue depth comes back to 0"
     );
+    // The cold route keeps a container started ahead for its next call.
+    let prestarted = [("app", "m"), ("route", "/cold"), ("state", "prestarted")];
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            Scrape::take(&server)
+                .get("ferrite_containers", &prestarted)
+                .is_some_and(|n| n >= 1.0)
+        }),
+        "a container started ahead is counted"
+    );
     let text = scrape_text(&server);
     assert_promtool_accepts(&text);
     let scrape = Scrape(parse(&text));
