@@ -240,7 +240,7 @@ impl Engine {
                 )
             }
         };
-        timings.container = taking.elapsed() - timings.admission;
+        timings.container = taking.elapsed().saturating_sub(timings.admission);
         let mut outcome = cold::run(started, call, self.limits, prestarted).await?;
         outcome.timings = Timings {
             run: outcome.timings.run,

@@ -116,7 +116,13 @@ fn call(http: &Client, server: &TestServer, path: &str) -> (u16, Option<String>)
 
 #[test]
 fn calls_containers_queue_api_and_process_are_measured() {
-    require_images(&["ferrite/hello", "ferrite/hot-hello"]);
+    require_images(&[
+        "ferrite/hello",
+        "ferrite/hot-hello",
+        "ferrite/fail",
+        "ferrite/sleep",
+        "ferrite/oom",
+    ]);
     let server = TestServer::start();
     let http = client();
     create_route(
@@ -134,6 +140,22 @@ fn calls_containers_queue_api_and_process_are_measured() {
         "m",
         json!({"path": "/later", "image": "ferrite/hello", "type": "async"}),
     );
+    // One call that fails, one that times out, one the OOM killer ends.
+    create_route(
+        &server,
+        "bad",
+        json!({"path": "/fail", "image": "ferrite/fail", "config": {"EXIT_CODE": "3"}}),
+    );
+    create_route(
+        &server,
+        "bad",
+        json!({"path": "/slow", "image": "ferrite/sleep", "timeout": 1}),
+    );
+    create_route(
+        &server,
+        "bad",
+        json!({"path": "/oom", "image": "ferrite/oom", "memory": 16}),
+    );
     let mut call_ids = Vec::new();
 
     const COLD: usize = 3;
@@ -149,6 +171,15 @@ fn calls_containers_queue_api_and_process_are_measured() {
         assert_eq!(status, 200);
         call_ids.extend(id);
     }
+    for (path, expected) in [("/r/bad/fail", 500), ("/r/bad/oom", 500)] {
+        assert_eq!(call(&http, &server, path).0, expected, "{path}");
+    }
+    let slow = http
+        .post(format!("{}/r/bad/slow", server.url))
+        .body("30")
+        .send()
+        .unwrap();
+    assert_eq!(slow.status(), 504);
     let mut queued = Vec::new();
     for _ in 0..ASYNC {
         let (status, id) = call(&http, &server, "/r/m/later");
@@ -217,6 +248,16 @@ fn calls_containers_queue_api_and_process_are_measured() {
         }),
         "the queue depth comes back to 0"
     );
+    // The cold route keeps a container started ahead for its next call.
+    let prestarted = [("app", "m"), ("route", "/cold"), ("state", "prestarted")];
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            Scrape::take(&server)
+                .get("ferrite_containers", &prestarted)
+                .is_some_and(|n| n >= 1.0)
+        }),
+        "a container started ahead is counted"
+    );
     let text = scrape_text(&server);
     assert_promtool_accepts(&text);
     let scrape = Scrape(parse(&text));
@@ -239,6 +280,10 @@ fn calls_containers_queue_api_and_process_are_measured() {
     assert_eq!(calls("m", "/later", "async", "success"), ASYNC as f64);
     assert_eq!(calls("lim", "/hot", "sync", "success"), admitted as f64);
     assert_eq!(calls("lim", "/hot", "sync", "rejected"), rejected as f64);
+    assert_eq!(calls("bad", "/fail", "sync", "error"), 1.0);
+    assert_eq!(calls("bad", "/slow", "sync", "timeout"), 1.0);
+    assert_eq!(calls("bad", "/oom", "sync", "killed"), 1.0);
+    assert_eq!(calls("bad", "/oom", "sync", "error"), 0.0);
 
     // Whole calls and their phases: one observation per call that ran.
     for (route, kind, count) in [

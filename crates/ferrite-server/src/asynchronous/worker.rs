@@ -265,7 +265,8 @@ impl Workers {
                 ..timings
             });
         }
-        // The answer phase: the output read and recorded.
+        // The answer phase: the output read and recorded (each run has its
+        // phases; the call, its end and duration once, when final).
         let answering = Instant::now();
         let output = match answer {
             Answer::NotRun { again: true, .. } => {
@@ -313,6 +314,9 @@ impl Workers {
             tracing::info!(call_id = %id, attempts = started.attempts, error = ?error, delay_ms = delay.as_millis(), "async call failed; it will run again");
             self.update(id, CallStatus::Queued, error.as_deref(), None, Some(&log))
                 .await?;
+            if timings.is_some() {
+                metrics.phase(Phase::Answer, answering.elapsed());
+            }
             metrics.retry();
             return Ok(Settle::Release(delay));
         }
