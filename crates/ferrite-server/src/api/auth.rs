@@ -127,7 +127,11 @@ fn same_site_browser(headers: &HeaderMap) -> Result<(), ApiError> {
 fn loopback_host(host: &str) -> bool {
     let name = match host.strip_prefix('[') {
         // `[::1]:8080`: an IPv6 address in brackets.
-        Some(rest) => return rest.split_once(']').is_some_and(|(ip, _)| ip.parse::<IpAddr>().is_ok()),
+        Some(rest) => {
+            return rest
+                .split_once(']')
+                .is_some_and(|(ip, _)| ip.parse::<IpAddr>().is_ok())
+        }
         None => host.rsplit_once(':').map_or(host, |(name, _)| name),
     };
     let name = name.trim_end_matches('.').to_ascii_lowercase();
@@ -311,20 +315,35 @@ mod tests {
             vec![("host", "localhost:8080")],
             vec![("host", "[::1]:8080")],
             vec![("host", "app.localhost")],
-            vec![("host", "127.0.0.1:8080"), ("origin", "http://127.0.0.1:8080")],
-            vec![("host", "localhost:8080"), ("sec-fetch-site", "same-origin")],
+            vec![
+                ("host", "127.0.0.1:8080"),
+                ("origin", "http://127.0.0.1:8080"),
+            ],
+            vec![
+                ("host", "localhost:8080"),
+                ("sec-fetch-site", "same-origin"),
+            ],
         ] {
             assert!(same_site_browser(&headers(&ok)).is_ok(), "{ok:?}");
         }
         for refused in [
             vec![("host", "evil.example:8080")],
             vec![("host", "localhost.evil.example")],
-            vec![("host", "127.0.0.1:8080"), ("origin", "http://evil.example")],
-            vec![("host", "127.0.0.1:8080"), ("origin", "http://127.0.0.1:9999")],
+            vec![
+                ("host", "127.0.0.1:8080"),
+                ("origin", "http://evil.example"),
+            ],
+            vec![
+                ("host", "127.0.0.1:8080"),
+                ("origin", "http://127.0.0.1:9999"),
+            ],
             vec![("host", "127.0.0.1:8080"), ("origin", "null")],
             vec![("host", "127.0.0.1:8080"), ("sec-fetch-site", "cross-site")],
         ] {
-            assert!(same_site_browser(&headers(&refused)).is_err(), "{refused:?}");
+            assert!(
+                same_site_browser(&headers(&refused)).is_err(),
+                "{refused:?}"
+            );
         }
     }
 }

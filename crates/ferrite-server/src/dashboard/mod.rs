@@ -18,9 +18,9 @@ use axum::http::header::{
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use ferrite_model::ApiError;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use ferrite_model::ApiError;
 
 use crate::api::Error;
 
