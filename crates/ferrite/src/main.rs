@@ -9,13 +9,16 @@ mod output;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "ferrite",
     version,
-    about = "Ferrite: serverless functions on Docker and Swarm"
+    about = "Ferrite: serverless functions on Docker and Swarm",
+    // `ferrite` alone shows the commands, as `cargo` alone does (see main).
+    arg_required_else_help = true
 )]
 struct Cli {
     #[command(subcommand)]
@@ -42,6 +45,8 @@ enum Command {
     /// What every route of a node is doing now: calls/s, errors/s, latency,
     /// cold starts and containers, from its /metrics.
     Top(commands::top::TopArgs),
+    /// Print the completion script of a shell (README.md: "Install").
+    Completion(commands::completion::CompletionArgs),
     /// Serve a function image's command over HTTP: the entry point of a
     /// service image (docs/watchdog.md).
     Watchdog(Box<ferrite_watchdog::WatchdogConfig>),
@@ -50,6 +55,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        // `ferrite` alone: asking what there is is not a mistake, so the
+        // help goes to stdout with exit 0 (clap's own choice is exit 2).
+        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = Cli::command().print_help();
+            return ExitCode::SUCCESS;
+        }
         Err(e) if e.use_stderr() => {
             // One plain line (clap's first), not the usage block: scripts and
             // people both read the cause at once.
@@ -98,6 +109,7 @@ fn main() -> ExitCode {
             Command::Services(command) => commands::services::run(command).await,
             Command::Top(args) => commands::top::run(args).await,
             Command::Watchdog(config) => commands::watchdog::run(*config).await,
+            Command::Completion(args) => commands::completion::run(args, &mut Cli::command()),
         }
     });
     match result {
@@ -107,5 +119,19 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// clap's own check of the model: among others, no short flag (`-m`,
+    /// `-t`, `-i`, `-c`, `-j`, ...) is taken twice in one command.
+    #[test]
+    fn commands_are_consistent() {
+        Cli::command().debug_assert();
     }
 }

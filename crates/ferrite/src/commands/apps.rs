@@ -67,7 +67,7 @@ pub struct AppWrite {
 pub struct AppFields {
     /// Config given to every function of the app as an environment variable
     /// (repeatable; in an update, `KEY=` removes it).
-    #[arg(long = "config", value_name = "KEY=VALUE")]
+    #[arg(long = "config", short = 'c', value_name = "KEY=VALUE")]
     config: Vec<String>,
     #[command(flatten)]
     limits: LimitFlags,

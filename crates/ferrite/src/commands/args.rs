@@ -1,5 +1,5 @@
 //! What several verbs parse alike: `KEY=VALUE` pairs, one-key config
-//! changes, route paths, and objects built from the flags given.
+//! changes, durations, route paths, and objects built from the flags given.
 
 use anyhow::bail;
 use ferrite_model::Config;
@@ -69,6 +69,21 @@ pub fn config_change(
     Ok(Map::from_iter([("config".to_string(), json!(config))]))
 }
 
+/// A duration flag's value as the whole seconds the API takes: bare seconds
+/// (`30`) or humantime's notation (`30s`, `2m`, `1h 30m`). A clap value
+/// parser, so that a bad value is one line and exit 2 like any bad flag.
+pub fn parse_seconds(text: &str) -> Result<u64, String> {
+    if let Ok(seconds) = text.trim().parse::<u64>() {
+        return Ok(seconds);
+    }
+    let duration = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{e}; expected seconds or a duration such as 30s, 2m or 1h"))?;
+    if duration.subsec_nanos() != 0 {
+        return Err("expected a whole number of seconds, as in 2s or 1m 30s".into());
+    }
+    Ok(duration.as_secs())
+}
+
 /// Route paths are absolute; `hello` is taken to mean `/hello`.
 pub fn absolute(path: &str) -> String {
     if path.starts_with('/') {
@@ -103,5 +118,18 @@ mod tests {
             "invalid --config \"nope\": expected KEY=VALUE"
         );
         assert!(parse_pairs("--config", &["=1".to_string()]).is_err());
+    }
+
+    #[test]
+    fn seconds_or_durations() {
+        assert_eq!(parse_seconds("300"), Ok(300));
+        assert_eq!(parse_seconds("30s"), Ok(30));
+        assert_eq!(parse_seconds("2m"), Ok(120));
+        assert_eq!(parse_seconds("1h 30m"), Ok(5400));
+        assert_eq!(parse_seconds(" 90s "), Ok(90));
+        assert!(parse_seconds("1500ms").is_err());
+        assert!(parse_seconds("soon").is_err());
+        assert!(parse_seconds("-5").is_err());
+        assert!(parse_seconds("").is_err());
     }
 }

@@ -4,6 +4,7 @@
 pub mod apps;
 mod args;
 pub mod calls;
+pub mod completion;
 pub mod routes;
 pub mod server;
 pub mod services;

@@ -31,7 +31,7 @@ pub struct TopArgs {
     #[arg(long)]
     once: bool,
     /// With --once: print the rows as JSON.
-    #[arg(long, requires = "once")]
+    #[arg(long, short = 'j', requires = "once")]
     json: bool,
     #[command(flatten)]
     api: ApiArgs,

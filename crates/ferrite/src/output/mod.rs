@@ -26,7 +26,7 @@ pub use self::services::services_table;
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct OutputArgs {
     /// Print the server's JSON object(s) instead of a table or a message.
-    #[arg(long)]
+    #[arg(long, short = 'j')]
     pub json: bool,
 }
 

@@ -9,13 +9,13 @@ use serde_json::{json, Map, Value};
 
 use super::confinement_flags::ConfinementFields;
 use super::service_flags::ServiceFields;
-use crate::commands::args::{given_fields, parse_pairs, split_pair};
+use crate::commands::args::{given_fields, parse_pairs, parse_seconds, split_pair};
 
 /// The optional settings of a route, shared by `create` and `update`.
 #[derive(Debug, Args)]
 pub struct RouteFields {
     /// Memory limit of the function's container in MiB [server default: 128].
-    #[arg(long, value_name = "MIB")]
+    #[arg(long, short = 'm', value_name = "MIB")]
     memory: Option<u64>,
     /// Whether callers wait for the answer (sync) or get a call id (async) [server default: sync].
     #[arg(long = "type", value_name = "TYPE", value_parser = ["sync", "async"])]
@@ -26,11 +26,12 @@ pub struct RouteFields {
     /// Most hot containers of the route per node [server default: 1].
     #[arg(long, value_name = "N")]
     max_concurrency: Option<u64>,
-    /// Time limit of one call in seconds [server default: 30].
-    #[arg(long, value_name = "SECONDS")]
+    /// Time limit of one call, as seconds or as 30s, 2m [server default: 30s].
+    #[arg(long, short = 't', value_name = "DURATION", value_parser = parse_seconds)]
     timeout: Option<u64>,
-    /// Seconds a hot container waits for work before it stops [server default: 30].
-    #[arg(long, value_name = "SECONDS")]
+    /// Time a hot container waits for work before it stops, as seconds or
+    /// as 30s, 2m [server default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_seconds)]
     idle_timeout: Option<u64>,
     /// Times an async call whose function fails is run again (0 to 10) [server default: 0].
     #[arg(long, value_name = "N")]
@@ -40,7 +41,7 @@ pub struct RouteFields {
     headers: Vec<String>,
     /// Config given to the function as an environment variable (repeatable;
     /// in an update, `KEY=` removes it).
-    #[arg(long = "config", value_name = "KEY=VALUE")]
+    #[arg(long = "config", short = 'c', value_name = "KEY=VALUE")]
     config: Vec<String>,
     /// Require calls to carry an HS256 bearer token signed with the key in
     /// FILE (its content, one trailing newline removed; `/dev/stdin` reads

@@ -53,7 +53,7 @@ pub enum RoutesCommand {
         app: String,
         path: String,
         /// Docker image of the function.
-        #[arg(long)]
+        #[arg(long, short = 'i')]
         image: Option<String>,
         #[command(flatten)]
         fields: RouteFields,

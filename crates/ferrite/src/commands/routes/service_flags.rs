@@ -4,7 +4,7 @@
 use clap::Args;
 use serde_json::{json, Value};
 
-use crate::commands::args::{given_fields, parse_pairs};
+use crate::commands::args::{given_fields, parse_pairs, parse_seconds};
 
 /// The ids of the `--service*` flags, which `--no-service` excludes.
 pub(super) const SERVICE_FLAGS: [&str; 8] = [
@@ -98,34 +98,9 @@ impl ServiceFields {
     }
 }
 
-/// A duration given as whole seconds (`300`) or in humantime's notation
-/// (`5m`, `1h 30m`), as a number of seconds.
-fn parse_seconds(text: &str) -> Result<u64, String> {
-    if let Ok(seconds) = text.trim().parse::<u64>() {
-        return Ok(seconds);
-    }
-    let duration = humantime::parse_duration(text)
-        .map_err(|e| format!("{e}: expected seconds or a duration such as 90s, 5m or 1h"))?;
-    if duration.subsec_nanos() != 0 {
-        return Err("expected a whole number of seconds".into());
-    }
-    Ok(duration.as_secs())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn seconds_or_durations() {
-        assert_eq!(parse_seconds("300"), Ok(300));
-        assert_eq!(parse_seconds("5m"), Ok(300));
-        assert_eq!(parse_seconds("1h 30m"), Ok(5400));
-        assert_eq!(parse_seconds("90s"), Ok(90));
-        assert!(parse_seconds("1500ms").is_err());
-        assert!(parse_seconds("soon").is_err());
-        assert!(parse_seconds("-5").is_err());
-    }
 
     fn service_json(args: &[&str]) -> Option<Value> {
         use clap::Parser;
