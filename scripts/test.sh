@@ -28,7 +28,7 @@ docker version --format 'engine {{.Server.Version}}, API {{.Server.APIVersion}}'
 
 step "Debian packages the tests use"
 # Installed once here, not by tests running in parallel (dpkg has one lock).
-apt_install busybox-static docker-registry apache2-utils nginx libnginx-mod-stream openssl curl redis-server postgresql haproxy prometheus chromium chromium-driver
+apt_install busybox-static docker-registry apache2-utils nginx libnginx-mod-stream openssl curl redis-server postgresql haproxy prometheus chromium chromium-driver zsh fish
 
 LOG=$(mktemp)
 SWARM=

@@ -5,10 +5,10 @@
 mod common;
 
 use common::cli::{
-    error_line, fails, field, first_column, header, ok, ok_cmd, ok_json, run_cmd, unreachable_cmd,
-    values,
+    error_line, fails, field, first_column, header, ok, ok_cmd, ok_json, run, run_cmd,
+    unreachable_cmd, values,
 };
-use common::{ferrite_cmd, TestServer};
+use common::{ferrite_cmd, ferrite_cmd_at, TestServer};
 use serde_json::Value;
 
 /// A server with the app `myapp`, and in it a route of `ferrite/hello` at
@@ -519,4 +519,217 @@ fn jwt_auth() {
             "{key:?}: {err}"
         );
     }
+}
+
+/// `ferrite` alone shows its commands on stdout and exits 0, as `cargo` does.
+#[test]
+fn ferrite_alone_prints_the_help() {
+    let out = run_cmd(ferrite_cmd_at("http://127.0.0.1:9"), &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+    assert!(stdout.contains("Usage: ferrite <COMMAND>"), "{stdout}");
+    for command in ["server", "apps", "routes", "calls", "top", "completion"] {
+        assert!(
+            stdout.lines().any(|l| l.trim_start().starts_with(command)),
+            "{command} missing from: {stdout}"
+        );
+    }
+}
+
+/// A shell's completion script is non-empty and names the commands and flags.
+fn completion_script(shell: &str) -> String {
+    let script = ok_cmd(ferrite_cmd_at("http://127.0.0.1:9"), &["completion", shell]);
+    for word in ["routes", "completion", "timeout", "idle-timeout"] {
+        assert!(script.contains(word), "{shell} script lacks {word}");
+    }
+    script
+}
+
+/// Run `shell` with `args`; it must succeed; its stdout.
+fn shell_ok(shell: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(shell)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {shell} (scripts/test.sh installs it): {e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{shell} {args:?}: {stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The README's completion commands, run as written in a fresh HOME, install
+/// scripts that each real shell accepts and that complete `ferrite ro` to
+/// `routes` (bash and fish; zsh's completion needs a terminal, so zsh only
+/// checks the script's syntax).
+#[test]
+fn readme_completion_commands_install_working_scripts() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("README.md");
+    let install = readme
+        .split("## Install")
+        .nth(1)
+        .and_then(|part| part.split("\n## ").next())
+        .expect("README has an Install part");
+    let block = install
+        .split("```sh\n")
+        .filter_map(|rest| rest.split("```").next())
+        .find(|block| block.contains("ferrite completion"))
+        .expect("the Install part shows the completion commands");
+    let commands: Vec<&str> = block
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .collect();
+    assert_eq!(commands.len(), 6, "{block}");
+
+    let home = tempfile::tempdir().unwrap();
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_ferrite"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for command in &commands {
+        let out = std::process::Command::new("bash")
+            .args(["-e", "-c", command])
+            .env("HOME", home.path())
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{command}: {out:?}");
+    }
+
+    let installed = |rel: &str| {
+        let file = home.path().join(rel);
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        (file.display().to_string(), text)
+    };
+    let (bash_file, bash) = installed(".local/share/bash-completion/completions/ferrite");
+    assert_eq!(bash, completion_script("bash"));
+    shell_ok("bash", &["-n", &bash_file]);
+    let offered = shell_ok(
+        "bash",
+        &[
+            "-c",
+            &format!(
+                "source {bash_file}; COMP_WORDS=(ferrite ro); COMP_CWORD=1; \
+                 _ferrite ferrite ro ferrite; echo \"${{COMPREPLY[@]}}\"; \
+                 COMP_WORDS=(ferrite routes create --idle); COMP_CWORD=3; \
+                 _ferrite ferrite --idle create; echo \"${{COMPREPLY[@]}}\""
+            ),
+        ],
+    );
+    assert_eq!(offered, "routes\n--idle-timeout\n");
+
+    let (zsh_file, zsh) = installed(".zfunc/_ferrite");
+    assert_eq!(zsh, completion_script("zsh"));
+    shell_ok("zsh", &["-n", &zsh_file]);
+
+    let (fish_file, fish) = installed(".config/fish/completions/ferrite.fish");
+    assert_eq!(fish, completion_script("fish"));
+    shell_ok("fish", &["--no-execute", &fish_file]);
+    let offered = shell_ok(
+        "fish",
+        &[
+            "--no-config",
+            "-c",
+            &format!("source {fish_file}; complete --do-complete 'ferrite ro'"),
+        ],
+    );
+    assert!(offered.starts_with("routes\t"), "{offered}");
+}
+
+/// The README's install command builds the crate at a path that exists and
+/// whose binary is `ferrite`. Running `cargo install` itself takes minutes,
+/// too slow for the suite.
+#[test]
+fn readme_install_command_names_the_ferrite_crate() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let command = readme
+        .lines()
+        .find(|l| l.starts_with("cargo install "))
+        .expect("README shows a cargo install command");
+    assert_eq!(command, "cargo install --locked --path crates/ferrite");
+    let manifest: toml::Table = std::fs::read_to_string(root.join("crates/ferrite/Cargo.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(manifest["package"]["name"].as_str(), Some("ferrite"));
+    let bins = manifest["bin"].as_array().unwrap();
+    assert_eq!(bins.len(), 1);
+    assert_eq!(bins[0]["name"].as_str(), Some("ferrite"));
+    // And that is the binary these tests run.
+    assert!(env!("CARGO_BIN_EXE_ferrite").ends_with("/ferrite"));
+}
+
+/// Durations take units or seconds; the server stores seconds.
+#[test]
+fn durations_take_units() {
+    let server = start_with_myapp(&[]);
+    let create = |path: &str, flags: &[&str]| {
+        let args = [&["routes", "create", "myapp", path, "ferrite/hello"], flags].concat();
+        ok_json(&server, &args)
+    };
+    let route = create("/a", &["--timeout", "30s", "--idle-timeout", "2m"]);
+    assert_eq!(
+        (route["timeout"].as_u64(), route["idle_timeout"].as_u64()),
+        (Some(30), Some(120))
+    );
+    let route = create("/b", &["-t", "45", "-m", "256", "-c", "A=1"]);
+    assert_eq!(route["timeout"].as_u64(), Some(45));
+    assert_eq!(route["memory"].as_u64(), Some(256));
+    assert_eq!(route["config"]["A"], "1");
+    let route = ok_json(
+        &server,
+        &[
+            "routes",
+            "update",
+            "myapp",
+            "/b",
+            "-t",
+            "1m 30s",
+            "-i",
+            "ferrite/echo",
+        ],
+    );
+    assert_eq!(route["timeout"].as_u64(), Some(90));
+    assert_eq!(route["image"], "ferrite/echo");
+    // What the server stored, read back with the short JSON flag.
+    let stored: Value =
+        serde_json::from_str(&ok(&server, &["routes", "inspect", "myapp", "/a", "-j"])).unwrap();
+    assert_eq!(stored["idle_timeout"].as_u64(), Some(120));
+}
+
+/// A bad duration is one line naming the flag, exit 2, and nothing is sent.
+#[test]
+fn bad_duration_is_one_line() {
+    let server = start_with_myapp(&[]);
+    for (flag, value) in [
+        ("--timeout", "soon"),
+        ("--idle-timeout", "1500ms"),
+        ("-t", "1x"),
+    ] {
+        let args = [
+            "routes",
+            "create",
+            "myapp",
+            "/a",
+            "ferrite/hello",
+            flag,
+            value,
+        ];
+        let err = common::cli::only_error_line(&run(&server, &args), 2, &args);
+        assert!(
+            err.contains("--timeout") || err.contains("--idle-timeout"),
+            "{err}"
+        );
+        assert!(err.contains(value), "{err}");
+    }
+    assert_eq!(
+        ok_json(&server, &["routes", "list", "myapp"]),
+        serde_json::json!([])
+    );
 }
