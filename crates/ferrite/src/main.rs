@@ -55,10 +55,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        // `ferrite` alone: asking what there is is not a mistake, so the
-        // help goes to stdout with exit 0 (clap's own choice is exit 2).
+        // `ferrite` (or `ferrite routes`) alone: asking what there is is not
+        // a mistake, so that command's help goes to stdout with exit 0, as
+        // `cargo` alone does (clap's own choice is stderr and exit 2).
         Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let _ = Cli::command().print_help();
+            print!("{}", e.render());
             return ExitCode::SUCCESS;
         }
         Err(e) if e.use_stderr() => {

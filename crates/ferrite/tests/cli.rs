@@ -521,19 +521,34 @@ fn jwt_auth() {
     }
 }
 
-/// `ferrite` alone shows its commands on stdout and exits 0, as `cargo` does.
+/// `ferrite` alone, or a command group alone, shows its commands on stdout
+/// (plain text, no colour codes) and exits 0, as `cargo` does.
 #[test]
 fn ferrite_alone_prints_the_help() {
-    let out = run_cmd(ferrite_cmd_at("http://127.0.0.1:9"), &[]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert!(out.stderr.is_empty(), "{out:?}");
-    assert!(stdout.contains("Usage: ferrite <COMMAND>"), "{stdout}");
-    for command in ["server", "apps", "routes", "calls", "top", "completion"] {
-        assert!(
-            stdout.lines().any(|l| l.trim_start().starts_with(command)),
-            "{command} missing from: {stdout}"
-        );
+    for (args, usage, commands) in [
+        (
+            &[][..],
+            "Usage: ferrite <COMMAND>",
+            &["server", "apps", "routes", "calls", "top", "completion"][..],
+        ),
+        (
+            &["routes"],
+            "Usage: ferrite routes <COMMAND>",
+            &["list", "create", "update", "call"],
+        ),
+    ] {
+        let out = run_cmd(ferrite_cmd_at("http://127.0.0.1:9"), args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        assert!(out.stderr.is_empty(), "{args:?}: {out:?}");
+        assert!(stdout.contains(usage), "{stdout}");
+        assert!(!stdout.contains('\x1b'), "{stdout:?}");
+        for command in commands {
+            assert!(
+                stdout.lines().any(|l| l.trim_start().starts_with(command)),
+                "{command} missing from: {stdout}"
+            );
+        }
     }
 }
 
