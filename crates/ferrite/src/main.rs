@@ -45,7 +45,7 @@ enum Command {
     /// What every route of a node is doing now: calls/s, errors/s, latency,
     /// cold starts and containers, from its /metrics.
     Top(commands::top::TopArgs),
-    /// Print the completion script of a shell (README.md: "Install").
+    /// Print the tab completion script of a shell: bash, zsh, fish, ...
     Completion(commands::completion::CompletionArgs),
     /// Serve a function image's command over HTTP: the entry point of a
     /// service image (docs/watchdog.md).
