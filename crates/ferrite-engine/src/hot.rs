@@ -203,8 +203,7 @@ impl HotPools {
                 continue;
             }
             let mut idle = pool.idle();
-            let (keep, old): (Vec<Hot>, Vec<Hot>) =
-                idle.drain(..).partition(|h| h.image_id == id);
+            let (keep, old): (Vec<Hot>, Vec<Hot>) = idle.drain(..).partition(|h| h.image_id == id);
             *idle = keep;
             retired.extend(old);
         }
@@ -307,7 +306,9 @@ where
     // A container of an image the name no longer names is not used (the
     // image watcher removes it too; this covers the moment in between).
     let taken = loop {
-        let Some(hot) = pool.idle().pop() else { break None };
+        let Some(hot) = pool.idle().pop() else {
+            break None;
+        };
         if containers.images.is_current(&route.image, &hot.image_id) {
             break Some(hot);
         }

@@ -211,7 +211,9 @@ impl Pools {
             .store((old * 7 + sample) / 8, Ordering::Relaxed);
         let mut routes = self.lock();
         match routes.get_mut(&key(spec)) {
-            Some(pool) if pool.spec == *spec && images.is_current(&spec.image, &started.image_id) => {
+            Some(pool)
+                if pool.spec == *spec && images.is_current(&spec.image, &started.image_id) =>
+            {
                 pool.starting = pool.starting.saturating_sub(1);
                 pool.retry_at = None;
                 pool.idle.push_back(Ready {
@@ -283,10 +285,8 @@ impl Pools {
             if normalize(&pool.spec.image) != name {
                 continue;
             }
-            let (keep, old): (VecDeque<Ready>, VecDeque<Ready>) = pool
-                .idle
-                .drain(..)
-                .partition(|r| r.started.image_id == id);
+            let (keep, old): (VecDeque<Ready>, VecDeque<Ready>) =
+                pool.idle.drain(..).partition(|r| r.started.image_id == id);
             pool.idle = keep;
             retired.extend(old);
         }
