@@ -57,6 +57,9 @@ pub struct Started {
     pub removal: Removal,
     /// A hot container's socket on the host, when it is reached through one.
     pub socket: Option<PathBuf>,
+    /// The image it was made from (its id): it serves calls only while the
+    /// route's image name still names this image.
+    pub image_id: String,
 }
 
 /// Removes its container when dropped (force: kills it if still running),
@@ -241,7 +244,8 @@ impl Containers {
         permit: MemoryPermit,
     ) -> Result<Started, EngineError> {
         let t0 = std::time::Instant::now();
-        let argv = self.images.command(&spec.image).await?;
+        let resolved = self.images.resolve(&spec.image).await?;
+        let argv = resolved.argv;
         let t_image = t0.elapsed();
         let (name, call_id, kind) = match launch {
             Launch::Cold { call_id } => (self.name(call_id), call_id, "cold"),
@@ -260,7 +264,7 @@ impl Containers {
             })?;
         }
         let mut body = ContainerCreateBody {
-            image: Some(spec.image.clone()),
+            image: Some(resolved.id.clone()),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             tty: Some(false),
@@ -351,6 +355,7 @@ impl Containers {
             io,
             removal,
             socket: socket_dir.map(|dir| dir.join(init::SOCKET_NAME)),
+            image_id: resolved.id,
         })
     }
 

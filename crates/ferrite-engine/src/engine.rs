@@ -1,7 +1,9 @@
 //! The engine as the server sees it: connect, run cold and hot calls,
 //! refill containers started ahead, shut down. What happens when the
-//! engine goes away is [`outage`].
+//! engine goes away is [`outage`]; what happens when an image name moves
+//! to another image is [`images`].
 
+mod images;
 mod outage;
 
 use std::collections::BTreeMap;
@@ -160,6 +162,7 @@ impl Engine {
             tracker,
         });
         engine.tracker.spawn(engine.clone().watch_loop());
+        engine.tracker.spawn(engine.clone().image_watch_loop());
         let refill = engine.clone().refill_loop(Arc::new(Semaphore::new(
             settings.max_concurrent_starts.max(1),
         )));
@@ -219,7 +222,7 @@ impl Engine {
         };
         let mut timings = Timings::default();
         let taking = Instant::now();
-        let (_in_flight, ready) = self.pools.enter(&spec, keep_warm);
+        let (_in_flight, ready) = self.pools.enter(&spec, keep_warm, &self.containers.images);
         let (started, prestarted) = match ready {
             Some(started) => (started, true),
             None => {
@@ -357,7 +360,7 @@ impl Engine {
                         .start(&spec, Launch::Cold { call_id: None }, permit)
                         .await {
                         Ok(started) if !engine.cancel.is_cancelled() && engine.health.up_since(generation) => {
-                            engine.pools.add(&spec, started, began.elapsed());
+                            engine.pools.add(&spec, started, began.elapsed(), &engine.containers.images);
                             // The engine went down as it was added: the pools
                             // must hold nothing of the engine that went away.
                             if !engine.health.up_since(generation) {

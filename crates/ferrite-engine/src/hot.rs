@@ -8,6 +8,8 @@
 //! 502/504) and the next call starts a fresh one. Idle containers stop after
 //! the route's `idle_timeout`. A route whose definition changes gets a new
 //! pool at once; the old pool's containers are removed when their calls end.
+//! So is a container made from an image that the route's image name no
+//! longer names (rebuilt, pulled anew): [`HotPools::retire_image`].
 //!
 //! Transport: where the engine is local, the init bridges the function's
 //! stdio to a unix socket in a host directory mounted into the container,
@@ -83,6 +85,8 @@ pub struct HotCall {
 
 struct Hot {
     id: String,
+    /// The image it was made from.
+    image_id: String,
     sender: stdio_http::Sender,
     last_used: Instant,
     log: LogCapture,
@@ -188,6 +192,31 @@ impl HotPools {
         retired.iter().for_each(|p| retire(p));
     }
 
+    /// `name` names image `id` now: idle containers of routes on `name` made
+    /// from another image go; busy ones go when their call ends (see
+    /// [`call`]). Returns how many idle ones went.
+    pub fn retire_image(&self, name: &str, id: &str) -> usize {
+        let name = crate::image::normalize(name);
+        let mut retired = Vec::new();
+        for pool in self.map().values() {
+            if crate::image::normalize(&pool.route.image) != name {
+                continue;
+            }
+            let mut idle = pool.idle();
+            let (keep, old): (Vec<Hot>, Vec<Hot>) = idle.drain(..).partition(|h| h.image_id == id);
+            *idle = keep;
+            retired.extend(old);
+        }
+        let count = retired.len();
+        drop(retired);
+        count
+    }
+
+    /// The image names of the hot routes with a pool here.
+    pub fn image_names(&self) -> Vec<String> {
+        self.map().values().map(|p| p.route.image.clone()).collect()
+    }
+
     /// Stop idle containers past their route's `idle_timeout`.
     pub fn reap(&self, now: Instant) {
         let mut expired = Vec::new();
@@ -274,7 +303,17 @@ where
         .map_err(|_| EngineError::ShuttingDown)?;
     timings.admission = waiting.elapsed();
     let taking = Instant::now();
-    let taken = pool.idle().pop();
+    // A container of an image the name no longer names is not used (the
+    // image watcher removes it too; this covers the moment in between).
+    let taken = loop {
+        let Some(hot) = pool.idle().pop() else {
+            break None;
+        };
+        if containers.images.is_current(&route.image, &hot.image_id) {
+            break Some(hot);
+        }
+        tracing::debug!(container = %hot.id, "hot container of a replaced image removed");
+    };
     let mut hot = match taken {
         Some(hot) => hot,
         None => {
@@ -309,6 +348,7 @@ where
     if matches!(outcome, HotOutcome::Response(_))
         && !pool.retired.load(Ordering::SeqCst)
         && !hot.sender.is_closed()
+        && containers.images.is_current(&route.image, &hot.image_id)
     {
         hot.last_used = Instant::now();
         pool.idle().push(hot);
@@ -390,6 +430,7 @@ async fn start_over(
         io,
         mut removal,
         socket,
+        image_id,
     } = containers.start(&route.spec(), launch, memory).await?;
     let log = LogCapture::new(pools.max_log_bytes, &route.app, &route.path);
     let stderr = log.clone();
@@ -426,6 +467,7 @@ async fn start_over(
     tracing::debug!(container = %id, app = %route.app, path = %route.path, over_socket = socket.is_some(), "hot container started");
     Ok(Ok(Hot {
         id,
+        image_id,
         sender,
         last_used: Instant::now(),
         log,

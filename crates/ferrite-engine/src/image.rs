@@ -1,5 +1,8 @@
 //! Images: present locally, or pulled once (with credentials) when missing;
-//! and the command an image runs, which the init needs to start it.
+//! the command an image runs, which the init needs to start it; and which
+//! image each name used by a route names now, as the image events last
+//! told (see `engine/images.rs`), so that containers made from an image a
+//! name no longer names are not handed to calls.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,6 +20,34 @@ pub struct Images {
     credentials: Credentials,
     /// Concurrent calls needing the same missing image wait for one pull.
     pulling: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Image id per name (normalized), learnt after an image event; a name
+    /// not here is taken to name what it named when its containers started.
+    current: Mutex<HashMap<String, String>>,
+}
+
+/// What an image was resolved to when a container was made from it.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The argv the image runs (`Entrypoint` then `Cmd`).
+    pub argv: Vec<String>,
+    /// The image's id (`sha256:...`): the container is created from this,
+    /// not from the name, so it runs exactly the image recorded here.
+    pub id: String,
+}
+
+/// One spelling per name: `busybox`, `docker.io/library/busybox` and
+/// `busybox:latest` are the same name to the engine and in its events.
+pub fn normalize(name: &str) -> String {
+    let name = name
+        .strip_prefix("docker.io/library/")
+        .or_else(|| name.strip_prefix("docker.io/"))
+        .unwrap_or(name);
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if name.contains('@') || last.contains(':') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    }
 }
 
 /// Split `repo[:tag]` (or `repo@digest`) as the pull API wants it.
@@ -50,12 +81,45 @@ impl Images {
             docker,
             credentials,
             pulling: Mutex::new(HashMap::new()),
+            current: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The argv the image runs (`Entrypoint` then `Cmd`), pulling the image
-    /// first if the engine does not have it.
-    pub async fn command(&self, image: &str) -> Result<Vec<String>, EngineError> {
+    fn current(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.current.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a container made from image `id` for `name` may still serve
+    /// calls: `name` names `id` as far as the image events told. In memory
+    /// only: cheap enough for every call.
+    pub fn is_current(&self, name: &str, id: &str) -> bool {
+        self.current()
+            .get(&normalize(name))
+            .is_none_or(|now| now == id)
+    }
+
+    /// `name` names `id` now (an image event said so).
+    pub fn set_current(&self, name: &str, id: String) {
+        self.current().insert(normalize(name), id);
+    }
+
+    /// Forget names no route uses any more (keeps the map bounded).
+    pub fn keep_only(&self, names: &std::collections::HashSet<String>) {
+        self.current().retain(|name, _| names.contains(name));
+    }
+
+    /// The id `name` names on the engine now; `None` when it names nothing.
+    pub async fn id_of(&self, name: &str) -> Result<Option<String>, EngineError> {
+        match self.docker.inspect_image(name).await {
+            Ok(inspect) => Ok(inspect.id),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The image's argv and id, pulling the image first if the engine does
+    /// not have it.
+    pub async fn resolve(&self, image: &str) -> Result<Resolved, EngineError> {
         let inspect = match self.docker.inspect_image(image).await {
             Ok(inspect) => inspect,
             Err(e) if is_not_found(&e) => {
@@ -67,7 +131,12 @@ impl Images {
         let config = inspect.config.unwrap_or_default();
         let mut argv = config.entrypoint.unwrap_or_default();
         argv.extend(config.cmd.unwrap_or_default());
-        Ok(argv)
+        Ok(Resolved {
+            argv,
+            // The engine always gives an id; the name is the fallback that
+            // behaves as before (the container is made from the name).
+            id: inspect.id.unwrap_or_else(|| image.to_string()),
+        })
     }
 
     async fn pull(&self, image: &str) -> Result<(), EngineError> {
@@ -106,7 +175,16 @@ impl Images {
 
 #[cfg(test)]
 mod tests {
-    use super::split_reference;
+    use super::{normalize, split_reference};
+
+    #[test]
+    fn names() {
+        assert_eq!(normalize("ferrite/hello"), "ferrite/hello:latest");
+        assert_eq!(normalize("docker.io/library/busybox"), "busybox:latest");
+        assert_eq!(normalize("docker.io/x/y:1"), "x/y:1");
+        assert_eq!(normalize("127.0.0.1:5000/x"), "127.0.0.1:5000/x:latest");
+        assert_eq!(normalize("x@sha256:ab"), "x@sha256:ab");
+    }
 
     #[test]
     fn references() {

@@ -2,7 +2,9 @@
 //! demand: enough to cover the calls that arrive while a replacement starts
 //! (arrival rate × start time) plus the recent peak of concurrent calls,
 //! capped per route, and none once the route has been idle for its
-//! `idle_timeout`.
+//! `idle_timeout`. Containers made from an image that the route's image
+//! name no longer names (it was rebuilt or pulled anew) are never handed
+//! out: [`Pools::retire_image`] removes them when the engine says so.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use crate::container::{ContainerSpec, Started};
+use crate::image::{normalize, Images};
 
 /// How far back demand is measured.
 const WINDOW: Duration = Duration::from_secs(10);
@@ -120,10 +123,13 @@ impl Pools {
     /// Record a call to `spec`'s route and take a container started ahead,
     /// if one is ready. A route whose definition changed drops the
     /// containers made for the old one.
+    /// Containers of an image the name no longer names are dropped on the
+    /// way (an in-memory check, see [`Images::is_current`]).
     pub fn enter(
         self: &Arc<Self>,
         spec: &ContainerSpec,
         keep_warm: Duration,
+        images: &Images,
     ) -> (InFlight, Option<Started>) {
         let now = Instant::now();
         let mut stale = Vec::new();
@@ -150,7 +156,15 @@ impl Pools {
             if pool.in_flight >= pool.peak.0 || now.duration_since(pool.peak.1) > WINDOW {
                 pool.peak = (pool.in_flight, now);
             }
-            pool.idle.pop_front().map(|r| r.started)
+            let mut taken = None;
+            while let Some(ready) = pool.idle.pop_front() {
+                if images.is_current(&spec.image, &ready.started.image_id) {
+                    taken = Some(ready.started);
+                    break;
+                }
+                stale.push(ready);
+            }
+            taken
         };
         drop(stale); // removals run in the background
         (
@@ -189,14 +203,17 @@ impl Pools {
     }
 
     /// A container started ahead is ready.
-    pub fn add(&self, spec: &ContainerSpec, started: Started, took: Duration) {
+    /// One made from an image `spec.image` no longer names is removed.
+    pub fn add(&self, spec: &ContainerSpec, started: Started, took: Duration, images: &Images) {
         let old = self.start_time_us.load(Ordering::Relaxed);
         let sample = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.start_time_us
             .store((old * 7 + sample) / 8, Ordering::Relaxed);
         let mut routes = self.lock();
         match routes.get_mut(&key(spec)) {
-            Some(pool) if pool.spec == *spec => {
+            Some(pool)
+                if pool.spec == *spec && images.is_current(&spec.image, &started.image_id) =>
+            {
                 pool.starting = pool.starting.saturating_sub(1);
                 pool.retry_at = None;
                 pool.idle.push_back(Ready {
@@ -256,6 +273,34 @@ impl Pools {
                 "evicted containers started ahead to free memory"
             );
         }
+    }
+
+    /// `name` names image `id` now: idle containers of routes on `name` made
+    /// from another image go (the refill loop starts their replacements
+    /// from `id`). Returns how many went.
+    pub fn retire_image(&self, name: &str, id: &str) -> usize {
+        let name = normalize(name);
+        let mut retired = Vec::new();
+        for pool in self.lock().values_mut() {
+            if normalize(&pool.spec.image) != name {
+                continue;
+            }
+            let (keep, old): (VecDeque<Ready>, VecDeque<Ready>) =
+                pool.idle.drain(..).partition(|r| r.started.image_id == id);
+            pool.idle = keep;
+            retired.extend(old);
+        }
+        let count = retired.len();
+        drop(retired); // removals run in the background
+        if count > 0 {
+            self.wake.notify_one();
+        }
+        count
+    }
+
+    /// The image names routes with containers here use.
+    pub fn image_names(&self) -> Vec<String> {
+        self.lock().values().map(|p| p.spec.image.clone()).collect()
     }
 
     /// Forget a route: its idle containers go now.
