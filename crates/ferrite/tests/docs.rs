@@ -33,12 +33,19 @@
 //!   set to a free port and `FERRITE_HOST=127.0.0.1`, waits until its
 //!   `/health` answers (60 s at most), and points the `API_URL` of the later
 //!   blocks at it. It is stopped with SIGTERM when the file is done.
+//!   `server="http://127.0.0.1:8081"`: the block picks its own address
+//!   (`ferrite server --port 8081`, for several nodes on one host); the
+//!   harness waits for that one instead.
 //! - `needs="key"`: the block talks to a server with a management key:
 //!   `API_URL` points at it, `JWT_AUTH_KEY` holds the key, `FERRITE_TOKEN` a
 //!   token signed with it (valid 10 minutes).
-//! - `needs="postgres"`: `DB_URL` holds the URL of a fresh, empty PostgreSQL
-//!   database (the test suite's throwaway cluster, scripts/postgres.sh).
-//!   Both may be given: `needs="key,postgres"`.
+//! - `needs="postgres"`: `DB_URL` holds the URL of the file's PostgreSQL
+//!   database, fresh and empty at its first block (the test suite's
+//!   throwaway cluster, scripts/postgres.sh); every such block of the file
+//!   gets the same one.
+//! - `needs="redis"`: `MQ_URL` holds a queue URL of the file's own
+//!   `redis-server` (Debian's package, as scripts/test.sh installs it).
+//!   Several may be given: `needs="postgres,redis"`.
 //! - `repo`: the block runs in the repository's root instead of the file's
 //!   working directory, for commands a user runs in a checkout
 //!   (`scripts/images.sh`).

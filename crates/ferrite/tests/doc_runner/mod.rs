@@ -77,6 +77,9 @@ struct FileRun {
     backgrounds: Vec<Background>,
     /// The server with a key that `needs="key"` blocks talk to, and its key.
     keyed: Option<(TestServer, String)>,
+    /// The file's database and Redis, for `needs="postgres"` and `"redis"`.
+    database: Option<String>,
+    redis: Option<common::redis::RedisServer>,
     /// Owners of the Swarm services of servers that blocks started.
     owner: String,
 }
@@ -94,6 +97,8 @@ impl FileRun {
             server: Some(server),
             backgrounds: Vec::new(),
             keyed: None,
+            database: None,
+            redis: None,
         }
     }
 
@@ -149,7 +154,16 @@ impl FileRun {
             match need {
                 Need::Key => env.extend(self.keyed_env()),
                 Need::Postgres => {
-                    env.push(("DB_URL".into(), Some(common::postgres::fresh_database())))
+                    let url = self
+                        .database
+                        .get_or_insert_with(common::postgres::fresh_database);
+                    env.push(("DB_URL".into(), Some(url.clone())));
+                }
+                Need::Redis => {
+                    let redis = self
+                        .redis
+                        .get_or_insert_with(common::redis::RedisServer::start_in_memory);
+                    env.push(("MQ_URL".into(), Some(redis.url("docs"))));
                 }
             }
         }
@@ -161,8 +175,8 @@ impl FileRun {
             .scratch
             .path()
             .join(format!("block-{}.log", block.line));
-        if block.server {
-            return self.start_server(block, &dir, env, &log);
+        if let Some(url) = &block.server {
+            return self.start_server(block, url.as_deref(), &dir, env, &log);
         }
         match parse::transcript(block).unwrap_or_else(|e| panic!("{}: {e}", self.doc)) {
             Some(steps) => self.transcript(block, &steps, &dir, &env, &log),
@@ -258,10 +272,18 @@ impl FileRun {
     }
 
     /// A `server` block: started in the background with `PORT` set to a
-    /// free port; later blocks' `API_URL` points at it once `/health` answers.
-    fn start_server(&mut self, block: &Block, dir: &Path, mut env: Env, log: &Path) {
+    /// free port (unless the block gives its own URL); later blocks'
+    /// `API_URL` points at it once `/health` answers.
+    fn start_server(
+        &mut self,
+        block: &Block,
+        url: Option<&str>,
+        dir: &Path,
+        mut env: Env,
+        log: &Path,
+    ) {
         let port = common::free_port();
-        let url = format!("http://127.0.0.1:{port}");
+        let url = url.map_or_else(|| format!("http://127.0.0.1:{port}"), str::to_string);
         env.extend([
             ("PORT".into(), Some(port.to_string())),
             ("FERRITE_HOST".into(), Some("127.0.0.1".into())),

@@ -9,8 +9,11 @@ pub enum Need {
     /// A server with a management key: `API_URL` points at it,
     /// `JWT_AUTH_KEY` holds the key and `FERRITE_TOKEN` a token signed with it.
     Key,
-    /// A fresh, empty PostgreSQL database: `DB_URL` holds its URL.
+    /// The file's PostgreSQL database, fresh and empty at its first block:
+    /// `DB_URL` holds its URL.
     Postgres,
+    /// The file's Redis: `MQ_URL` holds a queue URL of it.
+    Redis,
 }
 
 /// One ```sh block of a doc file.
@@ -20,8 +23,9 @@ pub struct Block {
     pub line: usize,
     /// `skip="reason"`: not run; the reason names the test that covers it.
     pub skip: Option<String>,
-    /// `server`: the block starts a server that keeps running.
-    pub server: bool,
+    /// `server` or `server="URL"`: the block starts a server that keeps
+    /// running, at a free port of the harness's or at the URL given.
+    pub server: Option<Option<String>>,
     /// `repo`: run in the repository's root instead of the file's temp dir.
     pub repo: bool,
     pub needs: Vec<Need>,
@@ -89,7 +93,7 @@ fn block(line: usize, attributes: &str, body: Vec<String>) -> Result<Block, Stri
     let mut block = Block {
         line,
         skip: None,
-        server: false,
+        server: None,
         repo: false,
         needs: Vec::new(),
         body,
@@ -97,16 +101,17 @@ fn block(line: usize, attributes: &str, body: Vec<String>) -> Result<Block, Stri
     for (key, value) in attributes {
         match (key.as_str(), value) {
             ("skip", Some(reason)) if !reason.trim().is_empty() => block.skip = Some(reason),
-            ("server", None) => block.server = true,
+            ("server", url) => block.server = Some(url),
             ("repo", None) => block.repo = true,
             ("needs", Some(list)) => {
                 for need in list.split(',').map(str::trim) {
                     block.needs.push(match need {
                         "key" => Need::Key,
                         "postgres" => Need::Postgres,
+                        "redis" => Need::Redis,
                         other => {
                             return Err(format!(
-                                "line {line}: needs=\"{other}\": the harness knows key, postgres"
+                                "line {line}: needs=\"{other}\": the harness knows key, postgres, redis"
                             ))
                         }
                     });
@@ -115,12 +120,12 @@ fn block(line: usize, attributes: &str, body: Vec<String>) -> Result<Block, Stri
             (key, _) => {
                 return Err(format!(
                     "line {line}: attribute {key} is not known or lacks its value \
-                     (skip=\"reason naming the test\", server, repo, needs=\"key,postgres\")"
+                     (skip=\"reason naming the test\", server, server=\"URL\", repo, needs=\"key,postgres,redis\")"
                 ))
             }
         }
     }
-    if block.server && block.skip.is_some() {
+    if block.server.is_some() && block.skip.is_some() {
         return Err(format!("line {line}: a skipped block starts no server"));
     }
     Ok(block)
@@ -207,7 +212,7 @@ mod tests {
         );
         assert_eq!(blocks[1].skip.as_deref(), Some("no: tests/a.rs"));
         assert_eq!(blocks[1].body, ["a"]);
-        assert!(blocks[2].server);
+        assert_eq!(blocks[2].server, Some(None));
         assert_eq!(blocks[2].needs, [Need::Key, Need::Postgres]);
         let steps = transcript(&blocks[3]).unwrap().unwrap();
         assert_eq!(steps.len(), 2);
