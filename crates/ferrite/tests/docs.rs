@@ -13,6 +13,7 @@
 //!   the file (SQLite, embedded queue, the local engine, no key, loopback).
 //!   Credentials and server settings of the test run's own environment are
 //!   removed. The example images (scripts/images.sh) are on the engine.
+//!   A run block may not name `localhost:8080`: it uses `$API_URL`.
 //! - A line starting with `$ ` is a command; the lines up to the next `$ `
 //!   line (or the block's end) are its expected output, stdout and stderr
 //!   together. Lines are compared trimmed, blank lines ignored; a line

@@ -32,6 +32,16 @@ pub fn run_file(doc: &str) {
         }
     }
     let blocks: Vec<&Block> = blocks.iter().filter(|b| b.skip.is_none()).collect();
+    for block in &blocks {
+        // The default address would reach whatever listens there, not the
+        // server the harness started for the file.
+        if block.body.iter().any(|l| l.contains("localhost:8080")) {
+            panic!(
+                "{doc}:{}: a run block names localhost:8080: use \"$API_URL\" (the CLI reads it too)",
+                block.line
+            );
+        }
+    }
     if blocks.is_empty() {
         return;
     }
