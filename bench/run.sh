@@ -5,7 +5,9 @@
 # (bench/services.sh). Each prints its table and
 # writes its own section of docs/benchmarks.md; a failing one does not stop
 # the others, but makes this exit non-zero. About 9 minutes on 2 cores.
-# bench/chaos.sh (faults injected under load) is not among them: run it alone.
+# bench/chaos.sh (faults injected under load) and bench/first-function.sh
+# (from `ferrite init` to the first answer, per template) are not among
+# them: run them alone.
 #
 #   bench/run.sh
 set -uo pipefail
