@@ -81,6 +81,8 @@ doc_tests! {
     dashboard => "docs/dashboard.md",
     examples => "docs/examples.md",
     function_format => "docs/function-format.md",
+    functions => "docs/functions.md",
+    func_yaml => "docs/func-yaml.md",
     images => "docs/images.md",
     init_protocol => "docs/init-protocol.md",
     operating => "docs/operating.md",
