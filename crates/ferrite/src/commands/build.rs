@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use anyhow::{bail, Context};
-use bollard::Docker;
 
 use super::args::split_pair;
 use super::services::DockerArgs;
@@ -42,12 +41,6 @@ fn label(text: &str) -> Result<(String, String), String> {
     split_pair("--label", "KEY=VALUE", text).map_err(|e| e.to_string())
 }
 
-/// A function ready to be run or deployed: its settings and the engine.
-pub struct Built {
-    pub loaded: Loaded,
-    pub docker: Docker,
-}
-
 impl BuildArgs {
     /// `--dir`, else the current folder.
     pub fn folder(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -58,12 +51,15 @@ impl BuildArgs {
     }
 
     /// Read func.yaml and connect to the engine; build the image unless
-    /// `skip`, in which case it must be there already.
-    pub async fn prepare(&self, skip: bool) -> anyhow::Result<Built> {
+    /// `skip`, in which case it must be there already; then `push` it.
+    pub async fn prepare(&self, skip: bool, push: bool) -> anyhow::Result<Loaded> {
         let dir = Self::folder(self.dir.clone())?;
         let loaded = funcfile::load(&dir)?;
-        let docker = image::connect(&self.docker.settings()).await?;
         let func = &loaded.func;
+        if push {
+            image::registry(func)?;
+        }
+        let docker = image::connect(&self.docker.settings()).await?;
         if skip {
             if !image::exists(&docker, &func.image()).await? {
                 bail!(
@@ -75,7 +71,10 @@ impl BuildArgs {
             run_build_commands(&dir, func.build.as_deref().unwrap_or_default()).await?;
             image::build(&docker, &dir, func, &self.labels).await?;
         }
-        Ok(Built { loaded, docker })
+        if push {
+            image::push(&docker, func).await?;
+        }
+        Ok(loaded)
     }
 }
 
@@ -102,11 +101,9 @@ async fn run_build_commands(dir: &Path, commands: &[String]) -> anyhow::Result<(
 }
 
 pub async fn run(args: BuildCommand) -> anyhow::Result<()> {
-    let built = args.build.prepare(false).await?;
-    let func = &built.loaded.func;
-    if args.push {
-        image::push(&built.docker, func).await?;
-        return output::print(&format!("Built and pushed {}", func.image()));
+    let image = args.build.prepare(false, args.push).await?.func.image();
+    match args.push {
+        true => output::print(&format!("Built and pushed {image}")),
+        false => output::print(&format!("Built {image}")),
     }
-    output::print(&format!("Built {}", func.image()))
 }

@@ -9,7 +9,6 @@ use super::args::given_fields;
 use super::build::BuildArgs;
 use crate::client::{self, ApiArgs, Client, ClientError};
 use crate::func::funcfile::FuncFile;
-use crate::func::image;
 use crate::output;
 
 #[derive(Debug, clap::Args)]
@@ -33,11 +32,8 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<()> {
     // The server is asked first: a wrong API_URL should not cost a build.
     let client = Client::new(&args.api)?;
     let app_exists = exists(client.get(&client::app_path(&args.app)).await)?;
-    let built = args.build.prepare(args.no_build).await?;
-    let func = &built.loaded.func;
-    if args.push {
-        image::push(&built.docker, func).await?;
-    }
+    let loaded = args.build.prepare(args.no_build, args.push).await?;
+    let func = &loaded.func;
     if !app_exists {
         client
             .post(&["v1", "apps"], &json!({ "app": { "name": args.app } }))

@@ -54,15 +54,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = parse_pairs("--config", &args.config)?;
     let extra_env: Vec<(String, String)> = parse_pairs("--env", &args.env)?.into_iter().collect();
     let body = read_body()?;
-    let built = args.build.prepare(args.no_build).await?;
-    let func = &built.loaded.func;
+    let loaded = args.build.prepare(args.no_build, false).await?;
+    let func = &loaded.func;
     let mut input = func.route_input();
     input
         .config
         .get_or_insert_with(Default::default)
         .extend(config);
     let route = Route::create(&args.app, input)
-        .map_err(|e| anyhow::anyhow!("{}: {}", built.loaded.path.display(), e.message))?;
+        .map_err(|e| anyhow::anyhow!("{}: {}", loaded.path.display(), e.message))?;
     let app = App::create(AppInput {
         name: Some(args.app.clone()),
         ..AppInput::default()

@@ -78,33 +78,23 @@ pub struct FuncFile {
 }
 
 /// A duration in whole seconds: a number (`30`) or, as IronFunctions' Go
-/// durations were written, text (`30s`, `1m`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "SecondsText", into = "i64")]
-pub struct Seconds(pub i64);
-
-#[derive(Deserialize)]
+/// durations were written, text (`30s`, `1m`). Read as either and checked
+/// by [`parse`], which knows the field to name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
-enum SecondsText {
+pub enum Seconds {
     Number(i64),
     Text(String),
 }
 
-impl TryFrom<SecondsText> for Seconds {
-    type Error = String;
-
-    fn try_from(value: SecondsText) -> Result<Seconds, String> {
-        match value {
-            SecondsText::Number(n) => Ok(Seconds(n)),
-            SecondsText::Text(text) => crate::commands::args::parse_seconds(&text)
-                .map(|s| Seconds(i64::try_from(s).unwrap_or(i64::MAX))),
+impl Seconds {
+    pub fn get(&self) -> Result<i64, String> {
+        match self {
+            Seconds::Number(n) => Ok(*n),
+            Seconds::Text(text) => crate::commands::args::parse_seconds(text)
+                .map(|s| i64::try_from(s).unwrap_or(i64::MAX))
+                .map_err(|e| format!("{text:?}: {e}")),
         }
-    }
-}
-
-impl From<Seconds> for i64 {
-    fn from(value: Seconds) -> i64 {
-        value.0
     }
 }
 
@@ -162,8 +152,8 @@ impl FuncFile {
             kind: self.kind.clone(),
             format: self.format.clone(),
             max_concurrency: self.max_concurrency,
-            timeout: self.timeout.map(i64::from),
-            idle_timeout: self.idle_timeout.map(i64::from),
+            timeout: self.timeout.as_ref().and_then(|s| s.get().ok()),
+            idle_timeout: self.idle_timeout.as_ref().and_then(|s| s.get().ok()),
             headers: self.headers.clone(),
             config: self.config.clone(),
             jwt_key: self.jwt_key.clone(),
@@ -257,6 +247,14 @@ fn check(func: &FuncFile) -> Result<(), (&'static str, String)> {
             format!("{version:?} is not a semantic version such as 0.0.1 ({e})"),
         )
     })?;
+    for (field, value) in [
+        ("timeout", &func.timeout),
+        ("idle_timeout", &func.idle_timeout),
+    ] {
+        if let Some(value) = value {
+            value.get().map_err(|rule| (field, rule))?;
+        }
+    }
     if let Some(runtime) = &func.runtime {
         super::runtime::Runtime::parse(runtime).map_err(|rule| ("runtime", rule))?;
     }
@@ -429,7 +427,7 @@ mod tests {
                     tests:\n- input:\n    body: '{}'\n  output:\n    body: Hi\n";
         let func = parse(text).unwrap();
         assert_eq!(func.image(), "iron/hello:0.0.3");
-        assert_eq!(func.timeout, Some(Seconds(60)));
+        assert_eq!(func.route_input().timeout, Some(60));
         let route = Route::create("myapp", func.route_input()).unwrap();
         assert_eq!(route.path, "/hi");
         assert_eq!(route.memory, 256);
@@ -453,7 +451,9 @@ mod tests {
         let err = parse("name: h\nformat: hot\n").unwrap_err();
         assert!(err.starts_with("2: format: "), "{err}");
         let err = parse("name: h\ntimeout: soon\n").unwrap_err();
-        assert!(err.starts_with("2: "), "{err}");
+        assert!(err.starts_with("2: timeout: \"soon\": "), "{err}");
+        let err = parse("name: h\nmemory: lots\n").unwrap_err();
+        assert!(err.starts_with("2: memory: invalid type"), "{err}");
     }
 
     #[test]

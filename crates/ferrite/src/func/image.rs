@@ -141,10 +141,9 @@ pub async fn build(
     Ok(())
 }
 
-/// Push `func`'s `name:version` to the registry its name starts with, with
-/// the credentials of the docker config (as the server's pulls use).
-pub async fn push(docker: &Docker, func: &FuncFile) -> anyhow::Result<()> {
-    let image = func.image();
+/// The registry `func`'s image is pushed to: the host its name starts
+/// with. A name without one is refused before anything is built.
+pub fn registry(func: &FuncFile) -> anyhow::Result<String> {
     let registry = ferrite_engine::registry_of(&func.name);
     if registry == "docker.io" && !func.name.starts_with("docker.io/") {
         bail!(
@@ -153,6 +152,14 @@ pub async fn push(docker: &Docker, func: &FuncFile) -> anyhow::Result<()> {
             short_name(&func.name)
         );
     }
+    Ok(registry)
+}
+
+/// Push `func`'s `name:version` to its [`registry`], with the credentials
+/// of the docker config (as the server's pulls use).
+pub async fn push(docker: &Docker, func: &FuncFile) -> anyhow::Result<()> {
+    let image = func.image();
+    let registry = registry(func)?;
     let credentials = Credentials::load(None)
         .map_err(|e| anyhow::anyhow!("cannot read the registry credentials: {e}"))?
         .for_image(&func.name);
