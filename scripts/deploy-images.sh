@@ -29,11 +29,11 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 ALL=(ferrite postgres redis haproxy)
-SUITE=bookworm
-MIRROR=${FERRITE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-PACKAGES=(postgresql redis-server haproxy)
+# The root filesystem of the Debian images (lib.sh).
+ROOTFS_PACKAGES=(postgresql redis-server haproxy)
+ROOTFS_TRIM=trim_rootfs
+ROOTFS_CACHE=${FERRITE_DEPLOY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ferrite-deploy}
 BASE=ferrite/deploy-base:latest
-CACHE=${FERRITE_DEPLOY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ferrite-deploy}
 # glibc, linked statically (crt-static): the same binary runs FROM scratch
 # and, as `ferrite watchdog`, inside any function image whatever its libc.
 # Not musl: its target would have to come from rustup's servers, which CI
@@ -45,11 +45,11 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 PROFILE=${FERRITE_IMAGE_PROFILE:-release}
 case $PROFILE in dev) PROFILE_DIR=debug ;; *) PROFILE_DIR=$PROFILE ;; esac
 
-fresh=0
+ROOTFS_FRESH=0
 names=()
 for arg in "$@"; do
   case $arg in
-    --fresh) fresh=1 ;;
+    --fresh) ROOTFS_FRESH=1 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     ferrite | postgres | redis | haproxy) names+=("$arg") ;;
     *) echo "no such image: $arg (one of: ${ALL[*]})" >&2; exit 2 ;;
@@ -97,56 +97,10 @@ trim_rootfs() {
   mkdir -p "$r"/usr/local/etc/haproxy
 }
 
-# The cache key: everything that decides the root filesystem's content.
-rootfs_key() {
-  { echo "$SUITE $MIRROR ${PACKAGES[*]}"; declare -f trim_rootfs; } | sha256sum | cut -c1-12
-}
-
-# Prints the path of the cached root filesystem tarball, making it first if
-# it is missing: debootstrap into a temporary directory of the cache, trim,
-# tar (numeric owners, no /dev: Docker makes its own), then rename, so an
-# interrupted run never leaves a tarball that looks whole.
-rootfs_tarball() {
-  local key tarball work
-  key=$(rootfs_key)
-  tarball="$CACHE/rootfs-$SUITE-$key.tar.gz"
-  if [ "$fresh" = 1 ]; then rm -f "$tarball"; fi
-  if [ -f "$tarball" ]; then echo "$tarball"; return; fi
-  [ "$(id -u)" = 0 ] || { echo "debootstrap needs root" >&2; return 1; }
-  apt_install debootstrap
-  mkdir -p "$CACHE"
-  work=$(mktemp -d "$CACHE/work.XXXXXX")
-  echo "debootstrap $SUITE ${PACKAGES[*]} from $MIRROR" >&2
-  if debootstrap --variant=minbase --include="$(IFS=,; echo "${PACKAGES[*]}")" \
-       "$SUITE" "$work/root" "$MIRROR" >&2 \
-     && trim_rootfs "$work/root" >&2 \
-     && tar -C "$work/root" --numeric-owner --exclude='./dev/*' --exclude='./proc/*' \
-       --exclude='./sys/*' -czf "$work/rootfs.tar.gz" . \
-     && mv "$work/rootfs.tar.gz" "$tarball"; then
-    rm -rf "$work"
-    # Tarballs of older keys are of no more use.
-    find "$CACHE" -maxdepth 1 -name "rootfs-$SUITE-*.tar.gz" ! -name "${tarball##*/}" -delete
-    echo "$tarball"
-  else
-    rm -rf "$work"
-    return 1
-  fi
-}
-
-# Imports the root filesystem as $BASE unless the image there was imported
-# from the same key (its org.ferrite.rootfs label).
+# Imports the root filesystem as $BASE (lib.sh) unless it is there already.
 import_base() {
-  local tarball key current
-  tarball=$(rootfs_tarball)
-  key=$(rootfs_key)
-  current=$(docker image inspect -f '{{index .Config.Labels "org.ferrite.rootfs"}}' "$BASE" 2>/dev/null || true)
-  if [ "$current" = "$key" ]; then echo unchanged >"$logs/base.state"; return 0; fi
-  echo imported >"$logs/base.state"
-  docker import \
-    --change "LABEL org.ferrite.deploy=base org.ferrite.rootfs=$key" \
-    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'CMD ["bash"]' \
-    "$tarball" "$BASE"
+  rootfs_import "$BASE" "LABEL org.ferrite.deploy=base" \
+    'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' 'CMD ["bash"]'
 }
 
 # --- ferrite/ferrite ---------------------------------------------------------
@@ -190,14 +144,14 @@ build() {
       docker build --force-rm -t "$tag" "deploy/$name"
     fi
   } >"$logs/$name.log" 2>&1 || { echo "FAILED    $tag" >"$logs/$name.out"; return 1; }
-  size=$(docker image inspect -f '{{.Size}}' "$tag" | awk '{ printf "%.1fMB", $1 / 1e6 }')
-  image_outcome "$tag" "$before" "$start" "$size" >"$logs/$name.out"
+  image_outcome "$tag" "$before" "$start" "$(image_size "$tag")" >"$logs/$name.out"
 }
 
 # The Debian images, on the base made first (a failed base fails them all).
 build_debian() {
-  local name start secs status=0
+  local name start before status=0
   start=$(date +%s.%N)
+  before=$(docker image inspect -f '{{.Id}}' "$BASE" 2>/dev/null || true)
   if ! import_base >"$logs/base.log" 2>&1; then
     for name in "$@"; do
       echo "FAILED    ferrite/$name:latest (the base: $BASE)" >"$logs/$name.out"
@@ -205,11 +159,7 @@ build_debian() {
     done
     return 1
   fi
-  secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
-  printf '%-9s ' "$(cat "$logs/base.state")" >"$logs/base.out"
-  echo "$BASE $(docker image inspect -f '{{.Id}}' "$BASE" | cut -c8-19)" \
-    "$(docker image inspect -f '{{.Size}}' "$BASE" | awk '{ printf "%.1fMB", $1 / 1e6 }') (${secs}s)" \
-    >>"$logs/base.out"
+  image_outcome "$BASE" "$before" "$start" "$(image_size "$BASE")" >"$logs/base.out"
   # Each legacy-builder step is a container commit, mostly waiting: side by side.
   local pids=()
   for name in "$@"; do build "$name" & pids+=("$!"); done

@@ -163,3 +163,77 @@ daemon_args() {
 
 # running: whether the daemon of PIDFILE is alive.
 running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+
+# image_size TAG: the image's size in MB, one decimal ("74.3MB").
+image_size() {
+  docker image inspect -f '{{.Size}}' "$1" | awk '{ printf "%.1fMB", $1 / 1e6 }'
+}
+
+# --- Debian root filesystems as images ---------------------------------------
+# No registry is reachable on Ferrite's machines, so an image of Debian
+# packages starts as a root filesystem that debootstrap (minbase) makes on the
+# host from Debian's mirror: trimmed, cached as a tarball named by a hash of
+# what goes into it, and imported with `docker import`. The caller sets:
+#   ROOTFS_CACHE     the directory of its cached tarballs (its own: a new
+#                    tarball deletes the others there)
+#   ROOTFS_PACKAGES  an array of packages to add to minbase (may be empty)
+#   ROOTFS_TRIM      the name of a function `TRIM DIR` that trims the tree
+#   ROOTFS_FRESH     1 to debootstrap again instead of using the cache
+# FERRITE_DEBIAN_MIRROR replaces Debian's mirror. debootstrap needs root.
+ROOTFS_SUITE=bookworm
+ROOTFS_MIRROR=${FERRITE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+# The cache key: everything that decides the root filesystem's content.
+rootfs_key() {
+  { echo "$ROOTFS_SUITE $ROOTFS_MIRROR ${ROOTFS_PACKAGES[*]}"; declare -f "$ROOTFS_TRIM"; } \
+    | sha256sum | cut -c1-12
+}
+
+# Prints the path of the cached root filesystem tarball, making it first if
+# it is missing: debootstrap into a temporary directory of the cache, trim,
+# tar (numeric owners, no /dev: Docker makes its own), then rename, so an
+# interrupted run never leaves a tarball that looks whole.
+rootfs_tarball() {
+  local key tarball work include=()
+  key=$(rootfs_key)
+  tarball="$ROOTFS_CACHE/rootfs-$ROOTFS_SUITE-$key.tar.gz"
+  if [ "${ROOTFS_FRESH:-0}" = 1 ]; then rm -f "$tarball"; fi
+  if [ -f "$tarball" ]; then echo "$tarball"; return; fi
+  [ "$(id -u)" = 0 ] || { echo "debootstrap needs root" >&2; return 1; }
+  apt_install debootstrap
+  mkdir -p "$ROOTFS_CACHE"
+  work=$(mktemp -d "$ROOTFS_CACHE/work.XXXXXX")
+  if [ ${#ROOTFS_PACKAGES[@]} -gt 0 ]; then
+    include=("--include=$(IFS=,; echo "${ROOTFS_PACKAGES[*]}")")
+  fi
+  echo "debootstrap $ROOTFS_SUITE ${ROOTFS_PACKAGES[*]} from $ROOTFS_MIRROR" >&2
+  if debootstrap --variant=minbase "${include[@]}" \
+       "$ROOTFS_SUITE" "$work/root" "$ROOTFS_MIRROR" >&2 \
+     && "$ROOTFS_TRIM" "$work/root" >&2 \
+     && tar -C "$work/root" --numeric-owner --exclude='./dev/*' --exclude='./proc/*' \
+       --exclude='./sys/*' -czf "$work/rootfs.tar.gz" . \
+     && mv "$work/rootfs.tar.gz" "$tarball"; then
+    rm -rf "$work"
+    # Tarballs of older keys are of no more use.
+    find "$ROOTFS_CACHE" -maxdepth 1 -name "rootfs-$ROOTFS_SUITE-*.tar.gz" \
+      ! -name "${tarball##*/}" -delete
+    echo "$tarball"
+  else
+    rm -rf "$work"
+    return 1
+  fi
+}
+
+# rootfs_import TAG [CHANGE...]: imports the root filesystem as TAG (with
+# each CHANGE as a `docker import --change`, and the cache key as label
+# org.ferrite.rootfs) unless the image there was imported from the same key.
+rootfs_import() {
+  local tag=$1 tarball key current change changes=()
+  shift
+  tarball=$(rootfs_tarball)
+  key=$(rootfs_key)
+  current=$(docker image inspect -f '{{index .Config.Labels "org.ferrite.rootfs"}}' "$tag" 2>/dev/null || true)
+  [ "$current" = "$key" ] && return 0
+  for change in "$@"; do changes+=(--change "$change"); done
+  docker import --change "LABEL org.ferrite.rootfs=$key" "${changes[@]}" "$tarball" "$tag" >/dev/null
+}

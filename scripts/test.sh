@@ -6,7 +6,9 @@
 # stopped when it ends; the Debian packages are installed here first. The
 # engine is made a single-node Swarm manager when it is in no Swarm (and
 # left again at the end), and the images are built locally: the example
-# functions and the deployment images (Ferrite's own among them). Every
+# functions, the base images of the function templates (stand-ins for the
+# official ones, from Debian's packages) and the deployment images
+# (Ferrite's own among them). Every
 # container, service and network a test creates carries Ferrite's labels
 # and is removed when the test ends.
 set -euo pipefail
@@ -61,6 +63,9 @@ echo "swarm: ${SWARM:-already active, kept}"
 
 step "example function images (scripts/images.sh)"
 scripts/images.sh
+
+step "base images of the function templates (scripts/base-images.sh)"
+scripts/base-images.sh
 
 step "deployment images (scripts/deploy-images.sh, Ferrite's binary in the dev profile)"
 FERRITE_IMAGE_PROFILE=dev scripts/deploy-images.sh
