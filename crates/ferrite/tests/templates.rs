@@ -141,7 +141,10 @@ fn every_template_builds_and_answers_under_ferrite() {
         }
     }
     // The compiled ones carry their program, not their toolchain.
-    for (runtime, base) in [("rust", "rust:1-slim-bookworm"), ("go", "golang:1-bookworm")] {
+    for (runtime, base) in [
+        ("rust", "rust:1-slim-bookworm"),
+        ("go", "golang:1-bookworm"),
+    ] {
         for format in FORMATS {
             let image = format!("ferrite/test-template-{runtime}-{format}:latest");
             assert!(size_mb(&image) < size_mb(base) / 4.0, "{image} is large");

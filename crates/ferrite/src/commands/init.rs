@@ -88,7 +88,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<()> {
     let written: Vec<&str> = all.iter().map(|(path, _)| path.as_str()).collect();
     output::print(&format!(
         "Wrote a {} function {name} ({} format) in {}: {}\n\
-         Next: `ferrite run` to call it here, `ferrite deploy APP` to serve it",
+         Next: `ferrite run` calls it once on the local Docker engine, `ferrite deploy APP` serves it",
         runtime.as_str(),
         args.format,
         dir.display(),
