@@ -135,32 +135,13 @@ async fn call(
     match route.format {
         Format::Default => {
             let env = call_environment(config, std::iter::empty(), &RouteFacts::of(route), &facts);
-            let cold = ColdCall {
-                call_id: call_id.clone(),
-                app: route.app_name.clone(),
-                path: route.path.clone(),
-                image: route.image.clone(),
-                memory_mib: route.memory,
-                confinement: route.confinement(),
-                timeout: Duration::from_secs(route.timeout),
-                env,
-                body,
-            };
+            let cold = ColdCall::of(route, call_id.clone(), env, body);
             let outcome = engine.run_cold(&cold, Duration::ZERO).await?;
             write_out(&outcome.stdout, &outcome.log)?;
             cold_exit(outcome.status, route.timeout)
         }
         Format::Http => {
-            let hot = HotRoute {
-                app: route.app_name.clone(),
-                path: route.path.clone(),
-                image: route.image.clone(),
-                memory_mib: route.memory,
-                confinement: route.confinement(),
-                env: hot_environment(config, &RouteFacts::of(route)),
-                max_concurrency: 1,
-                idle_timeout: Duration::from_secs(route.idle_timeout),
-            };
+            let hot = HotRoute::of(route, hot_environment(config, &RouteFacts::of(route)));
             let mut request = http::Request::builder()
                 .method(http::Method::POST)
                 .uri(&target)

@@ -264,82 +264,41 @@ fn check(func: &FuncFile) -> Result<(), (&'static str, String)> {
         ..RouteInput::default()
     };
     let given = func.route_input();
-    let fields: [(&'static str, bool, RouteInput); 9] = [
-        (
-            "path",
-            func.path.is_some(),
-            RouteInput {
-                path: given.path.clone(),
-                ..base.clone()
-            },
-        ),
-        (
-            "type",
-            given.kind.is_some(),
-            RouteInput {
-                kind: given.kind.clone(),
-                ..base.clone()
-            },
-        ),
-        (
-            "memory",
-            given.memory.is_some(),
-            RouteInput {
-                memory: given.memory,
-                ..base.clone()
-            },
-        ),
-        (
-            "format",
-            given.format.is_some(),
-            RouteInput {
-                format: given.format.clone(),
-                ..base.clone()
-            },
-        ),
-        (
-            "timeout",
-            given.timeout.is_some(),
-            RouteInput {
-                timeout: given.timeout,
-                ..base.clone()
-            },
-        ),
-        (
-            "idle_timeout",
-            given.idle_timeout.is_some(),
-            RouteInput {
-                idle_timeout: given.idle_timeout,
-                ..base.clone()
-            },
-        ),
+    // Each given field copied alone onto a valid route.
+    type Copy = fn(&mut RouteInput, &RouteInput);
+    let fields: [(&'static str, bool, Copy); 9] = [
+        ("path", func.path.is_some(), |i, g| {
+            i.path.clone_from(&g.path)
+        }),
+        ("type", given.kind.is_some(), |i, g| {
+            i.kind.clone_from(&g.kind)
+        }),
+        ("memory", given.memory.is_some(), |i, g| i.memory = g.memory),
+        ("format", given.format.is_some(), |i, g| {
+            i.format.clone_from(&g.format)
+        }),
+        ("timeout", given.timeout.is_some(), |i, g| {
+            i.timeout = g.timeout
+        }),
+        ("idle_timeout", given.idle_timeout.is_some(), |i, g| {
+            i.idle_timeout = g.idle_timeout
+        }),
         (
             "max_concurrency",
             given.max_concurrency.is_some(),
-            RouteInput {
-                max_concurrency: given.max_concurrency,
-                ..base.clone()
-            },
+            |i, g| i.max_concurrency = g.max_concurrency,
         ),
-        (
-            "headers",
-            given.headers.is_some(),
-            RouteInput {
-                headers: given.headers.clone(),
-                ..base.clone()
-            },
-        ),
-        (
-            "config",
-            given.config.is_some(),
-            RouteInput {
-                config: given.config.clone(),
-                ..base.clone()
-            },
-        ),
+        ("headers", given.headers.is_some(), |i, g| {
+            i.headers.clone_from(&g.headers)
+        }),
+        ("config", given.config.is_some(), |i, g| {
+            i.config.clone_from(&g.config)
+        }),
     ];
-    for (field, is_given, input) in fields {
+    for (field, is_given, copy) in fields {
         if is_given {
+            let mut input = base.clone();
+            copy(&mut input, &given);
             Route::create(SOME_APP, input).map_err(|e| (field, e.message))?;
         }
     }

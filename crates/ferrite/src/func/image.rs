@@ -111,9 +111,8 @@ pub async fn build(
                 );
             }
         };
-        if let Some(message) = info.error_detail.and_then(|d| d.message).or(info.error) {
+        if let Some(message) = stream_error(info.error_detail, info.error) {
             progress.fail();
-            let message = crate::output::one_line(&message, 300);
             bail!("building {image} failed: {message} (the build's output is above)");
         }
         for line in info.stream.iter().flat_map(|s| s.lines()) {
@@ -139,6 +138,17 @@ pub async fn build(
         .await
         .with_context(|| format!("cannot tag {image} as {}:latest", func.name))?;
     Ok(())
+}
+
+/// The error an engine stream reports in an item, on one line.
+fn stream_error(
+    detail: Option<bollard::models::ErrorDetail>,
+    error: Option<String>,
+) -> Option<String> {
+    detail
+        .and_then(|d| d.message)
+        .or(error)
+        .map(|message| crate::output::one_line(&message, 300))
 }
 
 /// The registry `func`'s image is pushed to: the host its name starts
@@ -184,12 +194,9 @@ pub async fn push(docker: &Docker, func: &FuncFile) -> anyhow::Result<()> {
                 );
             }
         };
-        if let Some(message) = info.error_detail.and_then(|d| d.message).or(info.error) {
+        if let Some(message) = stream_error(info.error_detail, info.error) {
             progress.fail();
-            bail!(
-                "pushing {image} to {registry} failed: {}",
-                crate::output::one_line(&message, 300)
-            );
+            bail!("pushing {image} to {registry} failed: {message}");
         }
         if let Some(status) = info.status {
             // A byte count comes with a bar: shown on a terminal only, so
