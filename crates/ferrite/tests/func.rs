@@ -159,11 +159,13 @@ fn every_template_deploys_and_runs_locally_with_the_same_answer() {
                 "{runtime} {format}"
             );
 
-            // The same call locally, no server involved, from the built image.
+            // The same call locally, no server involved, from the built image,
+            // in an app of its own so that its containers can be told apart.
+            let local_app = format!("{app}local");
             let local = run_with(
                 &server,
                 &dir,
-                &["--no-build", "--app", &app],
+                &["--no-build", "--app", &local_app],
                 r#"{"name":"Ada"}"#,
             );
             assert!(
@@ -179,10 +181,14 @@ fn every_template_deploys_and_runs_locally_with_the_same_answer() {
             let configured = run_with(
                 &server,
                 &dir,
-                &["--no-build", "--app", &app, "-c", "GREETING=Hi"],
+                &["--no-build", "--app", &local_app, "-c", "GREETING=Hi"],
                 "",
             );
             assert_eq!(String::from_utf8_lossy(&configured.stdout), "Hi, World!\n");
+            assert!(
+                app_containers(&local_app).is_empty(),
+                "{runtime} {format}: left a container"
+            );
             ok_in(
                 &server,
                 &dir,
