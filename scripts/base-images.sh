@@ -57,6 +57,7 @@ trap 'rm -rf "$logs"' EXIT
 # packages (and dpkg told to leave them out of later installs too), dpkg
 # without a sync per file (a layer is committed whole or not at all), and
 # none of the host's files debootstrap copied (Docker provides them).
+# shellcheck disable=SC2317 # called through ROOTFS_TRIM (lib.sh)
 trim_base() {
   local r=$1
   rm -rf "$r"/usr/share/doc/* "$r"/usr/share/man/* "$r"/usr/share/info/* \

@@ -69,6 +69,7 @@ trap 'rm -rf "$logs"' EXIT
 # (PostgreSQL's JIT alone needs it: 130 MB; the entry point sets jit = off),
 # no documentation, translations, package lists or downloaded packages, and
 # none of the host's files debootstrap copied (Docker provides them).
+# shellcheck disable=SC2317 # called through ROOTFS_TRIM (lib.sh)
 trim_rootfs() {
   local r=$1 v pkgs
   for v in "$r"/etc/postgresql/*/main; do

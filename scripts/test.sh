@@ -8,9 +8,8 @@
 # left again at the end), and the images are built locally: the example
 # functions, the base images of the function templates (stand-ins for the
 # official ones, from Debian's packages) and the deployment images
-# (Ferrite's own among them). Every
-# container, service and network a test creates carries Ferrite's labels
-# and is removed when the test ends.
+# (Ferrite's own among them). Every container, service and network a test
+# creates carries Ferrite's labels and is removed when the test ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

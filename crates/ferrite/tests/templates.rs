@@ -131,7 +131,7 @@ fn every_template_builds_and_answers_under_ferrite() {
             write_template(
                 &Path::new(TEMPLATES).join(runtime).join(format),
                 &dir,
-                "hello-fn",
+                "hello",
             );
             let tag = format!("ferrite/test-template-{runtime}-{format}:latest");
             images.0.push(tag.clone());
