@@ -39,7 +39,8 @@ impl Progress {
         self.tail.push_back(line.to_string());
     }
 
-    /// Show a step (`Step 3/7 : RUN ...`, `Pushing ...`).
+    /// Show a step (`Step 3/7 : RUN ...`, `Pushing ...`), after passing it
+    /// to [`Progress::output`].
     pub fn step(&mut self, line: &str) {
         let mut err = std::io::stderr().lock();
         if self.terminal {
@@ -48,6 +49,9 @@ impl Progress {
             self.shown = true;
         } else {
             let _ = writeln!(err, "{line}");
+            // What came before is in the log already: a failure adds only
+            // what followed.
+            self.tail.clear();
         }
         let _ = err.flush();
     }
