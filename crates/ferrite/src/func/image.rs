@@ -101,20 +101,14 @@ pub async fn build(
         Some(bollard::body_full(bytes::Bytes::from(tar))),
     );
     while let Some(item) = stream.next().await {
-        let info = match item {
-            Ok(info) => info,
-            Err(e) => {
-                progress.fail();
-                bail!(
-                    "building {image} failed: {}",
-                    ferrite_engine::docker_reason(e)
-                );
-            }
-        };
-        if let Some(message) = stream_error(info.error_detail, info.error) {
-            progress.fail();
-            bail!("building {image} failed: {message} (the build's output is above)");
-        }
+        let info = checked(
+            item,
+            |i| stream_error(&i.error_detail, &i.error),
+            &mut progress,
+        )
+        .map_err(|m| {
+            anyhow::anyhow!("building {image} failed: {m} (the build's output is above)")
+        })?;
         for line in info.stream.iter().flat_map(|s| s.lines()) {
             let line = line.trim_end();
             if line.is_empty() {
@@ -140,15 +134,34 @@ pub async fn build(
     Ok(())
 }
 
-/// The error an engine stream reports in an item, on one line.
+/// An item of an engine stream (a build's, a push's), or its failure on
+/// one line after the output so far: the stream's own error, or the error
+/// its item `reported`.
+fn checked<T>(
+    item: Result<T, bollard::errors::Error>,
+    reported: impl FnOnce(&T) -> Option<String>,
+    progress: &mut Progress,
+) -> Result<T, String> {
+    let failure = match item {
+        Ok(info) => match reported(&info) {
+            None => return Ok(info),
+            Some(message) => message,
+        },
+        Err(e) => ferrite_engine::docker_reason(e),
+    };
+    progress.fail();
+    Err(crate::output::one_line(&failure, 300))
+}
+
+/// The error an item of an engine stream reports, if any.
 fn stream_error(
-    detail: Option<bollard::models::ErrorDetail>,
-    error: Option<String>,
+    detail: &Option<bollard::models::ErrorDetail>,
+    error: &Option<String>,
 ) -> Option<String> {
     detail
-        .and_then(|d| d.message)
-        .or(error)
-        .map(|message| crate::output::one_line(&message, 300))
+        .as_ref()
+        .and_then(|d| d.message.clone())
+        .or_else(|| error.clone())
 }
 
 /// The registry `func`'s image is pushed to: the host its name starts
@@ -184,20 +197,12 @@ pub async fn push(docker: &Docker, func: &FuncFile) -> anyhow::Result<()> {
         credentials,
     );
     while let Some(item) = stream.next().await {
-        let info = match item {
-            Ok(info) => info,
-            Err(e) => {
-                progress.fail();
-                bail!(
-                    "pushing {image} to {registry} failed: {}",
-                    ferrite_engine::docker_reason(e)
-                );
-            }
-        };
-        if let Some(message) = stream_error(info.error_detail, info.error) {
-            progress.fail();
-            bail!("pushing {image} to {registry} failed: {message}");
-        }
+        let info = checked(
+            item,
+            |i| stream_error(&i.error_detail, &i.error),
+            &mut progress,
+        )
+        .map_err(|m| anyhow::anyhow!("pushing {image} to {registry} failed: {m}"))?;
         if let Some(status) = info.status {
             // A byte count comes with a bar: shown on a terminal only, so
             // that a log gets one line per layer state.
