@@ -33,6 +33,29 @@ pub struct ColdCall {
     pub body: Bytes,
 }
 
+impl ColdCall {
+    /// A call `call_id` of a stored `route`, with the environment the
+    /// contract gives it (ferrite-model's `contract`) and its stdin.
+    pub fn of(
+        route: &ferrite_model::Route,
+        call_id: String,
+        env: Vec<(String, String)>,
+        body: Bytes,
+    ) -> ColdCall {
+        ColdCall {
+            call_id,
+            app: route.app_name.clone(),
+            path: route.path.clone(),
+            image: route.image.clone(),
+            memory_mib: route.memory,
+            confinement: route.confinement(),
+            timeout: Duration::from_secs(route.timeout),
+            env,
+            body,
+        }
+    }
+}
+
 /// How the function ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {

@@ -61,6 +61,21 @@ pub struct HotRoute {
 }
 
 impl HotRoute {
+    /// The hot route of a stored `route`, its containers started with `env`
+    /// (ferrite-model's `contract` makes it).
+    pub fn of(route: &ferrite_model::Route, env: Vec<(String, String)>) -> HotRoute {
+        HotRoute {
+            app: route.app_name.clone(),
+            path: route.path.clone(),
+            image: route.image.clone(),
+            memory_mib: route.memory,
+            confinement: route.confinement(),
+            env,
+            max_concurrency: usize::try_from(route.max_concurrency).unwrap_or(usize::MAX),
+            idle_timeout: Duration::from_secs(route.idle_timeout),
+        }
+    }
+
     /// What its containers are made from.
     fn spec(&self) -> ContainerSpec {
         ContainerSpec {

@@ -37,6 +37,7 @@ pub use admission::MemoryPermit;
 pub use call_log::{CapturedLog, PendingLog};
 pub use cold::{ColdCall, Outcome, Status};
 pub use connect::ConnectSettings;
+pub use credentials::{registry_of, Credentials};
 pub use engine::{Engine, EngineSettings};
 pub use error::{docker_reason, EngineError};
 pub use hot::{HotCall, HotRoute};

@@ -5,6 +5,7 @@
 mod client;
 mod commands;
 mod credentials;
+mod func;
 mod output;
 
 use std::process::ExitCode;
@@ -38,6 +39,17 @@ enum Command {
     /// See the calls of an app: history, logs, output; cancel queued ones.
     #[command(subcommand)]
     Calls(commands::calls::CallsCommand),
+    /// Write a new function in this folder: code, Dockerfile, func.yaml.
+    Init(commands::init::InitArgs),
+    /// Build this folder's function image through the Docker engine.
+    Build(commands::build::BuildCommand),
+    /// Call this folder's function once on the local Docker engine, as a
+    /// server would: stdin is the body, the answer goes to stdout.
+    Run(commands::run::RunArgs),
+    /// Build this folder's function and create or update its route in APP.
+    Deploy(commands::deploy::DeployArgs),
+    /// Raise the version in func.yaml (the image's tag).
+    Bump(commands::bump::BumpArgs),
     /// Print the version of this client and of the server.
     Version(commands::version::VersionArgs),
     /// Functions as Swarm services: list them (the default), build service images.
@@ -102,6 +114,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Run(args) => return commands::run::run(args).await,
             Command::Server(config) => commands::server::run(*config).await,
             Command::Apps(command) => commands::apps::run(command).await,
             Command::Routes(command) => commands::routes::run(command).await,
@@ -111,10 +124,15 @@ fn main() -> ExitCode {
             Command::Top(args) => commands::top::run(args).await,
             Command::Watchdog(config) => commands::watchdog::run(*config).await,
             Command::Completion(args) => commands::completion::run(args, &mut Cli::command()),
+            Command::Init(args) => commands::init::run(args),
+            Command::Build(args) => commands::build::run(args).await,
+            Command::Deploy(args) => commands::deploy::run(args).await,
+            Command::Bump(args) => commands::bump::run(args),
         }
+        .map(|()| ExitCode::SUCCESS)
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             // One plain line: the error and its causes, joined.
             eprintln!("error: {e:#}");

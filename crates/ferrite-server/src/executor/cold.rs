@@ -33,17 +33,8 @@ pub(super) async fn run(
         method: call.method.as_str(),
         request_url: &call.request_url,
     };
-    let cold = ColdCall {
-        call_id: call.call_id.clone(),
-        app: route.app_name.clone(),
-        path: route.path.clone(),
-        image: route.image.clone(),
-        memory_mib: route.memory,
-        confinement: route.confinement(),
-        timeout: Duration::from_secs(route.timeout),
-        env: route_call_environment(app, route, &call.headers, &facts),
-        body: payload,
-    };
+    let env = route_call_environment(app, route, &call.headers, &facts);
+    let cold = ColdCall::of(route, call.call_id.clone(), env, payload);
     let started = Instant::now();
     let ended = engine
         .run_cold(&cold, Duration::from_secs(route.idle_timeout))

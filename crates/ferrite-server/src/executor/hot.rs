@@ -22,16 +22,7 @@ pub(super) async fn run(
     call: &CallRequest,
 ) -> Result<Outcome, RunError> {
     let (engine, max_response_bytes) = (&executor.engine, executor.max_response_bytes);
-    let hot = HotRoute {
-        app: route.app_name.clone(),
-        path: route.path.clone(),
-        image: route.image.clone(),
-        memory_mib: route.memory,
-        confinement: route.confinement(),
-        env: route_hot_environment(app, route),
-        max_concurrency: usize::try_from(route.max_concurrency).unwrap_or(usize::MAX),
-        idle_timeout: Duration::from_secs(route.idle_timeout),
-    };
+    let hot = HotRoute::of(route, route_hot_environment(app, route));
     let target = call.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut request = Request::builder()
         .method(call.method.clone())

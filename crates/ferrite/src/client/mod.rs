@@ -154,6 +154,11 @@ impl Client {
             .map_err(|e| self.transport_error(&e).into())
     }
 
+    /// The URL a function of `app` at `path` is called at.
+    pub fn function_url(&self, app: &str, path: &str) -> String {
+        self.url(&invoke_path(app, path), &[]).to_string()
+    }
+
     /// Copy an answer's body to `out` as it arrives, byte for byte.
     pub async fn write_body(
         &self,

@@ -2,10 +2,15 @@
 //! parse alike, and this file the one way they change an app or a route.
 
 pub mod apps;
-mod args;
+pub(crate) mod args;
+pub mod build;
+pub mod bump;
 pub mod calls;
 pub mod completion;
+pub mod deploy;
+pub mod init;
 pub mod routes;
+pub mod run;
 pub mod server;
 pub mod services;
 pub mod top;

@@ -82,7 +82,7 @@ pub struct DockerArgs {
 }
 
 impl DockerArgs {
-    fn settings(&self) -> ConnectSettings {
+    pub fn settings(&self) -> ConnectSettings {
         ConnectSettings {
             host: self.docker_host.clone().filter(|h| !h.is_empty()),
             tls_verify: self
