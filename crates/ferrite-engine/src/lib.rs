@@ -40,5 +40,6 @@ pub use connect::ConnectSettings;
 pub use engine::{Engine, EngineSettings};
 pub use error::{docker_reason, EngineError};
 pub use hot::{HotCall, HotRoute};
+pub use image::ImageMoved;
 pub use socket_dir::SocketDir;
 pub use timings::{RouteContainers, Timings};

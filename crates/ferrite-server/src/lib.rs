@@ -127,7 +127,8 @@ pub async fn serve(
     tasks.spawn(circuit.clone().probe(cancel.clone()));
     node.store = circuit;
     let services =
-        services::Services::start(config, node.store.clone(), cancel.clone(), &tasks).await;
+        services::Services::start(config, node.store.clone(), engine.clone(), cancel.clone(), &tasks)
+            .await;
     let state = api::AppState::new(node, config, &tasks).with_services(services);
     let workers = asynchronous::Workers::new(
         state.store.clone(),

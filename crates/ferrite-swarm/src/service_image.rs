@@ -57,7 +57,7 @@ pub struct ServiceImage {
 pub enum ServiceImageError {
     #[error("image {0} is not on the Docker engine (build or pull it first)")]
     SourceMissing(String),
-    #[error("watchdog image {0} is not on the Docker engine (build it with scripts/deploy-images.sh ferrite, or name another with --watchdog-image)")]
+    #[error("watchdog image {0} is not on the Docker engine: build Ferrite's image (scripts/deploy-images.sh ferrite) or `docker load` it, or name another with FERRITE_WATCHDOG_IMAGE")]
     WatchdogMissing(String),
     #[error(
         "image {0} has neither an entrypoint nor a cmd: the watchdog would have nothing to run"
