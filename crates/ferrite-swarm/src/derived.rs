@@ -151,14 +151,23 @@ pub async fn prepare(docker: &Docker, derive: &Derive<'_>) -> Result<Prepared, S
     })
 }
 
+/// Derived images found unused by [`remove_unused`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Unused {
+    pub removed: usize,
+    /// Still there: used by a container (the task of a service being
+    /// removed or updated), or beyond one pass's bound. Worth another pass.
+    pub left: usize,
+}
+
 /// Remove the derived images `owner` made whose names are not in `keep`
-/// (at most [`MAX_REMOVED`] per pass); one still used by a container (an
-/// old task stopping) is left for a later pass. Returns how many went.
+/// (at most [`MAX_REMOVED`] tries per pass); one still used by a container
+/// (an old task stopping) is left for a later pass.
 pub async fn remove_unused(
     docker: &Docker,
     owner: &str,
     keep: &HashSet<String>,
-) -> Result<usize, ServiceImageError> {
+) -> Result<Unused, ServiceImageError> {
     let filters = HashMap::from([(
         "label".to_string(),
         vec![
@@ -172,12 +181,12 @@ pub async fn remove_unused(
             ..Default::default()
         }))
         .await?;
-    let mut removed = 0;
-    for image in images
+    let unused: Vec<_> = images
         .iter()
         .filter(|i| !i.repo_tags.iter().any(|t| keep.contains(t)))
-        .take(MAX_REMOVED)
-    {
+        .collect();
+    let mut removed = 0;
+    for image in unused.iter().take(MAX_REMOVED) {
         match docker
             .remove_image(&image.id, None::<RemoveImageOptions>, None)
             .await
@@ -189,7 +198,10 @@ pub async fn remove_unused(
             Err(e) => tracing::debug!(image = %image.id, error = %e, "derived service image kept"),
         }
     }
-    Ok(removed)
+    Ok(Unused {
+        removed,
+        left: unused.len() - removed,
+    })
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ferrite_engine::ImageMoved;
 use ferrite_model::Route;
@@ -17,6 +18,11 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::Services;
+
+/// How often unused derived images that could not be removed (their old
+/// tasks' containers still there) are tried again; nothing is asked of
+/// the engine when none are left.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 impl Services {
     /// The image `route`'s service runs (building it when needed).
@@ -55,21 +61,30 @@ impl Services {
             .values()
             .map(|m| m.run_image.clone())
             .collect();
-        if let Err(e) =
-            derived::remove_unused(self.swarm.docker(), &self.settings.owner, &keep).await
-        {
-            tracing::warn!(error = %e, "cannot remove unused service images");
+        match derived::remove_unused(self.swarm.docker(), &self.settings.owner, &keep).await {
+            Ok(unused) => self.unused_left.store(unused.left > 0, Ordering::Release),
+            Err(e) => tracing::warn!(error = %e, "cannot remove unused service images"),
         }
     }
 
     /// Move services to a new derived image as soon as their source image
-    /// is rebuilt (the engine's image events), without waiting for a call.
+    /// is rebuilt (the engine's image events), without waiting for a call;
+    /// and remove the unused derived images a pass had to leave.
     pub(super) async fn follow_moves(self: Arc<Self>, cancel: CancellationToken) {
         let mut moves = self.engine.image_moves();
+        let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let moved = tokio::select! {
                 () = cancel.cancelled() => return,
                 moved = moves.recv() => moved,
+                _ = sweep.tick() => {
+                    if self.unused_left.load(Ordering::Acquire) {
+                        let _changing = self.changing.lock().await;
+                        self.remove_unused_images().await;
+                    }
+                    continue;
+                }
             };
             match moved {
                 Ok(ImageMoved { name, id }) => {

@@ -84,6 +84,8 @@ pub struct Services {
     /// Every stored route was taken up at start (so that images only
     /// unmanaged routes run are not taken for unused).
     adopted: AtomicBool,
+    /// The last removal of unused derived images left some behind.
+    unused_left: AtomicBool,
     /// One change of services at a time (an API change, the adoption at
     /// start, a call finding its service missing), so two never race to
     /// create or remove the same service.
@@ -191,6 +193,7 @@ impl Services {
             managed: Mutex::default(),
             failed: Mutex::default(),
             adopted: AtomicBool::new(false),
+            unused_left: AtomicBool::new(false),
             changing: tokio::sync::Mutex::new(()),
         });
         services.adopt().await;
