@@ -140,8 +140,10 @@ impl Swarm {
         image: &str,
     ) -> Result<(Vec<std::net::IpAddr>, usize), SwarmError> {
         let by_service = tasks::desired_running(&self.get, &[service.to_string()]).await?;
-        let (current, other): (Vec<_>, Vec<_>) =
-            by_service.values().flatten().partition(|t| t.runs_image(image));
+        let (current, other): (Vec<_>, Vec<_>) = by_service
+            .values()
+            .flatten()
+            .partition(|t| t.runs_image(image));
         Ok((
             current
                 .into_iter()

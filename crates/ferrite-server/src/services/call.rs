@@ -64,14 +64,18 @@ impl Services {
         let mut timings = Timings::default();
         let deadline = Instant::now() + Duration::from_secs(route.timeout);
         let mut managed = self.for_route(app, route).await?;
-        if !self.engine.image_is_current(&route.image, &managed.source_id) {
+        if !self
+            .engine
+            .image_is_current(&route.image, &managed.source_id)
+        {
             // The route's image was rebuilt and its service not moved yet:
             // move it now (whoever comes second finds it done), so that
             // this call is served by the new image.
             managed = self.ensure(app, route).await?;
         }
         let _in_flight = managed.meter.enter();
-        let wait_until = |services: &Services| (Instant::now() + services.settings.start_wait).min(deadline);
+        let wait_until =
+            |services: &Services| (Instant::now() + services.settings.start_wait).min(deadline);
         // Addresses of tasks running the service's new image, while an
         // update to it is under way: the call goes only there.
         let pinned = if managed.renewing.load(Ordering::Acquire) {
@@ -167,8 +171,10 @@ impl Services {
                 managed.renewing.store(false, Ordering::Release);
                 return Ok(None);
             }
-            let candidates: Vec<SocketAddr> =
-                fresh.into_iter().map(|ip| SocketAddr::new(ip, port)).collect();
+            let candidates: Vec<SocketAddr> = fresh
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, port))
+                .collect();
             let ready = probe(&candidates).await;
             if !ready.is_empty() {
                 return Ok(Some(Arc::from(ready)));
