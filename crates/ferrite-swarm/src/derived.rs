@@ -16,6 +16,7 @@ use bollard::query_parameters::{ListImagesOptions, RemoveImageOptions};
 use bollard::Docker;
 use sha2::{Digest, Sha256};
 
+use crate::error::is_not_found;
 use crate::labels;
 use crate::service_image::{self, ServiceImageError, ServiceImageSpec, LABEL_WATCHDOG};
 
@@ -71,16 +72,6 @@ pub fn derived_tag(source: &str, source_id: &str, format: &str, watchdog_id: &st
     let room = MAX_TAG - hash.len() - 1;
     let tag = tag.get(..room.min(tag.len())).unwrap_or(tag);
     format!("{repo}:{tag}-{hash}")
-}
-
-fn is_not_found(err: &bollard::errors::Error) -> bool {
-    matches!(
-        err,
-        bollard::errors::Error::DockerResponseServerError {
-            status_code: 404,
-            ..
-        }
-    )
 }
 
 /// The image a service route of `derive.source` runs, built when no derived

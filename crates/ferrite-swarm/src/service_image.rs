@@ -15,6 +15,8 @@ use bollard::query_parameters::BuildImageOptions;
 use bollard::Docker;
 use futures_util::StreamExt;
 
+use crate::error::is_not_found;
+
 /// Where the watchdog sits in a derived image: out of the way of any path a
 /// function image might use.
 pub const WATCHDOG_PATH: &str = "/.ferrite/watchdog";
@@ -137,16 +139,6 @@ fn context(dockerfile: &str) -> std::io::Result<Vec<u8>> {
     header.set_cksum();
     builder.append_data(&mut header, "Dockerfile", dockerfile.as_bytes())?;
     builder.into_inner()
-}
-
-fn is_not_found(err: &bollard::errors::Error) -> bool {
-    matches!(
-        err,
-        bollard::errors::Error::DockerResponseServerError {
-            status_code: 404,
-            ..
-        }
-    )
 }
 
 /// Build the derived image of `spec` on the engine.

@@ -72,9 +72,14 @@ impl Drop for Fixture {
                     .status
                     .success()
         });
-        for image in self.derived_images() {
-            let _ = run("docker", &["rmi", "-f", &image]);
-        }
+        // A task's container may outlive its service a moment, and holds
+        // its image until it goes.
+        eventually(Duration::from_secs(30), || {
+            for image in self.derived_images() {
+                let _ = run("docker", &["rmi", "-f", &image]);
+            }
+            self.derived_images().is_empty()
+        });
         for image in &self.images {
             let _ = run("docker", &["rmi", "-f", image]);
         }
