@@ -333,6 +333,12 @@ impl Services {
             .as_ref()
             .is_some_and(|m| m.run_image != def.image || m.renewing.load(Ordering::Acquire));
         let ensured = self.swarm.ensure(&def).await?;
+        // An update of a service this node did not manage yet (adopted at
+        // start after its image was rebuilt) may be a move to a new image
+        // too; when it is not, the first call finds no task of another
+        // image and calls go on as usual.
+        let renewing =
+            renewing || (previous.is_none() && ensured.action == swarm::EnsureAction::Updated);
         tracing::info!(service = %ensured.name, app = %def.app, path = %def.path, action = ?ensured.action, replicas = ensured.replicas, "service matches its route");
         let addresses = self.watcher.watch(&ensured.name, def.port);
         self.watcher.changed(&ensured.name);
