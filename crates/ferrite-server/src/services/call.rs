@@ -74,13 +74,13 @@ impl Services {
             managed = self.ensure(app, route).await?;
         }
         let _in_flight = managed.meter.enter();
-        let wait_until =
-            |services: &Services| (Instant::now() + services.settings.start_wait).min(deadline);
+        let start_wait = self.settings.start_wait;
+        let wait_until = || (Instant::now() + start_wait).min(deadline);
         // Addresses of tasks running the service's new image, while an
         // update to it is under way: the call goes only there.
         let pinned = if managed.renewing.load(Ordering::Acquire) {
             let waiting = Instant::now();
-            let fresh = self.fresh_tasks(&managed, wait_until(self)).await?;
+            let fresh = self.fresh_tasks(&managed, wait_until()).await?;
             timings.container = waiting.elapsed();
             fresh
         } else {
@@ -93,7 +93,7 @@ impl Services {
             timings.cold_start = true;
             self.activate(&managed).await;
             ready = Some(
-                wait_ready(self, &managed, wait_until(self))
+                wait_ready(self, &managed, wait_until())
                     .await
                     .ok_or_else(|| ServiceError::NotReady {
                         service: managed.name.clone(),
