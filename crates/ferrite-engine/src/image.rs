@@ -23,7 +23,25 @@ pub struct Images {
     /// Image id per name (normalized), learnt after an image event; a name
     /// not here is taken to name what it named when its containers started.
     current: Mutex<HashMap<String, String>>,
+    /// Names followed for others than this node's containers (the source
+    /// images of service routes), normalized, with the spelling given.
+    followed: Mutex<HashMap<String, String>>,
+    /// Told when a followed name moves to another image.
+    moves: tokio::sync::broadcast::Sender<ImageMoved>,
 }
+
+/// A followed image name now names another image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageMoved {
+    /// The name as it was given to [`Images::follow`].
+    pub name: String,
+    /// The id it names now.
+    pub id: String,
+}
+
+/// Moves not yet read by a slow listener; an older one is dropped (the
+/// listener is told it lagged and checks everything it follows).
+const MOVES_BUFFER: usize = 64;
 
 /// What an image was resolved to when a container was made from it.
 #[derive(Debug, Clone)]
@@ -82,6 +100,40 @@ impl Images {
             credentials,
             pulling: Mutex::new(HashMap::new()),
             current: Mutex::new(HashMap::new()),
+            followed: Mutex::new(HashMap::new()),
+            moves: tokio::sync::broadcast::channel(MOVES_BUFFER).0,
+        }
+    }
+
+    fn followed(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.followed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Follow exactly `names` (besides the images of this node's
+    /// containers): their moves are sent to [`Images::moves`] listeners.
+    pub fn follow(&self, names: impl IntoIterator<Item = String>) {
+        *self.followed() = names.into_iter().map(|n| (normalize(&n), n)).collect();
+    }
+
+    /// The names followed, as given.
+    pub fn followed_names(&self) -> Vec<String> {
+        self.followed().values().cloned().collect()
+    }
+
+    /// Hear when a followed name moves.
+    pub fn moves(&self) -> tokio::sync::broadcast::Receiver<ImageMoved> {
+        self.moves.subscribe()
+    }
+
+    /// Tell the listeners that `name` names `id` now, if it is followed.
+    pub fn moved(&self, name: &str, id: &str) {
+        let followed = self.followed().get(&normalize(name)).cloned();
+        if let Some(name) = followed {
+            // No listener is not an error: nothing follows the moves yet.
+            let _ = self.moves.send(ImageMoved {
+                name,
+                id: id.to_string(),
+            });
         }
     }
 

@@ -41,5 +41,6 @@ pub use credentials::{registry_of, Credentials};
 pub use engine::{Engine, EngineSettings};
 pub use error::{docker_reason, EngineError};
 pub use hot::{HotCall, HotRoute};
+pub use image::ImageMoved;
 pub use socket_dir::SocketDir;
 pub use timings::{RouteContainers, Timings};

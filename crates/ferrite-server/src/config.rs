@@ -266,6 +266,13 @@ pub struct ServerConfig {
     #[arg(long, env = "FERRITE_SERVICE_START_WAIT", default_value = "30s",
           value_parser = retention)]
     pub service_start_wait: Duration,
+
+    /// The image whose `ferrite` binary becomes the watchdog of the images
+    /// this node derives for service routes from plain function images. It
+    /// must be on the engine (it is never pulled).
+    #[arg(long, env = "FERRITE_WATCHDOG_IMAGE",
+          default_value = ferrite_swarm::service_image::DEFAULT_WATCHDOG_IMAGE)]
+    pub watchdog_image: String,
 }
 
 /// A positive duration (`7d`, `1h 30m`, `5s`): a history retention, a

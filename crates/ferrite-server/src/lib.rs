@@ -126,8 +126,14 @@ pub async fn serve(
     let circuit = store_circuit::StoreCircuit::new(node.store);
     tasks.spawn(circuit.clone().probe(cancel.clone()));
     node.store = circuit;
-    let services =
-        services::Services::start(config, node.store.clone(), cancel.clone(), &tasks).await;
+    let services = services::Services::start(
+        config,
+        node.store.clone(),
+        engine.clone(),
+        cancel.clone(),
+        &tasks,
+    )
+    .await;
     let state = api::AppState::new(node, config, &tasks).with_services(services);
     let workers = asynchronous::Workers::new(
         state.store.clone(),

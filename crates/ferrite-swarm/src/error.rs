@@ -42,6 +42,9 @@ pub enum SwarmError {
         driver: Option<String>,
         scope: Option<String>,
     },
+    /// The image the service would run cannot be made from the route's.
+    #[error("the route's service image cannot be made: {0}")]
+    Image(#[from] crate::service_image::ServiceImageError),
     #[error("Docker engine error: {0}")]
     Docker(#[from] bollard::errors::Error),
     /// A request bollard cannot make for us (see `engine_get`) failed on the

@@ -13,7 +13,8 @@
 //! - [`WatchdogKey`]: each service's random key, which its watchdog asks of
 //!   every call so that only Ferrite can call it.
 //! - [`service_image`]: a function image made into one whose watchdog
-//!   serves it over HTTP, so that it can run as a service.
+//!   serves it over HTTP, so that it can run as a service; [`derived`]:
+//!   the one a route runs, made from its image and reused.
 //!
 //! Swarm's virtual IPs and ingress mesh are never used (they need IPVS,
 //! missing on some kernels): services use DNS round robin and Ferrite
@@ -27,6 +28,7 @@
 
 mod balance;
 mod definition;
+pub mod derived;
 mod engine_get;
 mod error;
 mod forward;
@@ -125,6 +127,30 @@ impl Swarm {
             .flatten()
             .filter_map(|t| t.address_on(network))
             .collect())
+    }
+
+    /// The tasks of `service` meant to run, split by whether they run
+    /// `image`: the addresses on `network` of those that do (whatever their
+    /// state, as [`scheduled_addresses`](Swarm::scheduled_addresses)), and
+    /// how many run another image (an update under way).
+    pub async fn tasks_of_image(
+        &self,
+        service: &str,
+        network: &str,
+        image: &str,
+    ) -> Result<(Vec<std::net::IpAddr>, usize), SwarmError> {
+        let by_service = tasks::desired_running(&self.get, &[service.to_string()]).await?;
+        let (current, other): (Vec<_>, Vec<_>) = by_service
+            .values()
+            .flatten()
+            .partition(|t| t.runs_image(image));
+        Ok((
+            current
+                .into_iter()
+                .filter_map(|t| t.address_on(network))
+                .collect(),
+            other.len(),
+        ))
     }
 
     /// The tasks of `service` (name or id) that run and are meant to, with

@@ -15,6 +15,8 @@ use bollard::query_parameters::BuildImageOptions;
 use bollard::Docker;
 use futures_util::StreamExt;
 
+use crate::error::is_not_found;
+
 /// Where the watchdog sits in a derived image: out of the way of any path a
 /// function image might use.
 pub const WATCHDOG_PATH: &str = "/.ferrite/watchdog";
@@ -57,7 +59,7 @@ pub struct ServiceImage {
 pub enum ServiceImageError {
     #[error("image {0} is not on the Docker engine (build or pull it first)")]
     SourceMissing(String),
-    #[error("watchdog image {0} is not on the Docker engine (build it with scripts/deploy-images.sh ferrite, or name another with --watchdog-image)")]
+    #[error("watchdog image {0} is not on the Docker engine: build Ferrite's image (scripts/deploy-images.sh ferrite) or `docker load` it, or name another with FERRITE_WATCHDOG_IMAGE")]
     WatchdogMissing(String),
     #[error(
         "image {0} has neither an entrypoint nor a cmd: the watchdog would have nothing to run"
@@ -137,16 +139,6 @@ fn context(dockerfile: &str) -> std::io::Result<Vec<u8>> {
     header.set_cksum();
     builder.append_data(&mut header, "Dockerfile", dockerfile.as_bytes())?;
     builder.into_inner()
-}
-
-fn is_not_found(err: &bollard::errors::Error) -> bool {
-    matches!(
-        err,
-        bollard::errors::Error::DockerResponseServerError {
-            status_code: 404,
-            ..
-        }
-    )
 }
 
 /// Build the derived image of `spec` on the engine.

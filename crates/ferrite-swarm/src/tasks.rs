@@ -49,6 +49,22 @@ pub(crate) struct RawTask {
     pub desired_state: String,
     #[serde(rename = "NetworksAttachments", deserialize_with = "nullable")]
     pub networks_attachments: Vec<RawAttachment>,
+    #[serde(rename = "Spec", deserialize_with = "nullable")]
+    pub spec: RawTaskSpec,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawTaskSpec {
+    #[serde(rename = "ContainerSpec", deserialize_with = "nullable")]
+    container_spec: RawContainerSpec,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawContainerSpec {
+    #[serde(rename = "Image", deserialize_with = "nullable")]
+    image: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -111,6 +127,16 @@ impl RawTask {
             })
     }
 
+    /// Whether the task runs `image` (as the service's spec named it; an
+    /// engine that pinned it to a digest appends `@sha256:...`).
+    pub(crate) fn runs_image(&self, image: &str) -> bool {
+        let task_image = &self.spec.container_spec.image;
+        task_image == image
+            || task_image
+                .strip_prefix(image)
+                .is_some_and(|rest| rest.starts_with('@'))
+    }
+
     /// The task as Ferrite routes to it, if it runs and has an address.
     pub(crate) fn running_on(&self, network: &str) -> Option<RunningTask> {
         if !self.is_running() {
@@ -171,6 +197,7 @@ mod tests {
         "ID": "t1", "ServiceID": "s1", "NodeID": "n1", "Slot": 2,
         "Status": {"State": "running", "Message": "started"},
         "DesiredState": "running",
+        "Spec": {"ContainerSpec": {"Image": "x/y-service:latest-ab@sha256:12"}},
         "NetworksAttachments": [
             {"Network": {"ID": "ingressid", "Spec": {"Name": "ingress"}}, "Addresses": ["10.255.0.9/16"]},
             {"Network": {"ID": "netid", "Spec": {"Name": "fnet"}}, "Addresses": ["10.0.1.5/24"]}
@@ -185,6 +212,9 @@ mod tests {
         assert_eq!(running.slot, 2);
         assert_eq!(task.address_on("netid"), Some("10.0.1.5".parse().unwrap()));
         assert_eq!(task.address_on("other"), None);
+        assert!(task.runs_image("x/y-service:latest-ab"));
+        assert!(!task.runs_image("x/y-service:latest-a"));
+        assert!(!task.runs_image("x/y-service:latest"));
     }
 
     #[test]

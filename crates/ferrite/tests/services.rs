@@ -7,10 +7,14 @@
 //! One scenario, in order: create, the first call from zero, scale-up under
 //! load, scale to zero, back from zero, update, adoption after Ferrite's
 //! restart, delete. Then a service's confinement and its watchdog's key:
-//! what a task may do, and that only Ferrite can call it.
+//! what a task may do, and that only Ferrite can call it. Then routes made
+//! straight from plain function images: the service image Ferrite derives
+//! and reuses, a rebuilt image serving the next call, and what a node
+//! without the watchdog image answers.
 
 mod common;
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -492,4 +496,168 @@ fn a_service_runs_confined_and_takes_calls_only_from_ferrite() {
         (200, "after the new key\n"),
         "{body}"
     );
+}
+
+/// Build `tag`, a `default` function answering `version` to every call;
+/// its image id.
+fn build_function(dir: &Path, tag: &str, version: &str) -> String {
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!(
+            "FROM ferrite/busybox\nLABEL org.ferrite.test=1\n\
+             CMD [\"/bin/sh\", \"-c\", \"cat >/dev/null; echo {version}\"]\n"
+        ),
+    )
+    .unwrap();
+    succeed("docker", &["build", "-q", "-t", tag, dir.to_str().unwrap()]);
+    image_id(tag)
+}
+
+fn image_id(image: &str) -> String {
+    succeed("docker", &["image", "inspect", "-f", "{{.Id}}", image])
+}
+
+fn image_label(image: &str, label: &str) -> String {
+    succeed(
+        "docker",
+        &[
+            "image",
+            "inspect",
+            "-f",
+            &format!("{{{{index .Config.Labels \"{label}\"}}}}"),
+            image,
+        ],
+    )
+}
+
+/// The image a route's service runs, as `GET /v1/services` shows it.
+fn service_image(ferrite: &common::swarm_fixture::Ferrite, path: &str) -> String {
+    let view = ferrite.service_view(path);
+    view["service_image"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no service image for {path}: {view}"))
+        .to_string()
+}
+
+#[test]
+fn a_plain_function_image_serves_as_a_service_and_its_rebuild_the_next_call() {
+    require_images(&["ferrite/ferrite", "ferrite/hello", "ferrite/busybox"]);
+    let mut fixture = Fixture::new("derive", &["ferrite/test-derive"]);
+    let source = fixture.images[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = build_function(dir.path(), &source, "v1");
+    // Untagged by the rebuild below: removed by id (after the images
+    // derived from it, which the fixture removes first).
+    fixture.images.push(v1.clone());
+    let ferrite = fixture.start();
+
+    // Straight from the example image: the node derives the service image.
+    ferrite.create_route(json!({"path": "/hello", "image": "ferrite/hello",
+        "service": {"max_replicas": 1}}));
+    let view = ferrite.service_view("/hello");
+    assert_eq!(view["image"], "ferrite/hello", "{view}");
+    assert_eq!(view.get("error"), None, "{view}");
+    let derived = service_image(&ferrite, "/hello");
+    assert!(
+        derived.starts_with("ferrite/hello-service:latest-"),
+        "{derived}"
+    );
+    assert_eq!(
+        image_label(&derived, "org.ferrite.watchdog.source-id"),
+        image_id("ferrite/hello")
+    );
+    assert_eq!(image_label(&derived, "org.ferrite.owner"), fixture.owner);
+    let derived_id = image_id(&derived);
+    let (status, body) = ferrite.api(reqwest::Method::GET, "/v1/apps/svc/routes/hello", None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["route"]["image"], "ferrite/hello", "{body}");
+    let (status, body, _) = ferrite.call("/hello", r#"{"name":"Plain"}"#);
+    assert_eq!((status, body.as_str()), (200, "Hello Plain!\n"));
+
+    // A second route of the same source runs the same image: one build.
+    ferrite.create_route(json!({"path": "/hello2", "image": "ferrite/hello",
+        "service": {"max_replicas": 1}}));
+    assert_eq!(service_image(&ferrite, "/hello2"), derived);
+    assert_eq!(image_id(&derived), derived_id, "built again");
+    assert_eq!(fixture.derived_images(), vec![derived_id.clone()]);
+
+    // The route's image rebuilt under the same tag while a task of the old
+    // one serves.
+    ferrite.create_route(json!({"path": "/version", "image": source,
+        "service": {"min_replicas": 1, "max_replicas": 1}}));
+    let (status, body, _) = ferrite.call("/version", "");
+    assert_eq!((status, body.as_str()), (200, "v1\n"));
+    let before = service_image(&ferrite, "/version");
+    let v2 = build_function(dir.path(), &source, "v2");
+    assert_ne!(v1, v2);
+    // The node hears of the new tag on the engine's event stream on its
+    // own time: wait until it has moved the service, not for a time.
+    assert!(
+        eventually(Duration::from_secs(60), || service_image(
+            &ferrite, "/version"
+        ) != before),
+        "the service was not moved: {}",
+        ferrite.service_view("/version")
+    );
+    let after = service_image(&ferrite, "/version");
+    assert_eq!(image_label(&after, "org.ferrite.watchdog.source-id"), v2);
+    // One call, no retry: the new image answers, though the old task may
+    // still run.
+    let (status, body, _) = ferrite.call("/version", "");
+    assert_eq!((status, body.as_str()), (200, "v2\n"));
+
+    // Routes gone: their services, then the derived images no service
+    // runs (once the old tasks' containers are gone).
+    for path in ["hello", "hello2", "version"] {
+        let (status, body) = ferrite.api(
+            reqwest::Method::DELETE,
+            &format!("/v1/apps/svc/routes/{path}"),
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(fixture.services(), vec![]);
+    assert!(
+        eventually(Duration::from_secs(60), || fixture
+            .derived_images()
+            .is_empty()),
+        "derived images left: {:?}",
+        fixture.derived_images()
+    );
+}
+
+#[test]
+fn without_the_watchdog_image_a_service_route_says_what_to_do() {
+    require_images(&["ferrite/ferrite", "ferrite/hello"]);
+    let fixture = Fixture::new("nowatchdog", &[]);
+    fixture.create_network();
+    let missing = format!("ferrite/test-no-watchdog:{}", std::process::id());
+    let ferrite = fixture.start_node(
+        &fixture.container,
+        &[("FERRITE_WATCHDOG_IMAGE", missing.as_str())],
+    );
+
+    // The route is stored; its service cannot be made, and says why.
+    ferrite.create_route(json!({"path": "/hello", "image": "ferrite/hello", "service": {}}));
+    let view = ferrite.service_view("/hello");
+    let error = view["error"].as_str().unwrap_or_default();
+    let expected = format!("watchdog image {missing} is not on the Docker engine");
+    assert!(error.contains(&expected), "{view}");
+    assert!(error.contains("FERRITE_WATCHDOG_IMAGE"), "{view}");
+    assert_eq!(view["service_image"], Value::Null, "{view}");
+    let (status, body, _) = ferrite.call("/hello", "{}");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains(&expected), "{body}");
+
+    // So does a route whose own image is not on the engine.
+    ferrite.create_route(json!({"path": "/gone",
+        "image": "ferrite/test-no-such-function:none", "service": {}}));
+    let (status, body, _) = ferrite.call("/gone", "{}");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("image ferrite/test-no-such-function:none is not on the Docker engine"),
+        "{body}"
+    );
+    assert_eq!(fixture.services(), vec![]);
+    assert_eq!(fixture.derived_images(), Vec::<String>::new());
 }

@@ -16,7 +16,7 @@ use bollard::query_parameters::EventsOptions;
 use futures_util::StreamExt;
 
 use super::Engine;
-use crate::image::normalize;
+use crate::image::{normalize, ImageMoved};
 
 /// Image events that may change what a name names.
 const ACTIONS: [&str; 6] = ["tag", "untag", "delete", "load", "pull", "import"];
@@ -33,6 +33,25 @@ fn unix_now() -> u64 {
 }
 
 impl Engine {
+    /// Follow `names` (image names as routes give them) for the server:
+    /// replaces the names followed before. Their moves come to
+    /// [`Engine::image_moves`] listeners.
+    pub fn follow_images(&self, names: impl IntoIterator<Item = String>) {
+        self.containers.images.follow(names);
+    }
+
+    /// Hear when a followed name names another image (one follower of the
+    /// engine's events serves containers and services alike).
+    pub fn image_moves(&self) -> tokio::sync::broadcast::Receiver<ImageMoved> {
+        self.containers.images.moves()
+    }
+
+    /// Whether `name` still names image `id` as far as the image events
+    /// told; in memory, cheap enough for every call.
+    pub fn image_is_current(&self, name: &str, id: &str) -> bool {
+        self.containers.images.is_current(name, id)
+    }
+
     /// Follow the engine's image events until shutdown. When the stream
     /// breaks (the engine went away, a proxy cut it), it is followed again
     /// from the moment it broke, so the engine replays what was missed.
@@ -81,6 +100,7 @@ impl Engine {
             .image_names()
             .into_iter()
             .chain(self.hot.image_names())
+            .chain(self.containers.images.followed_names())
             .map(|name| (normalize(&name), name))
             .collect();
         let keep: HashSet<String> = in_use.keys().cloned().collect();
@@ -117,6 +137,7 @@ impl Engine {
         // Recorded first: a container being started from the old image now
         // is dropped when it is added or taken.
         self.containers.images.set_current(name, id.clone());
+        self.containers.images.moved(name, &id);
         let prestarted = self.pools.retire_image(name, &id);
         let hot = self.hot.retire_image(name, &id);
         if prestarted + hot > 0 {

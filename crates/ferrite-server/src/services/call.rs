@@ -1,8 +1,10 @@
 //! A call to a route that runs as a service: counted for the autoscaler,
-//! held while the service scales up from zero (bounded, then 503), and
-//! forwarded to the task with the fewest outstanding requests.
+//! held while the service scales up from zero or moves to a rebuilt image
+//! (bounded, then 503), and forwarded to the task with the fewest
+//! outstanding requests.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -60,18 +62,38 @@ impl Services {
         request: Request<Bytes>,
     ) -> Result<(Response<Body>, Timings), ServiceError> {
         let mut timings = Timings::default();
-        let managed = self.for_route(app, route).await?;
-        let _in_flight = managed.meter.enter();
         let deadline = Instant::now() + Duration::from_secs(route.timeout);
+        let mut managed = self.for_route(app, route).await?;
+        if !self
+            .engine
+            .image_is_current(&route.image, &managed.source_id)
+        {
+            // The route's image was rebuilt and its service not moved yet:
+            // move it now (whoever comes second finds it done), so that
+            // this call is served by the new image.
+            managed = self.ensure(app, route).await?;
+        }
+        let _in_flight = managed.meter.enter();
+        let start_wait = self.settings.start_wait;
+        let wait_until = || (Instant::now() + start_wait).min(deadline);
+        // Addresses of tasks running the service's new image, while an
+        // update to it is under way: the call goes only there.
+        let pinned = if managed.renewing.load(Ordering::Acquire) {
+            let waiting = Instant::now();
+            let fresh = self.fresh_tasks(&managed, wait_until()).await?;
+            timings.container = waiting.elapsed();
+            fresh
+        } else {
+            None
+        };
         // Addresses found ready while the watcher knows none yet.
         let mut ready: Option<Addresses> = None;
-        if managed.addresses.borrow().is_empty() {
+        if pinned.is_none() && managed.addresses.borrow().is_empty() {
             let waiting = Instant::now();
             timings.cold_start = true;
             self.activate(&managed).await;
-            let wait_until = (Instant::now() + self.settings.start_wait).min(deadline);
             ready = Some(
-                wait_ready(self, &managed, wait_until)
+                wait_ready(self, &managed, wait_until())
                     .await
                     .ok_or_else(|| ServiceError::NotReady {
                         service: managed.name.clone(),
@@ -81,6 +103,9 @@ impl Services {
             timings.container = waiting.elapsed();
         }
         let addresses = || {
+            if let Some(pinned) = &pinned {
+                return pinned.clone();
+            }
             let known = managed.addresses.borrow().clone();
             match &ready {
                 Some(ready) if known.is_empty() => ready.clone(),
@@ -116,6 +141,52 @@ impl Services {
             })?;
         timings.run = running.elapsed();
         Ok((forwarded.response.map(Body::new), timings))
+    }
+
+    /// While `managed` moves to a new image: the ready addresses of tasks
+    /// running it, waiting for a first one until `until` (then 503);
+    /// `None` once no task of another image is left and the watcher knows
+    /// only new ones (the move is over), or when the tasks cannot be read.
+    async fn fresh_tasks(
+        &self,
+        managed: &Managed,
+        until: Instant,
+    ) -> Result<Option<Addresses>, ServiceError> {
+        let network = &self.settings.network;
+        let port = managed.spec.port;
+        loop {
+            let (fresh, stale) = match self
+                .swarm
+                .tasks_of_image(&managed.name, network, &managed.run_image)
+                .await
+            {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::debug!(service = %managed.name, error = %e, "cannot list the service's tasks");
+                    return Ok(None);
+                }
+            };
+            let known = managed.addresses.borrow().clone();
+            if stale == 0 && known.iter().all(|a| fresh.contains(&a.ip())) {
+                managed.renewing.store(false, Ordering::Release);
+                return Ok(None);
+            }
+            let candidates: Vec<SocketAddr> = fresh
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, port))
+                .collect();
+            let ready = probe(&candidates).await;
+            if !ready.is_empty() {
+                return Ok(Some(Arc::from(ready)));
+            }
+            if Instant::now() + PROBE_PAUSE >= until {
+                return Err(ServiceError::NotReady {
+                    service: managed.name.clone(),
+                    waited_s: self.settings.start_wait.as_secs(),
+                });
+            }
+            tokio::time::sleep(PROBE_PAUSE).await;
+        }
     }
 
     /// Forward a copy of `request` with `key` in the watchdog's key header
@@ -171,17 +242,7 @@ async fn wait_ready(services: &Services, managed: &Managed, until: Instant) -> O
                 }
             }
         }
-        let probes = candidates.iter().map(|addr| async move {
-            match tokio::time::timeout(PROBE_TIMEOUT, TcpStream::connect(addr)).await {
-                Ok(Ok(_)) => Some(*addr),
-                _ => None,
-            }
-        });
-        let ready: Vec<SocketAddr> = futures_util::future::join_all(probes)
-            .await
-            .into_iter()
-            .flatten()
-            .collect();
+        let ready = probe(&candidates).await;
         if !ready.is_empty() {
             return Some(Arc::from(ready));
         }
@@ -190,4 +251,19 @@ async fn wait_ready(services: &Services, managed: &Managed, until: Instant) -> O
         }
         tokio::time::sleep(PROBE_PAUSE).await;
     }
+}
+
+/// Those of `candidates` that accept a connection now.
+async fn probe(candidates: &[SocketAddr]) -> Vec<SocketAddr> {
+    let probes = candidates.iter().map(|addr| async move {
+        match tokio::time::timeout(PROBE_TIMEOUT, TcpStream::connect(addr)).await {
+            Ok(Ok(_)) => Some(*addr),
+            _ => None,
+        }
+    });
+    futures_util::future::join_all(probes)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }

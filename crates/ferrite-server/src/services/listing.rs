@@ -13,7 +13,15 @@ pub struct ServiceView {
     pub path: String,
     /// The Swarm service's name.
     pub service: String,
+    /// The route's image.
     pub image: String,
+    /// The image the tasks run: the route's when it is a service image,
+    /// else the one derived from it (absent while none could be made).
+    pub service_image: Option<String>,
+    /// Why the service could not be made (the route's image is missing,
+    /// the watchdog image is, ...); calls get a 503 saying it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// Replicas asked of Swarm.
     pub replicas: u32,
     /// Tasks running with an address on the network.
@@ -51,11 +59,13 @@ pub struct ScalingView {
 }
 
 impl Services {
-    /// Every service of this node, by app and path.
+    /// Every service of this node, and every route whose service could not
+    /// be made, by app and path.
     pub fn list(&self) -> Vec<ServiceView> {
-        let mut all: Vec<_> = self.managed().values().cloned().collect();
-        all.sort_by(|a, b| (&a.app, &a.path).cmp(&(&b.app, &b.path)));
-        all.iter()
+        let all: Vec<_> = self.managed().values().cloned().collect();
+        let failed = self.failed();
+        let mut views: Vec<ServiceView> = all
+            .iter()
             .map(|m| {
                 let addresses = m.addresses.borrow().clone();
                 let control = m.control();
@@ -64,6 +74,11 @@ impl Services {
                     path: m.path.clone(),
                     service: m.name.clone(),
                     image: m.image.clone(),
+                    service_image: Some(m.run_image.clone()),
+                    // A change that failed: the service runs as before.
+                    error: failed
+                        .get(&(m.app.clone(), m.path.clone()))
+                        .map(|f| f.message.clone()),
                     replicas: control.replicas,
                     running: addresses.len(),
                     addresses: addresses.iter().map(|a| a.to_string()).collect(),
@@ -86,7 +101,31 @@ impl Services {
                     }),
                 }
             })
-            .collect()
+            .collect();
+        let unmade = failed
+            .iter()
+            .filter(|(key, _)| !all.iter().any(|m| (&m.app, &m.path) == (&key.0, &key.1)));
+        views.extend(unmade.map(|((app, path), f)| ServiceView {
+            app: app.clone(),
+            path: path.clone(),
+            service: ferrite_swarm::service_name(&self.settings.owner, app, path),
+            image: f.image.clone(),
+            service_image: None,
+            error: Some(f.message.clone()),
+            replicas: 0,
+            running: 0,
+            addresses: Vec::new(),
+            min_replicas: f.spec.min_replicas,
+            max_replicas: f.spec.max_replicas,
+            target_concurrency: f.spec.target_concurrency,
+            in_flight: 0,
+            requests: 0,
+            autoscaler: None,
+            last_scaling: None,
+        }));
+        drop(failed);
+        views.sort_by(|a, b| (&a.app, &a.path).cmp(&(&b.app, &b.path)));
+        views
     }
 }
 

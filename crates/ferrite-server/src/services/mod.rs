@@ -4,10 +4,12 @@
 //!
 //! Only a node whose engine is a Swarm manager runs them; on any other
 //! node [`ServiceState`] holds the reason, and calls to such routes get a
-//! 503 that says it.
+//! 503 that says it. A route's image need not be a service image: the node
+//! derives one from it (see `image`).
 
 pub mod autoscale;
 mod call;
+mod image;
 mod key;
 mod meter;
 mod scaling;
@@ -15,9 +17,11 @@ pub use call::ServiceError;
 mod listing;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use ferrite_engine::Engine;
 use ferrite_model::{App, Millis, Route, ServiceSpec};
 use ferrite_store::Store;
 use ferrite_swarm::{
@@ -47,6 +51,8 @@ pub struct ServiceSettings {
     pub autoscale: AutoscaleSettings,
     /// How long a call waits for a first ready task.
     pub start_wait: Duration,
+    /// The image the watchdog of derived service images comes from.
+    pub watchdog_image: String,
 }
 
 impl ServiceSettings {
@@ -56,6 +62,7 @@ impl ServiceSettings {
             network: config.service_network.clone(),
             autoscale: AutoscaleSettings::with_stable_window(config.autoscale_window),
             start_wait: config.service_start_wait,
+            watchdog_image: config.watchdog_image.clone(),
         }
     }
 }
@@ -66,8 +73,19 @@ pub struct Services {
     watcher: TaskWatcher,
     forwarder: Forwarder,
     store: Arc<dyn Store>,
+    /// The node's engine: its follower of image events tells when a
+    /// route's image is rebuilt.
+    engine: Arc<Engine>,
     settings: ServiceSettings,
     managed: Mutex<HashMap<(String, String), Arc<Managed>>>,
+    /// Why the service of a route could not be made, for `GET
+    /// /v1/services`, until it is made or the route goes.
+    failed: Mutex<HashMap<(String, String), Failure>>,
+    /// Every stored route was taken up at start (so that images only
+    /// unmanaged routes run are not taken for unused).
+    adopted: AtomicBool,
+    /// The last removal of unused derived images left some behind.
+    unused_left: AtomicBool,
     /// One change of services at a time (an API change, the adoption at
     /// start, a call finding its service missing), so two never race to
     /// create or remove the same service.
@@ -79,7 +97,15 @@ pub(crate) struct Managed {
     pub name: String,
     pub app: String,
     pub path: String,
+    /// The route's image, as the route names it.
     pub image: String,
+    /// The id `image` had when the service was made from it.
+    source_id: String,
+    /// The image the tasks run: `image`, or the one derived from it.
+    pub run_image: String,
+    /// An update to another `run_image` may still be under way: calls go
+    /// only to tasks running the new one until no other is left.
+    renewing: AtomicBool,
     pub spec: ServiceSpec,
     /// Hash of the definition the service was made to match.
     hash: String,
@@ -90,6 +116,13 @@ pub(crate) struct Managed {
     control: Mutex<Control>,
     /// The key its watchdog asks of every call, as this node last read it.
     key: Mutex<KeyState>,
+}
+
+/// A route whose service could not be made, and why.
+pub(crate) struct Failure {
+    pub image: String,
+    pub spec: ServiceSpec,
+    pub message: String,
 }
 
 /// The autoscaler's side of a service.
@@ -126,6 +159,7 @@ impl Services {
     pub async fn start(
         config: &ServerConfig,
         store: Arc<dyn Store>,
+        engine: Arc<Engine>,
         cancel: CancellationToken,
         tasks: &TaskTracker,
     ) -> ServiceState {
@@ -154,11 +188,16 @@ impl Services {
             watcher,
             forwarder: Forwarder::new(ForwardSettings::default()),
             store,
+            engine,
             settings,
             managed: Mutex::default(),
+            failed: Mutex::default(),
+            adopted: AtomicBool::new(false),
+            unused_left: AtomicBool::new(false),
             changing: tokio::sync::Mutex::new(()),
         });
         services.adopt().await;
+        tasks.spawn(services.clone().follow_moves(cancel.clone()));
         tasks.spawn(services.clone().autoscale(cancel));
         tracing::info!(network = %services.settings.network, owner = %services.settings.owner, "routes with a service section run as Swarm services");
         Ok(services)
@@ -166,6 +205,10 @@ impl Services {
 
     fn managed(&self) -> MutexGuard<'_, HashMap<(String, String), Arc<Managed>>> {
         self.managed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn failed(&self) -> MutexGuard<'_, HashMap<(String, String), Failure>> {
+        self.failed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Make the Swarm match the store: every route with a service section
@@ -215,16 +258,18 @@ impl Services {
                 tracing::warn!(service = %service.name, error = %e, "cannot remove service");
             }
         }
+        self.adopted.store(true, Ordering::Release);
+        self.remove_unused_images().await;
     }
 
-    /// The service of `route` in plain terms.
-    fn definition(&self, app: &App, route: &Route) -> ServiceDefinition {
+    /// The service of `route` in plain terms, its tasks running `image`.
+    fn definition(&self, app: &App, route: &Route, image: String) -> ServiceDefinition {
         let spec = route.service.clone().unwrap_or_default();
         ServiceDefinition {
             owner: self.settings.owner.clone(),
             app: route.app_name.clone(),
             path: route.path.clone(),
-            image: route.image.clone(),
+            image,
             port: spec.port,
             memory_mib: route.memory,
             replicas: u64::from(spec.min_replicas),
@@ -249,10 +294,34 @@ impl Services {
 
     /// Make `route`'s service match it (create, or a rolling update when it
     /// changed) and manage it; the autoscaler's state survives an update.
+    /// Why it failed is kept for the listing until it succeeds.
     async fn ensure(&self, app: &App, route: &Route) -> Result<Arc<Managed>, SwarmError> {
+        let key = (route.app_name.clone(), route.path.clone());
+        let made = self.make(app, route).await;
+        match &made {
+            Ok(_) => {
+                self.failed().remove(&key);
+            }
+            Err(e) => {
+                tracing::warn!(app = %route.app_name, path = %route.path, error = %e, "the route's service cannot be made");
+                self.failed().insert(
+                    key,
+                    Failure {
+                        image: route.image.clone(),
+                        spec: route.service.clone().unwrap_or_default(),
+                        message: e.to_string(),
+                    },
+                );
+            }
+        }
+        made
+    }
+
+    async fn make(&self, app: &App, route: &Route) -> Result<Arc<Managed>, SwarmError> {
         let spec = route.service.clone().unwrap_or_default();
         let _changing = self.changing.lock().await;
-        let def = self.definition(app, route);
+        let prepared = self.prepare(route).await?;
+        let def = self.definition(app, route, prepared.image.clone());
         def.validate()?;
         let hash = def.spec_hash();
         let key = (route.app_name.clone(), route.path.clone());
@@ -260,7 +329,16 @@ impl Services {
         if let Some(m) = previous.as_ref().filter(|m| m.hash == hash) {
             return Ok(m.clone());
         }
+        let renewing = previous
+            .as_ref()
+            .is_some_and(|m| m.run_image != def.image || m.renewing.load(Ordering::Acquire));
         let ensured = self.swarm.ensure(&def).await?;
+        // An update of a service this node did not manage yet (adopted at
+        // start after its image was rebuilt) may be a move to a new image
+        // too; when it is not, the first call finds no task of another
+        // image and calls go on as usual.
+        let renewing =
+            renewing || (previous.is_none() && ensured.action == swarm::EnsureAction::Updated);
         tracing::info!(service = %ensured.name, app = %def.app, path = %def.path, action = ?ensured.action, replicas = ensured.replicas, "service matches its route");
         let addresses = self.watcher.watch(&ensured.name, def.port);
         self.watcher.changed(&ensured.name);
@@ -288,7 +366,10 @@ impl Services {
             name: ensured.name,
             app: def.app,
             path: def.path,
-            image: def.image,
+            image: route.image.clone(),
+            source_id: prepared.source_id,
+            run_image: def.image,
+            renewing: AtomicBool::new(renewing),
             spec,
             hash,
             balancer: Balancer::new(),
@@ -301,6 +382,10 @@ impl Services {
             }),
         });
         self.managed().insert(key, managed.clone());
+        self.follow_sources();
+        if renewing || prepared.built {
+            self.remove_unused_images().await;
+        }
         Ok(managed)
     }
 
@@ -308,10 +393,14 @@ impl Services {
     pub async fn remove(&self, app: &str, path: &str) -> Result<(), SwarmError> {
         let _changing = self.changing.lock().await;
         let name = swarm::service_name(&self.settings.owner, app, path);
-        self.managed().remove(&(app.to_string(), path.to_string()));
+        let key = (app.to_string(), path.to_string());
+        self.failed().remove(&key);
+        self.managed().remove(&key);
+        self.follow_sources();
         self.watcher.unwatch(&name);
         if self.swarm.remove(&name).await? {
             tracing::info!(service = %name, app, path, "service removed with its route");
+            self.remove_unused_images().await;
         }
         Ok(())
     }

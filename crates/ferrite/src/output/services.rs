@@ -25,13 +25,15 @@ pub fn services_table(services: &[Value]) -> String {
             text(&service["service"]),
             format!("{}/{}", service["running"], service["replicas"]),
             service["in_flight"].to_string(),
-            match scaling["reason"].as_str() {
-                Some(reason) => format!(
+            match (service["error"].as_str(), scaling["reason"].as_str()) {
+                // The service could not be made: why, in place of scaling.
+                (Some(error), _) => format!("error: {error}"),
+                (None, Some(reason)) => format!(
                     "{} -> {}: {reason}",
                     text(&scaling["at"]),
                     scaling["replicas"]
                 ),
-                None => NONE.to_string(),
+                (None, None) => NONE.to_string(),
             },
         ]);
     }

@@ -1,7 +1,8 @@
 //! Ferrite as a container (ferrite/ferrite) next to Swarm services on the
 //! machine's real Swarm: an attachable overlay network, because task
 //! addresses are reachable only from inside it, one or more Ferrite nodes on
-//! it, and the service images of example functions. Everything made is
+//! it, and the service images of example functions (those Ferrite derives
+//! itself carry the fixture's owner label). Everything made is
 //! labelled and removed when the fixture is dropped, whatever happened.
 //!
 //! Ferrite in a container is not on the host's loopback: the management API
@@ -70,6 +71,14 @@ impl Drop for Fixture {
                 || !run("docker", &["network", "inspect", &self.network])
                     .status
                     .success()
+        });
+        // A task's container may outlive its service a moment, and holds
+        // its image until it goes.
+        eventually(Duration::from_secs(30), || {
+            for image in self.derived_images() {
+                let _ = run("docker", &["rmi", "-f", &image]);
+            }
+            self.derived_images().is_empty()
         });
         for image in &self.images {
             let _ = run("docker", &["rmi", "-f", image]);
@@ -186,6 +195,27 @@ impl Fixture {
             "{name} did not answer"
         );
         ferrite
+    }
+
+    /// The ids of the service images the fixture's Ferrite derived (they
+    /// carry its owner label).
+    pub fn derived_images(&self) -> Vec<String> {
+        let out = run(
+            "docker",
+            &[
+                "images",
+                "-q",
+                "--no-trunc",
+                "--filter",
+                &format!("label=org.ferrite.owner={}", self.owner),
+            ],
+        );
+        let mut ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        ids.dedup();
+        ids
     }
 
     /// The owner's services as Swarm lists them: (name, replicas asked).
