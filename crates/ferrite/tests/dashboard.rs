@@ -253,7 +253,7 @@ fn the_dashboard_shows_routes_calls_and_a_calls_output_as_text() {
 
 /// The token docs/dashboard.md's recipe makes with `key`: the recipe is
 /// run as the doc shows it.
-fn token_from_the_docs(key: &str) -> String {
+fn token_from_the_docs(key: &str, api_url: &str) -> String {
     let doc = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../docs/dashboard.md"
@@ -264,13 +264,15 @@ fn token_from_the_docs(key: &str) -> String {
         .nth(1)
         .expect("the doc's token section");
     let recipe = section
-        .split("```sh\n")
+        .split("```sh")
         .nth(1)
-        .and_then(|rest| rest.split("```").next())
+        .and_then(|rest| rest.split_once('\n'))
+        .and_then(|(_attributes, rest)| rest.split("```").next())
         .expect("the doc's token recipe");
     let output = std::process::Command::new("bash")
         .args(["-euo", "pipefail", "-c", recipe])
         .env("JWT_AUTH_KEY", key)
+        .env("API_URL", api_url)
         .output()
         .expect("bash");
     assert!(
@@ -278,7 +280,10 @@ fn token_from_the_docs(key: &str) -> String {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8(output.stdout).unwrap().trim().to_string()
+    // The token, then the node's "accepted".
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.ends_with("accepted\n"), "{stdout}");
+    stdout.lines().next().unwrap_or_default().to_string()
 }
 
 #[test]
@@ -323,7 +328,10 @@ fn with_a_key_the_dashboard_asks_for_a_token_and_keeps_it_in_the_tab() {
         screenshot(&browser, &shots, "login-refused.png").await;
 
         let field = browser.find(Locator::Id("token")).await.unwrap();
-        field.send_keys(&token_from_the_docs(KEY)).await.unwrap();
+        field
+            .send_keys(&token_from_the_docs(KEY, &server.url))
+            .await
+            .unwrap();
         browser
             .find(Locator::Css("#login-form button[type=submit]"))
             .await

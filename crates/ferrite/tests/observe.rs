@@ -2,7 +2,8 @@
 //! carries `Fn-Request-Id` (the client's when valid, a fresh UUIDv7
 //! otherwise, never an invalid one echoed), and with `LOG_FORMAT=json` every
 //! line the server writes is one JSON object, those about a request carrying
-//! its `request_id`, those about a call its `call_id`.
+//! its `request_id`, those about a call its `call_id`. (The commands of
+//! docs/operating.md's "Request ids and logs" are run by tests/docs.rs.)
 
 mod common;
 
@@ -220,60 +221,4 @@ fn text_log_lines_name_the_request_too() {
         .find(|l| l.contains("app created"))
         .unwrap_or_else(|| panic!("no line about the app: {log}"));
     assert!(line.contains("request_id=text-77"), "{line}");
-}
-
-/// The shell lines of the "Request ids and logs" section of docs/operating.md.
-fn documented_commands() -> Vec<String> {
-    let doc = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../docs/operating.md"
-    ))
-    .expect("docs/operating.md");
-    let section = doc
-        .split("\n## ")
-        .find(|s| s.starts_with("Request ids and logs"))
-        .expect("the section");
-    let block = section
-        .split("```sh\n")
-        .nth(1)
-        .and_then(|rest| rest.split("```").next())
-        .expect("a sh block");
-    block.lines().map(str::to_string).collect()
-}
-
-#[test]
-fn the_commands_of_the_operating_doc_find_the_request_by_its_id() {
-    let commands = documented_commands();
-    assert_eq!(commands.len(), 3, "{commands:?}");
-    // The server as the doc starts it: JSON lines on stderr into a file.
-    assert_eq!(
-        commands[0],
-        "LOG_FORMAT=json ferrite server 2> ferrite.log &"
-    );
-    let server = start_json();
-    let log = server.data_dir.path().join("server.log");
-    let run = |command: &str| {
-        let command = command
-            .replace("http://localhost:8080", &server.url)
-            .replace("ferrite.log", &log.display().to_string());
-        let output = std::process::Command::new("sh")
-            .args(["-c", &command])
-            .output()
-            .expect("sh");
-        assert!(output.status.success(), "{command}: {output:?}");
-        String::from_utf8(output.stdout).unwrap()
-    };
-    let answer: Value = serde_json::from_str(&run(&commands[1])).unwrap();
-    assert_eq!(answer["app"]["name"], "shop");
-    let found = run(&commands[2]);
-    let lines: Vec<Value> = found
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert!(
-        lines
-            .iter()
-            .any(|l| l["message"] == "app created" && l["span"]["request_id"] == "checkout-42"),
-        "{found}"
-    );
 }

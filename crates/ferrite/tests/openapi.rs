@@ -306,9 +306,9 @@ fn documented_commands() -> Vec<String> {
 /// address) in a new directory; the document it saved.
 fn run_documented(command: &str, server: &TestServer, env: &[(&str, &str)]) -> Value {
     let dir = tempfile::tempdir().unwrap();
-    let command = command.replace("http://localhost:8080", &server.url);
     let output = Command::new("sh")
-        .args(["-c", &command])
+        .args(["-c", command])
+        .env("API_URL", &server.url)
         .current_dir(dir.path())
         .envs(env.iter().copied())
         .output()
