@@ -47,6 +47,11 @@ pub fn split_pair(flag: &str, form: &str, arg: &str) -> anyhow::Result<(String, 
     }
 }
 
+/// clap's parser of a repeatable `--label KEY=VALUE` (image labels).
+pub fn label(text: &str) -> Result<(String, String), String> {
+    split_pair("--label", "KEY=VALUE", text).map_err(|e| e.to_string())
+}
+
 /// The PATCH fields of `ferrite <group> config set KEY VALUE` (`value`
 /// given) or `... unset KEY` (`None`): the API removes a key set to `""`, so
 /// an empty value is refused rather than taken for an unset.

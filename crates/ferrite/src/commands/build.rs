@@ -7,7 +7,7 @@ use std::process::Stdio;
 
 use anyhow::{bail, Context};
 
-use super::args::split_pair;
+use super::args::label;
 use super::services::DockerArgs;
 use crate::func::funcfile::{self, Loaded};
 use crate::func::image;
@@ -35,10 +35,6 @@ pub struct BuildCommand {
     /// (`localhost:5000/hello`), with the docker config's credentials.
     #[arg(long)]
     pub push: bool,
-}
-
-fn label(text: &str) -> Result<(String, String), String> {
-    split_pair("--label", "KEY=VALUE", text).map_err(|e| e.to_string())
 }
 
 impl BuildArgs {

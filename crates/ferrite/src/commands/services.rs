@@ -11,6 +11,7 @@ use ferrite_engine::ConnectSettings;
 use ferrite_swarm::service_image::{self, ServiceImageSpec, DEFAULT_WATCHDOG_IMAGE};
 use serde_json::json;
 
+use super::args::label;
 use crate::client::{ApiArgs, Client};
 use crate::output::{self, OutputArgs};
 
@@ -91,13 +92,6 @@ impl DockerArgs {
                 .is_some_and(|v| !v.is_empty()),
             cert_path: self.docker_cert_path.clone(),
         }
-    }
-}
-
-fn label(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
-        _ => Err(format!("{text:?} is not KEY=VALUE")),
     }
 }
 
