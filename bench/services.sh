@@ -155,7 +155,7 @@ python3 - "$TABLE" "$(nproc)" "$(date -u +%Y-%m-%d)" <<'PY' |
 import sys
 table, cores, day = sys.argv[1:]
 section = (f"## Routes as Swarm services (`bench/services.sh`)\n\n{day}, {cores} cores, release image; Ferrite "
-           "as a container on an overlay network of this machine's single-node Swarm; the client "
+           "as a container on an overlay network of the machine's single-node Swarm; the client "
            "(bench/hotclient) in a container on the same network; `ferrite/hot-hello` as a service image "
            "(the watchdog keeping 8 hot processes), one replica.\n\n"
            f"{table}\n\n"
