@@ -65,6 +65,15 @@ stop_nodes() {
   NODE_PIDS=()
 }
 
+# gap_row PATH FIGURE BASELINE RATIO TARGET: one row of the table that
+# bench/run.sh prints at its end (the paths where Ferrite wraps something
+# and how close it comes to it), appended to $BENCH_GAPS when run.sh set it.
+# FIGURE and BASELINE carry their units; RATIO is what TARGET is about.
+gap_row() {
+  [[ -n ${BENCH_GAPS:-} ]] || return 0
+  printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$BENCH_GAPS"
+}
+
 # write_doc_section HEADING < SECTION: puts SECTION (markdown opening with
 # "## HEADING") into docs/benchmarks.md in place of that heading's section,
 # one blank line above it, keeping the others; at its end when it is new.

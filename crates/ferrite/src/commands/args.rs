@@ -1,7 +1,11 @@
 //! What several verbs parse alike: `KEY=VALUE` pairs, one-key config
-//! changes, durations, route paths, and objects built from the flags given.
+//! changes, durations, route paths, the Docker engine's address, and
+//! objects built from the flags given.
+
+use std::path::PathBuf;
 
 use anyhow::bail;
+use ferrite_engine::ConnectSettings;
 use ferrite_model::Config;
 use serde_json::{json, Map, Value};
 
@@ -136,5 +140,32 @@ mod tests {
         assert!(parse_seconds("soon").is_err());
         assert!(parse_seconds("-5").is_err());
         assert!(parse_seconds("").is_err());
+    }
+}
+
+/// The Docker engine, named as the docker CLI names it.
+#[derive(Debug, Args)]
+pub struct DockerArgs {
+    /// The Docker engine: `unix:///var/run/docker.sock` or `tcp://host:port`.
+    #[arg(long, env = "DOCKER_HOST")]
+    pub docker_host: Option<String>,
+    /// Any non-empty value: talk TLS to the engine and verify it.
+    #[arg(long, env = "DOCKER_TLS_VERIFY")]
+    pub docker_tls_verify: Option<String>,
+    /// Directory with `ca.pem`, `cert.pem` and `key.pem` (default ~/.docker).
+    #[arg(long, env = "DOCKER_CERT_PATH")]
+    pub docker_cert_path: Option<PathBuf>,
+}
+
+impl DockerArgs {
+    pub fn settings(&self) -> ConnectSettings {
+        ConnectSettings {
+            host: self.docker_host.clone().filter(|h| !h.is_empty()),
+            tls_verify: self
+                .docker_tls_verify
+                .as_deref()
+                .is_some_and(|v| !v.is_empty()),
+            cert_path: self.docker_cert_path.clone(),
+        }
     }
 }

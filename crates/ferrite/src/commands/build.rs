@@ -8,7 +8,7 @@ use std::process::Stdio;
 use anyhow::{bail, Context};
 
 use super::args::label;
-use super::services::DockerArgs;
+use super::args::DockerArgs;
 use crate::func::funcfile::{self, Loaded};
 use crate::func::image;
 use crate::output;

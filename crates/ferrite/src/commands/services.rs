@@ -3,15 +3,13 @@
 //! watchdog` behind an HTTP port) on the local Docker engine.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use ferrite_engine::ConnectSettings;
 use ferrite_swarm::service_image::{self, ServiceImageSpec, DEFAULT_WATCHDOG_IMAGE};
 use serde_json::json;
 
-use super::args::label;
+use super::args::{label, DockerArgs};
 use crate::client::{ApiArgs, Client};
 use crate::output::{self, OutputArgs};
 
@@ -66,33 +64,6 @@ pub struct ImageArgs {
     pub docker: DockerArgs,
     #[command(flatten)]
     pub output: OutputArgs,
-}
-
-/// The Docker engine, named as the docker CLI names it.
-#[derive(Debug, Args)]
-pub struct DockerArgs {
-    /// The Docker engine: `unix:///var/run/docker.sock` or `tcp://host:port`.
-    #[arg(long, env = "DOCKER_HOST")]
-    pub docker_host: Option<String>,
-    /// Any non-empty value: talk TLS to the engine and verify it.
-    #[arg(long, env = "DOCKER_TLS_VERIFY")]
-    pub docker_tls_verify: Option<String>,
-    /// Directory with `ca.pem`, `cert.pem` and `key.pem` (default ~/.docker).
-    #[arg(long, env = "DOCKER_CERT_PATH")]
-    pub docker_cert_path: Option<PathBuf>,
-}
-
-impl DockerArgs {
-    pub fn settings(&self) -> ConnectSettings {
-        ConnectSettings {
-            host: self.docker_host.clone().filter(|h| !h.is_empty()),
-            tls_verify: self
-                .docker_tls_verify
-                .as_deref()
-                .is_some_and(|v| !v.is_empty()),
-            cert_path: self.docker_cert_path.clone(),
-        }
-    }
 }
 
 pub async fn run(args: ServicesArgs) -> anyhow::Result<()> {
