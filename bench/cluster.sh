@@ -135,10 +135,16 @@ for name, label in [("direct", "one node, no proxy (baseline)"), ("lb1", "HAProx
                     ("lb2", "HAProxy, 2 nodes"), ("lb3", "HAProxy, 3 nodes")]:
     rate, errors, p50 = run(name)
     print(f"| {label} | {rate:,.0f} | {p50:.3f} | {errors} | {rate / base:.2f} |")
+    if name == "lb1":
+        with open(f"{work}/gap", "w") as f:
+            f.write(f"HAProxy in front of 1 node, {routes} routes x {clients} clients\t{rate:,.0f} calls/s\t"
+                    f"{base:,.0f} calls/s to the node directly\t{rate / base:.2f}\t≥ 0.9\n")
 print(f"\nContainers left after the nodes stopped: {left}.")
 PY
 )
 echo "$TABLE"
+IFS=$'\t' read -r -a GAP <"$WORK/gap"
+gap_row "${GAP[@]}"
 
 python3 - "$TABLE" "$(nproc)" "$(date -u +%Y-%m-%d)" <<'PY' |
 import sys

@@ -2,7 +2,7 @@
 # Cold call benchmark: POST /r/bench/hello (ferrite/hello, format default,
 # one fresh container per call) against `docker run --rm -i ferrite/hello`
 # measured in the same run, with and without containers started ahead, and
-# at concurrency 4. The client is bench/coldload.py (Python http.client on a
+# at concurrency 4 (against `docker run --rm` at the same concurrency). The client is bench/coldload.py (Python http.client on a
 # persistent connection, time.perf_counter). Prints a table and writes it to
 # its section of docs/benchmarks.md. Takes about 3 minutes.
 #
@@ -72,6 +72,8 @@ log_lines() { wc -l <"$WORK/$1.log"; }
 log "baseline: $N_DOCKER x docker run --rm -i $IMAGE"
 echo "$BODY" | docker run --rm -i "$IMAGE" >/dev/null
 "${LOAD[@]}" docker "$N_DOCKER" "$IMAGE" "$BODY" >"$WORK/docker.json"
+log "baseline: docker run --rm -i $IMAGE at concurrency $CLIENTS, ${CONC_SECONDS} s or $CONC_MAX runs"
+"${LOAD[@]}" dockerconc "$IMAGE" "$CLIENTS" "$CONC_SECONDS" "$CONC_MAX" "$BODY" >"$WORK/dockerconc.json"
 
 # 2. Ferrite with containers started ahead (default settings).
 start_server prestart
@@ -118,8 +120,8 @@ TABLE=$(python3 - "$WORK" "$PAUSE_MS" "$CONC_SECONDS" "$CONC_MAX" "$ALIVE_MAX" "
 import json, sys
 work, pause, conc_s, conc_max, alive_max, alive_n, left_prestart, left = sys.argv[1:]
 get = lambda name: json.load(open(f"{work}/{name}.json"))
-d, p, pl, c, cl, k, kl = (get(n) for n in
-    ("docker", "prestart", "prestart-log", "conc", "conc-log", "cold", "cold-log"))
+d, dc, p, pl, c, cl, k, kl = (get(n) for n in
+    ("docker", "dockerconc", "prestart", "prestart-log", "conc", "conc-log", "cold", "cold-log"))
 ms = lambda v: f"{v:.1f} ms" if v >= 10 else f"{v:.2f} ms"
 p99 = lambda r: (f"p99 {ms(r['p99_ms'])} (= max of {r['ok']})" if r["p99_is_max"]
                  else f"p99 {ms(r['p99_ms'])}, max {ms(r['max_ms'])}")
@@ -144,17 +146,27 @@ rows = [
      f"{c['rate_per_s']:.1f} calls/s ({c['n']} calls in {c['wall_s']:.1f} s), p50 {ms(c['p50_ms'])}, "
      f"{p99(c)}, errors (non-200) {c['errors']}, wrong bodies {c['bad_body']}; "
      f"{cl['prestarted_true']} of {cl['calls']} started ahead"),
+    (f"baseline: `docker run --rm -i` at concurrency {dc['clients']}, {conc_s} s or {conc_max} runs",
+     f"{dc['rate_per_s']:.1f} runs/s ({dc['n']} runs in {dc['wall_s']:.1f} s), p50 {ms(dc['p50_ms'])}, {p99(dc)}{errs(dc)}"),
+    (f"Ferrite / baseline at concurrency {c['clients']} (target ≥ 0.9), Ferrite's p99 / p50 (target ≤ 2)",
+     f"{c['rate_per_s'] / dc['rate_per_s']:.2f}, {c['p99_ms'] / c['p50_ms']:.2f}"),
     ("most containers alive at once during the concurrency run",
      f"{alive_max} (`docker ps` every ~100 ms, {alive_n} samples)"),
     ("containers left after shutdown (SIGTERM)",
      f"{left}" + ("" if left_prestart == "0" else f" (after the first server: {left_prestart})")),
 ]
+with open(f"{work}/gap", "w") as f:
+    f.write(f"cold calls, c={c['clients']}\t{c['rate_per_s']:.1f} calls/s, p50 {ms(c['p50_ms'])}, p99 {ms(c['p99_ms'])}\t"
+            f"{dc['rate_per_s']:.1f} runs/s of docker run --rm\t{c['rate_per_s'] / dc['rate_per_s']:.2f}; p99/p50 "
+            f"{c['p99_ms'] / c['p50_ms']:.2f}\t≥ 0.9; p99/p50 ≤ 2\n")
 print("| measure | value |\n| --- | --- |")
 for k_, v in rows:
     print(f"| {k_} | {v} |")
 PY
 )
 echo "$TABLE"
+IFS=$'\t' read -r -a GAP <"$WORK/gap"
+gap_row "${GAP[@]}"
 
 python3 - "$TABLE" "$(nproc)" "$MEM_GIB" "$(date -u +%Y-%m-%d)" "$DOCKER_VERSION" "$ELAPSED" <<'PY' |
 import sys

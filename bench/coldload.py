@@ -9,6 +9,7 @@ Percentiles are nearest-rank: with 100 samples or fewer, p99 is the maximum.
   coldload.py docker N IMAGE BODY                 N sequential `docker run --rm -i IMAGE`
   coldload.py seq URL N PAUSE_MS BODY             N sequential POSTs, PAUSE_MS between calls
   coldload.py conc URL CLIENTS SECONDS MAX BODY   CLIENTS threads until SECONDS or MAX calls
+  coldload.py dockerconc IMAGE CLIENTS SECONDS MAX BODY   the same with `docker run --rm -i IMAGE`
   coldload.py log FILE FROM_LINE                  counts the server's `call finished` lines
 """
 
@@ -85,18 +86,23 @@ class Client:
             self.conn = None
 
 
+def docker_run(image, body):
+    """One `docker run --rm -i IMAGE` fed BODY: (status as 200/0, stdout, elapsed ms)."""
+    start = time.perf_counter()
+    r = subprocess.run(["docker", "run", "--rm", "-i", image], input=body.encode() + b"\n",
+                       capture_output=True)
+    return (200 if r.returncode == 0 else 0), r.stdout, (time.perf_counter() - start) * 1000
+
+
 def mode_docker(n, image, body):
     lat, errors, bad = [], 0, 0
     began = time.perf_counter()
     for _ in range(int(n)):
-        start = time.perf_counter()
-        r = subprocess.run(["docker", "run", "--rm", "-i", image], input=body.encode() + b"\n",
-                           capture_output=True)
-        elapsed = (time.perf_counter() - start) * 1000
-        if r.returncode != 0:
+        status, out, elapsed = docker_run(image, body)
+        if status != 200:
             errors += 1
             continue
-        if r.stdout != EXPECTED:
+        if out != EXPECTED:
             bad += 1
         lat.append(elapsed)
     return summary(lat, errors, time.perf_counter() - began, bad_body=bad)
@@ -127,13 +133,35 @@ def mode_seq(url, n, pause_ms, body):
 
 
 def mode_conc(url, clients, seconds, max_calls, body):
+    return concurrently(lambda: Client(url), clients, seconds, max_calls, body)
+
+
+class DockerRuns:
+    """A `docker run --rm -i` per call, in the shape of Client."""
+
+    def __init__(self, image):
+        self.image = image
+
+    def post(self, body):
+        return docker_run(self.image, body.decode())
+
+    def close(self):
+        pass
+
+
+def mode_dockerconc(image, clients, seconds, max_calls, body):
+    return concurrently(lambda: DockerRuns(image), clients, seconds, max_calls, body)
+
+
+def concurrently(new_client, clients, seconds, max_calls, body):
+    """CLIENTS threads, each with its own new_client(), calling until SECONDS or MAX calls."""
     lock = threading.Lock()
     lat, statuses = [], {}
     counters = {"issued": 0, "errors": 0, "bad": 0}
     deadline = time.perf_counter() + float(seconds)
 
     def worker():
-        client = Client(url)
+        client = new_client()
         while True:
             with lock:
                 if counters["issued"] >= int(max_calls) or time.perf_counter() >= deadline:
@@ -182,7 +210,8 @@ def mode_log(path, from_line):
             "server_p50_ms": pct(elapsed, 50), "server_p99_ms": pct(elapsed, 99)}
 
 
-MODES = {"docker": (mode_docker, 3), "seq": (mode_seq, 4), "conc": (mode_conc, 5), "log": (mode_log, 2)}
+MODES = {"docker": (mode_docker, 3), "seq": (mode_seq, 4), "conc": (mode_conc, 5),
+         "dockerconc": (mode_dockerconc, 5), "log": (mode_log, 2)}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in MODES or len(sys.argv) - 2 != MODES[sys.argv[1]][1]:

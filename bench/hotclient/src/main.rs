@@ -24,6 +24,9 @@
 //! answer counts when it has that status, whatever its body (a call id).
 //! `HOTCLIENT_HEADER="Name: value"` adds a header to every HTTP request
 //! (bench/services.sh: a task's watchdog key, to call the task directly).
+//! `HOTCLIENT_ROUTES=N` spreads the calls over N routes: the URL's path
+//! ends in a prefix, and call k of client t goes to that prefix followed by
+//! `(t + k × CLIENTS) mod N` (bench/routes.sh).
 //! The CPU time every process on the machine used
 //! during the phase (from /proc, grouped by command name) is reported per
 //! call, to show where the time goes.
@@ -326,10 +329,21 @@ struct Http {
     addr: String,
     request: Vec<u8>,
     conn: Option<(TcpStream, BufReader<TcpStream>)>,
+    /// With `HOTCLIENT_ROUTES`: the request up to the route's number, the
+    /// rest after it, the number of routes, the next route and the step.
+    spread: Option<Spread>,
+}
+
+struct Spread {
+    head: Vec<u8>,
+    tail: Vec<u8>,
+    routes: u64,
+    next: u64,
+    step: u64,
 }
 
 impl Http {
-    fn new(url: &str) -> io::Result<Http> {
+    fn new(url: &str, client: usize, clients: usize) -> io::Result<Http> {
         let rest = url.strip_prefix("http://").ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "URL must start with http://")
         })?;
@@ -346,10 +360,31 @@ impl Http {
         )
         .into_bytes();
         request.extend_from_slice(BODY);
+        let routes: u64 = match std::env::var("HOTCLIENT_ROUTES") {
+            Ok(n) => n.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, format!("bad HOTCLIENT_ROUTES: {n}"))
+            })?,
+            Err(_) => 0,
+        };
+        let spread = (routes > 0).then(|| {
+            // The path ends before " HTTP/1.1".
+            let at = request
+                .windows(9)
+                .position(|w| w == b" HTTP/1.1")
+                .unwrap_or(0);
+            Spread {
+                head: request[..at].to_vec(),
+                tail: request[at..].to_vec(),
+                routes,
+                next: client as u64 % routes,
+                step: clients as u64,
+            }
+        });
         Ok(Http {
             addr: addr.to_string(),
             request,
             conn: None,
+            spread,
         })
     }
 
@@ -367,6 +402,14 @@ impl Http {
 
 impl Transport for Http {
     fn call(&mut self, resp: &mut Response) -> io::Result<u16> {
+        if let Some(spread) = &mut self.spread {
+            self.request.clear();
+            self.request.extend_from_slice(&spread.head);
+            self.request
+                .extend_from_slice(spread.next.to_string().as_bytes());
+            self.request.extend_from_slice(&spread.tail);
+            spread.next = (spread.next + spread.step) % spread.routes;
+        }
         let request = std::mem::take(&mut self.request);
         let result = self.connect().and_then(|(stream, reader)| {
             stream.write_all(&request)?;
@@ -386,14 +429,15 @@ impl Transport for Http {
 
 fn run_http(args: &[String]) -> io::Result<String> {
     let url = args[0].clone();
-    Http::new(&url)?; // check the URL before starting threads
     let plan = plan(&args[1..])?;
+    let clients = plan.clients;
+    Http::new(&url, 0, clients)?; // check the URL before starting threads
     let detail = format!(r#""url":"{url}""#);
     run(
         "http",
         &plan,
         detail,
-        Arc::new(move |_| Ok(Box::new(Http::new(&url)?) as Box<dyn Transport>)),
+        Arc::new(move |i| Ok(Box::new(Http::new(&url, i, clients)?) as Box<dyn Transport>)),
     )
 }
 

@@ -216,10 +216,19 @@ pub struct ServerConfig {
     pub call_retention: Duration,
 
     /// How long a node serves a route from its cache before reading it again,
-    /// in milliseconds: the bound on staleness when a change message from
-    /// another node is lost (or there is no bus: the embedded queue).
-    #[arg(long, env = "FERRITE_ROUTE_CACHE_TTL_MS", default_value_t = 1000)]
-    pub route_cache_ttl_ms: u64,
+    /// in milliseconds: the bound on staleness when a change is not heard.
+    /// Default: 1 s on PostgreSQL without Redis (other nodes' changes reach
+    /// this one only so); 10 minutes otherwise (every change reaches the
+    /// cache at once, made here or heard on the bus).
+    #[arg(long, env = "FERRITE_ROUTE_CACHE_TTL_MS")]
+    pub route_cache_ttl_ms: Option<u64>,
+
+    /// How many routes a node keeps in its cache, at most (100 to
+    /// 10,000,000; about 2 KB each). Past it, the routes called least often
+    /// are read from the database at their next call.
+    #[arg(long, env = "FERRITE_ROUTE_CACHE_CAPACITY", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u64).range(100..=10_000_000))]
+    pub route_cache_capacity: u64,
 
     /// How long a query waits for a PostgreSQL connection, a new one
     /// included, before it fails (503 on /v1): a duration such as `3s`.
@@ -375,6 +384,17 @@ impl ServerConfig {
         format!("sqlite://{}/queue.db", self.data_dir().display())
     }
 
+    /// How long the route cache serves a route before reading it again
+    /// (`route_cache_ttl_ms`), for a node with or without a change bus.
+    pub fn route_cache_ttl(&self, has_bus: bool) -> Duration {
+        let shared_without_bus = !has_bus && self.db_url.starts_with("postgres");
+        match self.route_cache_ttl_ms {
+            Some(ms) => Duration::from_millis(ms),
+            None if shared_without_bus => Duration::from_secs(1),
+            None => Duration::from_secs(600),
+        }
+    }
+
     /// The data directory: that of a SQLite `DB_URL`, else `./data`. It
     /// holds the embedded queue and the generated node id.
     pub fn data_dir(&self) -> PathBuf {
@@ -463,6 +483,30 @@ pub(crate) mod tests {
             config(&["--mq-url", "redis://r:6379/x"]).mq_url(),
             "redis://r:6379/x"
         );
+    }
+
+    #[test]
+    fn routes_are_cached_long_where_every_change_is_heard() {
+        let long = Duration::from_secs(600);
+        assert_eq!(
+            config(&[]).route_cache_ttl(false),
+            long,
+            "one node on SQLite"
+        );
+        let shared = config(&["--db-url", "postgres://u@h/db"]);
+        assert_eq!(
+            shared.route_cache_ttl(false),
+            Duration::from_secs(1),
+            "no bus"
+        );
+        assert_eq!(shared.route_cache_ttl(true), long, "Redis carries changes");
+        let set = config(&[
+            "--db-url",
+            "postgres://u@h/db",
+            "--route-cache-ttl-ms",
+            "250",
+        ]);
+        assert_eq!(set.route_cache_ttl(true), Duration::from_millis(250));
     }
 
     #[test]

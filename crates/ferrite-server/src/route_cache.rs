@@ -3,6 +3,13 @@
 //! entries for revalidation at once (see `changes`); the TTL bounds
 //! staleness when a change message is lost or there is no change bus.
 //!
+//! The cache is a [`moka`] cache: a hit takes no lock shared with other
+//! calls, and past its capacity it keeps the routes used most (TinyLFU)
+//! instead of starting over. A route that is missing or due for a read is
+//! read once however many calls want it at that moment: they queue on one
+//! of [`READ_STRIPES`] locks (chosen by the route) and the first one's read
+//! serves the others.
+//!
 //! While the store is unavailable, a route known from before is served as
 //! it was last read (stale), expired or marked or not: a change needs the
 //! store, so none can have been made through a node meanwhile. Each route
@@ -14,18 +21,22 @@
 //! Each entry carries its app's limits [`Gate`] and its route's metric
 //! handles, so a call is admitted and recorded without another lookup.
 
-use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferrite_model::{App, Route};
 use ferrite_store::{Store, StoreError};
+use moka::sync::Cache;
 
 use crate::limits::{Gate, Limiter};
 use crate::metrics::calls::{Kind, RouteMetrics};
 
-/// Entries kept at most; past it the cache starts over (simple and bounded).
-const CAPACITY: usize = 10_000;
+/// Locks that reads of the store for missing or expired routes queue on.
+/// Calls for one route share a lock, so its read is done once; two routes
+/// share one only by chance, and then one read waits for the other.
+const READ_STRIPES: usize = 256;
 
 type Key = (String, String);
 /// A route with its app, shared by the calls that use it.
@@ -48,22 +59,28 @@ struct Slot {
     read_at: Instant,
     /// A change was announced: read it again before using it (unless the
     /// store is unavailable).
-    revalidate: bool,
+    revalidate: AtomicBool,
     /// The outage in which it was last logged as served stale.
-    warned_in: u64,
+    warned_in: AtomicU64,
 }
 
+/// The store's outages as lookups saw them.
 #[derive(Default)]
-struct Entries {
-    slots: HashMap<Key, Slot>,
-    /// Outages of the store seen by lookups so far; the current one while
-    /// `in_outage`.
-    outages: u64,
-    in_outage: bool,
+struct Outages {
+    /// Outages seen so far; the current one while `ongoing`.
+    seen: u64,
+    ongoing: bool,
 }
 
 pub struct RouteCache {
-    entries: Mutex<Entries>,
+    slots: Cache<Key, Arc<Slot>>,
+    reading: Box<[tokio::sync::Mutex<()>]>,
+    /// Picks a route's lock in `reading`.
+    stripe_of: RandomState,
+    /// Bumped by every forget. A read that began before a forget may hold
+    /// what the change replaced, so it is stored marked for revalidation.
+    forgets: AtomicU64,
+    outages: Mutex<Outages>,
     /// How long an entry is used without asking the store again.
     ttl: Duration,
     /// Where the gates of apps come from.
@@ -71,43 +88,72 @@ pub struct RouteCache {
 }
 
 impl RouteCache {
-    pub fn new(ttl: Duration, limiter: Limiter) -> RouteCache {
+    /// A cache of at most `capacity` routes.
+    pub fn new(ttl: Duration, capacity: u64, limiter: Limiter) -> RouteCache {
         RouteCache {
-            entries: Mutex::default(),
+            slots: Cache::new(capacity),
+            reading: (0..READ_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            stripe_of: RandomState::new(),
+            forgets: AtomicU64::new(0),
+            outages: Mutex::default(),
             ttl,
             limiter,
         }
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, Entries> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    fn outages(&self) -> std::sync::MutexGuard<'_, Outages> {
+        self.outages.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The entry of `key` if it may be used without asking the store.
+    fn fresh(&self, key: &Key) -> Option<Entry> {
+        self.slots
+            .get(key)
+            .filter(|slot| {
+                !slot.revalidate.load(Ordering::SeqCst) && slot.read_at.elapsed() < self.ttl
+            })
+            .map(|slot| slot.entry.clone())
     }
 
     /// The route and its app, from the cache or the store; the last known
     /// ones while the store is unavailable.
     pub async fn get(&self, store: &dyn Store, app: &str, path: &str) -> Result<Entry, StoreError> {
         let key = (app.to_string(), path.to_string());
-        if let Some(slot) = self.entries().slots.get(&key) {
-            if !slot.revalidate && slot.read_at.elapsed() < self.ttl {
-                return Ok(slot.entry.clone());
-            }
+        if let Some(entry) = self.fresh(&key) {
+            return Ok(entry);
         }
-        let outages_before = self.entries().outages;
+        let outages_before = self.outages().seen;
+        let stripe = self.stripe_of.hash_one(&key) as usize % READ_STRIPES;
+        let _reading = self.reading[stripe].lock().await;
+        // Read meanwhile by the call this one waited for.
+        if let Some(entry) = self.fresh(&key) {
+            return Ok(entry);
+        }
+        if self.outages().seen != outages_before {
+            // The call this one waited for found the store away: no need
+            // to wait for it again.
+            let error = StoreError::Unavailable("it did not answer a read just now".to_string());
+            return self.stale(&key, error);
+        }
+        let forgets_before = self.forgets.load(Ordering::SeqCst);
         match self.read(store, app, path).await {
             Ok(entry) => {
-                let mut entries = self.store_answered(outages_before);
-                if entries.slots.len() >= CAPACITY {
-                    entries.slots.clear();
-                }
+                self.store_answered(outages_before);
                 // Warned once in this outage stays warned.
-                let warned_in = entries.slots.get(&key).map_or(0, |s| s.warned_in);
+                let warned_in = self
+                    .slots
+                    .get(&key)
+                    .map_or(0, |slot| slot.warned_in.load(Ordering::SeqCst));
+                let forgotten_meanwhile = self.forgets.load(Ordering::SeqCst) != forgets_before;
                 let slot = Slot {
                     entry: entry.clone(),
                     read_at: Instant::now(),
-                    revalidate: false,
-                    warned_in,
+                    revalidate: AtomicBool::new(forgotten_meanwhile),
+                    warned_in: AtomicU64::new(warned_in),
                 };
-                entries.slots.insert(key, slot);
+                self.slots.insert(key, Arc::new(slot));
                 Ok(entry)
             }
             Err(e) if e.is_unavailable() => self.stale(&key, e),
@@ -116,22 +162,22 @@ impl RouteCache {
                     e,
                     StoreError::RouteNotFound { .. } | StoreError::AppNotFound(_)
                 ) {
-                    self.store_answered(outages_before).slots.remove(&key);
+                    self.store_answered(outages_before);
+                    self.slots.invalidate(&key);
                 }
                 Err(e)
             }
         }
     }
 
-    /// The entries, the store having answered a read that began when
-    /// `outages_before` outages had been seen: that ends the current
-    /// outage, unless it began during the read.
-    fn store_answered(&self, outages_before: u64) -> std::sync::MutexGuard<'_, Entries> {
-        let mut entries = self.entries();
-        if entries.outages == outages_before {
-            entries.in_outage = false;
+    /// The store answered a read that began when `outages_before` outages
+    /// had been seen: that ends the current outage, unless it began during
+    /// the read.
+    fn store_answered(&self, outages_before: u64) {
+        let mut outages = self.outages();
+        if outages.seen == outages_before {
+            outages.ongoing = false;
         }
-        entries
     }
 
     async fn read(&self, store: &dyn Store, app: &str, path: &str) -> Result<Entry, StoreError> {
@@ -150,17 +196,18 @@ impl RouteCache {
     /// The last known entry of `key`, the store being unavailable
     /// (`error`), or that error when the route was never read.
     fn stale(&self, key: &Key, error: StoreError) -> Result<Entry, StoreError> {
-        let mut entries = self.entries();
-        if !entries.in_outage {
-            entries.in_outage = true;
-            entries.outages += 1;
-        }
-        let outage = entries.outages;
-        let Some(slot) = entries.slots.get_mut(key) else {
+        let outage = {
+            let mut outages = self.outages();
+            if !outages.ongoing {
+                outages.ongoing = true;
+                outages.seen += 1;
+            }
+            outages.seen
+        };
+        let Some(slot) = self.slots.get(key) else {
             return Err(error);
         };
-        if slot.warned_in != outage {
-            slot.warned_in = outage;
+        if slot.warned_in.swap(outage, Ordering::SeqCst) != outage {
             let age_s = slot.read_at.elapsed().as_secs();
             tracing::warn!(app = %key.0, path = %key.1, age_s, error = %error, "store unavailable: serving the route as last read (stale) until it answers");
         }
@@ -168,32 +215,34 @@ impl RouteCache {
         Ok(slot.entry.clone())
     }
 
+    /// Marks the slots that `forgotten` selects for a read before their
+    /// next use.
+    fn forget(&self, forgotten: impl Fn(&Key) -> bool) {
+        self.forgets.fetch_add(1, Ordering::SeqCst);
+        for (key, slot) in &self.slots {
+            if forgotten(&key) {
+                slot.revalidate.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
     /// Read one route again before its next use (changed or deleted).
     pub fn forget_route(&self, app: &str, path: &str) {
-        if let Some(slot) = self
-            .entries()
-            .slots
-            .get_mut(&(app.to_string(), path.to_string()))
-        {
-            slot.revalidate = true;
+        self.forgets.fetch_add(1, Ordering::SeqCst);
+        if let Some(slot) = self.slots.get(&(app.to_string(), path.to_string())) {
+            slot.revalidate.store(true, Ordering::SeqCst);
         }
     }
 
     /// Read every route of an app again (its config changed, or it was
     /// deleted).
     pub fn forget_app(&self, app: &str) {
-        for ((a, _), slot) in self.entries().slots.iter_mut() {
-            if a == app {
-                slot.revalidate = true;
-            }
-        }
+        self.forget(|(a, _)| a == app);
     }
 
     /// Read every route again (changes may have been missed).
     pub fn forget_all(&self) {
-        for slot in self.entries().slots.values_mut() {
-            slot.revalidate = true;
-        }
+        self.forget(|_| true);
     }
 }
 
@@ -216,9 +265,57 @@ mod tests {
         (dir, store)
     }
 
+    #[tokio::test]
+    async fn calls_for_a_route_being_read_share_one_read() {
+        let (_dir, store) = store_with_route().await;
+        let routes = RouteCache::new(
+            Duration::from_secs(600),
+            1_000,
+            Limiter::new(AppLimits::default()),
+        );
+        let gets = (0..16).map(|_| routes.get(&store, "app", "/hello"));
+        let entries = futures_util::future::join_all(gets).await;
+        let first = entries[0].as_ref().unwrap();
+        for entry in &entries {
+            assert!(
+                Arc::ptr_eq(first, entry.as_ref().unwrap()),
+                "one read, one entry for all"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_cache_keeps_at_most_its_capacity() {
+        let (_dir, store) = store_with_route().await;
+        for i in 0..40 {
+            let input: RouteInput = serde_json::from_value(serde_json::json!({
+                "path": format!("/r{i}"), "image": "ferrite/hello"
+            }))
+            .unwrap();
+            store
+                .create_route(&Route::create("app", input).unwrap())
+                .await
+                .unwrap();
+        }
+        let routes = RouteCache::new(
+            Duration::from_secs(600),
+            10,
+            Limiter::new(AppLimits::default()),
+        );
+        for i in 0..40 {
+            routes.get(&store, "app", &format!("/r{i}")).await.unwrap();
+        }
+        routes.slots.run_pending_tasks();
+        assert!(
+            routes.slots.entry_count() <= 10,
+            "{} entries",
+            routes.slots.entry_count()
+        );
+    }
+
     fn cache() -> RouteCache {
         // A TTL of zero: every lookup asks the store first.
-        RouteCache::new(Duration::ZERO, Limiter::new(AppLimits::default()))
+        RouteCache::new(Duration::ZERO, 1_000, Limiter::new(AppLimits::default()))
     }
 
     #[tokio::test]
@@ -232,10 +329,11 @@ mod tests {
             let entry = routes.get(&store, "app", "/hello").await.unwrap();
             assert_eq!(entry.route.image, "ferrite/hello");
         }
-        let entries = routes.entries();
-        assert_eq!(entries.outages, 1, "one outage");
-        assert!(entries.in_outage);
-        assert_eq!(entries.slots[&("app".into(), "/hello".into())].warned_in, 1);
+        let outages = routes.outages();
+        assert_eq!(outages.seen, 1, "one outage");
+        assert!(outages.ongoing);
+        let slot = routes.slots.get(&("app".into(), "/hello".into())).unwrap();
+        assert_eq!(slot.warned_in.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
@@ -255,7 +353,7 @@ mod tests {
         store.delete_route("app", "/hello").await.unwrap();
         let err = routes.get(&store, "app", "/hello").await.err().unwrap();
         assert!(matches!(err, StoreError::RouteNotFound { .. }), "{err}");
-        assert!(routes.entries().slots.is_empty());
+        assert!(!routes.slots.contains_key(&("app".into(), "/hello".into())));
         store.close().await;
         let err = routes.get(&store, "app", "/hello").await.err().unwrap();
         assert!(err.is_unavailable(), "nothing left to serve: {err}");

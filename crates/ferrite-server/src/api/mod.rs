@@ -20,7 +20,6 @@ mod services;
 mod system;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, OriginalUri};
 use axum::routing::any;
@@ -81,7 +80,8 @@ impl AppState {
     /// `tasks` until the last clone of the state is dropped.
     pub fn new(node: Node, config: &ServerConfig, tasks: &TaskTracker) -> AppState {
         let routes = Arc::new(RouteCache::new(
-            Duration::from_millis(config.route_cache_ttl_ms),
+            config.route_cache_ttl(node.bus.is_some()),
+            config.route_cache_capacity,
             Limiter::new(config.app_limit_defaults()),
         ));
         let changes = Arc::new(Changes::new(
