@@ -362,7 +362,10 @@ impl Http {
         request.extend_from_slice(BODY);
         let routes: u64 = match std::env::var("HOTCLIENT_ROUTES") {
             Ok(n) => n.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
-                io::Error::new(io::ErrorKind::InvalidInput, format!("bad HOTCLIENT_ROUTES: {n}"))
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("bad HOTCLIENT_ROUTES: {n}"),
+                )
             })?,
             Err(_) => 0,
         };
