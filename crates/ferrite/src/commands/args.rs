@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::bail;
+use clap::Args;
 use ferrite_engine::ConnectSettings;
 use ferrite_model::Config;
 use serde_json::{json, Map, Value};
