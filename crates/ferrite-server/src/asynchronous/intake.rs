@@ -221,3 +221,154 @@ fn about_one_call(error: &StoreError) -> bool {
         StoreError::AppNotFound(_) | StoreError::CallExists(_)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use ferrite_queue::sqlite::SqliteQueue;
+    use ferrite_queue::{Lease, QueueError};
+    use ferrite_store::sqlite::SqliteStore;
+
+    use super::*;
+    use crate::executor::CallRequest;
+
+    /// A queue that refuses every push: the batch must come back cancelled.
+    struct Refusing;
+
+    #[async_trait]
+    impl Queue for Refusing {
+        async fn push(&self, _: &Task) -> Result<(), QueueError> {
+            Err(QueueError::Timeout(Duration::from_secs(1)))
+        }
+        async fn push_many(&self, _: &[Task]) -> Result<(), QueueError> {
+            Err(QueueError::Timeout(Duration::from_secs(1)))
+        }
+        async fn reserve(&self, _: &str, _: Duration) -> Result<Option<Lease>, QueueError> {
+            Ok(None)
+        }
+        async fn extend(&self, _: &Lease, _: Duration) -> Result<(), QueueError> {
+            Ok(())
+        }
+        async fn ack(&self, _: &Lease) -> Result<(), QueueError> {
+            Ok(())
+        }
+        async fn release(&self, _: &Lease, _: Duration) -> Result<(), QueueError> {
+            Ok(())
+        }
+        async fn cancel(&self, _: &str) -> Result<bool, QueueError> {
+            Ok(false)
+        }
+        async fn depth(&self) -> Result<u64, QueueError> {
+            Ok(0)
+        }
+        async fn oldest_waiting(&self) -> Result<Option<Duration>, QueueError> {
+            Ok(None)
+        }
+    }
+
+    fn queued(app: &str, n: usize) -> QueuedCall {
+        QueuedCall {
+            app: app.to_string(),
+            path: "/p".to_string(),
+            request: CallRequest {
+                call_id: format!("01900000-0000-7000-8000-{n:012}"),
+                method: axum::http::Method::POST,
+                uri: format!("/r/{app}/p").parse().unwrap(),
+                request_url: format!("http://localhost/r/{app}/p"),
+                headers: axum::http::HeaderMap::new(),
+                body: bytes::Bytes::from_static(b"{}"),
+            },
+        }
+    }
+
+    async fn store_with_app(dir: &tempfile::TempDir) -> Arc<dyn Store> {
+        let url = format!("sqlite://{}", dir.path().join("f.db").display());
+        let store = Arc::new(SqliteStore::open(&url).await.unwrap());
+        let app = ferrite_model::App::create(ferrite_model::AppInput {
+            name: Some("app".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        store.create_app(&app).await.unwrap();
+        store
+    }
+
+    /// Many callers at once: each is answered once its call is in the store
+    /// and in the queue; a call of a missing app fails alone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_calls_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_app(&dir).await;
+        let url = format!("sqlite://{}", dir.path().join("q.db").display());
+        let queue: Arc<dyn Queue> = Arc::new(SqliteQueue::open(&url).await.unwrap());
+        let tracker = TaskTracker::new();
+        let intake = Intake::start(store.clone(), queue.clone(), Arc::default(), 1, &tracker);
+        let callers: Vec<_> = (0..600)
+            .map(|n| {
+                let intake = intake.clone();
+                let app = if n == 300 { "missing" } else { "app" };
+                tokio::spawn(async move { intake.enqueue(&queued(app, n), RouteType::Async).await })
+            })
+            .collect();
+        for (n, caller) in callers.into_iter().enumerate() {
+            let answer = caller.await.unwrap();
+            if n == 300 {
+                assert_eq!(answer.unwrap_err().kind, ErrorKind::NotFound);
+            } else {
+                answer.unwrap();
+                let id = &queued("app", n).request.call_id;
+                let call = store.get_call("app", id).await.unwrap();
+                assert_eq!(call.status, CallStatus::Queued);
+            }
+        }
+        assert_eq!(queue.depth().await.unwrap(), 599);
+        drop(intake);
+        tracker.close();
+        tracker.wait().await;
+    }
+
+    /// A batch the queue refuses: every caller gets 503, every call is
+    /// recorded as cancelled with why.
+    #[tokio::test]
+    async fn refused_batch_is_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_app(&dir).await;
+        let tracker = TaskTracker::new();
+        let intake = Intake::start(
+            store.clone(),
+            Arc::new(Refusing),
+            Arc::default(),
+            1,
+            &tracker,
+        );
+        let callers: Vec<_> = (0..20)
+            .map(|n| {
+                let intake = intake.clone();
+                tokio::spawn(
+                    async move { intake.enqueue(&queued("app", n), RouteType::Async).await },
+                )
+            })
+            .collect();
+        for (n, caller) in callers.into_iter().enumerate() {
+            let err = caller.await.unwrap().unwrap_err();
+            assert_eq!(err.kind, ErrorKind::Unavailable);
+            let call = store
+                .get_call("app", &queued("app", n).request.call_id)
+                .await
+                .unwrap();
+            assert_eq!(call.status, CallStatus::Cancelled);
+            assert!(call
+                .error
+                .is_some_and(|e| e.contains("could not be queued")));
+        }
+    }
+
+    #[test]
+    fn one_writer_on_sqlite() {
+        assert_eq!(writers_for("sqlite://f.db", "redis://r/x"), 1);
+        assert_eq!(writers_for("postgres://h/db", "sqlite://q.db"), 1);
+        assert_eq!(writers_for("postgres://h/db", "redis://r/x"), 4);
+    }
+}
