@@ -22,6 +22,9 @@
 //! phase's wall time (all threads start at a barrier and the phase ends when
 //! the last thread is done). With `HOTCLIENT_EXPECT=202` (bench/async.sh) an
 //! answer counts when it has that status, whatever its body (a call id).
+//! `HOTCLIENT_METHOD=GET` sends bodiless GETs instead of the hello POST and
+//! counts any answer with the expected status (bench/async.sh: `GET /version`
+//! as the baseline of a server's own request rate).
 //! `HOTCLIENT_HEADER="Name: value"` adds a header to every HTTP request
 //! (bench/services.sh: a task's watchdog key, to call the task directly).
 //! `HOTCLIENT_ROUTES=N` spreads the calls over N routes: the URL's path
@@ -52,6 +55,11 @@ fn expected_status() -> u16 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200)
+}
+
+/// Whether `HOTCLIENT_METHOD=GET` asks for bodiless GETs.
+fn is_get() -> bool {
+    std::env::var("HOTCLIENT_METHOD").is_ok_and(|m| m.eq_ignore_ascii_case("GET"))
 }
 
 const USAGE: &str = "usage:
@@ -354,12 +362,17 @@ impl Http {
         let extra = std::env::var("HOTCLIENT_HEADER")
             .map(|h| format!("{}\r\n", h.trim()))
             .unwrap_or_default();
-        let mut request = format!(
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            BODY.len()
-        )
-        .into_bytes();
-        request.extend_from_slice(BODY);
+        let request = if is_get() {
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}\r\n").into_bytes()
+        } else {
+            let mut request = format!(
+                "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                BODY.len()
+            )
+            .into_bytes();
+            request.extend_from_slice(BODY);
+            request
+        };
         let routes: u64 = match std::env::var("HOTCLIENT_ROUTES") {
             Ok(n) => n.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
                 io::Error::new(
@@ -466,6 +479,7 @@ fn run(mode: &str, plan: &Plan, detail: String, factory: Factory) -> io::Result<
     let (warmup, max, seconds) = (plan.warmup, plan.max, plan.seconds);
     let stdio = mode == "stdio";
     let expect = expected_status();
+    let check_body = expect == 200 && !is_get();
     let mut handles = Vec::new();
     for i in 0..plan.clients {
         let (start, done, factory) = (start.clone(), done.clone(), factory.clone());
@@ -519,7 +533,7 @@ fn run(mode: &str, plan: &Plan, detail: String, factory: Factory) -> io::Result<
                         Ok(status) => {
                             *r.statuses.entry(status).or_insert(0) += 1;
                             if status == expect {
-                                if expect == 200 && resp.body != EXPECTED {
+                                if check_body && resp.body != EXPECTED {
                                     r.bad_body += 1;
                                 }
                                 r.lat_ns.push(elapsed.as_nanos() as u64);

@@ -70,6 +70,12 @@ pub trait Queue: Send + Sync + 'static {
     /// [`QueueError::Duplicate`] if a task with this id is still queued.
     async fn push(&self, task: &Task) -> Result<(), QueueError>;
 
+    /// Enqueue tasks in order, all visible at once, in one atomic write
+    /// (one transaction, one disk flush): all of them or, on any error,
+    /// none. [`QueueError::Duplicate`] names a task whose id is still queued
+    /// or appears twice in `tasks`.
+    async fn push_many(&self, tasks: &[Task]) -> Result<(), QueueError>;
+
     /// Take the oldest visible task (by visibility time, then push order),
     /// hiding it from others for `lease` and counting one more attempt.
     /// `None` when no task is visible. `worker` names the holder, for

@@ -62,6 +62,22 @@ redis.call('ZADD', KEYS[2], now, member)
 return 1
 ";
 
+/// KEYS: visible set, sequence, then one task hash per task. ARGV: id and
+/// payload of each task, in turn. 0 when all are queued; otherwise the
+/// (1-based) index of a task whose id is already there, and nothing written.
+const PUSH_MANY: &str = r"
+for i = 3, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return i - 2 end
+end
+for i = 3, #KEYS do
+  local n = i - 2
+  local member = string.format('%020d', redis.call('INCR', KEYS[2])) .. ':' .. ARGV[2 * n - 1]
+  redis.call('HSET', KEYS[i], 'payload', ARGV[2 * n], 'attempts', 0, 'member', member)
+  redis.call('ZADD', KEYS[1], now, member)
+end
+return 0
+";
+
 /// KEYS: visible set. ARGV: task key prefix (`{prefix}:task:`), lease ms,
 /// token, worker. `{id, payload, attempts}`, or nil when nothing is visible.
 const RESERVE: &str = r"
@@ -129,6 +145,7 @@ return now - tonumber(first[2])
 /// when the server has forgotten them (after a restart).
 struct Scripts {
     push: Script,
+    push_many: Script,
     reserve: Script,
     extend: Script,
     ack: Script,
@@ -143,6 +160,7 @@ impl Scripts {
         let held = |body: &str| Script::new(&format!("{NOW}{HELD}{body}"));
         Scripts {
             push: with_now(PUSH),
+            push_many: with_now(PUSH_MANY),
             reserve: with_now(RESERVE),
             extend: held(EXTEND),
             ack: held(ACK),
@@ -316,6 +334,35 @@ impl Queue for RedisQueue {
             return Err(QueueError::Duplicate(task.id.clone()));
         }
         Ok(())
+    }
+
+    /// One script, so the batch is one atomic command: one AOF write (and
+    /// one fsync under `appendfsync always`) for the lot.
+    async fn push_many(&self, tasks: &[Task]) -> Result<(), QueueError> {
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        let mut seen = std::collections::HashSet::with_capacity(tasks.len());
+        if let Some(twice) = tasks.iter().find(|t| !seen.insert(t.id.as_str())) {
+            return Err(QueueError::Duplicate(twice.id.clone()));
+        }
+        let mut invocation = self.scripts.push_many.key(&self.visible);
+        invocation.key(&self.seq);
+        for task in tasks {
+            invocation
+                .key(self.task_key(&task.id))
+                .arg(&task.id)
+                .arg(&task.payload[..]);
+        }
+        let taken: usize = bounded(
+            self.timeout,
+            invocation.invoke_async(&mut self.conn.clone()),
+        )
+        .await?;
+        match taken.checked_sub(1).and_then(|i| tasks.get(i)) {
+            Some(task) => Err(QueueError::Duplicate(task.id.clone())),
+            None => Ok(()),
+        }
     }
 
     async fn reserve(&self, worker: &str, lease: Duration) -> Result<Option<Lease>, QueueError> {

@@ -83,6 +83,35 @@ impl Queue for SqliteQueue {
         Ok(())
     }
 
+    async fn push_many(&self, tasks: &[Task]) -> Result<(), QueueError> {
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        let _turn = self.writes.lock().await;
+        let now = now_ms();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for task in tasks {
+            sqlx::query(
+                "INSERT INTO tasks (id, payload, visible_at, attempts, created_at) \
+                 VALUES ($1, $2, $3, 0, $3)",
+            )
+            .bind(&task.id)
+            .bind(&task.payload)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    QueueError::Duplicate(task.id.clone())
+                } else {
+                    e.into()
+                }
+            })?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn reserve(&self, worker: &str, lease: Duration) -> Result<Option<Lease>, QueueError> {
         let _turn = self.writes.lock().await;
         let now = now_ms();

@@ -168,6 +168,9 @@ impl Store for StoreCircuit {
     async fn insert_call(&self, call: &Call) -> Result<(), StoreError> {
         self.guard(self.inner.insert_call(call)).await
     }
+    async fn insert_calls(&self, calls: &[Call]) -> Result<(), StoreError> {
+        self.guard(self.inner.insert_calls(calls)).await
+    }
     async fn record_calls(&self, calls: &[RecordedCall]) -> Result<u64, StoreError> {
         self.guard(self.inner.record_calls(calls)).await
     }

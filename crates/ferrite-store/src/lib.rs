@@ -57,6 +57,10 @@ pub trait Store: Send + Sync + 'static {
     /// Record a new call; [`StoreError::CallExists`] if the id is taken,
     /// [`StoreError::AppNotFound`] if its app does not exist.
     async fn insert_call(&self, call: &Call) -> Result<(), StoreError>;
+    /// Record new calls in one write transaction (one commit, one disk
+    /// flush for the lot): all of them or, on any error, none. The errors
+    /// are [`Store::insert_call`]'s, for the first call that has one.
+    async fn insert_calls(&self, calls: &[Call]) -> Result<(), StoreError>;
     /// Record calls that already happened (the history of sync calls, written
     /// after they end), each with its log when it has a non-empty one, in
     /// one write transaction: at many calls per second, one commit per call

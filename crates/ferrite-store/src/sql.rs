@@ -395,6 +395,39 @@ macro_rules! sql_store {
                     Ok(())
                 }
 
+                async fn insert_calls(&self, calls: &[Call]) -> Result<(), StoreError> {
+                    if calls.is_empty() {
+                        return Ok(());
+                    }
+                    let mut tx = self.write().await?;
+                    // Each distinct app once, as insert_call checks it: the
+                    // batch usually holds few apps.
+                    let mut apps: Vec<&str> = calls.iter().map(|c| c.app_name.as_str()).collect();
+                    apps.sort_unstable();
+                    apps.dedup();
+                    for app in apps {
+                        Self::app_in(&mut tx, app, Self::FOR_KEY_SHARE).await?;
+                    }
+                    let insert = format!(
+                        "INSERT INTO calls ({CALL_COLUMNS}, output) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)"
+                    );
+                    for call in calls {
+                        Self::bind_call(sqlx::query(&insert), call)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(|e| {
+                                if is_unique_violation(&e) {
+                                    StoreError::CallExists(call.id.clone())
+                                } else {
+                                    e.into()
+                                }
+                            })?;
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                }
+
                 async fn record_calls(&self, calls: &[RecordedCall]) -> Result<u64, StoreError> {
                     if calls.is_empty() {
                         return Ok(0);

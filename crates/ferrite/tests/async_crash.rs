@@ -1,7 +1,10 @@
 //! Async calls are never lost: 2,000 calls to a fast hot function, with the
 //! server killed (SIGKILL) while they run, and with Redis killed and
-//! restarted while they are being enqueued. Every call the server accepted
-//! (202) reaches a final state; the duplicate runs are counted and printed.
+//! restarted while they are being enqueued, and with the server killed while
+//! calls are being enqueued (they are accepted in groups, one commit per
+//! group: none may be answered before its group is durable). Every call the
+//! server accepted (202) reaches a final state; the duplicate runs are
+//! counted and printed.
 
 mod common;
 
@@ -231,4 +234,68 @@ fn redis_restart_loses_no_accepted_call() {
         .count();
     assert!(refused_records <= enqueued.refused);
     assert!(redis.data_dir().exists());
+}
+
+/// Kill -9 the server while `CLIENTS` threads enqueue, with the workers off;
+/// after a restart every call answered 202 is in the history, queued, and
+/// (once the workers are on) runs: it was in the queue too.
+fn killed_while_enqueueing_keeps_every_accepted_call(env: &[(&str, &str)], app: &str) {
+    require_images(&["ferrite/hot-hello"]);
+    let mut env = env.to_vec();
+    env.extend([
+        ("FERRITE_ASYNC_LEASE_SECS", "5"),
+        ("FERRITE_ASYNC_CONCURRENCY", "0"),
+    ]);
+    let mut server = TestServer::start_with_env(&env);
+    create_route(&server, app, hot_route());
+    let progress = Arc::new(AtomicUsize::new(0));
+    let enqueuer = {
+        let (url, app, progress) = (server.url.clone(), app.to_string(), progress.clone());
+        std::thread::spawn(move || enqueue_all(&url, &app, &progress))
+    };
+    assert!(eventually(Duration::from_secs(120), || progress
+        .load(Ordering::SeqCst)
+        >= CALLS / 2));
+    server.kill();
+    let enqueued = enqueuer.join().unwrap();
+    println!(
+        "{} calls accepted, {} refused or cut off by the kill",
+        enqueued.accepted.len(),
+        enqueued.refused
+    );
+    assert!(enqueued.accepted.len() >= CALLS / 2);
+    assert!(enqueued.refused > 0, "the kill came after the last call");
+
+    server.restart(); // still without workers
+    let by_id: HashMap<String, Value> = all_calls(&server, app)
+        .into_iter()
+        .map(|c| (c["id"].as_str().unwrap().to_string(), c))
+        .collect();
+    for id in &enqueued.accepted {
+        let call = by_id
+            .get(id)
+            .unwrap_or_else(|| panic!("accepted call {id} lost"));
+        assert_eq!(call["status"], "queued", "{call}");
+    }
+
+    server.set_env("FERRITE_ASYNC_CONCURRENCY", "8");
+    server.restart();
+    let by_id = wait_final(&server, app, &enqueued.accepted, Duration::from_secs(300));
+    check_outcomes(&by_id, &enqueued.accepted);
+}
+
+#[test]
+fn killed_while_enqueueing_embedded() {
+    killed_while_enqueueing_keeps_every_accepted_call(&[], "killapp");
+}
+
+#[test]
+fn killed_while_enqueueing_postgres_redis() {
+    let redis = RedisServer::start();
+    let db = common::postgres::fresh_database();
+    let mq = redis.url(&format!("ferrite-kill-{}", std::process::id()));
+    killed_while_enqueueing_keeps_every_accepted_call(
+        &[("DB_URL", db.as_str()), ("MQ_URL", mq.as_str())],
+        "killpgapp",
+    );
 }

@@ -55,6 +55,40 @@ pub async fn fifo_order(queue: &dyn Queue) {
     }
 }
 
+pub async fn push_many_in_order(queue: &dyn Queue) {
+    queue.push_many(&[]).await.unwrap();
+    queue.push(&task("m0")).await.unwrap();
+    let batch: Vec<Task> = (1..=100).map(|i| task(&format!("m{i}"))).collect();
+    queue.push_many(&batch).await.unwrap();
+    assert_eq!(queue.depth().await.unwrap(), 101);
+    for i in 0..=100 {
+        let lease = queue.reserve("w", LONG).await.unwrap().expect("a task");
+        assert_eq!(lease.task, task(&format!("m{i}")), "push order kept");
+        queue.ack(&lease).await.unwrap();
+    }
+}
+
+pub async fn push_many_all_or_none(queue: &dyn Queue) {
+    queue.push(&task("taken")).await.unwrap();
+    let err = queue
+        .push_many(&[task("n1"), task("taken"), task("n2")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, QueueError::Duplicate(ref id) if id == "taken"),
+        "{err:?}"
+    );
+    let err = queue
+        .push_many(&[task("n3"), task("n3")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, QueueError::Duplicate(ref id) if id == "n3"),
+        "{err:?}"
+    );
+    assert_eq!(queue.depth().await.unwrap(), 1, "nothing of either batch");
+}
+
 pub async fn duplicate_id_refused(queue: &dyn Queue) {
     queue.push(&task("dup")).await.unwrap();
     let err = queue
@@ -307,6 +341,7 @@ macro_rules! queue_conformance_tests {
     ($make:expr) => {
         $crate::conformance::queue_conformance_tests!(@by_ref $make;
             push_reserve_ack_round_trip, fifo_order, duplicate_id_refused,
+            push_many_in_order, push_many_all_or_none,
             reserved_task_is_invisible, expired_lease_redelivers, stale_lease_is_lost,
             extend_keeps_the_lease, release_with_delay, release_without_delay_is_visible_at_once,
             cancel_only_unleased, depth_counts_leased_and_waiting,

@@ -17,7 +17,7 @@ use super::auth::Verifier;
 use super::error::ErrorBody;
 use super::extract::{Param, RouteParams};
 use super::{AppState, Error};
-use crate::asynchronous::{self, QueuedCall};
+use crate::asynchronous::QueuedCall;
 use crate::executor::{Answer, Arm, CallRequest};
 use crate::metrics::calls::{on_written, Answering, End};
 use crate::route_cache::Cached;
@@ -149,14 +149,7 @@ async fn call_async(
         path: route.path.clone(),
         request,
     };
-    let queued_now = asynchronous::enqueue(
-        &*state.store,
-        &*state.queue,
-        &state.wake_workers,
-        &queued,
-        route.kind,
-    )
-    .await;
+    let queued_now = state.intake.enqueue(&queued, route.kind).await;
     if let Err(e) = queued_now {
         cached.metrics.ended(End::Error, began.elapsed());
         return Error(e).into_response();

@@ -36,6 +36,7 @@ use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
+use crate::asynchronous::{intake, Intake};
 use crate::changes::Changes;
 use crate::executor::Executor;
 use crate::history::Recorder;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub(crate) wake_workers: Arc<Notify>,
     /// Writes the history of sync calls.
     history: Recorder,
+    /// Accepts async calls, many per commit.
+    pub(crate) intake: Intake,
     /// Routes for the invoke path (and the workers), cached briefly.
     pub(crate) routes: Arc<RouteCache>,
     /// Drops what this node and the others cached of a changed route or app.
@@ -90,7 +93,16 @@ impl AppState {
             node.engine.clone(),
             node.bus,
         ));
+        let wake_workers = Arc::<Notify>::default();
+        let intake = Intake::start(
+            node.store.clone(),
+            node.queue.clone(),
+            wake_workers.clone(),
+            intake::writers_for(&config.db_url, &config.mq_url()),
+            tasks,
+        );
         AppState {
+            intake,
             history: Recorder::start(
                 node.store.clone(),
                 usize::try_from(config.history_buffer).unwrap_or(usize::MAX),
@@ -99,7 +111,7 @@ impl AppState {
             store: node.store,
             engine: node.engine,
             queue: node.queue,
-            wake_workers: Arc::default(),
+            wake_workers,
             routes,
             changes,
             services: Err(Arc::from("Swarm services are not started on this node")),

@@ -28,6 +28,34 @@ pub async fn call_round_trip(store: &dyn Store) {
     assert!(matches!(err, StoreError::AppNotFound(_)), "{err:?}");
 }
 
+pub async fn insert_calls_all_or_none(store: &dyn Store) {
+    store.create_app(&app("cb", &[])).await.unwrap();
+    store.create_app(&app("cb2", &[])).await.unwrap();
+    store.insert_calls(&[]).await.unwrap();
+    let batch: Vec<Call> = (1..=50)
+        .map(|n| call(if n % 2 == 0 { "cb" } else { "cb2" }, "/p", n))
+        .collect();
+    store.insert_calls(&batch).await.unwrap();
+    for c in &batch {
+        assert_eq!(store.get_call(&c.app_name, &c.id).await.unwrap(), *c);
+    }
+    // A taken id, or a missing app, fails the whole batch: nothing lands.
+    let err = store
+        .insert_calls(&[call("cb", "/p", 60), call("cb", "/p", 1)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::CallExists(_)), "{err:?}");
+    let err = store
+        .insert_calls(&[call("cb", "/p", 61), call("nope", "/p", 62)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::AppNotFound(_)), "{err:?}");
+    for n in [60, 61] {
+        let err = store.get_call("cb", &call_id(n)).await.unwrap_err();
+        assert!(matches!(err, StoreError::CallNotFound(_)), "{err:?}");
+    }
+}
+
 pub async fn call_not_found(store: &dyn Store) {
     store.create_app(&app("cn", &[])).await.unwrap();
     store.create_app(&app("cn2", &[])).await.unwrap();

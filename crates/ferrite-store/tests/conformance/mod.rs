@@ -72,7 +72,7 @@ macro_rules! store_conformance_tests {
             route_update_applies_patch, route_max_retries, route_service_round_trip,
             route_service_update, routes_list_with_service, route_confinement_round_trip_and_update,
             routes_list_by_path, route_delete, ping,
-            call_round_trip, call_not_found, call_transitions, call_output_kept, call_logs,
+            call_round_trip, insert_calls_all_or_none, call_not_found, call_transitions, call_output_kept, call_logs,
             call_update_writes_log, record_calls_batch_lands,
             record_calls_skips_unknown_apps_and_duplicates, record_calls_keeps_logs,
             a_batch_of_1000_calls_is_quick,
