@@ -117,6 +117,16 @@ if [[ -z $up ]]; then
   exit 1
 fi
 log "HAProxy answers: $(curl -sf "$URL/version")"
+# HAProxy checks each backend's nodes on its own: the function calls' backend
+# may still count no node up when /version (the API's backend) answers, and
+# then says 503 (try again shortly). Wait until a node answers /r/ itself
+# (404: no such app).
+up=
+for _ in $(seq 60); do
+  [[ $(curl -s -o /dev/null -w '%{http_code}' "$URL/r/no-such-app/hello") == 404 ]] && { up=1; break; }
+  sleep 1
+done
+[[ -n $up ]] || fail "the function calls' backend never reached a node"
 
 # /v1 through HAProxy is not loopback: without a token, 401.
 status=$(curl -s -o /dev/null -w '%{http_code}' "$URL/v1/apps")
