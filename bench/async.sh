@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 
 CLIENTS=${CLIENTS:-8}
 CLIENTS_HIGH=${CLIENTS_HIGH:-64}
-N=${N:-1500}                   # enqueued calls per client (and queue)
+N=${N:-1500}                   # enqueued calls per client at CLIENTS (N x CLIENTS at each concurrency)
 SECONDS_MAX=${SECONDS_MAX:-10} # each measured run stops after this many seconds anyway
 NODE=bench-async
 IMAGE=ferrite/hot-hello
@@ -123,8 +123,11 @@ measure() {
   for c in "$CLIENTS" "$CLIENTS_HIGH"; do
     log "$name: GET /version, $c clients x $N (or ${SECONDS_MAX} s)"
     HOTCLIENT_METHOD=GET "$CLIENT" http "$URL/version" "$c" 20 "$N" "$SECONDS_MAX" >"$WORK/version-$name-$c.json"
-    log "$name: enqueue $c clients x $N (or ${SECONDS_MAX} s), workers off"
-    HOTCLIENT_EXPECT=202 "$CLIENT" http "$URL/r/bench/async" "$c" 0 "$N" "$SECONDS_MAX" >"$WORK/enqueue-$name-$c.json"
+    # The same number of calls at each concurrency (N x CLIENTS): the drain
+    # then runs a backlog of a size that does not grow with CLIENTS_HIGH.
+    n=$((N * CLIENTS / c))
+    log "$name: enqueue $c clients x $n (or ${SECONDS_MAX} s), workers off"
+    HOTCLIENT_EXPECT=202 "$CLIENT" http "$URL/r/bench/async" "$c" 0 "$n" "$SECONDS_MAX" >"$WORK/enqueue-$name-$c.json"
     n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ok"])' "$WORK/enqueue-$name-$c.json")
     queued=$((queued + n))
   done

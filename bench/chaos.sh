@@ -42,9 +42,8 @@ for tool in dockerd redis-server haproxy psql; do
   command -v "$tool" >/dev/null || { log "$tool is missing"; exit 1; }
 done
 log "building ferrite and the images"
-cargo build --release --locked -q -p ferrite
+release_ferrite
 scripts/images.sh hello hot-hello >&2
-BIN=$PWD/target/release/ferrite
 
 # Short: the engine's socket path must stay under 108 bytes.
 WORK=$(mktemp -d /tmp/chaos.XXXXXX)

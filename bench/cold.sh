@@ -26,9 +26,8 @@ BENCH=cold.sh
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 
-cargo build --release --locked -q -p ferrite
+release_ferrite
 scripts/images.sh hello >&2
-BIN=target/release/ferrite
 LOAD=(python3 bench/coldload.py)
 WORK=$(mktemp -d)
 PID=

@@ -25,8 +25,7 @@ BENCH=first-function.sh
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 
-cargo build --release --locked -q -p ferrite
-BIN=$PWD/target/release/ferrite
+release_ferrite
 WORK=$(mktemp -d)
 NODE=bench-first-$$
 RUN=$$

@@ -10,13 +10,22 @@ BEGAN=$(date +%s)
 # log MESSAGE...: to stderr, with the seconds since the bench began.
 log() { echo "$BENCH [$(($(date +%s) - BEGAN)) s]: $*" >&2; }
 
+# release_ferrite: the release ferrite, as an absolute path in BIN. Built as
+# scripts/deploy-images.sh builds the binary of ferrite/ferrite (glibc linked
+# statically, in its own target directory), so that one release build serves
+# every bench and the image bench/services.sh makes: two would take minutes.
+release_ferrite() {
+  RUSTFLAGS="-C target-feature=+crt-static" \
+    cargo build --locked --profile release -q -p ferrite --target x86_64-unknown-linux-gnu
+  BIN=$(realpath "${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/ferrite")
+}
+
 # build IMAGE...: the release ferrite (BIN), bench/hotclient (CLIENT) and
 # the function images named.
 build() {
-  cargo build --release --locked -q -p ferrite
+  release_ferrite
   cargo build --release --locked -q --manifest-path bench/hotclient/Cargo.toml
   scripts/images.sh "$@" >&2
-  BIN=target/release/ferrite
   CLIENT=bench/hotclient/target/release/hotclient
 }
 

@@ -16,8 +16,7 @@ BENCH=mgmt.sh
 source bench/lib.sh
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-cargo build --release --locked -q -p ferrite
-BIN=target/release/ferrite
+release_ferrite
 WORK=$(mktemp -d)
 cleanup() { [[ -n "${PID:-}" ]] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
