@@ -15,7 +15,7 @@
 #    max_concurrency 8) at CLIENTS.
 # The client is bench/hotclient (HOTCLIENT_EXPECT=202 counts 202s). Prints a
 # table, writes it to its section of docs/benchmarks.md, and one gap_row per
-# (configuration, concurrency). About 3 minutes.
+# (configuration, concurrency). About 1.5 minutes after the builds.
 #
 #   bench/async.sh     # CLIENTS=8 CLIENTS_HIGH=64 N=1500 SECONDS_MAX=10
 set -euo pipefail

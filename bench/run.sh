@@ -9,8 +9,8 @@
 # wraps something (the engine, the queue, a task, a node), each figure with
 # the baseline measured in the same run beside it, and records that table
 # with the date, the machine and the engine version as the section
-# "Gaps, one run of bench/run.sh". About 20 minutes on 2 cores, builds
-# included (2026-12-04: 1,171 s).
+# "Gaps, one run of bench/run.sh". About 17 minutes on 2 cores, 7.5 of
+# them the release build from nothing (2026-12-04: 991 s).
 # bench/chaos.sh (faults injected under load) and bench/first-function.sh
 # (from `ferrite init` to the first answer, per template) are not among
 # them: run them alone.
