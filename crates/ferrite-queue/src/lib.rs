@@ -68,7 +68,10 @@ impl Lease {
 pub trait Queue: Send + Sync + 'static {
     /// Enqueue a task, visible at once; durable when this returns.
     /// [`QueueError::Duplicate`] if a task with this id is still queued.
-    async fn push(&self, task: &Task) -> Result<(), QueueError>;
+    /// A batch of one: [`Queue::push_many`] is the one way in.
+    async fn push(&self, task: &Task) -> Result<(), QueueError> {
+        self.push_many(std::slice::from_ref(task)).await
+    }
 
     /// Enqueue tasks in order, all visible at once, in one atomic write
     /// (one transaction, one disk flush): all of them or, on any error,

@@ -52,16 +52,6 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 ";
 
-/// KEYS: task hash, visible set, sequence. ARGV: id, payload.
-/// 1 when queued, 0 when a task with this id is already there.
-const PUSH: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local member = string.format('%020d', redis.call('INCR', KEYS[3])) .. ':' .. ARGV[1]
-redis.call('HSET', KEYS[1], 'payload', ARGV[2], 'attempts', 0, 'member', member)
-redis.call('ZADD', KEYS[2], now, member)
-return 1
-";
-
 /// KEYS: visible set, sequence, then one task hash per task. ARGV: id and
 /// payload of each task, in turn. 0 when all are queued; otherwise the
 /// (1-based) index of a task whose id is already there, and nothing written.
@@ -144,7 +134,6 @@ return now - tonumber(first[2])
 /// The compiled scripts; [`Script`] runs them by SHA and loads them again
 /// when the server has forgotten them (after a restart).
 struct Scripts {
-    push: Script,
     push_many: Script,
     reserve: Script,
     extend: Script,
@@ -159,7 +148,6 @@ impl Scripts {
         let with_now = |body: &str| Script::new(&format!("{NOW}{body}"));
         let held = |body: &str| Script::new(&format!("{NOW}{HELD}{body}"));
         Scripts {
-            push: with_now(PUSH),
             push_many: with_now(PUSH_MANY),
             reserve: with_now(RESERVE),
             extend: held(EXTEND),
@@ -317,25 +305,6 @@ impl RedisQueue {
 
 #[async_trait]
 impl Queue for RedisQueue {
-    async fn push(&self, task: &Task) -> Result<(), QueueError> {
-        let done: i64 = bounded(
-            self.timeout,
-            self.scripts
-                .push
-                .key(self.task_key(&task.id))
-                .key(&self.visible)
-                .key(&self.seq)
-                .arg(&task.id)
-                .arg(&task.payload[..])
-                .invoke_async(&mut self.conn.clone()),
-        )
-        .await?;
-        if done == 0 {
-            return Err(QueueError::Duplicate(task.id.clone()));
-        }
-        Ok(())
-    }
-
     /// One script, so the batch is one atomic command: one AOF write (and
     /// one fsync under `appendfsync always`) for the lot.
     async fn push_many(&self, tasks: &[Task]) -> Result<(), QueueError> {

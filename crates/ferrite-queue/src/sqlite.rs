@@ -61,28 +61,6 @@ impl SqliteQueue {
 
 #[async_trait]
 impl Queue for SqliteQueue {
-    async fn push(&self, task: &Task) -> Result<(), QueueError> {
-        let _turn = self.writes.lock().await;
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO tasks (id, payload, visible_at, attempts, created_at) \
-             VALUES ($1, $2, $3, 0, $3)",
-        )
-        .bind(&task.id)
-        .bind(&task.payload)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                QueueError::Duplicate(task.id.clone())
-            } else {
-                e.into()
-            }
-        })?;
-        Ok(())
-    }
-
     async fn push_many(&self, tasks: &[Task]) -> Result<(), QueueError> {
         if tasks.is_empty() {
             return Ok(());

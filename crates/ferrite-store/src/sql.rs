@@ -372,27 +372,7 @@ macro_rules! sql_store {
                 }
 
                 async fn insert_call(&self, call: &Call) -> Result<(), StoreError> {
-                    let mut tx = self.write().await?;
-                    // The app first, so a call of a missing app is
-                    // AppNotFound whatever its id; locked so it stays until
-                    // the commit.
-                    Self::app_in(&mut tx, &call.app_name, Self::FOR_KEY_SHARE).await?;
-                    let insert = format!(
-                        "INSERT INTO calls ({CALL_COLUMNS}, output) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)"
-                    );
-                    Self::bind_call(sqlx::query(&insert), call)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| {
-                            if is_unique_violation(&e) {
-                                StoreError::CallExists(call.id.clone())
-                            } else {
-                                e.into()
-                            }
-                        })?;
-                    tx.commit().await?;
-                    Ok(())
+                    self.insert_calls(std::slice::from_ref(call)).await
                 }
 
                 async fn insert_calls(&self, calls: &[Call]) -> Result<(), StoreError> {
@@ -400,8 +380,9 @@ macro_rules! sql_store {
                         return Ok(());
                     }
                     let mut tx = self.write().await?;
-                    // Each distinct app once, as insert_call checks it: the
-                    // batch usually holds few apps.
+                    // Each distinct app first (a batch usually holds few),
+                    // so a call of a missing app is AppNotFound whatever its
+                    // id; locked so it stays until the commit.
                     let mut apps: Vec<&str> = calls.iter().map(|c| c.app_name.as_str()).collect();
                     apps.sort_unstable();
                     apps.dedup();

@@ -239,9 +239,6 @@ mod tests {
 
     #[async_trait]
     impl Queue for Refusing {
-        async fn push(&self, _: &Task) -> Result<(), QueueError> {
-            Err(QueueError::Timeout(Duration::from_secs(1)))
-        }
         async fn push_many(&self, _: &[Task]) -> Result<(), QueueError> {
             Err(QueueError::Timeout(Duration::from_secs(1)))
         }
