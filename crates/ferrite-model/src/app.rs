@@ -59,11 +59,8 @@ impl App {
     /// limits (`null` removes one, or the whole section); the name cannot
     /// change.
     pub fn apply(&mut self, patch: AppInput) -> Result<(), ApiError> {
-        if let Some(name) = patch.name.filter(|n| !n.is_empty() && *n != self.name) {
-            return Err(ApiError::bad_request(format!(
-                "app name cannot be changed (from {:?} to {name:?})",
-                self.name
-            )));
+        if patch.name.is_some_and(|n| !n.is_empty() && n != self.name) {
+            return Err(ApiError::bad_request(crate::error::text::APP_NAME_IMMUTABLE));
         }
         // Everything is checked before anything changes.
         let limits = match patch.limits {
@@ -71,10 +68,17 @@ impl App {
             Some(None) => None,
             Some(Some(limits)) => AppLimits::merge(self.limits.clone(), limits)?,
         };
-        if let Some(config) = patch.config {
-            validate::config("app", &config)?;
-            self.config = validate::merge_config(self.config.take(), config);
-        }
+        let config = match patch.config {
+            None => self.config.clone(),
+            Some(config) => {
+                validate::config("app", &config)?;
+                let merged = validate::merge_config(self.config.clone(), config);
+                // A key added beside one of the same environment name.
+                validate::config("app", merged.as_ref().unwrap_or(&Config::new()))?;
+                merged
+            }
+        };
+        self.config = config;
         self.limits = limits;
         Ok(())
     }

@@ -176,16 +176,19 @@ fn route_vars(route: &RouteFacts<'_>) -> Vec<(String, String)> {
     vars
 }
 
-/// The app's then the route's config, keys upper-cased.
+/// The environment name of a config key, as IronFunctions made it: upper
+/// case, `-` as `_` (`my-key` is `MY_KEY`).
+pub fn env_name(key: &str) -> String {
+    key.to_ascii_uppercase().replace('-', "_")
+}
+
+/// The app's then the route's config under their environment names
+/// ([`env_name`]); the route's value wins over the app's of the same name.
 pub fn config_vars(app: &App, route: &Route) -> Vec<(String, String)> {
     [&app.config, &route.config]
         .into_iter()
         .flatten()
-        .flat_map(|config| {
-            config
-                .iter()
-                .map(|(k, v)| (k.to_ascii_uppercase(), v.clone()))
-        })
+        .flat_map(|config| config.iter().map(|(k, v)| (env_name(k), v.clone())))
         .collect()
 }
 
@@ -263,13 +266,15 @@ mod tests {
                 [
                     ("shared".into(), "app".into()),
                     ("app_only".into(), "1".into()),
+                    ("my-key".into(), "dashed".into()),
+                    ("route-wins".into(), "app".into()),
                 ]
                 .into(),
             ),
             limits: None,
         };
         let input: RouteInput = serde_json::from_str(
-            r#"{"path":"/hello","image":"img","config":{"SHARED":"route","CALL_ID":"fake"}}"#,
+            r#"{"path":"/hello","image":"img","config":{"SHARED":"route","CALL_ID":"fake","ROUTE_WINS":"route"}}"#,
         )
         .unwrap();
         (app, Route::create("myapp", input).unwrap())
@@ -298,6 +303,10 @@ mod tests {
         );
         assert_eq!(get(&env, "SHARED"), Some("route"));
         assert_eq!(get(&env, "APP_ONLY"), Some("1"));
+        // Config keys are environment names, as IronFunctions made them.
+        assert_eq!(get(&env, "MY_KEY"), Some("dashed"));
+        assert_eq!(get(&env, "my-key"), None);
+        assert_eq!(get(&env, "ROUTE_WINS"), Some("route"));
         assert_eq!(get(&env, "CALL_ID"), Some("call-1"));
         assert_eq!(get(&env, "HEADER_X_TRACE_ID"), Some("abc"));
         assert_eq!(get(&env, "HEADER_ACCEPT"), Some("a, b"));

@@ -6,6 +6,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
+use crate::error::text;
 use crate::ApiError;
 
 /// Decode a JSON body whose top level must carry the object under `key`
@@ -24,9 +25,14 @@ pub fn wrapped<T: DeserializeOwned>(body: &[u8], key: &str) -> Result<T, ApiErro
         )));
     };
     match top.remove(key) {
-        None | Some(serde_json::Value::Null) => Err(ApiError::bad_request(format!(
-            "request body is missing the \"{key}\" object: expected {{\"{key}\":{{...}}}}"
-        ))),
+        // IronFunctions' words for its two wrappers.
+        None | Some(serde_json::Value::Null) => Err(ApiError::bad_request(match key {
+            "app" => text::APP_MISSING_NEW.to_string(),
+            "route" => text::ROUTE_MISSING_NEW.to_string(),
+            _ => format!(
+                "request body is missing the \"{key}\" object: expected {{\"{key}\":{{...}}}}"
+            ),
+        })),
         Some(inner) => serde_path_to_error::deserialize(inner).map_err(|e| {
             let path = e.path().to_string();
             let at = if path == "." {
@@ -65,11 +71,9 @@ mod tests {
         let err = wrapped::<AppInput>(b"[1]", "app").unwrap_err();
         assert!(err.message.contains("JSON object"), "{}", err.message);
         let err = wrapped::<AppInput>(br#"{"name":"x"}"#, "app").unwrap_err();
-        assert!(
-            err.message.contains("missing the \"app\""),
-            "{}",
-            err.message
-        );
+        assert_eq!(err.message, text::APP_MISSING_NEW);
+        let err = wrapped::<RouteInput>(br#"{"path":"/x"}"#, "route").unwrap_err();
+        assert_eq!(err.message, text::ROUTE_MISSING_NEW);
         let err = wrapped::<RouteInput>(br#"{"route":{"memory":"big"}}"#, "route").unwrap_err();
         assert!(err.message.starts_with("route.memory:"), "{}", err.message);
         let err = wrapped::<AppInput>(br#"{"app":{"config":{"A":1}}}"#, "app").unwrap_err();

@@ -82,6 +82,43 @@ impl ApiError {
     }
 }
 
+/// The messages of the failures IronFunctions had, word for word: clients
+/// written for it compare error texts, so Ferrite answers these cases with
+/// them (and its own statuses). Failures IronFunctions did not have keep
+/// Ferrite's own wording. docs/compatibility.md lists them all.
+pub mod text {
+    pub const APP_NOT_FOUND: &str = "App not found";
+    pub const APP_EXISTS: &str = "App already exists";
+    pub const APP_HAS_ROUTES: &str = "Cannot remove apps with routes";
+    pub const APP_NAME_MISSING: &str = "Missing app name";
+    /// With IronFunctions' (and Ferrite's) limit of 30 characters.
+    pub const APP_NAME_TOO_LONG: &str = "App name must be 30 characters or less";
+    pub const APP_NAME_INVALID: &str = "Invalid app name";
+    pub const APP_NAME_IMMUTABLE: &str = "Could not update app - name is immutable";
+    pub const APP_MISSING_NEW: &str = "Missing new application";
+    pub const ROUTE_NOT_FOUND: &str = "Route not found";
+    /// A call to a route the app does not have (`/r/{app}/{path}`).
+    pub const CALLED_ROUTE_NOT_FOUND: &str = "Route not found on that application";
+    pub const ROUTE_EXISTS: &str = "Route already exists";
+    pub const ROUTE_MISSING_NEW: &str = "Missing new route";
+    pub const ROUTE_PATH_IMMUTABLE: &str = "Could not update route - path is immutable";
+    pub const ROUTE_PATH_MISSING: &str = "Missing route Path";
+    pub const ROUTE_PATH_INVALID: &str = "Invalid Path format";
+    pub const ROUTE_PATH_DYNAMIC: &str = "Dynamic URL is not allowed";
+    pub const ROUTE_IMAGE_MISSING: &str = "Missing route Image";
+    pub const ROUTE_TYPE_INVALID: &str = "Invalid route Type";
+    pub const ROUTE_FORMAT_INVALID: &str = "Invalid route Format";
+    pub const ROUTE_TIMEOUT_NEGATIVE: &str = "Negative timeout";
+    pub const ROUTE_IDLE_TIMEOUT_NEGATIVE: &str = "Negative idle timeout";
+    pub const ROUTE_MAX_CONCURRENCY_NEGATIVE: &str = "Negative MaxConcurrency";
+    /// A call that ran past its route's timeout.
+    pub const TIMED_OUT: &str = "Timed out";
+    /// Fn's text (IronFunctions had no call history).
+    pub const CALL_NOT_FOUND: &str = "Call not found";
+    /// A fault of the node whose cause is for its log, not for the client.
+    pub const INTERNAL: &str = "Something unexpected happened on the server";
+}
+
 /// Asserts that `result` refuses the request with a message holding
 /// `needle`, and gives the refusal for more checks.
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Field rules shared by apps and routes. Each function returns the message
 //! a client sees, naming the field and the rule it broke.
 
+use crate::error::text;
 use crate::{ApiError, Config, Headers};
 
 /// Longest app name IronFunctions accepted; kept for compatibility.
@@ -17,20 +18,16 @@ pub const MAX_VALUE_LEN: usize = 32 * 1024;
 /// `name`: 1 to 30 characters of `[A-Za-z0-9_-]`.
 pub fn app_name(name: &str) -> Result<(), ApiError> {
     if name.is_empty() {
-        return Err(ApiError::bad_request("app name is missing"));
+        return Err(ApiError::bad_request(text::APP_NAME_MISSING));
     }
     if name.chars().count() > MAX_APP_NAME_LEN {
-        return Err(ApiError::bad_request(format!(
-            "app name {name:?} is longer than {MAX_APP_NAME_LEN} characters"
-        )));
+        return Err(ApiError::bad_request(text::APP_NAME_TOO_LONG));
     }
     if !name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     {
-        return Err(ApiError::bad_request(format!(
-            "app name {name:?} may contain only letters, digits, '_' and '-'"
-        )));
+        return Err(ApiError::bad_request(text::APP_NAME_INVALID));
     }
     Ok(())
 }
@@ -40,14 +37,20 @@ pub fn app_name(name: &str) -> Result<(), ApiError> {
 pub fn route_path(path: &str) -> Result<(), ApiError> {
     let bad = |why: &str| Err(ApiError::bad_request(format!("route path {path:?} {why}")));
     if path.is_empty() {
-        return Err(ApiError::bad_request("route path is missing"));
+        return Err(ApiError::bad_request(text::ROUTE_PATH_MISSING));
+    }
+    // IronFunctions' two path rules keep its words; Ferrite's stricter
+    // ones below name the rule.
+    if !path.starts_with('/') {
+        return Err(ApiError::bad_request(text::ROUTE_PATH_INVALID));
+    }
+    if path.contains(':') {
+        return Err(ApiError::bad_request(text::ROUTE_PATH_DYNAMIC));
     }
     if path.len() > MAX_PATH_LEN {
         return bad(&format!("is longer than {MAX_PATH_LEN} characters"));
     }
-    let Some(rest) = path.strip_prefix('/') else {
-        return bad("must start with '/'");
-    };
+    let rest = path.strip_prefix('/').unwrap_or(path);
     if rest.is_empty() {
         return bad("must name at least one segment, as in /hello");
     }
@@ -71,7 +74,7 @@ pub fn route_path(path: &str) -> Result<(), ApiError> {
 /// `image`: a Docker image reference, without whitespace or control characters.
 pub fn image(image: &str) -> Result<(), ApiError> {
     if image.is_empty() {
-        return Err(ApiError::bad_request("route image is missing"));
+        return Err(ApiError::bad_request(text::ROUTE_IMAGE_MISSING));
     }
     if image.len() > MAX_IMAGE_LEN {
         return Err(ApiError::bad_request(format!(
@@ -114,9 +117,19 @@ pub fn bounded(
     }
 }
 
-/// Config keys become environment variables: no `=`, no NUL, not empty.
+/// Config keys become environment variables: no `=`, no NUL, not empty,
+/// and no two keys of one config with the same environment name
+/// ([`crate::contract::env_name`]: `my-key` and `MY_KEY` would both be
+/// `MY_KEY`, and which value the function sees would be a guess).
 pub fn config(owner: &str, config: &Config) -> Result<(), ApiError> {
+    let mut names: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
     for (key, value) in config {
+        if let Some(other) = names.insert(crate::contract::env_name(key), key) {
+            return Err(ApiError::bad_request(format!(
+                "{owner} config keys {other:?} and {key:?} are both the environment variable {}; keep one of them",
+                crate::contract::env_name(key)
+            )));
+        }
         if key.is_empty() || key.len() > MAX_KEY_LEN || key.contains(['=', '\0']) {
             return Err(ApiError::bad_request(format!(
                 "{owner} config key {key:?} is not valid: 1 to {MAX_KEY_LEN} characters, without '=' or NUL"

@@ -55,11 +55,23 @@ pub(super) fn memory(v: Option<i64>) -> Result<Option<u64>, ApiError> {
     Ok(mib)
 }
 
+/// `field` is `route timeout` or `route idle_timeout`; a negative value
+/// is refused in IronFunctions' words.
 pub(super) fn timeout(field: &str, v: Option<i64>) -> Result<Option<u64>, ApiError> {
+    if v.is_some_and(|v| v < 0) {
+        return Err(ApiError::bad_request(if field.ends_with("idle_timeout") {
+            text::ROUTE_IDLE_TIMEOUT_NEGATIVE
+        } else {
+            text::ROUTE_TIMEOUT_NEGATIVE
+        }));
+    }
     validate::bounded(field, v, MAX_TIMEOUT_S, "seconds")
 }
 
 pub(super) fn max_concurrency(v: Option<i64>) -> Result<Option<u64>, ApiError> {
+    if v.is_some_and(|v| v < 0) {
+        return Err(ApiError::bad_request(text::ROUTE_MAX_CONCURRENCY_NEGATIVE));
+    }
     validate::bounded("route max_concurrency", v, MAX_CONCURRENCY, "containers")
 }
 
@@ -200,20 +212,27 @@ mod tests {
     #[test]
     fn rejects_bad_fields() {
         for (body, needle) in [
-            (r#"{"path":"/a"}"#, "image"),
-            (r#"{"image":"x"}"#, "path"),
-            (r#"{"path":"/a","image":"x","type":"later"}"#, "type"),
-            (r#"{"path":"/a","image":"x","format":"grpc"}"#, "format"),
+            (r#"{"path":"/a"}"#, "Missing route Image"),
+            (r#"{"image":"x"}"#, "Missing route Path"),
+            (r#"{"path":"a","image":"x"}"#, "Invalid Path format"),
+            (r#"{"path":"/a/:id","image":"x"}"#, "Dynamic URL is not allowed"),
+            (r#"{"path":"/a","image":"x","type":"later"}"#, "Invalid route Type"),
+            (r#"{"path":"/a","image":"x","format":"grpc"}"#, "Invalid route Format"),
             (r#"{"path":"/a","image":"x","memory":-1}"#, "memory"),
             (r#"{"path":"/a","image":"x","memory":5}"#, "at least 6 MiB"),
-            (r#"{"path":"/a","image":"x","timeout":-5}"#, "timeout"),
+            (r#"{"path":"/a","image":"x","timeout":-5}"#, "Negative timeout"),
+            (r#"{"path":"/a","image":"x","idle_timeout":-5}"#, "Negative idle timeout"),
+            (
+                r#"{"path":"/a","image":"x","config":{"my-key":"1","MY_KEY":"2"}}"#,
+                "are both the environment variable MY_KEY",
+            ),
             (
                 r#"{"path":"/a","image":"x","idle_timeout":99999999}"#,
                 "idle_timeout",
             ),
             (
                 r#"{"path":"/a","image":"x","max_concurrency":-2}"#,
-                "max_concurrency",
+                "Negative MaxConcurrency",
             ),
             (
                 r#"{"path":"/a","image":"x","app_name":"other"}"#,

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::confinement::{Confinement, ConfinementSpec};
 use crate::service::ServiceSpec;
+use crate::error::text;
 use crate::{validate, ApiError, Config};
 
 pub use input::RouteInput;
@@ -72,6 +73,7 @@ impl RouteType {
             value,
             &[("sync", RouteType::Sync), ("async", RouteType::Async)],
         )
+        .map_err(|_| ApiError::bad_request(text::ROUTE_TYPE_INVALID))
     }
 }
 
@@ -89,6 +91,7 @@ impl Format {
             value,
             &[("default", Format::Default), ("http", Format::Http)],
         )
+        .map_err(|_| ApiError::bad_request(text::ROUTE_FORMAT_INVALID))
     }
 }
 

@@ -15,11 +15,8 @@ impl Route {
     /// creates it with defaults; `"confinement"` likewise (see
     /// [`ConfinementSpec::apply`]). Nothing is changed when an error is returned.
     pub fn apply(&mut self, patch: RouteInput) -> Result<(), ApiError> {
-        if let Some(other) = given(patch.path).filter(|p| *p != self.path) {
-            return Err(ApiError::bad_request(format!(
-                "route path cannot be changed (from {:?} to {other:?}); create a new route instead",
-                self.path
-            )));
+        if given(patch.path).is_some_and(|p| p != self.path) {
+            return Err(ApiError::bad_request(text::ROUTE_PATH_IMMUTABLE));
         }
         if let Some(other) = given(patch.app_name).filter(|n| *n != self.app_name) {
             return Err(ApiError::bad_request(format!(
@@ -65,6 +62,8 @@ impl Route {
         if let Some(config) = patch.config {
             validate::config("route", &config)?;
             next.config = validate::merge_config(next.config.take(), config);
+            // A key added beside one of the same environment name.
+            validate::config("route", next.config.as_ref().unwrap_or(&Config::new()))?;
         }
         if let Some(n) = max_retries(patch.max_retries)? {
             next.max_retries = n;
