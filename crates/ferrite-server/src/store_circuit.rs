@@ -180,6 +180,9 @@ impl Store for StoreCircuit {
     async fn get_call(&self, app: &str, id: &str) -> Result<Call, StoreError> {
         self.guard(self.inner.get_call(app, id)).await
     }
+    async fn find_call(&self, id: &str) -> Result<Call, StoreError> {
+        self.guard(self.inner.find_call(id)).await
+    }
     async fn call_output(&self, app: &str, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.guard(self.inner.call_output(app, id)).await
     }

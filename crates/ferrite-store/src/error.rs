@@ -1,19 +1,22 @@
 //! Store errors: what the store refused or could not do, and the kind of
 //! failure each is for a client.
 
+use ferrite_model::error::text;
 use ferrite_model::{ApiError, CallStatus, ErrorKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("app {0:?} not found")]
+    // The texts of the failures IronFunctions had are its own, word for
+    // word (clients compare them); the names stay in the fields for logs.
+    #[error("{}", text::APP_NOT_FOUND)]
     AppNotFound(String),
-    #[error("route {path:?} of app {app:?} not found")]
+    #[error("{}", text::ROUTE_NOT_FOUND)]
     RouteNotFound { app: String, path: String },
-    #[error("app {0:?} already exists")]
+    #[error("{}", text::APP_EXISTS)]
     AppExists(String),
-    #[error("route {path:?} of app {app:?} already exists")]
+    #[error("{}", text::ROUTE_EXISTS)]
     RouteExists { app: String, path: String },
-    #[error("call {0:?} not found")]
+    #[error("{}", text::CALL_NOT_FOUND)]
     CallNotFound(String),
     #[error("call {0:?} already exists")]
     CallExists(String),
@@ -25,7 +28,8 @@ pub enum StoreError {
         from: CallStatus,
         to: CallStatus,
     },
-    #[error("app {app:?} still has {count} route(s); delete them first or delete the app with cascade (?cascade=true)")]
+    /// Deleting an app with routes without `?cascade=true`.
+    #[error("{}", text::APP_HAS_ROUTES)]
     AppHasRoutes { app: String, count: i64 },
     /// An update that the model's rules refused.
     #[error(transparent)]

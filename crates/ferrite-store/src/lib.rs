@@ -77,6 +77,9 @@ pub trait Store: Send + Sync + 'static {
     async fn update_call(&self, id: &str, update: &CallUpdate<'_>) -> Result<Call, StoreError>;
     /// A call of `app`; [`StoreError::CallNotFound`] if none has this id there.
     async fn get_call(&self, app: &str, id: &str) -> Result<Call, StoreError>;
+    /// A call by its id alone, whatever its app (Fn's `/v1/calls/{call}`);
+    /// [`StoreError::CallNotFound`] if none has this id.
+    async fn find_call(&self, id: &str) -> Result<Call, StoreError>;
     /// The stored output of a call of `app` (`None` if none was kept).
     async fn call_output(&self, app: &str, id: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Calls of an existing app, newest first, one page at a time;

@@ -476,6 +476,16 @@ macro_rules! sql_store {
                         .try_into()
                 }
 
+                async fn find_call(&self, id: &str) -> Result<Call, StoreError> {
+                    let query = format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = $1");
+                    let row: Option<CallRow> = sqlx::query_as(&query)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    row.ok_or_else(|| StoreError::CallNotFound(id.to_string()))?
+                        .try_into()
+                }
+
                 async fn call_output(
                     &self,
                     app: &str,

@@ -18,6 +18,10 @@ pub async fn call_round_trip(store: &dyn Store) {
         .unwrap();
     store.insert_call(&done).await.unwrap();
     assert_eq!(store.get_call("ca", &done.id).await.unwrap(), done);
+    // By its id alone, whatever its app.
+    assert_eq!(store.find_call(&done.id).await.unwrap(), done);
+    let err = store.find_call(&call_id(99)).await.unwrap_err();
+    assert!(matches!(err, StoreError::CallNotFound(_)), "{err:?}");
     let err = store
         .insert_call(&call("ca", "/other", 1))
         .await
