@@ -1,5 +1,7 @@
 //! `/v1/apps/{app}/calls`: the call history, logs and output of calls, and
-//! cancelling queued async calls.
+//! cancelling queued async calls. Beside them, the same history in Fn v1's
+//! paths and shapes: `/v1/calls/{call}`, `/v1/calls/{call}/log` (JSON) and a
+//! route's calls at `/v1/apps/{app}/calls//{route}` (docs/compatibility.md).
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
@@ -11,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::ErrorBody;
-use super::extract::{AppParam, CallParams, Param, Query};
+use super::extract::{AppParam, CallIdParam, CallParams, Param, Query, RouteCallsParams};
 use super::{AppState, Error};
 
 /// `?path=/hello&status=success&cursor=<id>&per_page=50`
@@ -46,11 +48,69 @@ pub struct CallAnswer {
     call: Call,
 }
 
+/// `?cursor=<id>&per_page=50`, for a route's calls.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// Calls per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    per_page: Option<u32>,
+}
+
+/// A page of the calls of `app` that pass `path` and `status`, checked
+/// and bounded: the one way in for every listing of calls.
+async fn page(
+    state: &AppState,
+    app: &str,
+    path: Option<String>,
+    status: Option<CallStatus>,
+    cursor: Option<String>,
+    per_page: Option<u32>,
+) -> Result<Json<CallList>, Error> {
+    let limit = per_page.unwrap_or(100);
+    if !(1..=MAX_CALLS_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "per_page must be between 1 and {MAX_CALLS_PAGE}, got {limit}"
+        ))
+        .into());
+    }
+    let cursor = cursor.filter(|c| !c.is_empty());
+    // A cursor is the id of the last call of a page; anything else was not
+    // made by this API.
+    if let Some(bad) = cursor
+        .as_deref()
+        .filter(|c| uuid::Uuid::try_parse(c).is_err())
+    {
+        return Err(ApiError::bad_request(format!(
+            "cursor {bad:?} is not valid: pass the next_cursor of the previous page"
+        ))
+        .into());
+    }
+    let filter = CallFilter {
+        path,
+        status,
+        cursor,
+        limit,
+    };
+    let calls = state.store.list_calls(app, filter).await?;
+    // A full page may have a next one; its cursor is the last id shown.
+    let next_cursor = (calls.len() == limit as usize)
+        .then(|| calls.last().map(|c| c.id.clone()))
+        .flatten();
+    Ok(Json(CallList {
+        message: "Successfully listed calls",
+        calls,
+        next_cursor,
+    }))
+}
+
 /// List an app's calls, newest first, a page at a time.
 #[utoipa::path(get, path = "/apps/{app}/calls", tag = "calls", params(AppParam, ListQuery),
     responses(
         (status = 200, description = "A page of calls", body = CallList),
-        (status = 400, description = "A bad `status` or `per_page`", body = ErrorBody),
+        (status = 400, description = "A bad `status`, `cursor` or `per_page`", body = ErrorBody),
         (status = 404, description = "No such app", body = ErrorBody),
     ))]
 pub async fn list(
@@ -68,28 +128,85 @@ pub async fn list(
             ))
         })?),
     };
-    let limit = query.per_page.unwrap_or(100);
-    if !(1..=MAX_CALLS_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "per_page must be between 1 and {MAX_CALLS_PAGE}, got {limit}"
+    let path = query.path.filter(|p| !p.is_empty());
+    page(&state, &app, path, status, query.cursor, query.per_page).await
+}
+
+/// Fn v1: a route's calls, newest first, a page at a time. Clients put the
+/// route's path with its leading slash after `calls/`, so the URL has two
+/// (`/v1/apps/myapp/calls//hello`); a single slash there is a call id.
+#[utoipa::path(get, path = "/apps/{app}/calls/{*route}", tag = "calls",
+    params(RouteCallsParams, PageQuery),
+    responses(
+        (status = 200, description = "A page of the route's calls (none for a route without any)", body = CallList),
+        (status = 400, description = "A bad `cursor` or `per_page`", body = ErrorBody),
+        (status = 404, description = "No such app", body = ErrorBody),
+    ))]
+pub async fn list_route(
+    State(state): State<AppState>,
+    Param((app, route)): Param<(String, String)>,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<CallList>, Error> {
+    if !route.starts_with('/') {
+        return Err(ApiError::not_found(format!(
+            "no such endpoint: /v1/apps/{app}/calls/{route} (a route's calls are at /v1/apps/{app}/calls//{route})"
         ))
         .into());
     }
-    let filter = CallFilter {
-        path: query.path.filter(|p| !p.is_empty()),
-        status,
-        cursor: query.cursor.filter(|c| !c.is_empty()),
-        limit,
-    };
-    let calls = state.store.list_calls(&app, filter).await?;
-    // A full page may have a next one; its cursor is the last id shown.
-    let next_cursor = (calls.len() == limit as usize)
-        .then(|| calls.last().map(|c| c.id.clone()))
-        .flatten();
-    Ok(Json(CallList {
-        message: "Successfully listed calls",
-        calls,
-        next_cursor,
+    page(&state, &app, Some(route), None, query.cursor, query.per_page).await
+}
+
+/// Fn v1: a call by its id alone, whatever its app.
+#[utoipa::path(get, path = "/calls/{call}", tag = "calls", params(CallIdParam),
+    responses(
+        (status = 200, description = "The call", body = CallAnswer),
+        (status = 404, description = "No such call: `Call not found`", body = ErrorBody),
+    ))]
+pub async fn find(
+    State(state): State<AppState>,
+    Param(id): Param<String>,
+) -> Result<Json<CallAnswer>, Error> {
+    let call = state.store.find_call(&id).await?;
+    Ok(Json(CallAnswer {
+        message: "Successfully loaded call",
+        call,
+    }))
+}
+
+/// The answer of `GET /v1/calls/{call}/log`.
+#[derive(Serialize, ToSchema)]
+pub struct LogAnswer {
+    message: &'static str,
+    log: CallLogText,
+}
+
+/// A call's log as Fn v1 shows it.
+#[derive(Serialize, ToSchema)]
+pub struct CallLogText {
+    call_id: String,
+    /// What the function wrote to stderr (capped); bytes that are not
+    /// UTF-8 are shown as U+FFFD. Empty when it wrote nothing.
+    log: String,
+}
+
+/// Fn v1: a call's log, as JSON.
+#[utoipa::path(get, path = "/calls/{call}/log", tag = "calls", params(CallIdParam),
+    responses(
+        (status = 200, description = "The call's log", body = LogAnswer),
+        (status = 404, description = "No such call: `Call not found`", body = ErrorBody),
+    ))]
+pub async fn find_log(
+    State(state): State<AppState>,
+    Param(id): Param<String>,
+) -> Result<Json<LogAnswer>, Error> {
+    let call = state.store.find_call(&id).await?;
+    let log = state.store.get_call_log(&call.app_name, &id).await?;
+    Ok(Json(LogAnswer {
+        message: "Successfully loaded log",
+        log: CallLogText {
+            call_id: id,
+            log: String::from_utf8_lossy(&log).into_owned(),
+        },
     }))
 }
 

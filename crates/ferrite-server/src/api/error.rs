@@ -7,6 +7,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use ferrite_model::error::text;
 use ferrite_model::{ApiError, ErrorKind};
 use ferrite_store::StoreError;
 
@@ -32,7 +33,8 @@ impl From<StoreError> for Error {
 }
 
 /// A store's error as the client sees it: its kind, and its own words except
-/// when the database is away, whose cause is for the node's log.
+/// when the database is away or failed, whose cause is for the node's log
+/// (a fault is told in IronFunctions' words).
 pub fn store_failure(err: StoreError) -> ApiError {
     let kind = err.kind();
     let message = match (kind, err) {
@@ -40,6 +42,10 @@ pub fn store_failure(err: StoreError) -> ApiError {
         (ErrorKind::Unavailable, _) => {
             "the database is unavailable (it may be restarting); try again in a few seconds"
                 .to_string()
+        }
+        (ErrorKind::Internal, err) => {
+            tracing::error!(error = %err, "the store failed");
+            text::INTERNAL.to_string()
         }
         (_, err) => err.to_string(),
     };
@@ -69,6 +75,23 @@ pub fn body(message: &str) -> serde_json::Value {
     serde_json::json!({ "error": { "message": message } })
 }
 
+/// The body of a failed call: [`body`] with the call's id as `request_id`,
+/// where IronFunctions put it (clients look the call up with it).
+pub fn call_body(message: &str, call_id: &str) -> serde_json::Value {
+    serde_json::json!({ "request_id": call_id, "error": { "message": message } })
+}
+
+/// The error answer of a call that was given an id ([`call_body`]).
+#[derive(utoipa::ToSchema)]
+#[cfg_attr(test, derive(serde::Deserialize), serde(deny_unknown_fields))]
+#[allow(dead_code)] // built only by the test that holds it to `call_body`
+pub struct CallErrorBody {
+    /// The call's id (`Fn-Call-Id`): `/v1/calls/{call}` finds it.
+    request_id: String,
+    #[schema(inline)]
+    error: ErrorMessage,
+}
+
 /// Every error answer: what went wrong, under `error`. (What [`body`]
 /// writes, as the OpenAPI document shows it.)
 #[derive(utoipa::ToSchema)]
@@ -89,6 +112,18 @@ pub struct ErrorMessage {
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
+        self.respond(None)
+    }
+}
+
+impl Error {
+    /// The answer to a call that has an id: the body carries it
+    /// ([`call_body`]).
+    pub fn for_call(self, call_id: &str) -> Response {
+        self.respond(Some(call_id))
+    }
+
+    fn respond(self, call_id: Option<&str>) -> Response {
         let status = status(self.0.kind);
         // A 503 is a passing state the node expects (and says so in its own
         // log line); other server errors are the node's failures.
@@ -97,7 +132,11 @@ impl IntoResponse for Error {
         } else if status.is_server_error() {
             tracing::error!(status = status.as_u16(), error = %self.0.message, "request failed");
         }
-        let mut response = (status, Json(body(&self.0.message))).into_response();
+        let body = match call_id {
+            Some(id) => call_body(&self.0.message, id),
+            None => body(&self.0.message),
+        };
+        let mut response = (status, Json(body)).into_response();
         match self.0.kind {
             ErrorKind::Unauthorized => {
                 response
@@ -131,7 +170,10 @@ mod tests {
     fn store_failures_keep_their_words_except_an_absent_database() {
         let missing = store_failure(StoreError::AppNotFound("a".into()));
         assert_eq!(status(missing.kind), StatusCode::NOT_FOUND);
-        assert_eq!(missing.message, "app \"a\" not found");
+        assert_eq!(missing.message, "App not found");
+        let broken = store_failure(StoreError::Corrupt("bad row".into()));
+        assert_eq!(status(broken.kind), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(broken.message, text::INTERNAL);
         let taken = store_failure(StoreError::AppExists("a".into()));
         assert_eq!(status(taken.kind), StatusCode::CONFLICT);
         let invalid = store_failure(StoreError::Invalid(ApiError::bad_request("no")));
@@ -153,5 +195,7 @@ mod tests {
         // The document's schema is this body, field for field.
         let read: ErrorBody = serde_json::from_value(body("no")).unwrap();
         assert_eq!(read.error.message, "no");
+        let read: CallErrorBody = serde_json::from_value(call_body("Timed out", "c1")).unwrap();
+        assert_eq!((read.request_id.as_str(), read.error.message.as_str()), ("c1", "Timed out"));
     }
 }

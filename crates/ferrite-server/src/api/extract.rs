@@ -112,6 +112,27 @@ pub struct CallParams {
     id: String,
 }
 
+/// A call's `{call}` id in a URL, alone (Fn v1's `/v1/calls/{call}`).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // never built: it describes what `Param` reads
+pub struct CallIdParam {
+    /// The call's id (`Fn-Call-Id` of its answer, `request_id` of a failed one).
+    call: String,
+}
+
+/// `{app}` and a route's `{route}` in Fn v1's URL of a route's calls.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // never built: it describes what `Param` reads
+pub struct RouteCallsParams {
+    /// The app's name.
+    app: String,
+    /// The route's path with its leading `/`, so that the URL has two
+    /// slashes: `/v1/apps/myapp/calls//hello`.
+    route: String,
+}
+
 /// The URL query string.
 pub struct Query<T>(pub T);
 

@@ -11,10 +11,11 @@ use axum::extract::{FromRequest, OriginalUri, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use ferrite_model::contract::request_url;
-use ferrite_model::{Call, CallStatus, Millis, Route, RouteType};
+use ferrite_model::error::text;
+use ferrite_model::{ApiError, Call, CallStatus, Millis, Route, RouteType};
 
 use super::auth::Verifier;
-use super::error::ErrorBody;
+use super::error::{CallErrorBody, ErrorBody};
 use super::extract::{Param, RouteParams};
 use super::{AppState, Error};
 use crate::asynchronous::QueuedCall;
@@ -45,11 +46,11 @@ pub const CALL_ID_HEADER: &str = "fn-call-id";
         (status = 413, description = "The body is over `FN_MAX_REQUEST_BYTES`", body = ErrorBody),
         (status = 429, description = "Over the app's limits (in flight, rate, queued)", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 500, description = "The function failed: a non-zero exit, a signal, out of memory, could not start", body = ErrorBody),
-        (status = 502, description = "The function's answer was too large or not HTTP", body = ErrorBody),
-        (status = 503, description = "The engine is away, or the node is full or stopping", body = ErrorBody,
+        (status = 500, description = "The function failed: a non-zero exit, a signal, out of memory, could not start", body = CallErrorBody),
+        (status = 502, description = "The function's answer was too large or not HTTP", body = CallErrorBody),
+        (status = 503, description = "The engine is away, or the node is full or stopping (with `request_id` once the call has an id)", body = CallErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 504, description = "The function ran past the route's timeout", body = ErrorBody),
+        (status = 504, description = "The function ran past the route's timeout: `Timed out`", body = CallErrorBody),
     ))]
 pub async fn invoke(
     State(state): State<AppState>,
@@ -60,6 +61,10 @@ pub async fn invoke(
     let path = format!("/{rest}");
     let cached = match state.routes.get(&*state.store, &app_name, &path).await {
         Ok(cached) => cached,
+        // IronFunctions' words for a call to a route the app does not have.
+        Err(ferrite_store::StoreError::RouteNotFound { .. }) => {
+            return Error(ApiError::not_found(text::CALLED_ROUTE_NOT_FOUND)).into_response()
+        }
         Err(e) => return Error::from(e).into_response(),
     };
     let began = Instant::now();
@@ -132,7 +137,7 @@ async fn call(
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)] // never built: it describes the JSON `call_async` writes
 pub struct Queued {
-    /// The call's id: `/v1/apps/{app}/calls/{call_id}` follows it.
+    /// The call's id: `/v1/calls/{call_id}` follows it.
     call_id: String,
 }
 
@@ -152,7 +157,7 @@ async fn call_async(
     let queued_now = state.intake.enqueue(&queued, route.kind).await;
     if let Err(e) = queued_now {
         cached.metrics.ended(End::Error, began.elapsed());
-        return Error(e).into_response();
+        return Error(e).for_call(&queued.request.call_id);
     }
     let body = serde_json::json!({ "call_id": queued.request.call_id });
     (StatusCode::ACCEPTED, axum::Json(body)).into_response()
@@ -180,7 +185,7 @@ async fn call_now(
         outcome.timings.is_some(),
     );
     let call = ended_sync_call(
-        request.call_id,
+        request.call_id.clone(),
         route,
         outcome.status,
         created,
@@ -189,7 +194,9 @@ async fn call_now(
     state.history.record(call, outcome.log).await;
     let response = match outcome.answer {
         Answer::Response(response) => response.into_response(),
-        Answer::Failed(error) | Answer::NotRun { error, .. } => Error(error).into_response(),
+        Answer::Failed(error) | Answer::NotRun { error, .. } => {
+            Error(error).for_call(&request.call_id)
+        }
     };
     on_written(response, answering)
 }

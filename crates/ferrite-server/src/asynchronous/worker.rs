@@ -305,7 +305,7 @@ impl Workers {
             }
             // The error JSON its client would have had.
             Answer::Failed(error) => {
-                Bytes::from(crate::api::error::body(&error.message).to_string())
+                Bytes::from(crate::api::error::call_body(&error.message, id).to_string())
             }
         };
         let log = log.bytes().await;
