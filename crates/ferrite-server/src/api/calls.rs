@@ -135,7 +135,7 @@ pub async fn list(
 /// Fn v1: a route's calls, newest first, a page at a time. Clients put the
 /// route's path with its leading slash after `calls/`, so the URL has two
 /// (`/v1/apps/myapp/calls//hello`); a single slash there is a call id.
-#[utoipa::path(get, path = "/apps/{app}/calls/{*route}", tag = "calls",
+#[utoipa::path(get, path = "/apps/{app}/calls//{*route}", tag = "calls",
     params(RouteCallsParams, PageQuery),
     responses(
         (status = 200, description = "A page of the route's calls (none for a route without any)", body = CallList),
@@ -147,13 +147,8 @@ pub async fn list_route(
     Param((app, route)): Param<(String, String)>,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<CallList>, Error> {
-    if !route.starts_with('/') {
-        return Err(ApiError::not_found(format!(
-            "no such endpoint: /v1/apps/{app}/calls/{route} (a route's calls are at /v1/apps/{app}/calls//{route})"
-        ))
-        .into());
-    }
-    page(&state, &app, Some(route), None, query.cursor, query.per_page).await
+    let path = format!("/{route}");
+    page(&state, &app, Some(path), None, query.cursor, query.per_page).await
 }
 
 /// Fn v1: a call by its id alone, whatever its app.

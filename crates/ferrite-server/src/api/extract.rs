@@ -128,8 +128,9 @@ pub struct CallIdParam {
 pub struct RouteCallsParams {
     /// The app's name.
     app: String,
-    /// The route's path with its leading `/`, so that the URL has two
-    /// slashes: `/v1/apps/myapp/calls//hello`.
+    /// The route's path without its leading `/` (which is the second slash
+    /// of `calls//`): `hello` in `/v1/apps/myapp/calls//hello`; a nested
+    /// path keeps its slashes.
     route: String,
 }
 
