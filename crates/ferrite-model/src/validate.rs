@@ -124,7 +124,11 @@ pub fn bounded(
 pub fn config(owner: &str, config: &Config) -> Result<(), ApiError> {
     let mut names: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
     for (key, value) in config {
-        if let Some(other) = names.insert(crate::contract::env_name(key), key) {
+        // An empty value removes its key (PATCH), so it names nothing.
+        let named = (!value.is_empty())
+            .then(|| names.insert(crate::contract::env_name(key), key))
+            .flatten();
+        if let Some(other) = named {
             return Err(ApiError::bad_request(format!(
                 "{owner} config keys {other:?} and {key:?} are both the environment variable {}; keep one of them",
                 crate::contract::env_name(key)

@@ -61,9 +61,14 @@ pub async fn invoke(
     let path = format!("/{rest}");
     let cached = match state.routes.get(&*state.store, &app_name, &path).await {
         Ok(cached) => cached,
-        // IronFunctions' words for a call to a route the app does not have.
+        // IronFunctions' words: the app missing, or a route it does not
+        // have (the store's lookup of a route does not tell them apart).
         Err(ferrite_store::StoreError::RouteNotFound { .. }) => {
-            return Error(ApiError::not_found(text::CALLED_ROUTE_NOT_FOUND)).into_response()
+            return match state.store.get_app(&app_name).await {
+                Ok(_) => Error(ApiError::not_found(text::CALLED_ROUTE_NOT_FOUND)),
+                Err(e) => Error::from(e),
+            }
+            .into_response()
         }
         Err(e) => return Error::from(e).into_response(),
     };
