@@ -238,7 +238,11 @@ fn routes_crud_with_nested_paths() {
     assert_eq!(api.get("/v1/apps/auto/routes/a").0, 200);
 
     // Deleting an app with routes needs cascade.
-    assert_error(api.delete("/v1/apps/auto"), 400, "cascade");
+    assert_error(
+        api.delete("/v1/apps/auto"),
+        400,
+        "Cannot remove apps with routes",
+    );
     assert_eq!(api.delete("/v1/apps/auto?cascade=true").0, 200);
     assert_error(api.get("/v1/apps/auto/routes/a"), 404, "not found");
 }
@@ -272,12 +276,12 @@ fn bad_input_gets_a_clear_error_and_writes_nothing() {
     assert_error(
         api.post("/v1/apps", json!({"name":"x"})),
         400,
-        "missing the \"app\"",
+        "Missing new application",
     );
     assert_error(
         api.post("/v1/apps/ok/routes", json!({"path":"/x"})),
         400,
-        "missing the \"route\"",
+        "Missing new route",
     );
     assert_error(
         api.post("/v1/apps", json!({"app":{"name":"x","config":{"A":1}}})),
@@ -288,31 +292,31 @@ fn bad_input_gets_a_clear_error_and_writes_nothing() {
     assert_error(
         api.post("/v1/apps", json!({"app":{}})),
         400,
-        "app name is missing",
+        "Missing app name",
     );
     assert_error(
         api.post("/v1/apps", json!({"app":{"name":"has space"}})),
         400,
-        "may contain only",
+        "Invalid app name",
     );
     assert_error(
         api.post("/v1/apps", json!({"app":{"name":"x".repeat(31)}})),
         400,
-        "longer than 30",
+        "App name must be 30 characters or less",
     );
     // Invalid routes.
     for (route, needle) in [
-        (json!({"image":"img"}), "route path is missing"),
-        (json!({"path":"nope","image":"img"}), "must start with '/'"),
+        (json!({"image":"img"}), "Missing route Path"),
+        (json!({"path":"nope","image":"img"}), "Invalid Path format"),
         (json!({"path":"/a b","image":"img"}), "may contain only"),
-        (json!({"path":"/x"}), "image is missing"),
+        (json!({"path":"/x"}), "Missing route Image"),
         (
             json!({"path":"/x","image":"img","type":"later"}),
-            "type must be",
+            "Invalid route Type",
         ),
         (
             json!({"path":"/x","image":"img","format":"grpc"}),
-            "format must be",
+            "Invalid route Format",
         ),
         (
             json!({"path":"/x","image":"img","memory":-1}),
@@ -320,15 +324,15 @@ fn bad_input_gets_a_clear_error_and_writes_nothing() {
         ),
         (
             json!({"path":"/x","image":"img","timeout":-1}),
-            "timeout must be a positive",
+            "Negative timeout",
         ),
         (
             json!({"path":"/x","image":"img","idle_timeout":-1}),
-            "idle_timeout must be a positive",
+            "Negative idle timeout",
         ),
         (
             json!({"path":"/x","image":"img","max_concurrency":-1}),
-            "max_concurrency must be a positive",
+            "Negative MaxConcurrency",
         ),
         (
             json!({"path":"/x","image":"img","memory":"lots"}),
@@ -371,12 +375,12 @@ fn bad_input_gets_a_clear_error_and_writes_nothing() {
     assert_error(
         api.patch("/v1/apps/ok", json!({"app":{"name":"renamed"}})),
         400,
-        "cannot be changed",
+        "name is immutable",
     );
     assert_error(
         api.patch("/v1/apps/ok/routes/r", json!({"route":{"path":"/other"}})),
         400,
-        "cannot be changed",
+        "path is immutable",
     );
     assert_error(
         api.patch("/v1/apps/ok/routes/r", json!({"route":{"memory":-5}})),

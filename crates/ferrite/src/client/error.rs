@@ -82,15 +82,15 @@ mod tests {
     #[test]
     fn error_messages() {
         assert_eq!(
-            error_message(br#"{"error":{"message":"app \"x\" not found"}}"#),
-            "app \"x\" not found"
+            error_message(br#"{"error":{"message":"App not found"}}"#),
+            "App not found"
         );
         assert_eq!(error_message(b"<html>\nbad</html>"), "<html> bad</html>");
         assert_eq!(error_message(&[b'x'; 300]).len(), 203);
         let e = ClientError::Status {
             status: StatusCode::NOT_FOUND,
-            message: "app \"x\" not found".into(),
+            message: "App not found".into(),
         };
-        assert_eq!(e.to_string(), "404 Not Found: app \"x\" not found");
+        assert_eq!(e.to_string(), "404 Not Found: App not found");
     }
 }

@@ -199,7 +199,18 @@ pub async fn run(cmd: AppsCommand) -> anyhow::Result<()> {
             let query: &[(&str, &str)] = if cascade { &[("cascade", "true")] } else { &[] };
             let answer = Client::new(&api)?
                 .delete(&client::app_path(&name), query)
-                .await?;
+                .await
+                .map_err(|e| {
+                    // The server keeps IronFunctions' words; the CLI says
+                    // what to do about them.
+                    if e.to_string().ends_with(ferrite_model::error::text::APP_HAS_ROUTES) {
+                        anyhow::anyhow!(
+                            "{e}; delete its routes first, or delete the app with them (--cascade)"
+                        )
+                    } else {
+                        e
+                    }
+                })?;
             output::print_done(&answer, output, &format!("App {name} deleted"))
         }
         AppsCommand::Config(AppConfigCommand::Set { name, set }) => {
