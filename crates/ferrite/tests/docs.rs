@@ -78,6 +78,7 @@ doc_tests! {
     async_calls => "docs/async-calls.md",
     benchmarks => "docs/benchmarks.md",
     cold_calls => "docs/cold-calls.md",
+    compatibility => "docs/compatibility.md",
     dashboard => "docs/dashboard.md",
     examples => "docs/examples.md",
     function_format => "docs/function-format.md",
