@@ -60,7 +60,9 @@ impl App {
     /// change.
     pub fn apply(&mut self, patch: AppInput) -> Result<(), ApiError> {
         if patch.name.is_some_and(|n| !n.is_empty() && n != self.name) {
-            return Err(ApiError::bad_request(crate::error::text::APP_NAME_IMMUTABLE));
+            return Err(ApiError::bad_request(
+                crate::error::text::APP_NAME_IMMUTABLE,
+            ));
         }
         // Everything is checked before anything changes.
         let limits = match patch.limits {

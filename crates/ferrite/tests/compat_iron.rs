@@ -52,8 +52,15 @@ fn errors_keep_ironfunctions_texts() {
     let s = &server;
     // Apps.
     assert_text(get(s, "/v1/apps/nope"), 404, "App not found");
-    assert_text(send(s, "DELETE", "/v1/apps/nope", json!(null)), 404, "App not found");
-    assert_eq!(send(s, "POST", "/v1/apps", json!({"app":{"name":"ok"}})).0, 200);
+    assert_text(
+        send(s, "DELETE", "/v1/apps/nope", json!(null)),
+        404,
+        "App not found",
+    );
+    assert_eq!(
+        send(s, "POST", "/v1/apps", json!({"app":{"name":"ok"}})).0,
+        200
+    );
     assert_text(
         send(s, "POST", "/v1/apps", json!({"app":{"name":"ok"}})),
         409,
@@ -70,7 +77,12 @@ fn errors_keep_ironfunctions_texts() {
         "Missing app name",
     );
     assert_text(
-        send(s, "POST", "/v1/apps", json!({"app":{"name":"x".repeat(31)}})),
+        send(
+            s,
+            "POST",
+            "/v1/apps",
+            json!({"app":{"name":"x".repeat(31)}}),
+        ),
         400,
         "App name must be 30 characters or less",
     );
@@ -94,18 +106,40 @@ fn errors_keep_ironfunctions_texts() {
     for (body, message) in [
         (json!({"image":"img"}), "Missing route Path"),
         (json!({"path":"x","image":"img"}), "Invalid Path format"),
-        (json!({"path":"/a/:id","image":"img"}), "Dynamic URL is not allowed"),
+        (
+            json!({"path":"/a/:id","image":"img"}),
+            "Dynamic URL is not allowed",
+        ),
         (json!({"path":"/x"}), "Missing route Image"),
-        (json!({"path":"/x","image":"i","type":"later"}), "Invalid route Type"),
-        (json!({"path":"/x","image":"i","format":"grpc"}), "Invalid route Format"),
-        (json!({"path":"/x","image":"i","timeout":-1}), "Negative timeout"),
-        (json!({"path":"/x","image":"i","idle_timeout":-1}), "Negative idle timeout"),
-        (json!({"path":"/x","image":"i","max_concurrency":-1}), "Negative MaxConcurrency"),
+        (
+            json!({"path":"/x","image":"i","type":"later"}),
+            "Invalid route Type",
+        ),
+        (
+            json!({"path":"/x","image":"i","format":"grpc"}),
+            "Invalid route Format",
+        ),
+        (
+            json!({"path":"/x","image":"i","timeout":-1}),
+            "Negative timeout",
+        ),
+        (
+            json!({"path":"/x","image":"i","idle_timeout":-1}),
+            "Negative idle timeout",
+        ),
+        (
+            json!({"path":"/x","image":"i","max_concurrency":-1}),
+            "Negative MaxConcurrency",
+        ),
     ] {
         assert_text(route(body), 400, message);
     }
     assert_eq!(route(json!({"path":"/r","image":"img"})).0, 200);
-    assert_text(route(json!({"path":"/r","image":"img"})), 409, "Route already exists");
+    assert_text(
+        route(json!({"path":"/r","image":"img"})),
+        409,
+        "Route already exists",
+    );
     assert_text(get(s, "/v1/apps/ok/routes/nope"), 404, "Route not found");
     assert_text(
         send(s, "DELETE", "/v1/apps/ok/routes/nope", json!(null)),
@@ -113,7 +147,12 @@ fn errors_keep_ironfunctions_texts() {
         "Route not found",
     );
     assert_text(
-        send(s, "PATCH", "/v1/apps/ok/routes/r", json!({"route":{"path":"/other"}})),
+        send(
+            s,
+            "PATCH",
+            "/v1/apps/ok/routes/r",
+            json!({"route":{"path":"/other"}}),
+        ),
         400,
         "Could not update route - path is immutable",
     );
@@ -134,8 +173,16 @@ fn errors_keep_ironfunctions_texts() {
         "App not found",
     );
     let unknown = "01a23cf7-0000-7000-8000-000000000000";
-    assert_text(get(s, &format!("/v1/calls/{unknown}")), 404, "Call not found");
-    assert_text(get(s, &format!("/v1/calls/{unknown}/log")), 404, "Call not found");
+    assert_text(
+        get(s, &format!("/v1/calls/{unknown}")),
+        404,
+        "Call not found",
+    );
+    assert_text(
+        get(s, &format!("/v1/calls/{unknown}/log")),
+        404,
+        "Call not found",
+    );
     assert_text(get(s, "/v1/apps/nope/calls//r"), 404, "App not found");
 }
 
@@ -159,7 +206,12 @@ fn config_keys_of_one_environment_name_are_refused() {
     );
     let app = json!({"app":{"name":"cfg","config":{"my-key":"1"}}});
     assert_eq!(send(s, "POST", "/v1/apps", app).0, 200);
-    let (status, body) = send(s, "PATCH", "/v1/apps/cfg", json!({"app":{"config":{"My_Key":"2"}}}));
+    let (status, body) = send(
+        s,
+        "PATCH",
+        "/v1/apps/cfg",
+        json!({"app":{"config":{"My_Key":"2"}}}),
+    );
     assert_eq!(status, 400, "{body}");
     // Replacing the key (removing the old one in the same PATCH) is fine.
     let (status, body) = send(
@@ -168,7 +220,11 @@ fn config_keys_of_one_environment_name_are_refused() {
         "/v1/apps/cfg",
         json!({"app":{"config":{"my-key":"","MY_KEY":"2"}}}),
     );
-    assert_eq!((status, &body["app"]["config"]), (200, &json!({"MY_KEY":"2"})), "{body}");
+    assert_eq!(
+        (status, &body["app"]["config"]),
+        (200, &json!({"MY_KEY":"2"})),
+        "{body}"
+    );
     let route = json!({"route":{"path":"/r","image":"img","config":{"a-b":"1"}}});
     assert_eq!(send(s, "POST", "/v1/apps/cfg/routes", route).0, 200);
     let (status, body) = send(
@@ -223,7 +279,9 @@ fn assert_ended_call(call: &Value, id: &str, app: &str, path: &str, status: &str
     assert_eq!(call["path"], path, "{call}");
     assert_eq!(call["status"], status, "{call}");
     for time in ["created_at", "started_at", "completed_at"] {
-        let text = call[time].as_str().unwrap_or_else(|| panic!("{time}: {call}"));
+        let text = call[time]
+            .as_str()
+            .unwrap_or_else(|| panic!("{time}: {call}"));
         assert!(Millis::parse_rfc3339(text).is_some(), "{time}: {call}");
     }
 }

@@ -168,9 +168,8 @@ fn every_error_answer_is_the_error_shape_and_management_needs_the_token() {
                 let schema = &answer["content"]["application/json"]["schema"]["$ref"];
                 // A call that has an id also names it (`request_id`), as
                 // IronFunctions did; the rest of the shape is the same.
-                let call_error = path.starts_with("/r/")
-                    && status.as_str() >= "500"
-                    && schema == call_error_ref;
+                let call_error =
+                    path.starts_with("/r/") && status.as_str() >= "500" && schema == call_error_ref;
                 assert!(
                     schema == error_ref || call_error,
                     "{method} {path} {status}: {schema}"

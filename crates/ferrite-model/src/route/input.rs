@@ -215,13 +215,28 @@ mod tests {
             (r#"{"path":"/a"}"#, "Missing route Image"),
             (r#"{"image":"x"}"#, "Missing route Path"),
             (r#"{"path":"a","image":"x"}"#, "Invalid Path format"),
-            (r#"{"path":"/a/:id","image":"x"}"#, "Dynamic URL is not allowed"),
-            (r#"{"path":"/a","image":"x","type":"later"}"#, "Invalid route Type"),
-            (r#"{"path":"/a","image":"x","format":"grpc"}"#, "Invalid route Format"),
+            (
+                r#"{"path":"/a/:id","image":"x"}"#,
+                "Dynamic URL is not allowed",
+            ),
+            (
+                r#"{"path":"/a","image":"x","type":"later"}"#,
+                "Invalid route Type",
+            ),
+            (
+                r#"{"path":"/a","image":"x","format":"grpc"}"#,
+                "Invalid route Format",
+            ),
             (r#"{"path":"/a","image":"x","memory":-1}"#, "memory"),
             (r#"{"path":"/a","image":"x","memory":5}"#, "at least 6 MiB"),
-            (r#"{"path":"/a","image":"x","timeout":-5}"#, "Negative timeout"),
-            (r#"{"path":"/a","image":"x","idle_timeout":-5}"#, "Negative idle timeout"),
+            (
+                r#"{"path":"/a","image":"x","timeout":-5}"#,
+                "Negative timeout",
+            ),
+            (
+                r#"{"path":"/a","image":"x","idle_timeout":-5}"#,
+                "Negative idle timeout",
+            ),
             (
                 r#"{"path":"/a","image":"x","config":{"my-key":"1","MY_KEY":"2"}}"#,
                 "are both the environment variable MY_KEY",

@@ -15,8 +15,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::confinement::{Confinement, ConfinementSpec};
-use crate::service::ServiceSpec;
 use crate::error::text;
+use crate::service::ServiceSpec;
 use crate::{validate, ApiError, Config};
 
 pub use input::RouteInput;

@@ -196,6 +196,9 @@ mod tests {
         let read: ErrorBody = serde_json::from_value(body("no")).unwrap();
         assert_eq!(read.error.message, "no");
         let read: CallErrorBody = serde_json::from_value(call_body("Timed out", "c1")).unwrap();
-        assert_eq!((read.request_id.as_str(), read.error.message.as_str()), ("c1", "Timed out"));
+        assert_eq!(
+            (read.request_id.as_str(), read.error.message.as_str()),
+            ("c1", "Timed out")
+        );
     }
 }

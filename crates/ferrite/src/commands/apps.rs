@@ -203,7 +203,9 @@ pub async fn run(cmd: AppsCommand) -> anyhow::Result<()> {
                 .map_err(|e| {
                     // The server keeps IronFunctions' words; the CLI says
                     // what to do about them.
-                    if e.to_string().ends_with(ferrite_model::error::text::APP_HAS_ROUTES) {
+                    if e.to_string()
+                        .ends_with(ferrite_model::error::text::APP_HAS_ROUTES)
+                    {
                         anyhow::anyhow!(
                             "{e}; delete its routes first, or delete the app with them (--cascade)"
                         )
