@@ -189,8 +189,8 @@ mod tests {
     #[test]
     fn the_body_is_the_message_under_error() {
         assert_eq!(
-            serde_json::to_string(&body("app \"x\" not found")).unwrap(),
-            r#"{"error":{"message":"app \"x\" not found"}}"#
+            serde_json::to_string(&body("App not found")).unwrap(),
+            r#"{"error":{"message":"App not found"}}"#
         );
         // The document's schema is this body, field for field.
         let read: ErrorBody = serde_json::from_value(body("no")).unwrap();
