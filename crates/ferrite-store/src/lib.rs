@@ -42,6 +42,8 @@ pub trait Store: Send + Sync + 'static {
     /// Insert a new route, creating its app (with no config) when missing, as
     /// IronFunctions did; [`StoreError::RouteExists`] if the path is taken.
     async fn create_route(&self, route: &Route) -> Result<(), StoreError>;
+    /// A route of `app`; [`StoreError::RouteNotFound`] if the app has no
+    /// such route, [`StoreError::AppNotFound`] if there is no such app.
     async fn get_route(&self, app: &str, path: &str) -> Result<Route, StoreError>;
     /// Routes of an existing app, by path; [`StoreError::AppNotFound`] otherwise.
     async fn list_routes(&self, app: &str) -> Result<Vec<Route>, StoreError>;

@@ -295,11 +295,22 @@ macro_rules! sql_store {
                         .bind(path)
                         .fetch_optional(&self.pool)
                         .await?;
-                    row.ok_or_else(|| StoreError::RouteNotFound {
-                        app: app.to_string(),
-                        path: path.to_string(),
-                    })?
-                    .try_into()
+                    match row {
+                        Some(row) => row.try_into(),
+                        // Only a miss pays for telling a missing app from a
+                        // missing route (clients are told which).
+                        None => {
+                            let mut conn = self.pool.acquire().await?;
+                            if Self::app_exists(&mut conn, app).await? {
+                                Err(StoreError::RouteNotFound {
+                                    app: app.to_string(),
+                                    path: path.to_string(),
+                                })
+                            } else {
+                                Err(StoreError::AppNotFound(app.to_string()))
+                            }
+                        }
+                    }
                 }
 
                 async fn list_routes(&self, app: &str) -> Result<Vec<Route>, StoreError> {

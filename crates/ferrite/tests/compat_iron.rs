@@ -141,6 +141,7 @@ fn errors_keep_ironfunctions_texts() {
         "Route already exists",
     );
     assert_text(get(s, "/v1/apps/ok/routes/nope"), 404, "Route not found");
+    assert_text(get(s, "/v1/apps/nope/routes/r"), 404, "App not found");
     assert_text(
         send(s, "DELETE", "/v1/apps/ok/routes/nope", json!(null)),
         404,

@@ -61,14 +61,10 @@ pub async fn invoke(
     let path = format!("/{rest}");
     let cached = match state.routes.get(&*state.store, &app_name, &path).await {
         Ok(cached) => cached,
-        // IronFunctions' words: the app missing, or a route it does not
-        // have (the store's lookup of a route does not tell them apart).
+        // IronFunctions' words for a route the app does not have (a
+        // missing app is `App not found`, from the store).
         Err(ferrite_store::StoreError::RouteNotFound { .. }) => {
-            return match state.store.get_app(&app_name).await {
-                Ok(_) => Error(ApiError::not_found(text::CALLED_ROUTE_NOT_FOUND)),
-                Err(e) => Error::from(e),
-            }
-            .into_response()
+            return Error(ApiError::not_found(text::CALLED_ROUTE_NOT_FOUND)).into_response()
         }
         Err(e) => return Error::from(e).into_response(),
     };

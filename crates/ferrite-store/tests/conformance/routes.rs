@@ -40,6 +40,10 @@ pub async fn route_keeps_every_field(store: &dyn Store) {
         store.get_route("full", "/a/b").await,
         Err(StoreError::RouteNotFound { .. })
     ));
+    assert!(matches!(
+        store.get_route("nope", "/a/b/c").await,
+        Err(StoreError::AppNotFound(_))
+    ));
     assert_eq!(
         store.get_app("full").await.unwrap(),
         app("full", &[("APP", "1")]),
