@@ -185,6 +185,12 @@ fn errors_keep_ironfunctions_texts() {
         "Call not found",
     );
     assert_text(get(s, "/v1/apps/nope/calls//r"), 404, "App not found");
+    // Endpoints of the descriptions that Ferrite does not serve.
+    for path in ["/v1/tasks", "/v1/version"] {
+        assert_eq!(get(s, path).0, 404, "{path}");
+    }
+    assert_eq!(get(s, "/version").0, 200);
+    assert_eq!(send(s, "PUT", "/v1/apps/ok", json!({"app":{}})).0, 405);
 }
 
 /// Two config keys of one environment name are refused, at creation and
