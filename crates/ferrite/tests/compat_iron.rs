@@ -270,6 +270,36 @@ fn config_keys_reach_the_function_as_environment_names() {
     assert_eq!(response.text().unwrap().trim(), "app,route,route,0");
 }
 
+/// The same names in a hot function's environment (a service's task gets
+/// the same environment from the same function: `contract::config_vars`).
+#[test]
+fn config_keys_reach_a_hot_function_as_environment_names() {
+    require_images(&["ferrite/chaos"]);
+    let server = TestServer::start();
+    let app = json!({"app":{"name":"hotenv","config":{"my-key":"app"}}});
+    assert_eq!(send(&server, "POST", "/v1/apps", app).0, 200);
+    create_route(
+        &server,
+        "hotenv",
+        json!({"path":"/chaos","image":"ferrite/chaos","format":"http","config":{"other-key":"route"}}),
+    );
+    let response = client()
+        .post(format!("{}/r/hotenv/chaos", server.url))
+        .body(r#"{"read":"/proc/self/environ"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let environ = response.bytes().unwrap();
+    let vars: Vec<String> = environ
+        .split(|b| *b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    for wanted in ["MY_KEY=app", "OTHER_KEY=route"] {
+        assert!(vars.iter().any(|v| v == wanted), "{wanted}: {vars:?}");
+    }
+    assert!(!vars.iter().any(|v| v.contains("-key=")), "{vars:?}");
+}
+
 /// A call id from Fn's paths: the record of a call.
 fn call_record(server: &TestServer, id: &str) -> Value {
     let (status, body) = get(server, &format!("/v1/calls/{id}"));
