@@ -211,6 +211,14 @@ mod tests {
 
     #[test]
     fn app_names() {
+        // IronFunctions' text states the limit: they must agree.
+        assert!(text::APP_NAME_TOO_LONG.contains(&format!(" {MAX_APP_NAME_LEN} ")));
+        assert_eq!(
+            app_name(&"a".repeat(MAX_APP_NAME_LEN + 1))
+                .unwrap_err()
+                .message,
+            text::APP_NAME_TOO_LONG
+        );
         assert!(app_name("myapp").is_ok());
         assert!(app_name("a-b_C9").is_ok());
         assert!(app_name(&"a".repeat(30)).is_ok());
