@@ -270,6 +270,13 @@ async fn call(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         }
         Runner::Hot(hot) => hot.call(&facts, Request::from_parts(parts, body)).await,
     };
+    // The watchdog's own failures name the call, as the server's do.
+    let response = match response.extensions().get::<respond::OwnError>().cloned() {
+        Some(respond::OwnError(message)) => {
+            respond::call_error(response.status(), &message, &facts.call_id)
+        }
+        None => response,
+    };
     tracing::debug!(call_id = %facts.call_id, status = response.status().as_u16(), "call finished");
     response
 }

@@ -13,19 +13,45 @@ use axum::response::{IntoResponse, Response};
 use ferrite_model::contract::output_content_type;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// What the watchdog itself said went wrong, kept on its error answers so
+/// that the answer to a call can name the call ([`call_error`]), while a
+/// function's own answer, whatever its status, is left as it is.
+#[derive(Debug, Clone)]
+pub struct OwnError(pub String);
+
 /// The error JSON with `status`.
 pub fn error(status: StatusCode, message: &str) -> Response {
-    let body = serde_json::to_vec(&serde_json::json!({ "error": { "message": message } }))
-        .unwrap_or_default();
-    (
+    json_error(
+        status,
+        message,
+        serde_json::json!({ "error": { "message": message } }),
+    )
+}
+
+/// The error JSON of a call, with its id as `request_id`, as the server
+/// answers a failed call (and IronFunctions did).
+pub fn call_error(status: StatusCode, message: &str, call_id: &str) -> Response {
+    json_error(
+        status,
+        message,
+        serde_json::json!({ "request_id": call_id, "error": { "message": message } }),
+    )
+}
+
+fn json_error(status: StatusCode, message: &str, body: serde_json::Value) -> Response {
+    let mut response = (
         status,
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        body,
+        serde_json::to_vec(&body).unwrap_or_default(),
     )
-        .into_response()
+        .into_response();
+    response
+        .extensions_mut()
+        .insert(OwnError(message.to_string()));
+    response
 }
 
 /// A cold function's output: 200, text when it is UTF-8.

@@ -409,6 +409,18 @@ fn default_format_failures_exit_codes_and_timeouts() {
         "the function's stderr is the watchdog's:\n{}",
         watchdog.log()
     );
+    // The watchdog's own failures name the call (`Fn-Call-Id`), as the
+    // server's answers to failed calls do.
+    let reply = client()
+        .post(format!("{}/fail", watchdog.url))
+        .header("Fn-Call-Id", "c-1")
+        .send()
+        .unwrap();
+    assert_eq!(reply.status(), 500);
+    assert_eq!(
+        reply.json::<serde_json::Value>().unwrap(),
+        serde_json::json!({"request_id": "c-1", "error": {"message": "exit code 3"}})
+    );
 
     // Past the timeout: 504, and the function and what it started are gone.
     let started = Instant::now();
