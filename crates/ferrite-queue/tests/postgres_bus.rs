@@ -24,7 +24,11 @@ fn listen(bus: &Arc<ChangeBus>) -> (UnboundedReceiver<Heard>, tokio::task::JoinH
     let task = tokio::spawn(async move {
         loop {
             let tx = tx.clone();
-            if bus.listen(move |heard| tx.send(heard).is_ok()).await.is_ok() {
+            if bus
+                .listen(move |heard| tx.send(heard).is_ok())
+                .await
+                .is_ok()
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -123,10 +127,7 @@ async fn nodes_of_one_store_hear_each_other_and_no_one_else() {
     other_db.publish("other db").await.expect("publish");
     other_schema.publish("other schema").await.expect("publish");
     assert_eq!(next(&mut heard_other_db).await, message("other db"));
-    assert_eq!(
-        next(&mut heard_other_schema).await,
-        message("other schema")
-    );
+    assert_eq!(next(&mut heard_other_schema).await, message("other schema"));
     b.publish("last").await.expect("publish");
     assert_eq!(next(&mut heard_a).await, message("last"));
 }

@@ -38,7 +38,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use config::{LogFormat, NodeIdError, ServerConfig};
+pub use config::{BusSettings, LogFormat, NodeIdError, ServerConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -69,8 +69,9 @@ pub struct Node {
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn Queue>,
     pub engine: Arc<Engine>,
-    /// How nodes tell each other about changes: there is one when the
-    /// queue is Redis (nodes sharing it share the bus).
+    /// How nodes tell each other about changes: over the queue's Redis, or
+    /// else the store's PostgreSQL ([`ServerConfig::change_bus`]); none on
+    /// SQLite (one node).
     pub bus: Option<ferrite_queue::bus::ChangeBus>,
 }
 
@@ -82,9 +83,14 @@ impl Node {
         let store = ferrite_store::open(&config.db_url, config.db_timeout).await?;
         let mq_url = config.mq_url();
         let queue = ferrite_queue::open(&mq_url, config.redis_timeout).await?;
-        let bus = match mq_url.starts_with("redis://") {
-            true => Some(ferrite_queue::bus::ChangeBus::open(&mq_url, config.redis_timeout).await?),
-            false => None,
+        let bus = match config.change_bus() {
+            Some(settings) => {
+                let bus =
+                    ferrite_queue::bus::ChangeBus::open(&settings.url, settings.timeout).await?;
+                tracing::info!(server = bus.server(), "change bus ready");
+                Some(bus)
+            }
+            None => None,
         };
         let engine = Engine::start(config.engine_settings(node_id)).await?;
         Ok(Node {

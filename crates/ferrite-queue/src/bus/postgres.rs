@@ -63,9 +63,7 @@ impl PostgresBus {
             sqlx::query_scalar("SELECT current_schema()").fetch_one(&publisher),
         )
         .await
-        .map_err(|e| {
-            QueueError::Config(format!("{shown:?}: cannot open the change bus: {e}"))
-        })?;
+        .map_err(|e| QueueError::Config(format!("{shown:?}: cannot open the change bus: {e}")))?;
         let schema = schema.ok_or_else(|| {
             QueueError::Config(format!(
                 "{shown:?}: no schema of the search_path exists, so there is no store to share a change bus with"
