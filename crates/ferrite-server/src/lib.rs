@@ -140,6 +140,11 @@ pub async fn serve(
         &tasks,
     )
     .await;
+    tracing::info!(
+        route_cache_ttl = ?config.route_cache_ttl(node.bus.is_some()),
+        change_bus = node.bus.as_ref().map_or("none", |bus| bus.server()),
+        "route cache"
+    );
     let state = api::AppState::new(node, config, &tasks).with_services(services);
     let workers = asynchronous::Workers::new(
         state.store.clone(),
