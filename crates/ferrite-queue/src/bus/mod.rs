@@ -41,7 +41,8 @@ pub struct ChangeBus {
 
 enum Transport {
     Redis(redis::RedisBus),
-    Postgres(postgres::PostgresBus),
+    /// Boxed: its connection options make it the larger by far.
+    Postgres(Box<postgres::PostgresBus>),
 }
 
 /// What a listener is told.
@@ -61,7 +62,7 @@ impl ChangeBus {
         let transport = match url.split(':').next().unwrap_or_default() {
             "redis" => Transport::Redis(redis::RedisBus::open(url, timeout).await?),
             "postgres" | "postgresql" => {
-                Transport::Postgres(postgres::PostgresBus::open(url, timeout).await?)
+                Transport::Postgres(Box::new(postgres::PostgresBus::open(url, timeout).await?))
             }
             scheme => {
                 return Err(QueueError::Config(format!(
