@@ -156,7 +156,7 @@ impl Changes {
                 () = cancel.cancelled() => return,
                 result = heard => {
                     if let Err(e) = result {
-                        tracing::warn!(error = %e, "change bus lost; subscribing again");
+                        tracing::warn!(error = %e, server = bus.server(), "change bus lost; subscribing again");
                     }
                 }
             }

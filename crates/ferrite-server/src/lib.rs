@@ -84,12 +84,7 @@ impl Node {
         let mq_url = config.mq_url();
         let queue = ferrite_queue::open(&mq_url, config.redis_timeout).await?;
         let bus = match config.change_bus() {
-            Some(settings) => {
-                let bus =
-                    ferrite_queue::bus::ChangeBus::open(&settings.url, settings.timeout).await?;
-                tracing::info!(server = bus.server(), "change bus ready");
-                Some(bus)
-            }
+            Some(bus) => Some(ferrite_queue::bus::ChangeBus::open(&bus.url, bus.timeout).await?),
             None => None,
         };
         let engine = Engine::start(config.engine_settings(node_id)).await?;
