@@ -23,4 +23,11 @@ pub enum QueueError {
     /// Whether the operation took effect is unknown.
     #[error("Redis did not answer within {0:?}")]
     Timeout(std::time::Duration),
+    /// PostgreSQL did not answer an operation of the change bus in time:
+    /// down, unreachable or hung. Whether a publish took effect is unknown.
+    #[error("PostgreSQL did not answer within {0:?}")]
+    PostgresTimeout(std::time::Duration),
+    /// A change bus message over the size every transport carries.
+    #[error("a message of {bytes} bytes is over the change bus's {max}")]
+    TooLarge { bytes: usize, max: usize },
 }

@@ -1,7 +1,8 @@
 //! The durable queue of async calls. One [`Queue`] trait, one implementation
 //! per backend (embedded [`sqlite`], [`redis`] for production), and one
 //! conformance suite (in `tests/`) that every implementation must pass. Nodes
-//! sharing a Redis queue also share a [`bus`] to tell each other about changes.
+//! of one installation also share a [`bus`] to tell each other about changes,
+//! over their Redis or, without one, their PostgreSQL database.
 //!
 //! It must not know what a task means: payloads are opaque bytes that the
 //! server encodes; nothing here knows calls, apps, the store or containers.

@@ -4,27 +4,28 @@
 //! uses the new definition.
 //!
 //! Locally this happens at once. Other nodes hear of it on the change bus
-//! when the queue is Redis (pub/sub, milliseconds). Two things make up for
-//! messages lost while Redis is down or hung:
+//! (`ferrite_queue::bus`, milliseconds): Redis pub/sub when the queue is
+//! Redis, else PostgreSQL's LISTEN/NOTIFY when the store is PostgreSQL. Two
+//! things make up for messages lost while the bus's server is down or hung:
 //!
 //! - a node that was cut off from the bus forgets every cached route when it
 //!   subscribes again, since it may have missed messages;
 //! - a node that could not publish a change tells every node to forget all
-//!   their cached routes once Redis answers again (a subscriber that never
-//!   noticed a short outage missed the message).
+//!   their cached routes once the server answers again (a subscriber that
+//!   never noticed a short outage missed the message).
 //!
 //! Forgetting cached routes is enough for containers too: the engine keeps
 //! the definition each pool of hot containers and containers started ahead
 //! was made for, and replaces the pool when a call brings another one.
-//! Without a bus (the embedded queue: one node) the route cache's TTL bounds
-//! how long a stale route is served.
+//! Without a bus (SQLite: one node) the route cache's TTL bounds how long a
+//! stale route is served.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ferrite_engine::Engine;
-use ferrite_queue::bus::{ChangeBus, Heard};
+use ferrite_queue::bus::{ChangeBus, Heard, MAX_MESSAGE_BYTES};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -85,14 +86,10 @@ impl Changes {
     pub async fn made(&self, change: Change) {
         self.apply(&change);
         let Some(bus) = &self.bus else { return };
-        let message = Message {
-            node: self.node.clone(),
-            change,
-        };
-        let text = serde_json::to_string(&message).unwrap_or_default();
+        let text = encode(&self.node, change);
         if let Err(e) = bus.publish(&text).await {
             self.unsent.store(true, Ordering::SeqCst);
-            tracing::warn!(error = %e, change = %text, "cannot tell other nodes about a change; they are told to forget every cached route once Redis answers");
+            tracing::warn!(error = %e, change = %text, server = bus.server(), "cannot tell other nodes about a change; they are told to forget every cached route once the bus's server answers");
         }
     }
 
@@ -128,12 +125,7 @@ impl Changes {
             if !self.unsent.swap(false, Ordering::SeqCst) {
                 continue;
             }
-            let message = Message {
-                node: self.node.clone(),
-                change: Change::All,
-            };
-            let text = serde_json::to_string(&message).unwrap_or_default();
-            match bus.publish(&text).await {
+            match bus.publish(&encode(&self.node, Change::All)).await {
                 Ok(()) => tracing::info!("told other nodes to forget their cached routes: a change made here was not published"),
                 Err(_) => self.unsent.store(true, Ordering::SeqCst),
             }
@@ -164,7 +156,7 @@ impl Changes {
                 () = cancel.cancelled() => return,
                 result = heard => {
                     if let Err(e) = result {
-                        tracing::warn!(error = %e, "change bus lost; subscribing again");
+                        tracing::warn!(error = %e, server = bus.server(), "change bus lost; subscribing again");
                     }
                 }
             }
@@ -173,6 +165,25 @@ impl Changes {
                 () = tokio::time::sleep(RESUBSCRIBE_AFTER) => {}
             }
         }
+    }
+}
+
+/// A change made on `node` as it travels. One the bus cannot carry (over
+/// [`MAX_MESSAGE_BYTES`], which names and paths as validated never reach)
+/// travels as [`Change::All`]: the others forget more than needed, never
+/// less.
+fn encode(node: &str, change: Change) -> String {
+    let text = |change| {
+        serde_json::to_string(&Message {
+            node: node.to_string(),
+            change,
+        })
+        .unwrap_or_default()
+    };
+    let message = text(change);
+    match message.len() > MAX_MESSAGE_BYTES {
+        true => text(Change::All),
+        false => message,
     }
 }
 
@@ -200,5 +211,22 @@ mod tests {
         assert_eq!(app.change, Change::App { app: "a".into() });
         let all: Message = serde_json::from_str(r#"{"node":"n3","kind":"all"}"#).unwrap();
         assert_eq!(all.change, Change::All);
+    }
+
+    #[test]
+    fn a_change_too_large_for_the_bus_travels_as_all() {
+        let route = |path: String| Change::Route {
+            app: "a".into(),
+            path,
+        };
+        let fits = encode("n1", route("/p".into()));
+        assert_eq!(
+            serde_json::from_str::<Message>(&fits).unwrap().change,
+            route("/p".into())
+        );
+        let huge = encode("n1", route(format!("/{}", "p".repeat(MAX_MESSAGE_BYTES))));
+        assert!(huge.len() <= MAX_MESSAGE_BYTES);
+        let heard: Message = serde_json::from_str(&huge).unwrap();
+        assert_eq!((heard.node.as_str(), heard.change), ("n1", Change::All));
     }
 }

@@ -217,9 +217,8 @@ pub struct ServerConfig {
 
     /// How long a node serves a route from its cache before reading it again,
     /// in milliseconds: the bound on staleness when a change is not heard.
-    /// Default: 1 s on PostgreSQL without Redis (other nodes' changes reach
-    /// this one only so); 10 minutes otherwise (every change reaches the
-    /// cache at once, made here or heard on the bus).
+    /// Default: 10 minutes (every change reaches the cache at once, made
+    /// through this node or heard from the others on the change bus).
     #[arg(long, env = "FERRITE_ROUTE_CACHE_TTL_MS")]
     pub route_cache_ttl_ms: Option<u64>,
 
@@ -231,7 +230,9 @@ pub struct ServerConfig {
     pub route_cache_capacity: u64,
 
     /// How long a query waits for a PostgreSQL connection, a new one
-    /// included, before it fails (503 on /v1): a duration such as `3s`.
+    /// included, before it fails (503 on /v1), and the longest any one
+    /// operation of a change bus over PostgreSQL may take: a duration such
+    /// as `3s`.
     /// While the database is away, only the first requests wait this long.
     #[arg(long, env = "FERRITE_DB_TIMEOUT", default_value = "3s",
           value_parser = wait_limit)]
@@ -311,6 +312,15 @@ fn non_empty(value: &str) -> Result<bool, String> {
     Ok(!value.is_empty())
 }
 
+/// Where a node's change bus runs ([`ServerConfig::change_bus`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusSettings {
+    /// A `redis://host:port/prefix` queue URL or a `postgres://` store URL.
+    pub url: String,
+    /// The longest any one operation on the bus may take.
+    pub timeout: Duration,
+}
+
 /// How log lines are written (`LOG_FORMAT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -384,8 +394,32 @@ impl ServerConfig {
         format!("sqlite://{}/queue.db", self.data_dir().display())
     }
 
+    /// The change bus between the nodes sharing this node's store: over the
+    /// queue's Redis when there is one, else over the store's PostgreSQL
+    /// (LISTEN/NOTIFY); none on SQLite, whose store has one node. Redis wins
+    /// when there are both, as every node of an installation has the same
+    /// queue and store, hence the same bus; it also spares the database a
+    /// connection per node that only listens.
+    pub fn change_bus(&self) -> Option<BusSettings> {
+        let mq_url = self.mq_url();
+        if mq_url.starts_with("redis://") {
+            return Some(BusSettings {
+                url: mq_url,
+                timeout: self.redis_timeout,
+            });
+        }
+        self.db_url.starts_with("postgres").then(|| BusSettings {
+            url: self.db_url.clone(),
+            timeout: self.db_timeout,
+        })
+    }
+
     /// How long the route cache serves a route before reading it again
     /// (`route_cache_ttl_ms`), for a node with or without a change bus.
+    /// Every node that `Node::open` makes on PostgreSQL has a bus
+    /// ([`ServerConfig::change_bus`]); the short default is for a node put
+    /// together without one on a shared store, whose cache hears no other
+    /// node's changes.
     pub fn route_cache_ttl(&self, has_bus: bool) -> Duration {
         let shared_without_bus = !has_bus && self.db_url.starts_with("postgres");
         match self.route_cache_ttl_ms {
@@ -486,27 +520,55 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn nodes_sharing_a_store_share_a_bus() {
+        assert_eq!(config(&[]).change_bus(), None, "SQLite: one node");
+        let redis = config(&["--mq-url", "redis://r:6379/x", "--redis-timeout", "2s"]);
+        let over_redis = Some(BusSettings {
+            url: "redis://r:6379/x".into(),
+            timeout: Duration::from_secs(2),
+        });
+        assert_eq!(redis.change_bus(), over_redis);
+        let postgres = config(&["--db-url", "postgres://u@h/db", "--db-timeout", "4s"]);
+        assert_eq!(
+            postgres.change_bus(),
+            Some(BusSettings {
+                url: "postgres://u@h/db".into(),
+                timeout: Duration::from_secs(4),
+            }),
+            "PostgreSQL without Redis"
+        );
+        let both = config(&[
+            "--db-url",
+            "postgres://u@h/db",
+            "--mq-url",
+            "redis://r:6379/x",
+            "--redis-timeout",
+            "2s",
+        ]);
+        assert_eq!(both.change_bus(), over_redis, "Redis wins");
+    }
+
+    #[test]
     fn routes_are_cached_long_where_every_change_is_heard() {
         let long = Duration::from_secs(600);
-        assert_eq!(
-            config(&[]).route_cache_ttl(false),
-            long,
-            "one node on SQLite"
-        );
+        let ttl = |c: &ServerConfig| c.route_cache_ttl(c.change_bus().is_some());
+        assert_eq!(ttl(&config(&[])), long, "one node on SQLite");
         let shared = config(&["--db-url", "postgres://u@h/db"]);
+        assert_eq!(ttl(&shared), long, "PostgreSQL carries changes");
+        let with_redis = config(&["--db-url", "postgres://u@h/db", "--mq-url", "redis://r/x"]);
+        assert_eq!(ttl(&with_redis), long, "Redis carries changes");
         assert_eq!(
             shared.route_cache_ttl(false),
             Duration::from_secs(1),
-            "no bus"
+            "a shared store without a bus"
         );
-        assert_eq!(shared.route_cache_ttl(true), long, "Redis carries changes");
         let set = config(&[
             "--db-url",
             "postgres://u@h/db",
             "--route-cache-ttl-ms",
             "250",
         ]);
-        assert_eq!(set.route_cache_ttl(true), Duration::from_millis(250));
+        assert_eq!(ttl(&set), Duration::from_millis(250));
     }
 
     #[test]

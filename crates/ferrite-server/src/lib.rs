@@ -38,7 +38,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use config::{LogFormat, NodeIdError, ServerConfig};
+pub use config::{BusSettings, LogFormat, NodeIdError, ServerConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -69,8 +69,9 @@ pub struct Node {
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn Queue>,
     pub engine: Arc<Engine>,
-    /// How nodes tell each other about changes: there is one when the
-    /// queue is Redis (nodes sharing it share the bus).
+    /// How nodes tell each other about changes: over the queue's Redis, or
+    /// else the store's PostgreSQL ([`ServerConfig::change_bus`]); none on
+    /// SQLite (one node).
     pub bus: Option<ferrite_queue::bus::ChangeBus>,
 }
 
@@ -82,9 +83,9 @@ impl Node {
         let store = ferrite_store::open(&config.db_url, config.db_timeout).await?;
         let mq_url = config.mq_url();
         let queue = ferrite_queue::open(&mq_url, config.redis_timeout).await?;
-        let bus = match mq_url.starts_with("redis://") {
-            true => Some(ferrite_queue::bus::ChangeBus::open(&mq_url, config.redis_timeout).await?),
-            false => None,
+        let bus = match config.change_bus() {
+            Some(bus) => Some(ferrite_queue::bus::ChangeBus::open(&bus.url, bus.timeout).await?),
+            None => None,
         };
         let engine = Engine::start(config.engine_settings(node_id)).await?;
         Ok(Node {
@@ -134,6 +135,11 @@ pub async fn serve(
         &tasks,
     )
     .await;
+    tracing::info!(
+        route_cache_ttl = ?config.route_cache_ttl(node.bus.is_some()),
+        change_bus = node.bus.as_ref().map_or("none", |bus| bus.server()),
+        "route cache"
+    );
     let state = api::AppState::new(node, config, &tasks).with_services(services);
     let workers = asynchronous::Workers::new(
         state.store.clone(),

@@ -128,7 +128,12 @@ fn known_routes_are_served_while_the_database_is_away() {
     require_images(&["ferrite/hot-hello", "ferrite/hello", "ferrite/sleep"]);
     let postgres = PrivatePostgres::start();
     let url = postgres.url();
-    let server = TestServer::start_with_env(&[("DB_URL", url.as_str())]);
+    // A short route cache TTL: the routes are due for a read during the
+    // outage, so what serves them is the stale path, not a fresh entry.
+    let server = TestServer::start_with_env(&[
+        ("DB_URL", url.as_str()),
+        ("FERRITE_ROUTE_CACHE_TTL_MS", "1000"),
+    ]);
     create_routes(
         &server,
         "outage",

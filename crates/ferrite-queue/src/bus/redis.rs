@@ -1,12 +1,7 @@
-//! A broadcast channel between the nodes that share a Redis queue: Redis
-//! pub/sub on `{prefix}:changes`. Delivery is at-most-once to the nodes
-//! subscribed at the time, so listeners must assume they missed messages
-//! while they were disconnected (see [`ChangeBus::listen`]).
-//!
-//! Every operation is bounded by the queue's Redis timeout. A hung server
-//! (stopped, not down) keeps a subscriber's connection open and silent, which
-//! looks like a quiet bus; so a subscription is checked with a PING every
-//! [`PING_EVERY`] and counts as broken when the answer is late.
+//! The change bus over the Redis server of a queue: pub/sub on
+//! `{prefix}:changes`, so installations sharing a server (each with its
+//! prefix) are apart. A subscription's dedicated connection answers PING
+//! every [`PING_EVERY`], which tells a hung server from a quiet bus.
 
 use std::time::Duration;
 
@@ -14,13 +9,11 @@ use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 use redis::Client;
 
+use super::{Heard, PING_EVERY};
 use crate::redis::{bounded, connect, Connected};
 use crate::QueueError;
 
-/// How often a subscription checks that the server still answers.
-pub const PING_EVERY: Duration = Duration::from_secs(1);
-
-pub struct ChangeBus {
+pub(super) struct RedisBus {
     /// Opens the dedicated connection of each subscription.
     client: Client,
     publisher: ConnectionManager,
@@ -29,25 +22,16 @@ pub struct ChangeBus {
     timeout: Duration,
 }
 
-/// What a listener is told.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Heard {
-    /// A message published by any node (this one included).
-    Message(String),
-    /// The subscription is (re)established: messages may have been missed.
-    Subscribed,
-}
-
-impl ChangeBus {
+impl RedisBus {
     /// The bus of the Redis server and prefix of a `redis://host:port/prefix`
     /// queue URL; every operation gives up after `timeout`.
-    pub async fn open(url: &str, timeout: Duration) -> Result<ChangeBus, QueueError> {
+    pub(super) async fn open(url: &str, timeout: Duration) -> Result<RedisBus, QueueError> {
         let Connected {
             client,
             conn,
             prefix,
         } = connect(url, timeout).await?;
-        Ok(ChangeBus {
+        Ok(RedisBus {
             client,
             publisher: conn,
             channel: format!("{prefix}:changes"),
@@ -55,9 +39,8 @@ impl ChangeBus {
         })
     }
 
-    /// Send `message` to every subscribed node. After a
-    /// [`QueueError::Timeout`] the message may still be delivered late.
-    pub async fn publish(&self, message: &str) -> Result<(), QueueError> {
+    /// See [`super::ChangeBus::publish`].
+    pub(super) async fn publish(&self, message: &str) -> Result<(), QueueError> {
         let mut conn = self.publisher.clone();
         bounded(
             self.timeout,
@@ -70,10 +53,8 @@ impl ChangeBus {
         Ok(())
     }
 
-    /// Subscribe and hand every message to `on`, until the connection
-    /// breaks or stops answering (`Err`) or `on` returns `false` (`Ok`).
-    /// `on` first gets [`Heard::Subscribed`].
-    pub async fn listen(&self, mut on: impl FnMut(Heard) -> bool) -> Result<(), QueueError> {
+    /// See [`super::ChangeBus::listen`].
+    pub(super) async fn listen(&self, mut on: impl FnMut(Heard) -> bool) -> Result<(), QueueError> {
         let pubsub = bounded(self.timeout, self.client.get_async_pubsub()).await?;
         let (mut sink, mut messages) = pubsub.split();
         bounded(self.timeout, sink.subscribe(&self.channel)).await?;
