@@ -170,6 +170,9 @@ impl<C: Pooled> Drop for InFlight<C> {
 }
 
 /// What a call found when it came.
+// A started container is large, but an entry lives only until the call
+// unpacks it: boxing it would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Entry<C: Pooled = Started> {
     /// A container ready for it.
     Ready(C),
