@@ -83,7 +83,8 @@ pub struct Outcome {
     pub log: Bytes,
     /// Bytes of stderr dropped past the cap.
     pub log_dropped: u64,
-    /// Whether the container was started ahead of the call.
+    /// Whether the call found its container ready when it came (started
+    /// ahead); false when it waited, whichever start made the container.
     pub prestarted: bool,
     /// The container the call ran in.
     pub container_id: String,

@@ -17,7 +17,7 @@ use bollard::Docker;
 use ferrite_model::Confinement;
 use tokio_util::task::TaskTracker;
 
-use crate::image::Images;
+use crate::image::{Images, Resolved};
 use crate::{confine, init, labels, socket_dir, EngineError, MemoryPermit};
 
 /// What a container is made from: everything but the call itself (and, for
@@ -60,6 +60,9 @@ pub struct Started {
     /// The image it was made from (its id): it serves calls only while the
     /// route's image name still names this image.
     pub image_id: String,
+    /// The call id in its labels: the call it was started for, if any (a
+    /// waiting call may be served by a container started for another).
+    pub call_id: Option<String>,
 }
 
 /// Removes its container when dropped (force: kills it if still running),
@@ -243,10 +246,21 @@ impl Containers {
         launch: Launch<'_>,
         permit: MemoryPermit,
     ) -> Result<Started, EngineError> {
-        let t0 = std::time::Instant::now();
         let resolved = self.images.resolve(&spec.image).await?;
+        self.start_resolved(spec, resolved, launch, permit).await
+    }
+
+    /// [`Containers::start`] from an image already resolved (and pulled),
+    /// so that a slow pull does not hold a start slot.
+    pub async fn start_resolved(
+        &self,
+        spec: &ContainerSpec,
+        resolved: Resolved,
+        launch: Launch<'_>,
+        permit: MemoryPermit,
+    ) -> Result<Started, EngineError> {
+        let t0 = std::time::Instant::now();
         let argv = resolved.argv;
-        let t_image = t0.elapsed();
         let (name, call_id, kind) = match launch {
             Launch::Cold { call_id } => (self.name(call_id), call_id, "cold"),
             Launch::Hot { .. } => (self.name(None).replace("-ahead-", "-hot-"), None, "hot"),
@@ -346,7 +360,7 @@ impl Containers {
             )
             .await?;
         tracing::debug!(
-            container = %created.id, kind, image_ms = t_image.as_millis(), create_ms = t_create.as_millis(),
+            container = %created.id, kind, create_ms = t_create.as_millis(),
             attach_ms = t_attach.as_millis(), start_ms = t0.elapsed().as_millis(),
             "container started"
         );
@@ -356,6 +370,7 @@ impl Containers {
             removal,
             socket: socket_dir.map(|dir| dir.join(init::SOCKET_NAME)),
             image_id: resolved.id,
+            call_id: call_id.map(str::to_string),
         })
     }
 

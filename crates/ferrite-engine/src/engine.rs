@@ -7,7 +7,7 @@ mod images;
 mod outage;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
@@ -22,7 +22,7 @@ use crate::credentials::Credentials;
 use crate::health::Health;
 use crate::hot::{self, HotCall, HotPools, HotRoute};
 use crate::image::Images;
-use crate::pool::Pools;
+use crate::pool::{Entry, Pools, Ticket, Waited};
 use crate::socket_dir::SocketDir;
 use crate::{
     confine, init, ColdCall, ConnectSettings, EngineError, MemoryPermit, Outcome, RouteContainers,
@@ -33,6 +33,8 @@ use ferrite_wire::HotOutcome;
 
 /// How often the refill loop looks at demand when nothing wakes it.
 const REFILL_TICK: Duration = Duration::from_millis(250);
+/// The most cold containers started at once, whatever the setting asks.
+const MAX_STARTS: usize = 64;
 
 /// Everything the engine needs to know, decided once at start.
 #[derive(Debug, Clone)]
@@ -49,8 +51,10 @@ pub struct EngineSettings {
     pub admission_wait: Duration,
     /// Most containers started ahead per route.
     pub prestart_max_per_route: usize,
-    /// Most containers being started ahead at once (the engine is slow to
-    /// create containers; flooding it slows calls that cannot wait).
+    /// Most cold containers being created and started at once, ahead of
+    /// calls and for waiting calls together (1 to 64): the engine creates
+    /// containers faster in parallel only up to a point, past which every
+    /// start just gets slower.
     pub max_concurrent_starts: usize,
     pub max_response_bytes: usize,
     pub max_log_bytes: usize,
@@ -64,12 +68,17 @@ pub struct Engine {
     containers: Arc<Containers>,
     admission: Arc<Admission>,
     pools: Arc<Pools>,
+    /// One permit per cold container being created and started.
+    starts: Arc<Semaphore>,
     hot: HotPools,
     limits: OutputLimits,
     /// Whether the engine answers; calls are refused while it does not.
     health: Health,
     cancel: CancellationToken,
     tracker: TaskTracker,
+    /// The engine itself, for the starts a call leaves running when it is
+    /// served by another container.
+    me: Weak<Engine>,
 }
 
 /// Container names allow `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
@@ -142,11 +151,15 @@ impl Engine {
             hot_sockets,
             "docker engine ready"
         );
-        let engine = Arc::new(Engine {
+        let engine = Arc::new_cyclic(|me| Engine {
+            me: me.clone(),
             host,
             containers,
             admission: Arc::new(Admission::new(budget, settings.admission_wait)),
             pools: Arc::new(Pools::new(settings.prestart_max_per_route)),
+            starts: Arc::new(Semaphore::new(
+                settings.max_concurrent_starts.clamp(1, MAX_STARTS),
+            )),
             hot: HotPools::new(
                 socket_dir,
                 settings.admission_wait,
@@ -163,10 +176,7 @@ impl Engine {
         });
         engine.tracker.spawn(engine.clone().watch_loop());
         engine.tracker.spawn(engine.clone().image_watch_loop());
-        let refill = engine.clone().refill_loop(Arc::new(Semaphore::new(
-            settings.max_concurrent_starts.max(1),
-        )));
-        engine.tracker.spawn(refill);
+        engine.tracker.spawn(engine.clone().refill_loop());
         Ok(engine)
     }
 
@@ -197,9 +207,9 @@ impl Engine {
     }
 
     /// Run a cold call in a fresh container: one started ahead when the
-    /// route has one ready, else one started now (after admission).
-    /// `keep_warm` is how long the route keeps containers started ahead
-    /// after its last call (its `idle_timeout`).
+    /// route has one ready, else the first of the route's containers that
+    /// becomes ready (see `pool.rs`). `keep_warm` is how long the route
+    /// keeps containers started ahead after its last call (its `idle_timeout`).
     pub async fn run_cold(
         &self,
         call: &ColdCall,
@@ -222,25 +232,43 @@ impl Engine {
         };
         let mut timings = Timings::default();
         let taking = Instant::now();
-        let (_in_flight, ready) = self.pools.enter(&spec, keep_warm, &self.containers.images);
-        let (started, prestarted) = match ready {
-            Some(started) => (started, true),
-            None => {
-                let permit = self.admit(spec.memory_mib).await?;
-                timings.admission = taking.elapsed();
+        let is_current = |name: &str, id: &str| self.containers.images.is_current(name, id);
+        let (_in_flight, entry) = self.pools.enter(&spec, keep_warm, &is_current);
+        let (started, prestarted) = match entry {
+            Entry::Ready(started) => (started, true),
+            Entry::Wait(mut waiting) => {
                 timings.cold_start = true;
-                (
-                    self.containers
-                        .start(
-                            &spec,
-                            Launch::Cold {
-                                call_id: Some(&call.call_id),
-                            },
-                            permit,
-                        )
-                        .await?,
-                    false,
-                )
+                if let Some(ticket) = waiting.own_start() {
+                    self.spawn_start(ticket, Some(call.call_id.clone()), None);
+                }
+                let started = match waiting.wait().await {
+                    Waited::Ready(started) => started,
+                    Waited::Failed(e) => return Err(e),
+                    Waited::Uncovered => {
+                        let permit = self.admit(spec.memory_mib).await?;
+                        timings.admission = taking.elapsed();
+                        let resolved = self.containers.images.resolve(&spec.image).await?;
+                        let _slot = self
+                            .starts
+                            .acquire()
+                            .await
+                            .map_err(|_| EngineError::ShuttingDown)?;
+                        let launch = Launch::Cold {
+                            call_id: Some(&call.call_id),
+                        };
+                        self.containers
+                            .start_resolved(&spec, resolved, launch, permit)
+                            .await?
+                    }
+                };
+                if started.call_id.as_deref() != Some(call.call_id.as_str()) {
+                    tracing::debug!(
+                        call_id = %call.call_id, container = %started.id.get(..12).unwrap_or_default(),
+                        started_for = started.call_id.as_deref().unwrap_or("(ahead of calls)"),
+                        "a waiting call took the first container of its route that became ready"
+                    );
+                }
+                (started, false)
             }
         };
         timings.container = taking.elapsed().saturating_sub(timings.admission);
@@ -250,6 +278,82 @@ impl Engine {
             ..timings
         };
         Ok(outcome)
+    }
+
+    /// Start the container of `ticket` in the background (labelled with
+    /// `call_id` when a waiting call asked for it): memory (`permit`, or
+    /// taken now, waiting in line), the image (pulled if missing), then a
+    /// start slot, then the engine's create and start. Whatever happens, the
+    /// ticket ends: the container goes to the pool, or the failure to the
+    /// call that asked for it.
+    fn spawn_start(
+        &self,
+        mut ticket: Ticket,
+        call_id: Option<String>,
+        permit: Option<MemoryPermit>,
+    ) {
+        let Some(engine) = self.me.upgrade() else {
+            return; // shutting down: the ticket is abandoned
+        };
+        let generation = self.health.generation();
+        self.tracker.spawn(async move {
+            let spec = ticket.spec().clone();
+            let prepared = async {
+                let permit = match permit {
+                    Some(permit) => permit,
+                    None => engine.admit(spec.memory_mib).await?,
+                };
+                Ok::<_, EngineError>((permit, engine.containers.images.resolve(&spec.image).await?))
+            };
+            let (permit, resolved) = match prepared.await {
+                Ok(prepared) => prepared,
+                Err(e) => return engine.start_failed(ticket, e),
+            };
+            let Ok(_slot) = engine.starts.acquire().await else {
+                return;
+            };
+            if !ticket.engage() {
+                return; // enough containers are ready or being created
+            }
+            let began = Instant::now();
+            let launch = Launch::Cold {
+                call_id: call_id.as_deref(),
+            };
+            match engine
+                .containers
+                .start_resolved(&spec, resolved, launch, permit)
+                .await
+            {
+                Ok(started)
+                    if !engine.cancel.is_cancelled() && engine.health.up_since(generation) =>
+                {
+                    let is_current =
+                        |name: &str, id: &str| engine.containers.images.is_current(name, id);
+                    ticket.ready(started, began.elapsed(), &is_current);
+                    // The engine went down as it was added: the pools
+                    // must hold nothing of the engine that went away.
+                    if !engine.health.up_since(generation) {
+                        engine.pools.drain();
+                    }
+                }
+                // Made by an engine that has gone away since: removed, and
+                // the ticket abandoned.
+                Ok(_) => {}
+                Err(e) => engine.start_failed(ticket, e),
+            }
+        });
+    }
+
+    /// A start failed: the call that asked for it gets the error; a start
+    /// nobody waits for is logged.
+    fn start_failed(&self, ticket: Ticket, error: EngineError) {
+        let spec = ticket.spec().clone();
+        let for_a_call = ticket.for_a_call();
+        if let Some(e) = ticket.failed(error) {
+            if !matches!(e, EngineError::ShuttingDown) {
+                tracing::warn!(app = %spec.app, path = %spec.path, image = %spec.image, error = %e, for_a_call, "cannot start a container");
+            }
+        }
     }
 
     /// Memory for a new container: at once if it fits; else idle containers
@@ -334,7 +438,7 @@ impl Engine {
     }
 
     /// Keep each active route's containers started ahead at its target.
-    async fn refill_loop(self: Arc<Self>, starts: Arc<Semaphore>) {
+    async fn refill_loop(self: Arc<Self>) {
         loop {
             tokio::select! {
                 () = self.cancel.cancelled() => return,
@@ -345,36 +449,11 @@ impl Engine {
                 continue;
             }
             self.hot.reap(Instant::now());
-            for spec in self.pools.plan(Instant::now()) {
-                let Some(permit) = self.admission.try_admit_spare(spec.memory_mib) else {
-                    self.pools.start_failed(&spec);
-                    continue;
-                };
-                let (engine, starts) = (self.clone(), starts.clone());
-                let generation = self.health.generation();
-                self.tracker.spawn(async move {
-                    let Ok(_slot) = starts.acquire_owned().await else { return };
-                    let began = Instant::now();
-                    match engine
-                        .containers
-                        .start(&spec, Launch::Cold { call_id: None }, permit)
-                        .await {
-                        Ok(started) if !engine.cancel.is_cancelled() && engine.health.up_since(generation) => {
-                            engine.pools.add(&spec, started, began.elapsed(), &engine.containers.images);
-                            // The engine went down as it was added: the pools
-                            // must hold nothing of the engine that went away.
-                            if !engine.health.up_since(generation) {
-                                engine.pools.drain();
-                            }
-                        }
-                        // Made by an engine that has gone away since: removed.
-                        Ok(_) => engine.pools.start_abandoned(&spec),
-                        Err(e) => {
-                            tracing::warn!(app = %spec.app, path = %spec.path, image = %spec.image, error = %e, "cannot start a container ahead");
-                            engine.pools.start_failed(&spec);
-                        }
-                    }
-                });
+            for ticket in self.pools.plan(Instant::now()) {
+                match self.admission.try_admit_spare(ticket.spec().memory_mib) {
+                    Some(permit) => self.spawn_start(ticket, None, Some(permit)),
+                    None => ticket.postpone(),
+                }
             }
         }
     }
@@ -384,6 +463,7 @@ impl Engine {
     pub async fn shutdown(&self, grace: Duration) {
         self.cancel.cancel();
         self.admission.close();
+        self.starts.close();
         self.pools.drain();
         self.hot.drain();
         self.tracker.close();

@@ -446,6 +446,7 @@ async fn start_over(
         mut removal,
         socket,
         image_id,
+        ..
     } = containers.start(&route.spec(), launch, memory).await?;
     let log = LogCapture::new(pools.max_log_bytes, &route.app, &route.path);
     let stderr = log.clone();

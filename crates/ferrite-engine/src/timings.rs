@@ -8,15 +8,17 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Timings {
     /// Waiting for the node's memory or for a free slot of the route's hot
-    /// containers.
+    /// containers. A cold call that waits for a container counts its whole
+    /// wait as `container`: memory is taken by the starts, and the one that
+    /// serves the call may have been asked for by another.
     pub admission: Duration,
     /// Taking a container, or starting one when none was ready.
     pub container: Duration,
     /// The function with the call: from the request handed over to the
     /// answer read.
     pub run: Duration,
-    /// Whether the call waited for a container started for it (none was
-    /// started ahead or idle).
+    /// Whether the call waited for a container (none was ready when it
+    /// came); it took the first of its route that became ready.
     pub cold_start: bool,
 }
 

@@ -152,8 +152,9 @@ pub struct ServerConfig {
     #[arg(long, env = "FERRITE_PRESTART_MAX", default_value_t = 8)]
     pub prestart_max_per_route: usize,
 
-    /// Most containers being started ahead at the same time.
-    #[arg(long, env = "FERRITE_MAX_CONCURRENT_STARTS", default_value_t = 4)]
+    /// Most cold containers being started at the same time, ahead of calls
+    /// and for waiting calls together (1 to 64).
+    #[arg(long, env = "FERRITE_MAX_CONCURRENT_STARTS", default_value_t = 8)]
     pub max_concurrent_starts: usize,
 
     /// Largest request body accepted for a function call, in bytes.

@@ -231,7 +231,7 @@ fn failures_map_to_clear_answers() {
     assert_eq!(reply.status, 404);
     // No container of any of these calls is left once they are answered
     // (only containers started ahead, waiting for a call, may be up).
-    assert_only_waiting_containers(&server.node_id, Duration::from_secs(10));
+    assert_only_waiting_containers(&server, Duration::from_secs(10));
 }
 
 #[test]
@@ -573,5 +573,139 @@ fn a_dropped_client_does_not_leave_its_container() {
             .is_empty()),
         "{:?}",
         node_containers(&server.node_id)
+    );
+}
+
+/// A field of a JSON log line, at the top or among its `fields`.
+fn log_field<'a>(line: &'a Value, name: &str) -> Option<&'a str> {
+    line.get(name)
+        .or_else(|| line.get("fields").and_then(|f| f.get(name)))
+        .and_then(Value::as_str)
+}
+
+/// A burst of more calls than containers ready: each waiting call takes the
+/// first container of its route that becomes ready, whichever start made it
+/// (started ahead, its own, another waiting call's). With one start at a
+/// time (`FERRITE_MAX_CONCURRENT_STARTS=1`) containers become ready in the
+/// order they start, so the containers that served the burst are the first
+/// ones started since it began, with none left out: a container started
+/// ahead never waits unused while a call waits for its own. Each container
+/// serves one call, and a call id in a container's labels is the id of a
+/// call that asked for it.
+#[test]
+fn a_waiting_call_takes_the_first_container_that_becomes_ready() {
+    require_images(&["ferrite/hello"]);
+    let server = TestServer::start_with_env(&[
+        ("FERRITE_MAX_CONCURRENT_STARTS", "1"),
+        ("LOG_FORMAT", "json"),
+    ]);
+    create_route(
+        &server,
+        "burst",
+        json!({"path":"/hello","image":"ferrite/hello"}),
+    );
+    assert_eq!(post(&server, "/r/burst/hello", "").status, 200);
+    let prestarted = || {
+        client()
+            .get(format!("{}/health", server.url))
+            .send()
+            .and_then(|r| r.json::<Value>())
+            .map_or(0, |h| h["prestarted_containers"].as_u64().unwrap_or(0))
+    };
+    assert!(eventually(Duration::from_secs(30), || prestarted() >= 1));
+
+    let unix_now = || {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        format!("{:.3}", now.as_secs_f64())
+    };
+    let since = unix_now();
+    const CALLS: usize = 12;
+    let burst: Vec<_> = (0..CALLS)
+        .map(|i| {
+            let url = server.url.clone();
+            std::thread::spawn(move || {
+                let response = client()
+                    .post(format!("{url}/r/burst/hello"))
+                    .body(format!(r#"{{"name":"{i}"}}"#))
+                    .send()
+                    .unwrap();
+                let status = response.status().as_u16();
+                let id = response.headers()["fn-call-id"]
+                    .to_str()
+                    .unwrap()
+                    .to_string();
+                (i, status, id, response.text().unwrap())
+            })
+        })
+        .collect();
+    let mut calls = std::collections::HashSet::new();
+    for call in burst {
+        let (i, status, id, body) = call.join().unwrap();
+        assert_eq!((status, body), (200, format!("Hello {i}!\n")));
+        calls.insert(id);
+    }
+    let until = unix_now();
+
+    // Which container served which call: the node's `call finished` lines.
+    let served: HashMap<String, String> = server
+        .log()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| log_field(l, "message") == Some("call finished"))
+        .filter_map(|l| {
+            let call = log_field(&l, "call_id")?.to_string();
+            let container = log_field(&l, "container")?.to_string();
+            calls.contains(&call).then_some((call, container))
+        })
+        .collect();
+    assert_eq!(served.len(), CALLS, "{}", server.log());
+    let containers: std::collections::HashSet<&String> = served.values().collect();
+    assert_eq!(
+        containers.len(),
+        CALLS,
+        "one call per container: {served:?}"
+    );
+
+    // The node's containers started since the burst began, in order, with
+    // the call id of their labels.
+    let output = Command::new("docker")
+        .args(["events", "--since", &since, "--until", &until, "--filter"])
+        .arg(format!("label=org.ferrite.node={}", server.node_id))
+        .args([
+            "--filter",
+            "event=start",
+            "--format",
+            "{{.ID}} {{index .Actor.Attributes \"org.ferrite.call_id\"}}",
+        ])
+        .output()
+        .expect("docker events");
+    assert!(output.status.success());
+    let started: Vec<(String, String)> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| {
+            let (id, call) = l.split_once(' ').unwrap_or((l, ""));
+            (id.get(..12).unwrap_or(id).to_string(), call.to_string())
+        })
+        .collect();
+    for (id, call) in &started {
+        assert!(
+            call.is_empty() || calls.contains(call),
+            "container {id} is labelled with call {call}, not one of the burst's"
+        );
+    }
+    let used: Vec<bool> = started
+        .iter()
+        .map(|(id, _)| containers.contains(id))
+        .collect();
+    let first_unused = used.iter().position(|u| !u).unwrap_or(used.len());
+    assert!(
+        used[first_unused..].iter().all(|u| !u),
+        "a container started earlier stayed unused while a later one served a call: {started:?} {used:?}"
+    );
+    assert!(
+        first_unused > 0,
+        "the burst waited for no start: {started:?}"
     );
 }

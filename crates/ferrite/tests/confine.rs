@@ -286,7 +286,7 @@ fn a_fork_bomb_stops_at_the_pids_limit() {
         "the shell could not fork: {out}"
     );
     // The container and everything it started are gone with the call.
-    assert_only_waiting_containers(&server.node_id, Duration::from_secs(30));
+    assert_only_waiting_containers(&server, Duration::from_secs(30));
     assert_no_containers_after(server);
 }
 

@@ -87,7 +87,7 @@ fn a_thousand_mixed_calls_leave_no_container() {
     );
     // Every container of a call is gone; only containers started ahead and
     // still waiting for a call may remain while the node runs.
-    assert_only_waiting_containers(&server.node_id, Duration::from_secs(30));
+    assert_only_waiting_containers(&server, Duration::from_secs(30));
     assert!(server.terminate().success());
     assert_eq!(
         node_containers(&server.node_id),

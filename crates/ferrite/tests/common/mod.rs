@@ -358,16 +358,32 @@ pub fn node_containers(node: &str) -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// Wait up to `within` until every container of `node` is one started ahead
-/// and still waiting for a call (running, no call id): no call left one.
+/// Wait up to `within` until every container of `server`'s node is one
+/// waiting for a call: running, and as many as the node says it holds ready
+/// (started ahead, hot and idle): no call left one behind. Labels cannot
+/// tell: a container started for a call that another container served waits
+/// for the next call with that call's id in its labels.
 #[track_caller]
-pub fn assert_only_waiting_containers(node: &str, within: Duration) {
+pub fn assert_only_waiting_containers(server: &TestServer, within: Duration) {
+    let waiting = || {
+        let containers = node_containers(&server.node_id);
+        let health: Value = match client()
+            .get(format!("{}/health", server.url))
+            .send()
+            .and_then(|r| r.json())
+        {
+            Ok(health) => health,
+            Err(_) => return false,
+        };
+        let ready = health["prestarted_containers"].as_u64().unwrap_or(0)
+            + health["hot_containers_idle"].as_u64().unwrap_or(0);
+        containers.iter().all(|(_, state, _)| state == "running")
+            && containers.len() as u64 == ready
+    };
     assert!(
-        eventually(within, || node_containers(node)
-            .iter()
-            .all(|(_, state, call)| state == "running" && call.is_empty())),
+        eventually(within, waiting),
         "{:?}",
-        node_containers(node)
+        node_containers(&server.node_id)
     );
 }
 
