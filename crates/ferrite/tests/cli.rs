@@ -383,8 +383,8 @@ fn deleting_an_app_with_routes_needs_cascade() {
     let err = fails(&server, &["apps", "delete", "myapp"]);
     assert_eq!(
         err,
-        "error: 400 Bad Request: Cannot remove apps with routes; delete its routes first, \
-         or delete the app with them (--cascade)"
+        "error: 400 Bad Request: Cannot remove apps with routes (/v1/apps/myapp); delete its \
+         routes first, or delete the app with them (--cascade)"
     );
 
     let out = ok(&server, &["apps", "delete", "myapp", "--cascade"]);
@@ -403,8 +403,11 @@ fn server_errors_are_one_line_with_the_servers_message() {
         &["apps", "inspect", "nope", "--json"],
     ] {
         let err = fails(&server, args);
-        // IronFunctions' words: the name is the one the command was given.
-        assert_eq!(err, "error: 404 Not Found: App not found", "{args:?}");
+        // IronFunctions' words, which name no app: the path asked for does.
+        assert!(
+            err.starts_with("error: 404 Not Found: App not found (/v1/apps/nope"),
+            "{args:?}: {err}"
+        );
     }
 
     ok(&server, &["apps", "create", "myapp"]);
@@ -413,7 +416,7 @@ fn server_errors_are_one_line_with_the_servers_message() {
     let err = fails(&server, &["routes", "inspect", "myapp", "/missing"]);
     assert!(err.starts_with("error: 404 Not Found: "), "{err}");
     let err = fails(&server, &["apps", "create", "bad name"]);
-    assert_eq!(err, "error: 400 Bad Request: Invalid app name");
+    assert_eq!(err, "error: 400 Bad Request: Invalid app name (/v1/apps)");
     let err = fails(
         &server,
         &[

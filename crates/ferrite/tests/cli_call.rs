@@ -134,11 +134,17 @@ fn failed_calls_are_one_error_line() {
 
     let args = ["myapp", "/fail"];
     let line = failed(call(&server, &args, b""), &args);
-    assert_eq!(line, "error: 500 Internal Server Error: exit code 3");
+    assert_eq!(
+        line,
+        "error: 500 Internal Server Error: exit code 3 (/r/myapp/fail)"
+    );
 
     let args = ["myapp", "/slow"];
     let line = failed(call(&server, &args, b"30"), &args);
-    assert_eq!(line, "error: 504 Gateway Timeout: Timed out");
+    assert_eq!(
+        line,
+        "error: 504 Gateway Timeout: Timed out (/r/myapp/slow)"
+    );
 
     let args = ["myapp", "/nope"];
     let line = failed(call(&server, &args, b""), &args);
@@ -154,7 +160,7 @@ fn failed_calls_are_one_error_line() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("\nfn-call-id: "), "{stderr}");
     assert!(
-        stderr.ends_with("\nerror: 500 Internal Server Error: exit code 3\n"),
+        stderr.ends_with("\nerror: 500 Internal Server Error: exit code 3 (/r/myapp/fail)\n"),
         "{stderr}"
     );
 

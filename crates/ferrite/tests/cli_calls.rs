@@ -305,10 +305,16 @@ fn unknown_calls_and_bad_arguments_are_one_line() {
     ] {
         // Fn's and IronFunctions' words: the id is the one the command was given.
         let err = fails_with(&server, 1, args);
-        assert_eq!(err, "error: 404 Not Found: Call not found", "{args:?}");
+        assert!(
+            err.starts_with("error: 404 Not Found: Call not found (/v1/apps/myapp/calls/nope"),
+            "{args:?}: {err}"
+        );
     }
     let err = fails_with(&server, 1, &["calls", "list", "nope"]);
-    assert_eq!(err, "error: 404 Not Found: App not found");
+    assert_eq!(
+        err,
+        "error: 404 Not Found: App not found (/v1/apps/nope/calls)"
+    );
 
     // Rejected before anything is sent, by the argument parser (exit code 2).
     let err = fails_with(&server, 2, &["calls", "list", "myapp", "--status", "done"]);

@@ -17,8 +17,15 @@ pub enum ClientError {
     Unreachable { url: String, reason: String },
     /// The server accepted the connection but did not answer within `after`.
     TimedOut { url: String, after: Duration },
-    /// A non-2xx answer; `message` is the server's, or an excerpt of the body.
-    Status { status: StatusCode, message: String },
+    /// A non-2xx answer; `message` is the server's, or an excerpt of the
+    /// body. `path` is what was asked for: the server's own words name no
+    /// app, route or call (IronFunctions' texts, `App not found`), the path
+    /// does.
+    Status {
+        status: StatusCode,
+        message: String,
+        path: String,
+    },
     /// A 2xx answer that is not the JSON the API promises.
     BadAnswer { url: String, reason: String },
 }
@@ -34,10 +41,16 @@ impl fmt::Display for ClientError {
                 "the server at {url} did not answer within {}s",
                 after.as_secs()
             ),
-            ClientError::Status { status, message } if message.is_empty() => {
-                write!(f, "{status}")
-            }
-            ClientError::Status { status, message } => write!(f, "{status}: {message}"),
+            ClientError::Status {
+                status,
+                message,
+                path,
+            } if message.is_empty() => write!(f, "{status} ({path})"),
+            ClientError::Status {
+                status,
+                message,
+                path,
+            } => write!(f, "{status}: {message} ({path})"),
             ClientError::BadAnswer { url, reason } => {
                 write!(f, "unexpected answer from the server at {url}: {reason}")
             }
@@ -90,7 +103,11 @@ mod tests {
         let e = ClientError::Status {
             status: StatusCode::NOT_FOUND,
             message: "App not found".into(),
+            path: "/v1/apps/nope".into(),
         };
-        assert_eq!(e.to_string(), "404 Not Found: App not found");
+        assert_eq!(
+            e.to_string(),
+            "404 Not Found: App not found (/v1/apps/nope)"
+        );
     }
 }

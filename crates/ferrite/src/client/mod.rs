@@ -179,10 +179,12 @@ impl Client {
     /// The error of a non-2xx answer: its status and the server's message.
     pub async fn failure(&self, response: Response) -> anyhow::Error {
         let status = response.status();
+        let path = response.url().path().to_string();
         match response.bytes().await {
             Ok(bytes) => ClientError::Status {
                 status,
                 message: error_message(&bytes),
+                path,
             }
             .into(),
             Err(e) => self.transport_error(&e).into(),
@@ -241,6 +243,7 @@ impl Client {
         }
         let response = request.send().await.map_err(|e| self.transport_error(&e))?;
         let status = response.status();
+        let path = response.url().path().to_string();
         let bytes = response
             .bytes()
             .await
@@ -249,6 +252,7 @@ impl Client {
             return Err(ClientError::Status {
                 status,
                 message: error_message(&bytes),
+                path,
             }
             .into());
         }

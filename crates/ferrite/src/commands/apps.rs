@@ -203,9 +203,12 @@ pub async fn run(cmd: AppsCommand) -> anyhow::Result<()> {
                 .map_err(|e| {
                     // The server keeps IronFunctions' words; the CLI says
                     // what to do about them.
-                    if e.to_string()
-                        .ends_with(ferrite_model::error::text::APP_HAS_ROUTES)
-                    {
+                    let has_routes = matches!(
+                        e.downcast_ref::<client::ClientError>(),
+                        Some(client::ClientError::Status { message, .. })
+                            if message == ferrite_model::error::text::APP_HAS_ROUTES
+                    );
+                    if has_routes {
                         anyhow::anyhow!(
                             "{e}; delete its routes first, or delete the app with them (--cascade)"
                         )
