@@ -254,6 +254,17 @@ pub fn output_content_type(output: &[u8]) -> &'static str {
     }
 }
 
+/// The JSON body of a failure, as every runner answers it (the server, and
+/// the watchdog in a service's task): the message under `error`, and the
+/// call's id as `request_id` once the call has one, where IronFunctions put
+/// it (clients look the call up with it).
+pub fn error_body(message: &str, call_id: Option<&str>) -> serde_json::Value {
+    match call_id {
+        Some(id) => serde_json::json!({ "request_id": id, "error": { "message": message } }),
+        None => serde_json::json!({ "error": { "message": message } }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use ferrite_model::contract::output_content_type;
+use ferrite_model::contract::{error_body, output_content_type};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// What the watchdog itself said went wrong, kept on its error answers so
@@ -21,24 +21,17 @@ pub struct OwnError(pub String);
 
 /// The error JSON with `status`.
 pub fn error(status: StatusCode, message: &str) -> Response {
-    json_error(
-        status,
-        message,
-        serde_json::json!({ "error": { "message": message } }),
-    )
+    json_error(status, message, None)
 }
 
 /// The error JSON of a call, with its id as `request_id`, as the server
 /// answers a failed call (and IronFunctions did).
 pub fn call_error(status: StatusCode, message: &str, call_id: &str) -> Response {
-    json_error(
-        status,
-        message,
-        serde_json::json!({ "request_id": call_id, "error": { "message": message } }),
-    )
+    json_error(status, message, Some(call_id))
 }
 
-fn json_error(status: StatusCode, message: &str, body: serde_json::Value) -> Response {
+fn json_error(status: StatusCode, message: &str, call_id: Option<&str>) -> Response {
+    let body = error_body(message, call_id);
     let mut response = (
         status,
         [(

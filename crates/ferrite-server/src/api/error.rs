@@ -7,6 +7,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use ferrite_model::contract;
 use ferrite_model::error::text;
 use ferrite_model::{ApiError, ErrorKind};
 use ferrite_store::StoreError;
@@ -72,13 +73,13 @@ pub fn status(kind: ErrorKind) -> StatusCode {
 
 /// The JSON body clients receive for a failure.
 pub fn body(message: &str) -> serde_json::Value {
-    serde_json::json!({ "error": { "message": message } })
+    contract::error_body(message, None)
 }
 
 /// The body of a failed call: [`body`] with the call's id as `request_id`,
 /// where IronFunctions put it (clients look the call up with it).
 pub fn call_body(message: &str, call_id: &str) -> serde_json::Value {
-    serde_json::json!({ "request_id": call_id, "error": { "message": message } })
+    contract::error_body(message, Some(call_id))
 }
 
 /// The error answer of a call that was given an id ([`call_body`]).
