@@ -25,6 +25,7 @@ for tool in redis-server haproxy; do
   command -v "$tool" >/dev/null || { log "$tool is missing: install Debian's $tool package"; exit 1; }
 done
 WORK=$(mktemp -d)
+KEPT=
 NODE_PIDS=()
 HAPROXY_PID=
 REDIS_PID=
@@ -43,6 +44,10 @@ cleanup() {
     docker ps -a --filter label=org.ferrite.node --format '{{.ID}} {{.Label "org.ferrite.node"}}' \
       | awk -v p="$NODE_PREFIX" 'index($2, p) == 1 {print $1}' | xargs -r docker rm -f >/dev/null
     status=1
+  fi
+  # A run with errors keeps its logs and the clients' reports to look into.
+  if [[ -n $KEPT ]]; then
+    cp -a "$WORK" "$KEPT" && log "the logs of this run are kept in $KEPT"
   fi
   rm -rf "$WORK"
   exit "$status"
@@ -143,6 +148,16 @@ print(f"\nContainers left after the nodes stopped: {left}.")
 PY
 )
 echo "$TABLE"
+if grep -q '"errors": *[1-9]' "$WORK"/*.json; then
+  KEPT=${TMPDIR:-/tmp}/ferrite-cluster-$(date -u +%Y%m%dT%H%M%S)
+  python3 - "$WORK" <<'PY'
+import glob, json, os, sys
+for path in sorted(glob.glob(f"{sys.argv[1]}/*.json")):
+    report = json.load(open(path))
+    if report["errors"]:
+        print(f"{os.path.basename(path)}: {report['errors']} errors, statuses {report.get('statuses')}, first error {report.get('first_error')}", file=sys.stderr)
+PY
+fi
 IFS=$'\t' read -r -a GAP <"$WORK/gap"
 gap_row "${GAP[@]}"
 

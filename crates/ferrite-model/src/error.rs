@@ -115,6 +115,8 @@ pub mod text {
     pub const TIMED_OUT: &str = "Timed out";
     /// Fn's text (IronFunctions had no call history).
     pub const CALL_NOT_FOUND: &str = "Call not found";
+    /// Ferrite's own (no peer has a dead-letter list).
+    pub const DEAD_LETTER_NOT_FOUND: &str = "Dead letter not found";
     /// A fault of the node whose cause is for its log, not for the client.
     pub const INTERNAL: &str = "Something unexpected happened on the server";
 }

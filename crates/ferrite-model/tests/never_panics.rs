@@ -6,7 +6,7 @@ use ferrite_model::confinement::{
 };
 use ferrite_model::route::MAX_RETRIES;
 use ferrite_model::service::MAX_REPLICAS;
-use ferrite_model::{decode, App, AppInput, Route, RouteInput, RouteType};
+use ferrite_model::{decode, App, AppInput, Route, RouteInput};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -75,8 +75,7 @@ fn json_value() -> impl Strategy<Value = Value> {
 /// A service section is only on sync routes, and its numbers are in range.
 fn service_ok(route: &Route) -> bool {
     route.service.as_ref().is_none_or(|s| {
-        route.kind == RouteType::Sync
-            && s.port >= 1
+        s.port >= 1
             && s.min_replicas <= s.max_replicas
             && (1..=MAX_REPLICAS).contains(&s.max_replicas)
             && s.target_concurrency >= 1

@@ -62,6 +62,23 @@ pub struct ServerConfig {
     #[arg(long, env = "JWT_AUTH_KEY_FILE")]
     pub jwt_auth_key_file: Option<PathBuf>,
 
+    /// The receivers async calls may name in `X-Callback-Url`: a
+    /// comma-separated list of `host` or `host:port`. Default: none, and a
+    /// call that names a callback is refused (400).
+    #[arg(long, env = "FERRITE_CALLBACK_HOSTS", value_delimiter = ',')]
+    pub callback_hosts: Vec<String>,
+
+    /// The key callbacks are signed with (HMAC-SHA256 in
+    /// `X-Ferrite-Signature`), at least 32 bytes. Default: none, and
+    /// callbacks are off.
+    #[arg(long, env = "FERRITE_CALLBACK_KEY", hide_env_values = true)]
+    pub callback_key: Option<String>,
+
+    /// A file holding FERRITE_CALLBACK_KEY (a Docker secret); one trailing
+    /// newline is ignored. Default: none.
+    #[arg(long, env = "FERRITE_CALLBACK_KEY_FILE")]
+    pub callback_key_file: Option<PathBuf>,
+
     /// Largest request body accepted on /v1, in bytes.
     #[arg(long, env = "API_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub api_max_body_bytes: usize,

@@ -50,6 +50,8 @@ pub enum ServerError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     NodeId(#[from] NodeIdError),
+    #[error(transparent)]
+    Callback(#[from] asynchronous::callback::CallbackConfigError),
     #[error("the HTTP server failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -119,6 +121,10 @@ pub async fn serve(
 ) -> Result<(), ServerError> {
     // The recorder first, so that nothing recorded from here on is lost.
     metrics::handle();
+    let callbacks = Arc::new(asynchronous::Callbacks::new(
+        &config.callback_hosts,
+        config.callback_key.as_deref(),
+    )?);
     let engine = node.engine.clone();
     let tasks = TaskTracker::new();
     let calls = TaskTracker::new();
@@ -140,13 +146,16 @@ pub async fn serve(
         change_bus = node.bus.as_ref().map_or("none", |bus| bus.server()),
         "route cache"
     );
-    let state = api::AppState::new(node, config, &tasks).with_services(services);
+    let state = api::AppState::new(node, config, &tasks)
+        .with_services(services)
+        .with_callbacks(callbacks.clone());
     let workers = asynchronous::Workers::new(
         state.store.clone(),
         state.queue.clone(),
         state.executor(),
         state.routes.clone(),
         state.wake_workers.clone(),
+        callbacks,
         config.worker_settings(engine.node_id(), engine.memory_budget_mib()),
     );
     tasks.spawn(workers.dispatch(calls.clone(), cancel.clone()));

@@ -192,6 +192,12 @@ impl Store for StoreCircuit {
     async fn put_call_log(&self, id: &str, log: &[u8]) -> Result<(), StoreError> {
         self.guard(self.inner.put_call_log(id, log)).await
     }
+    async fn dead_letter(&self, app: &str, id: &str) -> Result<Vec<u8>, StoreError> {
+        self.guard(self.inner.dead_letter(app, id)).await
+    }
+    async fn delete_dead_letter(&self, app: &str, id: &str) -> Result<(), StoreError> {
+        self.guard(self.inner.delete_dead_letter(app, id)).await
+    }
     async fn get_call_log(&self, app: &str, id: &str) -> Result<Vec<u8>, StoreError> {
         self.guard(self.inner.get_call_log(app, id)).await
     }

@@ -64,8 +64,13 @@ pub async fn open(
             options.get_filename().display()
         ))
     })?;
+    // No ping of a pooled connection before each use (sqlx's default): a
+    // connection to a local file does not go stale as a network one does,
+    // and the ping is one more round trip to the connection's thread for
+    // every transaction (the async enqueue's profile counted them).
     let pool = SqlitePoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
+        .test_before_acquire(false)
         .connect_with(options)
         .await
         .map_err(|e| {

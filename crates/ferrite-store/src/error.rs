@@ -18,6 +18,8 @@ pub enum StoreError {
     RouteExists { app: String, path: String },
     #[error("{}", text::CALL_NOT_FOUND)]
     CallNotFound(String),
+    #[error("{}", text::DEAD_LETTER_NOT_FOUND)]
+    DeadLetterNotFound(String),
     #[error("call {0:?} already exists")]
     CallExists(String),
     /// A status change the call's lifecycle does not allow (it was, for
@@ -87,7 +89,8 @@ impl StoreError {
         match self {
             StoreError::AppNotFound(_)
             | StoreError::RouteNotFound { .. }
-            | StoreError::CallNotFound(_) => ErrorKind::NotFound,
+            | StoreError::CallNotFound(_)
+            | StoreError::DeadLetterNotFound(_) => ErrorKind::NotFound,
             StoreError::AppExists(_)
             | StoreError::RouteExists { .. }
             | StoreError::CallExists(_)

@@ -96,6 +96,12 @@ pub trait Store: Send + Sync + 'static {
     /// How many calls of `app` are queued (waiting for a worker, first or
     /// again), for the cap on queued async calls; 0 for an unknown app.
     async fn count_queued_calls(&self, app: &str) -> Result<u64, StoreError>;
+    /// The request kept with a dead letter of `app`;
+    /// [`StoreError::DeadLetterNotFound`] if `app` has none with this id.
+    async fn dead_letter(&self, app: &str, id: &str) -> Result<Vec<u8>, StoreError>;
+    /// Take call `id` of `app` out of the dead-letter list (the call record
+    /// stays); [`StoreError::DeadLetterNotFound`] if it is not there.
+    async fn delete_dead_letter(&self, app: &str, id: &str) -> Result<(), StoreError>;
     /// Delete final calls completed before `older_than_ms`, with their logs;
     /// returns how many calls went.
     async fn purge_calls(&self, older_than_ms: i64) -> Result<u64, StoreError>;
@@ -132,6 +138,10 @@ pub struct CallUpdate<'a> {
     pub output: Option<&'a [u8]>,
     /// When given, stores or replaces the call's log; `None` keeps it.
     pub log: Option<&'a [u8]>,
+    /// When given, the request that made the call (the queued call,
+    /// encoded), kept in the dead-letter list with the move, in the same
+    /// transaction: for a call that ends in error or timeout for good.
+    pub dead_letter: Option<&'a [u8]>,
 }
 
 impl CallUpdate<'_> {
@@ -144,6 +154,7 @@ impl CallUpdate<'_> {
             error: None,
             output: None,
             log: None,
+            dead_letter: None,
         }
     }
 }
@@ -161,6 +172,12 @@ pub struct CallFilter {
     /// Only calls older than this id (exclusive): the last id of the
     /// previous page.
     pub cursor: Option<String>,
+    /// Only calls in the dead-letter list.
+    pub dead_letters: bool,
+    /// Only calls created at or after this time (ms since the Unix epoch).
+    pub created_from_ms: Option<i64>,
+    /// Only calls created at or before this time (ms since the Unix epoch).
+    pub created_to_ms: Option<i64>,
     /// Page size, `1..=`[`MAX_CALLS_PAGE`]; anything else is
     /// [`StoreError::Invalid`].
     pub limit: u32,
@@ -172,6 +189,9 @@ impl Default for CallFilter {
             path: None,
             status: None,
             cursor: None,
+            dead_letters: false,
+            created_from_ms: None,
+            created_to_ms: None,
             limit: 100,
         }
     }

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use ferrite_model::Call;
 use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
@@ -110,12 +111,14 @@ impl PostgresStore {
         Ok(self.pool.begin().await?)
     }
 
+    /// A connection for one write statement, atomic by itself (autocommit).
+    async fn write_one(&self) -> Result<PoolConnection<Postgres>, StoreError> {
+        Ok(self.pool.acquire().await?)
+    }
+
     /// A read-merge-write's lock: concurrent updates of one row queue
     /// behind each other and each merges into the latest committed version.
     const FOR_UPDATE: &'static str = "FOR UPDATE";
-    /// A row that must not vanish under a write: holds off its deletion but
-    /// not other writers.
-    const FOR_KEY_SHARE: &'static str = "FOR KEY SHARE";
 
     /// A read-only REPEATABLE READ snapshot ([`BEGIN_SNAPSHOT`]).
     async fn snapshot(&self) -> Result<Transaction<'static, Postgres>, StoreError> {

@@ -23,10 +23,12 @@
 //! - a `pool` field, its sqlx pool;
 //! - `async fn write(&self)`: a write transaction (dereferencing to the
 //!   connection), begun under the backend's write discipline;
+//! - `async fn write_one(&self)`: a connection for one write statement in
+//!   autocommit (atomic by itself), under the same discipline, without the
+//!   round trips of `BEGIN` and `COMMIT`;
 //! - `async fn snapshot(&self)`: a read transaction in which a listing's app
 //!   check and its rows agree;
-//! - `const FOR_UPDATE` and `const FOR_KEY_SHARE`: the row lock suffixes of a
-//!   read-merge-write and of a read that only needs the row to stay;
+//! - `const FOR_UPDATE`: the row lock suffix of a read-merge-write;
 //! - `async fn record_batch(&self, calls)`: [`Store::record_calls`] for a
 //!   non-empty batch.
 //!
@@ -37,6 +39,12 @@ use ferrite_model::CallStatus;
 /// Store or replace the log (`$2`) of call `$1`.
 pub(crate) const PUT_LOG: &str = "INSERT INTO call_logs (call_id, log) VALUES ($1, $2) \
      ON CONFLICT (call_id) DO UPDATE SET log = excluded.log";
+
+/// Rows in one INSERT of [`Store::insert_calls`](crate::Store::insert_calls):
+/// 10 parameters each, well under SQLite's (32,766) and PostgreSQL's
+/// (65,535) limits on one statement's parameters, and more than a group
+/// commit's batch holds (256).
+pub(crate) const INSERT_ROWS: usize = 512;
 
 /// How many times [`Store::create_route`](crate::Store::create_route) tries
 /// when its app is deleted under it (see there).
@@ -80,7 +88,7 @@ macro_rules! sql_store {
             };
             use $crate::sql::{
                 final_statuses, is_foreign_key_violation, is_unique_violation,
-                CREATE_ROUTE_TRIES, PUT_LOG,
+                CREATE_ROUTE_TRIES, INSERT_ROWS, PUT_LOG,
             };
             use $crate::{
                 now_ms, CallFilter, CallUpdate, RecordedCall, Store, StoreError, MAX_CALLS_PAGE,
@@ -115,19 +123,61 @@ macro_rules! sql_store {
                     Ok(found.is_some())
                 }
 
-                /// Bind `call` to the ten parameters of an insert of [`CALL_COLUMNS`].
-                fn bind_call<'q>(query: Bound<'q>, call: &'q Call) -> Bound<'q> {
-                    query
-                        .bind(&call.id)
-                        .bind(&call.app_name)
-                        .bind(&call.path)
-                        .bind(call.kind.as_str())
-                        .bind(call.status.as_str())
-                        .bind(call.created_at.0)
-                        .bind(call.started_at.map(|t| t.0))
-                        .bind(call.completed_at.map(|t| t.0))
-                        .bind(&call.error)
-                        .bind(i64::from(call.attempts))
+                /// Insert `calls` (at most [`INSERT_ROWS`]) with one statement.
+                async fn insert_rows(conn: &mut Connection, calls: &[Call]) -> Result<(), sqlx::Error> {
+                    let mut insert =
+                        ::sqlx::QueryBuilder::<$db>::new(format!("INSERT INTO calls ({CALL_COLUMNS}) "));
+                    insert.push_values(calls, |mut row, call| {
+                        row.push_bind(&call.id)
+                            .push_bind(&call.app_name)
+                            .push_bind(&call.path)
+                            .push_bind(call.kind.as_str())
+                            .push_bind(call.status.as_str())
+                            .push_bind(call.created_at.0)
+                            .push_bind(call.started_at.map(|t| t.0))
+                            .push_bind(call.completed_at.map(|t| t.0))
+                            .push_bind(&call.error)
+                            .push_bind(i64::from(call.attempts));
+                    });
+                    insert.build().execute(&mut *conn).await?;
+                    Ok(())
+                }
+
+                /// What [`Store::insert_calls`] reports for `error`, which
+                /// inserted none of `calls`: a missing app (the first, by
+                /// name) or a taken id (the first call whose id is recorded
+                /// already or appears earlier in the batch), found once the
+                /// failed write is over.
+                async fn insert_error(&self, calls: &[Call], error: sqlx::Error) -> StoreError {
+                    if is_foreign_key_violation(&error) {
+                        let mut apps: Vec<&str> = calls.iter().map(|c| c.app_name.as_str()).collect();
+                        apps.sort_unstable();
+                        apps.dedup();
+                        let mut conn = match self.pool.acquire().await {
+                            Ok(conn) => conn,
+                            Err(e) => return e.into(),
+                        };
+                        for app in apps {
+                            match Self::app_exists(&mut conn, app).await {
+                                Ok(true) => {}
+                                Ok(false) => return StoreError::AppNotFound(app.to_string()),
+                                Err(e) => return e,
+                            }
+                        }
+                    } else if is_unique_violation(&error) {
+                        let mut seen = std::collections::HashSet::new();
+                        if let Some(c) = calls.iter().find(|c| !seen.insert(c.id.as_str())) {
+                            return StoreError::CallExists(c.id.clone());
+                        }
+                        for c in calls {
+                            match self.find_call(&c.id).await {
+                                Ok(_) => return StoreError::CallExists(c.id.clone()),
+                                Err(StoreError::CallNotFound(_)) => {}
+                                Err(e) => return e,
+                            }
+                        }
+                    }
+                    error.into()
                 }
 
                 /// Bind the thirteen columns of `route` that a PATCH may
@@ -390,34 +440,36 @@ macro_rules! sql_store {
                     if calls.is_empty() {
                         return Ok(());
                     }
-                    let mut tx = self.write().await?;
-                    // Each distinct app first (a batch usually holds few),
-                    // so a call of a missing app is AppNotFound whatever its
-                    // id; locked so it stays until the commit.
-                    let mut apps: Vec<&str> = calls.iter().map(|c| c.app_name.as_str()).collect();
-                    apps.sort_unstable();
-                    apps.dedup();
-                    for app in apps {
-                        Self::app_in(&mut tx, app, Self::FOR_KEY_SHARE).await?;
+                    // One multi-row INSERT, atomic by itself, with no
+                    // transaction around it: the profile of the async
+                    // enqueue (docs/benchmarks.md) found its time in round
+                    // trips to the database (SQLite's connection thread,
+                    // PostgreSQL's socket), one per statement, more than in
+                    // the commit's flush. The app check is the foreign key,
+                    // which holds the app until the commit. A larger batch
+                    // than one statement takes is one transaction.
+                    let written = if calls.len() <= INSERT_ROWS {
+                        let mut conn = self.write_one().await?;
+                        Self::insert_rows(&mut conn, calls).await
+                    } else {
+                        let mut tx = self.write().await?;
+                        let mut written = Ok(());
+                        for chunk in calls.chunks(INSERT_ROWS) {
+                            written = Self::insert_rows(&mut tx, chunk).await;
+                            if written.is_err() {
+                                break;
+                            }
+                        }
+                        match written {
+                            Ok(()) => tx.commit().await,
+                            // Dropped: rolled back, before the error's cause is looked up.
+                            Err(e) => Err(e),
+                        }
+                    };
+                    match written {
+                        Ok(()) => Ok(()),
+                        Err(e) => Err(self.insert_error(calls, e).await),
                     }
-                    let insert = format!(
-                        "INSERT INTO calls ({CALL_COLUMNS}, output) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)"
-                    );
-                    for call in calls {
-                        Self::bind_call(sqlx::query(&insert), call)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(|e| {
-                                if is_unique_violation(&e) {
-                                    StoreError::CallExists(call.id.clone())
-                                } else {
-                                    e.into()
-                                }
-                            })?;
-                    }
-                    tx.commit().await?;
-                    Ok(())
                 }
 
                 async fn record_calls(&self, calls: &[RecordedCall]) -> Result<u64, StoreError> {
@@ -469,6 +521,16 @@ macro_rules! sql_store {
                             .bind(log)
                             .execute(&mut *tx)
                             .await?;
+                    }
+                    if let Some(request) = update.dead_letter {
+                        sqlx::query(
+                            "INSERT INTO dead_letters (call_id, request) VALUES ($1, $2) \
+                             ON CONFLICT (call_id) DO NOTHING",
+                        )
+                        .bind(id)
+                        .bind(request)
+                        .execute(&mut *tx)
+                        .await?;
                     }
                     tx.commit().await?;
                     Ok(call)
@@ -535,7 +597,12 @@ macro_rules! sql_store {
                         "SELECT {CALL_COLUMNS} FROM calls WHERE app_name = $1 \
                          AND (CAST($2 AS TEXT) IS NULL OR path = $2) \
                          AND (CAST($3 AS TEXT) IS NULL OR status = $3) \
-                         AND (CAST($4 AS TEXT) IS NULL OR id < $4) ORDER BY id DESC LIMIT $5"
+                         AND (CAST($4 AS TEXT) IS NULL OR id < $4) \
+                         AND (CAST($6 AS BIGINT) = 0 OR EXISTS \
+                             (SELECT 1 FROM dead_letters d WHERE d.call_id = calls.id)) \
+                         AND (CAST($7 AS BIGINT) IS NULL OR created_at >= $7) \
+                         AND (CAST($8 AS BIGINT) IS NULL OR created_at <= $8) \
+                         ORDER BY id DESC LIMIT $5"
                     );
                     let rows: Vec<CallRow> = sqlx::query_as(&query)
                         .bind(app)
@@ -543,6 +610,9 @@ macro_rules! sql_store {
                         .bind(filter.status.map(CallStatus::as_str))
                         .bind(&filter.cursor)
                         .bind(i64::from(filter.limit))
+                        .bind(i64::from(filter.dead_letters))
+                        .bind(filter.created_from_ms)
+                        .bind(filter.created_to_ms)
                         .fetch_all(&mut *tx)
                         .await?;
                     tx.commit().await?;
@@ -566,6 +636,38 @@ macro_rules! sql_store {
                             }
                         })?;
                     tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn dead_letter(&self, app: &str, id: &str) -> Result<Vec<u8>, StoreError> {
+                    let row: Option<(Vec<u8>,)> = sqlx::query_as(
+                        "SELECT d.request FROM dead_letters d JOIN calls c ON c.id = d.call_id \
+                         WHERE c.app_name = $1 AND d.call_id = $2",
+                    )
+                    .bind(app)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    Ok(row
+                        .ok_or_else(|| StoreError::DeadLetterNotFound(id.to_string()))?
+                        .0)
+                }
+
+                async fn delete_dead_letter(&self, app: &str, id: &str) -> Result<(), StoreError> {
+                    let mut tx = self.write().await?;
+                    let deleted = sqlx::query(
+                        "DELETE FROM dead_letters WHERE call_id = $2 AND EXISTS \
+                         (SELECT 1 FROM calls c WHERE c.id = $2 AND c.app_name = $1)",
+                    )
+                    .bind(app)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    tx.commit().await?;
+                    if deleted == 0 {
+                        return Err(StoreError::DeadLetterNotFound(id.to_string()));
+                    }
                     Ok(())
                 }
 

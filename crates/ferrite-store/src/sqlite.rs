@@ -14,9 +14,12 @@
 
 use std::sync::Arc;
 
+use ferrite_model::Call;
 use ferrite_sqlite::OpenError;
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::SqlitePool;
+use sqlx::pool::PoolConnection;
+use sqlx::query::Query;
+use sqlx::sqlite::{SqliteArguments, SqlitePool};
 use sqlx::{Sqlite, SqliteConnection, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
@@ -38,6 +41,26 @@ pub struct SqliteStore {
 struct WriteTx {
     tx: Transaction<'static, Sqlite>,
     _turn: OwnedMutexGuard<()>,
+}
+
+/// A connection for one write statement (autocommit) and this process's
+/// write turn, released together.
+struct WriteConn {
+    conn: PoolConnection<Sqlite>,
+    _turn: OwnedMutexGuard<()>,
+}
+
+impl std::ops::Deref for WriteConn {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for WriteConn {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
 }
 
 impl WriteTx {
@@ -93,15 +116,42 @@ impl SqliteStore {
         Ok(WriteTx { tx, _turn: turn })
     }
 
+    /// A connection for one write statement, in the same line as
+    /// [`SqliteStore::write`]'s writers. A write statement takes the
+    /// database's write lock as it starts, so alone it is as atomic as a
+    /// transaction, without the round trips of `BEGIN` and `COMMIT`.
+    async fn write_one(&self) -> Result<WriteConn, StoreError> {
+        let turn = self.writes.clone().lock_owned().await;
+        let conn = self.pool.acquire().await?;
+        Ok(WriteConn { conn, _turn: turn })
+    }
+
     /// No row locks: a write holds the whole database from its `BEGIN
     /// IMMEDIATE` on.
     const FOR_UPDATE: &'static str = "";
-    const FOR_KEY_SHARE: &'static str = "";
 
     /// A read transaction: in WAL mode it reads one snapshot from its
     /// first read on, so a listing's app check and its rows agree.
     async fn snapshot(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         Ok(self.pool.begin().await?)
+    }
+
+    /// Bind `call` to the ten parameters of an insert of [`CALL_COLUMNS`].
+    fn bind_call<'q>(
+        query: Query<'q, Sqlite, SqliteArguments<'q>>,
+        call: &'q Call,
+    ) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+        query
+            .bind(&call.id)
+            .bind(&call.app_name)
+            .bind(&call.path)
+            .bind(call.kind.as_str())
+            .bind(call.status.as_str())
+            .bind(call.created_at.0)
+            .bind(call.started_at.map(|t| t.0))
+            .bind(call.completed_at.map(|t| t.0))
+            .bind(&call.error)
+            .bind(i64::from(call.attempts))
     }
 
     /// One insert per call, in one write transaction. The app check is part

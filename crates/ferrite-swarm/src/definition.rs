@@ -23,6 +23,11 @@ pub mod labels {
     pub const SPEC: &str = "org.ferrite.spec";
     /// Port the tasks serve HTTP on, so an adopted service can be routed to.
     pub const PORT: &str = "org.ferrite.port";
+    /// Hash of a definition whose rolling update failed (Swarm restored the
+    /// previous one): it is not tried again until its route changes.
+    pub const FAILED_SPEC: &str = "org.ferrite.failed-spec";
+    /// Why that update failed, as Swarm and the failed task said.
+    pub const FAILED_WHY: &str = "org.ferrite.failed-why";
     /// `service` on task containers (as `cold`/`hot` on the others).
     pub const KIND: &str = ferrite_engine::labels::KIND;
 }

@@ -11,7 +11,7 @@ use bollard::query_parameters::{
 
 use super::definition::{labels, ServiceDefinition};
 use super::error::{is_conflict, is_not_found, is_out_of_sequence};
-use super::{spec, Swarm, SwarmError, WatchdogKey};
+use super::{rollout, spec, Swarm, SwarmError, WatchdogKey};
 
 /// What [`Swarm::ensure`] had to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +21,10 @@ pub enum EnsureAction {
     Updated,
     /// The service already matches its definition.
     Unchanged,
+    /// An update to this very definition failed before and Swarm restored
+    /// the service's previous one, which it keeps: see
+    /// [`Ensured::failed_update`].
+    FailedBefore,
 }
 
 /// A service made to match its definition.
@@ -35,6 +39,9 @@ pub struct Ensured {
     /// The key its watchdog asks of every call: made with the service, then
     /// read back from its spec.
     pub key: WatchdogKey,
+    /// Why the update to the definition failed, when it did before
+    /// ([`EnsureAction::FailedBefore`]).
+    pub failed_update: Option<String>,
 }
 
 /// A service of an owner, as found on the Swarm: what the server needs to
@@ -79,7 +86,27 @@ impl Swarm {
     /// A new service gets a new watchdog key; an existing one keeps its own
     /// through the update (one made before keys existed gets one, which is
     /// an update even when its definition is unchanged).
+    ///
+    /// A definition whose update failed before (the service carries the
+    /// failure's mark for its hash, [`Swarm::mark_failed`]) is not tried
+    /// again: the service is left as Swarm restored it and the answer says
+    /// why ([`EnsureAction::FailedBefore`]). [`Swarm::ensure_again`] tries it.
     pub async fn ensure(&self, def: &ServiceDefinition) -> Result<Ensured, SwarmError> {
+        self.ensure_with(def, false).await
+    }
+
+    /// [`Swarm::ensure`], trying again a definition whose update failed
+    /// before (its route was changed since, by someone who may have fixed
+    /// what made it fail).
+    pub async fn ensure_again(&self, def: &ServiceDefinition) -> Result<Ensured, SwarmError> {
+        self.ensure_with(def, true).await
+    }
+
+    async fn ensure_with(
+        &self,
+        def: &ServiceDefinition,
+        retry_failed: bool,
+    ) -> Result<Ensured, SwarmError> {
         def.validate()?;
         let name = def.service_name();
         let hash = def.spec_hash();
@@ -107,6 +134,7 @@ impl Swarm {
                             action: EnsureAction::Created,
                             replicas: def.replicas,
                             key,
+                            failed_update: None,
                         });
                     }
                     // Another node created it meanwhile: look again.
@@ -131,6 +159,22 @@ impl Swarm {
                     action: EnsureAction::Unchanged,
                     replicas,
                     key: key.clone(),
+                    failed_update: None,
+                });
+            }
+            if let (Some(key), Some(why), false) = (
+                &found_key,
+                rollout::failed_for(&current, &hash),
+                retry_failed,
+            ) {
+                tracing::debug!(service = %name, %why, "not trying again an update that failed");
+                return Ok(Ensured {
+                    name,
+                    id,
+                    action: EnsureAction::FailedBefore,
+                    replicas,
+                    key: key.clone(),
+                    failed_update: Some(why),
                 });
             }
             let key = match found_key {
@@ -156,6 +200,7 @@ impl Swarm {
                         action: EnsureAction::Updated,
                         replicas,
                         key,
+                        failed_update: None,
                     });
                 }
                 Err(e) if is_out_of_sequence(&e) && attempt < ATTEMPTS => {
@@ -345,7 +390,10 @@ fn check_owner(service: &Service, name: &str, owner: &str) -> Result<(), SwarmEr
 
 /// An update of exactly the version we read: Swarm refuses it when the
 /// service changed since, instead of overwriting that change.
-fn update_options(service: &Service, name: &str) -> Result<UpdateServiceOptions, SwarmError> {
+pub(crate) fn update_options(
+    service: &Service,
+    name: &str,
+) -> Result<UpdateServiceOptions, SwarmError> {
     let index = service.version.as_ref().and_then(|v| v.index).unwrap_or(0);
     // bollard sends the version as an i32; an index beyond it would take
     // two billion changes of the cluster.

@@ -39,6 +39,9 @@ enum Command {
     /// See the calls of an app: history, logs, output; cancel queued ones.
     #[command(subcommand)]
     Calls(commands::calls::CallsCommand),
+    /// Async calls that failed for good: list, inspect, replay, delete.
+    #[command(subcommand)]
+    DeadLetters(commands::dead_letters::DeadLettersCommand),
     /// Write a new function in this folder: code, Dockerfile, func.yaml.
     Init(commands::init::InitArgs),
     /// Build this folder's function image through the Docker engine.
@@ -119,6 +122,7 @@ fn main() -> ExitCode {
             Command::Apps(command) => commands::apps::run(command).await,
             Command::Routes(command) => commands::routes::run(command).await,
             Command::Calls(command) => commands::calls::run(command).await,
+            Command::DeadLetters(command) => commands::dead_letters::run(command).await,
             Command::Version(args) => commands::version::run(args).await,
             Command::Services(command) => commands::services::run(command).await,
             Command::Top(args) => commands::top::run(args).await,

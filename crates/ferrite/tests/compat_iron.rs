@@ -454,6 +454,43 @@ fn fn_v1_calls_of_async_calls() {
     }
     let (status, body) = get(&server, "/v1/apps/fnapp/calls?cursor=x%27%20OR%201=1");
     assert_eq!(status, 400, "{body}");
+    // Fn's time window, in Unix seconds, both ends included.
+    let created = |id: &str| {
+        let call = call_record(&server, id);
+        Millis::parse_rfc3339(call["created_at"].as_str().unwrap())
+            .unwrap()
+            .0
+            / 1000
+    };
+    let (first, last) = (created(&ids[0]), created(&other));
+    for (query, expected) in [
+        (format!("from_time={first}&to_time={last}"), 4),
+        (format!("from_time={}", last + 1), 0),
+        (format!("to_time={}", first - 1), 0),
+    ] {
+        let (status, page) = get(&server, &format!("/v1/apps/fnapp/calls?{query}"));
+        assert_eq!(status, 200, "{query}: {page}");
+        assert_eq!(
+            page["calls"].as_array().unwrap().len(),
+            expected,
+            "{query}: {page}"
+        );
+        let (status, page) = get(&server, &format!("/v1/apps/fnapp/calls//hello?{query}"));
+        assert_eq!(status, 200, "{query}: {page}");
+        assert_eq!(
+            page["calls"].as_array().unwrap().len(),
+            expected.min(3),
+            "{query}"
+        );
+    }
+    for query in [
+        "from_time=yesterday",
+        "to_time=-1",
+        "from_time=99999999999999999",
+    ] {
+        let (status, body) = get(&server, &format!("/v1/apps/fnapp/calls?{query}"));
+        assert_eq!(status, 400, "{query}: {body}");
+    }
 }
 
 /// The new paths are behind the management gate as the rest of `/v1`.

@@ -193,16 +193,6 @@ fn api_refuses_bad_sections_and_writes_nothing() {
     );
     assert_400(create(json!({"port": "80"})), "route.service.port:");
     assert_400(create(json!([1])), "route.service:");
-    let (status, body) = send(
-        &server,
-        "POST",
-        "/v1/apps/myapp/routes",
-        Some(json!({"route": {"path": "/bad", "image": "img", "type": "async", "service": {}}})),
-    );
-    assert_400(
-        (status, body),
-        "async calls to services are not supported yet",
-    );
     // A service is reached over its overlay network: no "network": "none".
     let (status, body) = send(
         &server,
@@ -238,10 +228,6 @@ fn api_refuses_bad_sections_and_writes_nothing() {
         "route service.min_replicas must be at most max_replicas (5), got 6",
     );
     assert_400(
-        patch(json!({"type": "async"})),
-        "async calls to services are not supported yet",
-    );
-    assert_400(
         patch(json!({"service": {"labels": {"a": "1", "org.ferrite.x": "y"}}})),
         "reserved",
     );
@@ -252,11 +238,20 @@ fn api_refuses_bad_sections_and_writes_nothing() {
     let (_, after) = send(&server, "GET", "/v1/apps/myapp/routes/svc", None);
     assert_eq!(after, before, "a refused PATCH writes nothing");
 
-    // Turning async and dropping the section in one PATCH is fine.
-    let (status, body) = patch(json!({"type": "async", "service": null}));
+    // An async route keeps its section: its calls are queued, and run on
+    // its service.
+    let (status, body) = patch(json!({"type": "async"}));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["route"]["type"], "async");
-    assert!(body["route"].get("service").is_none(), "{body}");
+    assert_eq!(body["route"]["service"]["max_replicas"], 5, "{body}");
+    let (status, body) = send(
+        &server,
+        "POST",
+        "/v1/apps/myapp/routes",
+        Some(json!({"route": {"path": "/queued", "image": "img", "type": "async", "service": {}}})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["route"]["service"], defaults());
 }
 
 #[test]
@@ -390,7 +385,10 @@ fn cli_errors_are_one_line() {
             &["--min-replicas", "3", "--max-replicas", "2"][..],
             "route service.max_replicas must be at least min_replicas (3), got 2",
         ),
-        (&["--type", "async", "--service"][..], "not supported yet"),
+        (
+            &["--service", "--constraint", "node.role=worker"][..],
+            "route service.constraints entry \"node.role=worker\"",
+        ),
     ] {
         let args = create(flags);
         let err = error_line(&run(&server, &args), 1, &args);

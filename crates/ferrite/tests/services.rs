@@ -661,3 +661,258 @@ fn without_the_watchdog_image_a_service_route_says_what_to_do() {
     assert_eq!(fixture.services(), vec![]);
     assert_eq!(fixture.derived_images(), Vec::<String>::new());
 }
+
+/// Queue a call of route `path` of app `svc`; its id (the 202's `call_id`).
+fn enqueue(ferrite: &common::swarm_fixture::Ferrite, path: &str, body: &str) -> String {
+    let (status, answer, _) = ferrite.call(path, body);
+    assert_eq!(status, 202, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    answer["call_id"].as_str().unwrap().to_string()
+}
+
+/// The output an async call recorded.
+fn call_output(ferrite: &common::swarm_fixture::Ferrite, id: &str) -> String {
+    common::client()
+        .get(format!("{}/v1/apps/svc/calls/{id}/output", ferrite.url))
+        .bearer_auth(common::token(&ferrite.key, 600))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap()
+}
+
+#[test]
+fn async_calls_run_on_the_service_and_none_is_lost_when_its_task_dies() {
+    require_images(&["ferrite/ferrite", "ferrite/hello", "ferrite/sleep"]);
+    let fixture = Fixture::new("async", &["ferrite/hello-service", "ferrite/sleep-service"]);
+    fixture.build_images(&["ferrite/hello", "ferrite/sleep"]);
+    fixture.create_network();
+    // Async calls may hold 32 MiB of this node's memory: a container of the
+    // 128 MiB routes below could never run here. Their tasks run in the
+    // Swarm, which reserves their memory where it places them.
+    let ferrite = fixture.start_node(
+        &fixture.container,
+        &[
+            ("FERRITE_MEMORY_BUDGET_MIB", "256"),
+            ("FERRITE_ASYNC_MEMORY_PERCENT", "12"),
+        ],
+    );
+    let bearer = common::token(&ferrite.key, 600);
+
+    // From zero: the first calls wait for (or go back to the queue until)
+    // the first task; all run, their outputs kept.
+    ferrite.create_route(json!({"path": "/hello", "image": fixture.images[0],
+        "type": "async", "memory": 128,
+        "service": {"min_replicas": 0, "max_replicas": 2}}));
+    assert_eq!(ferrite.service_view("/hello")["replicas"], 0);
+    let ids: Vec<String> = (0..20)
+        .map(|i| enqueue(&ferrite, "/hello", &format!(r#"{{"name":"N{i}"}}"#)))
+        .collect();
+    let settled = common::calls::wait_settled(
+        &ferrite.url,
+        "svc",
+        Some(&bearer),
+        &ids,
+        Duration::from_secs(120),
+    );
+    eprintln!("from zero: {settled}");
+    assert_eq!(
+        (settled.completed, settled.failed, settled.lost),
+        (20, 0, 0),
+        "{settled}"
+    );
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(call_output(&ferrite, id), format!("Hello N{i}!\n"));
+    }
+    let view = ferrite.service_view("/hello");
+    assert!(view["requests"].as_u64().unwrap_or(0) >= 20, "{view}");
+
+    // One task running 2 s calls, killed while it has some: the calls it
+    // held fail and run again (max_retries), those that meet no task go
+    // back to the queue until Swarm has started another.
+    ferrite.create_route(json!({"path": "/sleep", "image": fixture.images[1],
+        "type": "async", "memory": 128, "timeout": 30, "max_retries": 3,
+        "service": {"min_replicas": 1, "max_replicas": 1}}));
+    let service = ferrite.service_view("/sleep")["service"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ids: Vec<String> = (0..12).map(|_| enqueue(&ferrite, "/sleep", "2")).collect();
+    // Killed while its function runs calls (not while calls wait for it to
+    // listen: those just go on waiting, for the next task).
+    let task = |service: &str| {
+        succeed(
+            "docker",
+            &[
+                "ps",
+                "-q",
+                "--filter",
+                &format!("label=com.docker.swarm.service.name={service}"),
+            ],
+        )
+    };
+    let mut container = String::new();
+    let running = eventually(Duration::from_secs(60), || {
+        container = task(&service);
+        !container.is_empty()
+            && common::run("docker", &["top", &container])
+                .stdout
+                .windows(7)
+                .any(|w| w == b"sleep 2")
+    });
+    assert!(running, "no call ran in {service}'s task");
+    succeed("docker", &["kill", &container]);
+    let settled = common::calls::wait_settled(
+        &ferrite.url,
+        "svc",
+        Some(&bearer),
+        &ids,
+        Duration::from_secs(180),
+    );
+    eprintln!("task killed: {settled}");
+    assert_eq!(
+        (settled.completed, settled.failed, settled.lost),
+        (12, 0, 0),
+        "{settled}"
+    );
+    assert!(
+        settled.duplicates > 0,
+        "the kill hit no call: the test proves nothing ({settled})"
+    );
+    for id in &ids {
+        assert_eq!(call_output(&ferrite, id), "slept\n");
+    }
+}
+
+/// `docker service inspect -f FORMAT service`.
+fn inspect(service: &str, format: &str) -> String {
+    succeed("docker", &["service", "inspect", "-f", format, service])
+}
+
+#[test]
+fn a_failed_update_is_shown_and_tried_again_only_when_the_route_changes() {
+    require_images(&["ferrite/ferrite", "ferrite/hello", "ferrite/busybox"]);
+    let fixture = Fixture::new(
+        "rollback",
+        &["ferrite/hello-service", "ferrite/test-broken"],
+    );
+    fixture.build_images(&["ferrite/hello"]);
+    // A service image (it carries the watchdog label, so it runs as it is)
+    // whose task exits at once.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM ferrite/busybox\nLABEL org.ferrite.test=1 org.ferrite.watchdog=http\n\
+         CMD [\"/bin/sh\", \"-c\", \"echo broken >&2; exit 3\"]\n",
+    )
+    .unwrap();
+    let broken = fixture.images[1].clone();
+    succeed(
+        "docker",
+        &["build", "-q", "-t", &broken, dir.path().to_str().unwrap()],
+    );
+    let ferrite = fixture.start();
+    ferrite.create_route(json!({"path": "/hello", "image": fixture.images[0],
+        "service": {"min_replicas": 1, "max_replicas": 1}}));
+    let (status, body, _) = ferrite.call("/hello", r#"{"name":"Before"}"#);
+    assert_eq!((status, body.as_str()), (200, "Hello Before!\n"));
+    let service = ferrite.service_view("/hello")["service"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let version = || -> u64 { inspect(&service, "{{.Version.Index}}").parse().unwrap() };
+    let failed_at = || ferrite.service_view("/hello")["update_failed_at"].clone();
+
+    // The update to the broken image fails; Swarm rolls it back.
+    let (status, body) = ferrite.api(
+        reqwest::Method::PATCH,
+        "/v1/apps/svc/routes/hello",
+        Some(json!({"route": {"image": broken}})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        eventually(Duration::from_secs(120), || failed_at() != Value::Null),
+        "no failed update shown: {}",
+        ferrite.service_view("/hello")
+    );
+    let view = ferrite.service_view("/hello");
+    let why = view["update_failed"].as_str().unwrap_or_default();
+    assert!(why.contains("rolled it back"), "{view}");
+    assert!(why.contains("non-zero exit (3)"), "{view}");
+    eprintln!("failed update: {why}");
+    // The previous definition serves.
+    let (status, body, _) = ferrite.call("/hello", r#"{"name":"Kept"}"#);
+    assert_eq!((status, body.as_str()), (200, "Hello Kept!\n"));
+    assert!(
+        inspect(&service, "{{json .Spec.TaskTemplate.ContainerSpec.Image}}")
+            .contains("hello-service")
+    );
+    // Marked on the service, where every node finds it.
+    let labels: Value = serde_json::from_str(&inspect(&service, "{{json .Spec.Labels}}")).unwrap();
+    assert!(labels["org.ferrite.failed-spec"].is_string(), "{labels}");
+    assert_eq!(labels["org.ferrite.failed-why"], why, "{labels}");
+    let listed = common::ferrite_cmd_at(&ferrite.url)
+        .env("JWT_AUTH_KEY", &fixture.key)
+        .arg("services")
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        listed.contains("update failed: the update failed"),
+        "{listed}"
+    );
+
+    // A restarted node adopts the service and does not try it again.
+    let marked = version();
+    succeed("docker", &["restart", "-t", "30", &fixture.container]);
+    assert!(eventually(Duration::from_secs(30), || ferrite.answers()));
+    assert!(
+        eventually(Duration::from_secs(30), || ferrite.service_view("/hello")
+            ["update_failed"]
+            .is_string()),
+        "{}",
+        ferrite.service_view("/hello")
+    );
+    let (status, _, _) = ferrite.call("/hello", r#"{"name":"Adopted"}"#);
+    assert_eq!(status, 200);
+    assert_eq!(version(), marked, "the failed update was sent again");
+
+    // A change of the route tries it again (and it fails again)...
+    let first = failed_at();
+    let (status, body) = ferrite.api(
+        reqwest::Method::PATCH,
+        "/v1/apps/svc/routes/hello",
+        Some(json!({"route": {"timeout": 20}})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(version() > marked, "not tried again");
+    assert!(
+        eventually(Duration::from_secs(120), || {
+            let at = failed_at();
+            at != Value::Null && at != first
+        }),
+        "{}",
+        ferrite.service_view("/hello")
+    );
+    // ...and a fixed route is updated, its failure gone.
+    let (status, body) = ferrite.api(
+        reqwest::Method::PATCH,
+        "/v1/apps/svc/routes/hello",
+        Some(json!({"route": {"image": fixture.images[0], "config": {"greeting": "hi"}}})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ferrite.service_view("/hello").get("update_failed"), None);
+    let labels: Value = serde_json::from_str(&inspect(&service, "{{json .Spec.Labels}}")).unwrap();
+    assert_eq!(labels.get("org.ferrite.failed-spec"), None, "{labels}");
+    assert!(
+        eventually(Duration::from_secs(60), || inspect(
+            &service,
+            "{{.UpdateStatus.State}}"
+        ) == "completed"),
+        "{}",
+        inspect(&service, "{{json .UpdateStatus}}")
+    );
+    assert!(service_env(&service).contains("GREETING=hi"));
+    let (status, body, _) = ferrite.call("/hello", r#"{"name":"Fixed"}"#);
+    assert_eq!((status, body.as_str()), (200, "Hello Fixed!\n"));
+}

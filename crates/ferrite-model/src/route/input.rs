@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::sections::{service_needs_network, service_needs_sync};
+use super::sections::service_needs_network;
 use super::*;
 use crate::confinement::ConfinementInput;
 use crate::decode::absent_or_null;
@@ -155,7 +155,6 @@ impl Route {
             service,
             confinement,
         };
-        service_needs_sync(&route)?;
         service_needs_network(&route)?;
         Ok(route)
     }

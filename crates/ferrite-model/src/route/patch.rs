@@ -2,7 +2,7 @@
 //! changes when any part is refused.
 
 use super::input::{given, max_concurrency, max_retries, memory, timeout};
-use super::sections::{patch_section, service_needs_network, service_needs_sync};
+use super::sections::{patch_section, service_needs_network};
 use super::*;
 
 impl Route {
@@ -73,7 +73,6 @@ impl Route {
         }
         patch_section(&mut next.service, patch.service)?;
         patch_section(&mut next.confinement, patch.confinement)?;
-        service_needs_sync(&next)?;
         service_needs_network(&next)?;
         *self = next;
         Ok(())

@@ -5,20 +5,6 @@
 use super::*;
 use crate::confinement::Network;
 
-/// A service route answers its callers over HTTP from long-running tasks;
-/// queueing async calls for it is not built yet, so the combination is
-/// refused rather than accepted and run some other way.
-pub(super) fn service_needs_sync(route: &Route) -> Result<(), ApiError> {
-    if route.service.is_some() && route.kind != RouteType::Sync {
-        return Err(ApiError::bad_request(format!(
-            "route type {} cannot have a service section: async calls to services are not \
-             supported yet; use type sync, or remove the section with \"service\": null",
-            route.kind
-        )));
-    }
-    Ok(())
-}
-
 /// A service is reached over its overlay network, so it cannot run without one.
 pub(super) fn service_needs_network(route: &Route) -> Result<(), ApiError> {
     let network_none = route
@@ -130,10 +116,6 @@ mod tests {
     fn service_rules_on_create() {
         for (body, needle) in [
             (
-                r#"{"path":"/a","image":"x","type":"async","service":{}}"#,
-                "async calls to services are not supported yet",
-            ),
-            (
                 r#"{"path":"/a","image":"x","service":{"min_replicas":3,"max_replicas":2}}"#,
                 "route service.max_replicas must be at least min_replicas (3), got 2",
             ),
@@ -222,34 +204,29 @@ mod tests {
     }
 
     #[test]
-    fn service_patch_keeps_type_sync() {
+    fn service_goes_with_either_type() {
+        let route = Route::create(
+            "myapp",
+            input(r#"{"path":"/a","image":"x","type":"async","service":{}}"#),
+        )
+        .unwrap();
+        assert_eq!(
+            (route.kind, route.service.is_some()),
+            (RouteType::Async, true)
+        );
         let mut route = Route::create(
             "myapp",
             input(r#"{"path":"/a","image":"x","type":"async"}"#),
         )
         .unwrap();
-        let before = route.clone();
-        let err = route.apply(input(r#"{"service":{}}"#)).unwrap_err();
-        assert!(err.message.contains("not supported yet"), "{}", err.message);
-        assert_eq!(route, before);
-        route
-            .apply(input(r#"{"type":"sync","service":{}}"#))
-            .unwrap();
+        route.apply(input(r#"{"service":{}}"#)).unwrap();
+        assert_eq!(route.service, Some(ServiceSpec::default()));
+        route.apply(input(r#"{"type":"sync"}"#)).unwrap();
+        assert_eq!(route.kind, RouteType::Sync, "the section is kept");
         assert!(route.service.is_some());
-        let before = route.clone();
-        let err = route.apply(input(r#"{"type":"async"}"#)).unwrap_err();
-        assert!(
-            err.message
-                .contains("route type async cannot have a service section"),
-            "{}",
-            err.message
-        );
-        assert_eq!(route, before);
-        route
-            .apply(input(r#"{"type":"async","service":null}"#))
-            .unwrap();
+        route.apply(input(r#"{"type":"async"}"#)).unwrap();
         assert_eq!(
-            (route.kind, route.service.is_none()),
+            (route.kind, route.service.is_some()),
             (RouteType::Async, true)
         );
     }

@@ -87,6 +87,22 @@ pub async fn push_many_all_or_none(queue: &dyn Queue) {
         "{err:?}"
     );
     assert_eq!(queue.depth().await.unwrap(), 1, "nothing of either batch");
+    // More tasks than one statement takes, the taken id last: still none.
+    let mut large: Vec<Task> = (0..2_500).map(|i| task(&format!("l{i}"))).collect();
+    large.push(task("taken"));
+    let err = queue.push_many(&large).await.unwrap_err();
+    assert!(
+        matches!(err, QueueError::Duplicate(ref id) if id == "taken"),
+        "{err:?}"
+    );
+    assert_eq!(
+        queue.depth().await.unwrap(),
+        1,
+        "nothing of the large batch"
+    );
+    large.pop();
+    queue.push_many(&large).await.unwrap();
+    assert_eq!(queue.depth().await.unwrap(), 2_501);
 }
 
 pub async fn duplicate_id_refused(queue: &dyn Queue) {

@@ -125,16 +125,28 @@ pub async fn delete(
     Param(name): Param<String>,
     Query(query): Query<DeleteQuery>,
 ) -> Result<Json<Message>, Error> {
-    state.store.delete_app(&name, query.cascade).await?;
-    // The routes going with the app take their containers with them.
-    state.changes.made(Change::App { app: name.clone() }).await;
-    tracing::info!(app = %name, cascade = query.cascade, "app deleted");
-    if let Ok(services) = &state.services {
-        if let Err(e) = services.remove_app(&name).await {
-            tracing::warn!(app = %name, error = %e, "the app's services are not all removed");
-        }
-    }
+    remove(&state, &name, query.cascade).await?;
     Ok(Json(Message {
         message: "App deleted",
     }))
+}
+
+/// Delete app `name` (with its routes when `cascade`), its containers and
+/// services with it.
+pub(super) async fn remove(state: &AppState, name: &str, cascade: bool) -> Result<(), Error> {
+    state.store.delete_app(name, cascade).await?;
+    // The routes going with the app take their containers with them.
+    state
+        .changes
+        .made(Change::App {
+            app: name.to_string(),
+        })
+        .await;
+    tracing::info!(app = %name, cascade, "app deleted");
+    if let Ok(services) = &state.services {
+        if let Err(e) = services.remove_app(name).await {
+            tracing::warn!(app = %name, error = %e, "the app's services are not all removed");
+        }
+    }
+    Ok(())
 }

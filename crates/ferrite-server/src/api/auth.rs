@@ -16,6 +16,7 @@ use axum::http::header::{AUTHORIZATION, HOST, ORIGIN};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use base64::prelude::{Engine as _, BASE64_STANDARD};
 use ferrite_model::ApiError;
 use jsonwebtoken::errors::ErrorKind as JwtErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -47,15 +48,23 @@ impl Management {
         }
     }
 
-    /// Whether `request` may use `/v1`; the error says what would let it.
-    fn admit(&self, request: &Request) -> Result<(), ApiError> {
+    /// Whether `request` may use `/v1` (or, with `basic`, OpenFaaS'
+    /// `/system`); the error says what would let it.
+    fn admit(&self, request: &Request, basic: Credentials) -> Result<(), ApiError> {
         match self {
-            Management::Token(verifier) => verifier.check(
-                request
+            Management::Token(verifier) => {
+                let header = request
                     .headers()
                     .get(AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok()),
-            ),
+                    .and_then(|v| v.to_str().ok());
+                match header
+                    .and_then(basic_password)
+                    .filter(|_| basic == Credentials::BearerOrBasic)
+                {
+                    Some(password) => verifier.token(&password?),
+                    None => verifier.check(header),
+                }
+            }
             Management::LoopbackOnly => {
                 let peer = request
                     .extensions()
@@ -66,6 +75,41 @@ impl Management {
             }
         }
     }
+}
+
+/// What a request may prove itself with, once a key is set.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Credentials {
+    /// `Authorization: Bearer <token>`: `/v1`.
+    Bearer,
+    /// Also `Authorization: Basic`, the token as the password: what
+    /// `faas-cli login` makes OpenFaaS' clients send to `/system`.
+    BearerOrBasic,
+}
+
+/// The password of an `Authorization: Basic` value (`None`: another
+/// scheme). The user name is not looked at: the token alone is the
+/// credential, whoever it was given to.
+fn basic_password(value: &str) -> Option<Result<String, ApiError>> {
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let malformed = || {
+        ApiError::unauthorized(
+            "Authorization Basic must be base64 of \"user:token\", the token signed with the \
+             server's JWT_AUTH_KEY",
+        )
+    };
+    let decoded = BASE64_STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| malformed())
+        .and_then(|bytes| String::from_utf8(bytes).map_err(|_| malformed()));
+    Some(decoded.and_then(|pair| {
+        pair.split_once(':')
+            .map(|(_, password)| password.to_string())
+            .ok_or_else(malformed)
+    }))
 }
 
 /// Without a key: the peer must be on loopback, and not a proxy speaking
@@ -181,6 +225,11 @@ impl Verifier {
             .ok_or_else(|| {
                 ApiError::unauthorized("Authorization header must be \"Bearer <token>\"")
             })?;
+        self.token(token)
+    }
+
+    /// Check a token itself.
+    pub fn token(&self, token: &str) -> Result<(), ApiError> {
         jsonwebtoken::decode::<serde_json::Value>(token, &self.key, &self.validation)
             .map(|_| ())
             .map_err(|e| {
@@ -205,8 +254,22 @@ pub async fn guard_management(
     request: Request,
     next: Next,
 ) -> Response {
-    if let Err(err) = state.management.admit(&request) {
+    if let Err(err) = state.management.admit(&request, Credentials::Bearer) {
         return Error(err).into_response();
+    }
+    next.run(request).await
+}
+
+/// The gate of OpenFaaS' `/system` endpoints: `/v1`'s, with HTTP Basic
+/// accepted too (see [`Credentials`]); refusals in plain text, as OpenFaaS'
+/// gateway answers them.
+pub async fn guard_openfaas(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Err(err) = state.management.admit(&request, Credentials::BearerOrBasic) {
+        return Error(err).as_text();
     }
     next.run(request).await
 }
@@ -265,6 +328,23 @@ mod tests {
             .contains("not valid yet"));
         let skewed = token("secret", json!({ "exp": now + 7200, "nbf": now + 30 }));
         assert!(v.check(Some(&bearer(skewed))).is_ok(), "within the leeway");
+    }
+
+    #[test]
+    fn basic_credentials_carry_the_token_as_password() {
+        let encoded = BASE64_STANDARD.encode("admin:tok.en:with:colons");
+        assert_eq!(
+            basic_password(&format!("Basic {encoded}")).map(Result::unwrap),
+            Some("tok.en:with:colons".to_string())
+        );
+        assert_eq!(
+            basic_password(&format!("basic {}", BASE64_STANDARD.encode(":t"))).map(Result::unwrap),
+            Some("t".to_string())
+        );
+        assert!(basic_password("Bearer x").is_none());
+        assert!(basic_password("Basic !!!").is_some_and(|r| r.is_err()));
+        let no_colon = format!("Basic {}", BASE64_STANDARD.encode("token"));
+        assert!(basic_password(&no_colon).is_some_and(|r| r.is_err()));
     }
 
     #[test]

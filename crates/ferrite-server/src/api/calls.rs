@@ -29,6 +29,10 @@ pub struct ListQuery {
     /// Calls per page, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     per_page: Option<u32>,
+    /// Only calls created at or after this time, in Unix seconds (Fn v1).
+    from_time: Option<i64>,
+    /// Only calls created at or before this time, in Unix seconds (Fn v1).
+    to_time: Option<i64>,
 }
 
 /// The answer of `GET /v1/apps/{app}/calls`.
@@ -53,30 +57,33 @@ pub struct CallAnswer {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// The `next_cursor` of the previous page.
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
     /// Calls per page, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
-    per_page: Option<u32>,
+    pub(crate) per_page: Option<u32>,
+    /// Only calls created at or after this time, in Unix seconds (Fn v1).
+    pub(crate) from_time: Option<i64>,
+    /// Only calls created at or before this time, in Unix seconds (Fn v1).
+    pub(crate) to_time: Option<i64>,
 }
 
-/// A page of the calls of `app` that pass `path` and `status`, checked
-/// and bounded: the one way in for every listing of calls.
-async fn page(
+/// A page of the calls of `app` that pass `filter` (its path, status,
+/// dead letters), from where `query` says: checked and bounded, the one way
+/// in for every listing of calls.
+pub(crate) async fn page(
     state: &AppState,
     app: &str,
-    path: Option<String>,
-    status: Option<CallStatus>,
-    cursor: Option<String>,
-    per_page: Option<u32>,
+    query: PageQuery,
+    filter: CallFilter,
 ) -> Result<Json<CallList>, Error> {
-    let limit = per_page.unwrap_or(100);
+    let limit = query.per_page.unwrap_or(100);
     if !(1..=MAX_CALLS_PAGE).contains(&limit) {
         return Err(ApiError::bad_request(format!(
             "per_page must be between 1 and {MAX_CALLS_PAGE}, got {limit}"
         ))
         .into());
     }
-    let cursor = cursor.filter(|c| !c.is_empty());
+    let cursor = query.cursor.filter(|c| !c.is_empty());
     // A cursor is the id of the last call of a page; anything else was not
     // made by this API.
     if let Some(bad) = cursor
@@ -88,11 +95,23 @@ async fn page(
         ))
         .into());
     }
+    // Seconds hold a thousand milliseconds: `to_time` takes its whole second.
+    let millis = |seconds: Option<i64>, name: &str, within: i64| match seconds {
+        None => Ok(None),
+        Some(s) => s
+            .checked_mul(1000)
+            .filter(|ms| *ms >= 0)
+            .map(|ms| Some(ms + within))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("{name} must be a time in Unix seconds, got {s}"))
+            }),
+    };
     let filter = CallFilter {
-        path,
-        status,
         cursor,
+        created_from_ms: millis(query.from_time, "from_time", 0)?,
+        created_to_ms: millis(query.to_time, "to_time", 999)?,
         limit,
+        ..filter
     };
     let calls = state.store.list_calls(app, filter).await?;
     // A full page may have a next one; its cursor is the last id shown.
@@ -128,8 +147,18 @@ pub async fn list(
             ))
         })?),
     };
-    let path = query.path.filter(|p| !p.is_empty());
-    page(&state, &app, path, status, query.cursor, query.per_page).await
+    let filter = CallFilter {
+        path: query.path.filter(|p| !p.is_empty()),
+        status,
+        ..CallFilter::default()
+    };
+    let query = PageQuery {
+        cursor: query.cursor,
+        per_page: query.per_page,
+        from_time: query.from_time,
+        to_time: query.to_time,
+    };
+    page(&state, &app, query, filter).await
 }
 
 /// Fn v1: a route's calls, newest first, a page at a time. Clients put the
@@ -147,8 +176,11 @@ pub async fn list_route(
     Param((app, route)): Param<(String, String)>,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<CallList>, Error> {
-    let path = format!("/{route}");
-    page(&state, &app, Some(path), None, query.cursor, query.per_page).await
+    let filter = CallFilter {
+        path: Some(format!("/{route}")),
+        ..CallFilter::default()
+    };
+    page(&state, &app, query, filter).await
 }
 
 /// Fn v1: a call by its id alone, whatever its app.

@@ -124,6 +124,22 @@ impl Error {
         self.respond(Some(call_id))
     }
 
+    /// The answer with the message as plain text: OpenFaaS' gateway answers
+    /// its errors so, and its clients print the body as it is. Status and
+    /// headers are the same as the JSON answer's.
+    pub fn as_text(self) -> Response {
+        let message = self.0.message.clone();
+        let mut response = self.respond(None);
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        headers.remove(header::CONTENT_LENGTH);
+        *response.body_mut() = axum::body::Body::from(message);
+        response
+    }
+
     fn respond(self, call_id: Option<&str>) -> Response {
         let status = status(self.0.kind);
         // A 503 is a passing state the node expects (and says so in its own

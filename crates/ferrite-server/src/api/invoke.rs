@@ -19,7 +19,7 @@ use super::error::{CallErrorBody, ErrorBody};
 use super::extract::{Param, RouteParams};
 use super::{AppState, Error};
 use crate::asynchronous::QueuedCall;
-use crate::executor::{Answer, Arm, CallRequest};
+use crate::executor::{Answer, CallRequest};
 use crate::metrics::calls::{on_written, Answering, End};
 use crate::route_cache::Cached;
 
@@ -39,8 +39,10 @@ pub const CALL_ID_HEADER: &str = "fn-call-id";
             (any, 200 unless an `http` function says otherwise) and headers, plus the route's `headers`",
             headers(("Fn-Call-Id" = String, description = "The call's id")),
             content((Vec<u8> = "application/octet-stream"))),
-        (status = 202, description = "An async call: queued", body = Queued,
+        (status = 202, description = "An async call: queued; its result is POSTed to \
+            `X-Callback-Url` when it ends, if the call names one the server allows", body = Queued,
             headers(("Fn-Call-Id" = String, description = "The call's id"))),
+        (status = 400, description = "An async call names a callback the server does not send to", body = ErrorBody),
         (status = 401, description = "The route has a `jwt_key` and the token is missing or bad", body = ErrorBody),
         (status = 404, description = "No such app or route", body = ErrorBody),
         (status = 413, description = "The body is over `FN_MAX_REQUEST_BYTES`", body = ErrorBody),
@@ -59,7 +61,31 @@ pub async fn invoke(
     request: Request,
 ) -> Response {
     let path = format!("/{rest}");
-    let cached = match state.routes.get(&*state.store, &app_name, &path).await {
+    call_route(&state, &app_name, &path, uri, request, Mode::AsRoute).await
+}
+
+/// Whether a call is queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// As its route says: its `type`, except that a service route is
+    /// called now.
+    AsRoute,
+    /// Queued whatever the route (OpenFaaS' `/async-function`).
+    Queued,
+}
+
+/// A call of route `path` of app `app_name`, admitted, run or queued
+/// (`mode`) and answered: the one way every call path takes (`/r`,
+/// OpenFaaS' `/function` and `/async-function`).
+pub async fn call_route(
+    state: &AppState,
+    app_name: &str,
+    path: &str,
+    uri: Uri,
+    request: Request,
+    mode: Mode,
+) -> Response {
+    let cached = match state.routes.get(&*state.store, app_name, path).await {
         Ok(cached) => cached,
         // IronFunctions' words for a route the app does not have (a
         // missing app is `App not found`, from the store).
@@ -69,7 +95,7 @@ pub async fn invoke(
         Err(e) => return Error::from(e).into_response(),
     };
     let began = Instant::now();
-    let mut response = match call(&state, &cached, uri, request, began).await {
+    let mut response = match call(state, &cached, uri, request, began, mode).await {
         Ok(response) => response,
         Err(e) => {
             cached.metrics.ended(End::Rejected, began.elapsed());
@@ -88,8 +114,16 @@ async fn call(
     uri: Uri,
     mut request: Request,
     began: Instant,
+    mode: Mode,
 ) -> Result<Response, Error> {
     let (route, gate) = (&cached.route, &cached.gate);
+    // An async call is queued whatever runs it (a worker hands it to the
+    // executor, which picks the arm: its service, for a service route), as
+    // is any call whose caller asked for the queue.
+    let queued = match mode {
+        Mode::Queued => true,
+        Mode::AsRoute => route.kind == RouteType::Async,
+    };
     if let Some(key) = &route.jwt_key {
         let auth = request
             .headers()
@@ -100,7 +134,7 @@ async fn call(
     // The app's limits, before its body is read; counted in flight until
     // the answer is ready.
     let _in_flight = gate.admit()?;
-    if route.kind == RouteType::Async {
+    if queued {
         gate.admit_queued(&*state.store).await?;
     }
     let method = request.method().clone();
@@ -120,13 +154,10 @@ async fn call(
     };
     let call_id = HeaderValue::from_str(&request.call_id).ok();
     super::request_id::record_call_id(&request.call_id);
-    // A route with a service is called now whatever its type (services
-    // take sync routes only).
-    let mut response = match Arm::of(route) {
-        Arm::Cold | Arm::Hot if route.kind == RouteType::Async => {
-            call_async(state, cached, request, began).await
-        }
-        _ => call_now(state, cached, request, began).await,
+    let mut response = if queued {
+        call_async(state, cached, request, began).await
+    } else {
+        call_now(state, cached, request, began).await
     };
     if let Some(value) = call_id {
         response.headers_mut().insert(CALL_ID_HEADER, value);
@@ -149,19 +180,73 @@ async fn call_async(
     request: CallRequest,
     began: Instant,
 ) -> Response {
+    match enqueue(state, cached, request).await {
+        Ok(call_id) => {
+            let body = serde_json::json!({ "call_id": call_id });
+            (StatusCode::ACCEPTED, axum::Json(body)).into_response()
+        }
+        Err(e) => {
+            let end = match e {
+                NotQueued::Refused(_) => End::Rejected,
+                NotQueued::Failed { .. } => End::Error,
+            };
+            cached.metrics.ended(end, began.elapsed());
+            e.into_response()
+        }
+    }
+}
+
+/// Why a call was not queued.
+pub(crate) enum NotQueued {
+    /// Refused before it had a record (a callback this node may not send).
+    Refused(ApiError),
+    /// Its record says why (cancelled, with the reason): the answer names it.
+    Failed { error: ApiError, call_id: String },
+}
+
+impl NotQueued {
+    pub(crate) fn error(&self) -> &ApiError {
+        match self {
+            NotQueued::Refused(error) | NotQueued::Failed { error, .. } => error,
+        }
+    }
+}
+
+impl IntoResponse for NotQueued {
+    fn into_response(self) -> Response {
+        match self {
+            NotQueued::Refused(error) => Error(error).into_response(),
+            NotQueued::Failed { error, call_id } => Error(error).for_call(&call_id),
+        }
+    }
+}
+
+/// Put `request` in the queue for `cached`'s route: the one way a call gets
+/// there (a call, or a dead letter replayed). Its callback is checked first;
+/// the call id once the call is durable.
+pub(crate) async fn enqueue(
+    state: &AppState,
+    cached: &Cached,
+    request: CallRequest,
+) -> Result<String, NotQueued> {
     let route = &cached.route;
+    state
+        .callbacks
+        .receiver(&request.headers)
+        .map_err(NotQueued::Refused)?;
     let queued = QueuedCall {
         app: route.app_name.clone(),
         path: route.path.clone(),
         request,
     };
-    let queued_now = state.intake.enqueue(&queued, route.kind).await;
-    if let Err(e) = queued_now {
-        cached.metrics.ended(End::Error, began.elapsed());
-        return Error(e).for_call(&queued.request.call_id);
+    // Recorded as async: that is how it was taken, whatever the route's type.
+    match state.intake.enqueue(&queued, RouteType::Async).await {
+        Ok(()) => Ok(queued.request.call_id),
+        Err(error) => Err(NotQueued::Failed {
+            error,
+            call_id: queued.request.call_id,
+        }),
     }
-    let body = serde_json::json!({ "call_id": queued.request.call_id });
-    (StatusCode::ACCEPTED, axum::Json(body)).into_response()
 }
 
 /// Run the call now and answer with what it answered; the call goes to the

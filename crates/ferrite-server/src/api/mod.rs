@@ -9,11 +9,13 @@ mod apps;
 mod auth;
 mod body_cap;
 mod calls;
+mod dead_letters;
 pub(crate) mod error;
 mod extract;
 mod invoke;
 mod metrics;
 mod openapi;
+mod openfaas;
 pub mod request_id;
 mod routes;
 mod services;
@@ -36,7 +38,7 @@ use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
-use crate::asynchronous::{intake, Intake};
+use crate::asynchronous::{intake, Callbacks, Intake};
 use crate::changes::Changes;
 use crate::executor::Executor;
 use crate::history::Recorder;
@@ -76,6 +78,9 @@ pub struct AppState {
     pub(crate) call_body: BodyCap,
     /// Largest function response.
     max_response_bytes: usize,
+    /// Where async calls may have their results sent (off unless the
+    /// operator opened it).
+    pub(crate) callbacks: Arc<Callbacks>,
 }
 
 impl AppState {
@@ -127,6 +132,7 @@ impl AppState {
                 of: "function calls",
             },
             max_response_bytes: config.max_response_bytes,
+            callbacks: Arc::new(Callbacks::off()),
         }
     }
 }
@@ -136,6 +142,12 @@ impl AppState {
     /// The same state, with this node's Swarm services.
     pub fn with_services(mut self, services: ServiceState) -> AppState {
         self.services = services;
+        self
+    }
+
+    /// The same state, sending callbacks as `callbacks` allows.
+    pub(crate) fn with_callbacks(mut self, callbacks: Arc<Callbacks>) -> AppState {
+        self.callbacks = callbacks;
         self
     }
 
@@ -164,6 +176,10 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(calls::list_route))
         .routes(routes!(calls::find))
         .routes(routes!(calls::find_log))
+        .routes(routes!(dead_letters::list))
+        .routes(routes!(dead_letters::get, dead_letters::delete))
+        .routes(routes!(dead_letters::replay))
+        .routes(routes!(dead_letters::replay_all))
         .routes(routes!(services::list))
         .routes(routes!(openapi::document))
         .layer(DefaultBodyLimit::disable())
@@ -198,6 +214,8 @@ pub fn router(state: AppState) -> Router {
     openapi::finish(&mut document);
 
     router
+        // OpenFaaS' gateway API: described by OpenFaaS' swagger, not here.
+        .merge(openfaas::router(&state))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(Extension(openapi::Document::new(document)))

@@ -38,6 +38,7 @@ pub const ROUTE_SCHEME: &str = "route_token";
         (name = "apps", description = "Apps: named groups of routes that share configuration and limits"),
         (name = "routes", description = "Routes: an image bound to a path of an app, and how it runs"),
         (name = "calls", description = "The call history, the log and output of calls, cancelling queued calls"),
+        (name = "dead letters", description = "Async calls that failed for good, kept with their requests: listed, inspected, replayed, dropped"),
         (name = "services", description = "Routes that run as Swarm services on this node"),
         (name = "invoke", description = "Calling functions: sync calls answer with the function's answer, async calls with a call id"),
         (name = "system", description = "The node: ping, version, health, metrics, this document"),

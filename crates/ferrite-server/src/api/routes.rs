@@ -145,7 +145,13 @@ pub async fn delete(
 
 /// After a stored route changed (`None`: deleted): every node lets its
 /// containers of the route go, and the route's service follows it.
-async fn changed(state: &AppState, app: &str, path: &str, route: Option<&Route>, what: &str) {
+pub(super) async fn changed(
+    state: &AppState,
+    app: &str,
+    path: &str,
+    route: Option<&Route>,
+    what: &str,
+) {
     state
         .changes
         .made(Change::Route {
@@ -160,7 +166,7 @@ async fn changed(state: &AppState, app: &str, path: &str, route: Option<&Route>,
 /// Make the route's Swarm service follow the route (`None`: deleted). A
 /// failure is logged, not answered: the route is stored either way, and its
 /// service is made again on its first call.
-async fn sync_service(state: &AppState, app: &str, path: &str, route: Option<&Route>) {
+pub(super) async fn sync_service(state: &AppState, app: &str, path: &str, route: Option<&Route>) {
     let Ok(services) = &state.services else {
         return;
     };

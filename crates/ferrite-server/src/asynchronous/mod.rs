@@ -2,10 +2,12 @@
 //! the workers of whichever node reserves them. Calls are accepted in
 //! groups, one commit per group ([`intake`]).
 
+pub mod callback;
 pub mod intake;
 mod task;
 mod worker;
 
+pub use callback::Callbacks;
 pub use intake::Intake;
 pub use task::QueuedCall;
 pub use worker::{WorkerSettings, Workers};

@@ -2,13 +2,18 @@
 //!
 //! One dispatcher per node reserves tasks while it has a free slot; each
 //! task then runs on its own, holding memory from the share of the node's
-//! budget that async calls may use, so sync calls always keep the rest.
+//! budget that async calls may use, so sync calls always keep the rest
+//! (a call to a service route holds none: its task runs in the Swarm).
 //!
 //! Delivery is at-least-once. A task is acknowledged only once its call
 //! record is final; while it runs its lease is extended, so a task outlives
 //! its lease only when its node died (or stalled), and then it is delivered
 //! again. A redelivered call that is already final is acknowledged without
 //! running again: only a node that dies mid-call causes a second run.
+//!
+//! A call that names a callback keeps its task until the callback is
+//! delivered or given up ([`callback`](super::callback)): the task goes back
+//! to the queue between tries, and a redelivered final call tries again.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,9 +28,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use super::callback::{self, Callbacks};
 use super::task::QueuedCall;
-use crate::executor::{Answer, Executor, Outcome};
+use crate::executor::{Answer, Arm, Executor, Outcome};
 use crate::metrics::calls::{End, Phase};
+use crate::metrics::Callback;
 use crate::route_cache::RouteCache;
 
 /// First wait before a failed call runs again; it doubles per attempt.
@@ -70,14 +77,19 @@ pub struct Workers {
     pub settings: WorkerSettings,
     /// Woken when this node enqueues a call.
     pub wake: Arc<Notify>,
+    /// Where calls that name a callback have their results sent.
+    callbacks: Arc<Callbacks>,
     slots: Arc<Semaphore>,
     memory: Arc<Semaphore>,
 }
 
 /// What to do with a task once its call has been handled.
 enum Settle {
-    /// The call record is final (or gone): delete the task.
+    /// The call record is gone, or was cancelled: delete the task.
     Ack,
+    /// The call record is final: tell its callback, if it names one, then
+    /// delete the task. With the call as it was queued (decoded once).
+    Ended(Box<QueuedCall>),
     /// Run it again after this delay.
     Release(Duration),
 }
@@ -89,6 +101,7 @@ impl Workers {
         executor: Executor,
         routes: Arc<RouteCache>,
         wake: Arc<Notify>,
+        callbacks: Arc<Callbacks>,
         settings: WorkerSettings,
     ) -> Arc<Workers> {
         let memory = usize::try_from(settings.memory_share_mib)
@@ -100,6 +113,7 @@ impl Workers {
             executor,
             routes,
             wake,
+            callbacks,
             slots: Arc::new(Semaphore::new(settings.concurrency)),
             memory: Arc::new(Semaphore::new(memory)),
             settings,
@@ -157,14 +171,14 @@ impl Workers {
     async fn handle(self: Arc<Self>, lease: Lease, _slot: OwnedSemaphorePermit) {
         let id = lease.task.id.clone();
         let settle = tokio::select! {
-            settle = self.process(&lease) => settle,
+            settle = self.run_and_tell(&lease) => settle,
             lost = self.keep(&lease) => {
                 tracing::warn!(call_id = %id, error = %lost, "lease lost while the call ran; another worker has it now");
                 return;
             }
         };
         let settled = match settle {
-            Ok(Settle::Ack) => self.queue.ack(&lease).await,
+            Ok(Settle::Ack | Settle::Ended(_)) => self.queue.ack(&lease).await,
             Ok(Settle::Release(delay)) => self.queue.release(&lease, delay).await,
             Err(e) => {
                 tracing::warn!(call_id = %id, error = %e, "cannot record the call; it goes back to the queue");
@@ -197,6 +211,15 @@ impl Workers {
         }
     }
 
+    /// Run the call of `lease` (see [`Workers::process`]), then tell its
+    /// callback if it has ended.
+    async fn run_and_tell(&self, lease: &Lease) -> Result<Settle, StoreError> {
+        match self.process(lease).await? {
+            Settle::Ended(queued) => Ok(self.tell(lease, &queued).await),
+            settle => Ok(settle),
+        }
+    }
+
     /// Run the call of `lease` unless it is already settled, and record how
     /// it ended.
     async fn process(&self, lease: &Lease) -> Result<Settle, StoreError> {
@@ -206,7 +229,7 @@ impl Workers {
             Ok(queued) => queued,
             Err(e) => {
                 tracing::error!(call_id = %id, error = %e, "dropping a task that cannot be read");
-                self.fail_unrun(id, &e.to_string()).await?;
+                self.fail_unrun(id, &e.to_string(), None).await?;
                 return Ok(Settle::Ack);
             }
         };
@@ -217,7 +240,7 @@ impl Workers {
             Err(e) => return Err(e),
         };
         if call.status.is_final() {
-            return Ok(Settle::Ack);
+            return Ok(Settle::Ended(Box::new(queued)));
         }
         let entry = match self
             .routes
@@ -226,28 +249,50 @@ impl Workers {
         {
             Ok(entry) => entry,
             Err(e @ (StoreError::RouteNotFound { .. } | StoreError::AppNotFound(_))) => {
-                self.fail_unrun(id, &e.to_string()).await?;
-                return Ok(Settle::Ack);
+                self.fail_unrun(id, &e.to_string(), Some(&lease.task.payload))
+                    .await?;
+                return Ok(Settle::Ended(Box::new(queued)));
             }
             Err(e) => return Err(e),
         };
         let (route, app, metrics) = (&entry.route, &entry.app, &entry.metrics);
-        let started = match self.update(id, CallStatus::Running, None, None, None).await {
+        // What a call that fails for good keeps in the dead-letter list.
+        let dead_letter = Some(&lease.task.payload[..]);
+        let started = match self
+            .update(id, CallStatus::Running, None, None, None, None)
+            .await
+        {
             Ok(call) => call,
             // Cancelled since it was read.
             Err(StoreError::IllegalTransition { .. }) => return Ok(Settle::Ack),
             Err(e) => return Err(e),
         };
         let waiting = Instant::now();
-        let Some(_memory) = self.memory_for(route.memory).await else {
-            let message = format!(
-                "route memory {} MiB is more than async calls may use on this node ({} MiB)",
-                route.memory, self.settings.memory_share_mib
-            );
-            self.update(id, CallStatus::Error, Some(&message), None, None)
-                .await?;
-            metrics.ended(End::Rejected, began.elapsed());
-            return Ok(Settle::Ack);
+        // A service route's call runs in a Swarm task, whose memory Swarm
+        // reserves on the node it placed the task on: it holds none of
+        // this node's share.
+        let _memory = match Arm::of(route) {
+            Arm::Service => None,
+            Arm::Cold | Arm::Hot => {
+                let Some(memory) = self.memory_for(route.memory).await else {
+                    let message = format!(
+                        "route memory {} MiB is more than async calls may use on this node ({} MiB)",
+                        route.memory, self.settings.memory_share_mib
+                    );
+                    self.update(
+                        id,
+                        CallStatus::Error,
+                        Some(&message),
+                        None,
+                        None,
+                        dead_letter,
+                    )
+                    .await?;
+                    metrics.ended(End::Rejected, began.elapsed());
+                    return Ok(Settle::Ended(Box::new(queued)));
+                };
+                Some(memory)
+            }
         };
         let memory_wait = waiting.elapsed();
         metrics.attempt();
@@ -279,16 +324,18 @@ impl Workers {
                     Some(&format!("could not run, will try again: {why}")),
                     None,
                     None,
+                    None,
                 )
                 .await?;
                 metrics.retry();
                 return Ok(Settle::Release(delay));
             }
             Answer::NotRun { again: false, .. } => {
-                self.update(id, status, error.as_deref(), None, None)
+                let dead_letter = dead_letter.filter(|_| status != CallStatus::Success);
+                self.update(id, status, error.as_deref(), None, None, dead_letter)
                     .await?;
                 metrics.ended(end, began.elapsed());
-                return Ok(Settle::Ack);
+                return Ok(Settle::Ended(Box::new(queued)));
             }
             // Read whole here: a service's task streams its answer.
             Answer::Response(response) => {
@@ -312,21 +359,94 @@ impl Workers {
         if status != CallStatus::Success && started.attempts <= route.max_retries {
             let delay = backoff(started.attempts);
             tracing::info!(call_id = %id, attempts = started.attempts, error = ?error, delay_ms = delay.as_millis(), "async call failed; it will run again");
-            self.update(id, CallStatus::Queued, error.as_deref(), None, Some(&log))
-                .await?;
+            self.update(
+                id,
+                CallStatus::Queued,
+                error.as_deref(),
+                None,
+                Some(&log),
+                None,
+            )
+            .await?;
             if timings.is_some() {
                 metrics.phase(Phase::Answer, answering.elapsed());
             }
             metrics.retry();
             return Ok(Settle::Release(delay));
         }
-        self.update(id, status, error.as_deref(), Some(&output), Some(&log))
-            .await?;
+        let dead_letter = dead_letter.filter(|_| status != CallStatus::Success);
+        self.update(
+            id,
+            status,
+            error.as_deref(),
+            Some(&output),
+            Some(&log),
+            dead_letter,
+        )
+        .await?;
         if timings.is_some() {
             metrics.phase(Phase::Answer, answering.elapsed());
         }
         metrics.ended(end, began.elapsed());
-        Ok(Settle::Ack)
+        Ok(Settle::Ended(Box::new(queued)))
+    }
+
+    /// Tell the callback of `lease`'s ended call, if it names one: `Ack` once
+    /// it is delivered, given up or not wanted, else `Release` for the next
+    /// try. Tries are counted by deliveries of the task that ran nothing
+    /// (those past the call's own runs).
+    async fn tell(&self, lease: &Lease, queued: &QueuedCall) -> Settle {
+        let id = &lease.task.id;
+        let url = match self.callbacks.receiver(&queued.request.headers) {
+            Ok(Some(url)) => url,
+            Ok(None) => return Settle::Ack,
+            // Allowed when it was queued; the operator has closed it since.
+            Err(e) => {
+                tracing::warn!(call_id = %id, error = %e.message, "callback not sent");
+                return Settle::Ack;
+            }
+        };
+        let found = match self.store.get_call(&queued.app, id).await {
+            Ok(call) => self
+                .store
+                .call_output(&queued.app, id)
+                .await
+                .map(|output| (call, output.unwrap_or_default())),
+            Err(e) => Err(e),
+        };
+        let (call, output) = match found {
+            Ok(found) => found,
+            Err(StoreError::CallNotFound(_)) => return Settle::Ack,
+            Err(e) => {
+                tracing::warn!(call_id = %id, error = %e, "cannot read the call for its callback; trying later");
+                return Settle::Release(STORE_TROUBLE_DELAY);
+            }
+        };
+        if call.status == CallStatus::Cancelled {
+            return Settle::Ack;
+        }
+        let attempt = lease
+            .attempts
+            .saturating_sub(call.attempts)
+            .saturating_add(1);
+        match self.callbacks.deliver(url, &call, output).await {
+            Ok(()) => {
+                tracing::info!(call_id = %id, attempt, "callback delivered");
+                crate::metrics::callback(Callback::Delivered);
+                Settle::Ack
+            }
+            Err(e) if attempt >= callback::ATTEMPTS => {
+                tracing::warn!(call_id = %id, attempt, error = %e, "callback failed its last try; given up");
+                crate::metrics::callback(Callback::GivenUp);
+                Settle::Ack
+            }
+            Err(e) => {
+                let delay = backoff(attempt);
+                tracing::warn!(call_id = %id, attempt, error = %e, delay_ms = delay.as_millis(), "callback failed; it will be tried again");
+                crate::metrics::callback(Callback::Retried);
+                Settle::Release(delay)
+            }
+        }
     }
 
     /// Memory from the async share; `None` if the share can never hold it.
@@ -339,11 +459,26 @@ impl Workers {
     }
 
     /// End a call that cannot run (its task is unreadable or its route is gone).
-    async fn fail_unrun(&self, id: &str, message: &str) -> Result<(), StoreError> {
-        let result = match self.update(id, CallStatus::Running, None, None, None).await {
+    async fn fail_unrun(
+        &self,
+        id: &str,
+        message: &str,
+        dead_letter: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        let result = match self
+            .update(id, CallStatus::Running, None, None, None, None)
+            .await
+        {
             Ok(_) => {
-                self.update(id, CallStatus::Error, Some(message), None, None)
-                    .await
+                self.update(
+                    id,
+                    CallStatus::Error,
+                    Some(message),
+                    None,
+                    None,
+                    dead_letter,
+                )
+                .await
             }
             Err(e) => Err(e),
         };
@@ -362,6 +497,7 @@ impl Workers {
         error: Option<&str>,
         output: Option<&Bytes>,
         log: Option<&Bytes>,
+        dead_letter: Option<&[u8]>,
     ) -> Result<ferrite_model::Call, StoreError> {
         let update = CallUpdate {
             next,
@@ -369,6 +505,7 @@ impl Workers {
             error,
             output: output.map(|b| &b[..]),
             log: log.filter(|l| !l.is_empty()).map(|b| &b[..]),
+            dead_letter,
         };
         let waiting = tokio::time::Instant::now();
         loop {

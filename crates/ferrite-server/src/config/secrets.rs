@@ -1,7 +1,7 @@
 //! Secret settings read from files, so that a key or password can come from
 //! a Docker secret (`/run/secrets/...`) instead of an environment variable
-//! that `docker inspect` shows: `JWT_AUTH_KEY_FILE`, `DB_PASSWORD_FILE` and
-//! `MQ_PASSWORD_FILE`. Each file's content, less one trailing newline, is the
+//! that `docker inspect` shows: `JWT_AUTH_KEY_FILE`, `DB_PASSWORD_FILE`,
+//! `MQ_PASSWORD_FILE` and `FERRITE_CALLBACK_KEY_FILE`. Each file's content, less one trailing newline, is the
 //! secret. Every problem (both a setting and its file, an unreadable, empty
 //! or oversized file, a URL that already has a password) stops the server at
 //! start with one line that names the setting and never the secret.
@@ -24,6 +24,13 @@ const RECOMMENDED_KEY_BYTES: usize = ServerConfig::RECOMMENDED_KEY_BYTES;
 pub enum SecretError {
     #[error("set JWT_AUTH_KEY or JWT_AUTH_KEY_FILE, not both")]
     KeyTwice,
+    #[error("set FERRITE_CALLBACK_KEY or FERRITE_CALLBACK_KEY_FILE, not both")]
+    CallbackKeyTwice,
+    #[error(
+        "FERRITE_CALLBACK_KEY is shorter than {RECOMMENDED_KEY_BYTES} bytes: receivers trust what \
+         it signs, so it must not be guessable"
+    )]
+    ShortCallbackKey,
     #[error(
         "{0} is empty: set a key (at least {RECOMMENDED_KEY_BYTES} bytes), or unset it to keep \
          /v1 to loopback clients"
@@ -97,6 +104,19 @@ impl ServerConfig {
                 });
             }
             self.mq_url = Some(with_password(url, &password, "MQ_PASSWORD_FILE", "MQ_URL")?);
+        }
+        if let Some(path) = self.callback_key_file.take() {
+            if self.callback_key.is_some() {
+                return Err(SecretError::CallbackKeyTwice);
+            }
+            self.callback_key = Some(read_secret("FERRITE_CALLBACK_KEY_FILE", &path)?);
+        }
+        if self
+            .callback_key
+            .as_ref()
+            .is_some_and(|key| key.len() < RECOMMENDED_KEY_BYTES)
+        {
+            return Err(SecretError::ShortCallbackKey);
         }
         Ok(self)
     }
@@ -270,5 +290,26 @@ mod tests {
         }
         assert!(fail(&["--db-password-file", &pw]).contains("DB_URL is not a postgres:// URL"));
         assert!(fail(&["--mq-password-file", &pw]).contains("MQ_URL is not a redis:// URL"));
+    }
+
+    #[test]
+    fn the_callback_key_comes_from_one_place_and_is_long() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = file(&dir, "callback", "0123456789abcdef0123456789abcdef\n");
+        let read = config(&["--callback-key-file", &key])
+            .with_secret_files()
+            .unwrap();
+        assert_eq!(
+            read.callback_key.as_deref(),
+            Some("0123456789abcdef0123456789abcdef")
+        );
+        let fail = |args: &[&str]| config(args).with_secret_files().unwrap_err().to_string();
+        assert_eq!(
+            fail(&["--callback-key", "k", "--callback-key-file", &key]),
+            "set FERRITE_CALLBACK_KEY or FERRITE_CALLBACK_KEY_FILE, not both"
+        );
+        let short = fail(&["--callback-key", "shortkey"]);
+        assert!(short.contains("shorter than 32 bytes"), "{short}");
+        assert!(!short.contains("shortkey"), "{short}");
     }
 }

@@ -145,14 +145,19 @@ impl RunError {
     fn again(&self) -> bool {
         match self {
             RunError::Engine(e) => e.is_unavailable(),
-            RunError::Service(e) => matches!(
-                e,
+            // A service with no ready task (at zero, starting, its task
+            // killed), a node that runs no services (another may), an
+            // engine away: nothing reached a task.
+            RunError::Service(e) => match e {
                 ServiceError::NotReady { .. }
-                    | ServiceError::Forward {
-                        source: ForwardError::NoTasks | ForwardError::Connect { .. },
-                        ..
-                    }
-            ),
+                | ServiceError::NotHere(_)
+                | ServiceError::Forward {
+                    source: ForwardError::NoTasks | ForwardError::Connect { .. },
+                    ..
+                } => true,
+                ServiceError::Unmade(e) => e.is_transient(),
+                _ => false,
+            },
         }
     }
 
@@ -303,6 +308,34 @@ mod tests {
             error.message,
             "service svc: the service has no running task"
         );
+    }
+
+    #[test]
+    fn a_service_that_cannot_take_a_call_now_may_later() {
+        for (err, again) in [
+            (
+                ServiceError::NotReady {
+                    service: "svc".into(),
+                    waited_s: 30,
+                },
+                true,
+            ),
+            (ServiceError::NotHere("not a manager".into()), true),
+            (
+                ServiceError::Unmade(ferrite_swarm::SwarmError::Conflict("svc".into())),
+                true,
+            ),
+            (
+                ServiceError::Unmade(ferrite_swarm::SwarmError::Invalid("port".into())),
+                false,
+            ),
+        ] {
+            let outcome = Outcome::from_error(&RunError::Service(err));
+            assert!(
+                matches!(outcome.answer, Answer::NotRun { again: a, .. } if a == again),
+                "{outcome:?}"
+            );
+        }
     }
 
     #[test]

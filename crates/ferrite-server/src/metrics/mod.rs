@@ -48,6 +48,8 @@ pub(crate) const ASYNC_OLDEST: &str = "ferrite_async_oldest_queued_seconds";
 pub(crate) const ASYNC_ATTEMPTS: &str = "ferrite_async_attempts_total";
 /// Async calls put back in the queue to run again.
 pub(crate) const ASYNC_RETRIES: &str = "ferrite_async_retries_total";
+/// Tries of callbacks, by outcome: delivered|retried|given_up.
+const CALLBACKS: &str = "ferrite_callbacks_total";
 /// Replicas of a route's service: wanted|running.
 pub(crate) const SERVICE_REPLICAS: &str = "ferrite_service_replicas";
 /// Scaling decisions of the autoscaler, by direction and reason.
@@ -112,6 +114,9 @@ pub fn handle() -> &'static PrometheusHandle {
         gauge!(HISTORY_BUFFERED).set(0.0);
         counter!(ROUTE_CACHE_STALE).absolute(0);
         counter!(HISTORY_DROPPED).absolute(0);
+        for outcome in Callback::ALL {
+            counter!(CALLBACKS, "outcome" => outcome.as_str()).absolute(0);
+        }
         handle
     })
 }
@@ -160,6 +165,11 @@ fn describe() {
         ASYNC_RETRIES,
         "async calls that failed and went back to the queue to run again"
     );
+    describe_counter!(
+        CALLBACKS,
+        "tries of async calls' callbacks by outcome: delivered, retried (failed, tried again \
+         later), given_up (failed the last try)"
+    );
     describe_gauge!(
         SERVICE_REPLICAS,
         "replicas of a route's Swarm service: wanted (set by this node) and running"
@@ -191,6 +201,30 @@ fn describe() {
         "call records dropped because the history buffer was full"
     );
     scrape::describe_process();
+}
+
+/// How one try of a callback went.
+#[derive(Debug, Clone, Copy)]
+pub enum Callback {
+    Delivered,
+    Retried,
+    GivenUp,
+}
+
+impl Callback {
+    const ALL: [Callback; 3] = [Callback::Delivered, Callback::Retried, Callback::GivenUp];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Callback::Delivered => "delivered",
+            Callback::Retried => "retried",
+            Callback::GivenUp => "given_up",
+        }
+    }
+}
+
+pub fn callback(outcome: Callback) {
+    counter!(CALLBACKS, "outcome" => outcome.as_str()).increment(1);
 }
 
 pub fn store_up(up: bool) {

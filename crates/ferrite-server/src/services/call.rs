@@ -155,6 +155,11 @@ impl Services {
         let network = &self.settings.network;
         let port = managed.spec.port;
         loop {
+            // The update failed and Swarm went back to the previous image:
+            // its tasks serve (see `rollout`).
+            if !managed.renewing.load(Ordering::Acquire) {
+                return Ok(None);
+            }
             let (fresh, stale) = match self
                 .swarm
                 .tasks_of_image(&managed.name, network, &managed.run_image)

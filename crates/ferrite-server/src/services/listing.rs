@@ -22,6 +22,15 @@ pub struct ServiceView {
     /// the watchdog image is, ...); calls get a 503 saying it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why the last rolling update to the route's definition failed: Swarm
+    /// rolled it back and the service runs its previous definition, until
+    /// a change of the route tries again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update_failed: Option<String>,
+    /// When this node learnt that the update failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub update_failed_at: Option<Millis>,
     /// Replicas asked of Swarm.
     pub replicas: u32,
     /// Tasks running with an address on the network.
@@ -68,6 +77,7 @@ impl Services {
             .iter()
             .map(|m| {
                 let addresses = m.addresses.borrow().clone();
+                let update_failed = m.rollout().failed.clone();
                 let control = m.control();
                 ServiceView {
                     app: m.app.clone(),
@@ -79,6 +89,8 @@ impl Services {
                     error: failed
                         .get(&(m.app.clone(), m.path.clone()))
                         .map(|f| f.message.clone()),
+                    update_failed_at: update_failed.as_ref().map(|(_, at)| *at),
+                    update_failed: update_failed.map(|(why, _)| why),
                     replicas: control.replicas,
                     running: addresses.len(),
                     addresses: addresses.iter().map(|a| a.to_string()).collect(),
@@ -112,6 +124,8 @@ impl Services {
             image: f.image.clone(),
             service_image: None,
             error: Some(f.message.clone()),
+            update_failed: None,
+            update_failed_at: None,
             replicas: 0,
             running: 0,
             addresses: Vec::new(),

@@ -12,6 +12,7 @@ mod call;
 mod image;
 mod key;
 mod meter;
+mod rollout;
 mod scaling;
 pub use call::ServiceError;
 mod listing;
@@ -116,6 +117,9 @@ pub(crate) struct Managed {
     control: Mutex<Control>,
     /// The key its watchdog asks of every call, as this node last read it.
     key: Mutex<KeyState>,
+    /// Its last rolling update: followed until Swarm ends it, and why it
+    /// failed when it did (the service then runs its previous definition).
+    rollout: Mutex<rollout::Rollout>,
 }
 
 /// A route whose service could not be made, and why.
@@ -139,6 +143,10 @@ struct Control {
 impl Managed {
     fn control(&self) -> MutexGuard<'_, Control> {
         self.control.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn rollout(&self) -> MutexGuard<'_, rollout::Rollout> {
+        self.rollout.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn bounds(&self) -> Bounds {
@@ -198,6 +206,7 @@ impl Services {
         });
         services.adopt().await;
         tasks.spawn(services.clone().follow_moves(cancel.clone()));
+        tasks.spawn(services.clone().follow_rollouts(cancel.clone()));
         tasks.spawn(services.clone().autoscale(cancel));
         tracing::info!(network = %services.settings.network, owner = %services.settings.owner, "routes with a service section run as Swarm services");
         Ok(services)
@@ -285,9 +294,13 @@ impl Services {
 
     /// After `route` was created or changed: make its service match it, or
     /// remove its service when it no longer has a service section.
+    /// A change tries again an update of the service that failed before.
     pub async fn route_changed(&self, app: &App, route: &Route) -> Result<(), SwarmError> {
         match route.service {
-            Some(_) => self.ensure(app, route).await.map(drop),
+            Some(_) => self
+                .ensure_changed(app, route, Retry::Failed)
+                .await
+                .map(drop),
             None => self.remove(&route.app_name, &route.path).await,
         }
     }
@@ -296,8 +309,19 @@ impl Services {
     /// changed) and manage it; the autoscaler's state survives an update.
     /// Why it failed is kept for the listing until it succeeds.
     async fn ensure(&self, app: &App, route: &Route) -> Result<Arc<Managed>, SwarmError> {
+        self.ensure_changed(app, route, Retry::Never).await
+    }
+
+    /// [`Services::ensure`]; `retry` says whether an update of the service
+    /// that failed before is tried again.
+    async fn ensure_changed(
+        &self,
+        app: &App,
+        route: &Route,
+        retry: Retry,
+    ) -> Result<Arc<Managed>, SwarmError> {
         let key = (route.app_name.clone(), route.path.clone());
-        let made = self.make(app, route).await;
+        let made = self.make(app, route, retry).await;
         match &made {
             Ok(_) => {
                 self.failed().remove(&key);
@@ -317,7 +341,12 @@ impl Services {
         made
     }
 
-    async fn make(&self, app: &App, route: &Route) -> Result<Arc<Managed>, SwarmError> {
+    async fn make(
+        &self,
+        app: &App,
+        route: &Route,
+        retry: Retry,
+    ) -> Result<Arc<Managed>, SwarmError> {
         let spec = route.service.clone().unwrap_or_default();
         let _changing = self.changing.lock().await;
         let prepared = self.prepare(route).await?;
@@ -326,20 +355,40 @@ impl Services {
         let hash = def.spec_hash();
         let key = (route.app_name.clone(), route.path.clone());
         let previous = self.managed().get(&key).cloned();
-        if let Some(m) = previous.as_ref().filter(|m| m.hash == hash) {
+        let retry_failed = |m: &Managed| retry == Retry::Failed && m.rollout().failed.is_some();
+        if let Some(m) = previous
+            .as_ref()
+            .filter(|m| m.hash == hash && !retry_failed(m))
+        {
             return Ok(m.clone());
         }
         let renewing = previous
             .as_ref()
             .is_some_and(|m| m.run_image != def.image || m.renewing.load(Ordering::Acquire));
-        let ensured = self.swarm.ensure(&def).await?;
+        let ensured = match retry {
+            Retry::Failed => self.swarm.ensure_again(&def).await?,
+            Retry::Never => self.swarm.ensure(&def).await?,
+        };
+        let failed_before = ensured.action == swarm::EnsureAction::FailedBefore;
         // An update of a service this node did not manage yet (adopted at
         // start after its image was rebuilt) may be a move to a new image
         // too; when it is not, the first call finds no task of another
-        // image and calls go on as usual.
-        let renewing =
-            renewing || (previous.is_none() && ensured.action == swarm::EnsureAction::Updated);
-        tracing::info!(service = %ensured.name, app = %def.app, path = %def.path, action = ?ensured.action, replicas = ensured.replicas, "service matches its route");
+        // image and calls go on as usual. After a failed update the tasks
+        // run the previous image, and calls go to them.
+        let renewing = !failed_before
+            && (renewing || (previous.is_none() && ensured.action == swarm::EnsureAction::Updated));
+        match &ensured.failed_update {
+            Some(why) => {
+                tracing::warn!(service = %ensured.name, app = %def.app, path = %def.path, why = %why, "the route's service keeps its previous definition: the update to this one failed before; a change of the route tries it again");
+            }
+            None => {
+                tracing::info!(service = %ensured.name, app = %def.app, path = %def.path, action = ?ensured.action, replicas = ensured.replicas, "service matches its route");
+            }
+        }
+        let rollout = match ensured.action {
+            swarm::EnsureAction::Updated => rollout::Rollout::started(Instant::now()),
+            _ => rollout::Rollout::settled(ensured.failed_update.clone()),
+        };
         let addresses = self.watcher.watch(&ensured.name, def.port);
         self.watcher.changed(&ensured.name);
         let replicas = u32::try_from(ensured.replicas).unwrap_or(u32::MAX);
@@ -380,6 +429,7 @@ impl Services {
                 key: ensured.key,
                 reread: None,
             }),
+            rollout: Mutex::new(rollout),
         });
         self.managed().insert(key, managed.clone());
         self.follow_sources();
@@ -433,7 +483,7 @@ impl Services {
             }
         };
         for route in routes.iter().filter(|r| r.service.is_some()) {
-            self.ensure(app, route).await?;
+            self.ensure_changed(app, route, Retry::Failed).await?;
         }
         Ok(())
     }
@@ -452,6 +502,17 @@ impl Services {
             None => self.ensure(app, route).await,
         }
     }
+}
+
+/// Whether making a service may try again an update that failed before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Its route (or app) was changed: whoever changed it may have fixed
+    /// what made the update fail.
+    Failed,
+    /// An adoption, a call, a rebuilt image: the same definition would
+    /// fail the same way.
+    Never,
 }
 
 fn unavailable(e: &SwarmError) -> Arc<str> {

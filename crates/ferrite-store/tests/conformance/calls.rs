@@ -3,7 +3,7 @@
 use ferrite_model::{Call, CallStatus, Millis, RouteType};
 use ferrite_store::{CallFilter, CallUpdate, Store, StoreError};
 
-use super::{app, call, call_id};
+use super::{app, call, call_id, ids};
 
 pub async fn call_round_trip(store: &dyn Store) {
     store.create_app(&app("ca", &[])).await.unwrap();
@@ -58,6 +58,22 @@ pub async fn insert_calls_all_or_none(store: &dyn Store) {
         let err = store.get_call("cb", &call_id(n)).await.unwrap_err();
         assert!(matches!(err, StoreError::CallNotFound(_)), "{err:?}");
     }
+    // More calls than one statement takes, the taken id last: still none.
+    let mut large: Vec<Call> = (100..1_300).map(|n| call("cb", "/p", n)).collect();
+    large.push(call("cb", "/p", 1));
+    let err = store.insert_calls(&large).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::CallExists(ref id) if *id == call_id(1)),
+        "{err:?}"
+    );
+    let err = store.get_call("cb", &call_id(100)).await.unwrap_err();
+    assert!(matches!(err, StoreError::CallNotFound(_)), "{err:?}");
+    large.pop();
+    store.insert_calls(&large).await.unwrap();
+    assert_eq!(
+        store.get_call("cb", &call_id(1_299)).await.unwrap(),
+        large[1_199]
+    );
 }
 
 pub async fn call_not_found(store: &dyn Store) {
@@ -341,4 +357,71 @@ pub async fn call_update_writes_log(store: &dyn Store) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::CallNotFound(_)), "{err:?}");
+}
+
+pub async fn dead_letters_are_kept_listed_and_dropped(store: &dyn Store) {
+    use CallStatus::*;
+    store.create_app(&app("dl", &[])).await.unwrap();
+    store.create_app(&app("dl2", &[])).await.unwrap();
+    for n in 1..=3 {
+        store.insert_call(&call("dl", "/p", n)).await.unwrap();
+        store
+            .update_call(&call_id(n), &CallUpdate::new(Running, 10))
+            .await
+            .unwrap();
+    }
+    // Ends in error with its request kept; a success keeps none.
+    for n in [1, 3] {
+        store
+            .update_call(
+                &call_id(n),
+                &CallUpdate {
+                    error: Some("exit 1"),
+                    dead_letter: Some(format!("request {n}").as_bytes()),
+                    ..CallUpdate::new(Error, 20)
+                },
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .update_call(&call_id(2), &CallUpdate::new(Success, 20))
+        .await
+        .unwrap();
+    let dead = CallFilter {
+        dead_letters: true,
+        ..CallFilter::default()
+    };
+    let listed = store.list_calls("dl", dead.clone()).await.unwrap();
+    assert_eq!(ids(&listed), vec![call_id(3), call_id(1)], "newest first");
+    assert_eq!(listed[0].error.as_deref(), Some("exit 1"));
+    assert!(store
+        .list_calls("dl2", dead.clone())
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.dead_letter("dl", &call_id(1)).await.unwrap(),
+        b"request 1"
+    );
+    for (app, n) in [("dl", 2), ("dl2", 1), ("dl", 99)] {
+        let err = store.dead_letter(app, &call_id(n)).await.unwrap_err();
+        assert!(matches!(err, StoreError::DeadLetterNotFound(_)), "{err:?}");
+        let err = store
+            .delete_dead_letter(app, &call_id(n))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::DeadLetterNotFound(_)), "{err:?}");
+    }
+    store.delete_dead_letter("dl", &call_id(1)).await.unwrap();
+    let listed = store.list_calls("dl", dead.clone()).await.unwrap();
+    assert_eq!(ids(&listed), vec![call_id(3)]);
+    // The call record stays; the list goes with its app.
+    assert_eq!(
+        store.get_call("dl", &call_id(1)).await.unwrap().status,
+        Error
+    );
+    store.delete_app("dl", true).await.unwrap();
+    store.create_app(&app("dl", &[])).await.unwrap();
+    assert!(store.list_calls("dl", dead).await.unwrap().is_empty());
 }

@@ -229,6 +229,9 @@ pub async fn calls_list_and_page(store: &dyn Store) {
                 path: Some("/odd".into()),
                 status: Some(CallStatus::Running),
                 cursor: Some(call_id(5)),
+                dead_letters: false,
+                created_from_ms: None,
+                created_to_ms: None,
                 limit: 10,
             },
         )
@@ -368,4 +371,37 @@ pub async fn queued_calls_counted_per_app(store: &dyn Store) {
 
 pub async fn ping(store: &dyn Store) {
     store.ping().await.unwrap();
+}
+
+pub async fn calls_listed_by_creation_time(store: &dyn Store) {
+    store.create_app(&app("lt", &[])).await.unwrap();
+    for n in 1..=20 {
+        store.insert_call(&call("lt", "/p", n)).await.unwrap();
+    }
+    // call(_, _, n) is created at 1000 + n ms; both bounds are inclusive.
+    let between = |from, to| CallFilter {
+        created_from_ms: from,
+        created_to_ms: to,
+        ..CallFilter::default()
+    };
+    let listed = store
+        .list_calls("lt", between(Some(1010), Some(1012)))
+        .await
+        .unwrap();
+    assert_eq!(ids(&listed), [call_id(12), call_id(11), call_id(10)]);
+    let listed = store
+        .list_calls("lt", between(Some(1019), None))
+        .await
+        .unwrap();
+    assert_eq!(ids(&listed), [call_id(20), call_id(19)]);
+    let listed = store
+        .list_calls("lt", between(None, Some(1001)))
+        .await
+        .unwrap();
+    assert_eq!(ids(&listed), [call_id(1)]);
+    let listed = store
+        .list_calls("lt", between(Some(1015), Some(1014)))
+        .await
+        .unwrap();
+    assert!(listed.is_empty());
 }

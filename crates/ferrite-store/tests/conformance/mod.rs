@@ -73,10 +73,10 @@ macro_rules! store_conformance_tests {
             route_service_update, routes_list_with_service, route_confinement_round_trip_and_update,
             routes_list_by_path, route_delete, ping,
             call_round_trip, insert_calls_all_or_none, call_not_found, call_transitions, call_output_kept, call_logs,
-            call_update_writes_log, record_calls_batch_lands,
+            call_update_writes_log, dead_letters_are_kept_listed_and_dropped, record_calls_batch_lands,
             record_calls_skips_unknown_apps_and_duplicates, record_calls_keeps_logs,
             a_batch_of_1000_calls_is_quick,
-            calls_list_and_page, calls_purge, app_delete_removes_calls);
+            calls_list_and_page, calls_listed_by_creation_time, calls_purge, app_delete_removes_calls);
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn concurrent_patches_all_land() {
             let (store, _guard) = $make.await;

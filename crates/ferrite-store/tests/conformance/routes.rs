@@ -211,11 +211,6 @@ pub async fn route_service_update(store: &dyn Store) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
-    let err = store
-        .update_route("svcu", "/r", patch(r#"{"type":"async"}"#))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
     assert_eq!(
         store.get_route("svcu", "/r").await.unwrap(),
         kept,

@@ -67,15 +67,8 @@ pub struct ListArgs {
     /// or cancelled.
     #[arg(long, value_parser = parse_status)]
     status: Option<CallStatus>,
-    /// Calls per page, 1 to 1000 [server default: 100].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_PAGE))]
-    limit: Option<u32>,
-    /// Start after this call: the id a previous page named in its `more:` line.
-    #[arg(long, value_name = "ID")]
-    cursor: Option<String>,
-    /// Follow the pages to the last one.
-    #[arg(long)]
-    all: bool,
+    #[command(flatten)]
+    pages: Pages,
     #[command(flatten)]
     output: OutputArgs,
     #[command(flatten)]
@@ -123,26 +116,60 @@ pub async fn run(cmd: CallsCommand) -> anyhow::Result<()> {
 async fn list(args: ListArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.api)?;
     let path = args.path.as_deref().map(absolute);
-    let per_page = args.limit.map(|n| n.to_string());
-    let mut cursor = args.cursor.filter(|c| !c.is_empty());
+    let mut filters = Vec::new();
+    if let Some(path) = &path {
+        filters.push(("path", path.as_str()));
+    }
+    if let Some(status) = args.status {
+        filters.push(("status", status.as_str()));
+    }
+    print_pages(
+        &client,
+        &client::calls_path(&args.app),
+        &filters,
+        args.pages,
+        args.output,
+    )
+    .await
+}
+
+/// Which pages of a listing of calls to print (`calls list`,
+/// `dead-letters list`).
+#[derive(Debug, Args)]
+pub(crate) struct Pages {
+    /// Calls per page, 1 to 1000 [server default: 100].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_PAGE))]
+    limit: Option<u32>,
+    /// Start after this call: the id a previous page named in its `more:` line.
+    #[arg(long, value_name = "ID")]
+    cursor: Option<String>,
+    /// Follow the pages to the last one.
+    #[arg(long)]
+    all: bool,
+}
+
+/// Print the calls listed at `segments` (with `filters`): one page, or with
+/// `all` every page from the cursor on, then a `more:` line on stderr when
+/// a page is left.
+pub(crate) async fn print_pages(
+    client: &Client,
+    segments: &[&str],
+    filters: &[(&str, &str)],
+    pages: Pages,
+    output: OutputArgs,
+) -> anyhow::Result<()> {
+    let per_page = pages.limit.map(|n| n.to_string());
+    let mut cursor = pages.cursor.filter(|c| !c.is_empty());
     let mut calls = Vec::new();
     let more = loop {
-        let mut query = Vec::new();
-        if let Some(path) = &path {
-            query.push(("path", path.as_str()));
-        }
-        if let Some(status) = args.status {
-            query.push(("status", status.as_str()));
-        }
+        let mut query = filters.to_vec();
         if let Some(per_page) = &per_page {
             query.push(("per_page", per_page.as_str()));
         }
         if let Some(cursor) = &cursor {
             query.push(("cursor", cursor.as_str()));
         }
-        let mut answer = client
-            .get_query(&client::calls_path(&args.app), &query)
-            .await?;
+        let mut answer = client.get_query(segments, &query).await?;
         let next = match answer.get_mut("next_cursor").map(Value::take) {
             None | Some(Value::Null) => None,
             Some(Value::String(next)) => Some(next),
@@ -155,14 +182,14 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
         calls.extend(page);
         match next {
             // A cursor that does not move would page forever.
-            Some(next) if args.all && !empty && cursor.as_ref() != Some(&next) => {
+            Some(next) if pages.all && !empty && cursor.as_ref() != Some(&next) => {
                 cursor = Some(next);
             }
-            _ if args.all => break None,
+            _ if pages.all => break None,
             next => break next,
         }
     };
-    if args.output.json {
+    if output.json {
         output::print_json(&Value::Array(calls))?;
     } else {
         let calls: Vec<Call> = output::parse(Value::Array(calls), "a list of calls")?;

@@ -7,6 +7,7 @@ pub mod build;
 pub mod bump;
 pub mod calls;
 pub mod completion;
+pub mod dead_letters;
 pub mod deploy;
 pub mod init;
 pub mod routes;

@@ -25,15 +25,21 @@ pub fn services_table(services: &[Value]) -> String {
             text(&service["service"]),
             format!("{}/{}", service["running"], service["replicas"]),
             service["in_flight"].to_string(),
-            match (service["error"].as_str(), scaling["reason"].as_str()) {
+            match (
+                service["error"].as_str(),
+                service["update_failed"].as_str(),
+                scaling["reason"].as_str(),
+            ) {
                 // The service could not be made: why, in place of scaling.
-                (Some(error), _) => format!("error: {error}"),
-                (None, Some(reason)) => format!(
+                (Some(error), _, _) => format!("error: {error}"),
+                // Its last update failed: it runs its previous definition.
+                (None, Some(why), _) => format!("update failed: {why}"),
+                (None, None, Some(reason)) => format!(
                     "{} -> {}: {reason}",
                     text(&scaling["at"]),
                     scaling["replicas"]
                 ),
-                (None, None) => NONE.to_string(),
+                (None, None, None) => NONE.to_string(),
             },
         ]);
     }

@@ -14,6 +14,7 @@ pub mod load;
 pub mod postgres;
 pub mod postgres_private;
 pub mod prometheus;
+pub mod receiver;
 pub mod redis;
 pub mod swarm_fixture;
 

@@ -173,7 +173,7 @@ impl Fixture {
         for (key, value) in env {
             args.extend(["-e".to_string(), format!("{key}={value}")]);
         }
-        args.push("ferrite/ferrite".to_string());
+        args.push(server_image());
         // The key reaches the container from this command's environment,
         // not from its arguments.
         let out = Command::new("docker")
@@ -240,6 +240,13 @@ impl Fixture {
             })
             .collect()
     }
+}
+
+/// The image of the Ferrite under test: `ferrite/ferrite` (scripts/test.sh
+/// builds it from the tree), or FERRITE_TEST_SERVER_IMAGE, so that a
+/// branch's own build can be tried beside the shared image.
+fn server_image() -> String {
+    std::env::var("FERRITE_TEST_SERVER_IMAGE").unwrap_or_else(|_| "ferrite/ferrite".to_string())
 }
 
 /// A Ferrite container: its URL and the key its tokens are signed with.

@@ -1,0 +1,46 @@
+//! `/function/{name}[/{path}]` and `/async-function/{name}[/{path}]`:
+//! calls of a function's route, through the same admission, queue and
+//! executor as `/r` (its `jwt_key`, its app's limits, the call body cap).
+
+use axum::extract::{OriginalUri, Request, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::functions::Name;
+use super::mapping::ROUTE_PATH;
+use crate::api::extract::Param;
+use crate::api::invoke::{call_route, Mode, CALL_ID_HEADER};
+use crate::api::AppState;
+
+/// The header OpenFaaS' gateway names a queued call's id with.
+const X_CALL_ID: &str = "x-call-id";
+
+/// A sync call: the function's answer as it gave it. Every sub-path goes
+/// to the function's one route; the function reads the whole URL in
+/// `Fn-Request-Url`.
+pub async fn sync(
+    State(state): State<AppState>,
+    Param(Name { name }): Param<Name>,
+    OriginalUri(uri): OriginalUri,
+    request: Request,
+) -> Response {
+    call_route(&state, &name, ROUTE_PATH, uri, request, Mode::AsRoute).await
+}
+
+/// An async call: queued with its headers as they came (`X-Callback-Url`
+/// among them), 202 with the call's id in `X-Call-Id` as OpenFaaS answers
+/// it (and in `Fn-Call-Id` and the JSON body, as `/r` answers it).
+pub async fn queued(
+    State(state): State<AppState>,
+    Param(Name { name }): Param<Name>,
+    OriginalUri(uri): OriginalUri,
+    request: Request,
+) -> Response {
+    let mut response = call_route(&state, &name, ROUTE_PATH, uri, request, Mode::Queued).await;
+    if response.status() == StatusCode::ACCEPTED {
+        if let Some(id) = response.headers().get(CALL_ID_HEADER).cloned() {
+            response.headers_mut().insert(X_CALL_ID, id);
+        }
+    }
+    response
+}
