@@ -10,19 +10,15 @@ use crate::error::text;
 use crate::ApiError;
 
 /// Decode a JSON body whose top level must carry the object under `key`
-/// (`{"app":{...}}`). A missing or `null` wrapper is a 400 naming the key.
+/// (`{"app":{...}}`). A body that is empty, not JSON or not an object is
+/// IronFunctions' `Invalid JSON` (clients compare the text); a missing or
+/// `null` wrapper is a 400 naming the key; a field of the wrong type names
+/// the field.
 pub fn wrapped<T: DeserializeOwned>(body: &[u8], key: &str) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request(format!(
-            "request body is empty; expected {{\"{key}\":{{...}}}}"
-        )));
-    }
-    let document: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))?;
+    let invalid = || ApiError::bad_request(text::INVALID_JSON);
+    let document: serde_json::Value = serde_json::from_slice(body).map_err(|_| invalid())?;
     let serde_json::Value::Object(mut top) = document else {
-        return Err(ApiError::bad_request(format!(
-            "request body must be a JSON object of the form {{\"{key}\":{{...}}}}"
-        )));
+        return Err(invalid());
     };
     match top.remove(key) {
         // IronFunctions' words for its two wrappers.
@@ -64,12 +60,10 @@ mod tests {
 
     #[test]
     fn names_the_problem() {
-        let err = wrapped::<AppInput>(b"", "app").unwrap_err();
-        assert!(err.message.contains("empty"), "{}", err.message);
-        let err = wrapped::<AppInput>(b"{", "app").unwrap_err();
-        assert!(err.message.contains("not valid JSON"), "{}", err.message);
-        let err = wrapped::<AppInput>(b"[1]", "app").unwrap_err();
-        assert!(err.message.contains("JSON object"), "{}", err.message);
+        for body in [&b""[..], b" ", b"{", b"[1]", b"7"] {
+            let err = wrapped::<AppInput>(body, "app").unwrap_err();
+            assert_eq!(err.message, text::INVALID_JSON);
+        }
         let err = wrapped::<AppInput>(br#"{"name":"x"}"#, "app").unwrap_err();
         assert_eq!(err.message, text::APP_MISSING_NEW);
         let err = wrapped::<RouteInput>(br#"{"path":"/x"}"#, "route").unwrap_err();

@@ -87,6 +87,7 @@ impl ApiError {
 /// them (and its own statuses). Failures IronFunctions did not have keep
 /// Ferrite's own wording. docs/compatibility.md lists them all.
 pub mod text {
+    pub const INVALID_JSON: &str = "Invalid JSON";
     pub const APP_NOT_FOUND: &str = "App not found";
     pub const APP_EXISTS: &str = "App already exists";
     pub const APP_HAS_ROUTES: &str = "Cannot remove apps with routes";

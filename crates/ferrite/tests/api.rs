@@ -266,13 +266,13 @@ fn bad_input_gets_a_clear_error_and_writes_nothing() {
     );
 
     // Malformed bodies.
-    assert_error(
-        api.send("POST", "/v1/apps", Some("{")),
-        400,
-        "not valid JSON",
-    );
-    assert_error(api.send("POST", "/v1/apps", Some("")), 400, "empty");
-    assert_error(api.send("POST", "/v1/apps", Some("[]")), 400, "JSON object");
+    for body in ["{", "", "[]"] {
+        assert_error(
+            api.send("POST", "/v1/apps", Some(body)),
+            400,
+            "Invalid JSON",
+        );
+    }
     assert_error(
         api.post("/v1/apps", json!({"name":"x"})),
         400,

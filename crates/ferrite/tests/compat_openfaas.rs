@@ -286,7 +286,7 @@ fn functions_are_deployed_listed_described_scaled_updated_and_removed() {
         json!({"limits": {"memory": "128M"}}),
     );
     let (status, text) = send(&server, "PUT", "/system/functions", Some(next));
-    assert_eq!(status, 202, "{text}");
+    assert_eq!(status, 200, "{text}");
     let (_, text) = send(&server, "GET", "/system/function/of-hello", None);
     let entry = json_of(&text);
     assert_eq!(entry["image"], "ferrite/echo");
@@ -493,7 +493,8 @@ fn system_takes_the_key_as_bearer_or_basic_and_calls_follow_the_route() {
 #[test]
 fn a_deployed_function_runs_as_a_swarm_service_and_takes_calls() {
     require_images(&["ferrite/ferrite", "ferrite/hello"]);
-    let fixture = Fixture::new("openfaas", &[]);
+    let fixture = Fixture::new("openfaas", &["ferrite/of-path"]);
+    let path_image = build_path_function(&fixture.images[0]);
     let ferrite = fixture.start();
     let url = |path: &str| format!("{}{path}", ferrite.url);
     // As faas-cli sends it after `faas-cli login`.
@@ -565,6 +566,46 @@ fn a_deployed_function_runs_as_a_swarm_service_and_takes_calls() {
     assert_eq!((status, output.as_str()), (200, "Hello Later!\n"));
     assert_eq!(described()["invocationCount"], 2);
 
+    // A function sees the path after its name, as OpenFaaS' gateway sends
+    // it: an HTTP-mode function routes on it.
+    let deploy = deployment(
+        "of-path",
+        &path_image,
+        json!({"labels": {"com.openfaas.scale.max": "1"},
+               "annotations": {"com.ferrite.format": "http"}}),
+    );
+    let (status, _, text) =
+        answer(system(reqwest::Method::POST, "/system/functions").body(deploy.to_string()));
+    assert_eq!(status, 202, "{text}");
+    for (path, seen) in [
+        ("/function/of-path/a/b?x=1", "/a/b?x=1"),
+        ("/function/of-path", "/"),
+    ] {
+        let (status, _, text) = answer(client().get(url(path)));
+        assert_eq!((status, text.as_str()), (200, seen), "{path}");
+    }
+    let reply = client()
+        .get(url("/async-function/of-path/queued/c"))
+        .send()
+        .unwrap();
+    assert_eq!(reply.status(), 202);
+    let call_id = reply.headers()["x-call-id"].to_str().unwrap().to_string();
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            let (_, text) = manage(&format!("/v1/calls/{call_id}"));
+            serde_json::from_str::<Value>(&text).is_ok_and(|v| v["call"]["status"] == "success")
+        }),
+        "{:?}",
+        manage(&format!("/v1/calls/{call_id}"))
+    );
+    let (status, output) = manage(&format!("/v1/apps/of-path/calls/{call_id}/output"));
+    assert_eq!((status, output.as_str()), (200, "/queued/c"));
+    let (status, _, text) = answer(
+        system(reqwest::Method::DELETE, "/system/functions")
+            .body(json!({"functionName": "of-path"}).to_string()),
+    );
+    assert_eq!(status, 200, "{text}");
+
     // Removed: its service goes with it.
     let (status, _, text) = answer(
         system(reqwest::Method::DELETE, "/system/functions")
@@ -572,4 +613,42 @@ fn a_deployed_function_runs_as_a_swarm_service_and_takes_calls() {
     );
     assert_eq!(status, 200, "{text}");
     assert_eq!(fixture.services(), vec![]);
+}
+
+/// Builds `tag`: a hot function in HTTP format that answers each request
+/// with the path and query of its request line (the test sends bodiless
+/// GETs, so a request ends at its blank line).
+fn build_path_function(tag: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM ferrite/busybox\nCOPY fn.sh /fn.sh\nCMD [\"/bin/sh\", \"/fn.sh\"]\n",
+    )
+    .unwrap();
+    let script = r#"#!/bin/sh
+cr=$(printf '\r')
+first=
+while IFS= read -r line; do
+  if [ -z "$first" ]; then first=$line; continue; fi
+  if [ "$line" = "$cr" ] || [ -z "$line" ]; then
+    target=$(echo "$first" | cut -d' ' -f2)
+    printf 'HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s' "${#target}" "$target"
+    first=
+  fi
+done
+"#;
+    std::fs::write(dir.path().join("fn.sh"), script).unwrap();
+    common::succeed(
+        "docker",
+        &[
+            "build",
+            "-q",
+            "--label",
+            "org.ferrite.test=1",
+            "-t",
+            tag,
+            dir.path().to_str().unwrap(),
+        ],
+    );
+    tag.to_string()
 }

@@ -61,7 +61,7 @@ pub async fn invoke(
     request: Request,
 ) -> Response {
     let path = format!("/{rest}");
-    call_route(&state, &app_name, &path, uri, request, Mode::AsRoute).await
+    call_route(&state, &app_name, &path, None, uri, request, Mode::AsRoute).await
 }
 
 /// Whether a call is queued.
@@ -76,11 +76,13 @@ pub enum Mode {
 
 /// A call of route `path` of app `app_name`, admitted, run or queued
 /// (`mode`) and answered: the one way every call path takes (`/r`,
-/// OpenFaaS' `/function` and `/async-function`).
+/// OpenFaaS' `/function` and `/async-function`). A service's task is sent
+/// `task_path`, or the route's path without it.
 pub async fn call_route(
     state: &AppState,
     app_name: &str,
     path: &str,
+    task_path: Option<String>,
     uri: Uri,
     request: Request,
     mode: Mode,
@@ -95,7 +97,7 @@ pub async fn call_route(
         Err(e) => return Error::from(e).into_response(),
     };
     let began = Instant::now();
-    let mut response = match call(state, &cached, uri, request, began, mode).await {
+    let mut response = match call(state, &cached, (uri, task_path), request, began, mode).await {
         Ok(response) => response,
         Err(e) => {
             cached.metrics.ended(End::Rejected, began.elapsed());
@@ -111,7 +113,7 @@ pub async fn call_route(
 async fn call(
     state: &AppState,
     cached: &Cached,
-    uri: Uri,
+    (uri, task_path): (Uri, Option<String>),
     mut request: Request,
     began: Instant,
     mode: Mode,
@@ -149,6 +151,7 @@ async fn call(
         request_url: request_url(&headers, uri.path_and_query().map_or("/", |p| p.as_str())),
         method,
         uri,
+        task_path,
         headers,
         body,
     };

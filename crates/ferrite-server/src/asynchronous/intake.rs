@@ -277,6 +277,7 @@ mod tests {
                 method: axum::http::Method::POST,
                 uri: format!("/r/{app}/p").parse().unwrap(),
                 request_url: format!("http://localhost/r/{app}/p"),
+                task_path: None,
                 headers: axum::http::HeaderMap::new(),
                 body: bytes::Bytes::from_static(b"{}"),
             },

@@ -27,6 +27,10 @@ struct Header {
     method: String,
     uri: String,
     request_url: String,
+    /// Absent in calls queued before it existed, and when the task is sent
+    /// the route's path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    task_path: Option<String>,
     /// Name and value pairs, in order; values that are not text are left out
     /// (the function contract passes headers as text).
     headers: Vec<(String, String)>,
@@ -47,6 +51,7 @@ impl QueuedCall {
             method: request.method.to_string(),
             uri: request.uri.to_string(),
             request_url: request.request_url.clone(),
+            task_path: request.task_path.clone(),
             headers: request
                 .headers
                 .iter()
@@ -95,6 +100,7 @@ impl QueuedCall {
                     .parse::<Uri>()
                     .map_err(|e| Undecodable(format!("uri: {e}")))?,
                 request_url: header.request_url,
+                task_path: header.task_path,
                 headers,
                 body: Bytes::copy_from_slice(&payload[4 + len..]),
             },
@@ -119,6 +125,7 @@ mod tests {
                 method: Method::POST,
                 uri: "/r/myapp/a/b?x=1".parse().unwrap(),
                 request_url: "http://h/r/myapp/a/b?x=1".into(),
+                task_path: Some("/b".into()),
                 headers,
                 body: Bytes::from_static(b"\x00\xffbinary"),
             },
@@ -129,6 +136,7 @@ mod tests {
         assert_eq!(back.request.call_id, "0193-abc");
         assert_eq!(back.request.method, Method::POST);
         assert_eq!(back.request.uri, "/r/myapp/a/b?x=1");
+        assert_eq!(back.request.task_path.as_deref(), Some("/b"));
         assert_eq!(back.request.body, &b"\x00\xffbinary"[..]);
         let values: Vec<_> = back.request.headers.get_all("x-a").iter().collect();
         assert_eq!(values, ["1", "2"]);

@@ -34,6 +34,10 @@ pub struct CallRequest {
     pub uri: Uri,
     /// The URL as the client used it (`scheme://host/r/app/path?query`).
     pub request_url: String,
+    /// The path a service's task is sent, when it is not the route's own:
+    /// OpenFaaS' gateway sends `/function/NAME/a/b` to its function as
+    /// `/a/b`, and functions built for it route on that path.
+    pub task_path: Option<String>,
     pub headers: HeaderMap,
     pub body: Bytes,
 }

@@ -20,10 +20,12 @@ pub(super) async fn run(
     let services = services
         .as_ref()
         .map_err(|why| ServiceError::NotHere(why.to_string()))?;
-    // The task sees the route's path and the query, not `/r/{app}`.
+    // The task sees the route's path (or the one the call path chose) and
+    // the query, not `/r/{app}`.
+    let path = call.task_path.as_deref().unwrap_or(&route.path);
     let target = match call.uri.query() {
-        Some(query) => format!("{}?{query}", route.path),
-        None => route.path.clone(),
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_string(),
     };
     let uri = target.parse().map_err(|e| ServiceError::BadTarget {
         target: target.clone(),

@@ -92,7 +92,8 @@ pub async fn update(State(state): State<AppState>, request: Request) -> Result<S
     let current = function(&state, &deployment.service).await?;
     let input = route_input(&deployment, Some(&current))?;
     patch(&state, &current.app_name, input, "function updated").await?;
-    Ok(StatusCode::ACCEPTED)
+    // OpenFaaS' swagger answers an update 200 (a deployment 202).
+    Ok(StatusCode::OK)
 }
 
 /// `DELETE /system/functions`: the app, its route and its service.
