@@ -4,9 +4,9 @@
 use ferrite_model::confinement::{
     Network, CAP_ALLOWLIST, MAX_NOFILE, MAX_PIDS_LIMIT, MIN_NOFILE, MIN_PIDS_LIMIT,
 };
+use ferrite_model::key::MAX_KEY_NAME_CHARS;
 use ferrite_model::route::MAX_RETRIES;
 use ferrite_model::service::MAX_REPLICAS;
-use ferrite_model::key::MAX_KEY_NAME_CHARS;
 use ferrite_model::{decode, ApiKey, App, AppInput, KeyInput, Millis, Route, RouteInput};
 use proptest::prelude::*;
 use serde_json::{json, Value};

@@ -83,7 +83,11 @@ fn a_key_reaches_its_app_as_far_as_its_access_goes() {
     let server = TestServer::start();
     let url = server.url.as_str();
     for app in ["ka", "kb"] {
-        common::create_route(&server, app, json!({"path": "/echo", "image": "ferrite/echo"}));
+        common::create_route(
+            &server,
+            app,
+            json!({"path": "/echo", "image": "ferrite/echo"}),
+        );
     }
     let (manage_id, manage) = issue(url, None, "ka", "manage");
     let (_, read) = issue(url, None, "ka", "read");
@@ -96,7 +100,10 @@ fn a_key_reaches_its_app_as_far_as_its_access_goes() {
     assert_eq!(as_key(&manage, Method::GET, "/apps/ka", None).0, 200);
     let patch = json!({"app": {"config": {"TEAM": "a"}}});
     let (status, answer) = as_key(&manage, Method::PATCH, "/apps/ka", Some(patch.clone()));
-    assert_eq!((status, &answer["app"]["config"]["TEAM"]), (200, &json!("a")));
+    assert_eq!(
+        (status, &answer["app"]["config"]["TEAM"]),
+        (200, &json!("a"))
+    );
     let route = json!({"route": {"path": "/more", "image": "ferrite/echo"}});
     assert_eq!(
         as_key(&manage, Method::POST, "/apps/ka/routes", Some(route)).0,
@@ -164,7 +171,13 @@ fn a_key_reaches_its_app_as_far_as_its_access_goes() {
     assert_eq!(status, 403, "{answer}");
 
     // Revoked: refused from the next request on, as an unknown key is.
-    let (status, _) = v1(url, None, Method::DELETE, &format!("/keys/{manage_id}"), None);
+    let (status, _) = v1(
+        url,
+        None,
+        Method::DELETE,
+        &format!("/keys/{manage_id}"),
+        None,
+    );
     assert_eq!(status, 200);
     let (status, answer) = as_key(&manage, Method::GET, "/apps/ka", None);
     assert_eq!(status, 401, "{answer}");
@@ -174,7 +187,11 @@ fn a_key_reaches_its_app_as_far_as_its_access_goes() {
     assert_eq!(as_key("fk_nonsense", Method::GET, "/apps/ka", None).0, 401);
 
     let db = server.db_path();
-    let files = [db.clone(), db.with_extension("db-wal"), server.data_dir.path().join("server.log")];
+    let files = [
+        db.clone(),
+        db.with_extension("db-wal"),
+        server.data_dir.path().join("server.log"),
+    ];
     let read_id = read.split('_').nth(1).unwrap();
     assert_only_the_hash_is_kept(&server.db_url(), &files, read_id, &read);
 }
@@ -183,8 +200,16 @@ fn a_key_reaches_its_app_as_far_as_its_access_goes() {
 fn a_team_uses_the_cli_with_its_key() {
     require_images(&["ferrite/echo"]);
     let server = TestServer::start();
-    common::create_route(&server, "team", json!({"path": "/echo", "image": "ferrite/echo"}));
-    common::create_route(&server, "others", json!({"path": "/echo", "image": "ferrite/echo"}));
+    common::create_route(
+        &server,
+        "team",
+        json!({"path": "/echo", "image": "ferrite/echo"}),
+    );
+    common::create_route(
+        &server,
+        "others",
+        json!({"path": "/echo", "image": "ferrite/echo"}),
+    );
     let token = ok(
         &server,
         &["keys", "create", "team", "--access", "read", "--name", "ci"],
@@ -193,7 +218,10 @@ fn a_team_uses_the_cli_with_its_key() {
     assert!(token.starts_with("fk_"), "{token}");
     let id = token.split('_').nth(1).unwrap();
     let list = ok(&server, &["keys", "list"]);
-    assert!(list.contains(id) && list.contains("ci") && list.contains("read"), "{list}");
+    assert!(
+        list.contains(id) && list.contains("ci") && list.contains("read"),
+        "{list}"
+    );
     assert!(!list.contains(token), "a listing never shows a token");
 
     let with_key = || {
@@ -208,12 +236,18 @@ fn a_team_uses_the_cli_with_its_key() {
     let refused = run_cmd(with_key(), &["apps", "update", "team", "--config", "A=1"]);
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains("403") && stderr.contains("needs manage"), "{stderr}");
+    assert!(
+        stderr.contains("403") && stderr.contains("needs manage"),
+        "{stderr}"
+    );
 
     ok(&server, &["keys", "revoke", id]);
     let revoked = run_cmd(with_key(), &["apps", "list"]);
     let stderr = String::from_utf8_lossy(&revoked.stderr);
-    assert!(!revoked.status.success() && stderr.contains("401"), "{stderr}");
+    assert!(
+        !revoked.status.success() && stderr.contains("401"),
+        "{stderr}"
+    );
     assert!(!ok(&server, &["keys", "list"]).contains(id));
 }
 
@@ -239,7 +273,10 @@ fn a_key_revoked_on_one_node_is_refused_by_the_other() {
     assert_eq!(status, 200, "{answer}");
     let (id, key) = issue(&one.url, Some(&operator), "shared", "manage");
 
-    assert_eq!(v1(&two.url, Some(&key), Method::GET, "/apps/shared", None).0, 200);
+    assert_eq!(
+        v1(&two.url, Some(&key), Method::GET, "/apps/shared", None).0,
+        200
+    );
     let (status, answer) = v1(&two.url, Some(&key), Method::GET, "/keys", None);
     assert_eq!(status, 403, "an app key is not the operator's: {answer}");
     let (status, listed) = v1(&two.url, Some(&operator), Method::GET, "/keys", None);
@@ -252,7 +289,13 @@ fn a_key_revoked_on_one_node_is_refused_by_the_other() {
     ];
     assert_only_the_hash_is_kept(&db, &logs, &id, &key);
 
-    let (status, _) = v1(&one.url, Some(&operator), Method::DELETE, &format!("/keys/{id}"), None);
+    let (status, _) = v1(
+        &one.url,
+        Some(&operator),
+        Method::DELETE,
+        &format!("/keys/{id}"),
+        None,
+    );
     assert_eq!(status, 200);
     let refused = eventually(Duration::from_secs(2), || {
         v1(&two.url, Some(&key), Method::GET, "/apps/shared", None).0 == 401

@@ -130,10 +130,10 @@ pub async fn authorize(
     };
     let method = request.method().clone();
     // The whole path: a nested router's request has lost its `/v1`.
-    let path = request
-        .extensions()
-        .get::<OriginalUri>()
-        .map_or_else(|| request.uri().path().to_string(), |uri| uri.path().to_string());
+    let path = request.extensions().get::<OriginalUri>().map_or_else(
+        || request.uri().path().to_string(),
+        |uri| uri.path().to_string(),
+    );
     let target = match Target::of(template, &method) {
         Target::Operator => {
             return Err(ApiError::forbidden(format!(
@@ -292,7 +292,11 @@ mod tests {
             ("/appsx", Method::GET, Operator),
         ];
         for (template, method, expected) in cases {
-            assert_eq!(Target::of(template, &method), expected, "{method} {template}");
+            assert_eq!(
+                Target::of(template, &method),
+                expected,
+                "{method} {template}"
+            );
         }
     }
 }

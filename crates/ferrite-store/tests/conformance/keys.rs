@@ -32,7 +32,10 @@ pub async fn keys_round_trip_and_revoke(store: &dyn Store) {
     store.create_key(&manage, &[2; 32], ROOMY).await.unwrap();
 
     let stored = store.get_key("k1").await.unwrap();
-    assert_eq!((stored.key, stored.secret_hash), (read.clone(), vec![1; 32]));
+    assert_eq!(
+        (stored.key, stored.secret_hash),
+        (read.clone(), vec![1; 32])
+    );
     assert_eq!(store.list_keys().await.unwrap(), [manage, read], "by app");
 
     store.delete_key("k1").await.unwrap();
