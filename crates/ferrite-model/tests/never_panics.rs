@@ -214,8 +214,8 @@ proptest! {
         let now = Millis(1_800_000_000_000);
         if let Ok(Ok(key)) = decode::wrapped::<KeyInput>(&body, "key").map(|k| ApiKey::create("id".into(), k, now)) {
             prop_assert!(!key.app.is_empty() && key.app.len() <= 30);
-            prop_assert!(key.name.as_ref().map_or(true, |n| !n.is_empty() && n.chars().count() <= MAX_KEY_NAME_CHARS));
-            prop_assert!(key.expires_at.map_or(true, |at| at > now));
+            prop_assert!(key.name.as_ref().is_none_or(|n| !n.is_empty() && n.chars().count() <= MAX_KEY_NAME_CHARS));
+            prop_assert!(key.expires_at.is_none_or(|at| at > now));
         }
     }
 }
