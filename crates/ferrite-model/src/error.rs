@@ -12,6 +12,9 @@ pub enum ErrorKind {
     BadRequest,
     /// Missing or invalid credentials.
     Unauthorized,
+    /// Valid credentials that do not reach this object or action (an app
+    /// key used on another app, or beyond its access).
+    Forbidden,
     /// The app, route or path does not exist.
     NotFound,
     /// The path exists but not with this method.
@@ -74,6 +77,11 @@ impl ApiError {
     /// [`ErrorKind::Unauthorized`].
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unauthorized, message)
+    }
+
+    /// [`ErrorKind::Forbidden`].
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Forbidden, message)
     }
 
     /// [`ErrorKind::Internal`].

@@ -4,9 +4,10 @@
 use ferrite_model::confinement::{
     Network, CAP_ALLOWLIST, MAX_NOFILE, MAX_PIDS_LIMIT, MIN_NOFILE, MIN_PIDS_LIMIT,
 };
+use ferrite_model::key::MAX_KEY_NAME_CHARS;
 use ferrite_model::route::MAX_RETRIES;
 use ferrite_model::service::MAX_REPLICAS;
-use ferrite_model::{decode, App, AppInput, Route, RouteInput};
+use ferrite_model::{decode, ApiKey, App, AppInput, KeyInput, Millis, Route, RouteInput};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -35,6 +36,9 @@ fn json_value() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(3, 32, 8, |inner| {
         let keys = prop_oneof![
             Just("name".to_string()),
+            Just("app".to_string()),
+            Just("access".to_string()),
+            Just("expires_at".to_string()),
             Just("path".to_string()),
             Just("image".to_string()),
             Just("memory".to_string()),
@@ -201,6 +205,17 @@ proptest! {
         let body = serde_json::to_vec(&json!({ "app": inner })).unwrap();
         if let Ok(Ok(app)) = decode::wrapped::<AppInput>(&body, "app").map(App::create) {
             prop_assert!(!app.name.is_empty() && app.name.len() <= 30);
+        }
+    }
+
+    #[test]
+    fn keys_accepted_obey_the_rules(inner in json_value()) {
+        let body = serde_json::to_vec(&json!({ "key": inner })).unwrap();
+        let now = Millis(1_800_000_000_000);
+        if let Ok(Ok(key)) = decode::wrapped::<KeyInput>(&body, "key").map(|k| ApiKey::create("id".into(), k, now)) {
+            prop_assert!(!key.app.is_empty() && key.app.len() <= 30);
+            prop_assert!(key.name.as_ref().is_none_or(|n| !n.is_empty() && n.chars().count() <= MAX_KEY_NAME_CHARS));
+            prop_assert!(key.expires_at.is_none_or(|at| at > now));
         }
     }
 }

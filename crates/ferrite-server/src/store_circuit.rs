@@ -16,8 +16,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use ferrite_model::{App, AppInput, Call, Route, RouteInput};
-use ferrite_store::{CallFilter, CallUpdate, RecordedCall, Store, StoreError};
+use ferrite_model::{ApiKey, App, AppInput, Call, Route, RouteInput};
+use ferrite_store::{
+    CallFilter, CallUpdate, KeyBounds, RecordedCall, Store, StoreError, StoredKey,
+};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -206,6 +208,24 @@ impl Store for StoreCircuit {
     }
     async fn purge_calls(&self, older_than_ms: i64) -> Result<u64, StoreError> {
         self.guard(self.inner.purge_calls(older_than_ms)).await
+    }
+    async fn create_key(
+        &self,
+        key: &ApiKey,
+        secret_hash: &[u8],
+        bounds: KeyBounds,
+    ) -> Result<(), StoreError> {
+        self.guard(self.inner.create_key(key, secret_hash, bounds))
+            .await
+    }
+    async fn get_key(&self, id: &str) -> Result<StoredKey, StoreError> {
+        self.guard(self.inner.get_key(id)).await
+    }
+    async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        self.guard(self.inner.list_keys()).await
+    }
+    async fn delete_key(&self, id: &str) -> Result<(), StoreError> {
+        self.guard(self.inner.delete_key(id)).await
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.guard(self.inner.ping()).await

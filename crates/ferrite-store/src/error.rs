@@ -20,6 +20,11 @@ pub enum StoreError {
     CallNotFound(String),
     #[error("{}", text::DEAD_LETTER_NOT_FOUND)]
     DeadLetterNotFound(String),
+    #[error("no API key has the id {0:?}")]
+    KeyNotFound(String),
+    /// A new key over [`KeyBounds`](crate::KeyBounds): `of` says whose.
+    #[error("{of} has {max} API keys already, the most allowed: revoke one first")]
+    TooManyKeys { of: String, max: u32 },
     #[error("call {0:?} already exists")]
     CallExists(String),
     /// A status change the call's lifecycle does not allow (it was, for
@@ -90,11 +95,13 @@ impl StoreError {
             StoreError::AppNotFound(_)
             | StoreError::RouteNotFound { .. }
             | StoreError::CallNotFound(_)
-            | StoreError::DeadLetterNotFound(_) => ErrorKind::NotFound,
+            | StoreError::DeadLetterNotFound(_)
+            | StoreError::KeyNotFound(_) => ErrorKind::NotFound,
             StoreError::AppExists(_)
             | StoreError::RouteExists { .. }
             | StoreError::CallExists(_)
-            | StoreError::IllegalTransition { .. } => ErrorKind::Conflict,
+            | StoreError::IllegalTransition { .. }
+            | StoreError::TooManyKeys { .. } => ErrorKind::Conflict,
             StoreError::AppHasRoutes { .. } => ErrorKind::BadRequest,
             StoreError::Invalid(api) => api.kind,
             StoreError::Config(_)

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ferrite_model::{App, AppInput, Call, CallStatus, Route, RouteInput};
+use ferrite_model::{ApiKey, App, AppInput, Call, CallStatus, Route, RouteInput};
 
 pub use error::StoreError;
 
@@ -106,8 +106,45 @@ pub trait Store: Send + Sync + 'static {
     /// returns how many calls went.
     async fn purge_calls(&self, older_than_ms: i64) -> Result<u64, StoreError>;
 
+    /// Keep a new API key of an existing app with the hash of its secret;
+    /// [`StoreError::AppNotFound`] without the app,
+    /// [`StoreError::TooManyKeys`] over `bounds`.
+    async fn create_key(
+        &self,
+        key: &ApiKey,
+        secret_hash: &[u8],
+        bounds: KeyBounds,
+    ) -> Result<(), StoreError>;
+    /// A key with the hash of its secret, to check a presented one;
+    /// [`StoreError::KeyNotFound`] if none has this id (or it was revoked).
+    async fn get_key(&self, id: &str) -> Result<StoredKey, StoreError>;
+    /// Every key, by app, then by when it was made.
+    async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+    /// Revoke a key: its row goes; [`StoreError::KeyNotFound`] if none has
+    /// this id.
+    async fn delete_key(&self, id: &str) -> Result<(), StoreError>;
+
     /// Check that the backend answers (for `/health`).
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// A key as kept: what the API shows of it, and the hash of its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub key: ApiKey,
+    /// SHA-256 of the secret, to compare a presented secret's hash with.
+    pub secret_hash: Vec<u8>,
+}
+
+/// How many keys [`Store::create_key`] lets there be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyBounds {
+    /// Keys of one app.
+    pub per_app: u32,
+    /// Keys of all apps. Checked in the same transaction as the app's
+    /// count; two nodes creating keys of different apps at once may pass
+    /// it by one each.
+    pub total: u32,
 }
 
 /// A call that already happened, with its log, for [`Store::record_calls`].

@@ -1,10 +1,10 @@
 //! Rows as the tables hold them, and their conversion to and from the model.
 //! Shared by every SQL backend: the schema is portable on purpose.
 
-use ferrite_model::{App, Call, CallStatus, Format, Millis, Route, RouteType};
+use ferrite_model::{Access, ApiKey, App, Call, CallStatus, Format, Millis, Route, RouteType};
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::StoreError;
+use crate::{StoreError, StoredKey};
 
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct AppRow {
@@ -48,6 +48,41 @@ pub(crate) struct CallRow {
     pub completed_at: Option<i64>,
     pub error: Option<String>,
     pub attempts: i64,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct KeyRow {
+    pub id: String,
+    pub app_name: String,
+    pub access: String,
+    pub name: Option<String>,
+    pub secret_hash: Vec<u8>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+}
+
+/// Column list of `api_keys`, in [`KeyRow`]'s order.
+pub(crate) const KEY_COLUMNS: &str =
+    "id, app_name, access, name, secret_hash, created_at, expires_at";
+
+impl TryFrom<KeyRow> for StoredKey {
+    type Error = StoreError;
+
+    fn try_from(row: KeyRow) -> Result<Self, Self::Error> {
+        let access = Access::parse(&row.access)
+            .map_err(|_| StoreError::Corrupt(format!("key {}: access {:?}", row.id, row.access)))?;
+        Ok(StoredKey {
+            key: ApiKey {
+                id: row.id,
+                app: row.app_name,
+                access,
+                name: row.name,
+                created_at: Millis(row.created_at),
+                expires_at: row.expires_at.map(Millis),
+            },
+            secret_hash: row.secret_hash,
+        })
+    }
 }
 
 /// Column list of `calls` (without `output`), in [`CallRow`]'s order.

@@ -78,20 +78,22 @@ macro_rules! sql_store {
         const _: () = {
             use ::async_trait::async_trait;
             use ::ferrite_model::{
-                ApiError, App, AppInput, Call, CallStatus, Millis, Route, RouteInput,
+                ApiError, ApiKey, App, AppInput, Call, CallStatus, Millis, Route, RouteInput,
             };
             use ::sqlx::query::Query;
             use ::sqlx::Database;
 
             use $crate::rows::{
-                signed, to_json, AppRow, CallRow, RouteRow, CALL_COLUMNS, ROUTE_COLUMNS,
+                signed, to_json, AppRow, CallRow, KeyRow, RouteRow, CALL_COLUMNS,
+                KEY_COLUMNS, ROUTE_COLUMNS,
             };
             use $crate::sql::{
                 final_statuses, is_foreign_key_violation, is_unique_violation,
                 CREATE_ROUTE_TRIES, INSERT_ROWS, PUT_LOG,
             };
             use $crate::{
-                now_ms, CallFilter, CallUpdate, RecordedCall, Store, StoreError, MAX_CALLS_PAGE,
+                now_ms, CallFilter, CallUpdate, KeyBounds, RecordedCall, Store, StoreError,
+                StoredKey, MAX_CALLS_PAGE,
             };
 
             type Connection = <$db as Database>::Connection;
@@ -710,6 +712,85 @@ macro_rules! sql_store {
                     .fetch_one(&self.pool)
                     .await?;
                     Ok(u64::try_from(count).unwrap_or(0))
+                }
+
+                async fn create_key(
+                    &self,
+                    key: &ApiKey,
+                    secret_hash: &[u8],
+                    bounds: KeyBounds,
+                ) -> Result<(), StoreError> {
+                    let mut tx = self.write().await?;
+                    // Locked: two keys of one app made at once are counted
+                    // one after the other.
+                    Self::app_in(&mut tx, &key.app, Self::FOR_UPDATE).await?;
+                    let (of_app,): (i64,) =
+                        sqlx::query_as("SELECT COUNT(*) FROM api_keys WHERE app_name = $1")
+                            .bind(&key.app)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    if of_app >= i64::from(bounds.per_app) {
+                        return Err(StoreError::TooManyKeys {
+                            of: format!("app {:?}", key.app),
+                            max: bounds.per_app,
+                        });
+                    }
+                    let (all,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM api_keys")
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    if all >= i64::from(bounds.total) {
+                        return Err(StoreError::TooManyKeys {
+                            of: "the server".to_string(),
+                            max: bounds.total,
+                        });
+                    }
+                    sqlx::query(
+                        "INSERT INTO api_keys (id, app_name, access, name, secret_hash, created_at, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(&key.id)
+                    .bind(&key.app)
+                    .bind(key.access.as_str())
+                    .bind(&key.name)
+                    .bind(secret_hash)
+                    .bind(key.created_at.0)
+                    .bind(key.expires_at.map(|t| t.0))
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn get_key(&self, id: &str) -> Result<StoredKey, StoreError> {
+                    let query = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1");
+                    let row: Option<KeyRow> = sqlx::query_as(&query)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    row.ok_or_else(|| StoreError::KeyNotFound(id.to_string()))?
+                        .try_into()
+                }
+
+                async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+                    let query =
+                        format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY app_name, created_at, id");
+                    let rows: Vec<KeyRow> = sqlx::query_as(&query).fetch_all(&self.pool).await?;
+                    rows.into_iter()
+                        .map(|row| StoredKey::try_from(row).map(|stored| stored.key))
+                        .collect()
+                }
+
+                async fn delete_key(&self, id: &str) -> Result<(), StoreError> {
+                    let mut conn = self.write_one().await?;
+                    let deleted = sqlx::query("DELETE FROM api_keys WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected();
+                    if deleted == 0 {
+                        return Err(StoreError::KeyNotFound(id.to_string()));
+                    }
+                    Ok(())
                 }
 
                 async fn ping(&self) -> Result<(), StoreError> {

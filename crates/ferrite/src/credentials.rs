@@ -8,7 +8,8 @@
 //! The `/v1` credential, from the first of these that has one:
 //! 1. `JWT_AUTH_KEY`, or `JWT_AUTH_KEY_FILE` (the key is the file's content,
 //!    one trailing newline removed): the CLI signs its own short-lived token;
-//! 2. `FERRITE_TOKEN`: a ready-made token, sent as it is;
+//! 2. `FERRITE_TOKEN`: a ready-made token, sent as it is (a JWT, or a per-app
+//!    API key, docs/keys.md);
 //! 3. the config file's `jwt_auth_key` or `token`.
 //!
 //! Two credentials in the environment, or two in the file, are an error

@@ -86,6 +86,7 @@ doc_tests! {
     func_yaml => "docs/func-yaml.md",
     images => "docs/images.md",
     init_protocol => "docs/init-protocol.md",
+    keys => "docs/keys.md",
     openfaas => "docs/openfaas.md",
     operating => "docs/operating.md",
     postgres => "docs/postgres.md",

@@ -1,13 +1,14 @@
 //! `/v1/apps`: create, list, load, update and delete apps.
 
 use axum::extract::State;
-use axum::Json;
+use axum::{Extension, Json};
 use ferrite_model::{App, AppInput};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::ErrorBody;
 use super::extract::{AppBody, AppParam, Body, Param, Query};
+use super::key_gate::KeyScope;
 use super::{AppState, Error, Message};
 use crate::changes::Change;
 
@@ -26,11 +27,17 @@ pub struct AppAnswer {
     app: App,
 }
 
-/// List every app.
+/// List every app; asked with an app key, its app alone.
 #[utoipa::path(get, path = "/apps", tag = "apps",
-    responses((status = 200, description = "Every app, by name", body = AppList)))]
-pub async fn list(State(state): State<AppState>) -> Result<Json<AppList>, Error> {
-    let apps = state.store.list_apps().await?;
+    responses((status = 200, description = "Every app, by name (with an app key: its app)", body = AppList)))]
+pub async fn list(
+    State(state): State<AppState>,
+    scope: Option<Extension<KeyScope>>,
+) -> Result<Json<AppList>, Error> {
+    let apps = match scope {
+        Some(Extension(scope)) => vec![state.store.get_app(&scope.app).await?],
+        None => state.store.list_apps().await?,
+    };
     Ok(Json(AppList {
         message: "Successfully listed applications",
         apps,

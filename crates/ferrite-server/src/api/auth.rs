@@ -8,6 +8,10 @@
 //! host would otherwise open `/v1` to whoever reaches the proxy. With a key,
 //! every `/v1` request, loopback included, needs a token signed with it.
 //! Either way the check runs before any handler, so before a body is read.
+//!
+//! A request with a per-app key (`Bearer fk_...`) is the key's, not the
+//! operator's, wherever it comes from: it reaches what the key allows
+//! (`key_gate`), on a node with or without `JWT_AUTH_KEY`.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -21,7 +25,7 @@ use ferrite_model::ApiError;
 use jsonwebtoken::errors::ErrorKind as JwtErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
-use super::{AppState, Error};
+use super::{key_gate, AppState, Error};
 
 /// How far a token's `exp` and `nbf` may be off, for clocks that drift
 /// apart between the signer and this node.
@@ -248,13 +252,22 @@ impl Verifier {
     }
 }
 
-/// The `/v1` gate: [`Management::admit`], before the handler runs.
+/// The `/v1` gate, before the handler runs: an app key's reach
+/// ([`key_gate::admit`]), else [`Management::admit`].
 pub async fn guard_management(
     State(state): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    if let Err(err) = state.management.admit(&request, Credentials::Bearer) {
+    let admitted = match key_gate::presented(request.headers()).map(str::to_string) {
+        Some(token) => key_gate::admit(&*state.store, &token, &mut request)
+            .await
+            .map(|scope| {
+                request.extensions_mut().insert(scope);
+            }),
+        None => state.management.admit(&request, Credentials::Bearer),
+    };
+    if let Err(err) = admitted {
         return Error(err).into_response();
     }
     next.run(request).await

@@ -12,7 +12,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use ferrite_model::{decode, ApiError, AppInput, RouteInput};
+use ferrite_model::{decode, ApiError, AppInput, KeyInput, RouteInput};
 use serde::de::DeserializeOwned;
 use utoipa::{IntoParams, ToSchema};
 
@@ -30,6 +30,17 @@ impl Wrapped for AppInput {
 
 impl Wrapped for RouteInput {
     const KEY: &'static str = "route";
+}
+
+impl Wrapped for KeyInput {
+    const KEY: &'static str = "key";
+}
+
+/// The body of `POST /v1/keys`: the key's fields under `key`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // never built: it describes what `Body<KeyInput>` reads
+pub struct KeyBody {
+    key: KeyInput,
 }
 
 /// The body of `POST /v1/apps` and `PATCH /v1/apps/{app}`: the app's
@@ -175,5 +186,6 @@ mod tests {
     fn the_documented_wrappers_are_the_decoded_ones() {
         assert_eq!(key(AppBody::schema()), AppInput::KEY);
         assert_eq!(key(RouteBody::schema()), RouteInput::KEY);
+        assert_eq!(key(KeyBody::schema()), KeyInput::KEY);
     }
 }

@@ -13,6 +13,8 @@ mod dead_letters;
 pub(crate) mod error;
 mod extract;
 mod invoke;
+mod key_gate;
+mod keys;
 mod metrics;
 mod openapi;
 mod openfaas;
@@ -70,7 +72,8 @@ pub struct AppState {
     /// Routes with a service section run here, or why not.
     pub(crate) services: ServiceState,
     /// Who may use `/v1`: loopback clients, or holders of a token signed
-    /// with `JWT_AUTH_KEY` when it is set.
+    /// with `JWT_AUTH_KEY` when it is set; also, for one app, holders of
+    /// one of its keys (`key_gate`).
     management: Arc<auth::Management>,
     /// The cap on `/v1` request bodies.
     api_body: BodyCap,
@@ -180,6 +183,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(dead_letters::get, dead_letters::delete))
         .routes(routes!(dead_letters::replay))
         .routes(routes!(dead_letters::replay_all))
+        .routes(routes!(keys::list, keys::create))
+        .routes(routes!(keys::get, keys::delete))
         .routes(routes!(services::list))
         .routes(routes!(openapi::document))
         .layer(DefaultBodyLimit::disable())

@@ -39,6 +39,7 @@ pub const ROUTE_SCHEME: &str = "route_token";
         (name = "routes", description = "Routes: an image bound to a path of an app, and how it runs"),
         (name = "calls", description = "The call history, the log and output of calls, cancelling queued calls"),
         (name = "dead letters", description = "Async calls that failed for good, kept with their requests: listed, inspected, replayed, dropped"),
+        (name = "keys", description = "Per-app API keys: issued, listed and revoked by the operator"),
         (name = "services", description = "Routes that run as Swarm services on this node"),
         (name = "invoke", description = "Calling functions: sync calls answer with the function's answer, async calls with a call id"),
         (name = "system", description = "The node: ping, version, health, metrics, this document"),
@@ -79,7 +80,9 @@ impl Modify for SecuritySchemes {
             MANAGEMENT_SCHEME,
             bearer(
                 "An HS256 JWT signed with the node's JWT_AUTH_KEY, with `exp`. While no key is \
-                 set, loopback clients need no token and every other client is refused (401).",
+                 set, loopback clients need no token and every other client is refused (401). \
+                 Or a per-app key (`fk_...`, from POST /v1/keys): it reaches its app's paths \
+                 with the methods its access allows, and is refused elsewhere (403).",
             ),
         );
         components.add_security_scheme(
@@ -104,6 +107,10 @@ pub fn require_management_token(document: &mut OpenApi) {
         )
         .content("application/json", error_content())
         .build();
+    let forbidden = ResponseBuilder::new()
+        .description("An app key beyond its reach: another app, a method its access lacks, or an endpoint of the operator's")
+        .content("application/json", error_content())
+        .build();
     for item in document.paths.paths.values_mut() {
         for operation in operations(item) {
             operation.security = Some(vec![SecurityRequirement::new(
@@ -114,6 +121,11 @@ pub fn require_management_token(document: &mut OpenApi) {
                 .responses
                 .responses
                 .insert("401".to_string(), unauthorized.clone().into());
+            operation
+                .responses
+                .responses
+                .entry("403".to_string())
+                .or_insert_with(|| forbidden.clone().into());
         }
     }
 }

@@ -10,11 +10,13 @@
 mod apps;
 mod calls;
 mod history;
+mod keys;
 mod routes;
 
 pub use apps::*;
 pub use calls::*;
 pub use history::*;
+pub use keys::*;
 pub use routes::*;
 
 use ferrite_model::{App, Call, Millis, Route, RouteInput, RouteType};
@@ -76,7 +78,8 @@ macro_rules! store_conformance_tests {
             call_update_writes_log, dead_letters_are_kept_listed_and_dropped, record_calls_batch_lands,
             record_calls_skips_unknown_apps_and_duplicates, record_calls_keeps_logs,
             a_batch_of_1000_calls_is_quick,
-            calls_list_and_page, calls_listed_by_creation_time, calls_purge, app_delete_removes_calls);
+            calls_list_and_page, calls_listed_by_creation_time, calls_purge, app_delete_removes_calls,
+            keys_round_trip_and_revoke, keys_are_bounded_and_go_with_their_app);
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn concurrent_patches_all_land() {
             let (store, _guard) = $make.await;

@@ -10,6 +10,7 @@ pub mod completion;
 pub mod dead_letters;
 pub mod deploy;
 pub mod init;
+pub mod keys;
 pub mod routes;
 pub mod run;
 pub mod server;

@@ -6,6 +6,7 @@
 
 mod apps;
 mod calls;
+mod keys;
 mod routes;
 mod services;
 
@@ -19,6 +20,7 @@ use serde_json::Value;
 
 pub use self::apps::{app_details, apps_table};
 pub use self::calls::{call_details, calls_table};
+pub use self::keys::keys_table;
 pub use self::routes::{route_details, routes_table};
 pub use self::services::services_table;
 
