@@ -175,11 +175,35 @@ pub struct CallUpdate<'a> {
     pub output: Option<&'a [u8]>,
     /// When given, stores or replaces the call's log; `None` keeps it.
     pub log: Option<&'a [u8]>,
-    /// When given, the request that made the call (the queued call,
-    /// encoded), kept in the dead-letter list with the move, in the same
-    /// transaction: for a call that ends in error or timeout for good.
-    pub dead_letter: Option<&'a [u8]>,
+    /// When given, the request that made the call, kept in the dead-letter
+    /// list with the move, in the same transaction: for a call that ends in
+    /// error or timeout for good.
+    pub dead_letter: Option<DeadLetter<'a>>,
 }
+
+/// A call's entry in its app's dead-letter list, as it is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeadLetter<'a> {
+    /// The request that made the call (the queued call, encoded).
+    pub request: &'a [u8],
+    /// How many letters the app keeps: writing this one drops the app's
+    /// oldest beyond it, so that a function failing every call cannot grow
+    /// the list without end.
+    pub keep: u32,
+}
+
+impl<'a> DeadLetter<'a> {
+    /// A letter of `request`, the app keeping [`MAX_DEAD_LETTERS_PER_APP`].
+    pub fn new(request: &'a [u8]) -> Self {
+        DeadLetter {
+            request,
+            keep: MAX_DEAD_LETTERS_PER_APP,
+        }
+    }
+}
+
+/// The dead letters an app keeps: the newest, by the calls' creation.
+pub const MAX_DEAD_LETTERS_PER_APP: u32 = 10_000;
 
 impl CallUpdate<'_> {
     /// A move to `next` at `at_ms` that clears the error and keeps the

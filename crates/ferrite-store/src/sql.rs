@@ -524,15 +524,33 @@ macro_rules! sql_store {
                             .execute(&mut *tx)
                             .await?;
                     }
-                    if let Some(request) = update.dead_letter {
+                    if let Some(letter) = update.dead_letter {
                         sqlx::query(
                             "INSERT INTO dead_letters (call_id, request) VALUES ($1, $2) \
                              ON CONFLICT (call_id) DO NOTHING",
                         )
                         .bind(id)
-                        .bind(request)
+                        .bind(letter.request)
                         .execute(&mut *tx)
                         .await?;
+                        // The app's oldest letters beyond `keep` go (call ids
+                        // are UUIDv7: they sort by creation). A LIMIT both
+                        // dialects take, since SQLite wants one before OFFSET.
+                        let dropped = sqlx::query(
+                            "DELETE FROM dead_letters WHERE call_id IN \
+                             (SELECT d.call_id FROM dead_letters d \
+                              JOIN calls c ON c.id = d.call_id WHERE c.app_name = $1 \
+                              ORDER BY d.call_id DESC LIMIT 1000000000 OFFSET $2)",
+                        )
+                        .bind(&call.app_name)
+                        .bind(i64::from(letter.keep))
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                        if dropped > 0 {
+                            tracing::warn!(app = %call.app_name, dropped, keep = letter.keep,
+                                "dead-letter list full: the oldest letters were dropped");
+                        }
                     }
                     tx.commit().await?;
                     Ok(call)

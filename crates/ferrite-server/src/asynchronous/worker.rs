@@ -22,7 +22,7 @@ use bytes::Bytes;
 use ferrite_engine::Timings;
 use ferrite_model::{CallStatus, Millis};
 use ferrite_queue::{Lease, Queue, QueueError};
-use ferrite_store::{CallUpdate, Store, StoreError};
+use ferrite_store::{CallUpdate, DeadLetter, Store, StoreError};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -505,7 +505,7 @@ impl Workers {
             error,
             output: output.map(|b| &b[..]),
             log: log.filter(|l| !l.is_empty()).map(|b| &b[..]),
-            dead_letter,
+            dead_letter: dead_letter.map(DeadLetter::new),
         };
         let waiting = tokio::time::Instant::now();
         loop {

@@ -1,7 +1,7 @@
 //! Conformance cases for one call: its record, lifecycle moves, output and log.
 
 use ferrite_model::{Call, CallStatus, Millis, RouteType};
-use ferrite_store::{CallFilter, CallUpdate, Store, StoreError};
+use ferrite_store::{CallFilter, CallUpdate, DeadLetter, Store, StoreError};
 
 use super::{app, call, call_id, ids};
 
@@ -359,6 +359,44 @@ pub async fn call_update_writes_log(store: &dyn Store) {
     assert!(matches!(err, StoreError::CallNotFound(_)), "{err:?}");
 }
 
+pub async fn dead_letters_keep_the_newest(store: &dyn Store) {
+    use CallStatus::*;
+    store.create_app(&app("dk", &[])).await.unwrap();
+    store.create_app(&app("dk2", &[])).await.unwrap();
+    // Another app's letter is not counted against this one's.
+    for (app, n) in [("dk2", 9), ("dk", 1), ("dk", 2), ("dk", 3), ("dk", 4)] {
+        store.insert_call(&call(app, "/p", n)).await.unwrap();
+        store
+            .update_call(&call_id(n), &CallUpdate::new(Running, 10))
+            .await
+            .unwrap();
+        let letter = DeadLetter {
+            request: b"r",
+            keep: 2,
+        };
+        let update = CallUpdate {
+            dead_letter: Some(letter),
+            ..CallUpdate::new(Error, 20)
+        };
+        store.update_call(&call_id(n), &update).await.unwrap();
+    }
+    let dead = CallFilter {
+        dead_letters: true,
+        ..CallFilter::default()
+    };
+    let listed = store.list_calls("dk", dead.clone()).await.unwrap();
+    assert_eq!(ids(&listed), vec![call_id(4), call_id(3)]);
+    assert_eq!(
+        ids(&store.list_calls("dk2", dead).await.unwrap()),
+        vec![call_id(9)]
+    );
+    // The calls whose letters went keep their records.
+    assert_eq!(
+        store.get_call("dk", &call_id(1)).await.unwrap().status,
+        Error
+    );
+}
+
 pub async fn dead_letters_are_kept_listed_and_dropped(store: &dyn Store) {
     use CallStatus::*;
     store.create_app(&app("dl", &[])).await.unwrap();
@@ -377,7 +415,7 @@ pub async fn dead_letters_are_kept_listed_and_dropped(store: &dyn Store) {
                 &call_id(n),
                 &CallUpdate {
                     error: Some("exit 1"),
-                    dead_letter: Some(format!("request {n}").as_bytes()),
+                    dead_letter: Some(DeadLetter::new(format!("request {n}").as_bytes())),
                     ..CallUpdate::new(Error, 20)
                 },
             )
