@@ -20,6 +20,8 @@ pub enum StoreError {
     CallNotFound(String),
     #[error("{}", text::DEAD_LETTER_NOT_FOUND)]
     DeadLetterNotFound(String),
+    #[error("{}", text::SCHEDULE_NOT_FOUND)]
+    ScheduleNotFound(String),
     #[error("call {0:?} already exists")]
     CallExists(String),
     /// A status change the call's lifecycle does not allow (it was, for
@@ -90,7 +92,8 @@ impl StoreError {
             StoreError::AppNotFound(_)
             | StoreError::RouteNotFound { .. }
             | StoreError::CallNotFound(_)
-            | StoreError::DeadLetterNotFound(_) => ErrorKind::NotFound,
+            | StoreError::DeadLetterNotFound(_)
+            | StoreError::ScheduleNotFound(_) => ErrorKind::NotFound,
             StoreError::AppExists(_)
             | StoreError::RouteExists { .. }
             | StoreError::CallExists(_)

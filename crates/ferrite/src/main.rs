@@ -42,6 +42,10 @@ enum Command {
     /// Async calls that failed for good: list, inspect, replay, delete.
     #[command(subcommand)]
     DeadLetters(commands::dead_letters::DeadLettersCommand),
+    /// Cron schedules of a route: list, create, inspect, update, pause,
+    /// resume, delete.
+    #[command(subcommand)]
+    Schedules(commands::schedules::SchedulesCommand),
     /// Write a new function in this folder: code, Dockerfile, func.yaml.
     Init(commands::init::InitArgs),
     /// Build this folder's function image through the Docker engine.
@@ -123,6 +127,7 @@ fn main() -> ExitCode {
             Command::Routes(command) => commands::routes::run(command).await,
             Command::Calls(command) => commands::calls::run(command).await,
             Command::DeadLetters(command) => commands::dead_letters::run(command).await,
+            Command::Schedules(command) => commands::schedules::run(command).await,
             Command::Version(args) => commands::version::run(args).await,
             Command::Services(command) => commands::services::run(command).await,
             Command::Top(args) => commands::top::run(args).await,

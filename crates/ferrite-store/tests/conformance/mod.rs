@@ -11,11 +11,13 @@ mod apps;
 mod calls;
 mod history;
 mod routes;
+mod schedules;
 
 pub use apps::*;
 pub use calls::*;
 pub use history::*;
 pub use routes::*;
+pub use schedules::*;
 
 use ferrite_model::{App, Call, Millis, Route, RouteInput, RouteType};
 
@@ -76,7 +78,9 @@ macro_rules! store_conformance_tests {
             call_update_writes_log, dead_letters_are_kept_listed_and_dropped, record_calls_batch_lands,
             record_calls_skips_unknown_apps_and_duplicates, record_calls_keeps_logs,
             a_batch_of_1000_calls_is_quick,
-            calls_list_and_page, calls_listed_by_creation_time, calls_purge, app_delete_removes_calls);
+            calls_list_and_page, calls_listed_by_creation_time, calls_purge, app_delete_removes_calls,
+            schedules_round_trip, schedules_need_their_route_and_are_bounded,
+            due_schedules_are_claimed_once, schedules_go_with_their_route_and_app);
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn concurrent_patches_all_land() {
             let (store, _guard) = $make.await;

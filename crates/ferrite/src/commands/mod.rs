@@ -12,6 +12,7 @@ pub mod deploy;
 pub mod init;
 pub mod routes;
 pub mod run;
+pub mod schedules;
 pub mod server;
 pub mod services;
 pub mod top;
