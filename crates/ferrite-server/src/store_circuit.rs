@@ -17,9 +17,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use ferrite_model::{App, AppInput, Call, Route, RouteInput};
-use ferrite_store::{
-    CallFilter, CallUpdate, RecordedCall, Schedule, Schedules, Store, StoreError,
-};
+use ferrite_store::{CallFilter, CallUpdate, RecordedCall, Schedule, Schedules, Store, StoreError};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -156,7 +154,8 @@ impl Schedules for StoreCircuit {
         from_ms: i64,
         to_ms: Option<i64>,
     ) -> Result<bool, StoreError> {
-        self.guard(self.inner.advance_schedule(id, from_ms, to_ms)).await
+        self.guard(self.inner.advance_schedule(id, from_ms, to_ms))
+            .await
     }
 }
 

@@ -70,8 +70,11 @@ pub trait Schedules: Send + Sync + 'static {
     /// `max_per_app` schedules already ([`StoreError::Invalid`], a 400);
     /// [`StoreError::RouteNotFound`] or [`StoreError::AppNotFound`] without
     /// the route.
-    async fn create_schedule(&self, schedule: &Schedule, max_per_app: u32)
-        -> Result<(), StoreError>;
+    async fn create_schedule(
+        &self,
+        schedule: &Schedule,
+        max_per_app: u32,
+    ) -> Result<(), StoreError>;
     /// A schedule of `app`; [`StoreError::ScheduleNotFound`] if none has `id`.
     async fn get_schedule(&self, app: &str, id: &str) -> Result<Schedule, StoreError>;
     /// An existing app's schedules, oldest first; [`StoreError::AppNotFound`]

@@ -16,7 +16,12 @@ use common::redis::RedisServer;
 use common::{client, create_route, eventually, require_images, TestServer};
 use serde_json::{json, Value};
 
-fn v1(server: &TestServer, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+fn v1(
+    server: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut request = client().request(method, format!("{}/v1{path}", server.url));
     if let Some(body) = body {
         request = request.body(body.to_string());
@@ -78,7 +83,9 @@ fn tick_of(output: &str) -> DateTime<Utc> {
         .lines()
         .find_map(|l| l.strip_prefix("HEADER_FN_SCHEDULE_TICK="))
         .unwrap_or_else(|| panic!("no tick header in:\n{output}"));
-    DateTime::parse_from_rfc3339(line).unwrap().with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(line)
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 /// Every call ended in success and was for a distinct tick;
@@ -90,7 +97,10 @@ fn ticks(server: &TestServer, app: &str, calls: &[Value]) -> Vec<DateTime<Utc>> 
         // queue's at-least-once); it is still one call of one tick.
         assert_eq!(call["status"], "success", "{call}");
         let out = output(server, app, call["id"].as_str().unwrap());
-        assert!(ticks.insert(tick_of(&out)), "two calls for one tick:\n{out}");
+        assert!(
+            ticks.insert(tick_of(&out)),
+            "two calls for one tick:\n{out}"
+        );
     }
     ticks.into_iter().collect()
 }
@@ -99,7 +109,11 @@ fn ticks(server: &TestServer, app: &str, calls: &[Value]) -> Vec<DateTime<Utc>> 
 fn a_tick_queues_one_call_that_runs_on_the_engine() {
     require_images(&["ferrite/echo"]);
     let server = TestServer::start();
-    create_route(&server, "sched", json!({"path": "/tick", "image": "ferrite/echo"}));
+    create_route(
+        &server,
+        "sched",
+        json!({"path": "/tick", "image": "ferrite/echo"}),
+    );
     let schedule = create(
         &server,
         "sched",
@@ -134,73 +148,139 @@ fn a_tick_queues_one_call_that_runs_on_the_engine() {
     let calls = settled_calls(&server, "sched");
     let ticks = ticks(&server, "sched", &calls);
     for pair in ticks.windows(2) {
-        assert_eq!((pair[1] - pair[0]).num_seconds(), 2, "a tick missed: {ticks:?}");
+        assert_eq!(
+            (pair[1] - pair[0]).num_seconds(),
+            2,
+            "a tick missed: {ticks:?}"
+        );
     }
     let out = output(&server, "sched", calls[0]["id"].as_str().unwrap());
     assert!(out.ends_with("--- stdin ---\nfrom the schedule"), "{out}");
     assert!(out.contains("HEADER_X_ORDER=42"), "{out}");
-    assert!(out.contains(&format!("HEADER_FN_SCHEDULE_ID={id}")), "{out}");
+    assert!(
+        out.contains(&format!("HEADER_FN_SCHEDULE_ID={id}")),
+        "{out}"
+    );
     // Paused: no more calls.
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(all_calls(&server.url, "sched", None).len(), calls.len());
 
     // The CLI sees it, resumes it and deletes it.
     let listed = ok(&server, &["schedules", "list", "sched"]);
-    assert!(listed.contains(&id) && listed.contains("paused"), "{listed}");
+    assert!(
+        listed.contains(&id) && listed.contains("paused"),
+        "{listed}"
+    );
     let resumed = ok_json(&server, &["schedules", "resume", "sched", &id]);
     assert_eq!(resumed["enabled"], true);
     assert_eq!(resumed["next_runs"].as_array().unwrap().len(), 5);
-    let inspected = ok(&server, &["schedules", "inspect", "sched", &id, "--next", "2"]);
+    let inspected = ok(
+        &server,
+        &["schedules", "inspect", "sched", &id, "--next", "2"],
+    );
     assert_eq!(inspected.matches("+01:00").count(), 2, "{inspected}");
     ok(&server, &["schedules", "delete", "sched", &id]);
-    let (status, _) = v1(&server, reqwest::Method::GET, &format!("/apps/sched/schedules/{id}"), None);
+    let (status, _) = v1(
+        &server,
+        reqwest::Method::GET,
+        &format!("/apps/sched/schedules/{id}"),
+        None,
+    );
     assert_eq!(status, 404);
 }
 
 #[test]
 fn schedules_are_checked_shown_in_their_zone_and_go_with_their_route() {
     let server = TestServer::start_with_env(&[("FERRITE_APP_MAX_SCHEDULES", "2")]);
-    create_route(&server, "zones", json!({"path": "/a", "image": "ferrite/echo"}));
+    create_route(
+        &server,
+        "zones",
+        json!({"path": "/a", "image": "ferrite/echo"}),
+    );
     let tokyo = create(
         &server,
         "zones",
         json!({"path": "/a", "cron": "0 9 * * *", "timezone": "Asia/Tokyo", "catch_up": "once"}),
     );
     for run in tokyo["next_runs"].as_array().unwrap() {
-        assert!(run.as_str().unwrap().ends_with("T09:00:00+09:00"), "{tokyo}");
+        assert!(
+            run.as_str().unwrap().ends_with("T09:00:00+09:00"),
+            "{tokyo}"
+        );
     }
     let (status, json) = v1(
         &server,
         reqwest::Method::GET,
-        &format!("/apps/zones/schedules/{}?next=20", tokyo["id"].as_str().unwrap()),
+        &format!(
+            "/apps/zones/schedules/{}?next=20",
+            tokyo["id"].as_str().unwrap()
+        ),
         None,
     );
     assert_eq!(status, 200);
     assert_eq!(json["schedule"]["next_runs"].as_array().unwrap().len(), 20);
     for (body, needle) in [
         (json!({"path": "/a", "cron": "* * * *"}), "4 fields"),
-        (json!({"path": "/a", "cron": "* * * * *", "timezone": "Moon/Base"}), "IANA"),
-        (json!({"path": "/a", "cron": "* * * * *", "catch_up": "twice"}), "skip or once"),
-        (json!({"path": "/a", "cron": "* * * * *", "payload": "x".repeat(70_000)}), "payload"),
-        (json!({"path": "/a", "cron": "* * * * *", "headers": {"Fn-Schedule-Tick": "x"}}), "scheduler"),
-        (json!({"path": "/a", "cron": "* * * * *", "headers": {"X-Callback-Url": "http://x/"}}), "callback"),
+        (
+            json!({"path": "/a", "cron": "* * * * *", "timezone": "Moon/Base"}),
+            "IANA",
+        ),
+        (
+            json!({"path": "/a", "cron": "* * * * *", "catch_up": "twice"}),
+            "skip or once",
+        ),
+        (
+            json!({"path": "/a", "cron": "* * * * *", "payload": "x".repeat(70_000)}),
+            "payload",
+        ),
+        (
+            json!({"path": "/a", "cron": "* * * * *", "headers": {"Fn-Schedule-Tick": "x"}}),
+            "scheduler",
+        ),
+        (
+            json!({"path": "/a", "cron": "* * * * *", "headers": {"X-Callback-Url": "http://x/"}}),
+            "callback",
+        ),
     ] {
-        let (status, json) = v1(&server, reqwest::Method::POST, "/apps/zones/schedules",
-            Some(json!({ "schedule": body })));
+        let (status, json) = v1(
+            &server,
+            reqwest::Method::POST,
+            "/apps/zones/schedules",
+            Some(json!({ "schedule": body })),
+        );
         assert_eq!(status, 400, "{json}");
         let message = json["error"]["message"].as_str().unwrap();
         assert!(message.contains(needle), "{needle}: {message}");
     }
-    let (status, json) = v1(&server, reqwest::Method::POST, "/apps/zones/schedules",
-        Some(json!({"schedule": {"path": "/none", "cron": "* * * * *"}})));
+    let (status, json) = v1(
+        &server,
+        reqwest::Method::POST,
+        "/apps/zones/schedules",
+        Some(json!({"schedule": {"path": "/none", "cron": "* * * * *"}})),
+    );
     assert_eq!(status, 404, "{json}");
     create(&server, "zones", json!({"path": "/a", "cron": "@daily"}));
-    let (status, json) = v1(&server, reqwest::Method::POST, "/apps/zones/schedules",
-        Some(json!({"schedule": {"path": "/a", "cron": "@hourly"}})));
+    let (status, json) = v1(
+        &server,
+        reqwest::Method::POST,
+        "/apps/zones/schedules",
+        Some(json!({"schedule": {"path": "/a", "cron": "@hourly"}})),
+    );
     assert_eq!(status, 400, "{json}");
-    assert!(json["error"]["message"].as_str().unwrap().contains("has 2 schedules"), "{json}");
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("has 2 schedules"),
+        "{json}"
+    );
     // A schedule goes with its route.
-    let (status, _) = v1(&server, reqwest::Method::DELETE, "/apps/zones/routes/a", None);
+    let (status, _) = v1(
+        &server,
+        reqwest::Method::DELETE,
+        "/apps/zones/routes/a",
+        None,
+    );
     assert_eq!(status, 200);
     let (status, json) = v1(&server, reqwest::Method::GET, "/apps/zones/schedules", None);
     assert_eq!(status, 200);
@@ -222,7 +302,11 @@ fn two_nodes_on_postgres_and_redis_make_one_call_per_tick() {
     ];
     let mut a = TestServer::start_with_env(&env);
     let b = TestServer::start_with_env(&env);
-    create_route(&a, "pair", json!({"path": "/tick", "image": "ferrite/echo"}));
+    create_route(
+        &a,
+        "pair",
+        json!({"path": "/tick", "image": "ferrite/echo"}),
+    );
     let schedule = create(&a, "pair", json!({"path": "/tick", "cron": "* * * * * *"}));
     let id = schedule["id"].as_str().unwrap();
     let calls_at_least = |n: usize| {
@@ -231,22 +315,38 @@ fn two_nodes_on_postgres_and_redis_make_one_call_per_tick() {
         })
     };
     // Both nodes poll every second for the same ticks; then one dies.
-    assert!(calls_at_least(5), "too few calls:\n{}\n{}", a.log(), b.log());
+    assert!(
+        calls_at_least(5),
+        "too few calls:\n{}\n{}",
+        a.log(),
+        b.log()
+    );
     a.kill();
     let before = all_calls(&b.url, "pair", None).len();
-    assert!(calls_at_least(before + 5), "node b did not go on:\n{}", b.log());
+    assert!(
+        calls_at_least(before + 5),
+        "node b did not go on:\n{}",
+        b.log()
+    );
     pause(&b, "pair", id);
     let calls = settled_calls(&b, "pair");
     let ticks = ticks(&b, "pair", &calls);
     for pair in ticks.windows(2) {
-        assert_eq!((pair[1] - pair[0]).num_seconds(), 1, "a tick missed: {ticks:?}");
+        assert_eq!(
+            (pair[1] - pair[0]).num_seconds(),
+            1,
+            "a tick missed: {ticks:?}"
+        );
     }
     // Each call was queued by one node: no node queued a tick twice.
     let queued = |server: &TestServer| server.log().matches("scheduled call queued").count();
     let (by_a, by_b) = (queued(&a), queued(&b));
     assert_eq!(by_a + by_b, calls.len(), "{ticks:?}");
     assert!(by_b >= 5, "node b queued {by_b}");
-    eprintln!("{} ticks, {by_a} queued by node a, {by_b} by node b", ticks.len());
+    eprintln!(
+        "{} ticks, {by_a} queued by node a, {by_b} by node b",
+        ticks.len()
+    );
     // The killed node comes back to remove what it left on the engine.
     a.restart();
 }
@@ -255,9 +355,15 @@ fn two_nodes_on_postgres_and_redis_make_one_call_per_tick() {
 fn ticks_missed_while_every_node_was_down_run_once_or_are_skipped() {
     require_images(&["ferrite/echo"]);
     let mut server = TestServer::start_with_env(&[("FERRITE_SCHEDULE_GRACE", "1s")]);
-    create_route(&server, "down", json!({"path": "/tick", "image": "ferrite/echo"}));
+    create_route(
+        &server,
+        "down",
+        json!({"path": "/tick", "image": "ferrite/echo"}),
+    );
     // One tick a year, four seconds from now.
-    let tick = (Utc::now() + chrono::Duration::seconds(4)).with_nanosecond(0).unwrap();
+    let tick = (Utc::now() + chrono::Duration::seconds(4))
+        .with_nanosecond(0)
+        .unwrap();
     let cron = format!(
         "{} {} {} {} {} *",
         tick.second(),
@@ -266,9 +372,20 @@ fn ticks_missed_while_every_node_was_down_run_once_or_are_skipped() {
         tick.day(),
         tick.month()
     );
-    let once = create(&server, "down", json!({"path": "/tick", "cron": cron, "catch_up": "once"}));
-    let skip = create(&server, "down", json!({"path": "/tick", "cron": cron, "catch_up": "skip"}));
-    assert_eq!(once["next_runs"][0], tick.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let once = create(
+        &server,
+        "down",
+        json!({"path": "/tick", "cron": cron, "catch_up": "once"}),
+    );
+    let skip = create(
+        &server,
+        "down",
+        json!({"path": "/tick", "cron": cron, "catch_up": "skip"}),
+    );
+    assert_eq!(
+        once["next_runs"][0],
+        tick.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
     assert!(server.terminate().success());
     // Down across the tick, and past the grace.
     while Utc::now() < tick + chrono::Duration::seconds(3) {
@@ -287,12 +404,23 @@ fn ticks_missed_while_every_node_was_down_run_once_or_are_skipped() {
     assert_eq!(calls.len(), 1, "{calls:?}");
     let out = output(&server, "down", calls[0]["id"].as_str().unwrap());
     assert_eq!(tick_of(&out), tick);
-    assert!(out.contains(&format!("HEADER_FN_SCHEDULE_ID={}", once["id"].as_str().unwrap())), "{out}");
+    assert!(
+        out.contains(&format!(
+            "HEADER_FN_SCHEDULE_ID={}",
+            once["id"].as_str().unwrap()
+        )),
+        "{out}"
+    );
     // Both moved on to next year's tick.
     for s in [&once, &skip] {
-        let (_, json) = v1(&server, reqwest::Method::GET,
-            &format!("/apps/down/schedules/{}", s["id"].as_str().unwrap()), None);
-        let next = DateTime::parse_from_rfc3339(json["schedule"]["next_runs"][0].as_str().unwrap()).unwrap();
+        let (_, json) = v1(
+            &server,
+            reqwest::Method::GET,
+            &format!("/apps/down/schedules/{}", s["id"].as_str().unwrap()),
+            None,
+        );
+        let next = DateTime::parse_from_rfc3339(json["schedule"]["next_runs"][0].as_str().unwrap())
+            .unwrap();
         assert_eq!(next.year(), tick.year() + 1, "{json}");
     }
 }

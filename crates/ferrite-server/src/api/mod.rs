@@ -185,7 +185,11 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(dead_letters::replay))
         .routes(routes!(dead_letters::replay_all))
         .routes(routes!(schedules::list, schedules::create))
-        .routes(routes!(schedules::get, schedules::update, schedules::delete))
+        .routes(routes!(
+            schedules::get,
+            schedules::update,
+            schedules::delete
+        ))
         .routes(routes!(services::list))
         .routes(routes!(openapi::document))
         .layer(DefaultBodyLimit::disable())

@@ -366,8 +366,10 @@ fn shown(query: &NextQuery) -> Result<usize, ApiError> {
 }
 
 fn view(schedule: &Schedule, shown: usize) -> ScheduleView {
-    let next_runs = match (schedule.next_run_ms, Timing::parse(&schedule.cron, &schedule.timezone))
-    {
+    let next_runs = match (
+        schedule.next_run_ms,
+        Timing::parse(&schedule.cron, &schedule.timezone),
+    ) {
         (Some(next), Ok(timing)) if schedule.enabled && shown > 0 => {
             // The pending tick first (it may be due now), then those after.
             let mut runs = timing.upcoming(next - 1, shown);

@@ -62,7 +62,11 @@ pub async fn run(state: AppState, grace: Duration, cancel: CancellationToken) {
 }
 
 /// Handle every schedule due now.
-async fn pass(state: &AppState, grace_ms: i64, cancel: &CancellationToken) -> Result<(), StoreError> {
+async fn pass(
+    state: &AppState,
+    grace_ms: i64,
+    cancel: &CancellationToken,
+) -> Result<(), StoreError> {
     loop {
         let now = Utc::now().timestamp_millis();
         let due = state.store.due_schedules(now, PAGE).await?;
@@ -117,9 +121,7 @@ async fn due_tick(
     }
     let truncated = on_time.len() == MAX_TICKS_PER_PASS;
     // Ticks before them were missed: no node was up to queue them in time.
-    let missed = timing
-        .last_until(first_on_time - 1)
-        .filter(|t| *t >= due);
+    let missed = timing.last_until(first_on_time - 1).filter(|t| *t >= due);
     let mut ticks = Vec::with_capacity(on_time.len() + 1);
     if let Some(tick) = missed {
         match schedule.catch_up {

@@ -117,13 +117,26 @@ pub async fn due_schedules_are_claimed_once(store: &dyn Store) {
     assert_eq!(ids, [late.id.as_str(), soon.id.as_str()], "earliest first");
     assert_eq!(store.due_schedules(2_000, 1).await.unwrap().len(), 1);
     // One claim of a tick wins; a stale one does not.
-    assert!(store.advance_schedule(&late.id, 1_000, Some(6_000)).await.unwrap());
-    assert!(!store.advance_schedule(&late.id, 1_000, Some(7_000)).await.unwrap());
+    assert!(store
+        .advance_schedule(&late.id, 1_000, Some(6_000))
+        .await
+        .unwrap());
+    assert!(!store
+        .advance_schedule(&late.id, 1_000, Some(7_000))
+        .await
+        .unwrap());
     assert_eq!(
-        store.get_schedule("sc", &late.id).await.unwrap().next_run_ms,
+        store
+            .get_schedule("sc", &late.id)
+            .await
+            .unwrap()
+            .next_run_ms,
         Some(6_000)
     );
-    assert!(!store.advance_schedule(&paused.id, 500, Some(600)).await.unwrap());
+    assert!(!store
+        .advance_schedule(&paused.id, 500, Some(600))
+        .await
+        .unwrap());
     // No tick left.
     assert!(store.advance_schedule(&soon.id, 2_000, None).await.unwrap());
     assert!(store.due_schedules(i64::MAX, 100).await.unwrap().len() == 2);
@@ -133,7 +146,10 @@ pub async fn schedules_go_with_their_route_and_app(store: &dyn Store) {
     store.create_app(&app("sd", &[])).await.unwrap();
     for path in ["/a", "/b"] {
         store
-            .create_route(&route("sd", &format!(r#"{{"path":"{path}","image":"img"}}"#)))
+            .create_route(&route(
+                "sd",
+                &format!(r#"{{"path":"{path}","image":"img"}}"#),
+            ))
             .await
             .unwrap();
     }

@@ -136,14 +136,20 @@ pub async fn run(cmd: SchedulesCommand) -> anyhow::Result<()> {
             let mut body = fields(args.fields)?;
             body.insert("path".into(), json!(args.route));
             let answer = Client::new(&args.api)?
-                .post(&schedules_path(&args.app, None), &json!({ "schedule": body }))
+                .post(
+                    &schedules_path(&args.app, None),
+                    &json!({ "schedule": body }),
+                )
                 .await?;
             shown(answer, args.output)
         }
         SchedulesCommand::Inspect(args) => {
             let next = args.next.to_string();
             let answer = Client::new(&args.api)?
-                .get_query(&schedules_path(&args.app, Some(args.id.as_str())), &[("next", next.as_str())])
+                .get_query(
+                    &schedules_path(&args.app, Some(args.id.as_str())),
+                    &[("next", next.as_str())],
+                )
                 .await?;
             shown(answer, args.output)
         }
@@ -163,7 +169,11 @@ pub async fn run(cmd: SchedulesCommand) -> anyhow::Result<()> {
             let answer = Client::new(&args.api)?
                 .delete(&schedules_path(&args.app, Some(args.id.as_str())), &[])
                 .await?;
-            output::print_done(&answer, args.output, &format!("schedule {} deleted", args.id))
+            output::print_done(
+                &answer,
+                args.output,
+                &format!("schedule {} deleted", args.id),
+            )
         }
     }
 }
@@ -226,15 +236,24 @@ fn shown(answer: Value, output: OutputArgs) -> anyhow::Result<()> {
     ];
     if let Some(headers) = schedule["headers"].as_object() {
         for (name, value) in headers {
-            lines.push(format!("header:    {name}: {}", value.as_str().unwrap_or("")));
+            lines.push(format!(
+                "header:    {name}: {}",
+                value.as_str().unwrap_or("")
+            ));
         }
     }
-    let runs = schedule["next_runs"].as_array().cloned().unwrap_or_default();
+    let runs = schedule["next_runs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     if runs.is_empty() {
         lines.push("next runs: none".to_string());
     } else {
         lines.push("next runs:".to_string());
-        lines.extend(runs.iter().map(|r| format!("  {}", r.as_str().unwrap_or(""))));
+        lines.extend(
+            runs.iter()
+                .map(|r| format!("  {}", r.as_str().unwrap_or(""))),
+        );
     }
     output::print(&lines.join("\n"))
 }
