@@ -126,6 +126,8 @@ pub mod text {
     pub const CALL_NOT_FOUND: &str = "Call not found";
     /// Ferrite's own (no peer has a dead-letter list).
     pub const DEAD_LETTER_NOT_FOUND: &str = "Dead letter not found";
+    /// Ferrite's own (no peer has schedules).
+    pub const SCHEDULE_NOT_FOUND: &str = "Schedule not found";
     /// A fault of the node whose cause is for its log, not for the client.
     pub const INTERNAL: &str = "Something unexpected happened on the server";
 }

@@ -233,6 +233,18 @@ pub struct ServerConfig {
           value_parser = retention)]
     pub call_retention: Duration,
 
+    /// How late a schedule's tick may be enqueued and still count as on
+    /// time; an older tick was missed, and its schedule's `catch_up` says
+    /// what happens to it (docs/schedules.md). A duration such as `60s`.
+    #[arg(long, env = "FERRITE_SCHEDULE_GRACE", default_value = "60s",
+          value_parser = retention)]
+    pub schedule_grace: Duration,
+
+    /// Schedules of one app, at most.
+    #[arg(long, env = "FERRITE_APP_MAX_SCHEDULES", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub app_max_schedules: u32,
+
     /// How long a node serves a route from its cache before reading it again,
     /// in milliseconds: the bound on staleness when a change is not heard.
     /// Default: 10 minutes (every change reaches the cache at once, made

@@ -24,6 +24,7 @@ mod history;
 mod limits;
 mod metrics;
 mod route_cache;
+mod schedules;
 pub mod services;
 mod store_circuit;
 
@@ -164,6 +165,11 @@ pub async fn serve(
     tasks.spawn(metrics::queue::sample(
         state.queue.clone(),
         metrics::queue::SAMPLE_EVERY,
+        cancel.clone(),
+    ));
+    tasks.spawn(schedules::scheduler::run(
+        state.clone(),
+        config.schedule_grace,
         cancel.clone(),
     ));
     tasks.spawn(history::purge_loop(

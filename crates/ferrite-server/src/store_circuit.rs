@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use ferrite_model::{ApiKey, App, AppInput, Call, Route, RouteInput};
 use ferrite_store::{
-    CallFilter, CallUpdate, KeyBounds, RecordedCall, Store, StoreError, StoredKey,
+    CallFilter, CallUpdate, KeyBounds, RecordedCall, Schedule, Schedules, Store, StoreError,
+    StoredKey,
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -127,6 +128,37 @@ impl StoreCircuit {
                 }
             }
         }
+    }
+}
+
+#[async_trait]
+impl Schedules for StoreCircuit {
+    async fn create_schedule(&self, schedule: &Schedule, max: u32) -> Result<(), StoreError> {
+        self.guard(self.inner.create_schedule(schedule, max)).await
+    }
+    async fn get_schedule(&self, app: &str, id: &str) -> Result<Schedule, StoreError> {
+        self.guard(self.inner.get_schedule(app, id)).await
+    }
+    async fn list_schedules(&self, app: &str) -> Result<Vec<Schedule>, StoreError> {
+        self.guard(self.inner.list_schedules(app)).await
+    }
+    async fn update_schedule(&self, schedule: &Schedule) -> Result<(), StoreError> {
+        self.guard(self.inner.update_schedule(schedule)).await
+    }
+    async fn delete_schedule(&self, app: &str, id: &str) -> Result<(), StoreError> {
+        self.guard(self.inner.delete_schedule(app, id)).await
+    }
+    async fn due_schedules(&self, now_ms: i64, limit: u32) -> Result<Vec<Schedule>, StoreError> {
+        self.guard(self.inner.due_schedules(now_ms, limit)).await
+    }
+    async fn advance_schedule(
+        &self,
+        id: &str,
+        from_ms: i64,
+        to_ms: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        self.guard(self.inner.advance_schedule(id, from_ms, to_ms))
+            .await
     }
 }
 

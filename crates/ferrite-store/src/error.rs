@@ -25,6 +25,8 @@ pub enum StoreError {
     /// A new key over [`KeyBounds`](crate::KeyBounds): `of` says whose.
     #[error("{of} has {max} API keys already, the most allowed: revoke one first")]
     TooManyKeys { of: String, max: u32 },
+    #[error("{}", text::SCHEDULE_NOT_FOUND)]
+    ScheduleNotFound(String),
     #[error("call {0:?} already exists")]
     CallExists(String),
     /// A status change the call's lifecycle does not allow (it was, for
@@ -96,7 +98,8 @@ impl StoreError {
             | StoreError::RouteNotFound { .. }
             | StoreError::CallNotFound(_)
             | StoreError::DeadLetterNotFound(_)
-            | StoreError::KeyNotFound(_) => ErrorKind::NotFound,
+            | StoreError::KeyNotFound(_)
+            | StoreError::ScheduleNotFound(_) => ErrorKind::NotFound,
             StoreError::AppExists(_)
             | StoreError::RouteExists { .. }
             | StoreError::CallExists(_)

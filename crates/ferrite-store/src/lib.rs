@@ -1,5 +1,6 @@
-//! Where Ferrite keeps its durable state: apps, routes, and call records with
-//! their logs. One [`Store`] trait, one implementation per backend ([`sqlite`]
+//! Where Ferrite keeps its durable state: apps, routes, call records with
+//! their logs, and schedules ([`Schedules`]). One [`Store`] trait, one
+//! implementation per backend ([`sqlite`]
 //! embedded, [`postgres`] shared by every node), and one conformance suite
 //! (in `tests/`) that every implementation must pass.
 //!
@@ -12,6 +13,7 @@
 mod error;
 pub mod postgres;
 mod rows;
+pub mod schedules;
 mod sql;
 pub mod sqlite;
 
@@ -22,12 +24,13 @@ use async_trait::async_trait;
 use ferrite_model::{ApiKey, App, AppInput, Call, CallStatus, Route, RouteInput};
 
 pub use error::StoreError;
+pub use schedules::{CatchUp, Schedule, Schedules};
 
 /// Durable apps and routes. Every method is atomic: an update reads, merges
 /// (with the model's rules) and writes in one transaction, so two nodes
 /// patching different config keys of one app at once both win.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Schedules + Send + Sync + 'static {
     /// Insert a new app; [`StoreError::AppExists`] if the name is taken.
     async fn create_app(&self, app: &App) -> Result<(), StoreError>;
     async fn get_app(&self, name: &str) -> Result<App, StoreError>;

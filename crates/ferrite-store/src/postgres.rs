@@ -229,3 +229,4 @@ impl PostgresStore {
 }
 
 crate::sql::sql_store!(PostgresStore, Postgres);
+crate::schedules::sql_schedules!(PostgresStore, Postgres);

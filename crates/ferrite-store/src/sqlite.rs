@@ -190,3 +190,4 @@ impl SqliteStore {
 }
 
 crate::sql::sql_store!(SqliteStore, Sqlite);
+crate::schedules::sql_schedules!(SqliteStore, Sqlite);

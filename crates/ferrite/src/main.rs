@@ -45,6 +45,10 @@ enum Command {
     /// Per-app API keys: create, list, revoke (the operator's).
     #[command(subcommand)]
     Keys(commands::keys::KeysCommand),
+    /// Cron schedules of a route: list, create, inspect, update, pause,
+    /// resume, delete.
+    #[command(subcommand)]
+    Schedules(commands::schedules::SchedulesCommand),
     /// Write a new function in this folder: code, Dockerfile, func.yaml.
     Init(commands::init::InitArgs),
     /// Build this folder's function image through the Docker engine.
@@ -127,6 +131,7 @@ fn main() -> ExitCode {
             Command::Calls(command) => commands::calls::run(command).await,
             Command::DeadLetters(command) => commands::dead_letters::run(command).await,
             Command::Keys(command) => commands::keys::run(command).await,
+            Command::Schedules(command) => commands::schedules::run(command).await,
             Command::Version(args) => commands::version::run(args).await,
             Command::Services(command) => commands::services::run(command).await,
             Command::Top(args) => commands::top::run(args).await,

@@ -90,6 +90,7 @@ doc_tests! {
     openfaas => "docs/openfaas.md",
     operating => "docs/operating.md",
     postgres => "docs/postgres.md",
+    schedules => "docs/schedules.md",
     security => "docs/security.md",
     services => "docs/services.md",
     watchdog => "docs/watchdog.md",

@@ -12,7 +12,7 @@ mod calls;
 mod dead_letters;
 pub(crate) mod error;
 mod extract;
-mod invoke;
+pub(crate) mod invoke;
 mod key_gate;
 mod keys;
 mod metrics;
@@ -20,6 +20,7 @@ mod openapi;
 mod openfaas;
 pub mod request_id;
 mod routes;
+mod schedules;
 mod services;
 mod system;
 
@@ -84,6 +85,8 @@ pub struct AppState {
     /// Where async calls may have their results sent (off unless the
     /// operator opened it).
     pub(crate) callbacks: Arc<Callbacks>,
+    /// Schedules of one app, at most (`FERRITE_APP_MAX_SCHEDULES`).
+    pub(crate) max_schedules: u32,
 }
 
 impl AppState {
@@ -136,6 +139,7 @@ impl AppState {
             },
             max_response_bytes: config.max_response_bytes,
             callbacks: Arc::new(Callbacks::off()),
+            max_schedules: config.app_max_schedules,
         }
     }
 }
@@ -185,6 +189,12 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(dead_letters::replay_all))
         .routes(routes!(keys::list, keys::create))
         .routes(routes!(keys::get, keys::delete))
+        .routes(routes!(schedules::list, schedules::create))
+        .routes(routes!(
+            schedules::get,
+            schedules::update,
+            schedules::delete
+        ))
         .routes(routes!(services::list))
         .routes(routes!(openapi::document))
         .layer(DefaultBodyLimit::disable())

@@ -40,6 +40,7 @@ pub const ROUTE_SCHEME: &str = "route_token";
         (name = "calls", description = "The call history, the log and output of calls, cancelling queued calls"),
         (name = "dead letters", description = "Async calls that failed for good, kept with their requests: listed, inspected, replayed, dropped"),
         (name = "keys", description = "Per-app API keys: issued, listed and revoked by the operator"),
+        (name = "schedules", description = "Cron schedules of a route: each tick queues one async call, once across the nodes"),
         (name = "services", description = "Routes that run as Swarm services on this node"),
         (name = "invoke", description = "Calling functions: sync calls answer with the function's answer, async calls with a call id"),
         (name = "system", description = "The node: ping, version, health, metrics, this document"),

@@ -12,12 +12,14 @@ mod calls;
 mod history;
 mod keys;
 mod routes;
+mod schedules;
 
 pub use apps::*;
 pub use calls::*;
 pub use history::*;
 pub use keys::*;
 pub use routes::*;
+pub use schedules::*;
 
 use ferrite_model::{App, Call, Millis, Route, RouteInput, RouteType};
 
@@ -80,7 +82,9 @@ macro_rules! store_conformance_tests {
             record_calls_skips_unknown_apps_and_duplicates, record_calls_keeps_logs,
             a_batch_of_1000_calls_is_quick,
             calls_list_and_page, calls_listed_by_creation_time, calls_purge, app_delete_removes_calls,
-            keys_round_trip_and_revoke, keys_are_bounded_and_go_with_their_app);
+            keys_round_trip_and_revoke, keys_are_bounded_and_go_with_their_app,
+            schedules_round_trip, schedules_need_their_route_and_are_bounded,
+            due_schedules_are_claimed_once, schedules_go_with_their_route_and_app);
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn concurrent_patches_all_land() {
             let (store, _guard) = $make.await;

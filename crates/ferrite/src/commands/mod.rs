@@ -13,6 +13,7 @@ pub mod init;
 pub mod keys;
 pub mod routes;
 pub mod run;
+pub mod schedules;
 pub mod server;
 pub mod services;
 pub mod top;
