@@ -20,6 +20,7 @@
 pub mod bus;
 mod error;
 pub mod redis;
+pub mod shared;
 pub mod sqlite;
 
 use std::sync::atomic::{AtomicU64, Ordering};
