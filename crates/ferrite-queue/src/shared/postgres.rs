@@ -4,13 +4,13 @@
 //! race to make them). Times are the server's (`clock_timestamp()`) in ms.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::{millis, Loads};
+use crate::bus::postgres::bounded;
 use crate::QueueError;
 
 /// The server's time in ms, as SQL.
@@ -244,17 +244,5 @@ impl PostgresShared {
         )
         .await?;
         Ok(rows.into_iter().collect())
-    }
-}
-
-/// Run one operation on PostgreSQL, giving up after `limit`, waiting for a
-/// connection included.
-async fn bounded<T>(
-    limit: Duration,
-    operation: impl Future<Output = Result<T, sqlx::Error>>,
-) -> Result<T, QueueError> {
-    match tokio::time::timeout(limit, operation).await {
-        Ok(Err(sqlx::Error::PoolTimedOut)) | Err(_) => Err(QueueError::PostgresTimeout(limit)),
-        Ok(result) => Ok(result?),
     }
 }

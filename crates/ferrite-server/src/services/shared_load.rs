@@ -359,6 +359,7 @@ impl Services {
 
 #[cfg(test)]
 mod tests {
+    use super::super::autoscale::{AutoscaleSettings, Autoscaler, Bounds};
     use super::*;
 
     fn shares(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
@@ -376,6 +377,77 @@ mod tests {
         // Nonsense from the server is left out.
         let odd = shares(&[("b", f64::NAN), ("c", -1.0), ("d", 2.0)]);
         assert_eq!(total(Some(&odd), "a", 1.0), (3.0, 2));
+    }
+
+    fn scaler(t0: Instant) -> Autoscaler {
+        Autoscaler::new(AutoscaleSettings::with_stable_window(60 * S), t0)
+    }
+
+    const S: Duration = Duration::from_secs(1);
+
+    fn bounds() -> Bounds {
+        Bounds {
+            min: 1,
+            max: 10,
+            target: 10.0,
+            scale_to_zero_after: 30 * S,
+        }
+    }
+
+    #[test]
+    fn the_summed_load_asks_what_one_node_with_all_of_it_would() {
+        let t0 = Instant::now();
+        let (mut summed, mut one, mut half) = (scaler(t0), scaler(t0), scaler(t0));
+        let (mut r_summed, mut r_one, mut r_half) = (2, 2, 2);
+        for i in 1..=120 {
+            let now = t0 + i * S;
+            // Two nodes with 17.5 in flight each; a's share as it just
+            // measured it, b's as published.
+            let published = shares(&[("a", 17.0), ("b", 17.5)]);
+            let (sum, nodes) = total(Some(&published), "a", 17.5);
+            assert_eq!(nodes, 2);
+            summed.record(now, sum);
+            one.record(now, 35.0);
+            half.record(now, 17.5);
+            r_summed = summed.decide(now, r_summed, &bounds()).replicas;
+            r_one = one.decide(now, r_one, &bounds()).replicas;
+            r_half = half.decide(now, r_half, &bounds()).replicas;
+        }
+        assert_eq!((r_summed, r_one, r_half), (4, 4, 2));
+    }
+
+    #[test]
+    fn a_node_taking_the_lease_over_decides_as_the_holder_would_have() {
+        // Both nodes feed the same totals to their autoscaler, the other
+        // with the holder's replicas as the current ones.
+        let t0 = Instant::now();
+        let (mut holder, mut other) = (scaler(t0), scaler(t0));
+        let load = |i: u32| match i {
+            0..30 => 15.0,
+            30..33 => 80.0,
+            _ => 20.0,
+        };
+        let mut replicas = 2;
+        for i in 1..=200 {
+            let now = t0 + i * S;
+            holder.record(now, load(i));
+            other.record(now, load(i));
+            // From 41 s on the holder is dead (in the burst's panic), and
+            // the other decides: as the holder would have.
+            let d = other.decide(now, replicas, &bounds());
+            assert_eq!(holder.decide(now, replicas, &bounds()), d, "at {i} s");
+            if i == 41 {
+                // A node starting afresh would forget the panic and scale
+                // down at once.
+                let mut fresh = scaler(now);
+                fresh.record(now, load(i));
+                let f = fresh.decide(now, replicas, &bounds());
+                assert!(d.panicking && !f.panicking, "{d:?} {f:?}");
+                assert!(f.replicas < d.replicas, "{d:?} {f:?}");
+            }
+            replicas = d.replicas;
+        }
+        assert_eq!(replicas, 2);
     }
 
     #[test]
