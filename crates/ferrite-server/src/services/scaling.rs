@@ -10,7 +10,7 @@ use ferrite_swarm::SwarmError;
 use tokio_util::sync::CancellationToken;
 
 use super::autoscale::{Cause, Decision};
-use super::shared_load::{Published, Round};
+use super::shared_load::{self, Published, Round};
 use super::{Managed, Services};
 
 /// How often each service's concurrency is sampled and its replicas decided.
@@ -58,6 +58,14 @@ impl Services {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let next = async {
+                match &self.shared {
+                    Some(_) => tokio::time::sleep(shared_load::to_next_second()).await,
+                    None => {
+                        tick.tick().await;
+                    }
+                }
+            };
             tokio::select! {
                 _ = cancel.cancelled() => {
                     if let Some(shared) = &self.shared {
@@ -65,7 +73,7 @@ impl Services {
                     }
                     return;
                 }
-                _ = tick.tick() => {}
+                _ = next => {}
             }
             let now = Instant::now();
             let all: Vec<(Arc<Managed>, f64)> = self

@@ -32,6 +32,21 @@ pub(super) const LOAD_TTL: Duration = Duration::from_secs(3);
 /// The lease's time to live: a holder that dies costs at most this long
 /// without decisions (replicas stay as they are meanwhile).
 pub(super) const LEASE_TTL: Duration = Duration::from_secs(5);
+/// Between publishing its load and reading the others': every node
+/// publishes at the start of a second by its clock, so half a second later
+/// the others' loads of the same second are there (clocks kept within a
+/// fraction of a second, as NTP does).
+const READ_AFTER: Duration = Duration::from_millis(500);
+
+/// Until the next whole second of the system clock: nodes sample the same
+/// seconds, so the shares they sum cover the same interval (a client moving
+/// from one node to the other is counted once, not in both).
+pub(super) fn to_next_second() -> Duration {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Duration::from_secs(1) - Duration::from_nanos(u64::from(since_epoch.subsec_nanos()))
+}
 
 /// This node's view of what the nodes share.
 pub(crate) struct SharedLoad {
@@ -198,7 +213,7 @@ impl SharedLoad {
     }
 
     /// Publish this node's `loads` (service, average), take or renew the
-    /// lease, and read the others' loads (and the holder's decisions). A
+    /// lease, and read the others' loads of the same second (and the holder's decisions). A
     /// round that failed decides nothing: `None`.
     pub(super) async fn exchange(&self, loads: &[(String, f64)]) -> Option<Round> {
         match self.try_exchange(loads).await {
@@ -226,6 +241,7 @@ impl SharedLoad {
         loads: &[(String, f64)],
     ) -> Result<Round, ferrite_queue::QueueError> {
         self.shared.publish_loads(loads).await?;
+        tokio::time::sleep(READ_AFTER).await;
         let lease = self.shared.lease(LEASE_TTL).await?;
         let all = self.shared.loads(LOAD_TTL).await?;
         // By this node's clock, counted from before it asked: past it, the
