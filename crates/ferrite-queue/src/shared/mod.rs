@@ -36,9 +36,9 @@ pub struct Shared {
 }
 
 enum Transport {
-    Redis(redis::RedisShared),
-    /// Boxed: its connection options make it the larger by far.
-    Postgres(Box<postgres::PostgresShared>),
+    /// Boxed: its scripts make it the larger by far.
+    Redis(Box<redis::RedisShared>),
+    Postgres(postgres::PostgresShared),
 }
 
 /// The lease as one attempt to take or renew it left it.
@@ -62,10 +62,12 @@ impl Shared {
         timeout: Duration,
     ) -> Result<Shared, QueueError> {
         let transport = match url.split(':').next().unwrap_or_default() {
-            "redis" => Transport::Redis(redis::RedisShared::open(url, scope, node, timeout).await?),
-            "postgres" | "postgresql" => Transport::Postgres(Box::new(
-                postgres::PostgresShared::open(url, scope, node, timeout).await?,
+            "redis" => Transport::Redis(Box::new(
+                redis::RedisShared::open(url, scope, node, timeout).await?,
             )),
+            "postgres" | "postgresql" => {
+                Transport::Postgres(postgres::PostgresShared::open(url, scope, node, timeout).await?)
+            }
             scheme => {
                 return Err(QueueError::Config(format!(
                     "{:?}: nothing can be shared over {scheme:?}; use redis://host:port/prefix or postgres://...",
