@@ -2,7 +2,9 @@
 //! per backend (embedded [`sqlite`], [`redis`] for production), and one
 //! conformance suite (in `tests/`) that every implementation must pass. Nodes
 //! of one installation also share a [`bus`] to tell each other about changes,
-//! over their Redis or, without one, their PostgreSQL database.
+//! over their Redis or, without one, their PostgreSQL database, and through
+//! the same server what they need to scale services as one ([`shared`]: each
+//! node's load, a lease, the holder's decisions).
 //!
 //! It must not know what a task means: payloads are opaque bytes that the
 //! server encodes; nothing here knows calls, apps, the store or containers.
@@ -20,6 +22,7 @@
 pub mod bus;
 mod error;
 pub mod redis;
+pub mod shared;
 pub mod sqlite;
 
 use std::sync::atomic::{AtomicU64, Ordering};

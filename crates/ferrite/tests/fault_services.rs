@@ -42,49 +42,6 @@ fn outcome(records: &[Record]) -> (usize, usize) {
     (ok, records.len() - ok)
 }
 
-/// Starts ferrite/postgres on the fixture's network; its DB_URL for the
-/// nodes once it takes connections over the network.
-fn start_postgres(fixture: &Fixture) -> String {
-    let name = format!("{}-db", fixture.container);
-    let password = format!("pw-{}", common::free_port());
-    fixture.probes.borrow_mut().push(name.clone());
-    succeed(
-        "docker",
-        &[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--label",
-            "org.ferrite.test=1",
-            "--network",
-            &fixture.network,
-            "-e",
-            &format!("POSTGRES_PASSWORD={password}"),
-            "ferrite/postgres",
-        ],
-    );
-    // Only the final server listens on TCP: the one that initialises the
-    // cluster is on the Unix socket alone.
-    let ready = eventually(Duration::from_secs(60), || {
-        common::run(
-            "docker",
-            &[
-                "exec",
-                &name,
-                "pg_isready",
-                "--quiet",
-                "--host=127.0.0.1",
-                "--username=postgres",
-            ],
-        )
-        .status
-        .success()
-    });
-    assert!(ready, "PostgreSQL did not start");
-    format!("postgres://postgres:{password}@{name}:5432/postgres")
-}
-
 /// The replicas Swarm is asked for, for the route's service.
 fn swarm_replicas(fixture: &Fixture) -> u64 {
     let services = fixture.services();
@@ -98,7 +55,7 @@ fn a_service_survives_the_node_that_scaled_it() {
     let fixture = Fixture::new("fault-svc", &["ferrite/sleep-service"]);
     fixture.build_images(&["ferrite/sleep"]);
     fixture.create_network();
-    let db = start_postgres(&fixture);
+    let db = fixture.start_postgres();
     let env = [("DB_URL", db.as_str())];
     let a_name = format!("{}-a", fixture.container);
     let a = fixture.start_node(&a_name, &env);

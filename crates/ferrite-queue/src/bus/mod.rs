@@ -20,7 +20,7 @@
 //! It lives beside the queue because it is the other thing nodes exchange
 //! through a shared server; it knows nothing of what the messages say.
 
-mod postgres;
+pub(crate) mod postgres;
 mod redis;
 
 use std::time::Duration;

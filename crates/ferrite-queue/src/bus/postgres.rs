@@ -141,7 +141,7 @@ impl PostgresBus {
 
 /// Run one operation on PostgreSQL, giving up after `limit`, waiting for a
 /// connection included.
-async fn bounded<T>(
+pub(crate) async fn bounded<T>(
     limit: Duration,
     operation: impl Future<Output = Result<T, sqlx::Error>>,
 ) -> Result<T, QueueError> {

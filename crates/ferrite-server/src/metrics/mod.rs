@@ -54,6 +54,8 @@ const CALLBACKS: &str = "ferrite_callbacks_total";
 pub(crate) const SERVICE_REPLICAS: &str = "ferrite_service_replicas";
 /// Scaling decisions of the autoscaler, by direction and reason.
 pub(crate) const AUTOSCALER_DECISIONS: &str = "ferrite_autoscaler_decisions_total";
+/// The autoscaler's lease coming to this node or leaving it.
+pub(crate) const AUTOSCALER_LEASE: &str = "ferrite_autoscaler_lease_changes_total";
 /// Management API requests, by method, route template and status.
 pub(crate) const API_REQUESTS: &str = "ferrite_api_requests_total";
 /// Management API request durations.
@@ -179,6 +181,10 @@ fn describe() {
         "scaling decisions of the autoscaler by direction (up, down) and reason"
     );
     describe_counter!(
+        AUTOSCALER_LEASE,
+        "the autoscaler's lease (one node scales every service) taken by this node or lost by it"
+    );
+    describe_counter!(
         API_REQUESTS,
         "management API requests by method, route template and HTTP status"
     );
@@ -268,4 +274,9 @@ pub fn autoscaler_decision(app: &str, route: &str, from: u32, to: u32, reason: &
         "reason" => reason
     )
     .increment(1);
+}
+
+/// The autoscaler's lease was `change` (`taken`, `lost`) by this node.
+pub fn autoscaler_lease(change: &'static str) {
+    counter!(AUTOSCALER_LEASE, "change" => change).increment(1);
 }

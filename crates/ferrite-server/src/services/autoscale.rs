@@ -90,6 +90,19 @@ impl Cause {
             Cause::Bounds => "bounds",
         }
     }
+
+    /// The cause [`Cause::as_str`] names.
+    pub fn parse(word: &str) -> Option<Cause> {
+        [
+            Cause::Activation,
+            Cause::Panic,
+            Cause::Demand,
+            Cause::Idle,
+            Cause::Bounds,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == word)
+    }
 }
 
 /// The history of one service's concurrency and the state of its panic.

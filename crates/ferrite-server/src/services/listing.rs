@@ -48,6 +48,28 @@ pub struct ServiceView {
     pub autoscaler: Option<AutoscalerView>,
     /// The last decision that changed the replicas.
     pub last_scaling: Option<ScalingView>,
+    /// How the load is shared between the nodes, on a node that shares
+    /// it (through Redis or PostgreSQL): absent on a node deciding alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared: Option<SharedView>,
+}
+
+/// A service's load over the nodes: this node's share, the total the
+/// decision is made from, and who makes it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SharedView {
+    /// The node holding the autoscaler's lease, which scales every
+    /// service (none while the lease is free).
+    pub holder: Option<String>,
+    /// Whether this node is that holder: on the others, `autoscaler`,
+    /// `last_scaling` and `replicas` are the holder's.
+    pub deciding: bool,
+    /// This node's average in flight over the last second.
+    pub node_concurrency: f64,
+    /// The sum over every node publishing: what the decision is made from.
+    pub total_concurrency: f64,
+    /// Nodes whose share is in the sum, this one included.
+    pub nodes: usize,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -111,6 +133,17 @@ impl Services {
                         reason: d.reason.clone(),
                         at: *at,
                     }),
+                    shared: self
+                        .shared
+                        .as_ref()
+                        .and(control.share.as_ref())
+                        .map(|share| SharedView {
+                            holder: share.holder.clone(),
+                            deciding: share.decides,
+                            node_concurrency: round(share.node),
+                            total_concurrency: round(share.total),
+                            nodes: share.nodes,
+                        }),
                 }
             })
             .collect();
@@ -136,6 +169,7 @@ impl Services {
             requests: 0,
             autoscaler: None,
             last_scaling: None,
+            shared: None,
         }));
         drop(failed);
         views.sort_by(|a, b| (&a.app, &a.path).cmp(&(&b.app, &b.path)));

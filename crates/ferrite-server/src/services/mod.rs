@@ -14,6 +14,7 @@ mod key;
 mod meter;
 mod rollout;
 mod scaling;
+mod shared_load;
 pub use call::ServiceError;
 mod listing;
 
@@ -91,6 +92,9 @@ pub struct Services {
     /// start, a call finding its service missing), so two never race to
     /// create or remove the same service.
     changing: tokio::sync::Mutex<()>,
+    /// Load shared with the other nodes, one of which decides; `None` on a
+    /// node that decides alone (no Redis, no PostgreSQL).
+    shared: Option<shared_load::SharedLoad>,
 }
 
 /// One route's service as this node runs it.
@@ -138,6 +142,8 @@ struct Control {
     last_change: Option<(Decision, Millis)>,
     /// The latest decision, whatever it was.
     latest: Option<Decision>,
+    /// The service's load over the nodes at the last tick.
+    share: Option<shared_load::Share>,
 }
 
 impl Managed {
@@ -191,6 +197,28 @@ impl Services {
             cancel.clone(),
             tasks,
         );
+        let shared = match config.change_bus() {
+            Some(bus) => {
+                match shared_load::SharedLoad::open(
+                    &bus.url,
+                    &settings.owner,
+                    engine.node_id(),
+                    bus.timeout,
+                )
+                .await
+                {
+                    Ok(shared) => Some(shared),
+                    // Deciding alone beside nodes that share would make two
+                    // decisions for one service.
+                    Err(e) => {
+                        return Err(Arc::from(format!(
+                            "this node cannot share its services' load: {e}"
+                        )))
+                    }
+                }
+            }
+            None => None,
+        };
         let services = Arc::new(Services {
             swarm,
             watcher,
@@ -203,6 +231,7 @@ impl Services {
             adopted: AtomicBool::new(false),
             unused_left: AtomicBool::new(false),
             changing: tokio::sync::Mutex::new(()),
+            shared,
         });
         services.adopt().await;
         tasks.spawn(services.clone().follow_moves(cancel.clone()));
@@ -402,6 +431,7 @@ impl Services {
                     replicas,
                     last_change: old.last_change.take(),
                     latest: old.latest.take(),
+                    share: old.share.take(),
                 }
             }
             None => Control {
@@ -409,6 +439,7 @@ impl Services {
                 replicas,
                 last_change: None,
                 latest: None,
+                share: None,
             },
         };
         let managed = Arc::new(Managed {

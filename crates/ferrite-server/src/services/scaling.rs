@@ -10,6 +10,7 @@ use ferrite_swarm::SwarmError;
 use tokio_util::sync::CancellationToken;
 
 use super::autoscale::{Cause, Decision};
+use super::shared_load::{self, Published, Round};
 use super::{Managed, Services};
 
 /// How often each service's concurrency is sampled and its replicas decided.
@@ -50,34 +51,90 @@ impl Services {
     }
 
     /// Every tick: sample each service's concurrency, decide its replicas,
-    /// and scale those whose decision changed them.
+    /// and scale those whose decision changed them. With load shared
+    /// between nodes, the decision is made from every node's load, and
+    /// applied only by the node that holds the lease (`shared_load`).
     pub(super) async fn autoscale(self: Arc<Self>, cancel: CancellationToken) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let next = async {
+                match &self.shared {
+                    Some(_) => tokio::time::sleep(shared_load::to_next_second()).await,
+                    None => {
+                        tick.tick().await;
+                    }
+                }
+            };
             tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tick.tick() => {}
+                _ = cancel.cancelled() => {
+                    if let Some(shared) = &self.shared {
+                        shared.release().await;
+                    }
+                    return;
+                }
+                _ = next => {}
             }
-            let all: Vec<Arc<Managed>> = self.managed().values().cloned().collect();
             let now = Instant::now();
-            for managed in all {
-                let average = managed.meter.take_average(now);
+            let all: Vec<(Arc<Managed>, f64)> = self
+                .managed()
+                .values()
+                .map(|m| (m.clone(), m.meter.take_average(now)))
+                .collect();
+            let round = match &self.shared {
+                Some(shared) => {
+                    let loads: Vec<(String, f64)> =
+                        all.iter().map(|(m, a)| (m.name.clone(), *a)).collect();
+                    match shared.exchange(&loads).await {
+                        Some(round) => round,
+                        // Nobody knows the whole load: replicas stay.
+                        None => continue,
+                    }
+                }
+                None => Round::alone(),
+            };
+            if round.taken {
+                self.read_replicas().await;
+            }
+            if round.decides && self.shared.is_some() {
+                self.take_up(&round).await;
+            }
+            let mut published = Vec::new();
+            for (managed, average) in all {
+                let share = round.share(&managed.name, average);
                 let (decision, current) = {
                     let mut control = managed.control();
-                    control.autoscaler.record(now, average);
+                    if !round.decides {
+                        if let Some(holders) = round.published(&managed.name) {
+                            holders.apply(&mut control);
+                        }
+                    }
+                    control.autoscaler.record(now, share.total);
+                    control.share = Some(share);
                     let current = control.replicas;
                     let bounds = managed.bounds();
                     let decision = control.autoscaler.decide(now, current, &bounds);
-                    control.latest = Some(decision.clone());
+                    if round.decides {
+                        control.latest = Some(decision.clone());
+                    }
                     (decision, current)
                 };
+                if !round.decides {
+                    // Kept in step with the holder, never applied.
+                    continue;
+                }
                 let wanted = decision.replicas;
                 if wanted != current {
                     self.scale(&managed, current, decision).await;
                 }
                 let running = managed.addresses.borrow().len();
                 crate::metrics::service_replicas(&managed.app, &managed.path, wanted, running);
+                if let Some(p) = Published::of(&managed.control()) {
+                    published.push((managed.name.clone(), p));
+                }
+            }
+            if let (Some(shared), true) = (&self.shared, round.decides) {
+                shared.publish(&published).await;
             }
         }
     }

@@ -197,6 +197,79 @@ impl Fixture {
         ferrite
     }
 
+    /// Starts ferrite/postgres on the network; its DB_URL for the nodes once
+    /// it takes connections over the network.
+    pub fn start_postgres(&self) -> String {
+        let name = format!("{}-db", self.container);
+        let password = format!("pw-{}", free_port());
+        self.probes.borrow_mut().push(name.clone());
+        succeed(
+            "docker",
+            &[
+                "run",
+                "-d",
+                "--name",
+                &name,
+                "--label",
+                "org.ferrite.test=1",
+                "--network",
+                &self.network,
+                "-e",
+                &format!("POSTGRES_PASSWORD={password}"),
+                "ferrite/postgres",
+            ],
+        );
+        // Only the final server listens on TCP: the one that initialises the
+        // cluster is on the Unix socket alone.
+        let ready = eventually(Duration::from_secs(60), || {
+            run(
+                "docker",
+                &[
+                    "exec",
+                    &name,
+                    "pg_isready",
+                    "--quiet",
+                    "--host=127.0.0.1",
+                    "--username=postgres",
+                ],
+            )
+            .status
+            .success()
+        });
+        assert!(ready, "PostgreSQL did not start");
+        format!("postgres://postgres:{password}@{name}:5432/postgres")
+    }
+
+    /// Starts ferrite/redis (no password: nothing else is on the network,
+    /// and nothing kept on disk); its MQ_URL for the nodes once it answers.
+    pub fn start_redis(&self) -> String {
+        let name = format!("{}-redis", self.container);
+        self.probes.borrow_mut().push(name.clone());
+        succeed(
+            "docker",
+            &[
+                "run",
+                "-d",
+                "--name",
+                &name,
+                "--label",
+                "org.ferrite.test=1",
+                "--network",
+                &self.network,
+                "ferrite/redis",
+                "--appendonly",
+                "no",
+            ],
+        );
+        let ready = eventually(Duration::from_secs(30), || {
+            run("docker", &["exec", &name, "docker-entrypoint.sh", "ping"])
+                .status
+                .success()
+        });
+        assert!(ready, "Redis did not start");
+        format!("redis://{name}:6379/ferrite")
+    }
+
     /// The ids of the service images the fixture's Ferrite derived (they
     /// carry its owner label).
     pub fn derived_images(&self) -> Vec<String> {
