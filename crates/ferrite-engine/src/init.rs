@@ -47,9 +47,10 @@ pub const LABEL_INIT: &str = "org.ferrite.init";
 /// new volume even with the same binary.
 const LAYOUT: &[u8] = b"ferrite-init volume v1: init, sock/\n";
 
-/// How long to wait for another node that is filling the same volume.
+/// How long to wait for another node that is filling the same volume: up
+/// to 30 s, for an engine slowed by a loaded host.
 const FILL_WAIT: Duration = Duration::from_millis(100);
-const FILL_TRIES: usize = 50;
+const FILL_TRIES: usize = 300;
 
 static BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ferrite-init"));
 

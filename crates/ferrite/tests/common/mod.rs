@@ -216,8 +216,9 @@ impl TestServer {
 impl Drop for TestServer {
     /// A graceful stop, so that the server removes the containers it started
     /// (a SIGKILL would leave them to its next start, which never comes),
-    /// then the Swarm services its routes made: they outlive a server by
-    /// design (a restarted node adopts them), so the test removes them.
+    /// then the Swarm services its routes made and the service images it
+    /// derived: they outlive a server by design (a restarted node adopts
+    /// them), so the test removes them.
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill")
@@ -234,7 +235,41 @@ impl Drop for TestServer {
             }
         }
         remove_services_of(&self.node_id);
+        remove_images_of(&self.node_id);
     }
+}
+
+/// Remove the images labelled as `owner`'s (service images a node derived),
+/// waiting up to 30 s for the tasks of its removed services, which hold
+/// their image until they go. Another test deriving from the same function
+/// image would otherwise find this one's, labelled with this owner.
+pub fn remove_images_of(owner: &str) {
+    eventually(Duration::from_secs(30), || {
+        for image in images_of(owner) {
+            let _ = run("docker", &["rmi", "-f", &image]);
+        }
+        images_of(owner).is_empty()
+    });
+}
+
+/// The ids of the images labelled as `owner`'s.
+pub fn images_of(owner: &str) -> Vec<String> {
+    let out = run(
+        "docker",
+        &[
+            "images",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            &format!("label=org.ferrite.owner={owner}"),
+        ],
+    );
+    let mut ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    ids.dedup();
+    ids
 }
 
 /// Remove the Swarm services owned by `owner` (a test server's node id).

@@ -72,14 +72,7 @@ impl Drop for Fixture {
                     .status
                     .success()
         });
-        // A task's container may outlive its service a moment, and holds
-        // its image until it goes.
-        eventually(Duration::from_secs(30), || {
-            for image in self.derived_images() {
-                let _ = run("docker", &["rmi", "-f", &image]);
-            }
-            self.derived_images().is_empty()
-        });
+        super::remove_images_of(&self.owner);
         for image in &self.images {
             let _ = run("docker", &["rmi", "-f", image]);
         }
@@ -273,22 +266,7 @@ impl Fixture {
     /// The ids of the service images the fixture's Ferrite derived (they
     /// carry its owner label).
     pub fn derived_images(&self) -> Vec<String> {
-        let out = run(
-            "docker",
-            &[
-                "images",
-                "-q",
-                "--no-trunc",
-                "--filter",
-                &format!("label=org.ferrite.owner={}", self.owner),
-            ],
-        );
-        let mut ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .map(str::to_string)
-            .collect();
-        ids.dedup();
-        ids
+        super::images_of(&self.owner)
     }
 
     /// The owner's services as Swarm lists them: (name, replicas asked).
