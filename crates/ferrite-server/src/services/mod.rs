@@ -14,6 +14,7 @@ mod key;
 mod meter;
 mod rollout;
 mod scaling;
+mod stand_in;
 pub use call::ServiceError;
 mod listing;
 
@@ -52,6 +53,10 @@ pub struct ServiceSettings {
     pub autoscale: AutoscaleSettings,
     /// How long a call waits for a first ready task.
     pub start_wait: Duration,
+    /// Sync calls run on this node while the service has no ready task.
+    pub stand_in: bool,
+    /// Most routes at zero with a container of their image kept ready.
+    pub standby: usize,
     /// The image the watchdog of derived service images comes from.
     pub watchdog_image: String,
 }
@@ -63,6 +68,8 @@ impl ServiceSettings {
             network: config.service_network.clone(),
             autoscale: AutoscaleSettings::with_stable_window(config.autoscale_window),
             start_wait: config.service_start_wait,
+            stand_in: config.service_stand_in,
+            standby: config.service_standby,
             watchdog_image: config.watchdog_image.clone(),
         }
     }
@@ -91,6 +98,9 @@ pub struct Services {
     /// start, a call finding its service missing), so two never race to
     /// create or remove the same service.
     changing: tokio::sync::Mutex<()>,
+    /// Owns the scale-ups that calls run on this node start and do not wait
+    /// for (see `stand_in`).
+    tasks: TaskTracker,
 }
 
 /// One route's service as this node runs it.
@@ -120,6 +130,9 @@ pub(crate) struct Managed {
     /// Its last rolling update: followed until Swarm ends it, and why it
     /// failed when it did (the service then runs its previous definition).
     rollout: Mutex<rollout::Rollout>,
+    /// The route the service was made for, when its calls may run on this
+    /// node while the service has no ready task (see `stand_in`).
+    local: Option<Route>,
 }
 
 /// A route whose service could not be made, and why.
@@ -203,6 +216,7 @@ impl Services {
             adopted: AtomicBool::new(false),
             unused_left: AtomicBool::new(false),
             changing: tokio::sync::Mutex::new(()),
+            tasks: tasks.clone(),
         });
         services.adopt().await;
         tasks.spawn(services.clone().follow_moves(cancel.clone()));
@@ -411,6 +425,7 @@ impl Services {
                 latest: None,
             },
         };
+        let local = stand_in::local_route(&self.settings, route, &def.image);
         let managed = Arc::new(Managed {
             name: ensured.name,
             app: def.app,
@@ -430,6 +445,7 @@ impl Services {
                 reread: None,
             }),
             rollout: Mutex::new(rollout),
+            local,
         });
         self.managed().insert(key, managed.clone());
         self.follow_sources();

@@ -61,7 +61,7 @@ impl Services {
             }
             let all: Vec<Arc<Managed>> = self.managed().values().cloned().collect();
             let now = Instant::now();
-            for managed in all {
+            for managed in &all {
                 let average = managed.meter.take_average(now);
                 let (decision, current) = {
                     let mut control = managed.control();
@@ -79,6 +79,7 @@ impl Services {
                 let running = managed.addresses.borrow().len();
                 crate::metrics::service_replicas(&managed.app, &managed.path, wanted, running);
             }
+            self.keep_standbys(&all);
         }
     }
 
