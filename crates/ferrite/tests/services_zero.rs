@@ -30,7 +30,10 @@ fn containers(node: &str, route: Option<&str>) -> Vec<String> {
         format!("label=org.ferrite.node={node}"),
     ];
     if let Some(route) = route {
-        args.extend(["--filter".to_string(), format!("label=org.ferrite.route={route}")]);
+        args.extend([
+            "--filter".to_string(),
+            format!("label=org.ferrite.route={route}"),
+        ]);
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     succeed("docker", &args)
@@ -58,17 +61,29 @@ fn a_call_at_zero_replicas_runs_on_the_node_while_the_service_scales_up() {
     ferrite.create_route(json!({"path": "/hello", "image": "ferrite/hello",
         "service": {"min_replicas": 0, "max_replicas": 1, "scale_to_zero_after": 300}}));
     assert!(
-        eventually(Duration::from_secs(30), || !containers(&node, Some("/hello")).is_empty()),
+        eventually(Duration::from_secs(30), || !containers(
+            &node,
+            Some("/hello")
+        )
+        .is_empty()),
         "no standby container for the route at zero"
     );
     let view = ferrite.service_view("/hello");
-    assert_eq!((view["replicas"].as_u64(), view["running"].as_u64()), (Some(0), Some(0)), "{view}");
+    assert_eq!(
+        (view["replicas"].as_u64(), view["running"].as_u64()),
+        (Some(0), Some(0)),
+        "{view}"
+    );
 
     // The first call: answered by the node, not by a task.
     let (status, body, took) = ferrite.call("/hello", r#"{"name":"Zero"}"#);
     assert_eq!((status, body.as_str()), (200, "Hello Zero!\n"));
     eprintln!("first call at zero answered in {} ms", took.as_millis());
-    assert_eq!(forwarded(&ferrite, "/hello"), 0, "the first call went to a task");
+    assert_eq!(
+        forwarded(&ferrite, "/hello"),
+        0,
+        "the first call went to a task"
+    );
     // ... and recorded like any call.
     let (status, calls) = ferrite.api(reqwest::Method::GET, "/v1/apps/svc/calls", None);
     assert_eq!(status, 200, "{calls}");
@@ -78,7 +93,9 @@ fn a_call_at_zero_replicas_runs_on_the_node_while_the_service_scales_up() {
 
     // The call scaled the service up all the same.
     assert!(
-        eventually(Duration::from_secs(60), || ferrite.service_view("/hello")["running"] == 1),
+        eventually(Duration::from_secs(60), || ferrite.service_view("/hello")
+            ["running"]
+            == 1),
         "the service did not scale up: {}",
         ferrite.service_view("/hello")
     );
@@ -91,12 +108,20 @@ fn a_call_at_zero_replicas_runs_on_the_node_while_the_service_scales_up() {
         }
         forwarded(&ferrite, "/hello") > 0
     });
-    assert!(reached, "no call went to the task: {}", ferrite.service_view("/hello"));
+    assert!(
+        reached,
+        "no call went to the task: {}",
+        ferrite.service_view("/hello")
+    );
     assert_eq!(failures, vec![]);
     let before = forwarded(&ferrite, "/hello");
     let (status, _, _) = ferrite.call("/hello", r#"{"name":"Task"}"#);
     assert_eq!(status, 200);
-    assert_eq!(forwarded(&ferrite, "/hello"), before + 1, "a later call ran on the node");
+    assert_eq!(
+        forwarded(&ferrite, "/hello"),
+        before + 1,
+        "a later call ran on the node"
+    );
 
     // A route whose image is a service image already is never run on the
     // node: its first call waits for its task.
@@ -109,19 +134,28 @@ fn a_call_at_zero_replicas_runs_on_the_node_while_the_service_scales_up() {
         "service": {"min_replicas": 0, "max_replicas": 1}}));
     let (status, body, _) = ferrite.call("/as-is", r#"{"name":"Task"}"#);
     assert_eq!((status, body.as_str()), (200, "Hello Task!\n"));
-    assert_eq!(forwarded(&ferrite, "/as-is"), 1, "{}", ferrite.service_view("/as-is"));
+    assert_eq!(
+        forwarded(&ferrite, "/as-is"),
+        1,
+        "{}",
+        ferrite.service_view("/as-is")
+    );
     assert_eq!(containers(&node, Some("/as-is")), Vec::<String>::new());
 
     // Deleting the routes takes their services and the node's containers.
     for path in ["hello", "as-is"] {
-        let (status, body) =
-            ferrite.api(reqwest::Method::DELETE, &format!("/v1/apps/svc/routes/{path}"), None);
+        let (status, body) = ferrite.api(
+            reqwest::Method::DELETE,
+            &format!("/v1/apps/svc/routes/{path}"),
+            None,
+        );
         assert_eq!(status, 200, "{body}");
     }
     let _ = run("docker", &["rmi", &as_is]);
     assert_eq!(fixture.services(), vec![]);
     assert!(
-        eventually(Duration::from_secs(30), || containers(&node, None).is_empty()),
+        eventually(Duration::from_secs(30), || containers(&node, None)
+            .is_empty()),
         "containers left after the routes went: {:?}",
         containers(&node, None)
     );
@@ -130,9 +164,17 @@ fn a_call_at_zero_replicas_runs_on_the_node_while_the_service_scales_up() {
     ferrite.create_route(json!({"path": "/again", "image": "ferrite/hello",
         "service": {"min_replicas": 0, "max_replicas": 1}}));
     assert!(
-        eventually(Duration::from_secs(30), || !containers(&node, Some("/again")).is_empty()),
+        eventually(Duration::from_secs(30), || !containers(
+            &node,
+            Some("/again")
+        )
+        .is_empty()),
         "no standby container for the route at zero"
     );
     succeed("docker", &["stop", "-t", "30", &node]);
-    assert_eq!(containers(&node, None), Vec::<String>::new(), "left after shutdown");
+    assert_eq!(
+        containers(&node, None),
+        Vec::<String>::new(),
+        "left after shutdown"
+    );
 }

@@ -74,7 +74,7 @@ impl Services {
                 };
                 let wanted = decision.replicas;
                 if wanted != current {
-                    self.scale(&managed, current, decision).await;
+                    self.scale(managed, current, decision).await;
                 }
                 let running = managed.addresses.borrow().len();
                 crate::metrics::service_replicas(&managed.app, &managed.path, wanted, running);

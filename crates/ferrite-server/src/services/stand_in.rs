@@ -45,7 +45,11 @@ impl StandIn {
 /// the service has no ready task: the node runs them, the route's image is
 /// not the one the tasks run as it is (`run_image` was derived from it),
 /// and no constraint limits where it runs.
-pub(super) fn local_route(settings: &ServiceSettings, route: &Route, run_image: &str) -> Option<Route> {
+pub(super) fn local_route(
+    settings: &ServiceSettings,
+    route: &Route,
+    run_image: &str,
+) -> Option<Route> {
     let constrained = route
         .service
         .as_ref()
@@ -64,7 +68,9 @@ impl Services {
         let managed = self.managed().get(&key).cloned()?;
         let local = managed.local.as_ref()?;
         let moving = managed.renewing.load(std::sync::atomic::Ordering::Acquire)
-            || !self.engine.image_is_current(&route.image, &managed.source_id);
+            || !self
+                .engine
+                .image_is_current(&route.image, &managed.source_id);
         if local.image != route.image
             || local.format != route.format
             || moving
@@ -91,7 +97,9 @@ impl Services {
         let mut at_zero: Vec<&Arc<Managed>> = managed
             .iter()
             .filter(|m| {
-                m.local.as_ref().is_some_and(|r| r.format == Format::Default)
+                m.local
+                    .as_ref()
+                    .is_some_and(|r| r.format == Format::Default)
                     && m.control().replicas == 0
             })
             .collect();
