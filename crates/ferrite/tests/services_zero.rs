@@ -12,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use common::swarm_fixture::{Ferrite, Fixture};
-use common::{eventually, require_images, run, succeed};
+use common::{eventually, require_images, succeed};
 use serde_json::json;
 
 /// The image Ferrite runs from (its binary is the watchdog too).
@@ -51,7 +51,8 @@ fn forwarded(ferrite: &Ferrite, path: &str) -> u64 {
 fn a_call_at_zero_replicas_runs_on_the_node_while_the_service_scales_up() {
     let server = server_image();
     require_images(&[&server, "ferrite/hello"]);
-    let fixture = Fixture::new("zero", &[]);
+    // The service image made below, removed with the fixture whatever happens.
+    let fixture = Fixture::new("zero", &["ferrite/hello-service"]);
     fixture.create_network();
     let node = fixture.container.clone();
     let ferrite = fixture.start_node(&node, &[("FERRITE_WATCHDOG_IMAGE", &server)]);
@@ -125,7 +126,7 @@ fn a_call_at_zero_replicas_runs_on_the_node_while_the_service_scales_up() {
 
     // A route whose image is a service image already is never run on the
     // node: its first call waits for its task.
-    let as_is = format!("ferrite/hello-service:zero-{}", std::process::id());
+    let as_is = fixture.images[0].clone();
     succeed(
         env!("CARGO_BIN_EXE_ferrite"),
         &["services", "image", "ferrite/hello", "-t", &as_is],
@@ -151,7 +152,6 @@ fn a_call_at_zero_replicas_runs_on_the_node_while_the_service_scales_up() {
         );
         assert_eq!(status, 200, "{body}");
     }
-    let _ = run("docker", &["rmi", &as_is]);
     assert_eq!(fixture.services(), vec![]);
     assert!(
         eventually(Duration::from_secs(30), || containers(&node, None)
