@@ -60,6 +60,11 @@ cleanup() {
   for _ in $(seq 30); do docker network rm "$ID" >/dev/null 2>&1 && break; sleep 1; done
   docker volume rm -f "$ID" >/dev/null 2>&1 || true
   docker rmi -f "$HOT_IMAGE" "$COLD_IMAGE" >/dev/null 2>&1 || true
+  # The image the node derived for the plain route, once its task is gone.
+  for _ in $(seq 30); do
+    docker images -q --filter "label=org.ferrite.owner=$ID" | xargs -r docker rmi -f >/dev/null 2>&1 || true
+    [[ -z $(docker images -q --filter "label=org.ferrite.owner=$ID") ]] && break; sleep 1
+  done
   if [[ $SWARM == initialised ]]; then docker swarm leave --force >/dev/null 2>&1 || true; fi
   rm -rf "$WORK"
   exit "$status"
