@@ -55,7 +55,10 @@ SWARM=
 
 cleanup() {
   local status=$?
+  # Stopped, not killed: the node removes the containers it started.
+  docker stop -t 30 "$ID" >/dev/null 2>&1 || true
   docker rm -f "$ID" >/dev/null 2>&1 || true
+  docker ps -aq --filter "label=org.ferrite.node=$ID" | xargs -r docker rm -f >/dev/null 2>&1 || true
   docker service ls -q --filter "label=org.ferrite.owner=$ID" | xargs -r docker service rm >/dev/null 2>&1 || true
   for _ in $(seq 30); do docker network rm "$ID" >/dev/null 2>&1 && break; sleep 1; done
   docker volume rm -f "$ID" >/dev/null 2>&1 || true
