@@ -11,12 +11,21 @@
 # client is bench/hotclient run in a container on the same network (HTTP/1.1
 # keep-alive, one connection per client thread): first at the task's
 # address (the baseline), then at Ferrite's `/r/bench/hello`. Scale from
-# zero: a route of ferrite/hello's service image (`format: default`),
-# scale_to_zero_after 1 s, called from the host through Ferrite's published
-# port once it is at zero, SCALE_TRIALS times (time to first byte).
-# Prints a table and writes it to its section of docs/benchmarks.md.
+# zero: two routes, scale_to_zero_after 1 s, called from the host through
+# Ferrite's published port once at zero, SCALE_TRIALS times each (time to
+# first byte): one of ferrite/hello's service image (run as it is: the call
+# waits for the task), one of the plain ferrite/hello (idle_timeout 1 s), in
+# three runs of the node: with FERRITE_SERVICE_STAND_IN=false (the call
+# waits for the task), with FERRITE_SERVICE_STANDBY=0 (the call runs on
+# the node in a container started for it), and with the defaults (in the
+# standby container). Prints a table and writes it to its section of
+# docs/benchmarks.md.
 #
 #   bench/services.sh    # N=5000 SECONDS_MAX=10 WARMUP=200 SCALE_TRIALS=5
+#
+# FERRITE_BENCH_IMAGE=NAME runs Ferrite from that image (its binary the
+# release build in target/x86_64-unknown-linux-gnu/release, or FERRITE_BIN) instead of
+# building ferrite/ferrite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCH=services.sh
@@ -29,10 +38,11 @@ WARMUP=${WARMUP:-200}
 SCALE_TRIALS=${SCALE_TRIALS:-5}
 ID=bench-svc-$$
 
+IMAGE=${FERRITE_BENCH_IMAGE:-ferrite/ferrite}
 log "building the release image, bench/hotclient and the function images"
-FERRITE_IMAGE_PROFILE=release scripts/deploy-images.sh ferrite >&2
+[[ -n ${FERRITE_BENCH_IMAGE:-} ]] || FERRITE_IMAGE_PROFILE=release scripts/deploy-images.sh ferrite >&2
 # The image's static binary serves as the CLI too (no second release build).
-FERRITE=$PWD/target/x86_64-unknown-linux-gnu/release/ferrite
+FERRITE=${FERRITE_BIN:-$PWD/target/x86_64-unknown-linux-gnu/release/ferrite}
 cargo build --release --locked -q --manifest-path bench/hotclient/Cargo.toml
 scripts/images.sh hot-hello hello >&2
 # The client's container: any image with a glibc as new as the host's.
@@ -45,11 +55,19 @@ SWARM=
 
 cleanup() {
   local status=$?
+  # Stopped, not killed: the node removes the containers it started.
+  docker stop -t 30 "$ID" >/dev/null 2>&1 || true
   docker rm -f "$ID" >/dev/null 2>&1 || true
+  docker ps -aq --filter "label=org.ferrite.node=$ID" | xargs -r docker rm -f >/dev/null 2>&1 || true
   docker service ls -q --filter "label=org.ferrite.owner=$ID" | xargs -r docker service rm >/dev/null 2>&1 || true
   for _ in $(seq 30); do docker network rm "$ID" >/dev/null 2>&1 && break; sleep 1; done
   docker volume rm -f "$ID" >/dev/null 2>&1 || true
   docker rmi -f "$HOT_IMAGE" "$COLD_IMAGE" >/dev/null 2>&1 || true
+  # The image the node derived for the plain route, once its task is gone.
+  for _ in $(seq 30); do
+    docker images -q --filter "label=org.ferrite.owner=$ID" | xargs -r docker rmi -f >/dev/null 2>&1 || true
+    [[ -z $(docker images -q --filter "label=org.ferrite.owner=$ID") ]] && break; sleep 1
+  done
   if [[ $SWARM == initialised ]]; then docker swarm leave --force >/dev/null 2>&1 || true; fi
   rm -rf "$WORK"
   exit "$status"
@@ -72,18 +90,24 @@ print(signed + "." + b64(hmac.new(sys.argv[1].encode(), signed.encode(), hashlib
 EOF
 )
 v1() { curl -sf -H "Authorization: Bearer $TOKEN" "$@"; }
-docker run -d --name "$ID" --network "$ID" -p "127.0.0.1:$PORT:8080" \
-  -v /var/run/docker.sock:/var/run/docker.sock -v "$ID:/var/lib/ferrite" \
-  -e FERRITE_NODE_ID="$ID" -e FERRITE_SERVICE_OWNER="$ID" -e FERRITE_SERVICE_NETWORK="$ID" \
-  -e JWT_AUTH_KEY="$KEY" -e LOG_LEVEL=warn ferrite/ferrite >/dev/null
 URL=http://127.0.0.1:$PORT
-for _ in $(seq 100); do curl -sf "$URL/health" >/dev/null && break; sleep 0.2; done
+ferrite_run() { # [-e NAME=VALUE...]: (re)start the node, its store kept
+  if docker inspect "$ID" >/dev/null 2>&1; then docker stop -t 30 "$ID" >/dev/null && docker rm "$ID" >/dev/null; fi
+  docker run -d --name "$ID" --network "$ID" -p "127.0.0.1:$PORT:8080" \
+    -v /var/run/docker.sock:/var/run/docker.sock -v "$ID:/var/lib/ferrite" \
+    -e FERRITE_NODE_ID="$ID" -e FERRITE_SERVICE_OWNER="$ID" -e FERRITE_SERVICE_NETWORK="$ID" \
+    -e FERRITE_WATCHDOG_IMAGE="$IMAGE" -e JWT_AUTH_KEY="$KEY" -e LOG_LEVEL=warn "$@" "$IMAGE" >/dev/null
+  for _ in $(seq 100); do curl -sf "$URL/health" >/dev/null && break; sleep 0.2; done
+}
+ferrite_run
 
 v1 -o /dev/null -X POST "$URL/v1/apps/bench/routes" -d "{\"route\":{\"path\":\"/hello\",
   \"image\":\"$HOT_IMAGE\",\"config\":{\"ferrite_watchdog_concurrency\":\"8\"},
   \"service\":{\"min_replicas\":1,\"max_replicas\":1,\"target_concurrency\":100}}}"
 v1 -o /dev/null -X POST "$URL/v1/apps/bench/routes" -d "{\"route\":{\"path\":\"/zero\",
   \"image\":\"$COLD_IMAGE\",\"service\":{\"min_replicas\":0,\"scale_to_zero_after\":1}}}"
+v1 -o /dev/null -X POST "$URL/v1/apps/bench/routes" -d "{\"route\":{\"path\":\"/plain\",
+  \"image\":\"ferrite/hello\",\"idle_timeout\":1,\"service\":{\"min_replicas\":0,\"scale_to_zero_after\":1}}}"
 
 service() { # field of a route's service in GET /v1/services
   v1 "$URL/v1/services" | python3 -c "import json, sys
@@ -111,14 +135,25 @@ for c in 1 8; do
   client "$c" "http://$ID:8080/r/bench/hello" >"$WORK/ferrite$c.json"
 done
 
-: >"$WORK/zero.txt"
-for i in $(seq "$SCALE_TRIALS"); do
-  for _ in $(seq 120); do [[ $(service /zero running) == 0 && $(service /zero replicas) == 0 ]] && break; sleep 0.5; done
-  sleep 1
-  curl -s -o /dev/null -w '%{time_starttransfer} %{http_code}\n' -X POST -d '{"name":"Zero"}' \
-    "$URL/r/bench/zero" >>"$WORK/zero.txt"
-  log "from zero, trial $i: $(tail -1 "$WORK/zero.txt")"
-done
+from_zero() { # path, file: SCALE_TRIALS first calls at zero, time to first byte
+  : >"$WORK/$2.txt"
+  for i in $(seq "$SCALE_TRIALS"); do
+    for _ in $(seq 120); do [[ $(service "$1" running) == 0 && $(service "$1" replicas) == 0 ]] && break; sleep 0.5; done
+    sleep 2
+    curl -s -o /dev/null -w '%{time_starttransfer} %{http_code}\n' -X POST -d '{"name":"Zero"}' \
+      "$URL/r/bench$1" >>"$WORK/$2.txt"
+    log "from zero, $2, trial $i: $(tail -1 "$WORK/$2.txt")"
+  done
+}
+log "load average before the scale-from-zero runs: $(cut -d' ' -f1-3 /proc/loadavg)"
+ferrite_run -e FERRITE_SERVICE_STAND_IN=false
+from_zero /plain zero-plain-wait
+ferrite_run -e FERRITE_SERVICE_STANDBY=0
+from_zero /plain zero-plain-started
+ferrite_run
+from_zero /plain zero-plain-standby
+from_zero /zero zero
+log "load average after them: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 TABLE=$(python3 - "$WORK" <<'PY'
 import json, statistics, sys
@@ -148,13 +183,24 @@ def cpu(r):
 for c in (1, 8):
     print(f"- CPU per call at c={c}, every process on the machine: direct {cpu(get(f'direct{c}'))}; "
           f"through Ferrite {cpu(get(f'ferrite{c}'))}")
-trials = [l.split() for l in open(f"{work}/zero.txt") if l.strip()]
-secs = sorted(float(t) for t, code in trials if code == "200")
-bad = sum(1 for _, code in trials if code != "200")
-if secs:
-    print(f"- scale from zero, first byte of the first call ({len(trials)} trials): median {statistics.median(secs):.2f} s, "
-          f"min {secs[0]:.2f} s, max {secs[-1]:.2f} s" + (f"; {bad} not 200" if bad else ""))
-    gaps.write(f"service route at zero replicas, first answer\tmedian {statistics.median(secs):.2f} s\t—\t—\t≤ 0.3 s\n")
+def zero(name):
+    trials = [l.split() for l in open(f"{work}/{name}.txt") if l.strip()]
+    secs = sorted(float(t) for t, code in trials if code == "200")
+    bad = sum(1 for _, code in trials if code != "200")
+    return len(trials), secs, bad
+for name, what in (("zero", "a service image (run as it is: the call waits for the task), defaults"),
+                   ("zero-plain-wait", "a plain image, `FERRITE_SERVICE_STAND_IN=false` (waits for the task, as before)"),
+                   ("zero-plain-started", "a plain image, `FERRITE_SERVICE_STANDBY=0` (runs on the node, its container started for it)"),
+                   ("zero-plain-standby", "a plain image, defaults (runs on the node, in the standby container)")):
+    n, secs, bad = zero(name)
+    if secs:
+        print(f"- scale from zero, first byte of the first call, {what} ({n} trials): median {statistics.median(secs):.3f} s, "
+              f"min {secs[0]:.3f} s, max {secs[-1]:.3f} s" + (f"; {bad} not 200" if bad else ""))
+n, secs, bad = zero("zero-plain-standby")
+_, before, _ = zero("zero-plain-wait")
+if secs and before:
+    gaps.write(f"service route at zero replicas, first answer\tmedian {statistics.median(secs):.3f} s\t"
+               f"median {statistics.median(before):.3f} s waiting for the task\t—\t≤ 0.3 s\n")
 gaps.close()
 PY
 )
@@ -174,9 +220,10 @@ section = (f"## Routes as Swarm services (`bench/services.sh`)\n\n{day}, {cores}
            "connection per task, reused), and is recorded in the history. On 2 cores that is CPU: "
            "Ferrite's share per call (both exchanges' socket and VXLAN work run in its system calls) "
            "is about 2.5 times its 88 µs per hot call over loopback and a unix socket "
-           "(bench/hot.sh), and it shares the cores with the client and the task. Scale from zero "
-           "is Swarm scheduling and starting the task (most of it) plus the watchdog binding its "
-           "port; Ferrite probes the task's address from the moment Swarm has scheduled it.\n")
+           "(bench/hot.sh), and it shares the cores with the client and the task. A call waiting "
+           "for a scale from zero waits for Swarm to schedule and start the task (most of it) and "
+           "the watchdog to bind its port; a call to a route of a plain image runs on the node "
+           "meanwhile (docs/services.md, \"Scale from zero\").\n")
 sys.stdout.write(section)
 PY
   write_doc_section "Routes as Swarm services (\`bench/services.sh\`)"

@@ -403,6 +403,24 @@ impl Engine {
         }
     }
 
+    /// Keep one container of cold `route` started ahead until `until`,
+    /// whether it has calls or not (a standby for a route served elsewhere
+    /// while it can be, such as a Swarm service at zero replicas). It is
+    /// started from spare memory only, as any container started ahead, and
+    /// goes once `until` passes without a renewal (and the route has no
+    /// recent calls), or with the route.
+    pub fn keep_standby(&self, route: &ferrite_model::Route, until: Instant) {
+        let spec = ContainerSpec {
+            app: route.app_name.clone(),
+            path: route.path.clone(),
+            image: route.image.clone(),
+            memory_mib: route.memory,
+            confinement: route.confinement(),
+        };
+        self.pools
+            .keep_standby(&spec, Duration::from_secs(route.idle_timeout), until);
+    }
+
     /// A route was changed or deleted: its hot containers and containers
     /// started ahead go, so no call is served with the old definition.
     pub fn forget_route(&self, app: &str, path: &str) {

@@ -92,6 +92,10 @@ struct RoutePool<C> {
     /// Highest `in_flight` seen, and when, to decay it after `WINDOW`.
     peak: (usize, Instant),
     retry_at: Option<Instant>,
+    /// Keep one container ready until then whatever the demand: a standby
+    /// for a route whose calls are otherwise served elsewhere (a Swarm
+    /// service at zero replicas), asked for again while it is wanted.
+    standby_until: Option<Instant>,
 }
 
 impl<C> RoutePool<C> {
@@ -109,13 +113,15 @@ impl<C> RoutePool<C> {
             arrivals: VecDeque::new(),
             peak: (0, now),
             retry_at: None,
+            standby_until: None,
         }
     }
 
     /// Containers this route should have ready ahead of its calls right now.
     fn target(&self, now: Instant, start_time: Duration, cap: usize) -> usize {
+        let standby = usize::from(self.standby_until.is_some_and(|until| now < until));
         if now.duration_since(self.last_call) > self.keep_warm {
-            return 0;
+            return standby.min(cap);
         }
         let rate = self.arrivals.len() as f64 / WINDOW.as_secs_f64();
         let covering = (rate * start_time.as_secs_f64()).ceil() as usize;
@@ -531,6 +537,30 @@ impl<C: Pooled> Pools<C> {
         )
     }
 
+    /// Keep one container of `spec`'s route ready until `until`, calls or
+    /// not (see `standby_until`). A route whose definition changed drops the
+    /// containers made for the old one, as a call does.
+    pub fn keep_standby(&self, spec: &ContainerSpec, keep_warm: Duration, until: Instant) {
+        let now = Instant::now();
+        let mut stale = Vec::new();
+        {
+            let mut routes = self.lock();
+            let pool = routes.entry(key(spec)).or_insert_with(|| {
+                // No call yet: only the standby keeps it.
+                let mut pool = RoutePool::new(self.id(), spec.clone(), now, keep_warm);
+                pool.last_call = now.checked_sub(keep_warm + WINDOW).unwrap_or(now);
+                pool
+            });
+            if pool.spec != *spec {
+                stale.extend(pool.idle.drain(..));
+                pool.spec = spec.clone();
+            }
+            pool.standby_until = Some(until);
+        }
+        drop(stale);
+        self.wake.notify_one();
+    }
+
     /// Decide which containers to start ahead now, one ticket each; idle
     /// containers beyond the target go.
     pub fn plan(self: &Arc<Self>, now: Instant) -> Vec<Ticket<C>> {
@@ -932,5 +962,43 @@ mod tests {
         assert!(b_own.is_some(), "the new pool owes b a start");
         drop(own); // the old ticket leaves the new pool's counts alone
         assert_eq!(route.counts(), (0, 1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_standby_is_kept_ready_without_calls_until_it_is_no_longer_asked_for() {
+        let route = Route::new(8);
+        let now = Instant::now();
+        let until = now + Duration::from_secs(60);
+        route
+            .pools
+            .keep_standby(&route.spec, Duration::from_secs(30), until);
+        let mut ahead = route.pools.plan(now);
+        assert_eq!(ahead.len(), 1, "one standby, no call yet");
+        let mut standby = ahead.remove(0);
+        assert!(standby.engage());
+        route.ready(standby, "standby");
+        assert!(route.pools.plan(now).is_empty(), "it is ready: no other");
+        assert_eq!(route.counts().0, 1);
+        // A call takes it; then the route's demand sets the target, as
+        // for any route with calls.
+        match route.enter() {
+            (_call, Entry::Ready(c)) => assert_eq!(c.name, "standby"),
+            (_, Entry::Wait(_)) => panic!("the call found no standby"),
+        }
+        assert!(!route.pools.plan(Instant::now()).is_empty());
+        // Asked for no more (and the call long past): nothing kept.
+        let later = until + Duration::from_secs(31);
+        assert!(route.pools.plan(later).is_empty());
+        assert!(route.pools.lock().is_empty(), "the route's pool is gone");
+    }
+
+    #[tokio::test]
+    async fn no_standby_when_starting_ahead_is_off() {
+        let route = Route::new(0);
+        let until = Instant::now() + Duration::from_secs(60);
+        route
+            .pools
+            .keep_standby(&route.spec, Duration::from_secs(30), until);
+        assert!(route.pools.plan(Instant::now()).is_empty());
     }
 }

@@ -307,6 +307,23 @@ pub struct ServerConfig {
           value_parser = retention)]
     pub service_start_wait: Duration,
 
+    /// Whether a sync call to a service route whose service has no ready
+    /// task (at zero replicas, its first task starting) runs on this node
+    /// in a container of the route's image, as a route without a service
+    /// would, instead of waiting for the task. Only for plain function
+    /// images and routes without placement constraints.
+    #[arg(long, env = "FERRITE_SERVICE_STAND_IN", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    pub service_stand_in: bool,
+
+    /// Most service routes at zero replicas (of `format: default`, which a
+    /// call may run on this node: see FERRITE_SERVICE_STAND_IN) that keep
+    /// one container of their image started ahead on this node, so that
+    /// their first call answers at once; each holds its route's memory of
+    /// the node's budget while it waits (0: none).
+    #[arg(long, env = "FERRITE_SERVICE_STANDBY", default_value_t = 4)]
+    pub service_standby: usize,
+
     /// The image whose `ferrite` binary becomes the watchdog of the images
     /// this node derives for service routes from plain function images. It
     /// must be on the engine (it is never pulled).

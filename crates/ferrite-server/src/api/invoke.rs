@@ -262,7 +262,7 @@ async fn call_now(
 ) -> Response {
     let (route, app) = (&cached.route, &cached.app);
     let created = Millis::now();
-    let outcome = state.executor().run(app, route, &request).await;
+    let outcome = state.executor().run_sync(app, route, &request).await;
     if let Some(timings) = &outcome.timings {
         cached.metrics.ran(timings);
     }

@@ -283,6 +283,55 @@ impl Executor {
     }
 }
 
+impl Executor {
+    /// Run sync `call` of `route`: as [`Executor::run`], except that a call
+    /// to a service with no ready task runs on this node meanwhile, by the
+    /// route's format (see `services::stand_in`), rather than wait for a
+    /// task. When this node cannot run it (memory, engine), it goes to the
+    /// service after all. Async calls do not: the queue already holds them
+    /// until a task is ready, and they would take the node's memory share.
+    pub async fn run_sync(&self, app: &App, route: &Route, call: &CallRequest) -> Outcome {
+        let stand_in = match (&self.services, Arm::of(route)) {
+            (Ok(services), Arm::Service) => services.stand_in(route),
+            _ => None,
+        };
+        let Some(stand_in) = stand_in else {
+            return self.run(app, route, call).await;
+        };
+        let ran = {
+            let _in_flight = stand_in.enter();
+            match route.format {
+                Format::Default => cold::run(self, app, route, call).await,
+                // The function sees the request line a task would.
+                Format::Http => match service::task_target(route, call).parse() {
+                    Ok(uri) => {
+                        let local = CallRequest {
+                            uri,
+                            ..call.clone()
+                        };
+                        hot::run(self, app, route, &local).await
+                    }
+                    Err(_) => hot::run(self, app, route, call).await,
+                },
+            }
+        };
+        match ran {
+            Ok(outcome) => {
+                tracing::info!(call_id = %call.call_id, app = %route.app_name, path = %route.path, status = %outcome.status, "the service had no ready task: the call ran on this node");
+                outcome
+            }
+            Err(e) if e.again() => {
+                tracing::info!(call_id = %call.call_id, app = %route.app_name, path = %route.path, error = %e, "the call cannot run on this node: it waits for the service");
+                self.run(app, route, call).await
+            }
+            Err(e) => {
+                tracing::warn!(call_id = %call.call_id, app = %route.app_name, path = %route.path, error = %e, "call failed to run");
+                Outcome::from_error(&e)
+            }
+        }
+    }
+}
+
 /// Why a function's answer was refused for its size.
 fn too_large(max_response_bytes: usize) -> String {
     format!("function response is larger than the limit of {max_response_bytes} bytes")

@@ -20,13 +20,7 @@ pub(super) async fn run(
     let services = services
         .as_ref()
         .map_err(|why| ServiceError::NotHere(why.to_string()))?;
-    // The task sees the route's path (or the one the call path chose) and
-    // the query, not `/r/{app}`.
-    let path = call.task_path.as_deref().unwrap_or(&route.path);
-    let target = match call.uri.query() {
-        Some(query) => format!("{path}?{query}"),
-        None => path.to_string(),
-    };
+    let target = task_target(route, call);
     let uri = target.parse().map_err(|e| ServiceError::BadTarget {
         target: target.clone(),
         reason: format!("{e}"),
@@ -57,4 +51,14 @@ pub(super) async fn run(
         end: End::from(status),
         timings: Some(timings),
     })
+}
+
+/// What a task of `route`'s service is sent for `call`: the route's path
+/// (or the one the call path chose) and the query, not `/r/{app}`.
+pub(super) fn task_target(route: &Route, call: &CallRequest) -> String {
+    let path = call.task_path.as_deref().unwrap_or(&route.path);
+    match call.uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_string(),
+    }
 }

@@ -15,6 +15,7 @@ mod meter;
 mod rollout;
 mod scaling;
 mod shared_load;
+mod stand_in;
 pub use call::ServiceError;
 mod listing;
 
@@ -53,6 +54,10 @@ pub struct ServiceSettings {
     pub autoscale: AutoscaleSettings,
     /// How long a call waits for a first ready task.
     pub start_wait: Duration,
+    /// Sync calls run on this node while the service has no ready task.
+    pub stand_in: bool,
+    /// Most routes at zero with a container of their image kept ready.
+    pub standby: usize,
     /// The image the watchdog of derived service images comes from.
     pub watchdog_image: String,
 }
@@ -64,6 +69,8 @@ impl ServiceSettings {
             network: config.service_network.clone(),
             autoscale: AutoscaleSettings::with_stable_window(config.autoscale_window),
             start_wait: config.service_start_wait,
+            stand_in: config.service_stand_in,
+            standby: config.service_standby,
             watchdog_image: config.watchdog_image.clone(),
         }
     }
@@ -95,6 +102,9 @@ pub struct Services {
     /// Load shared with the other nodes, one of which decides; `None` on a
     /// node that decides alone (no Redis, no PostgreSQL).
     shared: Option<shared_load::SharedLoad>,
+    /// Owns the scale-ups that calls run on this node start and do not wait
+    /// for (see `stand_in`).
+    tasks: TaskTracker,
 }
 
 /// One route's service as this node runs it.
@@ -124,6 +134,9 @@ pub(crate) struct Managed {
     /// Its last rolling update: followed until Swarm ends it, and why it
     /// failed when it did (the service then runs its previous definition).
     rollout: Mutex<rollout::Rollout>,
+    /// The route the service was made for, when its calls may run on this
+    /// node while the service has no ready task (see `stand_in`).
+    local: Option<Route>,
 }
 
 /// A route whose service could not be made, and why.
@@ -232,6 +245,7 @@ impl Services {
             unused_left: AtomicBool::new(false),
             changing: tokio::sync::Mutex::new(()),
             shared,
+            tasks: tasks.clone(),
         });
         services.adopt().await;
         tasks.spawn(services.clone().follow_moves(cancel.clone()));
@@ -442,6 +456,7 @@ impl Services {
                 share: None,
             },
         };
+        let local = stand_in::local_route(&self.settings, route, &def.image);
         let managed = Arc::new(Managed {
             name: ensured.name,
             app: def.app,
@@ -461,6 +476,7 @@ impl Services {
                 reread: None,
             }),
             rollout: Mutex::new(rollout),
+            local,
         });
         self.managed().insert(key, managed.clone());
         self.follow_sources();

@@ -81,6 +81,10 @@ impl Services {
                 .values()
                 .map(|m| (m.clone(), m.meter.take_average(now)))
                 .collect();
+            // This node's own business, whoever decides (and before the
+            // exchange, which may skip the rest of the round).
+            let managed: Vec<Arc<Managed>> = all.iter().map(|(m, _)| m.clone()).collect();
+            self.keep_standbys(&managed);
             let round = match &self.shared {
                 Some(shared) => {
                     let loads: Vec<(String, f64)> =
