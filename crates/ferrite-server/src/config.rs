@@ -150,6 +150,10 @@ pub struct ServerConfig {
     #[arg(long, env = "DOCKER_AUTH", hide_env_values = true)]
     pub docker_auth: Option<String>,
 
+    /// A file holding DOCKER_AUTH's document (a Docker secret).
+    #[arg(long, env = "DOCKER_AUTH_FILE")]
+    pub docker_auth_file: Option<PathBuf>,
+
     /// This node's name in container names and labels, and its claim on
     /// async calls. Default: one generated at first start (`n-` and 12 hex
     /// digits) and kept in the data directory's `node-id` file.
@@ -330,6 +334,23 @@ pub struct ServerConfig {
     #[arg(long, env = "FERRITE_WATCHDOG_IMAGE",
           default_value = ferrite_swarm::service_image::DEFAULT_WATCHDOG_IMAGE)]
     pub watchdog_image: String,
+
+    /// The registry (`host[:port]`, optionally with a path:
+    /// `registry.example.com/ferrite`) the service images of service routes
+    /// are pushed to, so that every node of the Swarm can pull them; its
+    /// credentials are DOCKER_AUTH's (or DOCKER_AUTH_FILE's) for that host.
+    /// Default: none (images stay on the node that made them).
+    #[arg(long, env = "FERRITE_SERVICE_REGISTRY", value_parser = service_registry)]
+    pub service_registry: Option<String>,
+}
+
+/// A registry address for service images.
+fn service_registry(value: &str) -> Result<String, String> {
+    if ferrite_swarm::registry::is_address(value) {
+        Ok(value.to_string())
+    } else {
+        Err("expected host[:port] with an optional lowercase path, as in 127.0.0.1:5000 or registry.example.com/ferrite".to_string())
+    }
 }
 
 /// A positive duration (`7d`, `1h 30m`, `5s`): a history retention, a

@@ -178,15 +178,33 @@ pub async fn remove_unused(
         .collect();
     let mut removed = 0;
     for image in unused.iter().take(MAX_REMOVED) {
-        match docker
-            .remove_image(&image.id, None::<RemoveImageOptions>, None)
-            .await
-        {
-            Ok(_) => {
-                tracing::info!(image = %image.id, tags = ?image.repo_tags, "derived service image no service runs removed");
-                removed += 1;
+        // By name, each of its names: one tagged under a registry too
+        // (pushed for the other nodes) has two, and the engine removes an
+        // image of several names by id only when forced, which would take
+        // it from under a container still using it.
+        let mut names: Vec<&str> = image
+            .repo_tags
+            .iter()
+            .map(String::as_str)
+            .filter(|t| *t != "<none>:<none>")
+            .collect();
+        if names.is_empty() {
+            names.push(image.id.as_str());
+        }
+        let mut gone = true;
+        for name in names {
+            if let Err(e) = docker
+                .remove_image(name, None::<RemoveImageOptions>, None)
+                .await
+            {
+                tracing::debug!(image = %image.id, name, error = %e, "derived service image kept");
+                gone = false;
+                break;
             }
-            Err(e) => tracing::debug!(image = %image.id, error = %e, "derived service image kept"),
+        }
+        if gone {
+            tracing::info!(image = %image.id, tags = ?image.repo_tags, "derived service image no service runs removed");
+            removed += 1;
         }
     }
     Ok(Unused {

@@ -45,6 +45,9 @@ pub enum SwarmError {
     /// The image the service would run cannot be made from the route's.
     #[error("the route's service image cannot be made: {0}")]
     Image(#[from] crate::service_image::ServiceImageError),
+    /// The service image could not be pushed to the registry nodes pull from.
+    #[error(transparent)]
+    Push(#[from] crate::registry::PushError),
     #[error("Docker engine error: {0}")]
     Docker(#[from] bollard::errors::Error),
     /// A request bollard cannot make for us (see `engine_get`) failed on the

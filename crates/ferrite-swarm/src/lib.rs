@@ -14,7 +14,8 @@
 //!   every call so that only Ferrite can call it.
 //! - [`service_image`]: a function image made into one whose watchdog
 //!   serves it over HTTP, so that it can run as a service; [`derived`]:
-//!   the one a route runs, made from its image and reused.
+//!   the one a route runs, made from its image and reused; [`registry`]:
+//!   pushed where every node can pull it.
 //!
 //! Swarm's virtual IPs and ingress mesh are never used (they need IPVS,
 //! missing on some kernels): services use DNS round robin and Ferrite
@@ -34,6 +35,7 @@ mod error;
 mod forward;
 mod key;
 mod network;
+pub mod registry;
 mod rollout;
 pub mod service_image;
 mod services;
@@ -67,6 +69,9 @@ pub struct Swarm {
     get: Arc<EngineGet>,
     /// The engine's address, for messages.
     host: String,
+    /// Credentials of the registry service images are pushed to, sent with
+    /// every create and update so that Swarm gives them to the pulling nodes.
+    registry_auth: Option<bollard::auth::DockerCredentials>,
 }
 
 impl Swarm {
@@ -80,6 +85,7 @@ impl Swarm {
             docker,
             get: Arc::new(get),
             host: settings.host().to_string(),
+            registry_auth: None,
         })
     }
 
@@ -106,6 +112,16 @@ impl Swarm {
             });
         }
         Ok(swarm.node_id.unwrap_or_default())
+    }
+
+    /// Send `credentials` with every service created or updated, so that
+    /// the nodes running its tasks can pull its image from their registry.
+    pub fn with_registry_auth(
+        mut self,
+        credentials: Option<bollard::auth::DockerCredentials>,
+    ) -> Swarm {
+        self.registry_auth = credentials;
+        self
     }
 
     /// The bollard client, for what this module does not wrap.

@@ -119,7 +119,10 @@ impl Swarm {
                 let key = new_key()?;
                 match self
                     .docker
-                    .create_service(spec::build(def, def.replicas, &key, cpu_ceiling), None)
+                    .create_service(
+                        spec::build(def, def.replicas, &key, cpu_ceiling),
+                        self.registry_auth.clone(),
+                    )
                     .await
                 {
                     Ok(created) => {
@@ -188,7 +191,7 @@ impl Swarm {
                     &name,
                     spec::build(def, replicas, &key, cpu_ceiling),
                     options,
-                    None,
+                    self.registry_auth.clone(),
                 )
                 .await
             {

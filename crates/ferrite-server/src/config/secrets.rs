@@ -1,7 +1,7 @@
 //! Secret settings read from files, so that a key or password can come from
 //! a Docker secret (`/run/secrets/...`) instead of an environment variable
 //! that `docker inspect` shows: `JWT_AUTH_KEY_FILE`, `DB_PASSWORD_FILE`,
-//! `MQ_PASSWORD_FILE` and `FERRITE_CALLBACK_KEY_FILE`. Each file's content, less one trailing newline, is the
+//! `MQ_PASSWORD_FILE`, `DOCKER_AUTH_FILE` and `FERRITE_CALLBACK_KEY_FILE`. Each file's content, less one trailing newline, is the
 //! secret. Every problem (both a setting and its file, an unreadable, empty
 //! or oversized file, a URL that already has a password) stops the server at
 //! start with one line that names the setting and never the secret.
@@ -24,6 +24,8 @@ const RECOMMENDED_KEY_BYTES: usize = ServerConfig::RECOMMENDED_KEY_BYTES;
 pub enum SecretError {
     #[error("set JWT_AUTH_KEY or JWT_AUTH_KEY_FILE, not both")]
     KeyTwice,
+    #[error("set DOCKER_AUTH or DOCKER_AUTH_FILE, not both")]
+    DockerAuthTwice,
     #[error("set FERRITE_CALLBACK_KEY or FERRITE_CALLBACK_KEY_FILE, not both")]
     CallbackKeyTwice,
     #[error(
@@ -104,6 +106,12 @@ impl ServerConfig {
                 });
             }
             self.mq_url = Some(with_password(url, &password, "MQ_PASSWORD_FILE", "MQ_URL")?);
+        }
+        if let Some(path) = self.docker_auth_file.take() {
+            if self.docker_auth.is_some() {
+                return Err(SecretError::DockerAuthTwice);
+            }
+            self.docker_auth = Some(read_secret("DOCKER_AUTH_FILE", &path)?);
         }
         if let Some(path) = self.callback_key_file.take() {
             if self.callback_key.is_some() {

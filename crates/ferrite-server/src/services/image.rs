@@ -3,21 +3,43 @@
 //! image, reused while the source is the same image), services moved to a
 //! new derived image when their source image is rebuilt (the engine's one
 //! follower of image events tells), and derived images no service runs
-//! any more removed.
+//! any more removed. With a registry configured (FERRITE_SERVICE_REGISTRY),
+//! the service image is pushed there and the service names it by digest,
+//! so that any node of the Swarm can pull it.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrite_engine::ImageMoved;
+use ferrite_engine::{Credentials, ImageMoved};
 use ferrite_model::Route;
 use ferrite_swarm::derived::{self, Derive, Prepared};
+use ferrite_swarm::registry::ServiceRegistry;
 use ferrite_swarm::SwarmError;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
-use super::Services;
+use super::{ServiceSettings, Services};
+
+/// The registry of `settings`, with the credentials DOCKER_AUTH (or the
+/// docker config file) holds for its host.
+pub(super) fn registry(
+    settings: &ServiceSettings,
+    docker_auth: Option<&str>,
+) -> Result<Option<ServiceRegistry>, SwarmError> {
+    let Some(address) = settings.registry.clone() else {
+        return Ok(None);
+    };
+    let credentials = Credentials::load(docker_auth)?.for_image(&format!("{address}/x"));
+    if credentials.is_none() {
+        tracing::info!(registry = %address, "no credentials for the service image registry: pushing and pulling without");
+    }
+    Ok(Some(ServiceRegistry {
+        address,
+        credentials,
+    }))
+}
 
 /// How often unused derived images that could not be removed (their old
 /// tasks' containers still there) are tried again; nothing is asked of
@@ -35,9 +57,17 @@ impl Services {
             watchdog_image: &self.settings.watchdog_image,
             owner: &self.settings.owner,
         };
-        let prepared = derived::prepare(self.swarm.docker(), &derive).await?;
+        let mut prepared = derived::prepare(self.swarm.docker(), &derive).await?;
         if prepared.built {
             tracing::info!(app = %route.app_name, path = %route.path, source = %route.image, image = %prepared.image, "service image derived from the route's image");
+        }
+        // Pushed at every change and adoption: a push of layers the
+        // registry holds already is a few requests, and one that failed
+        // before is tried again.
+        if let Some(registry) = &self.registry {
+            prepared.image = registry
+                .push(self.swarm.docker(), &prepared.image)
+                .await?;
         }
         Ok(prepared)
     }
@@ -59,7 +89,7 @@ impl Services {
         let keep: HashSet<String> = self
             .managed()
             .values()
-            .map(|m| m.run_image.clone())
+            .map(|m| untagged_digest(&m.run_image).to_string())
             .collect();
         match derived::remove_unused(self.swarm.docker(), &self.settings.owner, &keep).await {
             Ok(unused) => self.unused_left.store(unused.left > 0, Ordering::Release),
@@ -126,4 +156,10 @@ impl Services {
             }
         }
     }
+}
+
+/// The name of the image a service runs, without the digest a registry
+/// reference carries (`reg/x:t@sha256:...` is the local image `reg/x:t`).
+fn untagged_digest(image: &str) -> &str {
+    image.split_once('@').map_or(image, |(named, _)| named)
 }

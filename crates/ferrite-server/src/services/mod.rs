@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use ferrite_engine::Engine;
 use ferrite_model::{App, Millis, Route, ServiceSpec};
 use ferrite_store::Store;
+use ferrite_swarm::registry::ServiceRegistry;
 use ferrite_swarm::{
     self as swarm, Addresses, Balancer, ForwardSettings, Forwarder, ServiceDefinition, Swarm,
     SwarmError, TaskWatcher, WatchSettings,
@@ -60,6 +61,8 @@ pub struct ServiceSettings {
     pub standby: usize,
     /// The image the watchdog of derived service images comes from.
     pub watchdog_image: String,
+    /// Where service images are pushed for every node to pull (see `image`).
+    pub registry: Option<String>,
 }
 
 impl ServiceSettings {
@@ -72,6 +75,7 @@ impl ServiceSettings {
             stand_in: config.service_stand_in,
             standby: config.service_standby,
             watchdog_image: config.watchdog_image.clone(),
+            registry: config.service_registry.clone(),
         }
     }
 }
@@ -86,6 +90,8 @@ pub struct Services {
     /// route's image is rebuilt.
     engine: Arc<Engine>,
     settings: ServiceSettings,
+    /// The registry service images are pushed to, with its credentials.
+    registry: Option<ServiceRegistry>,
     managed: Mutex<HashMap<(String, String), Arc<Managed>>>,
     /// Why the service of a route could not be made, for `GET
     /// /v1/services`, until it is made or the route goes.
@@ -192,8 +198,14 @@ impl Services {
     ) -> ServiceState {
         let settings = ServiceSettings::from_config(config);
         let connect = config.connect_settings();
+        let registry = match image::registry(&settings, config.docker_auth.as_deref()) {
+            Ok(registry) => registry,
+            Err(e) => return Err(unavailable(&e)),
+        };
         let swarm = match Swarm::connect(&connect).await {
-            Ok(swarm) => swarm,
+            Ok(swarm) => swarm.with_registry_auth(
+                registry.as_ref().and_then(|r| r.credentials.clone()),
+            ),
             Err(e) => return Err(unavailable(&e)),
         };
         if let Err(e) = swarm.check_manager().await {
@@ -239,6 +251,7 @@ impl Services {
             store,
             engine,
             settings,
+            registry,
             managed: Mutex::default(),
             failed: Mutex::default(),
             adopted: AtomicBool::new(false),
