@@ -151,7 +151,8 @@ pub struct Unused {
     pub left: usize,
 }
 
-/// Remove the derived images `owner` made whose names are not in `keep`
+/// Remove the derived images `owner` made whose names (tags, or
+/// `repo@digest` for one pulled by digest) are not in `keep`
 /// (at most [`MAX_REMOVED`] tries per pass); one still used by a container
 /// (an old task stopping) is left for a later pass.
 pub async fn remove_unused(
@@ -174,7 +175,12 @@ pub async fn remove_unused(
         .await?;
     let unused: Vec<_> = images
         .iter()
-        .filter(|i| !i.repo_tags.iter().any(|t| keep.contains(t)))
+        .filter(|i| {
+            !i.repo_tags
+                .iter()
+                .chain(&i.repo_digests)
+                .any(|t| keep.contains(t))
+        })
         .collect();
     let mut removed = 0;
     for image in unused.iter().take(MAX_REMOVED) {

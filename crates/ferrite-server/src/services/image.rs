@@ -89,7 +89,7 @@ impl Services {
         let keep: HashSet<String> = self
             .managed()
             .values()
-            .map(|m| untagged_digest(&m.run_image).to_string())
+            .flat_map(|m| names_of(&m.run_image))
             .collect();
         match derived::remove_unused(self.swarm.docker(), &self.settings.owner, &keep).await {
             Ok(unused) => self.unused_left.store(unused.left > 0, Ordering::Release),
@@ -158,8 +158,33 @@ impl Services {
     }
 }
 
-/// The name of the image a service runs, without the digest a registry
-/// reference carries (`reg/x:t@sha256:...` is the local image `reg/x:t`).
-fn untagged_digest(image: &str) -> &str {
-    image.split_once('@').map_or(image, |(named, _)| named)
+/// The names the engine may know the image a service runs by: a registry
+/// reference `reg/x:t@sha256:d` is the pushed image `reg/x:t` on this node,
+/// and `reg/x@sha256:d` where a task pulled it by digest.
+fn names_of(run_image: &str) -> Vec<String> {
+    match run_image.split_once('@') {
+        Some((named, digest)) => {
+            let last = named.rsplit('/').next().unwrap_or(named);
+            let repo = match last.rsplit_once(':') {
+                Some((_, tag)) => &named[..named.len() - tag.len() - 1],
+                None => named,
+            };
+            vec![named.to_string(), format!("{repo}@{digest}")]
+        }
+        None => vec![run_image.to_string()],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_of;
+
+    #[test]
+    fn a_registry_reference_is_known_by_its_tag_and_its_digest() {
+        assert_eq!(names_of("ferrite/x-service:t"), vec!["ferrite/x-service:t"]);
+        assert_eq!(
+            names_of("127.0.0.1:5000/x-service:t@sha256:ab"),
+            vec!["127.0.0.1:5000/x-service:t", "127.0.0.1:5000/x-service@sha256:ab"]
+        );
+    }
 }

@@ -16,7 +16,8 @@ pub struct ServiceView {
     /// The route's image.
     pub image: String,
     /// The image the tasks run: the route's when it is a service image,
-    /// else the one derived from it (absent while none could be made).
+    /// else the one derived from it (absent while none could be made); with
+    /// FERRITE_SERVICE_REGISTRY, its reference there, by digest.
     pub service_image: Option<String>,
     /// Why the service could not be made (the route's image is missing,
     /// the watchdog image is, ...); calls get a 503 saying it.

@@ -131,6 +131,17 @@ impl Fixture {
     /// A Ferrite container named `name` on the network, with `env` on top of
     /// the fixture's settings; its URL once it answers.
     pub fn start_node(&self, name: &str, env: &[(&str, &str)]) -> Ferrite {
+        self.start_node_mounting(name, env, &[])
+    }
+
+    /// [`Fixture::start_node`], with host files mounted read-only
+    /// (`(host path, container path)`): a secret given as a file.
+    pub fn start_node_mounting(
+        &self,
+        name: &str,
+        env: &[(&str, &str)],
+        mounts: &[(&str, &str)],
+    ) -> Ferrite {
         let port = free_port();
         self.nodes.borrow_mut().push(name.to_string());
         let mut args: Vec<String> = [
@@ -165,6 +176,9 @@ impl Fixture {
         .collect();
         for (key, value) in env {
             args.extend(["-e".to_string(), format!("{key}={value}")]);
+        }
+        for (host, inside) in mounts {
+            args.extend(["-v".to_string(), format!("{host}:{inside}:ro")]);
         }
         args.push(server_image());
         // The key reaches the container from this command's environment,
