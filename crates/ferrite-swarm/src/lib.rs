@@ -171,6 +171,44 @@ impl Swarm {
         ))
     }
 
+    /// The nodes (hostnames; ids of nodes without one) where tasks of
+    /// `service` could not start because the node lacks `image` ("No such
+    /// image": it was made on another node and is in no registry).
+    pub async fn nodes_lacking_image(
+        &self,
+        service: &str,
+        image: &str,
+    ) -> Result<Vec<String>, SwarmError> {
+        let tasks = tasks::all_of(&self.get, service).await?;
+        let lacking = tasks::nodes_lacking(&tasks, image);
+        if lacking.is_empty() {
+            return Ok(lacking);
+        }
+        let nodes = self
+            .docker
+            .list_nodes(None::<bollard::query_parameters::ListNodesOptions>)
+            .await?;
+        Ok(lacking
+            .into_iter()
+            .map(|id| {
+                nodes
+                    .iter()
+                    .find(|n| n.id.as_deref() == Some(id.as_str()))
+                    .and_then(|n| n.description.as_ref()?.hostname.clone())
+                    .unwrap_or(id)
+            })
+            .collect())
+    }
+
+    /// How many nodes the Swarm has.
+    pub async fn node_count(&self) -> Result<usize, SwarmError> {
+        Ok(self
+            .docker
+            .list_nodes(None::<bollard::query_parameters::ListNodesOptions>)
+            .await?
+            .len())
+    }
+
     /// The tasks of `service` (name or id) that run and are meant to, with
     /// their address on `network` (name or id); tasks without an address
     /// there are left out.

@@ -180,6 +180,32 @@ pub(crate) async fn desired_running(
     Ok(by_service)
 }
 
+/// Every task Swarm keeps of `service` (name or id), whatever its state:
+/// the failed ones say why they failed.
+pub(crate) async fn all_of(get: &EngineGet, service: &str) -> Result<Vec<RawTask>, SwarmError> {
+    let filters = serde_json::json!({ "service": [service] }).to_string();
+    get.get_json("/tasks", &[("filters", &filters)]).await
+}
+
+/// The nodes (ids) where a task of `image` could not start because the
+/// node has no such image, less those where one of it runs now (the image
+/// reached the node since).
+pub(crate) fn nodes_lacking(tasks: &[RawTask], image: &str) -> Vec<String> {
+    let of_image = || tasks.iter().filter(|t| t.runs_image(image));
+    let running: std::collections::HashSet<&str> = of_image()
+        .filter(|t| t.status.state == "running")
+        .map(|t| t.node_id.as_str())
+        .collect();
+    let mut lacking: Vec<String> = of_image()
+        .filter(|t| t.status.err.contains("No such image") && !t.node_id.is_empty())
+        .map(|t| t.node_id.clone())
+        .filter(|node| !running.contains(node.as_str()))
+        .collect();
+    lacking.sort();
+    lacking.dedup();
+    lacking
+}
+
 /// `null` as the default value: Go encodes empty slices as `null`.
 fn nullable<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
@@ -227,6 +253,33 @@ mod tests {
         task.status.state = "starting".into();
         assert!(task.running_on("fnet").is_none());
         assert!(task.is_pending());
+    }
+
+    #[test]
+    fn nodes_lacking_the_image_are_those_where_it_was_missing_and_nothing_runs() {
+        let task = |node: &str, state: &str, err: &str, image: &str| RawTask {
+            node_id: node.into(),
+            status: RawStatus {
+                state: state.into(),
+                err: err.into(),
+            },
+            spec: RawTaskSpec {
+                container_spec: RawContainerSpec {
+                    image: image.into(),
+                },
+            },
+            ..Default::default()
+        };
+        let missing = "No such image: r/x:1@sha256:a";
+        let tasks = [
+            task("n2", "rejected", missing, "r/x:1@sha256:a"),
+            task("n2", "rejected", missing, "r/x:1@sha256:a"),
+            task("n3", "rejected", missing, "r/x:1@sha256:a"),
+            task("n3", "running", "", "r/x:1@sha256:a"),
+            task("n4", "rejected", missing, "r/old:1"),
+            task("n5", "failed", "exit 1", "r/x:1@sha256:a"),
+        ];
+        assert_eq!(nodes_lacking(&tasks, "r/x:1@sha256:a"), vec!["n2"]);
     }
 
     #[test]

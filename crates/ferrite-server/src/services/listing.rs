@@ -32,6 +32,10 @@ pub struct ServiceView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub update_failed_at: Option<Millis>,
+    /// The Swarm nodes where its tasks failed for lack of `service_image`
+    /// (no FERRITE_SERVICE_REGISTRY: the image is only where it was made).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_image_on: Vec<String>,
     /// Replicas asked of Swarm.
     pub replicas: u32,
     /// Tasks running with an address on the network.
@@ -108,6 +112,7 @@ impl Services {
                     service: m.name.clone(),
                     image: m.image.clone(),
                     service_image: Some(m.run_image.clone()),
+                    missing_image_on: m.missing_on().clone(),
                     // A change that failed: the service runs as before.
                     error: failed
                         .get(&(m.app.clone(), m.path.clone()))
@@ -157,6 +162,7 @@ impl Services {
             service: ferrite_swarm::service_name(&self.settings.owner, app, path),
             image: f.image.clone(),
             service_image: None,
+            missing_image_on: Vec::new(),
             error: Some(f.message.clone()),
             update_failed: None,
             update_failed_at: None,

@@ -12,6 +12,7 @@ mod call;
 mod image;
 mod key;
 mod meter;
+mod missing;
 mod rollout;
 mod scaling;
 mod shared_load;
@@ -143,6 +144,8 @@ pub(crate) struct Managed {
     /// The route the service was made for, when its calls may run on this
     /// node while the service has no ready task (see `stand_in`).
     local: Option<Route>,
+    /// The Swarm nodes that lack `run_image` (no registry; see `missing`).
+    missing_on: Mutex<Vec<String>>,
 }
 
 /// A route whose service could not be made, and why.
@@ -168,6 +171,10 @@ struct Control {
 impl Managed {
     fn control(&self) -> MutexGuard<'_, Control> {
         self.control.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn missing_on(&self) -> MutexGuard<'_, Vec<String>> {
+        self.missing_on.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn rollout(&self) -> MutexGuard<'_, rollout::Rollout> {
@@ -263,6 +270,7 @@ impl Services {
         services.adopt().await;
         tasks.spawn(services.clone().follow_moves(cancel.clone()));
         tasks.spawn(services.clone().follow_rollouts(cancel.clone()));
+        tasks.spawn(services.clone().follow_missing_images(cancel.clone()));
         tasks.spawn(services.clone().autoscale(cancel));
         tracing::info!(network = %services.settings.network, owner = %services.settings.owner, "routes with a service section run as Swarm services");
         Ok(services)
@@ -490,6 +498,7 @@ impl Services {
             }),
             rollout: Mutex::new(rollout),
             local,
+            missing_on: Mutex::default(),
         });
         self.managed().insert(key, managed.clone());
         self.follow_sources();
