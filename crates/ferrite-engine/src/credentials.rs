@@ -1,4 +1,4 @@
-//! Registry credentials for pulls: `DOCKER_AUTH` (the content of a docker
+//! Registry credentials for pulls and pushes: `DOCKER_AUTH` (the content of a docker
 //! config file, as IronFunctions read it) or else the docker CLI's own
 //! `$DOCKER_CONFIG/config.json` (`~/.docker/config.json`).
 //!

@@ -50,9 +50,9 @@ pub fn is_address(address: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
     let prefix_ok = prefix.split('/').all(|part| {
         !part.is_empty()
-            && part
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+            && part.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
+            })
     }) || prefix.is_empty();
     host_ok && prefix_ok && address.len() <= 255 && !address.ends_with('/')
 }
@@ -157,8 +157,14 @@ mod tests {
             reference("127.0.0.1:5000", "127.0.0.1:5000/x:v1"),
             "127.0.0.1:5000/x:v1"
         );
-        assert_eq!(split_tag("127.0.0.1:5000/x/y:v1"), ("127.0.0.1:5000/x/y", "v1"));
-        assert_eq!(split_tag("127.0.0.1:5000/x"), ("127.0.0.1:5000/x", "latest"));
+        assert_eq!(
+            split_tag("127.0.0.1:5000/x/y:v1"),
+            ("127.0.0.1:5000/x/y", "v1")
+        );
+        assert_eq!(
+            split_tag("127.0.0.1:5000/x"),
+            ("127.0.0.1:5000/x", "latest")
+        );
     }
 
     #[test]

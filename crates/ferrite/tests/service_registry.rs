@@ -55,7 +55,11 @@ impl Registry {
         assert_eq!(status, 200, "{body}");
         body["tags"]
             .as_array()
-            .map(|t| t.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
+            .map(|t| {
+                t.iter()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -137,7 +141,10 @@ fn service_images_go_through_the_registry_and_tasks_pull_them() {
 
     // The registry holds it, and the service names it there.
     let tag = named.rsplit_once(':').unwrap().1;
-    assert_eq!(registry.tags("ferrite/test-registry-service"), vec![tag.to_string()]);
+    assert_eq!(
+        registry.tags("ferrite/test-registry-service"),
+        vec![tag.to_string()]
+    );
     let service = view["service"].as_str().unwrap();
     let spec_image = succeed(
         "docker",
@@ -151,7 +158,10 @@ fn service_images_go_through_the_registry_and_tasks_pull_them() {
     );
     assert_eq!(spec_image, reference);
     // The credentials are in no label of the service, nor in the answer.
-    let labels = succeed("docker", &["service", "inspect", "-f", "{{json .Spec.Labels}}", service]);
+    let labels = succeed(
+        "docker",
+        &["service", "inspect", "-f", "{{json .Spec.Labels}}", service],
+    );
     assert!(!labels.contains(PASSWORD), "{labels}");
     assert!(!view.to_string().contains(PASSWORD), "{view}");
 
@@ -159,10 +169,19 @@ fn service_images_go_through_the_registry_and_tasks_pull_them() {
     // the credentials the service carries.
     let id = succeed("docker", &["image", "inspect", "-f", "{{.Id}}", named]);
     succeed("docker", &["rmi", "-f", &id]);
-    assert!(!run("docker", &["image", "inspect", &reference]).status.success());
+    assert!(!run("docker", &["image", "inspect", &reference])
+        .status
+        .success());
     let (status, body, _) = ferrite.call("/pull", "");
-    assert_eq!((status, body.trim()), (200, answer.as_str()), "{}", ferrite.service_view("/pull"));
-    assert!(run("docker", &["image", "inspect", &reference]).status.success());
+    assert_eq!(
+        (status, body.trim()),
+        (200, answer.as_str()),
+        "{}",
+        ferrite.service_view("/pull")
+    );
+    assert!(run("docker", &["image", "inspect", &reference])
+        .status
+        .success());
 
     // Wrong credentials: the push fails, and the listing says why.
     let bad = Fixture::new("registry-bad", &[]);
@@ -178,7 +197,9 @@ fn service_images_go_through_the_registry_and_tasks_pull_them() {
     ferrite_bad.create_route(json!({"path": "/pull", "image": source,
         "service": {"min_replicas": 0, "max_replicas": 1}}));
     let view = ferrite_bad.service_view("/pull");
-    let error = view["error"].as_str().unwrap_or_else(|| panic!("no error: {view}"));
+    let error = view["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error: {view}"));
     assert!(
         error.contains(&format!("to registry {} failed", registry.address)),
         "{error}"

@@ -65,9 +65,7 @@ impl Services {
         // registry holds already is a few requests, and one that failed
         // before is tried again.
         if let Some(registry) = &self.registry {
-            prepared.image = registry
-                .push(self.swarm.docker(), &prepared.image)
-                .await?;
+            prepared.image = registry.push(self.swarm.docker(), &prepared.image).await?;
         }
         Ok(prepared)
     }
@@ -184,7 +182,10 @@ mod tests {
         assert_eq!(names_of("ferrite/x-service:t"), vec!["ferrite/x-service:t"]);
         assert_eq!(
             names_of("127.0.0.1:5000/x-service:t@sha256:ab"),
-            vec!["127.0.0.1:5000/x-service:t", "127.0.0.1:5000/x-service@sha256:ab"]
+            vec![
+                "127.0.0.1:5000/x-service:t",
+                "127.0.0.1:5000/x-service@sha256:ab"
+            ]
         );
     }
 }

@@ -210,9 +210,9 @@ impl Services {
             Err(e) => return Err(unavailable(&e)),
         };
         let swarm = match Swarm::connect(&connect).await {
-            Ok(swarm) => swarm.with_registry_auth(
-                registry.as_ref().and_then(|r| r.credentials.clone()),
-            ),
+            Ok(swarm) => {
+                swarm.with_registry_auth(registry.as_ref().and_then(|r| r.credentials.clone()))
+            }
             Err(e) => return Err(unavailable(&e)),
         };
         if let Err(e) = swarm.check_manager().await {
