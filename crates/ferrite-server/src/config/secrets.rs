@@ -252,6 +252,26 @@ mod tests {
     }
 
     #[test]
+    fn registry_credentials_come_from_one_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let document = r#"{"auths":{"127.0.0.1:5000":{"auth":"dXNlcjpwYXNz"}}}"#;
+        let auth = file(&dir, "auth", &format!("{document}\n"));
+        let read = config(&["--docker-auth-file", &auth])
+            .with_secret_files()
+            .unwrap();
+        assert_eq!(read.docker_auth.as_deref(), Some(document));
+        let twice = config(&["--docker-auth-file", &auth, "--docker-auth", document])
+            .with_secret_files()
+            .unwrap_err();
+        assert!(matches!(twice, super::SecretError::DockerAuthTwice));
+        let registry = config(&["--service-registry", "127.0.0.1:5000/team"]);
+        assert_eq!(
+            registry.service_registry.as_deref(),
+            Some("127.0.0.1:5000/team")
+        );
+    }
+
+    #[test]
     fn the_key_comes_from_one_place_and_is_never_empty() {
         let dir = tempfile::tempdir().unwrap();
         let key = file(&dir, "key", "0123456789abcdef0123456789abcdef\n");
