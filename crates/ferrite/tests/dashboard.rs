@@ -471,9 +471,9 @@ ferrite_calls_total{app="b",route="/s",kind="async",status="success"} 3
 }
 
 /// Send `body` to `/v1{path}` with `method`; the answer's JSON.
-fn v1(server: &TestServer, method: reqwest::Method, path: &str, body: Value) -> Value {
+fn v1(url: &str, method: reqwest::Method, path: &str, body: Value) -> Value {
     let reply = client()
-        .request(method, format!("{}/v1{path}", server.url))
+        .request(method, format!("{url}/v1{path}"))
         .body(body.to_string())
         .send()
         .unwrap();
@@ -484,9 +484,9 @@ fn v1(server: &TestServer, method: reqwest::Method, path: &str, body: Value) -> 
 }
 
 /// The ids of an app's dead letters, as the API lists them.
-fn dead_letters(server: &TestServer, app: &str) -> Vec<String> {
+fn dead_letters(url: &str, app: &str) -> Vec<String> {
     v1(
-        server,
+        url,
         reqwest::Method::GET,
         &format!("/apps/{app}/dead-letters"),
         Value::Null,
@@ -498,14 +498,26 @@ fn dead_letters(server: &TestServer, app: &str) -> Vec<String> {
         .collect()
 }
 
+/// Run `f`, a blocking request, from the browser's async code.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+/// Click the element `css`; again when the page's refresh replaced it
+/// between finding and clicking.
 async fn click(browser: &Client, css: &str) {
-    browser
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .click()
-        .await
-        .unwrap();
+    for _ in 0..10 {
+        let element = browser
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        match element.click().await {
+            Ok(()) => return,
+            Err(e) if e.to_string().contains("stale element") => continue,
+            Err(e) => panic!("{css}: {e}"),
+        }
+    }
+    panic!("{css} was replaced on every try");
 }
 
 /// Markup a user can put in a key's name or a schedule's payload; shown
@@ -530,12 +542,12 @@ fn the_dashboard_shows_and_replays_dead_letters_and_shows_schedules_and_keys() {
         .map(|_| enqueue(&server, "/r/dlq/job", "{}"))
         .collect();
     assert!(
-        eventually(PATIENCE, || dead_letters(&server, "dlq").len() == 2),
+        eventually(PATIENCE, || dead_letters(&server.url, "dlq").len() == 2),
         "the failed calls did not become dead letters"
     );
     // Ticks on weekdays at 9:00 in Paris; the page shows them in its zone.
     let schedule = v1(
-        &server,
+        &server.url,
         reqwest::Method::POST,
         "/apps/dlq/schedules",
         json!({"schedule": {"path": "/daily", "cron": "0 9 * * MON-FRI",
@@ -545,7 +557,7 @@ fn the_dashboard_shows_and_replays_dead_letters_and_shows_schedules_and_keys() {
         .unwrap()
         .to_string();
     let created = v1(
-        &server,
+        &server.url,
         reqwest::Method::POST,
         "/keys",
         json!({"key": {"app": "dlq", "access": "read", "name": HOSTILE}}),
@@ -553,6 +565,7 @@ fn the_dashboard_shows_and_replays_dead_letters_and_shows_schedules_and_keys() {
     let key_id = created["key"]["id"].as_str().unwrap().to_string();
     let key_token = created["token"].as_str().unwrap().to_string();
 
+    let url = server.url.clone();
     let driver = ChromeDriver::start();
     let shots = output_dir("dashboard");
     runtime().block_on(async {
@@ -581,18 +594,23 @@ fn the_dashboard_shows_and_replays_dead_letters_and_shows_schedules_and_keys() {
 
         // Fixed: the route now succeeds, so a replayed call leaves the list
         // for good.
-        v1(
-            &server,
-            reqwest::Method::PATCH,
-            "/apps/dlq/routes/job",
-            json!({"route": {"image": "ferrite/hello"}}),
-        );
+        let at = url.clone();
+        blocking(move || {
+            v1(
+                &at,
+                reqwest::Method::PATCH,
+                "/apps/dlq/routes/job",
+                json!({"route": {"image": "ferrite/hello"}}),
+            )
+        })
+        .await;
         let (first, second) = (&failed[0], &failed[1]);
         let replay = format!("#dead-letters-list tr[data-letter-id='{first}'] button.replay");
         // Replaying asks first; "Cancel" replays nothing.
         click(&browser, &replay).await;
         browser.dismiss_alert().await.unwrap();
-        assert_eq!(dead_letters(&server, "dlq").len(), 2);
+        let at = url.clone();
+        assert_eq!(blocking(move || dead_letters(&at, "dlq")).await.len(), 2);
         click(&browser, &replay).await;
         browser.accept_alert().await.unwrap();
         until(
@@ -600,7 +618,11 @@ fn the_dashboard_shows_and_replays_dead_letters_and_shows_schedules_and_keys() {
             &format!("!document.querySelector(\"tr[data-letter-id='{first}']\")"),
         )
         .await;
-        assert_eq!(dead_letters(&server, "dlq"), vec![second.clone()]);
+        let at = url.clone();
+        assert_eq!(
+            blocking(move || dead_letters(&at, "dlq")).await,
+            vec![second.clone()]
+        );
         assert!(text_of(&browser, "#dead-letters-list")
             .await
             .contains(second.as_str()));
@@ -612,7 +634,8 @@ fn the_dashboard_shows_and_replays_dead_letters_and_shows_schedules_and_keys() {
             "document.querySelector('#dead-letters-list').textContent.includes('No dead letters')",
         )
         .await;
-        assert!(dead_letters(&server, "dlq").is_empty());
+        let at = url.clone();
+        assert!(blocking(move || dead_letters(&at, "dlq")).await.is_empty());
 
         click(&browser, "[data-tab=schedules]").await;
         let row = format!("#schedules-list tr[data-schedule-id='{schedule}']");
@@ -637,12 +660,8 @@ fn the_dashboard_shows_and_replays_dead_letters_and_shows_schedules_and_keys() {
             &format!("document.querySelector(\"{row}\").textContent.includes('paused')"),
         )
         .await;
-        let paused = v1(
-            &server,
-            reqwest::Method::GET,
-            &format!("/apps/dlq/schedules/{schedule}"),
-            Value::Null,
-        );
+        let (at, path) = (url.clone(), format!("/apps/dlq/schedules/{schedule}"));
+        let paused = blocking(move || v1(&at, reqwest::Method::GET, &path, Value::Null)).await;
         assert_eq!(paused["schedule"]["enabled"], false);
         assert!(text_of(&browser, &row).await.contains("Resume"));
 

@@ -63,6 +63,6 @@ export async function toggle(app, schedule) {
   return api.send(
     "PATCH",
     `/v1/apps/${api.enc(app)}/schedules/${api.enc(schedule.id)}`,
-    { enabled: !schedule.enabled },
+    { schedule: { enabled: !schedule.enabled } },
   );
 }
