@@ -28,7 +28,7 @@ export async function renderSchedules(appNames, onToggle) {
       l.schedules.map((s) => h(
         "tr",
         { "data-schedule-id": s.id },
-        h("td", { class: "mono", title: s.id }, s.id),
+        h("td", { class: "mono id-cell", title: s.id }, s.id),
         h("td", { class: "mono" }, s.path),
         h("td", { class: "mono" }, s.cron),
         h("td", null, s.timezone),
