@@ -20,7 +20,7 @@ const state = {
   busy: false,
   /** A refresh was asked for while one ran: run another after it. */
   again: false,
-  /** What the user's last action (a replay, a pause) ended with, if it needs saying. */
+  /** What the user's last action (a replay, a pause) ended with, if it needs saying; shown until the next action or tab. */
   notice: null,
   appNames: [],
   /** The call open in the panel, if any. */
@@ -31,6 +31,7 @@ const $ = (id) => document.getElementById(id);
 
 function showTab(name) {
   state.tab = TABS.includes(name) ? name : "overview";
+  state.notice = null; // an action's outcome belongs to the tab it was taken in
   for (const tab of TABS) {
     $(tab).hidden = tab !== state.tab || !$("login").hidden;
     const button = document.querySelector(`[data-tab="${tab}"]`);
