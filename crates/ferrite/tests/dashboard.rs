@@ -469,3 +469,230 @@ ferrite_calls_total{app="b",route="/s",kind="async",status="success"} 3
         browser.close().await.unwrap();
     });
 }
+
+/// Send `body` to `/v1{path}` with `method`; the answer's JSON.
+fn v1(url: &str, method: reqwest::Method, path: &str, body: Value) -> Value {
+    let reply = client()
+        .request(method, format!("{url}/v1{path}"))
+        .body(body.to_string())
+        .send()
+        .unwrap();
+    let status = reply.status();
+    let json: Value = reply.json().unwrap_or(Value::Null);
+    assert!(status.is_success(), "{path}: {status} {json}");
+    json
+}
+
+/// The ids of an app's dead letters, as the API lists them.
+fn dead_letters(url: &str, app: &str) -> Vec<String> {
+    v1(
+        url,
+        reqwest::Method::GET,
+        &format!("/apps/{app}/dead-letters"),
+        Value::Null,
+    )["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Run `f`, a blocking request, from the browser's async code.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+/// Click the element `css`; again when the page's refresh replaced it
+/// between finding and clicking.
+async fn click(browser: &Client, css: &str) {
+    for _ in 0..10 {
+        let element = browser
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        match element.click().await {
+            Ok(()) => return,
+            Err(e) if e.to_string().contains("stale element") => continue,
+            Err(e) => panic!("{css}: {e}"),
+        }
+    }
+    panic!("{css} was replaced on every try");
+}
+
+/// Markup a user can put in a key's name or a schedule's payload; shown
+/// as text it makes no element and runs nothing.
+const HOSTILE: &str = "<img src=x onerror=window.pwned=1>";
+
+#[test]
+fn the_dashboard_shows_and_replays_dead_letters_and_shows_schedules_and_keys() {
+    require_images(&["ferrite/fail", "ferrite/hello"]);
+    let server = TestServer::start();
+    create_route(
+        &server,
+        "dlq",
+        json!({"path": "/job", "image": "ferrite/fail", "type": "async"}),
+    );
+    create_route(
+        &server,
+        "dlq",
+        json!({"path": "/daily", "image": "ferrite/hello"}),
+    );
+    let failed: Vec<String> = (0..2)
+        .map(|_| enqueue(&server, "/r/dlq/job", "{}"))
+        .collect();
+    assert!(
+        eventually(PATIENCE, || dead_letters(&server.url, "dlq").len() == 2),
+        "the failed calls did not become dead letters"
+    );
+    // Ticks on weekdays at 9:00 in Paris; the page shows them in its zone.
+    let schedule = v1(
+        &server.url,
+        reqwest::Method::POST,
+        "/apps/dlq/schedules",
+        json!({"schedule": {"path": "/daily", "cron": "0 9 * * MON-FRI",
+            "timezone": "Europe/Paris", "payload": HOSTILE, "catch_up": "once"}}),
+    )["schedule"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let created = v1(
+        &server.url,
+        reqwest::Method::POST,
+        "/keys",
+        json!({"key": {"app": "dlq", "access": "read", "name": HOSTILE}}),
+    );
+    let key_id = created["key"]["id"].as_str().unwrap().to_string();
+    let key_token = created["token"].as_str().unwrap().to_string();
+
+    let url = server.url.clone();
+    let driver = ChromeDriver::start();
+    let shots = output_dir("dashboard");
+    runtime().block_on(async {
+        let browser = driver.session(1280, 800).await;
+        browser
+            .goto(&format!("{}/dashboard#calls", server.url))
+            .await
+            .unwrap();
+        // Where the app's calls are, its dead letters are counted.
+        until(
+            &browser,
+            "document.querySelector('#calls-dead').textContent.includes('dlq 2')",
+        )
+        .await;
+        screenshot(&browser, &shots, "calls-with-dead-letters.png").await;
+
+        click(&browser, "[data-tab='dead-letters']").await;
+        for id in &failed {
+            let row = format!("#dead-letters-list tr[data-letter-id='{id}']");
+            until(&browser, &format!("document.querySelector(\"{row}\")")).await;
+            let cells = text_of(&browser, &row).await;
+            assert!(cells.contains("error"), "{cells}");
+            assert!(cells.contains("/job"), "{cells}");
+        }
+        screenshot(&browser, &shots, "dead-letters.png").await;
+
+        // Fixed: the route now succeeds, so a replayed call leaves the list
+        // for good.
+        let at = url.clone();
+        blocking(move || {
+            v1(
+                &at,
+                reqwest::Method::PATCH,
+                "/apps/dlq/routes/job",
+                json!({"route": {"image": "ferrite/hello"}}),
+            )
+        })
+        .await;
+        let (first, second) = (&failed[0], &failed[1]);
+        let replay = format!("#dead-letters-list tr[data-letter-id='{first}'] button.replay");
+        // Replaying asks first; "Cancel" replays nothing.
+        click(&browser, &replay).await;
+        browser.dismiss_alert().await.unwrap();
+        let at = url.clone();
+        assert_eq!(blocking(move || dead_letters(&at, "dlq")).await.len(), 2);
+        click(&browser, &replay).await;
+        browser.accept_alert().await.unwrap();
+        until(
+            &browser,
+            &format!("!document.querySelector(\"tr[data-letter-id='{first}']\")"),
+        )
+        .await;
+        let at = url.clone();
+        assert_eq!(
+            blocking(move || dead_letters(&at, "dlq")).await,
+            vec![second.clone()]
+        );
+        assert!(text_of(&browser, "#dead-letters-list")
+            .await
+            .contains(second.as_str()));
+
+        click(&browser, "#dead-letters-list button.replay-all").await;
+        browser.accept_alert().await.unwrap();
+        until(
+            &browser,
+            "document.querySelector('#dead-letters-list').textContent.includes('No dead letters')",
+        )
+        .await;
+        let at = url.clone();
+        assert!(blocking(move || dead_letters(&at, "dlq")).await.is_empty());
+
+        click(&browser, "[data-tab=schedules]").await;
+        let row = format!("#schedules-list tr[data-schedule-id='{schedule}']");
+        until(&browser, &format!("document.querySelector(\"{row}\")")).await;
+        let cells = text_of(&browser, &row).await;
+        for shown in [
+            "/daily",
+            "0 9 * * MON-FRI",
+            "Europe/Paris",
+            "once",
+            "enabled",
+            "T09:00:00+01:00",
+            HOSTILE,
+        ] {
+            assert!(cells.contains(shown), "{shown} is not in:\n{cells}");
+        }
+        screenshot(&browser, &shots, "schedules.png").await;
+        // Paused: no next runs, and the button resumes.
+        click(&browser, &format!("{row} button.toggle")).await;
+        until(
+            &browser,
+            &format!("document.querySelector(\"{row}\").textContent.includes('paused')"),
+        )
+        .await;
+        let (at, path) = (url.clone(), format!("/apps/dlq/schedules/{schedule}"));
+        let paused = blocking(move || v1(&at, reqwest::Method::GET, &path, Value::Null)).await;
+        assert_eq!(paused["schedule"]["enabled"], false);
+        assert!(text_of(&browser, &row).await.contains("Resume"));
+
+        click(&browser, "[data-tab=keys]").await;
+        let row = format!("#keys-table tr[data-key-id='{key_id}']");
+        until(&browser, &format!("document.querySelector(\"{row}\")")).await;
+        let cells = text_of(&browser, &row).await;
+        for shown in ["dlq", "read", HOSTILE] {
+            assert!(cells.contains(shown), "{shown} is not in:\n{cells}");
+        }
+        screenshot(&browser, &shots, "keys.png").await;
+
+        // The hostile strings stayed text: no element, nothing ran, and the
+        // key's secret is nowhere in the page.
+        let injected = browser
+            .execute(
+                "return [document.querySelectorAll('main img').length, window.pwned === undefined];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(injected, json!([0, true]));
+        let secret = key_token.rsplit('_').next().unwrap();
+        let page = browser
+            .execute("return document.documentElement.outerHTML;", vec![])
+            .await
+            .unwrap();
+        assert!(!page.as_str().unwrap().contains(secret));
+
+        let errors = driver.console_errors(&browser).await;
+        assert!(errors.is_empty(), "console errors: {errors:#?}");
+        browser.close().await.unwrap();
+    });
+}

@@ -31,13 +31,20 @@ export function forgetToken() {
   sessionStorage.removeItem(TOKEN_KEY);
 }
 
-async function request(path) {
+async function request(path, method = "GET", body = undefined) {
   const headers = {};
   const bearer = token();
   if (bearer) headers.Authorization = `Bearer ${bearer}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
-    response = await fetch(path, { headers, cache: "no-store", credentials: "omit" });
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: "no-store",
+      credentials: "omit",
+    });
   } catch (e) {
     throw new ApiError(0, `the node does not answer (${e.message})`);
   }
@@ -60,6 +67,11 @@ async function errorMessage(response) {
 
 export async function json(path) {
   return (await request(path)).json();
+}
+
+/** A change (`POST`, `PATCH`) with an optional JSON body; its JSON answer. */
+export async function send(method, path, body) {
+  return (await request(path, method, body)).json();
 }
 
 export async function text(path) {

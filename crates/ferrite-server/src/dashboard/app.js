@@ -3,16 +3,25 @@
 
 import * as api from "./api.js";
 import { fill, h } from "./dom.js";
+import * as keys from "./keys.js";
+import * as letters from "./letters.js";
 import * as overview from "./overview.js";
+import * as schedules from "./schedules.js";
 import * as tables from "./tables.js";
 
 const REFRESH_MS = 2000;
-const TABS = ["overview", "apps", "calls", "services"];
+const TABS = ["overview", "apps", "calls", "dead-letters", "schedules", "services", "keys"];
+/** The tabs that list each app's things. */
+const PER_APP = ["apps", "calls", "dead-letters", "schedules"];
 
 const state = {
   tab: "overview",
   paused: false,
   busy: false,
+  /** A refresh was asked for while one ran: run another after it. */
+  again: false,
+  /** What the user's last action (a replay, a pause) ended with, if it needs saying; shown until the next action or tab. */
+  notice: null,
   appNames: [],
   /** The call open in the panel, if any. */
   open: null,
@@ -22,6 +31,7 @@ const $ = (id) => document.getElementById(id);
 
 function showTab(name) {
   state.tab = TABS.includes(name) ? name : "overview";
+  state.notice = null; // an action's outcome belongs to the tab it was taken in
   for (const tab of TABS) {
     $(tab).hidden = tab !== state.tab || !$("login").hidden;
     const button = document.querySelector(`[data-tab="${tab}"]`);
@@ -74,11 +84,14 @@ async function scrapeMetrics() {
 }
 
 async function refresh() {
-  if (state.busy) return;
+  if (state.busy) {
+    state.again = true;
+    return;
+  }
   state.busy = true;
   try {
     const metricsProblem = await scrapeMetrics();
-    if (state.tab === "apps" || state.tab === "calls") {
+    if (PER_APP.includes(state.tab)) {
       state.appNames = await tables.apps();
       syncAppFilter();
     }
@@ -89,17 +102,29 @@ async function refresh() {
       case "apps":
         await tables.renderApps(state.appNames);
         break;
-      case "calls":
-        await tables.loadCalls(state.appNames);
+      case "calls": {
+        const shown = tables.callsView.app ? [tables.callsView.app] : state.appNames;
+        const [, lists] = await Promise.all([tables.loadCalls(state.appNames), letters.load(shown)]);
         tables.renderCalls(openCall);
+        letters.renderCount(lists);
+        break;
+      }
+      case "dead-letters":
+        letters.render(await letters.load(state.appNames), state.appNames.length, letterActions);
+        break;
+      case "schedules":
+        await schedules.renderSchedules(state.appNames, toggleSchedule);
         break;
       case "services":
         await tables.renderServices();
         break;
+      case "keys":
+        await keys.renderKeys();
+        break;
       default:
     }
     signedIn();
-    banner(metricsProblem);
+    banner([state.notice, metricsProblem].filter(Boolean).join(" · ") || null);
     setStatus(`updated ${new Date().toLocaleTimeString()}`, "ok");
   } catch (e) {
     if (e instanceof api.AuthError) {
@@ -111,6 +136,49 @@ async function refresh() {
   } finally {
     state.busy = false;
   }
+  if (state.again) {
+    state.again = false;
+    refresh();
+  }
+}
+
+/** A change the user asked for, then a refresh to show it; a failure goes to the banner. */
+async function act(change) {
+  state.notice = null;
+  try {
+    state.notice = await change();
+  } catch (e) {
+    if (e instanceof api.AuthError) {
+      askForToken(e.message);
+      return;
+    }
+    state.notice = e.message;
+  }
+  refresh();
+}
+
+const letterActions = {
+  replay(app, id) {
+    if (!window.confirm(`Replay call ${id} of app ${app}? Its request is queued again as a new call.`)) return;
+    act(async () => {
+      await letters.replay(app, id);
+      return null;
+    });
+  },
+  replayAll(app, count) {
+    if (!window.confirm(`Replay all ${count} dead letters of app ${app}? Each is queued again as a new call.`)) return;
+    act(async () => {
+      const { replayed, error } = await letters.replayAll(app);
+      return error ? `Replayed ${replayed} of ${app}'s dead letters, then stopped: ${error}` : null;
+    });
+  },
+};
+
+function toggleSchedule(app, schedule) {
+  act(async () => {
+    await schedules.toggle(app, schedule);
+    return null;
+  });
 }
 
 function syncAppFilter() {

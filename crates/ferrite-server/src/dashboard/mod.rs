@@ -81,6 +81,21 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("tables.js"),
     },
     Asset {
+        name: "letters.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("letters.js"),
+    },
+    Asset {
+        name: "schedules.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("schedules.js"),
+    },
+    Asset {
+        name: "keys.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("keys.js"),
+    },
+    Asset {
         name: "favicon.svg",
         content_type: "image/svg+xml",
         body: include_bytes!("favicon.svg"),
