@@ -49,6 +49,9 @@ pub struct ServiceView {
     pub in_flight: u64,
     /// Calls given to a task since this node started managing the service.
     pub requests: u64,
+    /// Calls that ran on this node instead, while the service had no ready
+    /// task, since this node started managing it.
+    pub ran_on_node: u64,
     /// The autoscaler's latest look.
     pub autoscaler: Option<AutoscalerView>,
     /// The last decision that changed the replicas.
@@ -127,6 +130,7 @@ impl Services {
                     target_concurrency: m.spec.target_concurrency,
                     in_flight: m.meter.in_flight(),
                     requests: m.balancer.requests_total(),
+                    ran_on_node: m.ran_here.load(std::sync::atomic::Ordering::Relaxed),
                     autoscaler: control.latest.as_ref().map(|d| AutoscalerView {
                         wanted: d.replicas,
                         reason: d.reason.clone(),
@@ -174,6 +178,7 @@ impl Services {
             target_concurrency: f.spec.target_concurrency,
             in_flight: 0,
             requests: 0,
+            ran_on_node: 0,
             autoscaler: None,
             last_scaling: None,
             shared: None,

@@ -144,6 +144,9 @@ pub(crate) struct Managed {
     /// The route the service was made for, when its calls may run on this
     /// node while the service has no ready task (see `stand_in`).
     local: Option<Route>,
+    /// Calls that ran on this node that way since it started managing the
+    /// service: with `balancer`'s, the calls of the service.
+    ran_here: std::sync::atomic::AtomicU64,
     /// The Swarm nodes that lack `run_image` (no registry; see `missing`).
     missing_on: Mutex<Vec<String>>,
 }
@@ -498,6 +501,7 @@ impl Services {
             }),
             rollout: Mutex::new(rollout),
             local,
+            ran_here: std::sync::atomic::AtomicU64::new(0),
             missing_on: Mutex::default(),
         });
         self.managed().insert(key, managed.clone());

@@ -35,8 +35,12 @@ pub(crate) struct StandIn {
 }
 
 impl StandIn {
-    /// Count the call as in flight until the guard is dropped.
+    /// Count the call among the service's (`ran_here`), and as in flight
+    /// until the guard is dropped.
     pub(crate) fn enter(&self) -> InFlight<'_> {
+        self.managed
+            .ran_here
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.managed.meter.enter()
     }
 }

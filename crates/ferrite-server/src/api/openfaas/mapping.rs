@@ -213,7 +213,8 @@ pub fn status(route: &Route, view: Option<&ServiceView>) -> FunctionStatus {
             |v| u64::from(v.replicas),
         ),
         available_replicas: view.map_or(0, |v| v.running as u64),
-        invocation_count: view.map_or(0, |v| v.requests),
+        // Whether a task or, at zero, this node ran it: the function ran.
+        invocation_count: view.map_or(0, |v| v.requests + v.ran_on_node),
     }
 }
 
