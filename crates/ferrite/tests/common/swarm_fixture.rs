@@ -44,8 +44,17 @@ impl Drop for Fixture {
                     String::from_utf8_lossy(&logs.stderr)
                 );
             }
+            // Stopped first, so that the node removes the containers it
+            // started (a standby of a route at zero, say); any it could not
+            // are removed after it.
+            let _ = run("docker", &["stop", "-t", "20", node]);
             let _ = run("docker", &["rm", "-f", node]);
             let _ = run("docker", &["volume", "rm", "-f", node]);
+            let label = format!("label=org.ferrite.node={node}");
+            let left = run("docker", &["ps", "-aq", "--filter", &label]);
+            for id in String::from_utf8_lossy(&left.stdout).split_whitespace() {
+                let _ = run("docker", &["rm", "-f", id]);
+            }
         }
         for probe in self.probes.borrow().iter() {
             let _ = run("docker", &["rm", "-f", "-v", probe]);
