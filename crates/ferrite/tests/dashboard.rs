@@ -696,3 +696,51 @@ fn the_dashboard_shows_and_replays_dead_letters_and_shows_schedules_and_keys() {
         browser.close().await.unwrap();
     });
 }
+
+#[test]
+fn a_page_whose_scripts_fail_to_load_loads_again_then_says_so() {
+    let server = TestServer::start();
+    let driver = ChromeDriver::start();
+    runtime().block_on(async {
+        let browser = driver.session(1280, 800).await;
+        // Every fetch of one module fails, as in a network blip that lasts.
+        driver.devtools(&browser, "Network.enable", json!({})).await;
+        let blocked = json!({ "urls": ["*/dashboard/dom.js"] });
+        driver
+            .devtools(&browser, "Network.setBlockedURLs", blocked)
+            .await;
+        browser
+            .goto(&format!("{}/dashboard#apps", server.url))
+            .await
+            .unwrap();
+        until(
+            &browser,
+            "document.getElementById('banner').textContent.includes('did not load')",
+        )
+        .await;
+        // It tried again before saying so: the navigations this tab made.
+        let loads = browser
+            .execute(
+                "return performance.getEntriesByType('navigation')[0].type;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(loads, json!("reload"));
+        assert!(!text_of(&browser, "#updated").await.contains("updated"));
+
+        // The blip over, the page runs once it is loaded again.
+        let none = json!({ "urls": [] });
+        driver
+            .devtools(&browser, "Network.setBlockedURLs", none)
+            .await;
+        browser.refresh().await.unwrap();
+        until(&browser, "document.documentElement.dataset.booted === '1'").await;
+        until(
+            &browser,
+            "document.getElementById('updated').textContent.includes('updated')",
+        )
+        .await;
+        browser.close().await.unwrap();
+    });
+}

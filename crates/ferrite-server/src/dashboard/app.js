@@ -264,6 +264,8 @@ function wire() {
 
 wire();
 showTab(location.hash.slice(1));
+// For boot.js: the modules ran.
+document.documentElement.dataset.booted = "1";
 setInterval(() => {
   if (!state.paused && $("login").hidden) refresh();
 }, REFRESH_MS);

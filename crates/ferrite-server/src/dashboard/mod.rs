@@ -51,6 +51,11 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("style.css"),
     },
     Asset {
+        name: "boot.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("boot.js"),
+    },
+    Asset {
         name: "app.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("app.js"),

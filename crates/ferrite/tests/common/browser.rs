@@ -91,6 +91,24 @@ impl ChromeDriver {
         browser
     }
 
+    /// Send Chromium's DevTools command `cmd` to `browser` (chromedriver's
+    /// endpoint for it, which WebDriver itself lacks).
+    pub async fn devtools(&self, browser: &Client, cmd: &str, params: Value) {
+        let session = browser
+            .session_id()
+            .await
+            .ok()
+            .flatten()
+            .expect("a session id");
+        let answer = reqwest::Client::new()
+            .post(format!("{}/session/{session}/goog/cdp/execute", self.url))
+            .json(&json!({ "cmd": cmd, "params": params }))
+            .send()
+            .await
+            .expect("chromedriver's DevTools endpoint");
+        assert!(answer.status().is_success(), "{cmd}: {}", answer.status());
+    }
+
     /// The browser console's errors since the last look (JavaScript errors,
     /// failed loads, Content-Security-Policy refusals): chromedriver's log
     /// endpoint, which WebDriver itself lacks.
