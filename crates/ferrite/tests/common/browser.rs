@@ -91,36 +91,44 @@ impl ChromeDriver {
         browser
     }
 
-    /// Send Chromium's DevTools command `cmd` to `browser` (chromedriver's
-    /// endpoint for it, which WebDriver itself lacks).
-    pub async fn devtools(&self, browser: &Client, cmd: &str, params: Value) {
+    /// chromedriver's address of `browser`'s session, for its endpoints
+    /// that WebDriver itself lacks.
+    async fn session_url(&self, browser: &Client) -> String {
         let session = browser
             .session_id()
             .await
             .ok()
             .flatten()
             .expect("a session id");
+        format!("{}/session/{session}", self.url)
+    }
+
+    /// Send Chromium's DevTools command `cmd` to `browser` (chromedriver
+    /// passes it on).
+    pub async fn devtools(&self, browser: &Client, cmd: &str, params: Value) {
         let answer = reqwest::Client::new()
-            .post(format!("{}/session/{session}/goog/cdp/execute", self.url))
+            .post(format!(
+                "{}/goog/cdp/execute",
+                self.session_url(browser).await
+            ))
             .json(&json!({ "cmd": cmd, "params": params }))
             .send()
             .await
             .expect("chromedriver's DevTools endpoint");
-        assert!(answer.status().is_success(), "{cmd}: {}", answer.status());
+        let status = answer.status();
+        assert!(
+            status.is_success(),
+            "{cmd}: {status} {}",
+            answer.text().await.unwrap_or_default()
+        );
     }
 
     /// The browser console's errors since the last look (JavaScript errors,
     /// failed loads, Content-Security-Policy refusals): chromedriver's log
     /// endpoint, which WebDriver itself lacks.
     pub async fn console_errors(&self, browser: &Client) -> Vec<String> {
-        let session = browser
-            .session_id()
-            .await
-            .ok()
-            .flatten()
-            .expect("a session id");
         let log: Value = reqwest::Client::new()
-            .post(format!("{}/session/{session}/se/log", self.url))
+            .post(format!("{}/se/log", self.session_url(browser).await))
             .json(&json!({ "type": "browser" }))
             .send()
             .await
@@ -157,26 +165,10 @@ impl Drop for ChromeDriver {
 /// Make the page prefer a dark colour scheme, as a system set to dark would
 /// (chromedriver passes the DevTools command on).
 pub async fn prefer_dark(driver: &ChromeDriver, browser: &Client) {
-    let session = browser
-        .session_id()
-        .await
-        .ok()
-        .flatten()
-        .expect("a session id");
-    let reply = reqwest::Client::new()
-        .post(format!("{}/session/{session}/goog/cdp/execute", driver.url))
-        .json(&json!({
-            "cmd": "Emulation.setEmulatedMedia",
-            "params": { "features": [{ "name": "prefers-color-scheme", "value": "dark" }] },
-        }))
-        .send()
-        .await
-        .expect("chromedriver");
-    assert!(
-        reply.status().is_success(),
-        "{}",
-        reply.text().await.unwrap_or_default()
-    );
+    let dark = json!({ "features": [{ "name": "prefers-color-scheme", "value": "dark" }] });
+    driver
+        .devtools(browser, "Emulation.setEmulatedMedia", dark)
+        .await;
 }
 
 /// Make the page's viewport `width`x`height` (the window is larger by

@@ -216,74 +216,53 @@ impl Fixture {
     /// Starts ferrite/postgres on the network; its DB_URL for the nodes once
     /// it takes connections over the network.
     pub fn start_postgres(&self) -> String {
-        let name = format!("{}-db", self.container);
         let password = format!("pw-{}", free_port());
-        self.probes.borrow_mut().push(name.clone());
-        succeed(
-            "docker",
-            &[
-                "run",
-                "-d",
-                "--name",
-                &name,
-                "--label",
-                "org.ferrite.test=1",
-                "--network",
-                &self.network,
-                "-e",
-                &format!("POSTGRES_PASSWORD={password}"),
-                "ferrite/postgres",
-            ],
-        );
+        let env = format!("POSTGRES_PASSWORD={password}");
         // Only the final server listens on TCP: the one that initialises the
         // cluster is on the Unix socket alone.
-        let ready = eventually(Duration::from_secs(60), || {
-            run(
-                "docker",
-                &[
-                    "exec",
-                    &name,
-                    "pg_isready",
-                    "--quiet",
-                    "--host=127.0.0.1",
-                    "--username=postgres",
-                ],
-            )
-            .status
-            .success()
-        });
-        assert!(ready, "PostgreSQL did not start");
+        let ready = [
+            "pg_isready",
+            "--quiet",
+            "--host=127.0.0.1",
+            "--username=postgres",
+        ];
+        let name = self.start_probe("db", &["-e", &env, "ferrite/postgres"], &ready);
         format!("postgres://postgres:{password}@{name}:5432/postgres")
     }
 
     /// Starts ferrite/redis (no password: nothing else is on the network,
     /// and nothing kept on disk); its MQ_URL for the nodes once it answers.
     pub fn start_redis(&self) -> String {
-        let name = format!("{}-redis", self.container);
-        self.probes.borrow_mut().push(name.clone());
-        succeed(
-            "docker",
-            &[
-                "run",
-                "-d",
-                "--name",
-                &name,
-                "--label",
-                "org.ferrite.test=1",
-                "--network",
-                &self.network,
-                "ferrite/redis",
-                "--appendonly",
-                "no",
-            ],
-        );
-        let ready = eventually(Duration::from_secs(30), || {
-            run("docker", &["exec", &name, "docker-entrypoint.sh", "ping"])
-                .status
-                .success()
-        });
-        assert!(ready, "Redis did not start");
+        let run_args = ["ferrite/redis", "--appendonly", "no"];
+        let name = self.start_probe("redis", &run_args, &["docker-entrypoint.sh", "ping"]);
         format!("redis://{name}:6379/ferrite")
+    }
+
+    /// Starts a container `<fixture>-<suffix>` on the network (`run_args`:
+    /// options, the image and its arguments), removed with the fixture; its
+    /// name once `ready` succeeds inside it (within 60 s).
+    fn start_probe(&self, suffix: &str, run_args: &[&str], ready: &[&str]) -> String {
+        let name = format!("{}-{suffix}", self.container);
+        self.probes.borrow_mut().push(name.clone());
+        let mut args = vec![
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--label",
+            "org.ferrite.test=1",
+            "--network",
+            &self.network,
+        ];
+        args.extend_from_slice(run_args);
+        succeed("docker", &args);
+        let mut exec = vec!["exec", name.as_str()];
+        exec.extend_from_slice(ready);
+        let started = eventually(Duration::from_secs(60), || {
+            run("docker", &exec).status.success()
+        });
+        assert!(started, "{name} did not start");
+        name
     }
 
     /// The ids of the service images the fixture's Ferrite derived (they
