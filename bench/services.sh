@@ -10,7 +10,9 @@
 # --format http`: the watchdog keeping 8 hot processes), one replica. The
 # client is bench/hotclient run in a container on the same network (HTTP/1.1
 # keep-alive, one connection per client thread): first at the task's
-# address (the baseline), then at Ferrite's `/r/bench/hello`. Scale from
+# address (the baseline), then at HAProxy in front of the task (what a plain
+# proxy costs on this machine: the bound for any proxy), then at Ferrite's
+# `/r/bench/hello`. Scale from
 # zero: two routes, scale_to_zero_after 1 s, called from the host through
 # Ferrite's published port once at zero, SCALE_TRIALS times each (time to
 # first byte): one of ferrite/hello's service image (run as it is: the call
@@ -57,7 +59,7 @@ cleanup() {
   local status=$?
   # Stopped, not killed: the node removes the containers it started.
   docker stop -t 30 "$ID" >/dev/null 2>&1 || true
-  docker rm -f "$ID" >/dev/null 2>&1 || true
+  docker rm -f "$ID" "$ID-proxy" >/dev/null 2>&1 || true
   docker ps -aq --filter "label=org.ferrite.node=$ID" | xargs -r docker rm -f >/dev/null 2>&1 || true
   docker service ls -q --filter "label=org.ferrite.owner=$ID" | xargs -r docker service rm >/dev/null 2>&1 || true
   for _ in $(seq 30); do docker network rm "$ID" >/dev/null 2>&1 && break; sleep 1; done
@@ -128,12 +130,38 @@ client() { # clients, url[, header]
     ${3:+-e "HOTCLIENT_HEADER=$3"} ferrite/deploy-base \
     /hotclient http "$2" "$1" "$WARMUP" "$N" "$SECONDS_MAX"
 }
+# The bound: what any proxy on this machine costs. HAProxy, a plain HTTP
+# proxy with nothing to decide (one backend, connections to it reused),
+# between the same client and the same task; its CPU shares the two cores
+# with the client and the task as Ferrite's does.
+cat >"$WORK/haproxy.cfg" <<EOF
+global
+  maxconn 1024
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+frontend calls
+  bind :8080
+  default_backend task
+backend task
+  http-request set-header Ferrite-Watchdog-Key $WATCHDOG_KEY
+  server task $TASK
+EOF
+chmod 644 "$WORK/haproxy.cfg"
+docker run -d --name "$ID-proxy" --network "$ID" --label "org.ferrite.owner=$ID" \
+  -v "$WORK/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro" ferrite/haproxy >/dev/null
 for c in 1 8; do
   log "c=$c: the task directly"
   client "$c" "http://$TASK/hello" "Ferrite-Watchdog-Key: $WATCHDOG_KEY" >"$WORK/direct$c.json"
+  log "c=$c: through HAProxy (a plain proxy)"
+  client "$c" "http://$ID-proxy:8080/hello" >"$WORK/proxy$c.json"
   log "c=$c: through Ferrite"
   client "$c" "http://$ID:8080/r/bench/hello" >"$WORK/ferrite$c.json"
 done
+docker rm -f "$ID-proxy" >/dev/null
 
 from_zero() { # path, file: SCALE_TRIALS first calls at zero, time to first byte
   : >"$WORK/$2.txt"
@@ -162,18 +190,26 @@ get = lambda n: json.load(open(f"{work}/{n}.json"))
 print("| run | calls/s | p50 ms | p99 ms | errors |")
 print("| --- | ---: | ---: | ---: | ---: |")
 rows = []
+proxied = []
 for c in (1, 8):
-    d, f = get(f"direct{c}"), get(f"ferrite{c}")
-    for name, r in ((f"c={c}, the task directly (baseline)", d), (f"c={c}, through Ferrite", f)):
+    d, p, f = get(f"direct{c}"), get(f"proxy{c}"), get(f"ferrite{c}")
+    for name, r in ((f"c={c}, the task directly (baseline)", d), (f"c={c}, through HAProxy (a plain proxy)", p),
+                    (f"c={c}, through Ferrite", f)):
         print(f"| {name} | {r['rate_per_s']:,.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['errors'] + r['bad_body']} |")
     rows.append((c, f["p50_ms"] - d["p50_ms"], f["p99_ms"] - d["p99_ms"], f["rate_per_s"] / d["rate_per_s"]))
+    proxied.append((c, p["p50_ms"] - d["p50_ms"], p["rate_per_s"] / d["rate_per_s"], f["rate_per_s"] / p["rate_per_s"]))
 print()
 for c, d50, d99, ratio in rows:
     print(f"- c={c}: Ferrite adds {d50:+.3f} ms at p50 and {d99:+.3f} ms at p99; throughput {ratio:.2f} of the direct calls")
+for c, d50, ratio, vs in proxied:
+    print(f"- c={c}: HAProxy adds {d50:+.3f} ms at p50; throughput {ratio:.2f} of the direct calls; Ferrite {vs:.2f} of HAProxy")
 gaps = open(f"{work}/gaps", "w")
 d, f = get("direct8"), get("ferrite8")
 gaps.write(f"service route, c=8\t{f['rate_per_s']:,.0f} calls/s\t{d['rate_per_s']:,.0f} calls/s to the task directly\t"
            f"{rows[1][3]:.2f}\t≥ 0.7\n")
+p = get("proxy8")
+gaps.write(f"a plain proxy (HAProxy) in front of the task, c=8: the bound\t{p['rate_per_s']:,.0f} calls/s\t"
+           f"{d['rate_per_s']:,.0f} calls/s to the task directly\t{p['rate_per_s'] / d['rate_per_s']:.2f}\t—\n")
 d, f = get("direct1"), get("ferrite1")
 gaps.write(f"service route, c=1\tp50 {f['p50_ms']:.3f} ms\tp50 {d['p50_ms']:.3f} ms to the task directly\t"
            f"adds {rows[0][1]:+.3f} ms\tadds ≤ 0.3 ms\n")
@@ -182,7 +218,7 @@ def cpu(r):
     return f"{r['cpu_us_per_call']:.0f} µs ({top})"
 for c in (1, 8):
     print(f"- CPU per call at c={c}, every process on the machine: direct {cpu(get(f'direct{c}'))}; "
-          f"through Ferrite {cpu(get(f'ferrite{c}'))}")
+          f"through HAProxy {cpu(get(f'proxy{c}'))}; through Ferrite {cpu(get(f'ferrite{c}'))}")
 def zero(name):
     trials = [l.split() for l in open(f"{work}/{name}.txt") if l.strip()]
     secs = sorted(float(t) for t, code in trials if code == "200")
