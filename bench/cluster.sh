@@ -144,6 +144,26 @@ for name, label in [("direct", "one node, no proxy (baseline)"), ("lb1", "HAProx
         with open(f"{work}/gap", "w") as f:
             f.write(f"HAProxy in front of 1 node, {routes} routes x {clients} clients\t{rate:,.0f} calls/s\t"
                     f"{base:,.0f} calls/s to the node directly\t{rate / base:.2f}\t≥ 0.9\n")
+# Each client samples the whole machine over the same seconds and divides
+# by its own calls: scale to every client's calls for the run's figure.
+def cpu(name):
+    parts = [json.load(open(f"{work}/{name}-{r}.json")) for r in range(1, int(routes) + 1)]
+    first, calls = parts[0], sum(p["ok"] for p in parts)
+    if not calls or first["cpu_us_per_call"] is None:
+        return None, {}
+    share = first["ok"] / calls
+    return first["cpu_us_per_call"] * share, {k: v * share for k, v in first["cpu_us_per_call_by_process"].items()}
+print()
+for name, label in [("direct", "one node, no proxy"), ("lb1", "HAProxy, 1 node")]:
+    total, procs = cpu(name)
+    if total is not None:
+        top = ", ".join(f"{k} {v:.0f}" for k, v in list(procs.items())[:6])
+        print(f"- CPU per call, every process on the machine, {label}: {total:.0f} µs ({top})")
+direct, _ = cpu("direct")
+proxied, procs = cpu("lb1")
+if direct and proxied:
+    print(f"- the CPU bound: with the cores saturated, HAProxy's hop can give at most {direct / proxied:.2f} of the "
+          f"direct rate on this machine (HAProxy itself {procs.get('haproxy', 0):.0f} µs per call)")
 print(f"\nContainers left after the nodes stopped: {left}.")
 PY
 )

@@ -23,7 +23,7 @@
 # standby container). Prints a table and writes it to its section of
 # docs/benchmarks.md.
 #
-#   bench/services.sh    # N=5000 SECONDS_MAX=10 WARMUP=200 SCALE_TRIALS=5
+#   bench/services.sh    # N=5000 SECONDS_MAX=10 WARMUP=200 SCALE_TRIALS=5 [PERF=1]
 #
 # FERRITE_BENCH_IMAGE=NAME runs Ferrite from that image (its binary the
 # release build in target/x86_64-unknown-linux-gnu/release, or FERRITE_BIN) instead of
@@ -130,6 +130,25 @@ client() { # clients, url[, header]
     ${3:+-e "HOTCLIENT_HEADER=$3"} ferrite/deploy-base \
     /hotclient http "$2" "$1" "$WARMUP" "$N" "$SECONDS_MAX"
 }
+# PERF=1: a profile of the node (perf record, call graphs) during the c=8
+# run through Ferrite, its hottest symbols printed on stderr.
+profile_node() {
+  [[ -n ${PERF:-} ]] || return 0
+  perf record -q -F 999 -g -p "$(docker inspect -f '{{.State.Pid}}' "$ID")" -o "$WORK/perf.data" \
+    -- sleep "$SECONDS_MAX" >/dev/null 2>&1 &
+  PERF_PID=$!
+}
+profile_report() {
+  [[ -n ${PERF_PID:-} ]] || return 0
+  wait "$PERF_PID" || true
+  log "the node's profile during c=8 through Ferrite (self time, by symbol):"
+  perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null \
+    | grep -E '^ +[0-9]' | head -"${PERF_TOP:-40}" >&2
+  log "by caller of the kernel's time (children, top-level user frames):"
+  perf report -i "$WORK/perf.data" --children --sort symbol --stdio -g none 2>/dev/null \
+    | grep -E '^ +[0-9]' | head -"${PERF_TOP:-40}" >&2
+}
+
 # The bound: what any proxy on this machine costs. HAProxy, a plain HTTP
 # proxy with nothing to decide (one backend, connections to it reused),
 # between the same client and the same task; its CPU shares the two cores
@@ -159,8 +178,10 @@ for c in 1 8; do
   log "c=$c: through HAProxy (a plain proxy)"
   client "$c" "http://$ID-proxy:8080/hello" >"$WORK/proxy$c.json"
   log "c=$c: through Ferrite"
+  [[ $c == 8 ]] && profile_node
   client "$c" "http://$ID:8080/r/bench/hello" >"$WORK/ferrite$c.json"
 done
+profile_report
 docker rm -f "$ID-proxy" >/dev/null
 
 from_zero() { # path, file: SCALE_TRIALS first calls at zero, time to first byte
