@@ -280,14 +280,31 @@ async fn call_now(
         created,
         outcome.error,
     );
-    state.history.record(call, outcome.log).await;
     let response = match outcome.answer {
         Answer::Response(response) => response.into_response(),
         Answer::Failed(error) | Answer::NotRun { error, .. } => {
             Error(error).for_call(&request.call_id)
         }
     };
-    on_written(response, answering)
+    let Some(streamed) = outcome.streamed else {
+        state.history.record(call, outcome.log).await;
+        return on_written(response, answering);
+    };
+    // The answer streams: the call ends, and is counted and recorded, when
+    // its body is over (whole, cut, or abandoned by the client).
+    let mut answering = answering;
+    let (mut call, log) = (call, outcome.log);
+    state.history.record_when(async move {
+        if let Some((status, error)) = streamed.failure().await {
+            call.status = status;
+            call.error = Some(error);
+            answering.end(End::from(status));
+        }
+        drop(answering);
+        call.completed_at = Some(Millis::now());
+        (call, log)
+    });
+    response
 }
 
 /// The history record of a sync call that ended now: it started when it
