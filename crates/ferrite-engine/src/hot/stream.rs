@@ -14,6 +14,7 @@
 //! flight is hyper's read buffer and the pipe's.
 
 use std::fmt;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
