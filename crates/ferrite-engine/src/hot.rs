@@ -108,6 +108,9 @@ pub struct HotCall {
 }
 
 /// What a hot call gave when its answer may stream.
+// One per call, moved twice on its way to the caller: boxing would cost an
+// allocation per call for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum HotReply {
     /// Read whole (an answer with `Content-Length`), or failed.
@@ -349,7 +352,9 @@ where
     .unwrap_or(HotOutcome::TimedOut);
     timings.run = running.elapsed();
     let reusable = matches!(outcome, HotOutcome::Response(_))
-        && containers.images.is_current(&route.image, &lease.hot.image_id);
+        && containers
+            .images
+            .is_current(&route.image, &lease.hot.image_id);
     lease.end(reusable);
     Ok(HotCall {
         outcome,
@@ -381,7 +386,9 @@ where
         tokio::time::timeout_at(deadline, stdio_http::send(&mut lease.hot.sender, request)).await;
     let whole = |lease: Lease, outcome: HotOutcome| {
         let reusable = matches!(outcome, HotOutcome::Response(_))
-            && containers.images.is_current(&route.image, &lease.hot.image_id);
+            && containers
+                .images
+                .is_current(&route.image, &lease.hot.image_id);
         lease.end(reusable);
         HotReply::Whole(outcome)
     };

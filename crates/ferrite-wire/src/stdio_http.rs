@@ -11,8 +11,8 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::client::conn::http1::SendRequest;
 pub use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio_util::task::TaskTracker;
 
@@ -85,8 +85,8 @@ pub fn framing(status: http::StatusCode, headers: &http::HeaderMap) -> Result<Fr
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .filter(|coding| !coding.is_empty())
-        .last()
+        // The last coding applied says where the body ends.
+        .rfind(|coding| !coding.is_empty())
         .is_some_and(|coding| coding.eq_ignore_ascii_case("chunked"));
     if chunked {
         return Ok(Framing::Chunked);
@@ -239,12 +239,27 @@ mod tests {
         };
         let ok = http::StatusCode::OK;
         for (status, pairs, expected) in [
-            (ok, vec![("transfer-encoding", "chunked")], Ok(Framing::Chunked)),
-            (ok, vec![("transfer-encoding", "Chunked")], Ok(Framing::Chunked)),
-            (ok, vec![("transfer-encoding", "gzip, chunked")], Ok(Framing::Chunked)),
             (
                 ok,
-                vec![("transfer-encoding", "gzip"), ("transfer-encoding", "chunked")],
+                vec![("transfer-encoding", "chunked")],
+                Ok(Framing::Chunked),
+            ),
+            (
+                ok,
+                vec![("transfer-encoding", "Chunked")],
+                Ok(Framing::Chunked),
+            ),
+            (
+                ok,
+                vec![("transfer-encoding", "gzip, chunked")],
+                Ok(Framing::Chunked),
+            ),
+            (
+                ok,
+                vec![
+                    ("transfer-encoding", "gzip"),
+                    ("transfer-encoding", "chunked"),
+                ],
                 Ok(Framing::Chunked),
             ),
             // Transfer-Encoding wins over Content-Length (RFC 9112, 6.3).
@@ -258,12 +273,24 @@ mod tests {
             (http::StatusCode::NO_CONTENT, vec![], Ok(Framing::Sized)),
             (http::StatusCode::NOT_MODIFIED, vec![], Ok(Framing::Sized)),
             (ok, vec![], Err(Unframed)),
-            (ok, vec![("content-type", "text/event-stream")], Err(Unframed)),
+            (
+                ok,
+                vec![("content-type", "text/event-stream")],
+                Err(Unframed),
+            ),
             // A coding other than chunked last: the body ends at EOF only.
-            (ok, vec![("transfer-encoding", "chunked, gzip")], Err(Unframed)),
+            (
+                ok,
+                vec![("transfer-encoding", "chunked, gzip")],
+                Err(Unframed),
+            ),
             (ok, vec![("transfer-encoding", "gzip")], Err(Unframed)),
         ] {
-            assert_eq!(framing(status, &headers(&pairs)), expected, "{status} {pairs:?}");
+            assert_eq!(
+                framing(status, &headers(&pairs)),
+                expected,
+                "{status} {pairs:?}"
+            );
         }
     }
 

@@ -51,7 +51,9 @@ fn calls_total(server: &TestServer, app: &str, path: &str, status: &str) -> u64 
         .unwrap()
         .text()
         .unwrap();
-    let wanted = format!(r#"ferrite_calls_total{{app="{app}",route="{path}",kind="sync",status="{status}"}} "#);
+    let wanted = format!(
+        r#"ferrite_calls_total{{app="{app}",route="{path}",kind="sync",status="{status}"}} "#
+    );
     text.lines()
         .find_map(|line| line.strip_prefix(&wanted))
         .map_or(0, |n| n.trim().parse().unwrap())
@@ -113,7 +115,11 @@ fn the_first_chunk_arrives_while_the_function_still_writes_and_the_timeout_cuts_
     );
     let (mut stream, head) = raw_get(&server, "/r/st/s?chunks=2&size=32&hold=1");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert_eq!(header(&head, "transfer-encoding"), Some("chunked"), "{head}");
+    assert_eq!(
+        header(&head, "transfer-encoding"),
+        Some("chunked"),
+        "{head}"
+    );
     assert_eq!(header(&head, "content-length"), None, "{head}");
     let call_id = header(&head, "fn-call-id").unwrap().to_string();
     let mut seen = Vec::new();
@@ -134,7 +140,10 @@ fn the_first_chunk_arrives_while_the_function_still_writes_and_the_timeout_cuts_
     seen.extend_from_slice(&rest);
     let text = String::from_utf8_lossy(&seen);
     assert!(!text.contains("chunk 2"), "{text}");
-    assert!(!text.ends_with("0\r\n\r\n"), "the cut answer looks whole: {text}");
+    assert!(
+        !text.ends_with("0\r\n\r\n"),
+        "the cut answer looks whole: {text}"
+    );
     let call = ended_record(&server, &call_id);
     assert_eq!(call["status"], "timeout", "{call}");
     assert_eq!(call["error"], "Timed out", "{call}");
@@ -201,7 +210,10 @@ fn streamed_answers_pass_the_buffered_cap_and_sized_ones_keep_it() {
     let text = reply.text().unwrap();
     assert!(text.contains("larger than the limit of 65536"), "{text}");
     // Under the cap it comes as it always did.
-    let reply = client().get(url("chunks=2&size=8&length=1")).send().unwrap();
+    let reply = client()
+        .get(url("chunks=2&size=8&length=1"))
+        .send()
+        .unwrap();
     assert_eq!(reply.status(), 200);
     assert_eq!(reply.headers()["content-length"], "16");
     assert_eq!(reply.text().unwrap(), "chunk 1\nchunk 2\n");
@@ -210,13 +222,15 @@ fn streamed_answers_pass_the_buffered_cap_and_sized_ones_keep_it() {
     assert_eq!(reply.status(), 200);
     let call_id = reply.headers()["fn-call-id"].to_str().unwrap().to_string();
     let mut sink = Vec::new();
-    assert!(reply.read_to_end(&mut sink).is_err(), "the cut answer looks whole");
+    assert!(
+        reply.read_to_end(&mut sink).is_err(),
+        "the cut answer looks whole"
+    );
     assert!(sink.len() <= 8 * 1048576, "{}", sink.len());
     let call = ended_record(&server, &call_id);
     assert_eq!(call["status"], "error", "{call}");
     assert_eq!(
-        call["error"],
-        "the streamed answer is larger than the limit of 8388608 bytes",
+        call["error"], "the streamed answer is larger than the limit of 8388608 bytes",
         "{call}"
     );
     assert!(

@@ -47,7 +47,10 @@ impl fmt::Display for StreamEnd {
             StreamEnd::Complete => write!(f, "complete"),
             StreamEnd::TimedOut => write!(f, "timed out"),
             StreamEnd::TooLarge(cap) => {
-                write!(f, "the streamed answer is larger than the limit of {cap} bytes")
+                write!(
+                    f,
+                    "the streamed answer is larger than the limit of {cap} bytes"
+                )
             }
             StreamEnd::Broken(why) => write!(f, "the function's answer broke off: {why}"),
             StreamEnd::Abandoned => write!(f, "the client went away"),
@@ -176,7 +179,10 @@ impl Body for HotBody {
 impl Drop for HotBody {
     fn drop(&mut self) {
         if self.lease.is_some() {
-            tracing::debug!(sent = self.sent, "hot function answer abandoned by its caller");
+            tracing::debug!(
+                sent = self.sent,
+                "hot function answer abandoned by its caller"
+            );
         }
         self.finish(StreamEnd::Abandoned);
     }

@@ -61,9 +61,7 @@ pub(super) async fn run(
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     let bad_gateway = |message: String| ApiError::new(ErrorKind::BadGateway, message);
     let mut outcome = match reply {
-        HotReply::Whole(HotOutcome::Response(response)) => {
-            answered(response.map(Body::from), None)
-        }
+        HotReply::Whole(HotOutcome::Response(response)) => answered(response.map(Body::from), None),
         HotReply::Streaming { response, ended } => {
             answered(response.map(Body::new), Some(Streamed(ended)))
         }
