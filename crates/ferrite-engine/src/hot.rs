@@ -508,11 +508,14 @@ impl Lease {
             _busy,
             permit,
         } = self;
-        hot.log.settle(log_id);
         if reusable && !pool.retired.load(Ordering::SeqCst) && !hot.sender.is_closed() {
+            // Its stderr may come a moment after the answer.
+            hot.log.settle(log_id);
             hot.last_used = Instant::now();
             pool.idle().push(hot);
         } else {
+            // Its removal closes the call's log (no timer: this may run in
+            // a body dropped by a connection going away).
             tracing::debug!(container = %hot.id, "hot container removed after its call");
             drop(hot);
         }

@@ -104,16 +104,13 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 /// client sees the answer end without its last chunk, the call is
 /// recorded (only then) as a timeout and counted once, and its container
 /// is removed.
-#[test]
-fn the_first_chunk_arrives_while_the_function_still_writes_and_the_timeout_cuts_it() {
-    require_images(&[IMAGE]);
-    let server = TestServer::start();
+fn first_chunk_then_timeout(server: &TestServer) {
     create_route(
-        &server,
+        server,
         "st",
         json!({"path":"/s","image":IMAGE,"format":"http","timeout":3}),
     );
-    let (mut stream, head) = raw_get(&server, "/r/st/s?chunks=2&size=32&hold=1");
+    let (mut stream, head) = raw_get(server, "/r/st/s?chunks=2&size=32&hold=1");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert_eq!(
         header(&head, "transfer-encoding"),
@@ -131,8 +128,8 @@ fn the_first_chunk_arrives_while_the_function_still_writes_and_the_timeout_cuts_
     }
     // The function is held after its first chunk: the call has not ended,
     // so it has no record yet, and its container is busy.
-    assert!(record(&server, &call_id).is_none());
-    assert_eq!(containers(&server), 1);
+    assert!(record(server, &call_id).is_none());
+    assert_eq!(containers(server), 1);
     // Past the timeout the answer is cut: the connection closes without
     // the terminating chunk.
     let mut rest = Vec::new();
@@ -144,21 +141,21 @@ fn the_first_chunk_arrives_while_the_function_still_writes_and_the_timeout_cuts_
         !text.ends_with("0\r\n\r\n"),
         "the cut answer looks whole: {text}"
     );
-    let call = ended_record(&server, &call_id);
+    let call = ended_record(server, &call_id);
     assert_eq!(call["status"], "timeout", "{call}");
     assert_eq!(call["error"], "Timed out", "{call}");
     assert!(
-        eventually(Duration::from_secs(10), || containers(&server) == 0),
+        eventually(Duration::from_secs(10), || containers(server) == 0),
         "{:?}",
         node_containers(&server.node_id)
     );
     assert!(
         eventually(Duration::from_secs(5), || calls_total(
-            &server, "st", "/s", "timeout"
+            server, "st", "/s", "timeout"
         ) == 1),
         "counted once as a timeout"
     );
-    assert_eq!(calls_total(&server, "st", "/s", "success"), 0);
+    assert_eq!(calls_total(server, "st", "/s", "success"), 0);
     // The route serves the next call from a fresh container.
     let reply = client()
         .get(format!("{}/r/st/s?chunks=3&size=8", server.url))
@@ -166,6 +163,22 @@ fn the_first_chunk_arrives_while_the_function_still_writes_and_the_timeout_cuts_
         .unwrap();
     assert_eq!(reply.status(), 200);
     assert_eq!(reply.text().unwrap(), "chunk 1\nchunk 2\nchunk 3\n");
+}
+
+#[test]
+fn the_first_chunk_arrives_while_the_function_still_writes_and_the_timeout_cuts_it() {
+    require_images(&[IMAGE]);
+    first_chunk_then_timeout(&TestServer::start());
+}
+
+#[test]
+fn through_the_engine_attach_stream_too() {
+    require_images(&[IMAGE]);
+    // No shared socket directory: the engine relays the function's stdio.
+    first_chunk_then_timeout(&TestServer::start_with_env(&[(
+        "FERRITE_HOT_SOCKET_DIR",
+        "off",
+    )]));
 }
 
 /// With a buffered cap of 64 KiB: a chunked 4 MiB answer streams through
