@@ -36,7 +36,9 @@ pub const CALL_ID_HEADER: &str = "fn-call-id";
         content((Vec<u8> = "application/octet-stream"))),
     responses(
         (status = 200, description = "A sync call: what the function answered, with its status \
-            (any, 200 unless an `http` function says otherwise) and headers, plus the route's `headers`",
+            (any, 200 unless an `http` function says otherwise) and headers, plus the route's `headers`; \
+            a hot function's chunked answer streams as it is written, and ends without its last \
+            chunk when it is cut (timeout, `FERRITE_MAX_STREAMED_BYTES`)",
             headers(("Fn-Call-Id" = String, description = "The call's id")),
             content((Vec<u8> = "application/octet-stream"))),
         (status = 202, description = "An async call: queued; its result is POSTed to \
