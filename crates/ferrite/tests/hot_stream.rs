@@ -303,6 +303,11 @@ fn a_client_gone_mid_stream_leaves_no_container_behind() {
     let call = ended_record(&server, &call_id);
     assert_eq!(call["status"], "error", "{call}");
     assert_eq!(call["error"], "client went away", "{call}");
+    // The node says so in its log, with the call's id.
+    let logged = server.log().lines().any(|l| {
+        l.contains("streamed answer over") && l.contains(&call_id) && l.contains("client went away")
+    });
+    assert!(logged, "{}", server.log());
     assert!(
         eventually(Duration::from_secs(10), || containers(&server) == 0),
         "{:?}",

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use ferrite_model::contract::request_url;
 use ferrite_model::error::text;
 use ferrite_model::{ApiError, Call, CallStatus, Millis, Route, RouteType};
+use tracing::Instrument;
 
 use super::auth::Verifier;
 use super::error::{CallErrorBody, ErrorBody};
@@ -296,7 +297,7 @@ async fn call_now(
     // its body is over (whole, cut, or abandoned by the client).
     let mut answering = answering;
     let (mut call, log) = (call, outcome.log);
-    state.history.record_when(async move {
+    let ended = async move {
         if let Some((status, error)) = streamed.failure().await {
             call.status = status;
             call.error = Some(error);
@@ -304,8 +305,13 @@ async fn call_now(
         }
         drop(answering);
         call.completed_at = Some(Millis::now());
+        tracing::info!(call_id = %call.id, app = %call.app_name, path = %call.path, status = %call.status, error = call.error.as_deref(), "streamed answer over");
         (call, log)
-    });
+    };
+    // Its log line carries the request's id, as the call's others do.
+    state
+        .history
+        .record_when(ended.instrument(tracing::Span::current()));
     response
 }
 
