@@ -20,7 +20,7 @@ use crate::cold::{self, OutputLimits};
 use crate::container::{ContainerSpec, Containers, Launch};
 use crate::credentials::Credentials;
 use crate::health::Health;
-use crate::hot::{self, HotCall, HotPools, HotRoute};
+use crate::hot::{self, HotCall, HotPools, HotReply, HotRoute, HotStreamCall};
 use crate::image::Images;
 use crate::pool::{Entry, Pools, Ticket, Waited};
 use crate::socket_dir::SocketDir;
@@ -393,6 +393,45 @@ impl Engine {
             }) => match self.failed(EngineError::Protocol(why), generation).await {
                 EngineError::Protocol(why) => Ok(HotCall {
                     outcome: HotOutcome::Broken(why),
+                    log,
+                    timings,
+                }),
+                down => Err(down),
+            },
+            Ok(call) => Ok(call),
+            Err(e) => Err(self.failed(e, generation).await),
+        }
+    }
+
+    /// Call a hot route as [`Engine::run_hot`] does, except that a chunked
+    /// answer is passed on as the function writes it, within `timeout`
+    /// (the whole call) and `max_stream_bytes` (docs/streaming.md).
+    pub async fn run_hot_streaming(
+        &self,
+        route: &HotRoute,
+        request: http::Request<Bytes>,
+        timeout: Duration,
+        max_stream_bytes: u64,
+    ) -> Result<HotStreamCall, EngineError> {
+        let generation = self.ready()?;
+        let called = hot::call_streaming(
+            &self.hot,
+            &self.containers,
+            route,
+            request,
+            (timeout, max_stream_bytes),
+            |mib| self.admit(mib),
+        )
+        .await;
+        match called {
+            // A container that broke may have died with the engine.
+            Ok(HotStreamCall {
+                reply: HotReply::Whole(HotOutcome::Broken(why)),
+                log,
+                timings,
+            }) => match self.failed(EngineError::Protocol(why), generation).await {
+                EngineError::Protocol(why) => Ok(HotStreamCall {
+                    reply: HotReply::Whole(HotOutcome::Broken(why)),
                     log,
                     timings,
                 }),

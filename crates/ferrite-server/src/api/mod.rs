@@ -82,6 +82,8 @@ pub struct AppState {
     pub(crate) call_body: BodyCap,
     /// Largest function response.
     max_response_bytes: usize,
+    /// Largest streamed hot answer.
+    max_streamed_bytes: u64,
     /// Where async calls may have their results sent (off unless the
     /// operator opened it).
     pub(crate) callbacks: Arc<Callbacks>,
@@ -138,6 +140,7 @@ impl AppState {
                 of: "function calls",
             },
             max_response_bytes: config.max_response_bytes,
+            max_streamed_bytes: config.max_streamed_bytes,
             callbacks: Arc::new(Callbacks::off()),
             max_schedules: config.app_max_schedules,
         }
@@ -164,6 +167,7 @@ impl AppState {
             engine: self.engine.clone(),
             services: self.services.clone(),
             max_response_bytes: self.max_response_bytes,
+            max_streamed_bytes: self.max_streamed_bytes,
         }
     }
 }

@@ -303,6 +303,8 @@ impl Workers {
             log,
             mut end,
             timings,
+            // Never set: `run` reads every answer whole, within the cap.
+            streamed: _,
         } = self.executor.run(app, route, &queued.request).await;
         if let Some(timings) = timings {
             metrics.ran(&Timings {

@@ -222,6 +222,14 @@ impl Answering {
     }
 }
 
+impl Answering {
+    /// The call ended otherwise than its answer's head said (a streamed
+    /// answer cut or abandoned).
+    pub fn end(&mut self, end: End) {
+        self.end = end;
+    }
+}
+
 impl Drop for Answering {
     fn drop(&mut self) {
         let metrics = &self.metrics;
