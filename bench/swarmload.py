@@ -9,8 +9,9 @@
   swarmload.py report OUT TASKS [FROM_MS]
       The calls of OUT (those that ended after FROM_MS) as one line of JSON:
       calls, failed, answers per Swarm node (TASKS: lines "container-id
-      node", the answer being the task container's hostname), and the
-      longest time without a successful answer (ms), with when it began.
+      node", the answer being the task container's hostname), the
+      longest time without a successful answer (ms), with when it began,
+      and the slowest call (ms).
 """
 import json
 import os
@@ -80,9 +81,10 @@ def report(out, tasks, since):
     for a, b in zip(ends, ends[1:]):
         if b - a > gap:
             gap, at = b - a, a
+    slowest = max((end - start for start, end, _, _ in calls), default=0)
     print(json.dumps({"calls": len(calls), "failed": failed, "errors": errors,
                       "per_node": dict(sorted(per_node.items())),
-                      "longest_gap_ms": gap, "gap_began_ms": at}))
+                      "longest_gap_ms": gap, "gap_began_ms": at, "slowest_ms": slowest}))
 
 
 if __name__ == "__main__":

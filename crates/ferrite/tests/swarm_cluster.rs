@@ -29,7 +29,10 @@ fn a_three_node_swarm_places_serves_and_names_the_nodes_lacking_an_image() {
     let output = run(&format!("{ROOT}/bench/cluster-swarm.sh"), &["--short"]);
     let log = String::from_utf8_lossy(&output.stderr);
     eprintln!("{log}");
-    assert!(output.status.success(), "bench/cluster-swarm.sh --short failed");
+    assert!(
+        output.status.success(),
+        "bench/cluster-swarm.sh --short failed"
+    );
     // The nodes are ferrite-dind-swarm-PID-1 (the manager), -2 and -3.
     let pid = log
         .split("ferrite-dind-swarm-")
@@ -42,11 +45,20 @@ fn a_three_node_swarm_places_serves_and_names_the_nodes_lacking_an_image() {
         format!("placement honoured: answers from {w1},{w2} only"),
         format!("answered from tasks on every node: {manager},{w1},{w2}"),
         format!("scale from zero on {w2}: first answer in "),
-        format!("s: {w1},{w2}"),
+        // A worker's Ferrite runs no service route.
+        "through a worker's Ferrite: 503 ".to_string(),
         "short run done".to_string(),
     ] {
         assert!(log.contains(&line), "{line:?} is not in the log");
     }
+    let missing = log
+        .lines()
+        .find(|l| l.contains("missing_image_on of /missing after "))
+        .expect("the missing_image_on line is in the log");
+    assert!(
+        missing.ends_with(&format!(": {w1},{w2}")),
+        "missing_image_on does not name both workers: {missing}"
+    );
     let left = run(
         "docker",
         &[
