@@ -123,13 +123,13 @@ began=$(ms)
 docker exec "$MANAGER" docker stack deploy -c /stack.yml -c /published.yml ferrite >/dev/null
 for node in "$MANAGER" "$W1" "$W2"; do
   up=
-  for _ in $(seq 120); do
+  for _ in $(seq 240); do
     curl -sf "http://${ADDR[$node]}:$FPORT/version" >/dev/null 2>&1 && { up=1; break; }
     sleep 0.5
   done
   [[ -n $up ]] || fail "the Ferrite of $node does not answer"
 done
-for _ in $(seq 60); do curl -sf "http://${ADDR[$MANAGER]}:$HPORT/version" >/dev/null 2>&1 && break; sleep 0.5; done
+for _ in $(seq 120); do curl -sf "http://${ADDR[$MANAGER]}:$HPORT/version" >/dev/null 2>&1 && break; sleep 0.5; done
 log "stack deployed: Ferrite answers on all 3 nodes, HAProxy $(curl -s "http://${ADDR[$MANAGER]}:$HPORT/version"), in $(($(ms) - began)) ms"
 
 URL=http://${ADDR[$MANAGER]}:$FPORT
@@ -168,7 +168,7 @@ for s in json.load(sys.stdin)["services"]:
 }
 # wait_running PATH N: until N tasks of the route's service run.
 wait_running() {
-  for _ in $(seq 120); do
+  for _ in $(seq 240); do
     [[ $(service_field "$1" running) == "$2" ]] && return 0
     sleep 0.5
   done
@@ -189,7 +189,7 @@ calls() {
   rm -f "$STOP" "$out"
   python3 bench/swarmload.py run "$URL/r/$APP$1" 'cat /etc/hostname' 4 "$STOP" "$out" &
   local pid=$!
-  for _ in $(seq 300); do
+  for _ in $(seq 600); do
     [[ -f $out && $(wc -l <"$out") -ge $2 ]] && break
     sleep 0.1
   done

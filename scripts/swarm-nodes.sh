@@ -95,7 +95,7 @@ up() {
       -v "$node:/var/lib/docker" "$IMAGE" >/dev/null
   done
   for node in $(nodes); do
-    for _ in $(seq 150); do
+    for _ in $(seq 300); do
       on "$node" version >/dev/null 2>&1 && break
       sleep 0.2
     done
@@ -107,7 +107,7 @@ up() {
   for i in $(seq 2 $((workers + 1))); do
     on "$prefix-$i" swarm join --token "$token" "$(address "$manager"):2377" >/dev/null
   done
-  for _ in $(seq 100); do
+  for _ in $(seq 300); do
     count=$(on "$manager" node ls --format '{{.Status}}' | grep -c '^Ready$' || true)
     [ "$count" = $((workers + 1)) ] && break
     sleep 0.2
