@@ -107,7 +107,7 @@ fn list_filters_and_pages() {
     assert_eq!(more, "");
     assert_eq!(
         header(&table),
-        ["ID", "PATH", "STATUS", "CREATED", "DURATION", "ATTEMPTS", "ERROR"]
+        ["ID", "PATH", "VERSION", "STATUS", "CREATED", "DURATION", "ATTEMPTS", "ERROR"]
     );
     assert_eq!(first_column(&table), newest_first);
     let rows: Vec<Vec<&str>> = table

@@ -11,12 +11,13 @@ const ERROR_SUMMARY_CHARS: usize = 50;
 pub fn calls_table(calls: &[Call]) -> String {
     let mut table = table();
     table.set_header([
-        "ID", "PATH", "STATUS", "CREATED", "DURATION", "ATTEMPTS", "ERROR",
+        "ID", "PATH", "VERSION", "STATUS", "CREATED", "DURATION", "ATTEMPTS", "ERROR",
     ]);
     for call in calls {
         table.add_row([
             call.id.clone(),
             call.path.clone(),
+            version(call),
             call.status.to_string(),
             to_the_second(call.created_at),
             duration(call),
@@ -39,6 +40,7 @@ pub fn call_details(call: &Call) -> String {
             ("ID", call.id.clone()),
             ("APP", call.app_name.clone()),
             ("PATH", call.path.clone()),
+            ("VERSION", version(call)),
             ("TYPE", call.kind.to_string()),
             ("STATUS", call.status.to_string()),
             ("CREATED", call.created_at.to_string()),
@@ -53,6 +55,12 @@ pub fn call_details(call: &Call) -> String {
         ],
     );
     render(table)
+}
+
+/// The version of its route that served the call; `-` before it ran.
+fn version(call: &Call) -> String {
+    call.version
+        .map_or_else(|| NONE.to_string(), |v| v.to_string())
 }
 
 /// `2026-11-22T09:15:26Z`: enough to tell calls apart in a list.
@@ -111,7 +119,7 @@ mod tests {
             .collect();
         assert_eq!(
             rows[0],
-            ["ID", "PATH", "STATUS", "CREATED", "DURATION", "ATTEMPTS", "ERROR"]
+            ["ID", "PATH", "VERSION", "STATUS", "CREATED", "DURATION", "ATTEMPTS", "ERROR"]
         );
         assert_eq!(
             rows[1],
