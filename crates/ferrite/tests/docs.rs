@@ -93,6 +93,7 @@ doc_tests! {
     schedules => "docs/schedules.md",
     security => "docs/security.md",
     services => "docs/services.md",
+    versions => "docs/versions.md",
     watchdog => "docs/watchdog.md",
 }
 
