@@ -237,14 +237,14 @@ pub fn pick(traffic: &[TrafficEntry], call_id: &str, headers: &http::HeaderMap) 
     }
     let bucket = u32::try_from(stable_hash(call_id.as_bytes()) % 100).unwrap_or(0);
     let mut below = 0;
-    let weighted = traffic.iter().filter_map(|e| Some((e.version, e.weight?)));
+    let mut weighted = traffic.iter().filter_map(|e| Some((e.version, e.weight?)));
     for (version, weight) in weighted.clone() {
         below += weight;
         if bucket < below {
             return Some(version);
         }
     }
-    weighted.last().map(|(version, _)| version)
+    weighted.next_back().map(|(version, _)| version)
 }
 
 /// FNV-1a with a 64-bit finalizer: fixed by this code rather than by the

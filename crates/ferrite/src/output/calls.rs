@@ -101,6 +101,7 @@ mod tests {
             completed_at: completed.map(Millis),
             error: error.map(str::to_string),
             attempts: u32::from(started.is_some()),
+            version: started.map(|_| 2),
         }
     }
 
@@ -126,6 +127,7 @@ mod tests {
             [
                 "a",
                 "/hello",
+                "2",
                 "success",
                 "2023-11-14T22:13:20Z",
                 "250ms",
@@ -133,10 +135,11 @@ mod tests {
                 "-"
             ]
         );
-        assert_eq!(rows[2][4..], ["1.2s", "1", "exit", "code", "3"]);
-        assert_eq!(rows[3][4], "2m05s");
-        assert_eq!(rows[3][6], format!("{}...", "x".repeat(50)));
-        assert_eq!(rows[4][4..], ["-", "0", "-"]);
+        assert_eq!(rows[2][5..], ["1.2s", "1", "exit", "code", "3"]);
+        assert_eq!(rows[3][5], "2m05s");
+        assert_eq!(rows[3][7], format!("{}...", "x".repeat(50)));
+        assert_eq!(rows[4][5..], ["-", "0", "-"]);
+        assert_eq!(rows[4][2], "-", "no version before it ran");
     }
 
     #[test]
@@ -153,6 +156,7 @@ mod tests {
             "{details}"
         );
         assert!(lines.contains(&"COMPLETED  -"), "{details}");
+        assert!(lines.contains(&"VERSION    2"), "{details}");
         assert!(lines.contains(&"DURATION   -"), "{details}");
         assert!(lines.contains(&"ERROR      boom"), "{details}");
     }
