@@ -269,9 +269,9 @@ impl HotPools {
         }
     }
 
-    /// Hot containers per route: `(app, path, idle, busy)`. A route that
-    /// changed counts its new pool only (the old one's containers go when
-    /// their calls end).
+    /// Hot containers per route: `(app, path, idle, busy)`, a route once per
+    /// version with a pool. A route that changed counts its new pool only
+    /// (the old one's containers go when their calls end).
     pub fn per_route(&self) -> Vec<(String, String, usize, usize)> {
         self.map()
             .iter()
