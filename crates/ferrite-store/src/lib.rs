@@ -1,5 +1,5 @@
-//! Where Ferrite keeps its durable state: apps, routes, call records with
-//! their logs, and schedules ([`Schedules`]). One [`Store`] trait, one
+//! Where Ferrite keeps its durable state: apps, routes with their versions,
+//! call records with their logs, and schedules ([`Schedules`]). One [`Store`] trait, one
 //! implementation per backend ([`sqlite`]
 //! embedded, [`postgres`] shared by every node), and one conformance suite
 //! (in `tests/`) that every implementation must pass.
