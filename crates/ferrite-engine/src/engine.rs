@@ -226,6 +226,7 @@ impl Engine {
         let spec = ContainerSpec {
             app: call.app.clone(),
             path: call.path.clone(),
+            version: call.version,
             image: call.image.clone(),
             memory_mib: call.memory_mib,
             confinement: call.confinement.clone(),
@@ -452,6 +453,7 @@ impl Engine {
         let spec = ContainerSpec {
             app: route.app_name.clone(),
             path: route.path.clone(),
+            version: route.version,
             image: route.image.clone(),
             memory_mib: route.memory,
             confinement: route.confinement(),
@@ -484,7 +486,7 @@ impl Engine {
     pub fn containers(&self) -> Vec<RouteContainers> {
         let mut routes = BTreeMap::new();
         for (app, path, prestarted) in self.pools.prestarted_per_route() {
-            route_entry(&mut routes, app, path).prestarted = prestarted;
+            route_entry(&mut routes, app, path).prestarted += prestarted;
         }
         for (app, path, idle, busy) in self.hot.per_route() {
             let route = route_entry(&mut routes, app, path);

@@ -55,11 +55,14 @@ const SOCKET_FAILURES_BEFORE_OFF: usize = 3;
 
 /// A hot route as the engine needs it; any change of these fields makes a
 /// new pool (image, memory, confinement and environment are fixed at
-/// container start).
+/// container start). Each version of a route has a pool of its own, so two
+/// versions sharing the route's calls keep their containers warm side by side.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HotRoute {
     pub app: String,
     pub path: String,
+    /// The route's version these containers run.
+    pub version: u32,
     pub image: String,
     pub memory_mib: u64,
     pub confinement: Confinement,
@@ -76,6 +79,7 @@ impl HotRoute {
         HotRoute {
             app: route.app_name.clone(),
             path: route.path.clone(),
+            version: route.version,
             image: route.image.clone(),
             memory_mib: route.memory,
             confinement: route.confinement(),
@@ -90,6 +94,7 @@ impl HotRoute {
         ContainerSpec {
             app: self.app.clone(),
             path: self.path.clone(),
+            version: self.version,
             image: self.image.clone(),
             memory_mib: self.memory_mib,
             confinement: self.confinement.clone(),
@@ -168,8 +173,12 @@ impl Pool {
     }
 }
 
+/// A hot pool's route: app, path and version.
+type PoolKey = (String, String, u32);
+
 pub struct HotPools {
-    pools: Mutex<HashMap<(String, String), Arc<Pool>>>,
+    /// By app, path and version.
+    pools: Mutex<HashMap<PoolKey, Arc<Pool>>>,
     /// Where sockets of hot containers live on the engine's host; `None`
     /// (remote engine, or the directory turned out not to be shared) means
     /// through the attach stream.
@@ -201,14 +210,14 @@ impl HotPools {
         }
     }
 
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Arc<Pool>>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<PoolKey, Arc<Pool>>> {
         self.pools.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The pool of `route`, new if the route changed.
     fn pool(&self, route: &HotRoute) -> Arc<Pool> {
         let mut pools = self.map();
-        let key = (route.app.clone(), route.path.clone());
+        let key = (route.app.clone(), route.path.clone(), route.version);
         if let Some(pool) = pools.get(&key).filter(|p| p.route == *route) {
             return pool.clone();
         }
@@ -225,18 +234,25 @@ impl HotPools {
         pool
     }
 
-    /// Drop a route's containers (the route was changed or deleted).
+    /// Drop a route's containers, of every version (the route was changed
+    /// or deleted).
     pub fn forget(&self, app: &str, path: &str) {
-        if let Some(old) = self.map().remove(&(app.to_string(), path.to_string())) {
-            retire(&old);
-        }
+        let mut pools = self.map();
+        let gone: Vec<PoolKey> = pools
+            .keys()
+            .filter(|(a, p, _)| a == app && p == path)
+            .cloned()
+            .collect();
+        let retired: Vec<Arc<Pool>> = gone.iter().filter_map(|key| pools.remove(key)).collect();
+        drop(pools);
+        retired.iter().for_each(|p| retire(p));
     }
 
     /// Drop the containers of every route of an app (deleted, or changed on
     /// another node).
     pub fn forget_app(&self, app: &str) {
         let mut pools = self.map();
-        let gone: Vec<(String, String)> = pools.keys().filter(|(a, _)| a == app).cloned().collect();
+        let gone: Vec<PoolKey> = pools.keys().filter(|(a, _, _)| a == app).cloned().collect();
         let retired: Vec<Arc<Pool>> = gone.iter().filter_map(|key| pools.remove(key)).collect();
         drop(pools);
         retired.iter().for_each(|p| retire(p));
@@ -288,13 +304,13 @@ impl HotPools {
         }
     }
 
-    /// Hot containers per route: `(app, path, idle, busy)`. A route that
-    /// changed counts its new pool only (the old one's containers go when
-    /// their calls end).
+    /// Hot containers per route: `(app, path, idle, busy)`, a route once per
+    /// version with a pool. A route that changed counts its new pool only
+    /// (the old one's containers go when their calls end).
     pub fn per_route(&self) -> Vec<(String, String, usize, usize)> {
         self.map()
             .iter()
-            .map(|((app, path), pool)| {
+            .map(|((app, path, _), pool)| {
                 let busy = pool.busy.load(Ordering::Relaxed);
                 (app.clone(), path.clone(), pool.idle().len(), busy)
             })

@@ -94,6 +94,7 @@ doc_tests! {
     security => "docs/security.md",
     services => "docs/services.md",
     streaming => "docs/streaming.md",
+    versions => "docs/versions.md",
     watchdog => "docs/watchdog.md",
 }
 

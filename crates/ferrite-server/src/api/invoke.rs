@@ -263,11 +263,13 @@ async fn call_now(
     request: CallRequest,
     began: Instant,
 ) -> Response {
-    let (route, app) = (&cached.route, &cached.app);
+    let route = cached.serves(&request.call_id, &request.headers);
+    let app = &cached.app;
     let created = Millis::now();
     let outcome = state.executor().run_sync(app, route, &request).await;
     if let Some(timings) = &outcome.timings {
         cached.metrics.ran(timings);
+        cached.metrics.served(route.version);
     }
     // The answer phase starts now: the history, then the answer written.
     let answering = Answering::new(
@@ -335,6 +337,7 @@ fn ended_sync_call(
         completed_at: Some(Millis::now()),
         error,
         attempts: 1,
+        version: Some(route.version),
     }
 }
 

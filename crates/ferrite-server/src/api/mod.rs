@@ -23,6 +23,7 @@ mod routes;
 mod schedules;
 mod services;
 mod system;
+mod versions;
 
 use std::sync::Arc;
 
@@ -180,6 +181,9 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(apps::get, apps::update, apps::delete))
         .routes(routes!(routes::list, routes::create))
         .routes(routes!(routes::get, routes::update, routes::delete))
+        .routes(routes!(versions::list))
+        .routes(routes!(versions::get))
+        .routes(routes!(versions::compare))
         .routes(routes!(calls::list))
         .routes(routes!(calls::get, calls::cancel))
         .routes(routes!(calls::log))
