@@ -48,6 +48,11 @@ cleanup() {
     docker network rm ferrite-test-services >/dev/null 2>&1 && break
     sleep 1
   done
+  # The Docker-in-Docker nodes of a multi-node Swarm that a failed test
+  # left (scripts/swarm-nodes.sh), with their volumes and network.
+  docker ps -aq --filter label=org.ferrite.swarm-nodes | xargs -r docker rm -f -v >/dev/null 2>&1 || true
+  docker volume ls -q --filter label=org.ferrite.swarm-nodes | xargs -r docker volume rm >/dev/null 2>&1 || true
+  docker network ls -q --filter label=org.ferrite.swarm-nodes | xargs -r docker network rm >/dev/null 2>&1 || true
   if [ "$SWARM" = initialised ]; then
     docker swarm leave --force >/dev/null 2>&1 || true
     # Docker makes this bridge for the Swarm and keeps it after leaving.

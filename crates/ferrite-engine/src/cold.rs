@@ -21,6 +21,8 @@ pub struct ColdCall {
     pub app: String,
     /// The route's path.
     pub path: String,
+    /// The route's version that serves the call.
+    pub version: u32,
     pub image: String,
     pub memory_mib: u64,
     /// What the container may do (from the route).
@@ -46,6 +48,7 @@ impl ColdCall {
             call_id,
             app: route.app_name.clone(),
             path: route.path.clone(),
+            version: route.version,
             image: route.image.clone(),
             memory_mib: route.memory,
             confinement: route.confinement(),

@@ -26,6 +26,9 @@ use crate::{confine, init, labels, socket_dir, EngineError, MemoryPermit};
 pub struct ContainerSpec {
     pub app: String,
     pub path: String,
+    /// The route's version it runs: two versions serving at once keep a
+    /// pool each (see `pool`), rather than one replacing the other's.
+    pub version: u32,
     pub image: String,
     pub memory_mib: u64,
     pub confinement: Confinement,

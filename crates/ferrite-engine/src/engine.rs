@@ -20,7 +20,7 @@ use crate::cold::{self, OutputLimits};
 use crate::container::{ContainerSpec, Containers, Launch};
 use crate::credentials::Credentials;
 use crate::health::Health;
-use crate::hot::{self, HotCall, HotPools, HotRoute};
+use crate::hot::{self, HotCall, HotPools, HotReply, HotRoute, HotStreamCall};
 use crate::image::Images;
 use crate::pool::{Entry, Pools, Ticket, Waited};
 use crate::socket_dir::SocketDir;
@@ -226,6 +226,7 @@ impl Engine {
         let spec = ContainerSpec {
             app: call.app.clone(),
             path: call.path.clone(),
+            version: call.version,
             image: call.image.clone(),
             memory_mib: call.memory_mib,
             confinement: call.confinement.clone(),
@@ -403,6 +404,45 @@ impl Engine {
         }
     }
 
+    /// Call a hot route as [`Engine::run_hot`] does, except that a chunked
+    /// answer is passed on as the function writes it, within `timeout`
+    /// (the whole call) and `max_stream_bytes` (docs/streaming.md).
+    pub async fn run_hot_streaming(
+        &self,
+        route: &HotRoute,
+        request: http::Request<Bytes>,
+        timeout: Duration,
+        max_stream_bytes: u64,
+    ) -> Result<HotStreamCall, EngineError> {
+        let generation = self.ready()?;
+        let called = hot::call_streaming(
+            &self.hot,
+            &self.containers,
+            route,
+            request,
+            (timeout, max_stream_bytes),
+            |mib| self.admit(mib),
+        )
+        .await;
+        match called {
+            // A container that broke may have died with the engine.
+            Ok(HotStreamCall {
+                reply: HotReply::Whole(HotOutcome::Broken(why)),
+                log,
+                timings,
+            }) => match self.failed(EngineError::Protocol(why), generation).await {
+                EngineError::Protocol(why) => Ok(HotStreamCall {
+                    reply: HotReply::Whole(HotOutcome::Broken(why)),
+                    log,
+                    timings,
+                }),
+                down => Err(down),
+            },
+            Ok(call) => Ok(call),
+            Err(e) => Err(self.failed(e, generation).await),
+        }
+    }
+
     /// Keep one container of cold `route` started ahead until `until`,
     /// whether it has calls or not (a standby for a route served elsewhere
     /// while it can be, such as a Swarm service at zero replicas). It is
@@ -413,6 +453,7 @@ impl Engine {
         let spec = ContainerSpec {
             app: route.app_name.clone(),
             path: route.path.clone(),
+            version: route.version,
             image: route.image.clone(),
             memory_mib: route.memory,
             confinement: route.confinement(),
@@ -445,7 +486,7 @@ impl Engine {
     pub fn containers(&self) -> Vec<RouteContainers> {
         let mut routes = BTreeMap::new();
         for (app, path, prestarted) in self.pools.prestarted_per_route() {
-            route_entry(&mut routes, app, path).prestarted = prestarted;
+            route_entry(&mut routes, app, path).prestarted += prestarted;
         }
         for (app, path, idle, busy) in self.hot.per_route() {
             let route = route_entry(&mut routes, app, path);

@@ -11,6 +11,11 @@
 //! So is a container made from an image that the route's image name no
 //! longer names (rebuilt, pulled anew): [`HotPools::retire_image`].
 //!
+//! A call's answer is read whole ([`call`]), or, for a sync call, passed on
+//! as it comes when the function answers chunked ([`call_streaming`],
+//! [`stream`]): the container is the call's ([`Lease`]) until its answer is
+//! over, whichever way.
+//!
 //! Transport: where the engine is local, the init bridges the function's
 //! stdio to a unix socket in a host directory mounted into the container,
 //! and the node talks to it directly; otherwise (a remote engine), through
@@ -27,15 +32,19 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferrite_model::Confinement;
-use ferrite_wire::stdio_http::{self, HotOutcome};
+use ferrite_wire::stdio_http::{self, Framing, HotOutcome};
 use futures_util::StreamExt;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::attach_io::AttachIo;
 use crate::call_log::{LogCapture, PendingLog};
 use crate::container::{ContainerSpec, Containers, Launch, Removal, Started};
 use crate::socket_dir::Prepared;
 use crate::{EngineError, MemoryPermit, Timings};
+
+mod stream;
+
+pub use stream::{HotBody, StreamCut, StreamEnd, StreamEnded};
 
 /// How long a started container may take to open its socket.
 const SOCKET_WAIT: Duration = Duration::from_secs(5);
@@ -46,11 +55,14 @@ const SOCKET_FAILURES_BEFORE_OFF: usize = 3;
 
 /// A hot route as the engine needs it; any change of these fields makes a
 /// new pool (image, memory, confinement and environment are fixed at
-/// container start).
+/// container start). Each version of a route has a pool of its own, so two
+/// versions sharing the route's calls keep their containers warm side by side.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HotRoute {
     pub app: String,
     pub path: String,
+    /// The route's version these containers run.
+    pub version: u32,
     pub image: String,
     pub memory_mib: u64,
     pub confinement: Confinement,
@@ -67,6 +79,7 @@ impl HotRoute {
         HotRoute {
             app: route.app_name.clone(),
             path: route.path.clone(),
+            version: route.version,
             image: route.image.clone(),
             memory_mib: route.memory,
             confinement: route.confinement(),
@@ -81,6 +94,7 @@ impl HotRoute {
         ContainerSpec {
             app: self.app.clone(),
             path: self.path.clone(),
+            version: self.version,
             image: self.image.clone(),
             memory_mib: self.memory_mib,
             confinement: self.confinement.clone(),
@@ -95,6 +109,32 @@ pub struct HotCall {
     pub outcome: HotOutcome,
     pub log: PendingLog,
     /// How long its phases took.
+    pub timings: Timings,
+}
+
+/// What a hot call gave when its answer may stream.
+// One per call, moved twice on its way to the caller: boxing would cost an
+// allocation per call for nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum HotReply {
+    /// Read whole (an answer with `Content-Length`), or failed.
+    Whole(HotOutcome),
+    /// A chunked answer: its head now, its body as the function writes it.
+    /// The container serves this call until `ended` says the body is over.
+    Streaming {
+        response: http::Response<HotBody>,
+        ended: StreamEnded,
+    },
+}
+
+/// A hot call whose answer may stream, with its stderr to come (complete
+/// once the answer is over).
+#[derive(Debug)]
+pub struct HotStreamCall {
+    pub reply: HotReply,
+    pub log: PendingLog,
+    /// How long its phases took; `run` ends with the answer's head.
     pub timings: Timings,
 }
 
@@ -133,8 +173,12 @@ impl Pool {
     }
 }
 
+/// A hot pool's route: app, path and version.
+type PoolKey = (String, String, u32);
+
 pub struct HotPools {
-    pools: Mutex<HashMap<(String, String), Arc<Pool>>>,
+    /// By app, path and version.
+    pools: Mutex<HashMap<PoolKey, Arc<Pool>>>,
     /// Where sockets of hot containers live on the engine's host; `None`
     /// (remote engine, or the directory turned out not to be shared) means
     /// through the attach stream.
@@ -166,14 +210,14 @@ impl HotPools {
         }
     }
 
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Arc<Pool>>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<PoolKey, Arc<Pool>>> {
         self.pools.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The pool of `route`, new if the route changed.
     fn pool(&self, route: &HotRoute) -> Arc<Pool> {
         let mut pools = self.map();
-        let key = (route.app.clone(), route.path.clone());
+        let key = (route.app.clone(), route.path.clone(), route.version);
         if let Some(pool) = pools.get(&key).filter(|p| p.route == *route) {
             return pool.clone();
         }
@@ -190,18 +234,25 @@ impl HotPools {
         pool
     }
 
-    /// Drop a route's containers (the route was changed or deleted).
+    /// Drop a route's containers, of every version (the route was changed
+    /// or deleted).
     pub fn forget(&self, app: &str, path: &str) {
-        if let Some(old) = self.map().remove(&(app.to_string(), path.to_string())) {
-            retire(&old);
-        }
+        let mut pools = self.map();
+        let gone: Vec<PoolKey> = pools
+            .keys()
+            .filter(|(a, p, _)| a == app && p == path)
+            .cloned()
+            .collect();
+        let retired: Vec<Arc<Pool>> = gone.iter().filter_map(|key| pools.remove(key)).collect();
+        drop(pools);
+        retired.iter().for_each(|p| retire(p));
     }
 
     /// Drop the containers of every route of an app (deleted, or changed on
     /// another node).
     pub fn forget_app(&self, app: &str) {
         let mut pools = self.map();
-        let gone: Vec<(String, String)> = pools.keys().filter(|(a, _)| a == app).cloned().collect();
+        let gone: Vec<PoolKey> = pools.keys().filter(|(a, _, _)| a == app).cloned().collect();
         let retired: Vec<Arc<Pool>> = gone.iter().filter_map(|key| pools.remove(key)).collect();
         drop(pools);
         retired.iter().for_each(|p| retire(p));
@@ -253,13 +304,13 @@ impl HotPools {
         }
     }
 
-    /// Hot containers per route: `(app, path, idle, busy)`. A route that
-    /// changed counts its new pool only (the old one's containers go when
-    /// their calls end).
+    /// Hot containers per route: `(app, path, idle, busy)`, a route once per
+    /// version with a pool. A route that changed counts its new pool only
+    /// (the old one's containers go when their calls end).
     pub fn per_route(&self) -> Vec<(String, String, usize, usize)> {
         self.map()
             .iter()
-            .map(|((app, path), pool)| {
+            .map(|((app, path, _), pool)| {
                 let busy = pool.busy.load(Ordering::Relaxed);
                 (app.clone(), path.clone(), pool.idle().len(), busy)
             })
@@ -293,7 +344,8 @@ fn retire(pool: &Pool) {
     drop(idle);
 }
 
-/// Call a hot route. `memory` admits a new container when one is needed.
+/// Call a hot route and read its answer whole (at most the node's
+/// response cap). `memory` admits a new container when one is needed.
 pub async fn call<F, Fut>(
     pools: &HotPools,
     containers: &Containers,
@@ -302,6 +354,97 @@ pub async fn call<F, Fut>(
     timeout: Duration,
     admit: F,
 ) -> Result<HotCall, EngineError>
+where
+    F: FnOnce(u64) -> Fut,
+    Fut: std::future::Future<Output = Result<MemoryPermit, EngineError>>,
+{
+    let (mut lease, log, mut timings) = take(pools, containers, route, admit).await?;
+    let running = Instant::now();
+    let outcome = tokio::time::timeout(
+        timeout,
+        stdio_http::exchange(&mut lease.hot.sender, request, pools.max_response_bytes),
+    )
+    .await
+    .unwrap_or(HotOutcome::TimedOut);
+    timings.run = running.elapsed();
+    let reusable = matches!(outcome, HotOutcome::Response(_))
+        && containers
+            .images
+            .is_current(&route.image, &lease.hot.image_id);
+    lease.end(reusable);
+    Ok(HotCall {
+        outcome,
+        log,
+        timings,
+    })
+}
+
+/// Call a hot route, passing a chunked answer on as the function writes it
+/// (at most `max_stream_bytes`); an answer with `Content-Length` is read
+/// whole, as [`call`] does. The route's `timeout` bounds the whole call,
+/// the streamed body included.
+pub async fn call_streaming<F, Fut>(
+    pools: &HotPools,
+    containers: &Containers,
+    route: &HotRoute,
+    request: http::Request<Bytes>,
+    (timeout, max_stream_bytes): (Duration, u64),
+    admit: F,
+) -> Result<HotStreamCall, EngineError>
+where
+    F: FnOnce(u64) -> Fut,
+    Fut: std::future::Future<Output = Result<MemoryPermit, EngineError>>,
+{
+    let (mut lease, log, mut timings) = take(pools, containers, route, admit).await?;
+    let running = Instant::now();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let head =
+        tokio::time::timeout_at(deadline, stdio_http::send(&mut lease.hot.sender, request)).await;
+    let whole = |lease: Lease, outcome: HotOutcome| {
+        let reusable = matches!(outcome, HotOutcome::Response(_))
+            && containers
+                .images
+                .is_current(&route.image, &lease.hot.image_id);
+        lease.end(reusable);
+        HotReply::Whole(outcome)
+    };
+    let reply = match head {
+        Err(_elapsed) => whole(lease, HotOutcome::TimedOut),
+        Ok(Err(broken)) => whole(lease, broken.into()),
+        Ok(Ok(head)) if head.framing == Framing::Sized => {
+            let outcome = tokio::time::timeout_at(
+                deadline,
+                stdio_http::collect(head.response, pools.max_response_bytes),
+            )
+            .await
+            .unwrap_or(HotOutcome::TimedOut);
+            whole(lease, outcome)
+        }
+        Ok(Ok(head)) => {
+            let (parts, body) = head.response.into_parts();
+            let (body, ended) = HotBody::new(body, lease, deadline, max_stream_bytes);
+            HotReply::Streaming {
+                response: http::Response::from_parts(parts, body),
+                ended,
+            }
+        }
+    };
+    timings.run = running.elapsed();
+    Ok(HotStreamCall {
+        reply,
+        log,
+        timings,
+    })
+}
+
+/// Take an idle container of `route`, or start one, within the route's
+/// slots: the call's [`Lease`], its log to come, and how long that took.
+async fn take<F, Fut>(
+    pools: &HotPools,
+    containers: &Containers,
+    route: &HotRoute,
+    admit: F,
+) -> Result<(Lease, PendingLog, Timings), EngineError>
 where
     F: FnOnce(u64) -> Fut,
     Fut: std::future::Future<Output = Result<MemoryPermit, EngineError>>,
@@ -329,7 +472,7 @@ where
         }
         tracing::debug!(container = %hot.id, "hot container of a replaced image removed");
     };
-    let mut hot = match taken {
+    let hot = match taken {
         Some(hot) => hot,
         None => {
             let memory = admit(route.memory_mib).await?;
@@ -344,53 +487,73 @@ where
     if !timings.cold_start {
         timings.container = taking.elapsed();
     }
-    let busy = Busy::enter(&pool.busy);
+    let busy = Busy::enter(&pool);
     let (log_id, log) = hot.log.begin();
-    let running = Instant::now();
-    let outcome = tokio::time::timeout(
-        timeout,
-        stdio_http::exchange(&mut hot.sender, request, pools.max_response_bytes),
-    )
-    .await;
-    timings.run = running.elapsed();
-    hot.log.settle(log_id);
-    drop(busy);
-    drop(permit);
-    let outcome = match outcome {
-        Err(_elapsed) => HotOutcome::TimedOut,
-        Ok(outcome) => outcome,
+    let lease = Lease {
+        pool,
+        hot,
+        log_id,
+        _busy: busy,
+        permit,
     };
-    if matches!(outcome, HotOutcome::Response(_))
-        && !pool.retired.load(Ordering::SeqCst)
-        && !hot.sender.is_closed()
-        && containers.images.is_current(&route.image, &hot.image_id)
-    {
-        hot.last_used = Instant::now();
-        pool.idle().push(hot);
-    } else {
-        tracing::debug!(container = %hot.id, "hot container removed after its call");
+    Ok((lease, log, timings))
+}
+
+/// A container serving one call: it holds a slot of its route (and counts
+/// busy) until the call's answer is whole. Dropped before that (the call
+/// failed, timed out or was abandoned), its container is removed: it may
+/// have half an answer left in its pipe.
+struct Lease {
+    pool: Arc<Pool>,
+    hot: Hot,
+    /// The call's log capture on the container.
+    log_id: u64,
+    _busy: Busy,
+    permit: OwnedSemaphorePermit,
+}
+
+impl Lease {
+    /// The call is over: the container goes back to its pool when
+    /// `reusable` (its answer came whole) and its route and connection are
+    /// still what they were; else it is removed.
+    fn end(self, reusable: bool) {
+        let Lease {
+            pool,
+            mut hot,
+            log_id,
+            _busy,
+            permit,
+        } = self;
+        if reusable && !pool.retired.load(Ordering::SeqCst) && !hot.sender.is_closed() {
+            // Its stderr may come a moment after the answer.
+            hot.log.settle(log_id);
+            hot.last_used = Instant::now();
+            pool.idle().push(hot);
+        } else {
+            // Its removal closes the call's log (no timer: this may run in
+            // a body dropped by a connection going away).
+            tracing::debug!(container = %hot.id, "hot container removed after its call");
+            drop(hot);
+        }
+        // The slot is free only once the container is back (or gone).
+        drop(permit);
     }
-    Ok(HotCall {
-        outcome,
-        log,
-        timings,
-    })
 }
 
 /// A container counted busy until dropped (also when the call's future is
 /// dropped mid-call).
-struct Busy<'a>(&'a AtomicUsize);
+struct Busy(Arc<Pool>);
 
-impl<'a> Busy<'a> {
-    fn enter(busy: &'a AtomicUsize) -> Busy<'a> {
-        busy.fetch_add(1, Ordering::Relaxed);
-        Busy(busy)
+impl Busy {
+    fn enter(pool: &Arc<Pool>) -> Busy {
+        pool.busy.fetch_add(1, Ordering::Relaxed);
+        Busy(pool.clone())
     }
 }
 
-impl Drop for Busy<'_> {
+impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.busy.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

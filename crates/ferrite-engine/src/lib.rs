@@ -40,7 +40,9 @@ pub use connect::ConnectSettings;
 pub use credentials::{registry_of, Credentials};
 pub use engine::{Engine, EngineSettings};
 pub use error::{docker_reason, EngineError};
-pub use hot::{HotCall, HotRoute};
+pub use hot::{
+    HotBody, HotCall, HotReply, HotRoute, HotStreamCall, StreamCut, StreamEnd, StreamEnded,
+};
 pub use image::ImageMoved;
 pub use socket_dir::SocketDir;
 pub use timings::{RouteContainers, Timings};

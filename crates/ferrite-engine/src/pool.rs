@@ -52,10 +52,11 @@ impl Pooled for Started {
 /// the engine's [`Images::is_current`](crate::image::Images::is_current).
 pub type IsCurrent<'a> = &'a dyn Fn(&str, &str) -> bool;
 
-type RouteKey = (String, String);
+/// A route's version: each serving version has a pool of its own.
+type RouteKey = (String, String, u32);
 
 fn key(spec: &ContainerSpec) -> RouteKey {
-    (spec.app.clone(), spec.path.clone())
+    (spec.app.clone(), spec.path.clone(), spec.version)
 }
 
 struct Ready<C> {
@@ -650,27 +651,39 @@ impl<C: Pooled> Pools<C> {
         self.lock().values().map(|p| p.spec.image.clone()).collect()
     }
 
-    /// Forget a route: its idle containers go now, and its waiting calls
-    /// start their own containers.
+    /// Forget a route (every version of it): its idle containers go now,
+    /// and its waiting calls start their own containers.
     pub fn forget(&self, app: &str, path: &str) {
-        let removed = self.lock().remove(&(app.to_string(), path.to_string()));
+        let mut routes = self.lock();
+        let gone: Vec<RouteKey> = routes
+            .keys()
+            .filter(|(a, p, _)| a == app && p == path)
+            .cloned()
+            .collect();
+        let removed: Vec<_> = gone.iter().filter_map(|key| routes.remove(key)).collect();
+        drop(routes);
         drop(removed);
     }
 
     /// Forget every route of an app.
     pub fn forget_app(&self, app: &str) {
         let mut routes = self.lock();
-        let gone: Vec<RouteKey> = routes.keys().filter(|(a, _)| a == app).cloned().collect();
+        let gone: Vec<RouteKey> = routes
+            .keys()
+            .filter(|(a, _, _)| a == app)
+            .cloned()
+            .collect();
         let removed: Vec<_> = gone.iter().filter_map(|key| routes.remove(key)).collect();
         drop(routes);
         drop(removed);
     }
 
-    /// Containers started ahead, per route: `(app, path, count)`.
+    /// Containers started ahead, per route and version: `(app, path,
+    /// count)`, a route once per version with a pool.
     pub fn prestarted_per_route(&self) -> Vec<(String, String, usize)> {
         self.lock()
             .iter()
-            .map(|((app, path), pool)| (app.clone(), path.clone(), pool.idle.len()))
+            .map(|((app, path, _), pool)| (app.clone(), path.clone(), pool.idle.len()))
             .collect()
     }
 
@@ -737,6 +750,7 @@ mod tests {
                 spec: ContainerSpec {
                     app: "app".to_string(),
                     path: "/f".to_string(),
+                    version: 1,
                     image: "ferrite/hello".to_string(),
                     memory_mib: 64,
                     confinement: ferrite_model::Confinement::resolve(None, 64),

@@ -121,6 +121,10 @@ pub struct Call {
     /// How many times it has started running; above 1 after retries or after
     /// a worker took it over from one that lost its lease.
     pub attempts: u32,
+    /// Which version of its route served it (its latest attempt); left out
+    /// until it ran, and for calls made before routes had versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
 }
 
 impl Call {
@@ -143,6 +147,7 @@ impl Call {
             completed_at: None,
             error: None,
             attempts: 0,
+            version: None,
         }
     }
 

@@ -31,7 +31,10 @@ pub use error::{ApiError, ErrorKind};
 pub use key::{Access, ApiKey, KeyInput};
 pub use limits::{AppLimits, Limits, LimitsInput};
 pub use millis::Millis;
-pub use route::{Format, Headers, Route, RouteInput, RouteType};
+pub use route::{
+    Definition, FieldDiff, Format, HeaderRule, Headers, Route, RouteInput, RouteType, RouteVersion,
+    TrafficEntry, TrafficInput,
+};
 pub use route_view::RouteView;
 pub use service::{ServiceInput, ServiceSpec};
 

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Route;
+use crate::{Route, TrafficEntry};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -22,12 +22,21 @@ pub struct RouteView {
     /// see the documents they know.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub jwt_key_set: bool,
+    /// Which versions serve its calls and how: its `traffic`, or its newest
+    /// version with a weight of 100 when it has none. Shown only.
+    #[serde(default)]
+    pub serving: Vec<TrafficEntry>,
 }
 
 impl From<Route> for RouteView {
     fn from(mut route: Route) -> RouteView {
         let jwt_key_set = route.jwt_key.take().is_some();
-        RouteView { route, jwt_key_set }
+        let serving = route.serving();
+        RouteView {
+            route,
+            jwt_key_set,
+            serving,
+        }
     }
 }
 

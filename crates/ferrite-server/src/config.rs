@@ -186,6 +186,12 @@ pub struct ServerConfig {
     #[arg(long, env = "FN_MAX_RESPONSE_BYTES", default_value_t = 6 * 1024 * 1024)]
     pub max_response_bytes: usize,
 
+    /// Largest answer a hot function streams to a sync caller (a chunked
+    /// answer), in bytes: past it the answer is cut and its container
+    /// removed. Answers read whole keep to FN_MAX_RESPONSE_BYTES.
+    #[arg(long, env = "FERRITE_MAX_STREAMED_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub max_streamed_bytes: u64,
+
     /// Directory for the sockets of hot containers, on the engine's host (it
     /// is mounted into them). It must be owned by Ferrite's user and not
     /// writable by group or others (created 0700 when missing). Default, when

@@ -79,6 +79,22 @@ impl Recorder {
     }
 }
 
+impl Recorder {
+    /// Queue a call for the history once `ended` gives its final record
+    /// and log (a sync call whose answer streams ends after its handler
+    /// has returned).
+    pub fn record_when<F>(&self, ended: F)
+    where
+        F: std::future::Future<Output = (Call, CallLog)> + Send + 'static,
+    {
+        let sender = self.sender.clone();
+        self.tracker.spawn(async move {
+            let (call, log) = ended.await;
+            send(&sender, call, log.bytes().await).await;
+        });
+    }
+}
+
 async fn send(sender: &mpsc::Sender<RecordedCall>, call: Call, log: bytes::Bytes) {
     let log = (!log.is_empty()).then(|| log.to_vec());
     if sender.send(RecordedCall { call, log }).await.is_err() {

@@ -19,13 +19,18 @@
 //! that finds the route or its app gone drops the entry.
 //!
 //! Each entry carries its app's limits [`Gate`] and its route's metric
-//! handles, so a call is admitted and recorded without another lookup.
+//! handles, so a call is admitted and recorded without another lookup; and,
+//! for a route whose traffic names other versions than its newest, those
+//! versions' definitions, so a call runs the one it is given
+//! ([`Cached::serves`]) without another read.
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::http::HeaderMap;
+use ferrite_model::route::version;
 use ferrite_model::{App, Route};
 use ferrite_store::{Store, StoreError};
 use moka::sync::Cache;
@@ -44,12 +49,31 @@ pub type Entry = Arc<Cached>;
 
 /// What a call needs of its route.
 pub struct Cached {
+    /// The route as it is: its newest version, its key and its traffic.
     pub route: Route,
+    /// The versions its traffic names, each as [`Route::at`] makes it
+    /// (none without traffic).
+    pub versions: Vec<Route>,
     pub app: App,
     /// The app's limits and counts on this node.
     pub gate: Arc<Gate>,
     /// Where the route's calls are counted and timed.
     pub metrics: Arc<RouteMetrics>,
+}
+
+impl Cached {
+    /// The route as the version that serves call `call_id`, with request
+    /// `headers`, defines it: the route itself without traffic, else the
+    /// version its traffic picks (the same on every node).
+    pub fn serves(&self, call_id: &str, headers: &HeaderMap) -> &Route {
+        let Some(traffic) = &self.route.traffic else {
+            return &self.route;
+        };
+        let picked = version::pick(traffic, call_id, headers);
+        picked
+            .and_then(|v| self.versions.iter().find(|r| r.version == v))
+            .unwrap_or(&self.route)
+    }
 }
 
 /// An entry and what the cache knows about its freshness.
@@ -182,11 +206,27 @@ impl RouteCache {
 
     async fn read(&self, store: &dyn Store, app: &str, path: &str) -> Result<Entry, StoreError> {
         let route = store.get_route(app, path).await?;
+        let mut versions = Vec::new();
+        for number in route.traffic_versions() {
+            let served = if number == route.version {
+                Route {
+                    traffic: None,
+                    ..route.clone()
+                }
+            } else {
+                route.at(&store.get_route_version(app, path, number).await?)
+            };
+            versions.push(served);
+        }
         let app_record = store.get_app(app).await?;
         let gate = self.limiter.gate(&app_record);
-        let metrics = RouteMetrics::new(&route.app_name, &route.path, Kind::of(&route));
+        let mut serving: Vec<u32> = route.serving().iter().map(|e| e.version).collect();
+        serving.sort_unstable();
+        serving.dedup();
+        let metrics = RouteMetrics::new(&route.app_name, &route.path, Kind::of(&route), &serving);
         Ok(Arc::new(Cached {
             route,
+            versions,
             app: app_record,
             gate,
             metrics: Arc::new(metrics),

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use ferrite_model::{ApiKey, App, AppInput, Call, Route, RouteInput};
+use ferrite_model::{ApiKey, App, AppInput, Call, Route, RouteInput, RouteVersion};
 use ferrite_store::{
     CallFilter, CallUpdate, KeyBounds, RecordedCall, Schedule, Schedules, Store, StoreError,
     StoredKey,
@@ -198,6 +198,22 @@ impl Store for StoreCircuit {
     }
     async fn delete_route(&self, app: &str, path: &str) -> Result<(), StoreError> {
         self.guard(self.inner.delete_route(app, path)).await
+    }
+    async fn list_route_versions(
+        &self,
+        app: &str,
+        path: &str,
+    ) -> Result<Vec<RouteVersion>, StoreError> {
+        self.guard(self.inner.list_route_versions(app, path)).await
+    }
+    async fn get_route_version(
+        &self,
+        app: &str,
+        path: &str,
+        version: u32,
+    ) -> Result<RouteVersion, StoreError> {
+        self.guard(self.inner.get_route_version(app, path, version))
+            .await
     }
     async fn insert_call(&self, call: &Call) -> Result<(), StoreError> {
         self.guard(self.inner.insert_call(call)).await

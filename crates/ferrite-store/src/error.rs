@@ -20,6 +20,13 @@ pub enum StoreError {
     CallNotFound(String),
     #[error("{}", text::DEAD_LETTER_NOT_FOUND)]
     DeadLetterNotFound(String),
+    /// The route exists but has no such version (never made, or trimmed).
+    #[error("route {path} has no version {version}")]
+    VersionNotFound {
+        app: String,
+        path: String,
+        version: u32,
+    },
     #[error("no API key has the id {0:?}")]
     KeyNotFound(String),
     /// A new key over [`KeyBounds`](crate::KeyBounds): `of` says whose.
@@ -99,6 +106,7 @@ impl StoreError {
             | StoreError::CallNotFound(_)
             | StoreError::DeadLetterNotFound(_)
             | StoreError::KeyNotFound(_)
+            | StoreError::VersionNotFound { .. }
             | StoreError::ScheduleNotFound(_) => ErrorKind::NotFound,
             StoreError::AppExists(_)
             | StoreError::RouteExists { .. }

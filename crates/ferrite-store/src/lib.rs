@@ -1,5 +1,5 @@
-//! Where Ferrite keeps its durable state: apps, routes, call records with
-//! their logs, and schedules ([`Schedules`]). One [`Store`] trait, one
+//! Where Ferrite keeps its durable state: apps, routes with their versions,
+//! call records with their logs, and schedules ([`Schedules`]). One [`Store`] trait, one
 //! implementation per backend ([`sqlite`]
 //! embedded, [`postgres`] shared by every node), and one conformance suite
 //! (in `tests/`) that every implementation must pass.
@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ferrite_model::{ApiKey, App, AppInput, Call, CallStatus, Route, RouteInput};
+use ferrite_model::{ApiKey, App, AppInput, Call, CallStatus, Route, RouteInput, RouteVersion};
 
 pub use error::StoreError;
 pub use schedules::{CatchUp, Schedule, Schedules};
@@ -43,14 +43,20 @@ pub trait Store: Schedules + Send + Sync + 'static {
     async fn delete_app(&self, name: &str, cascade: bool) -> Result<(), StoreError>;
 
     /// Insert a new route, creating its app (with no config) when missing, as
-    /// IronFunctions did; [`StoreError::RouteExists`] if the path is taken.
+    /// IronFunctions did, and its version 1 in the same transaction;
+    /// [`StoreError::RouteExists`] if the path is taken.
     async fn create_route(&self, route: &Route) -> Result<(), StoreError>;
     /// A route of `app`; [`StoreError::RouteNotFound`] if the app has no
     /// such route, [`StoreError::AppNotFound`] if there is no such app.
     async fn get_route(&self, app: &str, path: &str) -> Result<Route, StoreError>;
     /// Routes of an existing app, by path; [`StoreError::AppNotFound`] otherwise.
     async fn list_routes(&self, app: &str) -> Result<Vec<Route>, StoreError>;
-    /// Apply a PATCH with [`Route::apply`] and return the result.
+    /// Apply a PATCH with [`Route::apply`] and return the result. A change
+    /// of the route's definition keeps it as a new version in the same
+    /// transaction (older versions beyond [`MAX_VERSIONS_PER_ROUTE`] go,
+    /// unless its traffic names them); a `traffic` may name only versions
+    /// the route keeps, none with a service section
+    /// ([`StoreError::Invalid`] otherwise).
     async fn update_route(
         &self,
         app: &str,
@@ -58,6 +64,21 @@ pub trait Store: Schedules + Send + Sync + 'static {
         patch: RouteInput,
     ) -> Result<Route, StoreError>;
     async fn delete_route(&self, app: &str, path: &str) -> Result<(), StoreError>;
+    /// The versions a route keeps, newest first (see
+    /// [`MAX_VERSIONS_PER_ROUTE`]); the errors of [`Store::get_route`].
+    async fn list_route_versions(
+        &self,
+        app: &str,
+        path: &str,
+    ) -> Result<Vec<RouteVersion>, StoreError>;
+    /// Version `version` of a route; [`StoreError::VersionNotFound`] if the
+    /// route does not keep it, else the errors of [`Store::get_route`].
+    async fn get_route_version(
+        &self,
+        app: &str,
+        path: &str,
+        version: u32,
+    ) -> Result<RouteVersion, StoreError>;
 
     /// Record a new call; [`StoreError::CallExists`] if the id is taken,
     /// [`StoreError::AppNotFound`] if its app does not exist.
@@ -131,6 +152,11 @@ pub trait Store: Schedules + Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
+/// Versions a route keeps besides those its traffic names: the newest.
+/// Enough to roll back through months of deploys; few enough that a route
+/// changed by every CI run does not grow without end.
+pub const MAX_VERSIONS_PER_ROUTE: u32 = 100;
+
 /// A key as kept: what the API shows of it, and the hash of its secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredKey {
@@ -178,6 +204,9 @@ pub struct CallUpdate<'a> {
     pub output: Option<&'a [u8]>,
     /// When given, stores or replaces the call's log; `None` keeps it.
     pub log: Option<&'a [u8]>,
+    /// When given, the version of its route that serves the call (set as
+    /// an attempt starts); `None` keeps it.
+    pub version: Option<u32>,
     /// When given, the request that made the call, kept in the dead-letter
     /// list with the move, in the same transaction: for a call that ends in
     /// error or timeout for good.
@@ -218,6 +247,7 @@ impl CallUpdate<'_> {
             error: None,
             output: None,
             log: None,
+            version: None,
             dead_letter: None,
         }
     }

@@ -156,11 +156,12 @@ impl PostgresStore {
         let inserted: Vec<(String,)> = sqlx::query_as(&format!(
             "INSERT INTO calls ({CALL_COLUMNS}, output) \
              SELECT id, app_name, path, type, status, created_at, started_at, completed_at, \
-                    error, attempts, NULL \
+                    error, attempts, version, NULL \
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
-                         $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::bigint[]) \
+                         $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::bigint[], \
+                         $11::bigint[]) \
                   WITH ORDINALITY AS batch (id, app_name, path, type, status, created_at, \
-                                            started_at, completed_at, error, attempts, n) \
+                                            started_at, completed_at, error, attempts, version, n) \
              ORDER BY n \
              ON CONFLICT (id) DO NOTHING \
              RETURNING id"
@@ -198,6 +199,12 @@ impl PostgresStore {
             batch
                 .iter()
                 .map(|c| i64::from(c.call.attempts))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            batch
+                .iter()
+                .map(|c| c.call.version.map(i64::from))
                 .collect::<Vec<_>>(),
         )
         .fetch_all(&mut *tx)

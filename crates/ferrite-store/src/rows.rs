@@ -1,7 +1,9 @@
 //! Rows as the tables hold them, and their conversion to and from the model.
 //! Shared by every SQL backend: the schema is portable on purpose.
 
-use ferrite_model::{Access, ApiKey, App, Call, CallStatus, Format, Millis, Route, RouteType};
+use ferrite_model::{
+    Access, ApiKey, App, Call, CallStatus, Format, Millis, Route, RouteType, RouteVersion,
+};
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::{StoreError, StoredKey};
@@ -33,6 +35,43 @@ pub(crate) struct RouteRow {
     pub service: Option<String>,
     /// The confinement section as JSON; `NULL` when the route has none.
     pub confinement: Option<String>,
+    /// The newest version's number.
+    pub version: i64,
+    /// The traffic as JSON; `NULL` when the newest version takes it all.
+    pub traffic: Option<String>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct VersionRow {
+    pub app_name: String,
+    pub path: String,
+    pub version: i64,
+    pub definition: String,
+    pub created_at: i64,
+}
+
+/// Column list of `route_versions`, in [`VersionRow`]'s order.
+pub(crate) const VERSION_COLUMNS: &str = "app_name, path, version, definition, created_at";
+
+impl TryFrom<VersionRow> for RouteVersion {
+    type Error = StoreError;
+
+    fn try_from(row: VersionRow) -> Result<Self, Self::Error> {
+        let definition = serde_json::from_str(&row.definition).map_err(|e| {
+            StoreError::Corrupt(format!("route {} version {}: {e}", row.path, row.version))
+        })?;
+        Ok(RouteVersion {
+            version: version_number(row.version)?,
+            app_name: row.app_name,
+            path: row.path,
+            created_at: Millis(row.created_at),
+            definition,
+        })
+    }
+}
+
+pub(crate) fn version_number(value: i64) -> Result<u32, StoreError> {
+    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("route version {value}")))
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -48,6 +87,7 @@ pub(crate) struct CallRow {
     pub completed_at: Option<i64>,
     pub error: Option<String>,
     pub attempts: i64,
+    pub version: Option<i64>,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -87,12 +127,12 @@ impl TryFrom<KeyRow> for StoredKey {
 
 /// Column list of `calls` (without `output`), in [`CallRow`]'s order.
 pub(crate) const CALL_COLUMNS: &str = "id, app_name, path, type, status, created_at, \
-     started_at, completed_at, error, attempts";
+     started_at, completed_at, error, attempts, version";
 
 /// Column list of `routes`, in [`RouteRow`]'s order.
 pub(crate) const ROUTE_COLUMNS: &str = "app_name, path, image, memory, type, format, \
      max_concurrency, timeout, idle_timeout, headers, config, jwt_key, max_retries, service, \
-     confinement";
+     confinement, version, traffic";
 
 pub(crate) fn to_json<T: Serialize>(value: &Option<T>) -> Result<Option<String>, StoreError> {
     value
@@ -157,6 +197,7 @@ impl TryFrom<CallRow> for Call {
             app_name: row.app_name,
             path: row.path,
             error: row.error,
+            version: row.version.map(version_number).transpose()?,
         })
     }
 }
@@ -186,6 +227,8 @@ impl TryFrom<RouteRow> for Route {
             })?,
             service: from_json("route service", row.service)?,
             confinement: from_json("route confinement", row.confinement)?,
+            version: version_number(row.version)?,
+            traffic: from_json("route traffic", row.traffic)?,
             app_name: row.app_name,
             path: row.path,
             image: row.image,

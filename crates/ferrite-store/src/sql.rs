@@ -41,7 +41,7 @@ pub(crate) const PUT_LOG: &str = "INSERT INTO call_logs (call_id, log) VALUES ($
      ON CONFLICT (call_id) DO UPDATE SET log = excluded.log";
 
 /// Rows in one INSERT of [`Store::insert_calls`](crate::Store::insert_calls):
-/// 10 parameters each, well under SQLite's (32,766) and PostgreSQL's
+/// 11 parameters each, well under SQLite's (32,766) and PostgreSQL's
 /// (65,535) limits on one statement's parameters, and more than a group
 /// commit's batch holds (256).
 pub(crate) const INSERT_ROWS: usize = 512;
@@ -79,13 +79,14 @@ macro_rules! sql_store {
             use ::async_trait::async_trait;
             use ::ferrite_model::{
                 ApiError, ApiKey, App, AppInput, Call, CallStatus, Millis, Route, RouteInput,
+                RouteVersion,
             };
             use ::sqlx::query::Query;
             use ::sqlx::Database;
 
             use $crate::rows::{
-                signed, to_json, AppRow, CallRow, KeyRow, RouteRow, CALL_COLUMNS,
-                KEY_COLUMNS, ROUTE_COLUMNS,
+                signed, to_json, AppRow, CallRow, KeyRow, RouteRow, VersionRow, CALL_COLUMNS,
+                KEY_COLUMNS, ROUTE_COLUMNS, VERSION_COLUMNS,
             };
             use $crate::sql::{
                 final_statuses, is_foreign_key_violation, is_unique_violation,
@@ -93,7 +94,7 @@ macro_rules! sql_store {
             };
             use $crate::{
                 now_ms, CallFilter, CallUpdate, KeyBounds, RecordedCall, Store, StoreError,
-                StoredKey, MAX_CALLS_PAGE,
+                StoredKey, MAX_CALLS_PAGE, MAX_VERSIONS_PER_ROUTE,
             };
 
             type Connection = <$db as Database>::Connection;
@@ -139,7 +140,8 @@ macro_rules! sql_store {
                             .push_bind(call.started_at.map(|t| t.0))
                             .push_bind(call.completed_at.map(|t| t.0))
                             .push_bind(&call.error)
-                            .push_bind(i64::from(call.attempts));
+                            .push_bind(i64::from(call.attempts))
+                            .push_bind(call.version.map(i64::from));
                     });
                     insert.build().execute(&mut *conn).await?;
                     Ok(())
@@ -182,8 +184,8 @@ macro_rules! sql_store {
                     error.into()
                 }
 
-                /// Bind the thirteen columns of `route` that a PATCH may
-                /// change, from `image` to `confinement` in [`ROUTE_COLUMNS`]'
+                /// Bind the fifteen columns of `route` that a PATCH may
+                /// change, from `image` to `traffic` in [`ROUTE_COLUMNS`]'
                 /// order.
                 fn bind_route<'q>(query: Bound<'q>, route: &'q Route) -> Result<Bound<'q>, StoreError> {
                     Ok(query
@@ -199,7 +201,78 @@ macro_rules! sql_store {
                         .bind(&route.jwt_key)
                         .bind(i64::from(route.max_retries))
                         .bind(to_json(&route.service)?)
-                        .bind(to_json(&route.confinement)?))
+                        .bind(to_json(&route.confinement)?)
+                        .bind(i64::from(route.version))
+                        .bind(to_json(&route.traffic)?))
+                }
+
+                /// Keep `route`'s definition as its version `route.version`,
+                /// and trim its versions to the newest
+                /// [`MAX_VERSIONS_PER_ROUTE`] and those its traffic names.
+                async fn add_version(conn: &mut Connection, route: &Route, now: i64) -> Result<(), StoreError> {
+                    let definition = serde_json::to_string(&route.definition())
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    sqlx::query(&format!(
+                        "INSERT INTO route_versions ({VERSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"
+                    ))
+                    .bind(&route.app_name)
+                    .bind(&route.path)
+                    .bind(i64::from(route.version))
+                    .bind(definition)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                    let oldest_kept = i64::from(route.version) - i64::from(MAX_VERSIONS_PER_ROUTE);
+                    if oldest_kept >= 1 {
+                        // The versions are numbers the model checked: a
+                        // literal list is safe, and both dialects take it.
+                        let serving: String = std::iter::once(0)
+                            .chain(route.traffic_versions())
+                            .map(|v| v.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        sqlx::query(&format!(
+                            "DELETE FROM route_versions WHERE app_name = $1 AND path = $2 \
+                             AND version <= $3 AND version NOT IN ({serving})"
+                        ))
+                        .bind(&route.app_name)
+                        .bind(&route.path)
+                        .bind(oldest_kept)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    Ok(())
+                }
+
+                /// Refuse `route`'s traffic unless the route keeps every
+                /// version it names, none of them a service.
+                async fn check_traffic(conn: &mut Connection, route: &Route) -> Result<(), StoreError> {
+                    for version in route.traffic_versions() {
+                        let row: Option<VersionRow> = sqlx::query_as(&format!(
+                            "SELECT {VERSION_COLUMNS} FROM route_versions \
+                             WHERE app_name = $1 AND path = $2 AND version = $3"
+                        ))
+                        .bind(&route.app_name)
+                        .bind(&route.path)
+                        .bind(i64::from(version))
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                        let Some(row) = row else {
+                            return Err(ApiError::bad_request(format!(
+                                "route traffic names version {version}, which route {} does not have",
+                                route.path
+                            ))
+                            .into());
+                        };
+                        if RouteVersion::try_from(row)?.definition.service.is_some() {
+                            return Err(ApiError::bad_request(format!(
+                                "route traffic names version {version}, which runs as a service: \
+                                 a service route's calls cannot be split between versions"
+                            ))
+                            .into());
+                        }
+                    }
+                    Ok(())
                 }
 
                 /// One try of [`Store::create_route`].
@@ -217,8 +290,13 @@ macro_rules! sql_store {
                     let insert = format!(
                         "INSERT INTO routes ({ROUTE_COLUMNS}, created_at, updated_at) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                                 $15, $16, $16)"
+                                 $15, $16, $17, $18, $18)"
                     );
+                    // A new route is its version 1, whatever it was given.
+                    let route = &Route {
+                        version: 1,
+                        ..route.clone()
+                    };
                     let query = sqlx::query(&insert).bind(&route.app_name).bind(&route.path);
                     Self::bind_route(query, route)?
                         .bind(now)
@@ -234,6 +312,8 @@ macro_rules! sql_store {
                                 e.into()
                             }
                         })?;
+                    Self::add_version(&mut tx, route, now).await?;
+                    Self::check_traffic(&mut tx, route).await?;
                     tx.commit().await?;
                     Ok(())
                 }
@@ -401,20 +481,31 @@ macro_rules! sql_store {
                             path: path.to_string(),
                         })?
                         .try_into()?;
+                    let before = route.clone();
                     route.apply(patch)?;
+                    if route == before {
+                        // Nothing to write: no version, no change to announce.
+                        tx.commit().await?;
+                        return Ok(route);
+                    }
+                    let now = now_ms();
                     let update = sqlx::query(
                         "UPDATE routes SET image = $1, memory = $2, type = $3, format = $4, \
                          max_concurrency = $5, timeout = $6, idle_timeout = $7, headers = $8, \
                          config = $9, jwt_key = $10, max_retries = $11, service = $12, \
-                         confinement = $13, updated_at = $14 \
-                         WHERE app_name = $15 AND path = $16",
+                         confinement = $13, version = $14, traffic = $15, updated_at = $16 \
+                         WHERE app_name = $17 AND path = $18",
                     );
                     Self::bind_route(update, &route)?
-                        .bind(now_ms())
+                        .bind(now)
                         .bind(app)
                         .bind(path)
                         .execute(&mut *tx)
                         .await?;
+                    if route.version != before.version {
+                        Self::add_version(&mut tx, &route, now).await?;
+                    }
+                    Self::check_traffic(&mut tx, &route).await?;
                     tx.commit().await?;
                     Ok(route)
                 }
@@ -432,6 +523,55 @@ macro_rules! sql_store {
                         });
                     }
                     Ok(())
+                }
+
+                async fn list_route_versions(
+                    &self,
+                    app: &str,
+                    path: &str,
+                ) -> Result<Vec<RouteVersion>, StoreError> {
+                    let mut tx = self.snapshot().await?;
+                    let query = format!(
+                        "SELECT {VERSION_COLUMNS} FROM route_versions \
+                         WHERE app_name = $1 AND path = $2 ORDER BY version DESC"
+                    );
+                    let rows: Vec<VersionRow> =
+                        sqlx::query_as(&query).bind(app).bind(path).fetch_all(&mut *tx).await?;
+                    tx.commit().await?;
+                    if rows.is_empty() {
+                        // Every route keeps its newest version: none, no route.
+                        self.get_route(app, path).await?;
+                    }
+                    rows.into_iter().map(RouteVersion::try_from).collect()
+                }
+
+                async fn get_route_version(
+                    &self,
+                    app: &str,
+                    path: &str,
+                    version: u32,
+                ) -> Result<RouteVersion, StoreError> {
+                    let query = format!(
+                        "SELECT {VERSION_COLUMNS} FROM route_versions \
+                         WHERE app_name = $1 AND path = $2 AND version = $3"
+                    );
+                    let row: Option<VersionRow> = sqlx::query_as(&query)
+                        .bind(app)
+                        .bind(path)
+                        .bind(i64::from(version))
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    match row {
+                        Some(row) => row.try_into(),
+                        None => {
+                            self.get_route(app, path).await?;
+                            Err(StoreError::VersionNotFound {
+                                app: app.to_string(),
+                                path: path.to_string(),
+                                version,
+                            })
+                        }
+                    }
                 }
 
                 async fn insert_call(&self, call: &Call) -> Result<(), StoreError> {
@@ -504,9 +644,13 @@ macro_rules! sql_store {
                             from: e.from,
                             to: e.to,
                         })?;
+                    if let Some(version) = update.version {
+                        call.version = Some(version);
+                    }
                     sqlx::query(
                         "UPDATE calls SET status = $1, started_at = $2, completed_at = $3, \
-                         error = $4, attempts = $5, output = COALESCE($6, output) WHERE id = $7",
+                         error = $4, attempts = $5, output = COALESCE($6, output), \
+                         version = COALESCE($8, version) WHERE id = $7",
                     )
                     .bind(call.status.as_str())
                     .bind(call.started_at.map(|t| t.0))
@@ -515,6 +659,7 @@ macro_rules! sql_store {
                     .bind(i64::from(call.attempts))
                     .bind(update.output)
                     .bind(id)
+                    .bind(update.version.map(i64::from))
                     .execute(&mut *tx)
                     .await?;
                     if let Some(log) = update.log {

@@ -136,7 +136,7 @@ impl SqliteStore {
         Ok(self.pool.begin().await?)
     }
 
-    /// Bind `call` to the ten parameters of an insert of [`CALL_COLUMNS`].
+    /// Bind `call` to the eleven parameters of an insert of [`CALL_COLUMNS`].
     fn bind_call<'q>(
         query: Query<'q, Sqlite, SqliteArguments<'q>>,
         call: &'q Call,
@@ -152,6 +152,7 @@ impl SqliteStore {
             .bind(call.completed_at.map(|t| t.0))
             .bind(&call.error)
             .bind(i64::from(call.attempts))
+            .bind(call.version.map(i64::from))
     }
 
     /// One insert per call, in one write transaction. The app check is part
@@ -162,7 +163,7 @@ impl SqliteStore {
     async fn record_batch(&self, calls: &[RecordedCall]) -> Result<u64, StoreError> {
         let insert = format!(
             "INSERT INTO calls ({CALL_COLUMNS}, output) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL \
              WHERE EXISTS (SELECT 1 FROM apps WHERE name = $2) \
              ON CONFLICT (id) DO NOTHING"
         );

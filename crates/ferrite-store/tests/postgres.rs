@@ -344,3 +344,49 @@ async fn history_recorded_while_its_app_is_deleted() {
         assert_eq!(store.purge_calls(i64::MAX).await.expect("purge"), 0);
     }
 }
+
+/// A route made before versions (the schema of 0009) is version 1 of itself
+/// once migration 0010 runs: its definition as it was.
+#[tokio::test]
+async fn routes_made_before_versions_become_their_version_1() {
+    let url = fresh_database();
+    let files: Vec<String> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres"))
+            .expect("migrations dir")
+            .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+            .filter(|name| name.as_str() < "0010")
+            .collect();
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    let (old, _dir) = migrator_of(&files).await;
+    let mut conn = PgConnection::connect(&url).await.expect("connect");
+    old.run(&mut conn)
+        .await
+        .expect("the schema before versions");
+    for statement in OLD_ROUTE {
+        sqlx::query(statement)
+            .execute(&mut conn)
+            .await
+            .expect("an old route");
+    }
+    let store = PostgresStore::open(&url, DEFAULT_TIMEOUT)
+        .await
+        .expect("migrate");
+    let route = store.get_route("old", "/a/b").await.expect("the route");
+    assert_eq!(route.version, 1);
+    assert_eq!(route.traffic, None);
+    let first = store
+        .get_route_version("old", "/a/b", 1)
+        .await
+        .expect("version 1");
+    assert_eq!(first.definition, route.definition());
+    assert_eq!(first.definition.config.expect("config")["K"], "v");
+}
+
+/// An app and a route as Ferrite wrote them before versions.
+const OLD_ROUTE: [&str; 2] = [
+    "INSERT INTO apps (name, config, created_at, updated_at) VALUES ('old', NULL, 1, 1)",
+    "INSERT INTO routes (app_name, path, image, memory, type, format, max_concurrency, timeout, \
+     idle_timeout, headers, config, jwt_key, created_at, updated_at, max_retries, service, \
+     confinement) VALUES ('old', '/a/b', 'img:1', 256, 'async', 'http', 2, 60, 30, \
+     '{\"X-A\":[\"1\"]}', '{\"K\":\"v\"}', 'secret', 1, 5, 3, NULL, NULL)",
+];

@@ -5,9 +5,13 @@
 //! watchdog, which runs the same kind of function as a child process inside
 //! a Swarm service's task: both hand a byte stream to [`handshake`] and send
 //! each call with [`exchange`], so a function behaves the same under both.
+//! A node's sync hot calls may instead take the answer's head with [`send`]
+//! and pass a chunked body on as it comes ([`Framing`]); everything else
+//! reads it whole, capped ([`collect`]).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
+pub use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio_util::task::TaskTracker;
@@ -54,36 +58,86 @@ where
     Ok(sender)
 }
 
-/// One request and its whole response (at most `cap` bytes of body),
-/// checked for framing: a response without `Content-Length` (or chunking)
-/// could only end when the function exits, so it is a broken function.
-/// Never [`HotOutcome::TimedOut`]: the caller owns the deadline.
-pub async fn exchange(
-    sender: &mut Sender,
-    request: http::Request<Bytes>,
-    cap: usize,
-) -> HotOutcome {
+/// How a function's answer says where its body ends, which decides how it
+/// is passed on (docs/streaming.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// `Content-Length`, or a status that has no body (1xx, 204, 304): read
+    /// whole, within the response cap.
+    Sized,
+    /// `Transfer-Encoding` ending in `chunked` (which wins over a
+    /// `Content-Length`, as RFC 9112 says): the function writes its answer
+    /// as it goes, so it may be passed on as it comes.
+    Chunked,
+}
+
+/// The function answered without saying where its body ends: such a body
+/// could only end when the function exits, so the function is broken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the function's response has no Content-Length")]
+pub struct Unframed;
+
+/// The framing of an answer with `status` and `headers`.
+pub fn framing(status: http::StatusCode, headers: &http::HeaderMap) -> Result<Framing, Unframed> {
+    let chunked = headers
+        .get_all(http::header::TRANSFER_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        // The last coding applied says where the body ends.
+        .rfind(|coding| !coding.is_empty())
+        .is_some_and(|coding| coding.eq_ignore_ascii_case("chunked"));
+    if chunked {
+        return Ok(Framing::Chunked);
+    }
+    if headers.contains_key(http::header::CONTENT_LENGTH)
+        || status.is_informational()
+        || status == http::StatusCode::NO_CONTENT
+        || status == http::StatusCode::NOT_MODIFIED
+    {
+        return Ok(Framing::Sized);
+    }
+    Err(Unframed)
+}
+
+/// The function died or broke the HTTP framing before its answer's head
+/// was whole; it is not to be used again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Broken(pub String);
+
+impl From<Broken> for HotOutcome {
+    fn from(broken: Broken) -> HotOutcome {
+        HotOutcome::Broken(broken.0)
+    }
+}
+
+/// An answer whose head has come; its body comes as the function writes
+/// it.
+#[derive(Debug)]
+pub struct Head {
+    pub response: http::Response<Incoming>,
+    pub framing: Framing,
+}
+
+/// Send one request and read its answer's head, checked for framing.
+/// Never times out: the caller owns the deadline.
+pub async fn send(sender: &mut Sender, request: http::Request<Bytes>) -> Result<Head, Broken> {
     if let Err(e) = sender.ready().await {
-        return HotOutcome::Broken(format!("the function is gone: {e}"));
+        return Err(Broken(format!("the function is gone: {e}")));
     }
-    let response = match sender.send_request(request.map(Full::new)).await {
-        Ok(response) => response,
-        Err(e) => {
-            return HotOutcome::Broken(format!("the function did not answer with valid HTTP: {e}"))
-        }
-    };
-    let framed = response
-        .headers()
-        .contains_key(http::header::CONTENT_LENGTH)
-        || response
-            .headers()
-            .contains_key(http::header::TRANSFER_ENCODING)
-        || response.status().is_informational()
-        || response.status() == http::StatusCode::NO_CONTENT
-        || response.status() == http::StatusCode::NOT_MODIFIED;
-    if !framed {
-        return HotOutcome::Broken("the function's response has no Content-Length".to_string());
-    }
+    let response = sender
+        .send_request(request.map(Full::new))
+        .await
+        .map_err(|e| Broken(format!("the function did not answer with valid HTTP: {e}")))?;
+    let framing = framing(response.status(), response.headers())
+        .map_err(|unframed| Broken(unframed.to_string()))?;
+    Ok(Head { response, framing })
+}
+
+/// The whole body of `response`, at most `cap` bytes, whatever its framing.
+pub async fn collect(response: http::Response<Incoming>, cap: usize) -> HotOutcome {
     let (parts, body) = response.into_parts();
     match Limited::new(body, cap).collect().await {
         Ok(body) => HotOutcome::Response(http::Response::from_parts(parts, body.to_bytes())),
@@ -94,6 +148,21 @@ pub async fn exchange(
             HotOutcome::TooLarge
         }
         Err(e) => HotOutcome::Broken(format!("the function's response broke off: {e}")),
+    }
+}
+
+/// One request and its whole response (at most `cap` bytes of body),
+/// checked for framing ([`send`], then [`collect`]): for callers that need
+/// the whole answer (async calls, the watchdog).
+/// Never [`HotOutcome::TimedOut`]: the caller owns the deadline.
+pub async fn exchange(
+    sender: &mut Sender,
+    request: http::Request<Bytes>,
+    cap: usize,
+) -> HotOutcome {
+    match send(sender, request).await {
+        Ok(head) => collect(head.response, cap).await,
+        Err(broken) => broken.into(),
     }
 }
 
@@ -154,5 +223,114 @@ mod tests {
         assert!(matches!(large, HotOutcome::TooLarge), "{large:?}");
         let garbage = call_with_reply(b"hello there\r\n\r\n", 1024).await;
         assert!(matches!(garbage, HotOutcome::Broken(_)), "{garbage:?}");
+    }
+
+    #[test]
+    fn chunked_answers_may_stream_and_sized_ones_are_read_whole() {
+        let headers = |pairs: &[(&str, &str)]| {
+            let mut map = http::HeaderMap::new();
+            for (name, value) in pairs {
+                map.append(
+                    http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    http::HeaderValue::from_str(value).unwrap(),
+                );
+            }
+            map
+        };
+        let ok = http::StatusCode::OK;
+        for (status, pairs, expected) in [
+            (
+                ok,
+                vec![("transfer-encoding", "chunked")],
+                Ok(Framing::Chunked),
+            ),
+            (
+                ok,
+                vec![("transfer-encoding", "Chunked")],
+                Ok(Framing::Chunked),
+            ),
+            (
+                ok,
+                vec![("transfer-encoding", "gzip, chunked")],
+                Ok(Framing::Chunked),
+            ),
+            (
+                ok,
+                vec![
+                    ("transfer-encoding", "gzip"),
+                    ("transfer-encoding", "chunked"),
+                ],
+                Ok(Framing::Chunked),
+            ),
+            // Transfer-Encoding wins over Content-Length (RFC 9112, 6.3).
+            (
+                ok,
+                vec![("content-length", "5"), ("transfer-encoding", "chunked")],
+                Ok(Framing::Chunked),
+            ),
+            (ok, vec![("content-length", "5")], Ok(Framing::Sized)),
+            (ok, vec![("content-length", "0")], Ok(Framing::Sized)),
+            (http::StatusCode::NO_CONTENT, vec![], Ok(Framing::Sized)),
+            (http::StatusCode::NOT_MODIFIED, vec![], Ok(Framing::Sized)),
+            (ok, vec![], Err(Unframed)),
+            (
+                ok,
+                vec![("content-type", "text/event-stream")],
+                Err(Unframed),
+            ),
+            // A coding other than chunked last: the body ends at EOF only.
+            (
+                ok,
+                vec![("transfer-encoding", "chunked, gzip")],
+                Err(Unframed),
+            ),
+            (ok, vec![("transfer-encoding", "gzip")], Err(Unframed)),
+        ] {
+            assert_eq!(
+                framing(status, &headers(&pairs)),
+                expected,
+                "{status} {pairs:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_chunked_answer_s_head_comes_before_its_body_is_written() {
+        let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
+        let tracker = TaskTracker::new();
+        let mut sender = handshake(ours, &tracker).await.unwrap();
+        let (go_on, told) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1024];
+            let _ = theirs.read(&mut buf).await;
+            let _ = theirs
+                .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\none\r\n")
+                .await;
+            // The rest only once the first piece has been read.
+            let _ = told.await;
+            let _ = theirs.write_all(b"3\r\ntwo\r\n0\r\n\r\n").await;
+        });
+        let request = http::Request::get("/x").body(Bytes::new()).unwrap();
+        let head = send(&mut sender, request).await.unwrap();
+        assert_eq!(head.framing, Framing::Chunked);
+        let mut body = head.response.into_body();
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(first.as_ref(), b"one");
+        go_on.send(()).unwrap();
+        let second = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(second.as_ref(), b"two");
+        assert!(body.frame().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_chunked_answer_read_whole_is_capped_too() {
+        let reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n01234\r\n5\r\n56789\r\n0\r\n\r\n";
+        let whole = call_with_reply(reply, 1024).await;
+        assert!(
+            matches!(&whole, HotOutcome::Response(r) if r.body().as_ref() == b"0123456789"),
+            "{whole:?}"
+        );
+        let capped = call_with_reply(reply, 6).await;
+        assert!(matches!(capped, HotOutcome::TooLarge), "{capped:?}");
     }
 }

@@ -107,7 +107,7 @@ fn list_filters_and_pages() {
     assert_eq!(more, "");
     assert_eq!(
         header(&table),
-        ["ID", "PATH", "STATUS", "CREATED", "DURATION", "ATTEMPTS", "ERROR"]
+        ["ID", "PATH", "VERSION", "STATUS", "CREATED", "DURATION", "ATTEMPTS", "ERROR"]
     );
     assert_eq!(first_column(&table), newest_first);
     let rows: Vec<Vec<&str>> = table
@@ -115,10 +115,10 @@ fn list_filters_and_pages() {
         .skip(1)
         .map(|l| l.split_whitespace().collect())
         .collect();
-    assert_eq!(rows[0][1..3], ["/hello", "success"], "{table}");
-    assert_eq!(rows[0][5..], ["1", "-"], "{table}");
-    assert_eq!(rows[1][1..3], ["/fail", "error"], "{table}");
-    assert_ne!(rows[1][6], "-", "an error call shows its error:\n{table}");
+    assert_eq!(rows[0][1..4], ["/hello", "1", "success"], "{table}");
+    assert_eq!(rows[0][6..], ["1", "-"], "{table}");
+    assert_eq!(rows[1][1..4], ["/fail", "1", "error"], "{table}");
+    assert_ne!(rows[1][7], "-", "an error call shows its error:\n{table}");
 
     // Filters.
     let only_errors = ok(&server, &["calls", "list", "myapp", "--status", "error"]);

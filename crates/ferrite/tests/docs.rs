@@ -93,6 +93,8 @@ doc_tests! {
     schedules => "docs/schedules.md",
     security => "docs/security.md",
     services => "docs/services.md",
+    streaming => "docs/streaming.md",
+    versions => "docs/versions.md",
     watchdog => "docs/watchdog.md",
 }
 

@@ -62,6 +62,9 @@ fn sample_url(server: &TestServer, path: &str) -> String {
         .replace("{call}", "01a23cf7-0000-7000-8000-000000000000")
         // Fn v1's route of a route's calls (after `calls//`).
         .replace("{route}", "a")
+        // A route's version numbers.
+        .replace("{version}", "1")
+        .replace("{other}", "2")
         .replace("{file}", "app.js");
     assert!(
         !filled.contains('{'),

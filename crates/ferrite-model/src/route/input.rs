@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::sections::service_needs_network;
+use super::sections::{service_needs_network, traffic_fits};
 use super::*;
 use crate::confinement::ConfinementInput;
 use crate::decode::absent_or_null;
@@ -43,6 +43,11 @@ pub struct RouteInput {
     /// current section, or a new one with defaults.
     #[serde(default, deserialize_with = "absent_or_null")]
     pub confinement: Option<Option<ConfinementInput>>,
+    /// Absent: keep (on creation: none). `null`: the newest version takes
+    /// every call. A list: the versions that share the calls (see
+    /// [`version::traffic`]).
+    #[serde(default, deserialize_with = "absent_or_null")]
+    pub traffic: Option<Option<Vec<TrafficInput>>>,
 }
 
 pub(super) fn memory(v: Option<i64>) -> Result<Option<u64>, ApiError> {
@@ -154,8 +159,11 @@ impl Route {
             max_retries: max_retries(input.max_retries)?.unwrap_or(0),
             service,
             confinement,
+            version: 1,
+            traffic: input.traffic.flatten().map(version::traffic).transpose()?,
         };
         service_needs_network(&route)?;
+        traffic_fits(&route)?;
         Ok(route)
     }
 }

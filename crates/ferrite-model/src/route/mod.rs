@@ -3,11 +3,13 @@
 //! This module holds the route as stored and shown, its enums and bounds;
 //! `input` reads and validates a creation request, `patch` applies a
 //! PATCH, and `sections` holds the rules that tie the route's `service`
-//! and `confinement` sections to the rest of it.
+//! and `confinement` sections to the rest of it; `version` holds its
+//! versions and the traffic shared between them.
 
 mod input;
 mod patch;
 mod sections;
+pub mod version;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -20,6 +22,7 @@ use crate::service::ServiceSpec;
 use crate::{validate, ApiError, Config};
 
 pub use input::RouteInput;
+pub use version::{Definition, FieldDiff, HeaderRule, RouteVersion, TrafficEntry, TrafficInput};
 
 /// Response headers a route adds to every answer (a header may repeat).
 pub type Headers = BTreeMap<String, Vec<String>>;
@@ -148,6 +151,15 @@ pub struct Route {
     /// [`Route::confinement`] resolves. Left out of the JSON when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confinement: Option<ConfinementSpec>,
+    /// The route's newest version (see [`version`]): 1 when created, one
+    /// more for each change of its definition. Set by Ferrite; a request's
+    /// value is ignored.
+    #[serde(default)]
+    pub version: u32,
+    /// How the route's calls are shared between its versions; `None` (left
+    /// out of the JSON): the newest version takes them all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<Vec<TrafficEntry>>,
 }
 
 impl Route {

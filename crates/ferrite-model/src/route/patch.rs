@@ -2,7 +2,7 @@
 //! changes when any part is refused.
 
 use super::input::{given, max_concurrency, max_retries, memory, timeout};
-use super::sections::{patch_section, service_needs_network};
+use super::sections::{patch_section, service_needs_network, traffic_fits};
 use super::*;
 
 impl Route {
@@ -13,7 +13,9 @@ impl Route {
     /// app cannot change. `"service": null` removes the service section and
     /// `"service": {...}` merges into it (see [`ServiceSpec::apply`]) or
     /// creates it with defaults; `"confinement"` likewise (see
-    /// [`ConfinementSpec::apply`]). Nothing is changed when an error is returned.
+    /// [`ConfinementSpec::apply`]). A change of the route's [`Definition`]
+    /// makes it a new version; `"traffic"` replaces the traffic (`null`
+    /// removes it). Nothing is changed when an error is returned.
     pub fn apply(&mut self, patch: RouteInput) -> Result<(), ApiError> {
         if given(patch.path).is_some_and(|p| p != self.path) {
             return Err(ApiError::bad_request(text::ROUTE_PATH_IMMUTABLE));
@@ -74,6 +76,17 @@ impl Route {
         patch_section(&mut next.service, patch.service)?;
         patch_section(&mut next.confinement, patch.confinement)?;
         service_needs_network(&next)?;
+        // A change of what runs is a new version (what it was stays as the
+        // one before); a change of the key or the traffic alone is not.
+        if next.definition() != self.definition() {
+            next.version = self.version.saturating_add(1);
+        }
+        match patch.traffic {
+            None => {}
+            Some(None) => next.traffic = None,
+            Some(Some(entries)) => next.traffic = Some(version::traffic(entries)?),
+        }
+        traffic_fits(&next)?;
         *self = next;
         Ok(())
     }

@@ -20,6 +20,28 @@ pub(super) fn service_needs_network(route: &Route) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A service is one Swarm service per route, so its calls cannot be shared
+/// between versions; and a new route has only its first version.
+pub(super) fn traffic_fits(route: &Route) -> Result<(), ApiError> {
+    if route.traffic.is_some() && route.service.is_some() {
+        return Err(ApiError::bad_request(
+            "route traffic cannot be set on a route with a service section: a service runs one \
+             version; remove the traffic (null), or the service section",
+        ));
+    }
+    if let Some(v) = route
+        .traffic_versions()
+        .iter()
+        .find(|v| **v > route.version)
+    {
+        return Err(ApiError::bad_request(format!(
+            "route traffic names version {v}, but the route's newest version is {}",
+            route.version
+        )));
+    }
+    Ok(())
+}
+
 /// A section of a route that a creation makes and a PATCH merges into.
 pub(super) trait Section: Sized {
     type Input;

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use ferrite_model::contract::request_url;
 use ferrite_model::error::text;
 use ferrite_model::{ApiError, Call, CallStatus, Millis, Route, RouteType};
+use tracing::Instrument;
 
 use super::auth::Verifier;
 use super::error::{CallErrorBody, ErrorBody};
@@ -36,7 +37,9 @@ pub const CALL_ID_HEADER: &str = "fn-call-id";
         content((Vec<u8> = "application/octet-stream"))),
     responses(
         (status = 200, description = "A sync call: what the function answered, with its status \
-            (any, 200 unless an `http` function says otherwise) and headers, plus the route's `headers`",
+            (any, 200 unless an `http` function says otherwise) and headers, plus the route's `headers`; \
+            a hot function's chunked answer streams as it is written, and ends without its last \
+            chunk when it is cut (timeout, `FERRITE_MAX_STREAMED_BYTES`)",
             headers(("Fn-Call-Id" = String, description = "The call's id")),
             content((Vec<u8> = "application/octet-stream"))),
         (status = 202, description = "An async call: queued; its result is POSTed to \
@@ -260,11 +263,13 @@ async fn call_now(
     request: CallRequest,
     began: Instant,
 ) -> Response {
-    let (route, app) = (&cached.route, &cached.app);
+    let route = cached.serves(&request.call_id, &request.headers);
+    let app = &cached.app;
     let created = Millis::now();
     let outcome = state.executor().run_sync(app, route, &request).await;
     if let Some(timings) = &outcome.timings {
         cached.metrics.ran(timings);
+        cached.metrics.served(route.version);
     }
     // The answer phase starts now: the history, then the answer written.
     let answering = Answering::new(
@@ -280,14 +285,36 @@ async fn call_now(
         created,
         outcome.error,
     );
-    state.history.record(call, outcome.log).await;
     let response = match outcome.answer {
         Answer::Response(response) => response.into_response(),
         Answer::Failed(error) | Answer::NotRun { error, .. } => {
             Error(error).for_call(&request.call_id)
         }
     };
-    on_written(response, answering)
+    let Some(streamed) = outcome.streamed else {
+        state.history.record(call, outcome.log).await;
+        return on_written(response, answering);
+    };
+    // The answer streams: the call ends, and is counted and recorded, when
+    // its body is over (whole, cut, or abandoned by the client).
+    let mut answering = answering;
+    let (mut call, log) = (call, outcome.log);
+    let ended = async move {
+        if let Some((status, error)) = streamed.failure().await {
+            call.status = status;
+            call.error = Some(error);
+            answering.end(End::from(status));
+        }
+        drop(answering);
+        call.completed_at = Some(Millis::now());
+        tracing::info!(call_id = %call.id, app = %call.app_name, path = %call.path, status = %call.status, error = call.error.as_deref(), "streamed answer over");
+        (call, log)
+    };
+    // Its log line carries the request's id, as the call's others do.
+    state
+        .history
+        .record_when(ended.instrument(tracing::Span::current()));
+    response
 }
 
 /// The history record of a sync call that ended now: it started when it
@@ -310,6 +337,7 @@ fn ended_sync_call(
         completed_at: Some(Millis::now()),
         error,
         attempts: 1,
+        version: Some(route.version),
     }
 }
 

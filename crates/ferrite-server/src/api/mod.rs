@@ -23,6 +23,7 @@ mod routes;
 mod schedules;
 mod services;
 mod system;
+mod versions;
 
 use std::sync::Arc;
 
@@ -82,6 +83,8 @@ pub struct AppState {
     pub(crate) call_body: BodyCap,
     /// Largest function response.
     max_response_bytes: usize,
+    /// Largest streamed hot answer.
+    max_streamed_bytes: u64,
     /// Where async calls may have their results sent (off unless the
     /// operator opened it).
     pub(crate) callbacks: Arc<Callbacks>,
@@ -138,6 +141,7 @@ impl AppState {
                 of: "function calls",
             },
             max_response_bytes: config.max_response_bytes,
+            max_streamed_bytes: config.max_streamed_bytes,
             callbacks: Arc::new(Callbacks::off()),
             max_schedules: config.app_max_schedules,
         }
@@ -164,6 +168,7 @@ impl AppState {
             engine: self.engine.clone(),
             services: self.services.clone(),
             max_response_bytes: self.max_response_bytes,
+            max_streamed_bytes: self.max_streamed_bytes,
         }
     }
 }
@@ -176,6 +181,9 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(apps::get, apps::update, apps::delete))
         .routes(routes!(routes::list, routes::create))
         .routes(routes!(routes::get, routes::update, routes::delete))
+        .routes(routes!(versions::list))
+        .routes(routes!(versions::get))
+        .routes(routes!(versions::compare))
         .routes(routes!(calls::list))
         .routes(routes!(calls::get, calls::cancel))
         .routes(routes!(calls::log))

@@ -102,12 +102,14 @@ pub async fn get(
 
 /// Update a route: the fields given replace the route's; `config` keys
 /// are merged (`""` removes one); `service` and `confinement` are merged
-/// field by field (`null` removes the section).
+/// field by field (`null` removes the section). A change of what runs makes
+/// a new version; `traffic` shares the calls between versions (`null`: the
+/// newest takes them all), so a roll-back is `"traffic":[{"version":N,"weight":100}]`.
 #[utoipa::path(patch, path = "/apps/{app}/routes/{*path}", tag = "routes", params(RouteParams),
     request_body = RouteBody,
     responses(
         (status = 200, description = "The route, updated", body = RouteAnswer),
-        (status = 400, description = "A field breaks its rule, or the body moves the route", body = ErrorBody),
+        (status = 400, description = "A field breaks its rule, the body moves the route, or its traffic names a version the route does not keep", body = ErrorBody),
         (status = 404, description = "No such app or route", body = ErrorBody),
         (status = 413, description = "The body is over `API_MAX_BODY_BYTES`", body = ErrorBody),
     ))]

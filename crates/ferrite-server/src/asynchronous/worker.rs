@@ -255,13 +255,17 @@ impl Workers {
             }
             Err(e) => return Err(e),
         };
-        let (route, app, metrics) = (&entry.route, &entry.app, &entry.metrics);
+        // The version that serves it: the same on every node and attempt
+        // while the route's traffic stays as it is.
+        let route = entry.serves(&queued.request.call_id, &queued.request.headers);
+        let (app, metrics) = (&entry.app, &entry.metrics);
         // What a call that fails for good keeps in the dead-letter list.
         let dead_letter = Some(&lease.task.payload[..]);
-        let started = match self
-            .update(id, CallStatus::Running, None, None, None, None)
-            .await
-        {
+        let start = CallUpdate {
+            version: Some(route.version),
+            ..CallUpdate::new(CallStatus::Running, Millis::now().0)
+        };
+        let started = match self.write(id, &start).await {
             Ok(call) => call,
             // Cancelled since it was read.
             Err(StoreError::IllegalTransition { .. }) => return Ok(Settle::Ack),
@@ -303,8 +307,11 @@ impl Workers {
             log,
             mut end,
             timings,
+            // Never set: `run` reads every answer whole, within the cap.
+            streamed: _,
         } = self.executor.run(app, route, &queued.request).await;
         if let Some(timings) = timings {
+            metrics.served(route.version);
             metrics.ran(&Timings {
                 admission: timings.admission + memory_wait,
                 ..timings
@@ -505,11 +512,22 @@ impl Workers {
             error,
             output: output.map(|b| &b[..]),
             log: log.filter(|l| !l.is_empty()).map(|b| &b[..]),
+            version: None,
             dead_letter: dead_letter.map(DeadLetter::new),
         };
+        self.write(id, &update).await
+    }
+
+    /// Write `update` of call `id`, waiting up to [`STORE_WAIT`] for the
+    /// store while it is unavailable.
+    async fn write(
+        &self,
+        id: &str,
+        update: &CallUpdate<'_>,
+    ) -> Result<ferrite_model::Call, StoreError> {
         let waiting = tokio::time::Instant::now();
         loop {
-            match self.store.update_call(id, &update).await {
+            match self.store.update_call(id, update).await {
                 Err(e) if e.is_unavailable() && waiting.elapsed() < STORE_WAIT => {
                     tracing::debug!(call_id = %id, error = %e, "the store is unavailable; waiting to record the call");
                     tokio::time::sleep(STORE_RETRY_EVERY).await;

@@ -77,6 +77,7 @@ fn outcome(ended: ferrite_engine::Outcome, max_response_bytes: usize) -> Outcome
                 log: CallLog::empty(),
                 end: End::Success,
                 timings: None,
+                streamed: None,
             }
         }
         Status::Exited(code) => {

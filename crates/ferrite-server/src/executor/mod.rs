@@ -59,6 +59,43 @@ pub struct Outcome {
     pub end: End,
     /// How long its phases took, when it reached a container or a task.
     pub timings: Option<Timings>,
+    /// Set when the answer's body is passed on as the function writes it
+    /// (a hot function's chunked answer to a sync call): the call is not
+    /// over until this says so, and may yet fail.
+    pub streamed: Option<Streamed>,
+}
+
+/// The end of a call whose answer streams.
+#[derive(Debug)]
+pub struct Streamed(ferrite_engine::StreamEnded);
+
+impl Streamed {
+    /// Once the answer is over: `None` when it was whole (the outcome's
+    /// status stands), else how the call ended and why.
+    pub async fn failure(self) -> Option<(CallStatus, String)> {
+        use ferrite_engine::StreamEnd;
+        match self.0.wait().await {
+            StreamEnd::Complete => None,
+            StreamEnd::TimedOut => Some((CallStatus::Timeout, "Timed out".to_string())),
+            StreamEnd::Abandoned => Some((CallStatus::Error, CLIENT_WENT_AWAY.to_string())),
+            end @ (StreamEnd::TooLarge(_) | StreamEnd::Broken(_)) => {
+                Some((CallStatus::Error, end.to_string()))
+            }
+        }
+    }
+}
+
+/// Why a call whose answer was streaming ended early because of its caller.
+pub const CLIENT_WENT_AWAY: &str = "client went away";
+
+/// How much of a function's answer a call may pass on before it is whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Read whole, within the response cap (async calls: their output is
+    /// kept).
+    Whole,
+    /// A hot function's chunked answer passed on as it comes (sync calls).
+    Stream,
 }
 
 /// What a call's client gets.
@@ -204,6 +241,7 @@ impl Outcome {
             log: CallLog::empty(),
             end: End::from(status),
             timings: None,
+            streamed: None,
         }
     }
 
@@ -231,6 +269,7 @@ impl Outcome {
                 End::from(status)
             },
             timings: None,
+            streamed: None,
         }
     }
 }
@@ -242,8 +281,10 @@ pub struct Executor {
     pub engine: Arc<Engine>,
     /// Routes with a service section run here, or why not.
     pub services: ServiceState,
-    /// Largest function response.
+    /// Largest function response read whole.
     pub max_response_bytes: usize,
+    /// Largest answer streamed to a sync caller.
+    pub max_streamed_bytes: u64,
 }
 
 /// Which arm runs a route's calls.
@@ -269,11 +310,22 @@ impl Arm {
 }
 
 impl Executor {
-    /// Run `call` of `route` by its arm, and say how it ended.
+    /// Run `call` of `route` by its arm, its answer read whole, and say
+    /// how it ended.
     pub async fn run(&self, app: &App, route: &Route, call: &CallRequest) -> Outcome {
+        self.run_as(app, route, call, Delivery::Whole).await
+    }
+
+    async fn run_as(
+        &self,
+        app: &App,
+        route: &Route,
+        call: &CallRequest,
+        delivery: Delivery,
+    ) -> Outcome {
         let ran = match Arm::of(route) {
             Arm::Cold => cold::run(self, app, route, call).await,
-            Arm::Hot => hot::run(self, app, route, call).await,
+            Arm::Hot => hot::run(self, app, route, call, delivery).await,
             Arm::Service => service::run(&self.services, app, route, call).await,
         };
         ran.unwrap_or_else(|e| {
@@ -284,7 +336,8 @@ impl Executor {
 }
 
 impl Executor {
-    /// Run sync `call` of `route`: as [`Executor::run`], except that a call
+    /// Run sync `call` of `route`: as [`Executor::run`], except that a hot
+    /// function's chunked answer streams ([`Delivery::Stream`]) and a call
     /// to a service with no ready task runs on this node meanwhile, by the
     /// route's format (see `services::stand_in`), rather than wait for a
     /// task. When this node cannot run it (memory, engine), it goes to the
@@ -296,7 +349,7 @@ impl Executor {
             _ => None,
         };
         let Some(stand_in) = stand_in else {
-            return self.run(app, route, call).await;
+            return self.run_as(app, route, call, Delivery::Stream).await;
         };
         let ran = {
             let _in_flight = stand_in.enter();
@@ -309,9 +362,9 @@ impl Executor {
                             uri,
                             ..call.clone()
                         };
-                        hot::run(self, app, route, &local).await
+                        hot::run(self, app, route, &local, Delivery::Stream).await
                     }
-                    Err(_) => hot::run(self, app, route, call).await,
+                    Err(_) => hot::run(self, app, route, call, Delivery::Stream).await,
                 },
             }
         };

@@ -50,6 +50,7 @@ pub(super) async fn run(
         log: CallLog::empty(),
         end: End::from(status),
         timings: Some(timings),
+        streamed: None,
     })
 }
 

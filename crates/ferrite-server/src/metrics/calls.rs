@@ -16,7 +16,9 @@ use ferrite_engine::Timings;
 use ferrite_model::{CallStatus, Route, RouteType};
 use http_body::{Frame, SizeHint};
 
-use super::{ASYNC_ATTEMPTS, ASYNC_RETRIES, CALLS, CALL_DURATION, CALL_PHASE, COLD_STARTS};
+use super::{
+    ASYNC_ATTEMPTS, ASYNC_RETRIES, CALLS, CALL_DURATION, CALL_PHASE, COLD_STARTS, VERSION_CALLS,
+};
 
 /// How a route's calls are run, as the `kind` label says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,12 +130,14 @@ pub struct RouteMetrics {
     cold_starts: Counter,
     /// Async routes only: runs, and returns to the queue.
     attempts: Option<(Counter, Counter)>,
+    /// Calls each serving version ran, by version number.
+    versions: Vec<(u32, Counter)>,
 }
 
 impl RouteMetrics {
     /// Register the handles of `app`'s route at `path` (its template, as
-    /// stored), whose calls are of `kind`.
-    pub fn new(app: &str, path: &str, kind: Kind) -> RouteMetrics {
+    /// stored), whose calls are of `kind` and served by `versions`.
+    pub fn new(app: &str, path: &str, kind: Kind, versions: &[u32]) -> RouteMetrics {
         let (app, path) = (app.to_string(), path.to_string());
         let route = || [("app", app.clone()), ("route", path.clone())];
         let with = |name: &'static str, value: &'static str| {
@@ -158,6 +162,23 @@ impl RouteMetrics {
                     counter!(ASYNC_RETRIES, &route()),
                 )
             }),
+            versions: versions
+                .iter()
+                .map(|v| {
+                    let [a, r] = route();
+                    (
+                        *v,
+                        counter!(VERSION_CALLS, &[a, r, ("version", v.to_string())]),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Version `version` of the route ran a call.
+    pub fn served(&self, version: u32) {
+        if let Some((_, counter)) = self.versions.iter().find(|(v, _)| *v == version) {
+            counter.increment(1);
         }
     }
 
@@ -219,6 +240,14 @@ impl Answering {
             answering: Instant::now(),
             ran,
         }
+    }
+}
+
+impl Answering {
+    /// The call ended otherwise than its answer's head said (a streamed
+    /// answer cut or abandoned).
+    pub fn end(&mut self, end: End) {
+        self.end = end;
     }
 }
 

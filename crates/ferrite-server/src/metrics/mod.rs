@@ -30,6 +30,10 @@ pub use scrape::render;
 /// Calls that ended, by how: `kind` sync|async|service, `status`
 /// success|error|timeout|killed|rejected.
 pub(crate) const CALLS: &str = "ferrite_calls_total";
+/// Calls that ran, by the version of their route that served them: one
+/// series per version a route's traffic named while this node read it (at
+/// most a few at a time), not per call.
+pub(crate) const VERSION_CALLS: &str = "ferrite_route_version_calls_total";
 /// Whole calls, from admission to the answer written (async: from the
 /// worker taking the call to its result recorded).
 pub(crate) const CALL_DURATION: &str = "ferrite_call_duration_seconds";
@@ -141,6 +145,10 @@ fn describe() {
         Unit::Seconds,
         "phases of function calls that ran: admission (waiting for memory or a slot), container \
          (taking or starting a container), run (the function), answer (writing the answer)"
+    );
+    describe_counter!(
+        VERSION_CALLS,
+        "calls that ran, by route and the version of it that served them"
     );
     describe_counter!(
         COLD_STARTS,

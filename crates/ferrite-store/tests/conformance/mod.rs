@@ -13,6 +13,7 @@ mod history;
 mod keys;
 mod routes;
 mod schedules;
+mod versions;
 
 pub use apps::*;
 pub use calls::*;
@@ -20,6 +21,7 @@ pub use history::*;
 pub use keys::*;
 pub use routes::*;
 pub use schedules::*;
+pub use versions::*;
 
 use ferrite_model::{App, Call, Millis, Route, RouteInput, RouteType};
 
@@ -84,7 +86,10 @@ macro_rules! store_conformance_tests {
             calls_list_and_page, calls_listed_by_creation_time, calls_purge, app_delete_removes_calls,
             keys_round_trip_and_revoke, keys_are_bounded_and_go_with_their_app,
             schedules_round_trip, schedules_need_their_route_and_are_bounded,
-            due_schedules_are_claimed_once, schedules_go_with_their_route_and_app);
+            due_schedules_are_claimed_once, schedules_go_with_their_route_and_app,
+            versions_follow_changes, traffic_names_kept_versions,
+            versions_are_trimmed_but_serving_ones_kept, service_versions_cannot_split,
+            calls_keep_their_version);
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn concurrent_patches_all_land() {
             let (store, _guard) = $make.await;

@@ -11,12 +11,13 @@ const ERROR_SUMMARY_CHARS: usize = 50;
 pub fn calls_table(calls: &[Call]) -> String {
     let mut table = table();
     table.set_header([
-        "ID", "PATH", "STATUS", "CREATED", "DURATION", "ATTEMPTS", "ERROR",
+        "ID", "PATH", "VERSION", "STATUS", "CREATED", "DURATION", "ATTEMPTS", "ERROR",
     ]);
     for call in calls {
         table.add_row([
             call.id.clone(),
             call.path.clone(),
+            version(call),
             call.status.to_string(),
             to_the_second(call.created_at),
             duration(call),
@@ -39,6 +40,7 @@ pub fn call_details(call: &Call) -> String {
             ("ID", call.id.clone()),
             ("APP", call.app_name.clone()),
             ("PATH", call.path.clone()),
+            ("VERSION", version(call)),
             ("TYPE", call.kind.to_string()),
             ("STATUS", call.status.to_string()),
             ("CREATED", call.created_at.to_string()),
@@ -53,6 +55,12 @@ pub fn call_details(call: &Call) -> String {
         ],
     );
     render(table)
+}
+
+/// The version of its route that served the call; `-` before it ran.
+fn version(call: &Call) -> String {
+    call.version
+        .map_or_else(|| NONE.to_string(), |v| v.to_string())
 }
 
 /// `2026-11-22T09:15:26Z`: enough to tell calls apart in a list.
@@ -93,6 +101,7 @@ mod tests {
             completed_at: completed.map(Millis),
             error: error.map(str::to_string),
             attempts: u32::from(started.is_some()),
+            version: started.map(|_| 2),
         }
     }
 
@@ -111,13 +120,14 @@ mod tests {
             .collect();
         assert_eq!(
             rows[0],
-            ["ID", "PATH", "STATUS", "CREATED", "DURATION", "ATTEMPTS", "ERROR"]
+            ["ID", "PATH", "VERSION", "STATUS", "CREATED", "DURATION", "ATTEMPTS", "ERROR"]
         );
         assert_eq!(
             rows[1],
             [
                 "a",
                 "/hello",
+                "2",
                 "success",
                 "2023-11-14T22:13:20Z",
                 "250ms",
@@ -125,10 +135,11 @@ mod tests {
                 "-"
             ]
         );
-        assert_eq!(rows[2][4..], ["1.2s", "1", "exit", "code", "3"]);
-        assert_eq!(rows[3][4], "2m05s");
-        assert_eq!(rows[3][6], format!("{}...", "x".repeat(50)));
-        assert_eq!(rows[4][4..], ["-", "0", "-"]);
+        assert_eq!(rows[2][5..], ["1.2s", "1", "exit", "code", "3"]);
+        assert_eq!(rows[3][5], "2m05s");
+        assert_eq!(rows[3][7], format!("{}...", "x".repeat(50)));
+        assert_eq!(rows[4][5..], ["-", "0", "-"]);
+        assert_eq!(rows[4][2], "-", "no version before it ran");
     }
 
     #[test]
@@ -145,6 +156,7 @@ mod tests {
             "{details}"
         );
         assert!(lines.contains(&"COMPLETED  -"), "{details}");
+        assert!(lines.contains(&"VERSION    2"), "{details}");
         assert!(lines.contains(&"DURATION   -"), "{details}");
         assert!(lines.contains(&"ERROR      boom"), "{details}");
     }

@@ -9,6 +9,7 @@ mod calls;
 mod keys;
 mod routes;
 mod services;
+mod versions;
 
 use std::io::{ErrorKind, Write};
 
@@ -23,6 +24,9 @@ pub use self::calls::{call_details, calls_table};
 pub use self::keys::keys_table;
 pub use self::routes::{route_details, routes_table};
 pub use self::services::services_table;
+pub use self::versions::{
+    serving_line, version_details, version_diff, versions_table, VersionList,
+};
 
 /// The `--json` switch every client command takes.
 #[derive(Debug, Clone, Copy, clap::Args)]

@@ -33,6 +33,8 @@ pub fn route_details(shown: &RouteView) -> String {
         [
             ("APP", route.app_name.clone()),
             ("PATH", route.path.clone()),
+            ("VERSION", route.version.to_string()),
+            ("SERVING", super::serving_line(&shown.serving)),
             ("IMAGE", route.image.clone()),
             ("TYPE", route.kind.to_string()),
             ("FORMAT", route.format.to_string()),
@@ -137,7 +139,7 @@ fn service_rows(table: &mut Table, service: Option<&ServiceSpec>) {
     );
 }
 
-fn header_lines(headers: Option<&Headers>) -> String {
+pub(super) fn header_lines(headers: Option<&Headers>) -> String {
     let lines: Vec<String> = headers
         .into_iter()
         .flatten()

@@ -100,6 +100,11 @@ impl TestServer {
         server
     }
 
+    /// The server process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `DB_URL` when the test gave one (PostgreSQL), else the SQLite file.
     pub fn db_url(&self) -> String {
         match self.env.iter().find(|(k, _)| k == "DB_URL") {

@@ -1,5 +1,6 @@
 //! `ferrite routes`: list, create, inspect, update and delete the routes of an
-//! app, set or unset one key of a route's config, and call a route's function.
+//! app, set or unset one key of a route's config, call a route's function,
+//! and see its versions and share its calls between them (`versions`).
 //! The flags that make a route's settings live in `fields` and its two
 //! sections' files; `call` is the one verb that is not a `/v1` request.
 
@@ -7,6 +8,7 @@ mod call;
 mod confinement_flags;
 mod fields;
 mod service_flags;
+mod versions;
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
@@ -78,6 +80,16 @@ pub enum RoutesCommand {
     /// Call the function of a route: stdin is the request body, and the
     /// answer's body goes to stdout as it is.
     Call(call::CallArgs),
+    /// List the versions of a route, newest first, with those that serve.
+    Versions(versions::ListArgs),
+    /// Show one version of a route, or (--diff) what differs from another.
+    Version(versions::OneArgs),
+    /// Share a route's calls between its versions by weight (3=90 4=10),
+    /// optionally sending a header's calls to one first.
+    Traffic(versions::TrafficArgs),
+    /// Send every call of a route to one version (default: the one before
+    /// the newest).
+    Rollback(versions::RollbackArgs),
 }
 
 /// The arguments of `ferrite routes inspect` and `delete`.
@@ -207,6 +219,10 @@ pub async fn run(cmd: RoutesCommand) -> anyhow::Result<()> {
             patch(&unset.api, &app, &path, route, unset.output, &message).await
         }
         RoutesCommand::Call(args) => call::run(args).await,
+        RoutesCommand::Versions(args) => versions::list(args).await,
+        RoutesCommand::Version(args) => versions::one(args).await,
+        RoutesCommand::Traffic(args) => versions::traffic(args).await,
+        RoutesCommand::Rollback(args) => versions::rollback(args).await,
     }
 }
 
