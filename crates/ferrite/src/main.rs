@@ -112,10 +112,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Command::Server(config) = &cli.command {
+        runtime.worker_threads(config.worker_threads());
+    }
+    let runtime = match runtime.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
