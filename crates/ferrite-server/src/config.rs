@@ -365,7 +365,9 @@ impl ServerConfig {
     pub fn worker_threads(&self) -> usize {
         match self.worker_threads {
             Some(threads) => threads.into(),
-            None => std::thread::available_parallelism().map_or(1, |cores| (cores.get() / 2).max(1)),
+            None => {
+                std::thread::available_parallelism().map_or(1, |cores| (cores.get() / 2).max(1))
+            }
         }
     }
 }
