@@ -85,10 +85,18 @@ fn a_call_at_zero_replicas_runs_on_the_node_while_the_service_scales_up() {
         0,
         "the first call went to a task"
     );
-    // ... and recorded like any call.
-    let (status, calls) = ferrite.api(reqwest::Method::GET, "/v1/apps/svc/calls", None);
-    assert_eq!(status, 200, "{calls}");
-    let calls = calls["calls"].as_array().cloned().unwrap_or_default();
+    // ... and recorded like any call (the history writes sync calls in
+    // batches, a moment after their answer).
+    let listed = || {
+        let (status, calls) = ferrite.api(reqwest::Method::GET, "/v1/apps/svc/calls", None);
+        assert_eq!(status, 200, "{calls}");
+        calls["calls"].as_array().cloned().unwrap_or_default()
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || !listed().is_empty()),
+        "the call was not recorded"
+    );
+    let calls = listed();
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert_eq!(calls[0]["status"], "success", "{calls:?}");
 
