@@ -86,6 +86,18 @@ fn the_dashboard_shows_routes_calls_and_a_calls_output_as_text() {
         .send()
         .unwrap();
     assert_eq!(sync.status(), 200);
+    // A second version of /sync, sharing its calls with the first.
+    for body in [
+        json!({"route": {"config": {"GREETING": "hi"}}}),
+        json!({"route": {"traffic": [{"version": 1, "weight": 90}, {"version": 2, "weight": 10}]}}),
+    ] {
+        let changed = client()
+            .patch(format!("{}/v1/apps/dash/routes/sync", server.url))
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(changed.status(), 200, "{}", changed.text().unwrap());
+    }
     // A function's output is hostile: markup in it must show as text.
     let id = enqueue(
         &server,
@@ -138,7 +150,7 @@ fn the_dashboard_shows_routes_calls_and_a_calls_output_as_text() {
             .unwrap();
         until(&browser, "document.querySelector('#apps-list table')").await;
         let apps = text_of(&browser, "#apps-list").await;
-        for shown in ["dash", "/hello", "/sync", "ferrite/hello", "async", "sync"] {
+        for shown in ["dash", "/hello", "/sync", "ferrite/hello", "async", "sync", "v1 90% · v2 10%"] {
             assert!(apps.contains(shown), "{shown} is not in:\n{apps}");
         }
         screenshot(&browser, &shots, "apps.png").await;

@@ -31,12 +31,13 @@ export async function renderApps(appNames) {
     { class: "app-block" },
     h("h3", null, app, h("span", { class: "muted count" }, `${list.length} route${list.length === 1 ? "" : "s"}`)),
     table(
-      ["Route", "Image", "Type", "Format", "#Memory", "#Timeout", "#Idle", "#Concurrency", "Options"],
+      ["Route", "Image", "Versions", "Type", "Format", "#Memory", "#Timeout", "#Idle", "#Concurrency", "Options"],
       list.length ? list.map((r) => h(
         "tr",
         null,
         h("td", { class: "mono" }, r.path),
         h("td", { class: "mono" }, r.image),
+        h("td", null, serving(r)),
         h("td", null, badge(r.service ? "service" : r.type)),
         h("td", null, r.format),
         h("td", { class: "num" }, `${r.memory} MiB`),
@@ -48,7 +49,7 @@ export async function renderApps(appNames) {
           r.max_retries ? `${r.max_retries} retries` : null,
           r.service ? `${r.service.min_replicas}–${r.service.max_replicas} replicas` : null,
         ].filter(Boolean).join(" · ")),
-      )) : [emptyRow(9, "No routes yet.")],
+      )) : [emptyRow(10, "No routes yet.")],
       { class: "grid" },
     ),
   ));
@@ -57,6 +58,17 @@ export async function renderApps(appNames) {
   }
   fill("apps-list", blocks.length ? blocks
     : h("p", { class: "empty-state" }, "No apps yet. Create one with ", h("code", null, "ferrite apps create NAME"), "."));
+}
+
+/** Which versions serve a route (docs/versions.md): its newest alone, or
+ *  its traffic's weights and header rules. */
+function serving(route) {
+  const entries = route.serving || [];
+  const newestOnly = entries.every((e) => e.version === route.version && !e.header);
+  if (newestOnly) return `v${route.version ?? 1}`;
+  return entries.map((e) => (e.header
+    ? `v${e.version} if ${e.header.name}: ${e.header.value}`
+    : `v${e.version} ${e.weight}%`)).join(" · ");
 }
 
 // Recent calls ------------------------------------------------------------
@@ -142,7 +154,7 @@ export async function renderCall(call, current) {
   fill("detail-title", `Call ${call.id}`);
   const meta = [
     ["App", call.app_name],
-    ["Route", call.path],
+    ["Route", call.version ? `${call.path} (version ${call.version})` : call.path],
     ["Type", call.type],
     ["Status", badge(call.status)],
     ["Attempts", String(call.attempts)],
