@@ -150,7 +150,15 @@ fn the_dashboard_shows_routes_calls_and_a_calls_output_as_text() {
             .unwrap();
         until(&browser, "document.querySelector('#apps-list table')").await;
         let apps = text_of(&browser, "#apps-list").await;
-        for shown in ["dash", "/hello", "/sync", "ferrite/hello", "async", "sync", "v1 90% · v2 10%"] {
+        for shown in [
+            "dash",
+            "/hello",
+            "/sync",
+            "ferrite/hello",
+            "async",
+            "sync",
+            "v1 90% · v2 10%",
+        ] {
             assert!(apps.contains(shown), "{shown} is not in:\n{apps}");
         }
         screenshot(&browser, &shots, "apps.png").await;
