@@ -220,9 +220,10 @@ impl RouteCache {
         }
         let app_record = store.get_app(app).await?;
         let gate = self.limiter.gate(&app_record);
-        let mut serving: Vec<u32> = route.serving().iter().map(|e| e.version).collect();
-        serving.sort_unstable();
-        serving.dedup();
+        let serving = match route.traffic {
+            Some(_) => route.traffic_versions(),
+            None => vec![route.version],
+        };
         let metrics = RouteMetrics::new(&route.app_name, &route.path, Kind::of(&route), &serving);
         Ok(Arc::new(Cached {
             route,

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::receiver::{Received, Receiver};
-use common::{client, create_route, eventually, require_images, TestServer};
+use common::{client, create_route, eventually, metric_value, require_images, TestServer};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -57,17 +57,8 @@ fn signature_holds(got: &Received) -> bool {
 }
 
 fn metric(server: &TestServer, outcome: &str) -> f64 {
-    let text = client()
-        .get(format!("{}/metrics", server.url))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    let series = format!("ferrite_callbacks_total{{outcome=\"{outcome}\"}} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&series))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(-1.0)
+    let series = format!("ferrite_callbacks_total{{outcome=\"{outcome}\"}}");
+    metric_value(server, &series).unwrap_or(-1.0)
 }
 
 #[test]

@@ -11,7 +11,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{client, create_route, eventually, node_containers, require_images, TestServer};
+use common::{
+    client, create_route, eventually, metric_value, node_containers, require_images, TestServer,
+};
 use serde_json::{json, Value};
 
 const IMAGE: &str = "ferrite/hot-stream";
@@ -45,18 +47,10 @@ fn ended_record(server: &TestServer, call_id: &str) -> Value {
 
 /// `ferrite_calls_total` of route `path` of `app` ended `status`.
 fn calls_total(server: &TestServer, app: &str, path: &str, status: &str) -> u64 {
-    let text = client()
-        .get(format!("{}/metrics", server.url))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    let wanted = format!(
-        r#"ferrite_calls_total{{app="{app}",route="{path}",kind="sync",status="{status}"}} "#
+    let series = format!(
+        r#"ferrite_calls_total{{app="{app}",route="{path}",kind="sync",status="{status}"}}"#
     );
-    text.lines()
-        .find_map(|line| line.strip_prefix(&wanted))
-        .map_or(0, |n| n.trim().parse().unwrap())
+    metric_value(server, &series).map_or(0, |n| n as u64)
 }
 
 /// The peak resident memory of a process, in KiB (`VmHWM`).

@@ -324,6 +324,20 @@ pub fn client_with_timeout(timeout: Duration) -> Client {
     Client::builder().timeout(timeout).build().unwrap()
 }
 
+/// The value of one series in the node's `/metrics` (`series` is its name
+/// and labels as exposed, e.g. `ferrite_calls_total{app="a",...}`), if shown.
+pub fn metric_value(server: &TestServer, series: &str) -> Option<f64> {
+    let text = client()
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.trim().parse().unwrap())
+}
+
 /// Run `cmd` with `input` written to its stdin, then closed; its output
 /// (stdout and stderr captured).
 pub fn output_with_stdin(cmd: &mut Command, input: &[u8]) -> std::process::Output {
