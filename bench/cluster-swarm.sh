@@ -13,17 +13,21 @@
 #                in missing_image_on
 #   from zero    a route at zero replicas constrained to one worker: time to the
 #                first answer, and that the worker's task gave it
+#   worker       the same routes through a worker's Ferrite, whose engine is no
+#                manager: calls to /spread answered from tasks on every node, and
+#                a route made through the worker's API at zero replicas, its
+#                service made by the manager, its first call through the worker
 #   drain        (full run) a worker drained while callers call: its tasks move,
 #                the longest time callers got no answer, and failed calls
 #   kill         (full run) the other worker's container killed while callers call
 #                and async calls are queued: the same figures, and that every async
 #                call completes
 #
-# Calls go to the manager's Ferrite, whose port the run publishes on its node:
-# only a Ferrite whose engine is a Swarm manager runs service routes (a
-# worker's answers them 503, docs/services.md), and HAProxy hashes /r/ over
-# every node. The images come from this machine's engine by docker save |
-# docker load: ferrite/ferrite on every node, the rest on the manager.
+# Calls go to the manager's Ferrite, whose port the run publishes on its node,
+# except those of the worker check, which go to a worker's (a worker's Ferrite
+# finds the tasks by DNS and its key in what the manager publishes,
+# docs/services.md). The images come from this machine's engine by docker
+# save | docker load: ferrite/ferrite on every node, the rest on the manager.
 #
 #   bench/cluster-swarm.sh           # the full run (about 3 minutes), writes its
 #                                    # section of docs/benchmarks.md
@@ -182,12 +186,13 @@ task_map() {
       --format "{{.ID}} $node" 2>/dev/null || true
   done >>"$WORK/tasks"
 }
-# calls PATH N: N calls (4 callers) to a route that answers the task's
-# hostname; prints the report.
+# calls PATH N [URL]: N calls (4 callers) to a route that answers the task's
+# hostname, through the Ferrite at URL (the manager's by default); prints the
+# report.
 calls() {
   local out=$WORK/calls-${1#/}
   rm -f "$STOP" "$out"
-  python3 bench/swarmload.py run "$URL/r/$APP$1" 'cat /etc/hostname' 4 "$STOP" "$out" &
+  python3 bench/swarmload.py run "${3:-$URL}/r/$APP$1" 'cat /etc/hostname' 4 "$STOP" "$out" &
   local pid=$!
   for _ in $(seq 600); do
     [[ -f $out && $(wc -l <"$out") -ge $2 ]] && break
@@ -233,10 +238,6 @@ overlay=$(calls /spread 90)
 log "overlay: /spread (3 replicas) calls: $overlay"
 [[ $(nodes_of "$overlay") == "$MANAGER,$W1,$W2" ]] || fail "/spread was answered from $(nodes_of "$overlay")"
 log "answered from tasks on every node: $MANAGER,$W1,$W2"
-# The same route called through a worker's Ferrite, whose engine is no
-# manager: it runs no service route.
-worker=$(curl -sS -w ' %{http_code}' -d 'cat /etc/hostname' "http://${ADDR[$W1]}:$FPORT/r/$APP/spread")
-log "through a worker's Ferrite: ${worker##* } ${worker% *}"
 
 # from zero, on a worker
 route /cold ferrite/probe-service:bench sync "{\"min_replicas\":0,\"max_replicas\":1,\"constraints\":[\"node.hostname==$W2\"]}"
@@ -247,6 +248,28 @@ task_map
 where=$(awk -v id="$answer" 'substr($1, 1, 12) == id { print $2; exit }' "$WORK/tasks")
 [[ $where == "$W2" ]] || fail "the first call to /cold was answered on ${where:-an unknown node} ($answer)"
 log "scale from zero on $W2: first answer in $first ms, from its task"
+
+# worker: through a worker's Ferrite, whose engine is no manager
+WURL=http://${ADDR[$W1]}:$FPORT
+via_worker=$(calls /spread 90 "$WURL")
+log "worker: /spread through $W1's Ferrite: $via_worker"
+[[ $(nodes_of "$via_worker") == "$MANAGER,$W1,$W2" ]] || fail "/spread through $W1 was answered from $(nodes_of "$via_worker")"
+log "through a worker's Ferrite: answered from tasks on every node: $MANAGER,$W1,$W2"
+# A route made through the worker's API, at zero: the manager makes its
+# service; the first call through the worker scales it up.
+curl -sS -f -H "$AUTH" -H 'Content-Type: application/json' "$WURL/v1/apps/$APP/routes" \
+  -d "{\"route\":{\"path\":\"/made-on-worker\",\"image\":\"ferrite/probe-service:bench\",\"type\":\"sync\",\"service\":{\"min_replicas\":0,\"max_replicas\":1}}}" >/dev/null \
+  || fail "creating /made-on-worker through $W1"
+for _ in $(seq 120); do
+  [[ -n $(service_field /made-on-worker service) ]] && break
+  sleep 0.5
+done
+[[ -n $(service_field /made-on-worker service) ]] || fail "the manager made no service for /made-on-worker"
+start=$(ms)
+answer=$(curl -sS -f -d 'cat /etc/hostname' "$WURL/r/$APP/made-on-worker") || fail "the first call to /made-on-worker through $W1"
+first_worker=$(($(ms) - start))
+[[ -n $answer ]] || fail "an empty answer from /made-on-worker"
+log "route made through a worker's Ferrite, scaled from zero by its first call there: first answer in $first_worker ms"
 
 # missing, checked now that the node has had time to look
 missing=
@@ -396,6 +419,8 @@ $(date -u +%F), $(nproc) cores, $(awk '/MemTotal/ { printf "%d GiB", $2 / 104857
 | overlay: answers of calls to 3 replicas, per node | $(per_node "$overlay") |
 | \`missing_image_on\` of a route whose image is on the manager only | both workers, ${missing_s:-?} s after the route was made |
 | scale from zero on a worker (constrained there), first answer | $first ms |
+| through a worker's Ferrite: answers of calls to 3 replicas, per node | $(per_node "$via_worker") |
+| a route made through a worker's Ferrite at zero replicas, first answer of its first call there | $first_worker ms |
 | drain a worker: its tasks running elsewhere after | $DRAIN_MOVED ms |
 | drain: longest time without an answer, slowest call, failed calls | $(field "$drain" longest_gap_ms) ms, $(field "$drain" slowest_ms) ms, $(failed "$drain") |
 | kill a worker's container: its tasks running elsewhere after | $KILL_MOVED ms |
@@ -410,10 +435,9 @@ and marks it down, which is most of the time its tasks take to move; meanwhile a
 one of them cannot be made (1 s connect timeout), the call is tried on another task and the dead
 one is avoided for 2 s: a caller sees one slow call (the slowest above), while the others are
 answered by the other tasks. The calls that fail are those a killed task was running (502).
-Async calls go on: a worker's Ferrite takes them from the queue as any node does but runs no
-service, so it gives each back with the retry backoff (1 s at the first delivery, the longest
-wait above) for a manager's node to run; the killed node's Ferrite held no running call (one it
-had taken would be taken again when its lease ran out, 30 s). Every node is a container on the
+Async calls go on: every node's Ferrite takes them from the queue and runs them on the
+service's tasks (a worker's finds them by DNS); a call the killed node's Ferrite was running is
+taken again when its lease runs out (30 s), which is the longest wait above when it happens. Every node is a container on the
 same 2 cores, so these times are Swarm's own (its heartbeats, its task restarts), not a network's.
 DOC
 log "figures written to docs/benchmarks.md"

@@ -27,6 +27,7 @@ use std::time::Duration;
 use ferrite_engine::Engine;
 use ferrite_queue::bus::{ChangeBus, Heard, MAX_MESSAGE_BYTES};
 use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::route_cache::RouteCache;
@@ -64,7 +65,14 @@ pub struct Changes {
     /// A change made here was not published: the others must be told to
     /// forget everything once the bus works again.
     unsent: AtomicBool,
+    /// The changes made on other nodes, for what follows them beyond the
+    /// caches (the services, on the node that scales them).
+    heard: broadcast::Sender<Change>,
 }
+
+/// Changes from other nodes kept for a slow follower; one that falls
+/// further behind is told [`Change::All`].
+const HEARD_BACKLOG: usize = 256;
 
 impl Changes {
     pub fn new(
@@ -79,7 +87,13 @@ impl Changes {
             engine,
             bus,
             unsent: AtomicBool::new(false),
+            heard: broadcast::channel(HEARD_BACKLOG).0,
         }
+    }
+
+    /// The changes made on other nodes from now on.
+    pub fn heard(&self) -> broadcast::Receiver<Change> {
+        self.heard.subscribe()
     }
 
     /// A change made through this node: apply it here, then tell the others.
@@ -139,12 +153,15 @@ impl Changes {
                     Heard::Subscribed => {
                         // Whatever was missed meanwhile: start afresh.
                         self.routes.forget_all();
+                        let _ = self.heard.send(Change::All);
                         tracing::info!("listening for changes made on other nodes");
                     }
                     Heard::Message(text) => match serde_json::from_str::<Message>(&text) {
                         Ok(message) if message.node != self.node => {
                             tracing::debug!(from = %message.node, change = ?message.change, "change made on another node");
                             self.apply(&message.change);
+                            // Nobody following is no error.
+                            let _ = self.heard.send(message.change);
                         }
                         Ok(_) => {}
                         Err(e) => tracing::warn!(error = %e, "ignoring a change message"),

@@ -142,14 +142,29 @@ pub async fn serve(
         &tasks,
     )
     .await;
+    // A worker's engine runs no services: its node calls their tasks.
+    let relay = match &services {
+        Ok(_) => None,
+        Err(_) => {
+            services::relay::Relay::start(config, engine.node_id(), cancel.clone(), &tasks).await
+        }
+    };
     tracing::info!(
         route_cache_ttl = ?config.route_cache_ttl(node.bus.is_some()),
         change_bus = node.bus.as_ref().map_or("none", |bus| bus.server()),
         "route cache"
     );
     let state = api::AppState::new(node, config, &tasks)
-        .with_services(services)
+        .with_services(services.clone())
+        .with_relay(relay)
         .with_callbacks(callbacks.clone());
+    if let Ok(services) = &services {
+        tasks.spawn(
+            services
+                .clone()
+                .follow_changes(state.changes.heard(), cancel.clone()),
+        );
+    }
     let workers = asynchronous::Workers::new(
         state.store.clone(),
         state.queue.clone(),

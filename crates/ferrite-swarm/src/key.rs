@@ -6,7 +6,8 @@
 //! `jwt_key` and forge the call's `Fn-*` facts. Ferrite therefore gives each
 //! service a random key when it creates it (an environment variable of the
 //! task, kept through every update), reads it back from the service's spec
-//! (so every node sharing the store knows it), and sends it with each call it
+//! (so every manager sharing the store knows it; workers read it from what
+//! the autoscaler's lease holder publishes), and sends it with each call it
 //! forwards; the watchdog takes only calls that carry it. The names of the
 //! variable and headers are [`ferrite_wire::headers`], shared with the
 //! watchdog.
@@ -19,8 +20,10 @@ use ferrite_wire::headers::WATCHDOG_KEY_ENV;
 const KEY_BYTES: usize = 32;
 
 /// A service's key. Its `Debug` does not show it, so that it never lands in a
-/// log line through a struct that holds it.
-#[derive(Clone, PartialEq, Eq)]
+/// log line through a struct that holds it. It travels between nodes as its
+/// text, through the shared state only Ferrite nodes reach.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct WatchdogKey(String);
 
 impl WatchdogKey {

@@ -3,7 +3,8 @@
 //! from deploy/stack.yml. The short run of bench/cluster-swarm.sh: placement
 //! constraints honoured, calls answered from tasks on every node over the
 //! overlay, a scale from zero on a worker answered by that worker's task,
-//! and `missing_image_on` naming the workers for a route whose image is on
+//! the same through a worker's Ferrite (a route made there, at zero, its
+//! first call there), and `missing_image_on` naming the workers for a route whose image is on
 //! the manager only. The machine's own engine and Swarm are not touched; the
 //! nodes, their volumes and network are removed whatever happens. The full
 //! run (a worker drained, another killed, under calls and async calls) is the
@@ -45,8 +46,9 @@ fn a_three_node_swarm_places_serves_and_names_the_nodes_lacking_an_image() {
         format!("placement honoured: answers from {w1},{w2} only"),
         format!("answered from tasks on every node: {manager},{w1},{w2}"),
         format!("scale from zero on {w2}: first answer in "),
-        // A worker's Ferrite runs no service route.
-        "through a worker's Ferrite: 503 ".to_string(),
+        // A worker's Ferrite calls the tasks itself.
+        format!("through a worker's Ferrite: answered from tasks on every node: {manager},{w1},{w2}"),
+        "route made through a worker's Ferrite, scaled from zero by its first call there: first answer in ".to_string(),
         "short run done".to_string(),
     ] {
         assert!(log.contains(&line), "{line:?} is not in the log");

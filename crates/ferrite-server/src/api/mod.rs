@@ -48,6 +48,7 @@ use crate::executor::Executor;
 use crate::history::Recorder;
 use crate::limits::Limiter;
 use crate::route_cache::RouteCache;
+use crate::services::relay::Relay;
 use crate::services::ServiceState;
 use crate::{Node, ServerConfig};
 use body_cap::BodyCap;
@@ -73,6 +74,8 @@ pub struct AppState {
     pub(crate) changes: Arc<Changes>,
     /// Routes with a service section run here, or why not.
     pub(crate) services: ServiceState,
+    /// On a Swarm worker's node: calls to service routes go to their tasks.
+    pub(crate) relay: Option<Arc<Relay>>,
     /// Who may use `/v1`: loopback clients, or holders of a token signed
     /// with `JWT_AUTH_KEY` when it is set; also, for one app, holders of
     /// one of its keys (`key_gate`).
@@ -129,6 +132,7 @@ impl AppState {
             routes,
             changes,
             services: Err(Arc::from("Swarm services are not started on this node")),
+            relay: None,
             management: Arc::new(auth::Management::new(config.jwt_auth_key.as_deref())),
             api_body: BodyCap {
                 max_bytes: config.api_max_body_bytes,
@@ -156,6 +160,12 @@ impl AppState {
         self
     }
 
+    /// The same state, calling services through `relay` (a worker's node).
+    pub(crate) fn with_relay(mut self, relay: Option<Arc<Relay>>) -> AppState {
+        self.relay = relay;
+        self
+    }
+
     /// The same state, sending callbacks as `callbacks` allows.
     pub(crate) fn with_callbacks(mut self, callbacks: Arc<Callbacks>) -> AppState {
         self.callbacks = callbacks;
@@ -167,6 +177,7 @@ impl AppState {
         Executor {
             engine: self.engine.clone(),
             services: self.services.clone(),
+            relay: self.relay.clone(),
             max_response_bytes: self.max_response_bytes,
             max_streamed_bytes: self.max_streamed_bytes,
         }

@@ -74,9 +74,7 @@ pub async fn create(
     let route = Route::create(&app, input)?;
     state.store.create_route(&route).await?;
     tracing::info!(app = %app, path = %route.path, image = %route.image, "route created");
-    if route.service.is_some() {
-        sync_service(&state, &app, &route.path, Some(&route)).await;
-    }
+    created(&state, &route).await;
     Ok(Json(RouteAnswer {
         message: "Route successfully created",
         route: RouteView::from(route),
@@ -165,10 +163,27 @@ pub(super) async fn changed(
     sync_service(state, app, path, route).await;
 }
 
+/// After a route was stored for the first time: its service is made, here,
+/// or by the node that scales the services when this one runs none (a
+/// worker's), which hears of the route on the change bus.
+pub(super) async fn created(state: &AppState, route: &Route) {
+    if route.service.is_none() {
+        return;
+    }
+    state
+        .changes
+        .made(Change::Route {
+            app: route.app_name.clone(),
+            path: route.path.clone(),
+        })
+        .await;
+    sync_service(state, &route.app_name, &route.path, Some(route)).await;
+}
+
 /// Make the route's Swarm service follow the route (`None`: deleted). A
 /// failure is logged, not answered: the route is stored either way, and its
 /// service is made again on its first call.
-pub(super) async fn sync_service(state: &AppState, app: &str, path: &str, route: Option<&Route>) {
+async fn sync_service(state: &AppState, app: &str, path: &str, route: Option<&Route>) {
     let Ok(services) = &state.services else {
         return;
     };

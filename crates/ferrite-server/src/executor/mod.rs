@@ -23,6 +23,7 @@ use ferrite_model::{ApiError, App, CallStatus, ErrorKind, Format, Route};
 use ferrite_swarm::ForwardError;
 
 use crate::metrics::calls::End;
+use crate::services::relay::Relay;
 use crate::services::{ServiceError, ServiceState};
 
 /// A call as its client made it, owned so that it can wait in the queue.
@@ -167,6 +168,7 @@ impl RunError {
             RunError::Service(e) => match e {
                 ServiceError::NotHere(_)
                 | ServiceError::Unmade(_)
+                | ServiceError::Unpublished { .. }
                 | ServiceError::NotReady { .. } => ErrorKind::Unavailable,
                 ServiceError::TimedOut => ErrorKind::GatewayTimeout,
                 ServiceError::BadTarget { .. } => ErrorKind::BadRequest,
@@ -192,6 +194,7 @@ impl RunError {
             RunError::Service(e) => match e {
                 ServiceError::NotReady { .. }
                 | ServiceError::NotHere(_)
+                | ServiceError::Unpublished { .. }
                 | ServiceError::Forward {
                     source: ForwardError::NoTasks | ForwardError::Connect { .. },
                     ..
@@ -281,6 +284,8 @@ pub struct Executor {
     pub engine: Arc<Engine>,
     /// Routes with a service section run here, or why not.
     pub services: ServiceState,
+    /// On a Swarm worker's node: calls to service routes go to their tasks.
+    pub relay: Option<Arc<Relay>>,
     /// Largest function response read whole.
     pub max_response_bytes: usize,
     /// Largest answer streamed to a sync caller.
@@ -326,7 +331,9 @@ impl Executor {
         let ran = match Arm::of(route) {
             Arm::Cold => cold::run(self, app, route, call).await,
             Arm::Hot => hot::run(self, app, route, call, delivery).await,
-            Arm::Service => service::run(&self.services, app, route, call).await,
+            Arm::Service => {
+                service::run(&self.services, self.relay.as_deref(), app, route, call).await
+            }
         };
         ran.unwrap_or_else(|e| {
             tracing::warn!(call_id = %call.call_id, app = %route.app_name, path = %route.path, error = %e, "call failed to run");

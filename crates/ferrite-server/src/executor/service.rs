@@ -8,18 +8,21 @@ use ferrite_model::{App, CallStatus, Route};
 
 use super::{Answer, CallLog, CallRequest, Outcome, RunError};
 use crate::metrics::calls::End;
+use crate::services::relay::Relay;
 use crate::services::{ServiceError, ServiceState};
 
-/// Run `call` of `route` on its service, when this node runs services.
+/// Run `call` of `route` on its service, when this node runs services or
+/// calls them through `relay` (a Swarm worker's node).
 pub(super) async fn run(
     services: &ServiceState,
+    relay: Option<&Relay>,
     app: &App,
     route: &Route,
     call: &CallRequest,
 ) -> Result<Outcome, RunError> {
-    let services = services
-        .as_ref()
-        .map_err(|why| ServiceError::NotHere(why.to_string()))?;
+    if let (Err(why), None) = (services, relay) {
+        return Err(ServiceError::NotHere(why.to_string()).into());
+    }
     let target = task_target(route, call);
     let uri = target.parse().map_err(|e| ServiceError::BadTarget {
         target: target.clone(),
@@ -35,7 +38,11 @@ pub(super) async fn run(
         request_url: &call.request_url,
     };
     set_fact_headers(request.headers_mut(), &route.app_name, &route.path, &facts);
-    let (response, timings) = services.call(app, route, request).await?;
+    let (response, timings) = match (services, relay) {
+        (Ok(services), _) => services.call(app, route, request).await?,
+        (Err(_), Some(relay)) => relay.call(route, request).await?,
+        (Err(why), None) => return Err(ServiceError::NotHere(why.to_string()).into()),
+    };
     let (status, error) = match response.status() {
         answered if answered.is_success() => (CallStatus::Success, None),
         answered => (

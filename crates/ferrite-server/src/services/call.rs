@@ -12,17 +12,19 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use ferrite_engine::Timings;
 use ferrite_model::{App, Route};
-use ferrite_swarm::{Addresses, ForwardError, Forwarded, SwarmError, WatchdogKey};
+use ferrite_swarm::{
+    Addresses, Balancer, ForwardError, Forwarded, Forwarder, SwarmError, WatchdogKey,
+};
 use ferrite_wire::headers::{KEY_REFUSED_HEADER, WATCHDOG_KEY_HEADER};
 use tokio::net::TcpStream;
 
 use super::{Managed, Services};
 
 /// How long one readiness probe of a new task may take.
-const PROBE_TIMEOUT: Duration = Duration::from_millis(250);
+pub(super) const PROBE_TIMEOUT: Duration = Duration::from_millis(250);
 /// Pause between rounds of probes while a first task starts (each round
 /// asks the engine for the tasks' addresses while the watcher has none).
-const PROBE_PAUSE: Duration = Duration::from_millis(50);
+pub(super) const PROBE_PAUSE: Duration = Duration::from_millis(50);
 
 /// Why a service could not take a call.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +35,10 @@ pub enum ServiceError {
     /// The route's service could not be made.
     #[error("{0}")]
     Unmade(#[from] SwarmError),
+    /// No manager has published the service's key (on a worker's node: no
+    /// manager runs the service yet, or none shares its decisions).
+    #[error("service {service} is not known to this node yet: no manager has published it")]
+    Unpublished { service: String },
     /// No task became ready while the call waited.
     #[error("service {service} has no ready task after {waited_s}s")]
     NotReady { service: String, waited_s: u64 },
@@ -194,8 +200,6 @@ impl Services {
         }
     }
 
-    /// Forward a copy of `request` with `key` in the watchdog's key header
-    /// (replacing any the client sent).
     async fn forward_with(
         &self,
         managed: &Managed,
@@ -203,23 +207,32 @@ impl Services {
         request: &Request<Bytes>,
         key: &WatchdogKey,
     ) -> Result<Forwarded, ForwardError> {
-        let mut copy = Request::new(request.body().clone());
-        *copy.method_mut() = request.method().clone();
-        *copy.uri_mut() = request.uri().clone();
-        *copy.headers_mut() = request.headers().clone();
-        let value = HeaderValue::from_str(key.expose()).map_err(|_| {
-            ForwardError::BadRequest("the service's key is not a header value".into())
-        })?;
-        copy.headers_mut()
-            .insert(HeaderName::from_static(WATCHDOG_KEY_HEADER), value);
-        self.forwarder
-            .forward(&managed.balancer, addresses, copy)
-            .await
+        forward_keyed(&self.forwarder, &managed.balancer, addresses, request, key).await
     }
 }
 
+/// Forward a copy of `request` with `key` in the watchdog's key header
+/// (replacing any the client sent).
+pub(super) async fn forward_keyed(
+    forwarder: &Forwarder,
+    balancer: &Arc<Balancer>,
+    addresses: &impl Fn() -> Addresses,
+    request: &Request<Bytes>,
+    key: &WatchdogKey,
+) -> Result<Forwarded, ForwardError> {
+    let mut copy = Request::new(request.body().clone());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.headers_mut() = request.headers().clone();
+    let value = HeaderValue::from_str(key.expose())
+        .map_err(|_| ForwardError::BadRequest("the service's key is not a header value".into()))?;
+    copy.headers_mut()
+        .insert(HeaderName::from_static(WATCHDOG_KEY_HEADER), value);
+    forwarder.forward(balancer, addresses, copy).await
+}
+
 /// Whether a watchdog answered that the call's key was not its own.
-fn refused_key(forwarded: &Forwarded) -> bool {
+pub(super) fn refused_key(forwarded: &Forwarded) -> bool {
     let response = &forwarded.response;
     response.status() == StatusCode::UNAUTHORIZED
         && response.headers().contains_key(KEY_REFUSED_HEADER)
@@ -259,7 +272,7 @@ async fn wait_ready(services: &Services, managed: &Managed, until: Instant) -> O
 }
 
 /// Those of `candidates` that accept a connection now.
-async fn probe(candidates: &[SocketAddr]) -> Vec<SocketAddr> {
+pub(super) async fn probe(candidates: &[SocketAddr]) -> Vec<SocketAddr> {
     let probes = candidates.iter().map(|addr| async move {
         match tokio::time::timeout(PROBE_TIMEOUT, TcpStream::connect(addr)).await {
             Ok(Ok(_)) => Some(*addr),

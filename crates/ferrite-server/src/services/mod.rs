@@ -13,6 +13,7 @@ mod image;
 mod key;
 mod meter;
 mod missing;
+pub mod relay;
 mod rollout;
 mod scaling;
 mod shared_load;
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use ferrite_engine::Engine;
 use ferrite_model::{App, Millis, Route, ServiceSpec};
-use ferrite_store::Store;
+use ferrite_store::{Store, StoreError};
 use ferrite_swarm::registry::ServiceRegistry;
 use ferrite_swarm::{
     self as swarm, Addresses, Balancer, ForwardSettings, Forwarder, ServiceDefinition, Swarm,
@@ -37,6 +38,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::changes::Change;
 use crate::ServerConfig;
 use autoscale::{AutoscaleSettings, Autoscaler, Bounds, Decision};
 use key::KeyState;
@@ -559,6 +561,73 @@ impl Services {
             self.ensure_changed(app, route, Retry::Failed).await?;
         }
         Ok(())
+    }
+
+    /// Make the services follow the changes made through other nodes (a
+    /// worker's node, which makes none, or another manager), until
+    /// `cancel`. Only the node that scales the services does, so that two
+    /// managers do not race to make the same one; a node that does not
+    /// makes a route's service on its first call there.
+    pub async fn follow_changes(
+        self: Arc<Self>,
+        mut heard: tokio::sync::broadcast::Receiver<Change>,
+        cancel: CancellationToken,
+    ) {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            let change = tokio::select! {
+                () = cancel.cancelled() => return,
+                change = heard.recv() => match change {
+                    Ok(change) => change,
+                    Err(RecvError::Lagged(_)) => Change::All,
+                    Err(RecvError::Closed) => return,
+                },
+            };
+            if !self.shared.as_ref().is_some_and(|s| s.holds()) {
+                continue;
+            }
+            match change {
+                Change::Route { app, path } => self.follow_route(&app, &path).await,
+                Change::App { app } => self.follow_app(&app).await,
+                Change::All => self.adopt().await,
+            }
+        }
+    }
+
+    async fn follow_route(&self, app: &str, path: &str) {
+        let result = match self.store.get_route(app, path).await {
+            Ok(route) if route.service.is_some() => match self.store.get_app(app).await {
+                Ok(app) => self.route_changed(&app, &route).await,
+                Err(e) => {
+                    tracing::warn!(app, path, error = %e, "cannot load the app of a service route");
+                    return;
+                }
+            },
+            Ok(_) | Err(StoreError::RouteNotFound { .. } | StoreError::AppNotFound(_)) => {
+                self.remove(app, path).await
+            }
+            Err(e) => {
+                tracing::warn!(app, path, error = %e, "cannot load a route changed on another node");
+                return;
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(app, path, error = %e, "the route's service does not match it yet");
+        }
+    }
+
+    async fn follow_app(&self, app: &str) {
+        let result = match self.store.get_app(app).await {
+            Ok(app) => self.refresh_app(&app).await,
+            Err(StoreError::AppNotFound(_)) => self.remove_app(app).await,
+            Err(e) => {
+                tracing::warn!(app, error = %e, "cannot load an app changed on another node");
+                return;
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(app, error = %e, "the app's services do not match it yet");
+        }
     }
 
     /// The managed service of `route`, made on the spot when this node does

@@ -133,7 +133,8 @@ impl Services {
                 }
                 let running = managed.addresses.borrow().len();
                 crate::metrics::service_replicas(&managed.app, &managed.path, wanted, running);
-                if let Some(p) = Published::of(&managed.control()) {
+                let key = managed.key();
+                if let Some(p) = Published::of(&managed.control(), key) {
                     published.push((managed.name.clone(), p));
                 }
             }

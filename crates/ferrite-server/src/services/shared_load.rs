@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use ferrite_model::Millis;
 use ferrite_queue::shared::{Loads, Shared};
+use ferrite_swarm::WatchdogKey;
 use serde::{Deserialize, Serialize};
 
 use super::autoscale::{Cause, Decision};
@@ -99,10 +100,14 @@ pub(super) struct Published {
     pub panicking: bool,
     /// The last decision that changed the replicas: replicas, reason, when.
     pub last_change: Option<(u32, String, i64)>,
+    /// The service's watchdog key, for the nodes that cannot read it from
+    /// the service (workers: [`super::relay`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<WatchdogKey>,
 }
 
 impl Published {
-    pub(super) fn of(control: &Control) -> Option<Published> {
+    pub(super) fn of(control: &Control, key: WatchdogKey) -> Option<Published> {
         let d = control.latest.as_ref()?;
         Some(Published {
             replicas: control.replicas,
@@ -116,6 +121,7 @@ impl Published {
                 .last_change
                 .as_ref()
                 .map(|(d, at)| (d.replicas, d.reason.clone(), at.0)),
+            key: Some(key),
         })
     }
 
@@ -266,6 +272,12 @@ impl SharedLoad {
             loads: Some(all),
             decisions,
         })
+    }
+
+    /// Whether this node held the lease at the last tick.
+    pub(super) fn holds(&self) -> bool {
+        let holder = self.holder.lock().unwrap_or_else(|p| p.into_inner());
+        holder.as_deref() == Some(self.node.as_str())
     }
 
     /// Note the holder seen now; whether it changed.
@@ -497,7 +509,8 @@ mod tests {
             latest: Some(decision.clone()),
             share: None,
         };
-        let published = Published::of(&holder).expect("a decision");
+        let published =
+            Published::of(&holder, WatchdogKey::generate().unwrap()).expect("a decision");
         let text = serde_json::to_string(&published).unwrap();
         let mut other = Control {
             autoscaler: super::super::autoscale::Autoscaler::new(
@@ -517,5 +530,9 @@ mod tests {
         assert_eq!(other.replicas, 4);
         assert_eq!(other.latest, Some(decision.clone()));
         assert_eq!(other.last_change, holder.last_change);
+        // The key travels, and is shown nowhere it could be logged.
+        let back: Published = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.key, published.key);
+        assert!(!format!("{back:?}").contains(published.key.as_ref().unwrap().expose()));
     }
 }

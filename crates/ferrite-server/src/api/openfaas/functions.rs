@@ -81,7 +81,7 @@ pub async fn deploy(State(state): State<AppState>, request: Request) -> Result<S
         return Err(e.into());
     }
     tracing::info!(function = %app.name, image = %route.image, "function deployed");
-    routes::sync_service(&state, &app.name, ROUTE_PATH, Some(&route)).await;
+    routes::created(&state, &route).await;
     Ok(StatusCode::ACCEPTED)
 }
 
