@@ -7,6 +7,12 @@ source scripts/lib.sh
 
 BEGAN=$(date +%s)
 
+# A server started on a machine whose Swarm is active makes the overlay
+# network of its services' tasks: each bench names its own, removed when its
+# servers stop (stop_server, stop_nodes), never the machine's default.
+export FERRITE_SERVICE_NETWORK=${FERRITE_SERVICE_NETWORK:-ferrite-bench-$$}
+remove_service_network() { docker network rm "$FERRITE_SERVICE_NETWORK" >/dev/null 2>&1 || true; }
+
 # log MESSAGE...: to stderr, with the seconds since the bench began.
 log() { echo "$BENCH [$(($(date +%s) - BEGAN)) s]: $*" >&2; }
 
@@ -56,6 +62,7 @@ stop_server() {
   kill -TERM "$PID" 2>/dev/null || true
   wait "$PID" 2>/dev/null || true
   PID=
+  remove_service_network
 }
 
 # stop_pid PID: stops a helper process (Redis, HAProxy, a sampler) when PID
@@ -72,6 +79,7 @@ stop_nodes() {
   for pid in "${NODE_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${NODE_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   NODE_PIDS=()
+  remove_service_network
 }
 
 # gap_row PATH FIGURE BASELINE RATIO TARGET: one row of the table that

@@ -18,7 +18,7 @@ source bench/lib.sh
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 release_ferrite
 WORK=$(mktemp -d)
-cleanup() { [[ -n "${PID:-}" ]] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
+cleanup() { stop_server; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 LOG_LEVEL=warn "$BIN" server --host 127.0.0.1 --port "$PORT" --db-url "sqlite://$WORK/ferrite.db" \

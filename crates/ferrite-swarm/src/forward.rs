@@ -38,6 +38,22 @@ pub struct ForwardSettings {
     pub retry_pause: Duration,
     /// Idle keep-alive connections to tasks are closed after this.
     pub idle_timeout: Duration,
+    /// TCP keep-alive on every connection to a task: after this long
+    /// without a byte, probes every [`ForwardSettings::probe_every`], and
+    /// the connection fails after [`ForwardSettings::probes`] unanswered.
+    /// A task whose node died (killed, cut off) never answers nor resets
+    /// its connections: without probes a call it was running would wait
+    /// for the route's timeout; with them it fails within seconds. A live
+    /// task's kernel answers probes, however long its function runs.
+    pub probe_after: Duration,
+    pub probe_every: Duration,
+    pub probes: u32,
+    /// Longest time a request's bytes may stay unacknowledged by the task's
+    /// kernel (`TCP_USER_TIMEOUT`): a request written to a pooled
+    /// connection of a task whose node just died is retransmitted for
+    /// minutes otherwise, past any route's timeout. A live task's kernel
+    /// acknowledges at once, however slow its function.
+    pub unacknowledged: Duration,
 }
 
 impl Default for ForwardSettings {
@@ -47,6 +63,10 @@ impl Default for ForwardSettings {
             max_attempts: 3,
             retry_pause: Duration::from_millis(100),
             idle_timeout: Duration::from_secs(30),
+            probe_after: Duration::from_secs(2),
+            probe_every: Duration::from_secs(1),
+            probes: 3,
+            unacknowledged: Duration::from_secs(5),
         }
     }
 }
@@ -67,6 +87,12 @@ pub enum ForwardError {
     /// connection, sent a broken answer): not retried.
     #[error("the task at {addr} failed the request: {reason}")]
     Request { addr: SocketAddr, reason: String },
+    /// The task stopped answering while it had the request: its kernel
+    /// answered none of the connection's keep-alive probes, so its node is
+    /// gone (killed, cut off), not only its function. The function may have
+    /// run part of the call.
+    #[error("the task at {addr} stopped answering while it had the request (its node is gone): {reason}")]
+    Lost { addr: SocketAddr, reason: String },
     /// The request cannot be sent at all (its URI, say).
     #[error("cannot forward the request: {0}")]
     BadRequest(String),
@@ -96,6 +122,10 @@ impl Forwarder {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(settings.connect_timeout));
         connector.set_nodelay(true);
+        connector.set_keepalive(Some(settings.probe_after));
+        connector.set_keepalive_interval(Some(settings.probe_every));
+        connector.set_keepalive_retries(Some(settings.probes));
+        connector.set_tcp_user_timeout(Some(settings.unacknowledged));
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(settings.idle_timeout)
@@ -192,6 +222,9 @@ impl Forwarder {
                 Err(e) => {
                     let reason = chain(&e);
                     tracing::debug!(task = %addr, error = %reason, "request to task failed");
+                    if timed_out(&e) {
+                        return Err(ForwardError::Lost { addr, reason });
+                    }
                     return Err(ForwardError::Request { addr, reason });
                 }
             }
@@ -234,6 +267,24 @@ impl Body for LeasedBody {
 
 /// An error with its causes, `a: b: c` (hyper-util's own message is only
 /// "client error (Connect)").
+/// Whether `e` comes from the connection timing out: keep-alive probes (or
+/// data) left unacknowledged by the task's kernel. A function cannot cause
+/// that (its kernel answers for it whatever it does); a closed or reset
+/// connection, which it can cause, is not this.
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(cause) = source {
+        if cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
 fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
@@ -339,6 +390,23 @@ mod tests {
     }
 
     /// An address nobody listens on (a listener bound, then closed).
+    #[derive(Debug, thiserror::Error)]
+    #[error("request failed")]
+    struct Wrapped(#[source] std::io::Error);
+
+    #[test]
+    fn only_a_connection_timing_out_counts_as_a_task_lost() {
+        use std::io::{Error, ErrorKind};
+        assert!(timed_out(&Wrapped(Error::from(ErrorKind::TimedOut))));
+        for kind in [
+            ErrorKind::ConnectionReset,
+            ErrorKind::UnexpectedEof,
+            ErrorKind::BrokenPipe,
+        ] {
+            assert!(!timed_out(&Wrapped(Error::from(kind))), "{kind:?}");
+        }
+    }
+
     async fn dead() -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         listener.local_addr().unwrap()

@@ -175,7 +175,9 @@ impl RunError {
                 ServiceError::Forward { source, .. } => match source {
                     // Nothing reached a task: the service is not there for now.
                     ForwardError::NoTasks | ForwardError::Connect { .. } => ErrorKind::Unavailable,
-                    ForwardError::Request { .. } => ErrorKind::BadGateway,
+                    ForwardError::Request { .. } | ForwardError::Lost { .. } => {
+                        ErrorKind::BadGateway
+                    }
                     ForwardError::BadRequest(why) => return ApiError::bad_request(why.clone()),
                 },
             },
@@ -197,6 +199,13 @@ impl RunError {
                 | ServiceError::Unpublished { .. }
                 | ServiceError::Forward {
                     source: ForwardError::NoTasks | ForwardError::Connect { .. },
+                    ..
+                } => true,
+                // The task's node died under the call: an async call runs
+                // again elsewhere (at least once), as one whose Ferrite node
+                // died does; the sync caller gets the 502.
+                ServiceError::Forward {
+                    source: ForwardError::Lost { .. },
                     ..
                 } => true,
                 ServiceError::Unmade(e) => e.is_transient(),
@@ -449,6 +458,27 @@ mod tests {
                 "{outcome:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_task_lost_with_its_node_is_a_502_and_an_async_call_runs_again() {
+        let outcome = Outcome::from_error(&forward(ForwardError::Lost {
+            addr: "10.0.0.9:8080".parse().unwrap(),
+            reason: "Connection timed out".into(),
+        }));
+        assert_eq!(outcome.status, CallStatus::Error);
+        let Answer::NotRun { error, again } = outcome.answer else {
+            panic!("{outcome:?}");
+        };
+        assert!(again);
+        assert_eq!(error.kind, ErrorKind::BadGateway);
+        // A task that closed the connection (its function may have) is the
+        // function's failure, counted against the route's retries.
+        let closed = Outcome::from_error(&forward(ForwardError::Request {
+            addr: "10.0.0.9:8080".parse().unwrap(),
+            reason: "connection closed before message completed".into(),
+        }));
+        assert!(matches!(closed.answer, Answer::Failed(_)), "{closed:?}");
     }
 
     #[test]
