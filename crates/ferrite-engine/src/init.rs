@@ -106,7 +106,11 @@ fn failed(why: impl std::fmt::Display) -> EngineError {
 /// step is idempotent, and each node waits until the volume holds exactly
 /// this binary before it uses it.
 pub async fn ensure_volume(docker: &Docker, node: &str) -> Result<String, EngineError> {
-    let name = volume_name();
+    ensure_named(docker, node, volume_name()).await
+}
+
+/// [`ensure_volume`] with the volume's `name`.
+async fn ensure_named(docker: &Docker, node: &str, name: String) -> Result<String, EngineError> {
     let (repo, tag) = image_name();
     let image = format!("{repo}:{tag}");
     match docker.inspect_image(&image).await {
@@ -156,7 +160,34 @@ pub async fn ensure_volume(docker: &Docker, node: &str) -> Result<String, Engine
         name: Some(helper.clone()),
         ..Default::default()
     };
-    let created = docker.create_container(Some(options), body).await?;
+    let mut tries = 0;
+    let created = loop {
+        tries += 1;
+        match docker
+            .create_container(Some(options.clone()), body.clone())
+            .await
+        {
+            Ok(created) => break created,
+            // The engine copies the image's files into an empty volume when
+            // a first container mounts it; a second node's helper created
+            // at that moment fails on a directory the copy just made. Once
+            // the copy is done the volume is not empty and nothing is
+            // copied again, so the next try finds it filled.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 500,
+                message,
+            }) if message.contains("file exists") && tries < FILL_TRIES => {
+                tracing::debug!(volume = %name, error = %message, "another node is filling the init volume");
+                let remove = RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                };
+                let _ = docker.remove_container(&helper, Some(remove)).await;
+                tokio::time::sleep(FILL_WAIT).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     let checked = wait_filled(docker, &created.id).await;
     let remove = RemoveContainerOptions {
         force: true,
@@ -241,6 +272,38 @@ async fn read_init(docker: &Docker, container: &str) -> Result<Option<Vec<u8>>, 
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// Real engine: nodes starting at once on an engine that has no init
+    /// volume yet all get it filled (the engine's copy into a new volume
+    /// races with a second container mounting it).
+    #[tokio::test]
+    async fn nodes_filling_a_new_volume_at_once_all_get_it() {
+        let docker = Docker::connect_with_local_defaults().expect("the engine");
+        let name = format!(
+            "ferrite-init-test-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        );
+        let nodes: Vec<String> = (0..6).map(|i| format!("init-test-{i}")).collect();
+        let fills = nodes
+            .iter()
+            .map(|node| ensure_named(&docker, node, name.clone()));
+        let results = futures_util::future::join_all(fills).await;
+        let _ = docker
+            .remove_volume(
+                &name,
+                None::<bollard::query_parameters::RemoveVolumeOptions>,
+            )
+            .await;
+        for result in results {
+            assert_eq!(result.expect("filled"), name);
+        }
+    }
+
     #[test]
     fn archive_holds_the_executable_and_the_socket_mount_point() {
         let bytes = super::archive().unwrap();
