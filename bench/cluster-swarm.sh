@@ -255,6 +255,10 @@ via_worker=$(calls /spread 90 "$WURL")
 log "worker: /spread through $W1's Ferrite: $via_worker"
 [[ $(nodes_of "$via_worker") == "$MANAGER,$W1,$W2" ]] || fail "/spread through $W1 was answered from $(nodes_of "$via_worker")"
 log "through a worker's Ferrite: answered from tasks on every node: $MANAGER,$W1,$W2"
+listed=$(curl -sS -f -H "$AUTH" "$WURL/v1/services" | python3 -c 'import json, sys; l = json.load(sys.stdin); print(len(l["services"]), l.get("reason", ""))') \
+  || fail "GET /v1/services through $W1"
+log "worker: GET /v1/services through $W1's Ferrite: $listed"
+[[ $listed == "0 this node's engine is a Swarm worker: it calls the tasks"* ]] || fail "GET /v1/services through $W1 says: $listed"
 # A route made through the worker's API, at zero: the manager makes its
 # service; the first call through the worker scales it up.
 curl -sS -f -H "$AUTH" -H 'Content-Type: application/json' "$WURL/v1/apps/$APP/routes" \

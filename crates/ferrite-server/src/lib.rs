@@ -149,6 +149,12 @@ pub async fn serve(
             services::relay::Relay::start(config, engine.node_id(), cancel.clone(), &tasks).await
         }
     };
+    // What `GET /v1/services` says on such a node: it calls services, and
+    // lists none.
+    let services = match (services, &relay) {
+        (Err(_), Some(_)) => Err(Arc::from(services::relay::LISTED_BY_MANAGERS)),
+        (services, _) => services,
+    };
     tracing::info!(
         route_cache_ttl = ?config.route_cache_ttl(node.bus.is_some()),
         change_bus = node.bus.as_ref().map_or("none", |bus| bus.server()),

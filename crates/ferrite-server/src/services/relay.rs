@@ -50,6 +50,9 @@ const FORGET_AFTER: Duration = Duration::from_secs(300);
 /// task or no key): a burst of such calls makes one round, not one each.
 const WOKEN_PAUSE: Duration = Duration::from_millis(200);
 
+/// Why a worker's node lists no service (`GET /v1/services`).
+pub const LISTED_BY_MANAGERS: &str = "this node's engine is a Swarm worker: it calls the tasks of service routes, and a manager's node makes, scales and lists their services";
+
 /// The service calls of a worker's node.
 pub struct Relay {
     shared: Shared,
