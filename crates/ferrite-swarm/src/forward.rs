@@ -88,8 +88,9 @@ pub enum ForwardError {
     #[error("the task at {addr} failed the request: {reason}")]
     Request { addr: SocketAddr, reason: String },
     /// The task stopped answering while it had the request: its kernel
-    /// answered none of the connection's keep-alive probes, so its node is
-    /// gone (killed, cut off), not only its function. The function may have
+    /// acknowledged neither the connection's keep-alive probes nor the
+    /// request's bytes in time, so its node is gone (killed, cut off), not
+    /// only its function. The function may have
     /// run part of the call.
     #[error("the task at {addr} stopped answering while it had the request (its node is gone): {reason}")]
     Lost { addr: SocketAddr, reason: String },

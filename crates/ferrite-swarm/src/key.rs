@@ -23,7 +23,7 @@ const KEY_BYTES: usize = 32;
 /// log line through a struct that holds it. It travels between nodes as its
 /// text, through the shared state only Ferrite nodes reach.
 #[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
+#[serde(into = "String", try_from = "String")]
 pub struct WatchdogKey(String);
 
 impl WatchdogKey {
@@ -47,14 +47,32 @@ impl WatchdogKey {
         env.into_iter()
             .filter_map(|entry| entry.split_once('='))
             .find(|(name, _)| *name == WATCHDOG_KEY_ENV)
-            .map(|(_, value)| value)
-            .filter(|value| !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic()))
-            .map(|value| WatchdogKey(value.to_string()))
+            .and_then(|(_, value)| WatchdogKey::try_from(value.to_string()).ok())
     }
 
     /// The key itself, to send or to set.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+/// A key read from elsewhere (a spec, the shared state) counts only when it
+/// can be sent: not empty, visible ASCII only.
+impl TryFrom<String> for WatchdogKey {
+    type Error = &'static str;
+
+    fn try_from(value: String) -> Result<WatchdogKey, &'static str> {
+        if !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic()) {
+            Ok(WatchdogKey(value))
+        } else {
+            Err("a watchdog key is visible ASCII, not empty")
+        }
+    }
+}
+
+impl From<WatchdogKey> for String {
+    fn from(key: WatchdogKey) -> String {
+        key.0
     }
 }
 

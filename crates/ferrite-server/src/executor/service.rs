@@ -9,7 +9,7 @@ use ferrite_model::{App, CallStatus, Route};
 use super::{Answer, CallLog, CallRequest, Outcome, RunError};
 use crate::metrics::calls::End;
 use crate::services::relay::Relay;
-use crate::services::{ServiceError, ServiceState};
+use crate::services::{ServiceError, ServiceState, Services};
 
 /// Run `call` of `route` on its service, when this node runs services or
 /// calls them through `relay` (a Swarm worker's node).
@@ -20,9 +20,12 @@ pub(super) async fn run(
     route: &Route,
     call: &CallRequest,
 ) -> Result<Outcome, RunError> {
-    if let (Err(why), None) = (services, relay) {
-        return Err(ServiceError::NotHere(why.to_string()).into());
-    }
+    // A manager's node runs the service; a worker's calls its tasks.
+    let by = match (services, relay) {
+        (Ok(services), _) => By::Manager(services),
+        (Err(_), Some(relay)) => By::Worker(relay),
+        (Err(why), None) => return Err(ServiceError::NotHere(why.to_string()).into()),
+    };
     let target = task_target(route, call);
     let uri = target.parse().map_err(|e| ServiceError::BadTarget {
         target: target.clone(),
@@ -38,10 +41,9 @@ pub(super) async fn run(
         request_url: &call.request_url,
     };
     set_fact_headers(request.headers_mut(), &route.app_name, &route.path, &facts);
-    let (response, timings) = match (services, relay) {
-        (Ok(services), _) => services.call(app, route, request).await?,
-        (Err(_), Some(relay)) => relay.call(route, request).await?,
-        (Err(why), None) => return Err(ServiceError::NotHere(why.to_string()).into()),
+    let (response, timings) = match by {
+        By::Manager(services) => services.call(app, route, request).await?,
+        By::Worker(relay) => relay.call(route, request).await?,
     };
     let (status, error) = match response.status() {
         answered if answered.is_success() => (CallStatus::Success, None),
@@ -59,6 +61,12 @@ pub(super) async fn run(
         timings: Some(timings),
         streamed: None,
     })
+}
+
+/// Who forwards a call to a service's task on this node.
+enum By<'a> {
+    Manager(&'a Services),
+    Worker(&'a Relay),
 }
 
 /// What a task of `route`'s service is sent for `call`: the route's path

@@ -3,6 +3,7 @@
 //! (bounded, then 503), and forwarded to the task with the fewest
 //! outstanding requests.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use tokio::net::TcpStream;
 use super::{Managed, Services};
 
 /// How long one readiness probe of a new task may take.
-pub(super) const PROBE_TIMEOUT: Duration = Duration::from_millis(250);
+const PROBE_TIMEOUT: Duration = Duration::from_millis(250);
 /// Pause between rounds of probes while a first task starts (each round
 /// asks the engine for the tasks' addresses while the watcher has none).
 pub(super) const PROBE_PAUSE: Duration = Duration::from_millis(50);
@@ -118,35 +119,16 @@ impl Services {
                 _ => known,
             }
         };
-        let call = async {
-            let key = managed.key();
-            let forwarded = self
-                .forward_with(&managed, &addresses, &request, &key)
-                .await?;
-            if !refused_key(&forwarded) {
-                return Ok(forwarded);
-            }
-            // The watchdog refused the key before running anything, so the
-            // call may go again, once, with the service's current key.
-            match self.reread_key(&managed, &key).await {
-                Some(fresh) => {
-                    drop(forwarded);
-                    self.forward_with(&managed, &addresses, &request, &fresh)
-                        .await
-                }
-                None => Ok(forwarded),
-            }
-        };
-        let running = Instant::now();
-        let forwarded = tokio::time::timeout_at(deadline.into(), call)
-            .await
-            .map_err(|_| ServiceError::TimedOut)?
-            .map_err(|source| ServiceError::Forward {
-                service: managed.name.clone(),
-                source,
-            })?;
-        timings.run = running.elapsed();
-        Ok((forwarded.response.map(Body::new), timings))
+        let key = managed.key();
+        let call = forward_with_key(
+            &self.forwarder,
+            &managed.balancer,
+            &addresses,
+            &request,
+            &key,
+            || self.reread_key(&managed, &key),
+        );
+        answer_by(deadline, &managed.name, timings, call).await
     }
 
     /// While `managed` moves to a new image: the ready addresses of tasks
@@ -199,21 +181,58 @@ impl Services {
             tokio::time::sleep(PROBE_PAUSE).await;
         }
     }
+}
 
-    async fn forward_with(
-        &self,
-        managed: &Managed,
-        addresses: &impl Fn() -> Addresses,
-        request: &Request<Bytes>,
-        key: &WatchdogKey,
-    ) -> Result<Forwarded, ForwardError> {
-        forward_keyed(&self.forwarder, &managed.balancer, addresses, request, key).await
+/// The answer of `call` (forwarding to a task of `service`), within the
+/// call's `deadline`, with the time it took in `timings.run`.
+pub(super) async fn answer_by(
+    deadline: Instant,
+    service: &str,
+    mut timings: Timings,
+    call: impl Future<Output = Result<Forwarded, ForwardError>>,
+) -> Result<(Response<Body>, Timings), ServiceError> {
+    let running = Instant::now();
+    let forwarded = tokio::time::timeout_at(deadline.into(), call)
+        .await
+        .map_err(|_| ServiceError::TimedOut)?
+        .map_err(|source| ServiceError::Forward {
+            service: service.to_string(),
+            source,
+        })?;
+    timings.run = running.elapsed();
+    Ok((forwarded.response.map(Body::new), timings))
+}
+
+/// Forward `request` with `key`. When the watchdog refuses the key, it ran
+/// nothing, so the call goes again, once, with the key `fresh` finds (the
+/// service was made again with a new one); `None`: the refusal is the answer.
+pub(super) async fn forward_with_key<Fresh>(
+    forwarder: &Forwarder,
+    balancer: &Arc<Balancer>,
+    addresses: &impl Fn() -> Addresses,
+    request: &Request<Bytes>,
+    key: &WatchdogKey,
+    fresh: impl FnOnce() -> Fresh,
+) -> Result<Forwarded, ForwardError>
+where
+    Fresh: Future<Output = Option<WatchdogKey>>,
+{
+    let forwarded = forward_keyed(forwarder, balancer, addresses, request, key).await?;
+    if !refused_key(&forwarded) {
+        return Ok(forwarded);
+    }
+    match fresh().await {
+        Some(fresh) => {
+            drop(forwarded);
+            forward_keyed(forwarder, balancer, addresses, request, &fresh).await
+        }
+        None => Ok(forwarded),
     }
 }
 
 /// Forward a copy of `request` with `key` in the watchdog's key header
 /// (replacing any the client sent).
-pub(super) async fn forward_keyed(
+async fn forward_keyed(
     forwarder: &Forwarder,
     balancer: &Arc<Balancer>,
     addresses: &impl Fn() -> Addresses,
@@ -232,7 +251,7 @@ pub(super) async fn forward_keyed(
 }
 
 /// Whether a watchdog answered that the call's key was not its own.
-pub(super) fn refused_key(forwarded: &Forwarded) -> bool {
+fn refused_key(forwarded: &Forwarded) -> bool {
     let response = &forwarded.response;
     response.status() == StatusCode::UNAUTHORIZED
         && response.headers().contains_key(KEY_REFUSED_HEADER)

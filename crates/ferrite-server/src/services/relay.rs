@@ -38,7 +38,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::call::{forward_keyed, probe, refused_key, ServiceError, PROBE_PAUSE};
+use super::call::{answer_by, forward_with_key, probe, ServiceError, PROBE_PAUSE};
 use super::meter::ConcurrencyMeter;
 use super::shared_load::{to_next_second, Published};
 use crate::ServerConfig;
@@ -84,6 +84,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Relayed {
+    fn new(name: &str, port: u16, key: Option<WatchdogKey>) -> Arc<Relayed> {
+        Arc::new(Relayed {
+            name: name.to_string(),
+            port,
+            balancer: Balancer::new(),
+            meter: ConcurrencyMeter::new(Instant::now()),
+            addresses: Mutex::new(Arc::from(Vec::new())),
+            key: Mutex::new(key),
+            last_call: Mutex::new(Instant::now()),
+        })
+    }
+
     fn addresses(&self) -> Addresses {
         lock(&self.addresses).clone()
     }
@@ -134,28 +146,12 @@ impl Relay {
 
     fn relayed(&self, name: &str, port: u16) -> Arc<Relayed> {
         let mut relayed = lock(&self.relayed);
-        let entry = relayed.entry(name.to_string()).or_insert_with(|| {
-            Arc::new(Relayed {
-                name: name.to_string(),
-                port,
-                balancer: Balancer::new(),
-                meter: ConcurrencyMeter::new(Instant::now()),
-                addresses: Mutex::new(Arc::from(Vec::new())),
-                key: Mutex::default(),
-                last_call: Mutex::new(Instant::now()),
-            })
-        });
+        let entry = relayed
+            .entry(name.to_string())
+            .or_insert_with(|| Relayed::new(name, port, None));
         // The route's port changed: what was found at the old one is not it.
         if entry.port != port {
-            *entry = Arc::new(Relayed {
-                name: name.to_string(),
-                port,
-                balancer: Balancer::new(),
-                meter: ConcurrencyMeter::new(Instant::now()),
-                addresses: Mutex::new(Arc::from(Vec::new())),
-                key: Mutex::new(entry.key()),
-                last_call: Mutex::new(Instant::now()),
-            });
+            *entry = Relayed::new(name, port, entry.key());
         }
         entry.clone()
     }
@@ -216,48 +212,22 @@ impl Relay {
             Some(ready) => ready.clone(),
             None => relayed.addresses(),
         };
-        let call = async {
-            let forwarded = forward_keyed(
-                &self.forwarder,
-                &relayed.balancer,
-                &addresses,
-                &request,
-                &key,
-            )
-            .await?;
-            if !refused_key(&forwarded) {
-                return Ok(forwarded);
-            }
-            // The service was made again with a new key: once the holder
-            // publishes it, the call goes again, once (the watchdog ran
-            // nothing).
+        // The service was made again with a new key: once the holder
+        // publishes it, the call goes again.
+        let fresh = || async {
             self.wake.notify_one();
             tokio::time::sleep(WOKEN_PAUSE * 2).await;
-            match relayed.key() {
-                Some(fresh) if fresh != key => {
-                    drop(forwarded);
-                    forward_keyed(
-                        &self.forwarder,
-                        &relayed.balancer,
-                        &addresses,
-                        &request,
-                        &fresh,
-                    )
-                    .await
-                }
-                _ => Ok(forwarded),
-            }
+            relayed.key().filter(|fresh| *fresh != key)
         };
-        let running = Instant::now();
-        let forwarded = tokio::time::timeout_at(deadline.into(), call)
-            .await
-            .map_err(|_| ServiceError::TimedOut)?
-            .map_err(|source| ServiceError::Forward {
-                service: name.clone(),
-                source,
-            })?;
-        timings.run = running.elapsed();
-        Ok((forwarded.response.map(Body::new), timings))
+        let call = forward_with_key(
+            &self.forwarder,
+            &relayed.balancer,
+            &addresses,
+            &request,
+            &key,
+            fresh,
+        );
+        answer_by(deadline, &name, timings, call).await
     }
 
     /// Every second (on the second, as every node publishes), and when a
