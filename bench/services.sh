@@ -70,7 +70,7 @@ cleanup() {
     docker images -q --filter "label=org.ferrite.owner=$ID" | xargs -r docker rmi -f >/dev/null 2>&1 || true
     [[ -z $(docker images -q --filter "label=org.ferrite.owner=$ID") ]] && break; sleep 1
   done
-  if [[ $SWARM == initialised ]]; then docker swarm leave --force >/dev/null 2>&1 || true; fi
+  if [[ $SWARM == initialised ]]; then swarm_leave; fi
   rm -rf "$WORK"
   exit "$status"
 }

@@ -75,6 +75,13 @@ swarm_ensure() {
   echo initialised
 }
 
+# Leaves the Swarm that swarm_ensure initialised, with the bridge Docker
+# made for it (docker_gwbridge outlives the Swarm otherwise).
+swarm_leave() {
+  docker swarm leave --force >/dev/null 2>&1 || true
+  docker network rm docker_gwbridge >/dev/null 2>&1 || true
+}
+
 # haproxy_config PORT ADDR...: an HAProxy configuration (printed) for
 # 127.0.0.1:PORT in front of Ferrite nodes at ADDR (host:port), as
 # docs/operating.md describes it: calls balanced by a consistent hash of the

@@ -65,9 +65,7 @@ cleanup() {
     sleep 1
   done
   rm -f "$KEYFILE"
-  if [[ -n $LEFT_SWARM ]]; then
-    docker swarm leave --force >/dev/null 2>&1 || true
-  fi
+  if [[ -n $LEFT_SWARM ]]; then swarm_leave; fi
   exit "$status"
 }
 trap cleanup EXIT

@@ -53,11 +53,7 @@ cleanup() {
   docker ps -aq --filter label=org.ferrite.swarm-nodes | xargs -r docker rm -f -v >/dev/null 2>&1 || true
   docker volume ls -q --filter label=org.ferrite.swarm-nodes | xargs -r docker volume rm >/dev/null 2>&1 || true
   docker network ls -q --filter label=org.ferrite.swarm-nodes | xargs -r docker network rm >/dev/null 2>&1 || true
-  if [ "$SWARM" = initialised ]; then
-    docker swarm leave --force >/dev/null 2>&1 || true
-    # Docker makes this bridge for the Swarm and keeps it after leaving.
-    docker network rm docker_gwbridge >/dev/null 2>&1 || true
-  fi
+  if [ "$SWARM" = initialised ]; then swarm_leave; fi
 }
 trap cleanup EXIT
 

@@ -16,7 +16,9 @@
 //!
 //! Forgetting cached routes is enough for containers too: the engine keeps
 //! the definition each pool of hot containers and containers started ahead
-//! was made for, and replaces the pool when a call brings another one.
+//! was made for, and replaces the pool when a call brings another one (an
+//! app's config changed); and a route read again that serves other versions
+//! than before drops its containers of every version (`route_cache`).
 //! Without a bus (SQLite: one node) the route cache's TTL bounds how long a
 //! stale route is served.
 

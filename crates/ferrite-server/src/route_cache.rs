@@ -10,6 +10,13 @@
 //! of [`READ_STRIPES`] locks (chosen by the route) and the first one's read
 //! serves the others.
 //!
+//! A read that finds the route serving other versions than the entry it
+//! replaces (a change this node was not told of: a message lost while the
+//! bus was down) drops the route's containers on this node, as the change
+//! message would have: the engine keeps a pool per version, and a version
+//! no longer served would otherwise keep its containers until their idle
+//! timeout.
+//!
 //! While the store is unavailable, a route known from before is served as
 //! it was last read (stale), expired or marked or not: a change needs the
 //! store, so none can have been made through a node meanwhile. Each route
@@ -30,6 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
+use ferrite_engine::Engine;
 use ferrite_model::route::version;
 use ferrite_model::{App, Route};
 use ferrite_store::{Store, StoreError};
@@ -109,11 +117,19 @@ pub struct RouteCache {
     ttl: Duration,
     /// Where the gates of apps come from.
     limiter: Limiter,
+    /// Whose containers of a route go when a read finds it serving other
+    /// versions (`None` in tests without an engine).
+    engine: Option<Arc<Engine>>,
 }
 
 impl RouteCache {
     /// A cache of at most `capacity` routes.
-    pub fn new(ttl: Duration, capacity: u64, limiter: Limiter) -> RouteCache {
+    pub fn new(
+        ttl: Duration,
+        capacity: u64,
+        limiter: Limiter,
+        engine: Option<Arc<Engine>>,
+    ) -> RouteCache {
         RouteCache {
             slots: Cache::new(capacity),
             reading: (0..READ_STRIPES)
@@ -124,6 +140,7 @@ impl RouteCache {
             outages: Mutex::default(),
             ttl,
             limiter,
+            engine,
         }
     }
 
@@ -165,11 +182,17 @@ impl RouteCache {
         match self.read(store, app, path).await {
             Ok(entry) => {
                 self.store_answered(outages_before);
+                let before = self.slots.get(&key);
+                if let (Some(engine), Some(before)) = (&self.engine, &before) {
+                    // Before the new entry is used, so no call makes a
+                    // container of a new version that this would drop.
+                    if serving(&before.entry.route) != serving(&entry.route) {
+                        tracing::info!(app, path, "the route serves other versions than this node knew: its containers here go");
+                        engine.forget_route(app, path);
+                    }
+                }
                 // Warned once in this outage stays warned.
-                let warned_in = self
-                    .slots
-                    .get(&key)
-                    .map_or(0, |slot| slot.warned_in.load(Ordering::SeqCst));
+                let warned_in = before.map_or(0, |slot| slot.warned_in.load(Ordering::SeqCst));
                 let forgotten_meanwhile = self.forgets.load(Ordering::SeqCst) != forgets_before;
                 let slot = Slot {
                     entry: entry.clone(),
@@ -220,11 +243,12 @@ impl RouteCache {
         }
         let app_record = store.get_app(app).await?;
         let gate = self.limiter.gate(&app_record);
-        let serving = match route.traffic {
-            Some(_) => route.traffic_versions(),
-            None => vec![route.version],
-        };
-        let metrics = RouteMetrics::new(&route.app_name, &route.path, Kind::of(&route), &serving);
+        let metrics = RouteMetrics::new(
+            &route.app_name,
+            &route.path,
+            Kind::of(&route),
+            &serving(&route),
+        );
         Ok(Arc::new(Cached {
             route,
             versions,
@@ -287,6 +311,14 @@ impl RouteCache {
     }
 }
 
+/// The versions that serve `route`'s calls.
+fn serving(route: &Route) -> Vec<u32> {
+    match route.traffic {
+        Some(_) => route.traffic_versions(),
+        None => vec![route.version],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,6 +345,7 @@ mod tests {
             Duration::from_secs(600),
             1_000,
             Limiter::new(AppLimits::default()),
+            None,
         );
         let gets = (0..16).map(|_| routes.get(&store, "app", "/hello"));
         let entries = futures_util::future::join_all(gets).await;
@@ -342,6 +375,7 @@ mod tests {
             Duration::from_secs(600),
             10,
             Limiter::new(AppLimits::default()),
+            None,
         );
         for i in 0..40 {
             routes.get(&store, "app", &format!("/r{i}")).await.unwrap();
@@ -356,7 +390,12 @@ mod tests {
 
     fn cache() -> RouteCache {
         // A TTL of zero: every lookup asks the store first.
-        RouteCache::new(Duration::ZERO, 1_000, Limiter::new(AppLimits::default()))
+        RouteCache::new(
+            Duration::ZERO,
+            1_000,
+            Limiter::new(AppLimits::default()),
+            None,
+        )
     }
 
     #[tokio::test]

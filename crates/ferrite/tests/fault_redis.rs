@@ -9,7 +9,9 @@
 //! every accepted (202) call runs (lost = 0, duplicates counted); node B
 //! serves the route as changed during the fault, with containers of the new
 //! definition. The route cache TTL is ten minutes, so only the change bus
-//! (reconnected) can explain what node B serves.
+//! (reconnected) can explain what node B serves; the sync route's
+//! idle timeout is ten minutes too, so only node B reading the changed
+//! route can explain its old containers going.
 
 mod common;
 
@@ -93,7 +95,7 @@ fn under_load(fault: Fault, name: &str) {
         &app,
         [
             json!({"path": "/sync", "image": "ferrite/hot-hello", "confinement": {"network": "none"}, "format": "http",
-               "headers": {"X-Version": ["1"]}}),
+               "headers": {"X-Version": ["1"]}, "idle_timeout": 600}),
             json!({"path": "/async", "image": "ferrite/hot-hello", "confinement": {"network": "none"}, "format": "http",
                "type": "async", "max_concurrency": 4}),
         ],
@@ -168,11 +170,13 @@ fn under_load(fault: Fault, name: &str) {
         served,
         "node B still serves the route as it was before the fault"
     );
+    let served_at = Instant::now();
     let replaced = eventually(Duration::from_secs(30), || {
         route_containers(&b.node_id, "/sync")
             .iter()
             .all(|id| !before_b.contains(id))
     });
+    let replaced_after = served_at.elapsed();
     sleep(Duration::from_secs(3));
     let records = load.stop();
 
@@ -201,9 +205,11 @@ fn under_load(fault: Fault, name: &str) {
 
     println!(
         "redis {name}: fault {fault_secs:.1} s; route change through node A took {:.2} s during it; \
-         node B served it {:.2} s after Redis was back; B's old containers replaced: {replaced}",
+         node B served it {:.2} s after Redis was back; B's old containers replaced: {replaced} \
+         ({:.2} s after that)",
         change_took.as_secs_f64(),
-        caught_up.as_secs_f64()
+        caught_up.as_secs_f64(),
+        replaced_after.as_secs_f64()
     );
     println!(
         "sync (after {warming} calls while the nodes warmed up): {sync_ok} of {} answered 200; \

@@ -103,6 +103,7 @@ impl AppState {
             config.route_cache_ttl(node.bus.is_some()),
             config.route_cache_capacity,
             Limiter::new(config.app_limit_defaults()),
+            Some(node.engine.clone()),
         ));
         let changes = Arc::new(Changes::new(
             node.engine.node_id(),
