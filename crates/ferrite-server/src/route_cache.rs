@@ -187,7 +187,7 @@ impl RouteCache {
                     // Before the new entry is used, so no call makes a
                     // container of a new version that this would drop.
                     if serving(&before.entry.route) != serving(&entry.route) {
-                        tracing::info!(app, path, "the route serves other versions than this node knew: its containers here go");
+                        tracing::info!(app, path, "a read found the route serving other versions: its containers on this node go");
                         engine.forget_route(app, path);
                     }
                 }
