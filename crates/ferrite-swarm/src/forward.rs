@@ -90,8 +90,7 @@ pub enum ForwardError {
     /// The task stopped answering while it had the request: its kernel
     /// acknowledged neither the connection's keep-alive probes nor the
     /// request's bytes in time, so its node is gone (killed, cut off), not
-    /// only its function. The function may have
-    /// run part of the call.
+    /// only its function. The function may have run part of the call.
     #[error("the task at {addr} stopped answering while it had the request (its node is gone): {reason}")]
     Lost { addr: SocketAddr, reason: String },
     /// The request cannot be sent at all (its URI, say).
